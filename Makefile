@@ -1,0 +1,34 @@
+# The project's two commands: `make demo` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+# Installed before anything else so that fairseq's plain `torch` requirement is already met.
+# On these machines torch==2.13.0 resolves to a local CPU wheel; on a GPU machine pass your own,
+# e.g. `make test TORCH='torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121'`.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rxf-installed
+
+.PHONY: install test demo clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e '.[test]'
+	@touch $@
+
+test: $(STAMP)
+	@$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+demo: $(STAMP)
+	$(BIN)/rxf-demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_output

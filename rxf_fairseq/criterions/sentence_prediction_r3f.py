@@ -1,0 +1,107 @@
+"""R3F for sentence classification and regression: fairseq's ``sentence_prediction`` + lambda * KL_S."""
+
+from dataclasses import dataclass, field
+
+import torch
+from fairseq.criterions import register_criterion
+from fairseq.criterions.sentence_prediction import (
+    SentencePredictionConfig,
+    SentencePredictionCriterion,
+)
+from fairseq.dataclass import ChoiceEnum
+from fairseq.logging import metrics
+
+from rxf_fairseq.capture import captured_outputs, single_output
+from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
+from rxf_fairseq.noise import NOISE_TYPES, check_noise_args, find_encoder_token_embedding, noised_token_embeddings
+
+
+@dataclass
+class RXFSentencePredictionR3FConfig(SentencePredictionConfig):
+    eps: float = field(
+        default=1e-5,
+        metadata={"help": "noise scale: z ~ U(-eps, eps) or N(0, eps^2) is added to the encoder's "
+                  "token embeddings in the second forward pass; 0 = no noise (dropout only)"},
+    )
+    r3f_lambda: float = field(
+        default=1.0,
+        metadata={"help": "weight of the consistency term: loss = task loss + lambda * per-sentence "
+                  "symmetric KL (scaled as fairseq's examples/rxf); 0 = standard fine-tuning"},
+    )
+    noise_type: ChoiceEnum(list(NOISE_TYPES)) = field(
+        default="uniform", metadata={"help": "distribution of the embedding noise"}
+    )
+
+
+def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
+    check_noise_args(eps, noise_type)
+    if not r3f_lambda >= 0:
+        raise ValueError(f"--r3f-lambda must be >= 0, got {r3f_lambda!r}")
+
+
+@register_criterion("sentence_prediction_r3f", dataclass=RXFSentencePredictionR3FConfig)
+class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
+    """loss = fairseq's sentence_prediction loss + lambda * sum over sentences of
+    KL_S(g.f(x) || g.f(x + z)), gradients through both passes. The trainer divides by the number of
+    sentences, so lambda weighs the mean per-sentence symmetric KL, as in the reference.
+
+    Regression heads (``--regression-target``) have no distribution to compare; they get
+    lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``.
+    """
+
+    def __init__(self, cfg: RXFSentencePredictionR3FConfig, task):
+        super().__init__(cfg, task)
+        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+        self.noise_eps = cfg.eps  # self.eps is label smoothing in fairseq's base class
+        self.r3f_lambda = cfg.r3f_lambda
+        self.noise_type = str(cfg.noise_type)
+        self._checked_model = None
+
+    def _check_model(self, model) -> None:
+        if self._checked_model is model:
+            return
+        heads = getattr(model, "classification_heads", None)
+        if heads is None or self.classification_head_name not in heads:
+            raise ValueError(
+                f"--criterion sentence_prediction_r3f needs a model with the classification head "
+                f"--classification-head-name {self.classification_head_name!r}; "
+                f"{type(model).__name__} has {sorted(heads.keys()) if heads is not None else 'no heads'}"
+            )
+        find_encoder_token_embedding(model)
+        self._checked_model = model
+
+    def forward(self, model, sample, reduce=True):
+        self._check_model(model)
+        with captured_outputs(model) as outputs:
+            loss, sample_size, logging_output = super().forward(model, sample, reduce)
+        if not (model.training and self.r3f_lambda > 0):
+            return loss, sample_size, logging_output
+        clean_logits = single_output(outputs, "sentence_prediction_r3f")[0]
+
+        with noised_token_embeddings(model, self.noise_eps, self.noise_type):
+            noised_logits, _ = model(
+                **sample["net_input"],
+                features_only=True,
+                classification_head_name=self.classification_head_name,
+            )
+        if self.regression_target:
+            term, key = squared_prediction_change(clean_logits, noised_logits), "noise_sq_err"
+        else:
+            term, key = symmetric_kl(clean_logits, noised_logits), "symm_kl"
+        loss = loss + self.r3f_lambda * term
+        logging_output["loss"] = loss.data
+        logging_output[key] = term.data
+        return loss, sample_size, logging_output
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        super().reduce_metrics(logging_outputs)
+        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
+        for key in ("symm_kl", "noise_sq_err"):
+            if sample_size > 0 and any(key in log for log in logging_outputs):
+                total = sum(log.get(key, 0) for log in logging_outputs)
+                metrics.log_scalar(key, float(total) / sample_size, sample_size)
+
+    def logging_outputs_can_be_summed(self) -> bool:
+        # Lists of predictions (MCC, F1, Pearson reporting) cannot be summed across workers.
+        return not self.keep_pred_and_targ

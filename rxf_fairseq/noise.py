@@ -1,0 +1,119 @@
+"""The noise z of R3F and the one place it enters a model: the encoder's token embeddings.
+
+The paper's objective is KL_S(g.f(x) || g.f(x + z)) with x the *token embeddings*. fairseq's
+examples/rxf passes ``token_embeddings=`` through ``model(...)``, which RoBERTa's encoder silently
+drops, so its noised pass sees clean embeddings. Here the noise is added by a forward hook on the
+encoder's token-embedding module itself, which no forward signature can bypass, and the hook counts
+its applications so a model that never calls the layer fails loudly instead of training without noise.
+"""
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Tuple
+
+import torch
+from torch import Tensor, nn
+
+NOISE_TYPES = ("uniform", "normal")
+
+
+def check_noise_args(eps: float, noise_type: str, eps_flag: str = "--eps") -> None:
+    """Reject settings the noise cannot honour, naming the flag at fault."""
+    if not eps >= 0:  # also rejects NaN
+        raise ValueError(f"{eps_flag} must be >= 0 (the noise scale), got {eps!r}")
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(
+            f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}"
+        )
+
+
+def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
+    """z ~ U(-eps, eps) or N(0, eps^2), shaped like ``like`` and on its device and dtype.
+
+    Drawn in fp32 from torch's default generator of ``like.device`` (fairseq reseeds it with
+    ``seed + num_updates`` before every update, so a resumed run draws the same noise), then cast.
+    eps = 0 gives exact zeros (the reference crashes on ``Uniform(-0, 0)``).
+    """
+    check_noise_args(eps, noise_type)
+    noise = torch.zeros(like.shape, device=like.device, dtype=torch.float32)
+    if eps > 0:
+        if noise_type == "uniform":
+            noise.uniform_(-eps, eps)
+        else:
+            noise.normal_(0.0, eps)
+    return noise.to(like.dtype)
+
+
+def find_encoder_token_embedding(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
+    """Return ``(embed_tokens, encoder)``: the encoder's token-embedding layer and the module
+    whose forward pass scopes the noise.
+
+    RoBERTa/XLM-R keep a TransformerEncoder in ``model.encoder.sentence_encoder``; BART and
+    fairseq ``transformer`` models have ``model.encoder.embed_tokens`` directly. The encoder scope
+    matters when the embedding matrix is shared with the decoder: only encoder calls are noised.
+    """
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(
+            f"R3F needs a model with an encoder (model.encoder); {type(model).__name__} has none"
+        )
+    scope = getattr(encoder, "sentence_encoder", None)
+    if not isinstance(scope, nn.Module):
+        scope = encoder
+    embed_tokens = getattr(scope, "embed_tokens", None)
+    if not isinstance(embed_tokens, nn.Module):
+        raise ValueError(
+            f"R3F perturbs the encoder's token embeddings, but {type(model).__name__}'s encoder "
+            f"({type(scope).__name__}) has no embed_tokens module"
+        )
+    return embed_tokens, scope
+
+
+@dataclass
+class NoiseRecord:
+    """What the hook did during one noised forward pass."""
+
+    applications: int = 0
+    changed_fraction: float = float("nan")
+
+
+@contextlib.contextmanager
+def noised_token_embeddings(
+    model: nn.Module, eps: float, noise_type: str
+) -> Iterator[NoiseRecord]:
+    """Within the block, every call of the encoder's token-embedding layer *made by the encoder*
+    returns ``embedding + z`` with fresh noise z. Gradients flow through the noised output as
+    through the clean one. On exit, raises if the noise never reached the model.
+    """
+    embed_tokens, encoder = find_encoder_token_embedding(model)
+    record = NoiseRecord()
+    inside_encoder = [False]
+
+    def enter_encoder(module, args):
+        inside_encoder[0] = True
+
+    def leave_encoder(module, args, output):
+        inside_encoder[0] = False
+
+    def add_noise(module, args, output):
+        if not inside_encoder[0]:
+            return None
+        noised = output + sample_embedding_noise(output, eps, noise_type)
+        record.applications += 1
+        return noised
+
+    handles = [
+        encoder.register_forward_pre_hook(enter_encoder),
+        encoder.register_forward_hook(leave_encoder),
+        embed_tokens.register_forward_hook(add_noise),
+    ]
+    try:
+        yield record
+    finally:
+        for handle in handles:
+            handle.remove()
+    if record.applications == 0:
+        raise RuntimeError(
+            f"R3F noise never reached the model: {type(encoder).__name__}.forward did not call its "
+            f"token-embedding layer ({type(embed_tokens).__name__}) during the noised forward pass"
+        )

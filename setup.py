@@ -1,0 +1,30 @@
+"""Packaging for rxf-fairseq: the R3F/R4F fairseq plugin (``--user-dir rxf_fairseq``)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="rxf-fairseq",
+    version="0.1.0",
+    description=(
+        "R3F/R4F fine-tuning (Aghajanyan et al., 2020, 'Better Fine-Tuning by Reducing "
+        "Representational Collapse') as a fairseq plugin"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.8",
+    packages=find_packages(include=["rxf_fairseq", "rxf_fairseq.*"]),
+    install_requires=[
+        # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
+        # with the 3.11 fixes and installs the same ``fairseq`` package.
+        "fairseq==0.12.2; python_version < '3.11'",
+        "fairseq-fixed==0.12.3.1; python_version >= '3.11'",
+        # Any torch fairseq accepts; users on GPUs bring their own CUDA build.
+        "torch",
+        "sacremoses",
+        "sentencepiece",
+        "rouge-score",
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main"]},
+)
