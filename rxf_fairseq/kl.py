@@ -12,23 +12,24 @@ def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Optional[Tensor] = No
 
     Softmax over the last dimension, always in fp32 (fp16 log-probabilities lose the tiny differences
     that a 1e-5 perturbation makes). ``mask`` (shape ``logits.shape[:-1]``, True = keep) drops
-    positions such as padding. Formulated with ``F.kl_div`` exactly as fairseq's examples/rxf, so
-    an unmasked batch gives the reference's value.
+    positions such as padding. The terms are fairseq's examples/rxf ones (``F.kl_div``), with the
+    targets given as log-probabilities so that identical inputs give exactly 0.
     """
     if logits_p.shape != logits_q.shape:
         raise ValueError(f"logit shapes differ: {tuple(logits_p.shape)} vs {tuple(logits_q.shape)}")
     log_p = F.log_softmax(logits_p, dim=-1, dtype=torch.float32)
     log_q = F.log_softmax(logits_q, dim=-1, dtype=torch.float32)
     if mask is None:
-        return F.kl_div(log_q, log_p.exp(), reduction="sum") + F.kl_div(
-            log_p, log_q.exp(), reduction="sum"
+        return F.kl_div(log_q, log_p, reduction="sum", log_target=True) + F.kl_div(
+            log_p, log_q, reduction="sum", log_target=True
         )
     if mask.shape != logits_p.shape[:-1]:
         raise ValueError(
             f"mask shape {tuple(mask.shape)} does not match logits {tuple(logits_p.shape[:-1])}"
         )
     per_position = (
-        F.kl_div(log_q, log_p.exp(), reduction="none") + F.kl_div(log_p, log_q.exp(), reduction="none")
+        F.kl_div(log_q, log_p, reduction="none", log_target=True)
+        + F.kl_div(log_p, log_q, reduction="none", log_target=True)
     ).sum(dim=-1)
     return per_position.masked_fill(~mask, 0.0).sum()
 

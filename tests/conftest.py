@@ -1,0 +1,37 @@
+import os
+import shutil
+
+import pytest
+
+import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
+from rxf_fairseq import toy
+from tests.helpers import TINY_ROBERTA, USER_DIR, fairseq_cli
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """Binarized toy classification (``cls``), seq2seq (``s2s``) and masked-LM (``lm``) data."""
+    root = str(tmp_path_factory.mktemp("toy"))
+    raw = os.path.join(root, "raw")
+    toy.write_classification_raw(raw, {"train": 400, "valid": 96}, seed=1)
+    toy.binarize_sentence_prediction(raw, os.path.join(root, "cls"))
+    for split in ("train", "valid"):
+        shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
+    toy.binarize_monolingual(os.path.join(raw, "lm"), os.path.join(root, "lm"),
+                             os.path.join(root, "cls", "input0", "dict.txt"))
+    toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
+    toy.binarize_seq2seq(raw, os.path.join(root, "s2s"))
+    return {name: os.path.join(root, name) for name in ("cls", "s2s", "lm")} | {"root": root}
+
+
+@pytest.fixture(scope="session")
+def pretrained_roberta(toy_data):
+    """A tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint."""
+    save_dir = os.path.join(toy_data["root"], "pretrained")
+    fairseq_cli("train", [
+        toy_data["lm"], "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", "masked_lm",
+        *TINY_ROBERTA, "--tokens-per-sample", "32", "--optimizer", "adam", "--lr", "1e-3",
+        "--batch-size", "16", "--max-update", "5", "--save-dir", save_dir, "--no-epoch-checkpoints",
+        "--cpu", "--seed", "1",
+    ])
+    return os.path.join(save_dir, "checkpoint_last.pt")

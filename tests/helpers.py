@@ -1,0 +1,122 @@
+"""Shared helpers: tiny models, toy data and fairseq command lines for the tests."""
+
+import contextlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import fairseq
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "rxf_fairseq")
+
+TINY_ROBERTA = [
+    "--arch", "roberta_base", "--encoder-layers", "2", "--encoder-embed-dim", "32",
+    "--encoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--max-positions", "64",
+]
+TINY_BART = [
+    "--arch", "bart_base", "--encoder-layers", "1", "--decoder-layers", "1",
+    "--encoder-embed-dim", "16", "--decoder-embed-dim", "16", "--encoder-ffn-embed-dim", "32",
+    "--decoder-ffn-embed-dim", "32", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+    "--max-source-positions", "64", "--max-target-positions", "64",
+]
+NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
+
+
+def classification_args(data: str, extra: Sequence[str] = ()) -> List[str]:
+    return [
+        data, "--user-dir", USER_DIR, "--task", "sentence_prediction", "--num-classes", "2",
+        "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA,
+        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16", "--cpu", "--seed", "1",
+        "--criterion", "sentence_prediction_r3f", *extra,
+    ]
+
+
+def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:
+    return [
+        data, "--user-dir", USER_DIR, "--task", "translation", "--source-lang", "src",
+        "--target-lang", "tgt", *TINY_BART, "--share-all-embeddings",
+        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "8", "--cpu", "--seed", "1",
+        "--criterion", "label_smoothed_cross_entropy_r3f", "--label-smoothing", "0.1", *extra,
+    ]
+
+
+def build(argv: Sequence[str]):
+    """(task, model, criterion, cfg) exactly as fairseq-train builds them, in this process."""
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    args = options.parse_args_and_arch(options.get_training_parser(), list(argv))
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    return task, model, criterion, cfg
+
+
+def first_batch(task, split: str = "valid", batch_size: int = 8) -> Dict:
+    task.load_dataset(split)
+    itr = task.get_batch_iterator(
+        task.dataset(split), max_sentences=batch_size, seed=1, ignore_invalid_inputs=True
+    ).next_epoch_itr(shuffle=False)
+    return next(itr)
+
+
+def fairseq_cli(tool: str, argv: Sequence[str], cwd: Optional[str] = None, check: bool = True,
+                env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    """Run ``fairseq-<tool>`` (train, generate, validate) with this interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"fairseq_cli.{tool}", *argv], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def json_records(output: str, kind: str) -> List[Dict]:
+    """The ``--log-format json`` records of one kind ("train", "valid", "train_inner")."""
+    records = []
+    for line in output.splitlines():
+        marker = f"| {kind} | "
+        if marker in line:
+            records.append(json.loads(line.split(marker, 1)[1]))
+    return records
+
+
+def load_reference_criterion(module_name: str):
+    """fairseq's examples/rxf criterion module, imported without registering its names (ours
+    already hold them)."""
+    path = os.path.join(os.path.dirname(fairseq.__file__), "examples", "rxf", "rxf_src", module_name + ".py")
+    import fairseq.criterions as criterions
+
+    original = criterions.register_criterion
+    criterions.register_criterion = lambda *a, **k: (lambda cls: cls)
+    try:
+        spec = importlib.util.spec_from_file_location(f"reference_{module_name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        criterions.register_criterion = original
+    return module
+
+
+@contextlib.contextmanager
+def capture_model_outputs(model):
+    """Every output of ``model`` in the block, each with ``retain_grad`` so tests can see gradients."""
+    outputs = []
+
+    def hook(_module, _args, output):
+        if output[0].requires_grad:
+            output[0].retain_grad()
+        outputs.append(output)
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield outputs
+    finally:
+        handle.remove()
