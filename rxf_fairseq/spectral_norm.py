@@ -1,80 +1,124 @@
 """R4F's reparameterisation of the classification head g: every weight matrix W becomes W / sigma(W).
 
 The paper normalises *all* weight matrices of g so that Lip(g) <= 1 (with 1-Lipschitz activations);
-fairseq's ``--spectral-norm-classification-head`` only wraps ``out_proj``. We use the same
-``torch.nn.utils.spectral_norm`` as fairseq (so ``out_proj``'s state-dict keys stay compatible) on
-every ``nn.Linear`` of the head, and warm the power iteration up front: sigma is estimated by power
-iteration, and an estimate below the true sigma would leave ||W / sigma_hat|| slightly above 1.
+fairseq's ``--spectral-norm-classification-head`` only wraps ``out_proj``, with
+``torch.nn.utils.spectral_norm``, which renames the parameter to ``weight_orig``. fairseq's RoBERTa and
+BART read ``classification_heads.<name>.out_proj.weight`` when loading any checkpoint, so such a model
+cannot be reloaded (KeyError). ``SpectralNormLinear`` keeps the raw parameter under ``weight`` and
+the power-iteration vectors as extra buffers, so checkpoints load in both directions.
 """
 
-import warnings
 from typing import Dict, List
 
 import torch
-from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 WARMUP_POWER_ITERATIONS = 100
 
 
-def _spectral_norm_hook(module: nn.Module):
-    for hook in module._forward_pre_hooks.values():
-        if isinstance(hook, SpectralNorm) and hook.name == "weight":
-            return hook
-    return None
+class SpectralNormLinear(nn.Linear):
+    """``nn.Linear`` applying W / sigma_hat(W), sigma_hat from power iteration (Miyato et al., 2018):
+    one step per training forward, ``WARMUP_POWER_ITERATIONS`` when created or loaded, so that
+    sigma_hat, which can only under-estimate sigma, starts at sigma."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, eps: float = 1e-12):
+        super().__init__(in_features, out_features, bias)
+        self.eps = eps
+        self.register_buffer("sn_u", F.normalize(torch.randn(out_features), dim=0, eps=eps))
+        self.register_buffer("sn_v", F.normalize(torch.randn(in_features), dim=0, eps=eps))
+        self._warm = False
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> "SpectralNormLinear":
+        """Wrap an existing layer, sharing its parameters (an optimizer holding them keeps working)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.in_features, new.out_features = linear.in_features, linear.out_features
+        new.weight, new.bias = linear.weight, linear.bias
+        new.eps = 1e-12
+        generator_device = linear.weight.device
+        new.register_buffer("sn_u", F.normalize(torch.randn(linear.out_features, device=generator_device), dim=0))
+        new.register_buffer("sn_v", F.normalize(torch.randn(linear.in_features, device=generator_device), dim=0))
+        new._warm = False
+        new.power_iteration(WARMUP_POWER_ITERATIONS)
+        return new
+
+    @torch.no_grad()
+    def power_iteration(self, steps: int) -> None:
+        weight = self.weight.detach().float()
+        u, v = self.sn_u.float(), self.sn_v.float()
+        for _ in range(steps):
+            v = F.normalize(weight.t() @ u, dim=0, eps=self.eps)
+            u = F.normalize(weight @ v, dim=0, eps=self.eps)
+        self.sn_u.copy_(u)
+        self.sn_v.copy_(v)
+        self._warm = True
+
+    def normalised_weight(self) -> Tensor:
+        # Copies: R3F's second forward pass updates the buffers in place while the first pass's
+        # graph still needs the values it used.
+        u = self.sn_u.to(self.weight.dtype, copy=True)
+        v = self.sn_v.to(self.weight.dtype, copy=True)
+        sigma = torch.dot(u, self.weight @ v)
+        return self.weight / sigma
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self._warm:
+            self.power_iteration(WARMUP_POWER_ITERATIONS)
+        elif self.training:
+            self.power_iteration(1)
+        return F.linear(x, self.normalised_weight(), self.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A head trained without R4F has no power-iteration vectors: start them afresh.
+        for name in ("sn_u", "sn_v"):
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        self._warm = False
 
 
-def spectrally_normalise_head(
-    head: nn.Module, warmup_iterations: int = WARMUP_POWER_ITERATIONS
-) -> List[str]:
-    """Spectrally normalise every ``nn.Linear`` of ``head`` in place (already normalised ones are
-    kept as they are). Returns the names of all normalised layers. Raises if the head has none."""
-    normalised = []
-    for name, module in head.named_modules():
-        if not isinstance(module, nn.Linear):
-            continue
-        hook = _spectral_norm_hook(module)
-        if hook is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch suggests the parametrization API
-                nn.utils.spectral_norm(module)
-            hook = _spectral_norm_hook(module)
-        _warm_up(module, hook, warmup_iterations)
-        normalised.append(name)
-    if not normalised:
+def _replace_child(root: nn.Module, dotted: str, new: nn.Module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, child, new)
+
+
+def _without_torch_spectral_norm(linear: nn.Linear) -> nn.Linear:
+    """Undo ``torch.nn.utils.spectral_norm`` (fairseq's flag), baking W / sigma into ``weight``."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    if any(isinstance(h, SpectralNorm) for h in linear._forward_pre_hooks.values()):
+        nn.utils.remove_spectral_norm(linear)
+    return linear
+
+
+def spectrally_normalise_head(head: nn.Module) -> List[str]:
+    """Turn every ``nn.Linear`` of ``head`` into a ``SpectralNormLinear`` (in place; layers already
+    converted are kept). Returns the names of all normalised layers; raises if there are none."""
+    names = []
+    for name, module in list(head.named_modules()):
+        if isinstance(module, SpectralNormLinear):
+            names.append(name)
+        elif isinstance(module, nn.Linear):
+            _replace_child(head, name, SpectralNormLinear.from_linear(_without_torch_spectral_norm(module)))
+            names.append(name)
+    if not names:
         raise ValueError(f"{type(head).__name__} has no linear layer to spectrally normalise")
-    return normalised
-
-
-@torch.no_grad()
-def _warm_up(module: nn.Module, hook: SpectralNorm, iterations: int) -> None:
-    """Run extra power iterations so sigma_hat starts at the true largest singular value."""
-    if iterations <= 0:
-        return
-    per_call = hook.n_power_iterations
-    try:
-        hook.n_power_iterations = iterations
-        weight = hook.compute_weight(module, do_power_iteration=True)
-    finally:
-        hook.n_power_iterations = per_call
-    setattr(module, hook.name, weight)
+    return names
 
 
 @torch.no_grad()
 def effective_spectral_norms(head: nn.Module) -> Dict[str, float]:
-    """The exact largest singular value (via SVD) of the weight each linear layer of ``head`` applies:
-    W / sigma_hat for spectrally normalised layers, W itself for the others."""
+    """The exact largest singular value (via SVD) of the weight each linear layer of ``head`` applies."""
     norms = {}
     for name, module in head.named_modules():
-        if not isinstance(module, nn.Linear):
-            continue
-        hook = _spectral_norm_hook(module)
-        weight = (
-            hook.compute_weight(module, do_power_iteration=False) if hook is not None else module.weight
-        )
-        norms[name] = torch.linalg.matrix_norm(weight.detach().float(), ord=2).item()
+        if isinstance(module, nn.Linear):
+            weight = module.normalised_weight() if isinstance(module, SpectralNormLinear) else module.weight
+            norms[name] = torch.linalg.matrix_norm(weight.detach().double(), ord=2).item()
     return norms
 
 
 def is_spectrally_normalised(module: nn.Module) -> bool:
-    return _spectral_norm_hook(module) is not None
+    return isinstance(module, SpectralNormLinear)
