@@ -82,7 +82,9 @@ def binarize_sentence_prediction(
 ) -> None:
     """The ``input0/ label/`` layout of fairseq's ``sentence_prediction`` task (RoBERTa GLUE recipe),
     written to a temporary folder and renamed into place, so a failure leaves no half dataset."""
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(dest)) or ".")
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         common = ["--only-source", "--workers", str(workers)]
         pref = {s: os.path.join(raw, s) for s in splits}

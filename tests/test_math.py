@@ -137,3 +137,32 @@ def test_spectrally_normalised_head_is_1_lipschitz():
     x, y = torch.randn(64, 16), torch.randn(64, 16)
     ratio = (head(x) - head(y)).norm(dim=-1) / (x - y).norm(dim=-1)
     assert ratio.max().item() <= 1.0 + 1e-4
+
+
+def test_spectral_norm_linear_loads_heads_trained_without_r4f():
+    """A head fine-tuned without R4F has no power-iteration buffers; loading it must still work and
+    the loaded weight must be normalised from the first forward on."""
+    torch.manual_seed(2)
+    plain = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    with torch.no_grad():
+        plain[0].weight.mul_(5)
+    r4f = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(r4f)
+    r4f.load_state_dict(plain.state_dict())
+    assert torch.equal(r4f[0].weight, plain[0].weight)
+    r4f.eval()
+    r4f(torch.randn(3, 8))  # warms the power iteration for the loaded weight
+    for value in effective_spectral_norms(r4f).values():
+        assert value == pytest.approx(1.0, abs=1e-4)
+    # and an R4F state dict round-trips, buffers included
+    again = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(again)
+    again.load_state_dict(r4f.state_dict())
+    assert torch.equal(again[0].sn_u, r4f[0].sn_u)
+
+
+def test_fairseqs_own_spectral_norm_is_replaced_not_stacked():
+    head = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.utils.spectral_norm(nn.Linear(6, 2)))
+    spectrally_normalise_head(head)
+    assert "weight_orig" not in dict(head.named_parameters()).keys() | {k.split(".", 1)[1] for k in head.state_dict()}
+    assert set(head.state_dict()) == {"0.weight", "0.bias", "0.sn_u", "0.sn_v", "2.weight", "2.bias", "2.sn_u", "2.sn_v"}
