@@ -53,10 +53,28 @@ def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained
         u, v = state["model"][prefix + layer + ".sn_u"].double(), state["model"][prefix + layer + ".sn_v"].double()
         sigma_hat = u @ w @ v
         assert torch.linalg.matrix_norm(w / sigma_hat, ord=2).item() == pytest.approx(1.0, abs=1e-3)
-    # the hub-style loader rebuilds the R4F model from its own checkpoint
+    # the hub interface (Python) loads and predicts with it once rxf_fairseq is imported
+    hub = subprocess.run([sys.executable, "-c", HUB_SCRIPT, str(tmp_path), toy_data["cls"]], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert hub.returncode == 0 and "prediction shape (1, 2)" in hub.stdout, hub.stdout[-3000:]
+    # and fairseq-validate rebuilds the R4F model from its own checkpoint
     fairseq_cli("validate", [toy_data["cls"], "--user-dir", USER_DIR, "--path", str(tmp_path / "checkpoint_last.pt"),
                              "--task", "sentence_prediction_r4f", "--criterion", "sentence_prediction_r3f",
                              "--num-classes", "2", "--batch-size", "16", "--cpu", "--valid-subset", "valid"])
+
+
+HUB_SCRIPT = """
+import sys
+import torch
+import rxf_fairseq
+from fairseq.models.roberta import RobertaModel
+model = RobertaModel.from_pretrained(sys.argv[1], "checkpoint_last.pt", data_name_or_path=sys.argv[2],
+                                     bpe="characters")  # offline: no GPT-2 BPE download
+model.eval()
+words = model.task.source_dictionary.encode_line("not bad at all", append_eos=True, add_if_not_exist=False).tolist()
+tokens = torch.tensor([0] + words, dtype=torch.long)  # <s> sentence </s>, as --init-token 0
+print("prediction shape", tuple(model.predict("sentence_classification_head", tokens).shape))
+"""
 
 
 def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):

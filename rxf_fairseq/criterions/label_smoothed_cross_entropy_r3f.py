@@ -11,23 +11,13 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
 from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.sentence_prediction_r3f import check_r3f_args
+from rxf_fairseq.criterions.r3f_config import R3FConfig, check_r3f_args
 from rxf_fairseq.kl import symmetric_kl
 from rxf_fairseq.noise import NOISE_TYPES, find_encoder_token_embedding, noised_token_embeddings
 
 
 @dataclass
-class RXFLabelSmoothedCrossEntropyR3FConfig(LabelSmoothedCrossEntropyCriterionConfig):
-    eps: float = field(
-        default=1e-5,
-        metadata={"help": "noise scale: z ~ U(-eps, eps) or N(0, eps^2) is added to the encoder's "
-                  "token embeddings (never the decoder's) in the second forward pass; 0 = no noise"},
-    )
-    r3f_lambda: float = field(
-        default=1.0,
-        metadata={"help": "weight of the consistency term, scaled as fairseq's examples/rxf: "
-                  "lambda * (symmetric KL summed over target tokens / sentences) per loss unit"},
-    )
+class RXFLabelSmoothedCrossEntropyR3FConfig(LabelSmoothedCrossEntropyCriterionConfig, R3FConfig):
     noise_type: ChoiceEnum(list(NOISE_TYPES)) = field(
         default="normal", metadata={"help": "distribution of the embedding noise"}
     )
@@ -52,7 +42,7 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
             report_accuracy=cfg.report_accuracy,
         )
         check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
-        self.noise_eps = cfg.eps  # self.eps is label smoothing in fairseq's base class
+        self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
         self.r3f_lambda = cfg.r3f_lambda
         self.noise_type = str(cfg.noise_type)
         self._checked_model = None

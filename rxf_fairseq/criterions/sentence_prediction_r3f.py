@@ -1,42 +1,23 @@
 """R3F for sentence classification and regression: fairseq's ``sentence_prediction`` + lambda * KL_S."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import torch
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import (
     SentencePredictionConfig,
     SentencePredictionCriterion,
 )
-from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 
 from rxf_fairseq.capture import captured_outputs, single_output
+from rxf_fairseq.criterions.r3f_config import R3FConfig, check_r3f_args
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
-from rxf_fairseq.noise import NOISE_TYPES, check_noise_args, find_encoder_token_embedding, noised_token_embeddings
+from rxf_fairseq.noise import find_encoder_token_embedding, noised_token_embeddings
 
 
 @dataclass
-class RXFSentencePredictionR3FConfig(SentencePredictionConfig):
-    eps: float = field(
-        default=1e-5,
-        metadata={"help": "noise scale: z ~ U(-eps, eps) or N(0, eps^2) is added to the encoder's "
-                  "token embeddings in the second forward pass; 0 = no noise (dropout only)"},
-    )
-    r3f_lambda: float = field(
-        default=1.0,
-        metadata={"help": "weight of the consistency term: loss = task loss + lambda * per-sentence "
-                  "symmetric KL (scaled as fairseq's examples/rxf); 0 = standard fine-tuning"},
-    )
-    noise_type: ChoiceEnum(list(NOISE_TYPES)) = field(
-        default="uniform", metadata={"help": "distribution of the embedding noise"}
-    )
-
-
-def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
-    check_noise_args(eps, noise_type)
-    if not r3f_lambda >= 0:
-        raise ValueError(f"--r3f-lambda must be >= 0, got {r3f_lambda!r}")
+class RXFSentencePredictionR3FConfig(SentencePredictionConfig, R3FConfig):
+    pass
 
 
 @register_criterion("sentence_prediction_r3f", dataclass=RXFSentencePredictionR3FConfig)
@@ -52,7 +33,7 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
     def __init__(self, cfg: RXFSentencePredictionR3FConfig, task):
         super().__init__(cfg, task)
         check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
-        self.noise_eps = cfg.eps  # self.eps is label smoothing in fairseq's base class
+        self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
         self.r3f_lambda = cfg.r3f_lambda
         self.noise_type = str(cfg.noise_type)
         self._checked_model = None
