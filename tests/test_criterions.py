@@ -127,6 +127,10 @@ def test_models_without_what_r3f_needs_are_refused(toy_data):
         find_encoder_token_embedding(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="--task sentence_prediction_r4f"):
         spectrally_normalise_classification_head(model, "other_head")
+    model.classification_heads["other_head"] = torch.nn.Linear(2, 2)
+    model.encoder.sentence_encoder.embed_tokens = None  # e.g. a model that embeds differently
+    with pytest.raises(ValueError, match="--criterion sentence_prediction_r3f: .* has no embed_tokens"):
+        criterion(model, sample)
 
 
 def test_noise_that_never_reaches_the_model_is_an_error(toy_data):

@@ -49,7 +49,10 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
 
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
-            find_encoder_token_embedding(model)
+            try:
+                find_encoder_token_embedding(model)
+            except ValueError as error:
+                raise ValueError(f"--criterion label_smoothed_cross_entropy_r3f: {error}") from None
             self._checked_model = model
         with captured_outputs(model) as outputs:
             loss, sample_size, logging_output = super().forward(model, sample, reduce)

@@ -48,7 +48,10 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
                 f"--classification-head-name {self.classification_head_name!r}; "
                 f"{type(model).__name__} has {sorted(heads.keys()) if heads is not None else 'no heads'}"
             )
-        find_encoder_token_embedding(model)
+        try:
+            find_encoder_token_embedding(model)
+        except ValueError as error:
+            raise ValueError(f"--criterion sentence_prediction_r3f: {error}") from None
         self._checked_model = model
 
     def forward(self, model, sample, reduce=True):
