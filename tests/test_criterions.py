@@ -21,6 +21,7 @@ from tests.helpers import (NO_DROPOUT, build, capture_model_outputs, classificat
 
 
 def roberta(toy_data, *extra):
+    torch.manual_seed(0)
     task, model, criterion, cfg = build(classification_args(toy_data["cls"], extra))
     return task, model, criterion, first_batch(task)
 
@@ -160,6 +161,7 @@ def test_reduce_metrics_logs_percent_accuracy_and_mean_kl():
 # --------------------------------------------------------------------------- seq2seq (BART)
 
 def bart(toy_data, *extra):
+    torch.manual_seed(0)  # the same tiny model whatever ran before
     task, model, criterion, cfg = build(seq2seq_args(toy_data["s2s"], extra))
     task.load_dataset("train")
     return task, model, criterion
@@ -213,7 +215,8 @@ def test_seq2seq_matches_reference_without_padding_and_masks_padding(toy_data, m
     print(f"\nBART symm_kl without padding: rxf_fairseq {ours['symm_kl'].item():.6g}, "
           f"fairseq examples/rxf {float(theirs['symm_kl']):.6g}")
     assert ours["symm_kl"].item() > 0
-    assert ours["symm_kl"].item() == pytest.approx(float(theirs["symm_kl"]), rel=1e-5)
+    # float32 sums of a few thousand terms, written two ways (softmax vs log-softmax targets)
+    assert ours["symm_kl"].item() == pytest.approx(float(theirs["symm_kl"]), rel=1e-4)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
 
     padded = batch_of(task, same_lengths=False)
