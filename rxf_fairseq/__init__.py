@@ -3,13 +3,18 @@
 ``fairseq-train --user-dir rxf_fairseq`` imports this package, which registers
 - ``--criterion sentence_prediction_r3f`` (classification/regression, RoBERTa, XLM-R, BART),
 - ``--criterion label_smoothed_cross_entropy_r3f`` (seq2seq: BART, ``transformer``),
+- ``--criterion sentence_prediction_smart`` (the SMART baseline, Jiang et al. 2019),
 - ``--task sentence_prediction_r4f`` (every linear layer of the classification head spectrally
   normalised; with the R3F criterion this is R4F),
 and makes fairseq's checkpoint loading work on torch >= 2.6 without allowing code execution.
 """
 
 from rxf_fairseq import checkpoint_compat
-from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f  # noqa: F401
+from rxf_fairseq.criterions import (  # noqa: F401
+    label_smoothed_cross_entropy_r3f,
+    sentence_prediction_r3f,
+    sentence_prediction_smart,
+)
 from rxf_fairseq.tasks import sentence_prediction_r4f  # noqa: F401
 
 checkpoint_compat.install()

@@ -9,7 +9,7 @@ its applications so a model that never calls the layer fails loudly instead of t
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -71,19 +71,28 @@ def find_encoder_token_embedding(model: nn.Module) -> Tuple[nn.Module, nn.Module
 
 @dataclass
 class NoiseRecord:
-    """What the hook did during one noised forward pass."""
+    """What the hook did during one perturbed forward pass.
+
+    ``changed``/``elements`` count the embedding entries the perturbation actually altered; only
+    kept for fp16/bf16 embeddings, where a 1e-5 perturbation often rounds away (tensors, so reading
+    them costs no host-device synchronisation in the training step).
+    """
 
     applications: int = 0
-    changed_fraction: float = float("nan")
+    changed: Optional[Tensor] = None
+    elements: int = 0
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @contextlib.contextmanager
-def noised_token_embeddings(
-    model: nn.Module, eps: float, noise_type: str
+def perturbed_token_embeddings(
+    model: nn.Module, perturb: Callable[[Tensor], Tensor]
 ) -> Iterator[NoiseRecord]:
     """Within the block, every call of the encoder's token-embedding layer *made by the encoder*
-    returns ``embedding + z`` with fresh noise z. Gradients flow through the noised output as
-    through the clean one. On exit, raises if the noise never reached the model.
+    returns ``perturb(embeddings)``. Gradients flow through it as through the clean output. On exit,
+    raises if the perturbation never reached the model.
     """
     embed_tokens, encoder = find_encoder_token_embedding(model)
     record = NoiseRecord()
@@ -95,17 +104,21 @@ def noised_token_embeddings(
     def leave_encoder(module, args, output):
         inside_encoder[0] = False
 
-    def add_noise(module, args, output):
+    def apply(module, args, output):
         if not inside_encoder[0]:
             return None
-        noised = output + sample_embedding_noise(output, eps, noise_type)
+        perturbed = perturb(output)
         record.applications += 1
-        return noised
+        if output.dtype in LOW_PRECISION:
+            changed = (perturbed != output).sum()
+            record.changed = changed if record.changed is None else record.changed + changed
+            record.elements += output.numel()
+        return perturbed
 
     handles = [
         encoder.register_forward_pre_hook(enter_encoder),
         encoder.register_forward_hook(leave_encoder),
-        embed_tokens.register_forward_hook(add_noise),
+        embed_tokens.register_forward_hook(apply),
     ]
     try:
         yield record
@@ -114,6 +127,13 @@ def noised_token_embeddings(
             handle.remove()
     if record.applications == 0:
         raise RuntimeError(
-            f"R3F noise never reached the model: {type(encoder).__name__}.forward did not call its "
-            f"token-embedding layer ({type(embed_tokens).__name__}) during the noised forward pass"
+            f"the embedding perturbation never reached the model: {type(encoder).__name__}.forward did "
+            f"not call its token-embedding layer ({type(embed_tokens).__name__})"
         )
+
+
+def noised_token_embeddings(model: nn.Module, eps: float, noise_type: str):
+    """``perturbed_token_embeddings`` with fresh R3F noise z at every call: x -> x + z."""
+    return perturbed_token_embeddings(
+        model, lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
+    )

@@ -136,7 +136,7 @@ def test_models_without_what_r3f_needs_are_refused(toy_data):
 
 def test_noise_that_never_reaches_the_model_is_an_error(toy_data):
     _, model, _, sample = roberta(toy_data)
-    with pytest.raises(RuntimeError, match="noise never reached the model"):
+    with pytest.raises(RuntimeError, match="perturbation never reached the model"):
         with noised_token_embeddings(model, 1e-5, "uniform"):
             pass  # a model that never calls its embedding layer
 

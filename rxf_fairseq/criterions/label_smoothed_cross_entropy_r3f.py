@@ -8,12 +8,12 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
     LabelSmoothedCrossEntropyCriterionConfig,
 )
 from fairseq.dataclass import ChoiceEnum
-from fairseq.logging import metrics
 
 from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.r3f_config import R3FConfig, check_r3f_args
+from rxf_fairseq.criterions.r3f_common import (R3FConfig, check_r3f_args, log_noise_audit, noised_forward,
+                                               reduce_r3f_metrics)
 from rxf_fairseq.kl import symmetric_kl
-from rxf_fairseq.noise import NOISE_TYPES, find_encoder_token_embedding, noised_token_embeddings
+from rxf_fairseq.noise import NOISE_TYPES, find_encoder_token_embedding
 
 
 @dataclass
@@ -45,6 +45,7 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
         self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
         self.r3f_lambda = cfg.r3f_lambda
         self.noise_type = str(cfg.noise_type)
+        self.fast_r3f = cfg.fast_r3f
         self._checked_model = None
 
     def forward(self, model, sample, reduce=True):
@@ -60,8 +61,10 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
             return loss, sample_size, logging_output
         clean_logits = single_output(outputs, "label_smoothed_cross_entropy_r3f")[0]
 
-        with noised_token_embeddings(model, self.noise_eps, self.noise_type):
-            noised_logits, _ = model(**sample["net_input"])
+        (noised_logits, _), record = noised_forward(
+            model, lambda: model(**sample["net_input"]), self.noise_eps, self.noise_type, self.fast_r3f
+        )
+        log_noise_audit(logging_output, record)
         target = model.get_targets(sample, None)
         symm_kl = symmetric_kl(clean_logits, noised_logits, mask=target.ne(self.padding_idx))
         symm_kl = symm_kl * sample_size / target.size(0)
@@ -73,7 +76,4 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
-        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-        if sample_size > 0 and any("symm_kl" in log for log in logging_outputs):
-            total = sum(log.get("symm_kl", 0) for log in logging_outputs)
-            metrics.log_scalar("symm_kl", float(total) / sample_size, sample_size)
+        reduce_r3f_metrics(logging_outputs)

@@ -7,12 +7,12 @@ from fairseq.criterions.sentence_prediction import (
     SentencePredictionConfig,
     SentencePredictionCriterion,
 )
-from fairseq.logging import metrics
 
 from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.r3f_config import R3FConfig, check_r3f_args
+from rxf_fairseq.criterions.r3f_common import (R3FConfig, check_r3f_args, log_noise_audit, noised_forward,
+                                               reduce_r3f_metrics)
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
-from rxf_fairseq.noise import find_encoder_token_embedding, noised_token_embeddings
+from rxf_fairseq.noise import find_encoder_token_embedding
 
 
 @dataclass
@@ -36,6 +36,7 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
         self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
         self.r3f_lambda = cfg.r3f_lambda
         self.noise_type = str(cfg.noise_type)
+        self.fast_r3f = cfg.fast_r3f
         self._checked_model = None
 
     def _check_model(self, model) -> None:
@@ -62,12 +63,13 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
             return loss, sample_size, logging_output
         clean_logits = single_output(outputs, "sentence_prediction_r3f")[0]
 
-        with noised_token_embeddings(model, self.noise_eps, self.noise_type):
-            noised_logits, _ = model(
-                **sample["net_input"],
-                features_only=True,
-                classification_head_name=self.classification_head_name,
-            )
+        (noised_logits, _), record = noised_forward(
+            model,
+            lambda: model(**sample["net_input"], features_only=True,
+                          classification_head_name=self.classification_head_name),
+            self.noise_eps, self.noise_type, self.fast_r3f,
+        )
+        log_noise_audit(logging_output, record)
         if self.regression_target:
             term, key = squared_prediction_change(clean_logits, noised_logits), "noise_sq_err"
         else:
@@ -80,11 +82,7 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
-        sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-        for key in ("symm_kl", "noise_sq_err"):
-            if sample_size > 0 and any(key in log for log in logging_outputs):
-                total = sum(log.get(key, 0) for log in logging_outputs)
-                metrics.log_scalar(key, float(total) / sample_size, sample_size)
+        reduce_r3f_metrics(logging_outputs)
 
     def logging_outputs_can_be_summed(self) -> bool:
         # Lists of predictions (MCC, F1, Pearson reporting) cannot be summed across workers.
