@@ -7,11 +7,12 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+BENCH_ARGS ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rxf-installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 install: $(STAMP)
 
@@ -29,6 +30,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/rxf-demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/cost.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_output

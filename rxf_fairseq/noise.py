@@ -35,12 +35,13 @@ def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
     eps = 0 gives exact zeros (the reference crashes on ``Uniform(-0, 0)``).
     """
     check_noise_args(eps, noise_type)
-    noise = torch.zeros(like.shape, device=like.device, dtype=torch.float32)
-    if eps > 0:
-        if noise_type == "uniform":
-            noise.uniform_(-eps, eps)
-        else:
-            noise.normal_(0.0, eps)
+    if eps == 0:
+        return torch.zeros_like(like)
+    noise = torch.empty(like.shape, device=like.device, dtype=torch.float32)
+    if noise_type == "uniform":
+        noise.uniform_(-eps, eps)
+    else:
+        noise.normal_(0.0, eps)
     return noise.to(like.dtype)
 
 

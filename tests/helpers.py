@@ -1,15 +1,15 @@
 """Shared helpers: tiny models, toy data and fairseq command lines for the tests."""
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-import fairseq
 import torch
+
+from rxf_fairseq.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "rxf_fairseq")
@@ -86,23 +86,6 @@ def json_records(output: str, kind: str) -> List[Dict]:
         if marker in line:
             records.append(json.loads(line.split(marker, 1)[1]))
     return records
-
-
-def load_reference_criterion(module_name: str):
-    """fairseq's examples/rxf criterion module, imported without registering its names (ours
-    already hold them)."""
-    path = os.path.join(os.path.dirname(fairseq.__file__), "examples", "rxf", "rxf_src", module_name + ".py")
-    import fairseq.criterions as criterions
-
-    original = criterions.register_criterion
-    criterions.register_criterion = lambda *a, **k: (lambda cls: cls)
-    try:
-        spec = importlib.util.spec_from_file_location(f"reference_{module_name}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        criterions.register_criterion = original
-    return module
 
 
 @contextlib.contextmanager

@@ -1,0 +1,30 @@
+"""The cost benchmark in a tiny configuration: its table and counts, not its speed."""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def test_cost_benchmark_counts_passes_per_method(tmp_path):
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--layers", "1", "--dim", "16", "--heads", "2",
+         "--ffn", "32", "--seq-len", "12", "--batch", "4", "--warmup", "1", "--steps", "2", "--rounds", "1", "--json", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = {r["method"]: r for r in json.load(open(out))["results"]}
+    passes = {m: (r["forwards_per_update"], r["backwards_per_update"]) for m, r in results.items()}
+    assert passes == {"standard": (1, 1), "r3f": (2, 1), "r4f": (2, 1), "fast_r3f": (2, 1),
+                      "smart_s1": (3, 2), "smart_s2": (4, 3), "reference_r3f": (2, 1)}
+    assert all(r["seconds_per_update"] > 0 for r in results.values())
+    for method in results:
+        assert f"| {method} |" in proc.stdout
+
+
+def test_cost_benchmark_rejects_bad_arguments():
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--methods", "r3f,nope"],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 2 and "--methods: unknown ['nope']" in proc.stdout
