@@ -9,11 +9,11 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 )
 from fairseq.dataclass import ChoiceEnum
 
-from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.r3f_common import (R3FConfig, check_r3f_args, log_noise_audit, noised_forward,
-                                               reduce_r3f_metrics)
+from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, log_noise_audit,
+                                               noised_forward, reduce_r3f_metrics, require_encoder_embedding,
+                                               set_r3f_options, stock_forward)
 from rxf_fairseq.kl import symmetric_kl
-from rxf_fairseq.noise import NOISE_TYPES, find_encoder_token_embedding
+from rxf_fairseq.noise import NOISE_TYPES
 
 
 @dataclass
@@ -41,25 +41,20 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
             ignore_prefix_size=cfg.ignore_prefix_size,
             report_accuracy=cfg.report_accuracy,
         )
-        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
-        self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
-        self.r3f_lambda = cfg.r3f_lambda
-        self.noise_type = str(cfg.noise_type)
-        self.fast_r3f = cfg.fast_r3f
+        set_r3f_options(self, cfg)
         self._checked_model = None
 
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
-            try:
-                find_encoder_token_embedding(model)
-            except ValueError as error:
-                raise ValueError(f"--criterion label_smoothed_cross_entropy_r3f: {error}") from None
+            require_encoder_embedding(model, "label_smoothed_cross_entropy_r3f")
             self._checked_model = model
-        with captured_outputs(model) as outputs:
-            loss, sample_size, logging_output = super().forward(model, sample, reduce)
-        if not (model.training and self.r3f_lambda > 0):
+        if self.r3f_lambda == 0:  # standard fine-tuning: no second pass at all
+            return super().forward(model, sample, reduce)
+        loss, sample_size, logging_output, clean = stock_forward(super().forward, model, sample, reduce,
+                                                                 "label_smoothed_cross_entropy_r3f")
+        if clean is None:
             return loss, sample_size, logging_output
-        clean_logits = single_output(outputs, "label_smoothed_cross_entropy_r3f")[0]
+        clean_logits = clean[0]
 
         (noised_logits, _), record = noised_forward(
             model, lambda: model(**sample["net_input"]), self.noise_eps, self.noise_type, self.fast_r3f
@@ -68,9 +63,7 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
         target = model.get_targets(sample, None)
         symm_kl = symmetric_kl(clean_logits, noised_logits, mask=target.ne(self.padding_idx))
         symm_kl = symm_kl * sample_size / target.size(0)
-        loss = loss + self.r3f_lambda * symm_kl
-        logging_output["loss"] = loss.data
-        logging_output["symm_kl"] = symm_kl.data
+        loss = add_consistency_term(loss, logging_output, self.r3f_lambda, symm_kl, "symm_kl")
         return loss, sample_size, logging_output
 
     @classmethod

@@ -8,7 +8,9 @@ import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
-from rxf_fairseq.noise import NOISE_TYPES, NoiseRecord, check_noise_args, noised_token_embeddings
+from rxf_fairseq.capture import captured_outputs, single_output
+from rxf_fairseq.noise import (NOISE_TYPES, NoiseRecord, check_noise_args, find_encoder_token_embedding,
+                               noised_token_embeddings)
 
 
 @dataclass
@@ -39,6 +41,44 @@ def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
     check_noise_args(eps, noise_type)
     if not r3f_lambda >= 0:
         raise ValueError(f"--r3f-lambda must be >= 0, got {r3f_lambda!r}")
+
+
+def set_r3f_options(criterion, cfg: R3FConfig) -> None:
+    """Validate the R3F options and keep them on the criterion (``noise_eps``, not ``eps``: fairseq's
+    label-smoothed cross entropy already uses that name for the smoothing)."""
+    check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+    criterion.noise_eps = cfg.eps
+    criterion.r3f_lambda = cfg.r3f_lambda
+    criterion.noise_type = str(cfg.noise_type)
+    criterion.fast_r3f = cfg.fast_r3f
+
+
+def require_encoder_embedding(model, criterion_name: str) -> None:
+    """The R3F/SMART criterions perturb the encoder's token embeddings: refuse models without them."""
+    try:
+        find_encoder_token_embedding(model)
+    except ValueError as error:
+        raise ValueError(f"--criterion {criterion_name}: {error}") from None
+
+
+def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
+    """fairseq's own criterion forward, unchanged, plus the clean model output it computed.
+
+    Returns ``(loss, sample_size, logging_output, clean_output)``; ``clean_output`` is None when no
+    consistency term is due (evaluation), so no second pass is run then.
+    """
+    with captured_outputs(model) as outputs:
+        loss, sample_size, logging_output = stock_forward_fn(model, sample, reduce)
+    clean_output = single_output(outputs, criterion_name) if model.training else None
+    return loss, sample_size, logging_output, clean_output
+
+
+def add_consistency_term(loss, logging_output: Dict, weight: float, term, key: str):
+    """loss + weight * term, with the total and the term logged (as tensors: no synchronisation)."""
+    loss = loss + weight * term
+    logging_output["loss"] = loss.data
+    logging_output[key] = term.data
+    return loss
 
 
 def noised_forward(model, run: Callable[[], Any], eps: float, noise_type: str, fast: bool) -> Tuple[Any, NoiseRecord]:

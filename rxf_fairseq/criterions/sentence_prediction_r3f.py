@@ -8,11 +8,10 @@ from fairseq.criterions.sentence_prediction import (
     SentencePredictionCriterion,
 )
 
-from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.r3f_common import (R3FConfig, check_r3f_args, log_noise_audit, noised_forward,
-                                               reduce_r3f_metrics)
+from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, log_noise_audit,
+                                               noised_forward, reduce_r3f_metrics, require_encoder_embedding,
+                                               set_r3f_options, stock_forward)
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
-from rxf_fairseq.noise import find_encoder_token_embedding
 
 
 @dataclass
@@ -30,13 +29,11 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
     lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``.
     """
 
+    criterion_name = "sentence_prediction_r3f"
+
     def __init__(self, cfg: RXFSentencePredictionR3FConfig, task):
         super().__init__(cfg, task)
-        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
-        self.noise_eps = cfg.eps  # not self.eps: fairseq's label-smoothed CE uses that name
-        self.r3f_lambda = cfg.r3f_lambda
-        self.noise_type = str(cfg.noise_type)
-        self.fast_r3f = cfg.fast_r3f
+        set_r3f_options(self, cfg)
         self._checked_model = None
 
     def _check_model(self, model) -> None:
@@ -45,23 +42,22 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
         heads = getattr(model, "classification_heads", None)
         if heads is None or self.classification_head_name not in heads:
             raise ValueError(
-                f"--criterion sentence_prediction_r3f needs a model with the classification head "
+                f"--criterion {self.criterion_name} needs a model with the classification head "
                 f"--classification-head-name {self.classification_head_name!r}; "
                 f"{type(model).__name__} has {sorted(heads.keys()) if heads is not None else 'no heads'}"
             )
-        try:
-            find_encoder_token_embedding(model)
-        except ValueError as error:
-            raise ValueError(f"--criterion sentence_prediction_r3f: {error}") from None
+        require_encoder_embedding(model, self.criterion_name)
         self._checked_model = model
 
     def forward(self, model, sample, reduce=True):
         self._check_model(model)
-        with captured_outputs(model) as outputs:
-            loss, sample_size, logging_output = super().forward(model, sample, reduce)
-        if not (model.training and self.r3f_lambda > 0):
+        if self.r3f_lambda == 0:  # standard fine-tuning: no second pass at all
+            return super().forward(model, sample, reduce)
+        loss, sample_size, logging_output, clean = stock_forward(super().forward, model, sample, reduce,
+                                                                 self.criterion_name)
+        if clean is None:
             return loss, sample_size, logging_output
-        clean_logits = single_output(outputs, "sentence_prediction_r3f")[0]
+        clean_logits = clean[0]
 
         (noised_logits, _), record = noised_forward(
             model,
@@ -74,9 +70,7 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
             term, key = squared_prediction_change(clean_logits, noised_logits), "noise_sq_err"
         else:
             term, key = symmetric_kl(clean_logits, noised_logits), "symm_kl"
-        loss = loss + self.r3f_lambda * term
-        logging_output["loss"] = loss.data
-        logging_output[key] = term.data
+        loss = add_consistency_term(loss, logging_output, self.r3f_lambda, term, key)
         return loss, sample_size, logging_output
 
     @classmethod

@@ -16,8 +16,7 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.criterions.r3f_common import log_noise_audit, reduce_r3f_metrics
+from rxf_fairseq.criterions.r3f_common import add_consistency_term, log_noise_audit, reduce_r3f_metrics, stock_forward
 from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
 from rxf_fairseq.noise import perturbed_token_embeddings, sample_embedding_noise
@@ -59,6 +58,8 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
     delta_0 ~ N(0, sigma^2), delta_s = delta_(s-1) + eta * direction(grad KL_S at delta_(s-1)).
     Cost: 1 + S + 1 forwards and S + 1 backwards per update."""
 
+    criterion_name = "sentence_prediction_smart"
+
     def __init__(self, cfg: RXFSentencePredictionSMARTConfig, task):
         SentencePredictionCriterion.__init__(self, cfg, task)
         for flag, value in (("--smart-lambda", cfg.smart_lambda), ("--smart-noise-var", cfg.smart_noise_var),
@@ -81,11 +82,13 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
 
     def forward(self, model, sample, reduce=True):
         self._check_model(model)
-        with captured_outputs(model) as outputs:
-            loss, sample_size, logging_output = SentencePredictionCriterion.forward(self, model, sample, reduce)
-        if not (model.training and self.smart_lambda > 0):
+        stock = lambda *args: SentencePredictionCriterion.forward(self, *args)  # noqa: E731
+        if self.smart_lambda == 0:
+            return stock(model, sample, reduce)
+        loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
+        if clean is None:
             return loss, sample_size, logging_output
-        clean_logits = single_output(outputs, "sentence_prediction_smart")[0]
+        clean_logits = clean[0]
 
         delta = [None]
 
@@ -116,9 +119,7 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
             adversarial = run(model)
         log_noise_audit(logging_output, record)
         term, key = self._consistency(clean_logits, adversarial)
-        loss = loss + self.smart_lambda * term
-        logging_output["loss"] = loss.data
-        logging_output[key] = term.data
+        loss = add_consistency_term(loss, logging_output, self.smart_lambda, term, key)
         return loss, sample_size, logging_output
 
     @classmethod
