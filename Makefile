@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rxf-installed
 
-.PHONY: install test demo bench clean
+.PHONY: install perl-deps test demo bench clean
 
 install: $(STAMP)
 
@@ -23,7 +23,16 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install -e '.[test]'
 	@touch $@
 
-test: $(STAMP)
+# ROUGE-1.5.5 (rxf-rouge's perl backend) needs XML::Parser from Debian; installed when we are root.
+perl-deps:
+	@perl -MXML::Parser -MDB_File -e 1 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libxml-parser-perl libwww-perl >/dev/null; \
+	  else \
+	    echo "rxf-rouge's perl backend needs: sudo apt-get install -y libxml-parser-perl libwww-perl" >&2; exit 1; \
+	  fi; }
+
+test: $(STAMP) perl-deps
 	@$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
 	exit $$rc

