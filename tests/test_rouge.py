@@ -170,3 +170,30 @@ def test_missing_perl_module_gives_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     with pytest.raises(rxf_rouge.RougeError, match="apt-get install -y libxml-parser-perl libwww-perl"):
         rxf_rouge.check_perl()
+
+
+@pytest.mark.parametrize("raw,tokenized", [
+    ('Mr. Smith (the mayor) said "we can\'t stop now." He arrived at 5 p.m. yesterday; the U.S. team won 3-1... '
+     'It cost $5.50!',
+     "Mr. Smith -LRB- the mayor -RRB- said `` we ca n't stop now . '' He arrived at 5 p.m. yesterday ; the U.S. "
+     "team won 3-1 ... It cost $ 5.50 !"),
+    ("The licenses are free. By contrast, the GPL is not.", "The licenses are free . By contrast , the GPL is not ."),
+    ('He said: "Go." Then left.', "He said : `` Go . '' Then left ."),
+])
+def test_ptb_tokenize_follows_ptb_conventions(raw, tokenized):
+    assert rxf_rouge.ptb_tokenize(raw) == tokenized
+
+
+def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache, tmp_path):
+    raw = "One sentence. Another one.\n\nA third (short) one.\n"
+    proc = subprocess.run([sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"],
+                          input=raw, capture_output=True, text=True)
+    assert proc.stdout == "One sentence . Another one .\n\nA third -LRB- short -RRB- one .\n"
+    (tmp_path / "ref").write_text("The cat sat down. Dogs were barking loudly.\n")
+    (tmp_path / "sum").write_text("Dogs were barking loudly. The cat sat down.\n")
+    untokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-nol").stdout)
+    tokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-nol", "--ptb-tokenize").stdout)
+    # without tokenisation no " ." separates the sentences: ROUGE-L compares one long sentence with
+    # another and the swapped order costs half; split into sentences, each is matched whole
+    assert tokenized["ROUGE-1"]["F"][0] == untokenized["ROUGE-1"]["F"][0] == 1.0
+    assert untokenized["ROUGE-L"]["F"][0] < 0.75 and tokenized["ROUGE-L"]["F"][0] == 1.0
