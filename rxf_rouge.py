@@ -25,8 +25,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 WORDNET_KEYS = 5930
 PERL_MODULES = ("XML::Parser", "DB_File")
 PERL_INSTALL = "apt-get install -y libxml-parser-perl libwww-perl"
-DEFAULT_PERL_ARGS = ["-c", "95", "-r", "1000", "-n", "2", "-a"]
-MEASURES = (("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeLsum"))
+DEFAULT_ROUGE_N = 2
+
+
+def perl_arguments(rouge_n: int = DEFAULT_ROUGE_N, rouge_l: bool = True) -> List[str]:
+    """files2rouge's ROUGE-1.5.5 arguments (before pyrouge appends ``-m`` and the config file)."""
+    return ["-c", "95", "-r", "1000", "-n", str(rouge_n), "-a"] + ([] if rouge_l else ["-x"])
+
+
+def measures(rouge_n: int = DEFAULT_ROUGE_N, rouge_l: bool = True) -> List[Tuple[str, str]]:
+    """(ROUGE-1.5.5's name, rouge-score's key) in ROUGE-1.5.5's printing order."""
+    return [(f"ROUGE-{n}", f"rouge{n}") for n in range(1, rouge_n + 1)] + ([("ROUGE-L", "rougeLsum")] if rouge_l else [])
 
 
 class RougeError(Exception):
@@ -202,7 +211,8 @@ def eval_entry(task_id: int, model_root: str, peer_root: str, peer: str, model: 
 
 
 def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
-               rouge_args: Optional[str] = None, verbose: bool = False) -> str:
+               rouge_args: Optional[str] = None, verbose: bool = False, rouge_n: int = DEFAULT_ROUGE_N,
+               rouge_l: bool = True) -> str:
     """ROUGE-1.5.5's printed report for the documents, as files2rouge produces it."""
     check_perl()
     home = rouge_home()
@@ -222,8 +232,10 @@ def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bo
                 index = peer[len("s."):-len(".txt")]
                 f.write(eval_entry(task_id, roots["model"], roots["system"], peer, f"m.A.{index}.txt"))
             f.write("</ROUGE-EVAL>")
-        args = rouge_args.split() if rouge_args else DEFAULT_PERL_ARGS + (["-m"] if stemming else [])
-        command = ["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"), *args, config]
+        # files2rouge: "-e DATA" + (its arguments or -a's); pyrouge then appends -m and the config
+        args = rouge_args.split() if rouge_args else perl_arguments(rouge_n, rouge_l)
+        command = ["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"), *args,
+                   *(["-m"] if stemming else []), config]
         if verbose:
             print("running: " + " ".join(command), file=sys.stderr)
         proc = subprocess.run(command, capture_output=True, text=True)
@@ -235,12 +247,14 @@ def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bo
 # ---------------------------------------------------------------------------------- python backend
 
 def python_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
-                 n_samples: int = 1000, seed: int = 1) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
+                 n_samples: int = 1000, seed: int = 1, rouge_n: int = DEFAULT_ROUGE_N,
+                 rouge_l: bool = True) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
     """``{"ROUGE-1": {"R": (mid, low, high), "P": ..., "F": ...}, ...}`` from rouge-score's bootstrap."""
     import numpy as np
     from rouge_score import rouge_scorer, scoring
 
-    scorer = rouge_scorer.RougeScorer([key for _, key in MEASURES], use_stemmer=stemming)
+    wanted = measures(rouge_n, rouge_l)
+    scorer = rouge_scorer.RougeScorer([key for _, key in wanted], use_stemmer=stemming)
     aggregator = scoring.BootstrapAggregator(confidence_interval=0.95, n_samples=n_samples)
     state = np.random.get_state()
     np.random.seed(seed)  # rouge-score resamples with numpy's global generator
@@ -256,14 +270,14 @@ def python_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: 
     return {
         name: {short: (getattr(result[key].mid, field), getattr(result[key].low, field), getattr(result[key].high, field))
                for short, field in (("R", "recall"), ("P", "precision"), ("F", "fmeasure"))}
-        for name, key in MEASURES
+        for name, key in wanted
     }
 
 
 def format_report(scores: Dict[str, Dict[str, Tuple[float, float, float]]]) -> str:
     """ROUGE-1.5.5's (and so files2rouge's) report layout."""
     lines = []
-    for name, _ in MEASURES:
+    for name in scores:
         lines.append("---------------------------------------------")
         for short in ("R", "P", "F"):
             mid, low, high = scores[name][short]
@@ -293,36 +307,47 @@ def main(argv=None) -> int:
     parser.add_argument("summary", help="system summaries, one document per line")
     parser.add_argument("--backend", choices=["perl", "python"], default="perl")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the ROUGE command")
-    parser.add_argument("-a", "--args", help="ROUGE-1.5.5 arguments replacing '-c 95 -r 1000 -n 2 -a -m' (perl)")
+    parser.add_argument("-n", "--rouge_n", type=int, default=DEFAULT_ROUGE_N, help="largest n-gram size (default 2)")
+    parser.add_argument("-nol", "--no_rouge_l", action="store_true", help="do not compute ROUGE-L")
+    parser.add_argument("-a", "--args", help="ROUGE-1.5.5 arguments replacing '-c 95 -r 1000 -n 2 -a' (perl; "
+                        "-e DATA goes before them and -m after, as in files2rouge)")
     parser.add_argument("-s", "--saveto", help="also write the report to this file")
     parser.add_argument("-e", "--eos", default=".", help="end-of-sentence token (default '.')")
-    parser.add_argument("-m", "--stemming", action="store_true", help="(the default; kept for files2rouge)")
+    parser.add_argument("-m", "--stemming", action="store_true", help="refused, as by files2rouge: stemming is the default")
     parser.add_argument("-nm", "--no_stemming", action="store_true", help="switch stemming off")
     parser.add_argument("-ir", "--ignore_empty_reference", action="store_true", help="skip documents whose reference is empty")
     parser.add_argument("-is", "--ignore_empty_summary", action="store_true", help="skip documents whose summary is empty")
-    parser.add_argument("-n", "--n-samples", type=int, default=1000, help="bootstrap resamples (python backend)")
-    parser.add_argument("-nol", "--no-log", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--n-samples", type=int, default=1000, help="bootstrap resamples (python backend)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--ptb-tokenize", action="store_true",
                         help="PTB-tokenise both files first (in place of CoreNLP's PTBTokenizer, see README)")
     args = parser.parse_args(argv)
+    if args.stemming:
+        parser.error("-m/--stemming: stemming is the default (as in files2rouge); -nm switches it off")
     if args.args and args.backend == "python":
         parser.error("-a/--args passes ROUGE-1.5.5 options: only with --backend perl")
+    if args.args and (args.rouge_n != DEFAULT_ROUGE_N or args.no_rouge_l):
+        parser.error("-n/--rouge_n and -nol/--no_rouge_l cannot be combined with -a/--args (as in files2rouge)")
+    if not 1 <= args.rouge_n <= 9:
+        parser.error("-n/--rouge_n must be between 1 and 9")
     if args.n_samples < 1:
-        parser.error("-n/--n-samples must be >= 1")
+        parser.error("--n-samples must be >= 1")
     started = time.time()
     try:
         documents, skipped = read_documents(args.reference, args.summary, args.eos,
                                             args.ignore_empty_reference, args.ignore_empty_summary)
         if args.ptb_tokenize:
             documents = [(i, ptb_tokenize(ref), ptb_tokenize(summ)) for i, ref, summ in documents]
-        if not args.no_log:
+        if not args.quiet:
             print(f"Scoring {len(documents)} documents with the {args.backend} backend"
                   + (f" ({len(skipped)} skipped as empty: lines {skipped[:10]}...)" if skipped else ""), file=sys.stderr)
         stemming = not args.no_stemming
         if args.backend == "perl":
-            report = perl_rouge(documents, args.eos, stemming, args.args, args.verbose)
+            report = perl_rouge(documents, args.eos, stemming, args.args, args.verbose, args.rouge_n,
+                                not args.no_rouge_l)
         else:
-            report = format_report(python_rouge(documents, args.eos, stemming, args.n_samples))
+            report = format_report(python_rouge(documents, args.eos, stemming, args.n_samples,
+                                                rouge_n=args.rouge_n, rouge_l=not args.no_rouge_l))
     except RougeError as error:
         print(f"rxf-rouge: {error}", file=sys.stderr)
         return 1
@@ -332,7 +357,7 @@ def main(argv=None) -> int:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(report)
         os.replace(tmp, args.saveto)
-    if not args.no_log:
+    if not args.quiet:
         print(f"Elapsed time: {time.time() - started:.3f} seconds", file=sys.stderr)
     return 0
 

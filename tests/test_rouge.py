@@ -148,6 +148,19 @@ def test_cli_report_format_and_saveto(rouge_cache, real_pairs, tmp_path):
         assert out.read_text() == proc.stdout
 
 
+def test_files2rouge_options_n_nol_and_a(rouge_cache, real_pairs):
+    for backend in ("perl", "python"):
+        proc = run_cli(*real_pairs, "--backend", backend, "-n", "3", "-nol", "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(rxf_rouge.parse_report(proc.stdout)) == ["ROUGE-1", "ROUGE-2", "ROUGE-3"]
+    default = run_cli(*real_pairs, "-q").stdout
+    assert run_cli(*real_pairs, "-q", "-a", "-c 95 -r 1000 -n 2 -a").stdout == default  # -m still appended
+    assert run_cli(*real_pairs, "-q", "-a", "-c 95 -r 1000 -n 2 -a", "-nm").stdout == run_cli(*real_pairs, "-q", "-nm").stdout
+    for bad, message in ((["--args=-c 95 -n 2", "-n", "3"], "cannot be combined"), (["-m"], "stemming is the default")):
+        proc = run_cli(*real_pairs, *bad)
+        assert proc.returncode == 2 and message in proc.stderr
+
+
 def test_bad_input_is_refused_with_file_and_line(rouge_cache, tmp_path):
     ref, summ = tmp_path / "ref", tmp_path / "sum"
     ref.write_text("a b .\nc d .\n")
@@ -191,8 +204,8 @@ def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache
     assert proc.stdout == "One sentence . Another one .\n\nA third -LRB- short -RRB- one .\n"
     (tmp_path / "ref").write_text("The cat sat down. Dogs were barking loudly.\n")
     (tmp_path / "sum").write_text("Dogs were barking loudly. The cat sat down.\n")
-    untokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-nol").stdout)
-    tokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-nol", "--ptb-tokenize").stdout)
+    untokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-q").stdout)
+    tokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-q", "--ptb-tokenize").stdout)
     # without tokenisation no " ." separates the sentences: ROUGE-L compares one long sentence with
     # another and the swapped order costs half; split into sentences, each is matched whole
     assert tokenized["ROUGE-1"]["F"][0] == untokenized["ROUGE-1"]["F"][0] == 1.0
