@@ -9,11 +9,9 @@ carry padding.
 
 import os
 import random
-import shutil
-import subprocess
-import sys
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from rxf_fairseq.preprocessing import atomic_output, fairseq_preprocess
 
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "happy", "bright"]
 NEGATIVE = ["bad", "awful", "poor", "nasty", "grim", "sad", "dull", "ugly"]
@@ -66,26 +64,13 @@ def _write_lines(path: str, lines: Sequence[str]) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def fairseq_preprocess(args: Sequence[str]) -> None:
-    """Run ``fairseq-preprocess`` with this interpreter; raise with its output on failure."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "fairseq_cli.preprocess", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"fairseq-preprocess {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
-
-
 def binarize_sentence_prediction(
     raw: str, dest: str, splits: Sequence[str] = ("train", "valid"), workers: int = 1,
     srcdict: Optional[str] = None,
 ) -> None:
     """The ``input0/ label/`` layout of fairseq's ``sentence_prediction`` task (RoBERTa GLUE recipe),
     written to a temporary folder and renamed into place, so a failure leaves no half dataset."""
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    with atomic_output(dest) as tmp:
         common = ["--only-source", "--workers", str(workers)]
         pref = {s: os.path.join(raw, s) for s in splits}
         prefixes = ["--trainpref", pref["train"] + ".input0"]
@@ -97,9 +82,6 @@ def binarize_sentence_prediction(
         if "valid" in pref:
             prefixes += ["--validpref", pref["valid"] + ".label"]
         fairseq_preprocess(common + prefixes + ["--destdir", os.path.join(tmp, "label")])
-        _replace_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def binarize_monolingual(raw_prefix: str, dest: str, srcdict: str, workers: int = 1) -> None:
@@ -117,9 +99,3 @@ def binarize_seq2seq(raw: str, dest: str, workers: int = 1) -> None:
         "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid"),
         "--destdir", dest,
     ])
-
-
-def _replace_dir(src: str, dest: str) -> None:
-    if os.path.exists(dest):
-        shutil.rmtree(dest)
-    os.replace(src, dest)

@@ -1,0 +1,87 @@
+"""What every data-preparation pipeline shares: fairseq-preprocess, GPT-2 BPE, atomic output, errors."""
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from multiprocessing import Pool
+from typing import Iterator, Sequence
+
+
+class PreprocessError(Exception):
+    """Bad input: printed as ``error: file:line: what``, non-zero exit, nothing written."""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fairseq_preprocess(args: Sequence[str]) -> None:
+    """``fairseq-preprocess ARGS``, run in this process (importing fairseq once per pipeline, not once per
+    call); raises ``PreprocessError`` naming the arguments if fairseq refuses or fails."""
+    import logging
+
+    from fairseq import options
+    from fairseq_cli import preprocess
+
+    root = logging.getLogger()
+    handlers = list(root.handlers) + list(preprocess.logger.handlers)
+    try:
+        preprocess.main(options.get_preprocessing_parser().parse_args(list(args)))
+    except SystemExit as error:  # argparse
+        raise PreprocessError(f"fairseq-preprocess {' '.join(args)}: bad arguments (exit {error.code})") from None
+    except Exception as error:
+        raise PreprocessError(f"fairseq-preprocess {' '.join(args)} failed: {error!r}") from error
+    finally:  # fairseq adds a FileHandler for DESTDIR/preprocess.log on every call
+        for logger in (root, preprocess.logger):
+            for handler in list(logger.handlers):
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+                    handler.close()
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str) -> Iterator[str]:
+    """A temporary folder beside ``dest`` that replaces ``dest`` only if the block succeeds, so an
+    interrupted or failed run never leaves a dataset that looks complete; re-running rebuilds it."""
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dest))}.tmp-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_BPE = None
+
+
+def _init_bpe(encoder_json: str, vocab_bpe: str) -> None:
+    global _BPE
+    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
+
+    _BPE = get_encoder(encoder_json, vocab_bpe)
+
+
+def _encode(line: str) -> str:
+    return " ".join(map(str, _BPE.encode(line.strip())))
+
+
+def bpe_encode_file(src: str, dest: str, encoder_json: str, vocab_bpe: str, workers: int = 1) -> int:
+    """GPT-2 BPE ids, one line per line, as fairseq's ``examples/roberta/multiprocessing_bpe_encoder.py``.
+    Returns the number of BPE tokens written."""
+    with open(src, encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    if workers > 1:
+        with Pool(workers, initializer=_init_bpe, initargs=(encoder_json, vocab_bpe)) as pool:
+            encoded = pool.map(_encode, lines, chunksize=max(1, len(lines) // (workers * 8)))
+    else:
+        _init_bpe(encoder_json, vocab_bpe)
+        encoded = [_encode(line) for line in lines]
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write("\n".join(encoded) + "\n")
+    return sum(len(line.split()) for line in encoded)
