@@ -17,10 +17,8 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))

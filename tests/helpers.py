@@ -7,7 +7,6 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-import torch
 
 from rxf_fairseq.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
 

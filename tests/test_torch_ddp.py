@@ -4,7 +4,6 @@ GPUs), on two CPU processes with gloo: fairseq itself cannot run that backend on
 import os
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
