@@ -85,9 +85,10 @@ TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
 }
 
 
-def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malformed: bool
-               ) -> Tuple[List[List[str]], List[str], int]:
-    """(inputs per column, labels, rows skipped) of one TSV, validated row by row."""
+def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malformed: bool,
+               keep: Optional[int] = None) -> Tuple[List[List[str]], List[str], int]:
+    """(inputs per column, labels, rows skipped) of one TSV, validated row by row. With ``keep``, that
+    column's values come last in the inputs (XNLI's language)."""
     with open(path, encoding="utf-8", newline="") as f:
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
@@ -98,7 +99,8 @@ def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malf
         if header != layout.header:
             raise PreprocessError(f"{path}:1: header {list(header)} is not GLUE's {list(layout.header)}")
         first = 1
-    inputs: List[List[str]] = [[] for _ in layout.inputs]
+    columns = layout.inputs + ((keep,) if keep is not None else ())
+    inputs: List[List[str]] = [[] for _ in columns]
     out_labels: List[str] = []
     skipped = 0
     for number, line in enumerate(lines[first:], start=first + 1):
@@ -124,7 +126,7 @@ def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malf
                 skipped += 1
                 continue
             raise PreprocessError(f"{path}:{number}: {problem}")
-        for column, values in zip(layout.inputs, inputs):
+        for column, values in zip(columns, inputs):
             values.append(" ".join(fields[column].split()))
         if layout.label is not None:
             out_labels.append(fields[layout.label].strip())

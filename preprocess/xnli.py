@@ -1,0 +1,141 @@
+"""XNLI zero-shot (the paper's Table 3): English MNLI for training, XNLI dev and test in 15 languages,
+encoded with XLM-R's sentencepiece model and binarized with XLM-R's ``dict.txt``.
+
+Splits, all in fairseq's ``sentence_prediction`` layout (``input0/ input1/ label/``): ``train`` (MNLI train),
+``valid`` (MNLI dev_matched), and ``dev_{lang}`` / ``test_{lang}`` for each of the 15 XNLI languages, each
+loadable on its own (``fairseq-validate --valid-subset test_fr,test_de``). Rows are validated as in
+``preprocess/glue.py``; XNLI's TSVs (19 columns, language first) are checked for every language.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from multiprocessing import Pool
+from typing import Dict, List, Optional, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from glue import TASKS, Layout, read_split  # noqa: E402
+from rxf_fairseq.preprocessing import PreprocessError, atomic_output, fairseq_preprocess, log  # noqa: E402
+
+LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
+XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
+               "sentence2_parse", "sentence1", "sentence2", "promptID", "pairID", "genre", "label1", "label2",
+               "label3", "label4", "label5", "sentence1_tokenized", "sentence2_tokenized", "match")
+XNLI = Layout(XNLI_HEADER, (6, 7), 1)
+NLI_LABELS = TASKS["MNLI"][0]
+
+_SP = None
+
+
+def _init_sp(model: str) -> None:
+    global _SP
+    import sentencepiece
+
+    _SP = sentencepiece.SentencePieceProcessor(model_file=model)
+
+
+def _pieces(line: str) -> str:
+    return " ".join(_SP.encode(line, out_type=str))
+
+
+def spm_encode(lines: List[str], model: str, workers: int) -> List[str]:
+    """Sentencepiece pieces, space-separated, as ``spm_encode --output_format=piece`` (XLM-R's recipe)."""
+    if workers > 1:
+        with Pool(workers, initializer=_init_sp, initargs=(model,)) as pool:
+            return pool.map(_pieces, lines, chunksize=max(1, len(lines) // (workers * 8)))
+    _init_sp(model)
+    return [_pieces(line) for line in lines]
+
+
+def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1) -> Dict:
+    for path in (sp_model, dictionary):
+        if not os.path.isfile(path):
+            raise PreprocessError(f"missing file: {path}")
+    splits: Dict[str, tuple] = {}
+    mnli = TASKS["MNLI"][1]
+    for stem, split in (("train", "train"), ("dev_matched", "valid")):
+        path = os.path.join(mnli_dir, f"{stem}.tsv")
+        if not os.path.isfile(path):
+            raise PreprocessError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
+        log(f"[XNLI] reading MNLI {stem}.tsv")
+        inputs, labels, _ = read_split(path, mnli[stem][1], NLI_LABELS, False)
+        splits[split] = (inputs, labels)
+    for kind in ("dev", "test"):
+        path = os.path.join(xnli_dir, f"xnli.{kind}.tsv")
+        if not os.path.isfile(path):
+            raise PreprocessError(f"missing file: {path} (XNLI-1.0)")
+        log(f"[XNLI] reading xnli.{kind}.tsv")
+        (first, second, languages), labels, _ = read_split(path, XNLI, NLI_LABELS, False, keep=0)
+        unknown = sorted(set(languages) - set(LANGUAGES))
+        if unknown:
+            row = languages.index(unknown[0]) + 2
+            raise PreprocessError(f"{path}:{row}: language {unknown[0]!r} is not one of XNLI's 15")
+        for lang in LANGUAGES:
+            rows = [i for i, code in enumerate(languages) if code == lang]
+            if not rows:
+                raise PreprocessError(f"{path}: no rows for language {lang!r}")
+            splits[f"{kind}_{lang}"] = ([[first[i] for i in rows], [second[i] for i in rows]], [labels[i] for i in rows])
+
+    summary = {"splits": {s: {"examples": len(v[1]), "labels": dict(Counter(v[1]))} for s, v in splits.items()}}
+    with atomic_output(out) as tmp:
+        raw = os.path.join(tmp, ".raw")
+        os.makedirs(raw)
+        for split, (inputs, labels) in splits.items():
+            for k, values in enumerate(inputs):
+                log(f"[XNLI] sentencepiece {split}.input{k}")
+                pieces = spm_encode(values, sp_model, workers)
+                summary["splits"][split][f"input{k}_pieces"] = sum(len(p.split()) for p in pieces)
+                with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
+                    f.write("\n".join(pieces) + "\n")
+            with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
+                f.write("\n".join(labels) + "\n")
+        extra = [s for s in splits if s not in ("train", "valid")]
+        for suffix, dest, dict_args in [(f".input{k}", f"input{k}", ["--srcdict", dictionary]) for k in (0, 1)] + \
+                                       [(".label", "label", [])]:
+            log(f"[XNLI] binarizing {dest}")
+            fairseq_preprocess(["--only-source", *dict_args, "--workers", str(workers),
+                                "--destdir", os.path.join(tmp, dest),
+                                "--trainpref", os.path.join(raw, "train" + suffix),
+                                "--validpref", os.path.join(raw, "valid" + suffix),
+                                "--testpref", ",".join(os.path.join(raw, s + suffix) for s in extra)])
+            # fairseq-preprocess names the test prefixes test, test1, ...: give them their XNLI names
+            for i, split in enumerate(extra):
+                for ext in ("bin", "idx"):
+                    os.replace(os.path.join(tmp, dest, f"test{i or ''}.{ext}"), os.path.join(tmp, dest, f"{split}.{ext}"))
+        shutil.rmtree(raw)
+        with open(os.path.join(tmp, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="preprocess/xnli.sh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mnli_dir", help="GLUE's MNLI folder (train.tsv, dev_matched.tsv)")
+    parser.add_argument("xnli_dir", help="XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv)")
+    parser.add_argument("out", help="output folder")
+    parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
+    parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    try:
+        summary = prepare(args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers)
+    except PreprocessError as error:
+        print(f"xnli: error: {error}", file=sys.stderr)
+        return 1
+    for split, info in summary["splits"].items():
+        log(f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
+            f"pieces {info['input0_pieces'] + info['input1_pieces']}")
+    log(f"[XNLI] done: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
