@@ -13,7 +13,6 @@ The output is built in a temporary folder beside OUT and renamed into place at t
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, bpe_encode_file,  # noqa: E402
-                                       fairseq_preprocess, log)
+                                       fairseq_preprocess, log, positive_int, write_summary)
 
 
 @dataclass(frozen=True)
@@ -204,8 +203,7 @@ def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: st
                     with open(os.path.join(label_dir, f"{split}.label"), "w") as f:
                         f.write("".join(f"{float(v) / 5.0:.6g}\n" for v in split_labels))
         shutil.rmtree(raw)
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_summary(tmp, summary)
     return summary
 
 
@@ -218,12 +216,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     parser.add_argument("--dict", required=True, help="RoBERTa's dict.txt")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
     parser.add_argument("--skip-malformed", action="store_true",
                         help="skip rows with the wrong number of fields (fairseq's recipe drops them silently for QQP)")
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
     tasks = sorted(TASKS) if args.task == "ALL" else [args.task]
     try:
         for task in tasks:

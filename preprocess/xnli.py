@@ -8,7 +8,6 @@ loadable on its own (``fairseq-validate --valid-subset test_fr,test_de``). Rows 
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -20,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from glue import TASKS, Layout, read_split  # noqa: E402
-from rxf_fairseq.preprocessing import PreprocessError, atomic_output, fairseq_preprocess, log  # noqa: E402
+from rxf_fairseq.preprocessing import PreprocessError, atomic_output, fairseq_preprocess, log, positive_int, write_summary  # noqa: E402
 
 LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
@@ -108,8 +107,7 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
                 for ext in ("bin", "idx"):
                     os.replace(os.path.join(tmp, dest, f"test{i or ''}.{ext}"), os.path.join(tmp, dest, f"{split}.{ext}"))
         shutil.rmtree(raw)
-        with open(os.path.join(tmp, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        write_summary(tmp, summary)
     return summary
 
 
@@ -121,10 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("out", help="output folder")
     parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
     parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error("--workers must be >= 1")
     try:
         summary = prepare(args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers)
     except PreprocessError as error:

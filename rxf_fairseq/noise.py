@@ -17,10 +17,10 @@ from torch import Tensor, nn
 NOISE_TYPES = ("uniform", "normal")
 
 
-def check_noise_args(eps: float, noise_type: str, eps_flag: str = "--eps") -> None:
-    """Reject settings the noise cannot honour, naming the flag at fault."""
+def check_noise_args(eps: float, noise_type: str) -> None:
+    """Reject settings the noise cannot honour, naming the flag at fault (criteria call it at start-up)."""
     if not eps >= 0:  # also rejects NaN
-        raise ValueError(f"{eps_flag} must be >= 0 (the noise scale), got {eps!r}")
+        raise ValueError(f"--eps must be >= 0 (the noise scale), got {eps!r}")
     if noise_type not in NOISE_TYPES:
         raise ValueError(
             f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}"
@@ -34,14 +34,15 @@ def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
     ``seed + num_updates`` before every update, so a resumed run draws the same noise), then cast.
     eps = 0 gives exact zeros (the reference crashes on ``Uniform(-0, 0)``).
     """
-    check_noise_args(eps, noise_type)
     if eps == 0:
         return torch.zeros_like(like)
     noise = torch.empty(like.shape, device=like.device, dtype=torch.float32)
     if noise_type == "uniform":
         noise.uniform_(-eps, eps)
-    else:
+    elif noise_type == "normal":
         noise.normal_(0.0, eps)
+    else:
+        check_noise_args(eps, noise_type)  # raises, naming the flag
     return noise.to(like.dtype)
 
 

@@ -13,6 +13,22 @@ class PreprocessError(Exception):
     """Bad input: printed as ``error: file:line: what``, non-zero exit, nothing written."""
 
 
+def positive_int(text: str) -> int:
+    """argparse type for --workers and the like."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def write_summary(folder: str, summary: dict) -> None:
+    """``summary.json`` (examples, tokens, label counts per split) next to the binaries."""
+    import json
+
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

@@ -32,15 +32,8 @@ class SpectralNormLinear(nn.Linear):
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> "SpectralNormLinear":
         """Wrap an existing layer, sharing its parameters (an optimizer holding them keeps working)."""
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        new.in_features, new.out_features = linear.in_features, linear.out_features
+        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None).to(linear.weight.device)
         new.weight, new.bias = linear.weight, linear.bias
-        new.eps = 1e-12
-        generator_device = linear.weight.device
-        new.register_buffer("sn_u", F.normalize(torch.randn(linear.out_features, device=generator_device), dim=0))
-        new.register_buffer("sn_v", F.normalize(torch.randn(linear.in_features, device=generator_device), dim=0))
-        new._warm = False
         new.power_iteration(WARMUP_POWER_ITERATIONS)
         return new
 

@@ -16,7 +16,7 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from rxf_fairseq.criterions.r3f_common import add_consistency_term, log_noise_audit, reduce_r3f_metrics, stock_forward
+from rxf_fairseq.criterions.r3f_common import add_consistency_term, log_noise_audit, stock_forward
 from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
 from rxf_fairseq.noise import perturbed_token_embeddings, sample_embedding_noise
@@ -121,8 +121,3 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
         term, key = self._consistency(clean_logits, adversarial)
         loss = add_consistency_term(loss, logging_output, self.smart_lambda, term, key)
         return loss, sample_size, logging_output
-
-    @classmethod
-    def reduce_metrics(cls, logging_outputs) -> None:
-        SentencePredictionCriterion.reduce_metrics(logging_outputs)
-        reduce_r3f_metrics(logging_outputs)
