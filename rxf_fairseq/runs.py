@@ -346,6 +346,7 @@ class Runner:
                 task["data"], "--user-dir", USER_DIR, "--path", os.path.join(run_dir, "checkpoint_best.pt"),
                 "--task", "translation", "--source-lang", task["source_lang"], "--target-lang", task["target_lang"],
                 "--gen-subset", a.gen_subset, *generate_flags(cfg), "--batch-size", str(a.gen_batch_size),
+                "--required-batch-size-multiple", "1",
                 "--bpe", "gpt2", "--gpt2-encoder-json", a.encoder_json, "--gpt2-vocab-bpe", a.vocab_bpe,
             ] + (["--truncate-source"] if task.get("truncate_source") else []) + \
                 (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])

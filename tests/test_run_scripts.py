@@ -114,6 +114,16 @@ def test_glue_environment_multi_gpu_and_overrides():
     assert flag(train, "--save-dir").startswith("/tmp/somewhere/glue/sst_2/r3f/")
 
 
+def test_an_interrupted_run_continues_from_its_last_checkpoint(tmp_path):
+    (first,) = glue_dry("RTE", "r3f", "--seeds", "1", "--save-root", str(tmp_path))
+    run_dir = flag(first, "--save-dir")
+    os.makedirs(run_dir)
+    open(os.path.join(run_dir, "checkpoint_last.pt"), "w").close()
+    (again,) = glue_dry("RTE", "r3f", "--seeds", "1", "--save-root", str(tmp_path))
+    assert flag(again, "--restore-file") == os.path.join(run_dir, "checkpoint_last.pt")
+    assert not {"--reset-optimizer", "--reset-dataloader", "--reset-meters"} & set(again)
+
+
 def test_missing_paths_and_bad_names_are_refused():
     proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), "RTE", "r3f", "--dry-run"],
                           env={k: v for k, v in os.environ.items() if k not in GLUE_ENV}, capture_output=True, text=True)
@@ -133,6 +143,8 @@ def test_summarization_dry_run_has_the_papers_values(dataset):
     assert float(flag(train, "--clip-norm")) == 0.1 and float(flag(train, "--adam-eps")) == 1e-8
     assert flag(train, "--adam-betas") == "(0.9,0.98)" and float(flag(train, "--weight-decay")) == 0.01
     assert flag(train, "--criterion") == "label_smoothed_cross_entropy_r3f" and flag(train, "--arch") == "bart_large"
+    assert float(flag(train, "--dropout")) == 0.1 and float(flag(train, "--eps")) == 1e-5
+    assert flag(train, "--lr-scheduler") == "polynomial_decay"
     commands = summ_dry(dataset, "r3f", "--sweep")
     lambdas = {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in commands if c[2] == "fairseq_cli.train"}
     assert lambdas == {(lam, noise) for lam in SUMM_LAMBDAS for noise in NOISE_TYPES}
@@ -252,3 +264,47 @@ def test_xnli_zero_shot_end_to_end(toy_data, pretrained_roberta, tmp_path):
     assert record["kind"] == "xnli" and record["method"] == "r4f" and set(record["metrics"]) == {"en", "fr"}
     # both "languages" are the valid split, which the best checkpoint was chosen on
     assert record["metrics"]["en"] == record["metrics"]["fr"] == pytest.approx(record["valid_accuracy"], abs=0.051)
+
+
+def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
+    """preprocess/summarization.sh -> a tiny BART "pretrained" checkpoint -> run_scripts/summarization.sh:
+    R3F fine-tuning, fairseq-generate with the config's decoding settings, rxf-rouge, one record."""
+    from tests.helpers import fairseq_cli
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    articles = ["the cat sat on the mat and then the cat slept .", "rain fell in the hills all night , then it stopped .",
+                "a man bought bread and milk at the shop .", "the team won the game in the last minute ."]
+    summaries = ["the cat slept .", "it rained all night .", "a man went shopping .", "the team won ."]
+    for split, n in (("train", 4), ("val", 2), ("test", 3)):
+        (raw / f"{split}.source").write_text("".join(articles[i % 4] + "\n" for i in range(n)))
+        (raw / f"{split}.target").write_text("".join(summaries[i % 4] + "\n" for i in range(n)))
+    summ_bin = tmp_path / "summ-bin"
+    proc = subprocess.run(["bash", os.path.join(REPO, "preprocess", "summarization.sh"), "cnn_dm", str(raw),
+                           str(summ_bin / "cnn_dm-bin"), "--encoder-json", tiny_bpe["encoder"], "--vocab-bpe",
+                           tiny_bpe["vocab"], "--dict", tiny_bpe["dict"]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    bart = ["--share-all-embeddings", "--share-decoder-input-output-embed", "--layernorm-embedding", *TINY_BART]
+    fairseq_cli("train", [str(summ_bin / "cnn_dm-bin"), "--task", "translation", "--source-lang", "source",
+                          "--target-lang", "target", *bart, "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4",
+                          "--required-batch-size-multiple", "1",
+                          "--max-update", "2", "--save-dir", str(tmp_path / "bart"), "--no-epoch-checkpoints",
+                          "--cpu", "--seed", "1"])
+    bpe_dir = os.path.dirname(tiny_bpe["encoder"])
+    env = {"SUMM_BIN": str(summ_bin), "BART": str(tmp_path / "bart" / "checkpoint_last.pt"), "BPE_DIR": bpe_dir,
+           "SAVE_ROOT": str(tmp_path / "runs")}
+    tiny_run("summarization.sh", "cnn_dm", "r3f", "--tiny", "--rouge-backend", "python", "--gen-batch-size", "4",
+             "--set", "optimization.max_update=4", "--set", "lr_scheduler.warmup_updates=1",
+             "--set", "lr_scheduler.total_num_update=4", "--set", "optimization.update_freq=[1]",
+             "--set", "generation.min_len=1", "--set", "generation.max_len_b=12", "--set", "generation.beam=2",
+             "--", *bart, "--lr", "1e-3", env=env)
+    (record,) = read_records(tmp_path / "runs")
+    assert record["kind"] == "summarization" and record["task"] == "cnn_dm" and record["method"] == "r3f"
+    assert set(record["metrics"]) == {"rouge1", "rouge2", "rougeL"}
+    assert all(0 <= v <= 100 for v in record["metrics"].values())
+    run_dir = os.path.dirname(record["path"])
+    refs = open(os.path.join(run_dir, "test.ref")).read().splitlines()
+    assert refs == [summaries[i % 4] for i in range(3)]  # the decoded binaries give back the references
+    assert len(open(os.path.join(run_dir, "test.hypo")).read().splitlines()) == 3
+    # the generation used the config's decoding settings (with the overrides) and the references came first
+    assert "--no-repeat-ngram-size 3" in " ".join(record["generate"]) and record["rouge"][1].endswith("test.ref")
