@@ -6,6 +6,8 @@
 - ``--criterion sentence_prediction_smart`` (the SMART baseline, Jiang et al. 2019),
 - ``--task sentence_prediction_r4f`` (every linear layer of the classification head spectrally
   normalised; with the R3F criterion this is R4F),
+- ``--task sentence_prediction_probe`` (the paper's linear probe: frozen encoder, no encoder dropout,
+  one linear layer on the sentence representation),
 and makes fairseq's checkpoint loading work on torch >= 2.6 without allowing code execution.
 """
 
@@ -15,7 +17,7 @@ from rxf_fairseq.criterions import (  # noqa: F401
     sentence_prediction_r3f,
     sentence_prediction_smart,
 )
-from rxf_fairseq.tasks import sentence_prediction_r4f  # noqa: F401
+from rxf_fairseq.tasks import sentence_prediction_probe, sentence_prediction_r4f  # noqa: F401
 
 checkpoint_compat.install()
 

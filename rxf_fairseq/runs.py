@@ -40,6 +40,9 @@ UPDATE_FACTOR = {"std++": 2}
 # config section -> the fairseq-train flag its ``_name`` becomes
 NAME_FLAGS = {"task": "--task", "model": "--arch", "criterion": "--criterion", "optimizer": "--optimizer",
               "lr_scheduler": "--lr-scheduler"}
+PROBE_CHAIN = ("sst_2", "qnli", "qqp", "rte")  # Section 4.2/4.3: SST-2 -> QNLI -> QQP -> RTE
+GENERALISATION_PROBES = ("mnli", "qnli", "qqp", "rte", "mrpc", "cola")  # Section 4.1
+STEP_RECORD = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 TRAIN_SECTIONS = ("common", "distributed_training", "dataset", "optimization", "checkpoint", "task", "model",
                   "criterion", "optimizer", "lr_scheduler")
 
@@ -371,6 +374,101 @@ class Runner:
         return 0
 
 
+    # -- probing (the paper's Section 4; the probe itself: rxf_fairseq/probing.py)
+    def glue_step(self, name: str, method: str, restore: str, run_dir: str, seed: int,
+                  extra_overrides: Sequence[str] = ()) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
+        """(fairseq-train command, config, hparams) of one GLUE fine-tuning or probing step."""
+        a = self.args
+        overrides = self.base_overrides(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore)
+        cfg, grid = compose("glue", name, method, overrides + list(extra_overrides), a.config_dir)
+        if method in UPDATE_FACTOR:
+            scale_updates(cfg, UPDATE_FACTOR[method])
+        hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
+        return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
+
+    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int) -> str:
+        """Fine-tune with the protocol's method from ``restore``; returns the best checkpoint. The head is
+        named after the task, so the previous step's head is dropped, never reused (a fresh head)."""
+        a = self.args
+        train, cfg, hparams = self.glue_step(name, a.method, restore, run_dir, seed,
+                                             [f"++criterion.classification_head_name={name}_head"])
+        best_path = os.path.join(run_dir, "checkpoint_best.pt")
+        log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
+        if a.dry_run:
+            self.show(train)
+        elif os.path.exists(os.path.join(run_dir, STEP_RECORD)) and not a.force:
+            log(f"  done already: {run_dir}/{STEP_RECORD}")
+        else:
+            started = time.time()
+            lines = self.execute(train, run_dir, "train.log")
+            best = self.best_of(lines, cfg)
+            records.write_record(os.path.join(run_dir, STEP_RECORD), dict(
+                kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
+                metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
+                time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                tiny=bool(a.tiny), command=train[2:]))
+        return best_path
+
+    def probe_step(self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any]) -> None:
+        """A linear probe of ``restore``'s frozen encoder on task ``name``; one ``probe`` record."""
+        a = self.args
+        train, cfg, _ = self.glue_step(name, "probe", restore, run_dir, seed)
+        log(f"[probe] probe {GLUE_TASKS[name]} on the encoder of {restore}")
+        if a.dry_run:
+            self.show(train)
+            return
+        if self.skip(run_dir):
+            return
+        started = time.time()
+        lines = self.execute(train, run_dir, "train.log")
+        best = self.best_of(lines, cfg)
+        self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams={},
+                    metrics=glue_metrics(lines, best), probe=info, best_update=int(best["valid_num_updates"]),
+                    time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                    probed_checkpoint=restore, command=train[2:])
+
+    @staticmethod
+    def best_of(lines: Sequence[Tuple[float, str]], cfg: Dict[str, Any]) -> Dict[str, Any]:
+        checkpoint = cfg["checkpoint"]
+        return best_validation(lines, checkpoint.get("best_checkpoint_metric", "loss"),
+                               bool(checkpoint.get("maximize_best_checkpoint_metric")))
+
+    def run_probe(self) -> int:
+        """Figures 3-5. generalisation: fine-tune SST-2, probe the other six tasks. degradation: SST-2 ->
+        QNLI -> QQP -> RTE, probing SST-2 after every step. retention: that chain for --cycles cycles,
+        probing each task before it is fine-tuned again (the first probe of SST-2 is of the pretrained model)."""
+        a = self.args
+        for seed in a.seeds:
+            root = os.path.join(a.save_root, "probing", a.protocol, a.method, f"seed{seed}")
+            order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
+            chain = [GLUE_TASKS[t] for t in order]
+            if a.protocol == "generalisation":
+                best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed)
+                for name in a.probe_tasks or GENERALISATION_PROBES:
+                    name = config_name(name, GLUE_TASKS)
+                    self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
+                                    {"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0,
+                                     "cycle": 1, "finetuned_on": "SST-2"})
+            elif a.protocol == "degradation":
+                current = a.checkpoint
+                for step, name in enumerate(order):
+                    current = self.finetune_step(name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed)
+                    self.probe_step(order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed,
+                                    {"protocol": "degradation", "source": chain[0], "chain": chain, "step": step,
+                                     "cycle": 1, "finetuned_on": GLUE_TASKS[name]})
+            else:
+                current, last = a.checkpoint, "pretrained"
+                for cycle in range(1, a.cycles + 1):
+                    for step, name in enumerate(order):
+                        where = os.path.join(root, f"cycle{cycle}-step{step}")
+                        self.probe_step(name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed,
+                                        {"protocol": "retention", "source": chain[0], "chain": chain, "step": step,
+                                         "cycle": cycle, "finetuned_on": last})
+                        current = self.finetune_step(name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"), seed)
+                        last = GLUE_TASKS[name]
+        return 0
+
+
 def write_generations(lines: Sequence[Tuple[float, str]], hypo_path: str, ref_path: str) -> int:
     """fairseq-generate's ``D-`` (detokenised hypothesis) and ``T-`` (target) lines, in input order."""
     hypos: Dict[int, str] = {}
@@ -437,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, methods: Sequence[str], default_seeds: str) -> None:
         p.add_argument("method", choices=methods)
-        p.add_argument("--data", required=True, help="fairseq binaries made by preprocess/")
+        p.add_argument("--data", required=True, help="fairseq binaries made by preprocess/ (GLUE and probing: "
+                       "the folder of TASK-bin/ folders, as preprocess/glue.sh ALL writes it)")
         p.add_argument("--checkpoint", required=True, help="the pretrained model (e.g. roberta.large/model.pt)")
         p.add_argument("--save-root", default="runs", help="run folders and records go under here")
         p.add_argument("--seeds", type=seeds, default=seeds(default_seeds), help=f"e.g. 1-10 or 1,3 (default {default_seeds})")
@@ -467,6 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--gen-subset", default="test")
     summ.add_argument("--gen-batch-size", type=int, default=32)
     summ.add_argument("--rouge-backend", choices=["perl", "python"], default="perl")
+    probe = sub.add_parser("probe", help="representational-collapse probing (Figures 3-5)")
+    probe.add_argument("protocol", choices=["generalisation", "degradation", "retention"])
+    common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart"), "1-3")
+    probe.add_argument("--cycles", type=int, default=3, help="retention: cycles of the chain (default 3)")
+    probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
+    probe.add_argument("--chain", nargs="+", help="degradation/retention: the task chain, source first "
+                       "(default the paper's SST-2 QNLI QQP RTE)")
     return parser
 
 

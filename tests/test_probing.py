@@ -1,0 +1,117 @@
+"""The linear probe: frozen encoder (bit-identical), no encoder dropout, only one linear layer trains."""
+
+import os
+
+import torch
+
+from rxf_fairseq.probing import LinearProbeHead
+from tests.helpers import TINY_ROBERTA, USER_DIR, build, fairseq_cli
+
+
+def finetuned(toy_data, pretrained_roberta, save_dir, task="sentence_prediction_r4f"):
+    fairseq_cli("train", [toy_data["cls"], "--user-dir", USER_DIR, "--task", task, "--num-classes", "2",
+                          "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA, "--restore-file",
+                          pretrained_roberta, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
+                          "--criterion", "sentence_prediction_r3f", "--optimizer", "adam", "--lr", "1e-3",
+                          "--batch-size", "16", "--max-update", "4", "--save-dir", save_dir, "--cpu",
+                          "--no-epoch-checkpoints", "--seed", "1"])
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def probe_args(data, restore, save_dir, extra=()):
+    return [data, "--user-dir", USER_DIR, "--task", "sentence_prediction_probe", "--num-classes", "2",
+            "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA, "--restore-file", restore,
+            "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--criterion", "sentence_prediction",
+            "--optimizer", "adam", "--lr", "1e-2", "--weight-decay", "0.01", "--batch-size", "16",
+            "--max-update", "6", "--save-dir", save_dir, "--cpu", "--no-epoch-checkpoints", "--seed", "2",
+            "--dropout", "0.3", "--attention-dropout", "0.3", *extra]
+
+
+def encoder_state(path):
+    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    return {k: v for k, v in state.items() if not k.startswith("classification_heads.")}, \
+        {k: v for k, v in state.items() if k.startswith("classification_heads.")}
+
+
+def test_probe_freezes_the_encoder_bit_for_bit_and_trains_one_linear_layer(toy_data, pretrained_roberta, tmp_path):
+    source = finetuned(toy_data, pretrained_roberta, str(tmp_path / "r4f"))  # an R4F model (spectral-norm head)
+    fairseq_cli("train", probe_args(toy_data["cls"], source, str(tmp_path / "probe")))
+    before, old_head = encoder_state(source)
+    after, new_head = encoder_state(str(tmp_path / "probe" / "checkpoint_last.pt"))
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the frozen encoder changed"
+    # the fine-tuned MLP head is gone; the probe is one linear layer, and it moved
+    assert set(new_head) == {"classification_heads.sentence_classification_head.out_proj.weight",
+                             "classification_heads.sentence_classification_head.out_proj.bias",
+                             "classification_heads.sentence_classification_head.dense.weight"}
+    assert new_head["classification_heads.sentence_classification_head.dense.weight"].numel() == 0
+    # the probe's checkpoint loads back (resume): two more updates move only the probe
+    fairseq_cli("train", probe_args(toy_data["cls"], str(tmp_path / "probe" / "checkpoint_last.pt"),
+                                    str(tmp_path / "probe"), ["--max-update", "8"]))
+    resumed, resumed_head = encoder_state(str(tmp_path / "probe" / "checkpoint_last.pt"))
+    assert all(torch.equal(before[k], resumed[k]) for k in before)
+    weight = "classification_heads.sentence_classification_head.out_proj.weight"
+    assert not torch.equal(new_head[weight], resumed_head[weight])
+
+
+def test_probe_model_has_no_trainable_encoder_and_no_dropout(toy_data):
+    task, model, criterion, cfg = build(probe_args(toy_data["cls"], "none", "unused"))
+    head = model.classification_heads["sentence_classification_head"]
+    assert isinstance(head, LinearProbeHead)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["classification_heads.sentence_classification_head.out_proj.weight",
+                         "classification_heads.sentence_classification_head.out_proj.bias"]
+    dropouts = [m for m in model.encoder.modules() if hasattr(m, "p") and isinstance(m.p, float)]
+    assert dropouts and all(m.p == 0.0 for m in dropouts)  # --dropout 0.3 asked for, removed in the encoder
+    # so in train mode the encoder is deterministic
+    model.train()
+    tokens = torch.tensor([[0, 5, 6, 7, 2]])
+    first = model(tokens, features_only=True)[0]
+    assert torch.equal(first, model(tokens, features_only=True)[0])
+    logits = model(tokens, classification_head_name="sentence_classification_head")[0]
+    assert logits.shape == (1, 2)
+
+
+def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
+    """run_scripts/probe.sh on tiny data: every fine-tuning and probing step runs, one record per probe,
+    in the order and with the chain positions of Figures 3, 4 and 5."""
+    import shutil
+    import subprocess
+
+    from rxf_fairseq.records import load_records
+    from tests.helpers import REPO
+
+    glue_bin = tmp_path / "glue-bin"
+    for task in ("SST-2", "QNLI", "QQP", "RTE", "MRPC"):
+        shutil.copytree(toy_data["cls"], glue_bin / f"{task}-bin")
+    env = dict(os.environ, CPU="1", GLUE_BIN=str(glue_bin), ROBERTA=pretrained_roberta, SAVE_ROOT=str(tmp_path / "runs"))
+    tiny = ["--tiny", "--set", "optimization.max_update=3", "--set", "lr_scheduler.warmup_updates=1",
+            "--set", "lr_scheduler.total_num_update=3", "--set", "optimization.lr=[0.001]",
+            "--", *TINY_ROBERTA, "--batch-size", "16", "--no-last-checkpoints"]
+    # the paper's chain has four tasks; two keep the test short (the order logic is the same)
+    for protocol, extra in (("generalisation", ["--probe-tasks", "MRPC"]), ("degradation", ["--chain", "SST-2", "RTE"]),
+                            ("retention", ["--cycles", "2", "--chain", "SST-2", "QNLI"])):
+        proc = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "probe.sh"), protocol, "r4f", "1", *extra, *tiny],
+                              env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    probes = load_records([str(tmp_path / "runs")])
+    assert all(r["kind"] == "probe" and r["method"] == "r4f" and r["tiny"] for r in probes)
+    by = lambda protocol: sorted(((r["probe"]["cycle"], r["probe"]["step"], r["task"], r["probe"]["finetuned_on"])
+                                  for r in probes if r["probe"]["protocol"] == protocol))
+    assert by("generalisation") == [(1, 0, "MRPC", "SST-2")]
+    assert by("degradation") == [(1, 0, "SST-2", "SST-2"), (1, 1, "SST-2", "RTE")]
+    assert by("retention") == [(1, 0, "SST-2", "pretrained"), (1, 1, "QNLI", "SST-2"),
+                               (2, 0, "SST-2", "QNLI"), (2, 1, "QNLI", "SST-2")]
+    # each probe read the checkpoint of the step before it
+    chain = [r for r in probes if r["probe"]["protocol"] == "degradation"]
+    assert all(r["probed_checkpoint"].endswith(f"step{r['probe']['step']}-{r['probe']['finetuned_on']}/checkpoint_best.pt")
+               for r in chain)
+    assert all(0 <= r["metrics"]["accuracy"] <= 100 for r in probes)
+    # the aggregator turns them into the tables and plots of Figures 3-5
+    from rxf_fairseq import report
+
+    assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    for name in ("probing_generalisation.md", "figure3_generalisation.png", "probing_degradation.md",
+                 "figure4_degradation.png", "probing_retention.md", "figure5_retention.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0, name
+    assert "tiny test runs" in (tmp_path / "report" / "probing_retention.md").read_text()

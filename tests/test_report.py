@@ -1,0 +1,398 @@
+"""rxf-report on synthetic records with known answers: selection, max/median/mean, probes, figures, bad input."""
+
+import csv
+import json
+import os
+import runpy
+import statistics
+import sys
+
+import pytest
+
+from rxf_fairseq import paper_results as paper
+from rxf_fairseq import records, report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LANGS = paper.XNLI_LANGUAGES
+
+
+def put(root, kind, task, method, seed, metrics, hparams=None, tiny=False, **extra):
+    """Write one run record where the run scripts would: ROOT/KIND/TASK/METHOD/SETTING/seedN/record.json."""
+    hparams = hparams or {}
+    setting = ",".join(f"{k}={v}" for k, v in sorted(hparams.items())) or "default"
+    probe = extra.get("probe") or {}
+    where = f"{probe.get('protocol', '')}{probe.get('step', '')}{probe.get('cycle', '')}"
+    path = os.path.join(str(root), kind, task, method, setting + where, f"seed{seed}", records.RECORD_NAME)
+    return records.write_record(path, dict(kind=kind, task=task, method=method, seed=seed, hparams=hparams,
+                                           metrics=metrics, tiny=tiny, **extra))
+
+
+def glue_records(root, tiny=False):
+    """RTE r3f: setting lambda=1 (median 85) beats lambda=0.1 (median 71.5) although 0.1 has the best seed (95)."""
+    for seed, acc in enumerate([80.0, 90.0, 85.0], 1):
+        put(root, "glue", "RTE", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 1.0}, tiny,
+            time_to_best_s=100.0 + seed)
+    for seed, acc in enumerate([70.0, 95.0, 71.0, 72.0], 1):
+        put(root, "glue", "RTE", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 0.1}, tiny, time_to_best_s=50.0)
+    for seed, acc in enumerate([94.0, 96.0, 95.0, 93.0], 1):  # even count: median 94.5
+        put(root, "glue", "SST-2", "std", seed, {"accuracy": acc}, tiny=tiny, time_to_best_s=200.0 + 10 * seed)
+    for seed, acc in enumerate([95.0, 97.0, 96.5], 1):
+        put(root, "glue", "SST-2", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 1.0}, tiny,
+            time_to_best_s=300.0 + 7 * seed)
+    for seed, (m, mm) in enumerate([(90.0, 91.0), (92.0, 90.5)], 1):  # columns are independent: 92/91, 91/90.75
+        put(root, "glue", "MNLI", "r3f", seed, {"accuracy": m, "accuracy_mm": mm}, tiny=tiny)
+    for seed, (acc, f1) in enumerate([(91.0, 88.0), (92.0, 87.0), (91.5, 89.0)], 1):
+        put(root, "glue", "QQP", "r4f", seed, {"accuracy": acc, "f1": f1}, tiny=tiny)
+    put(root, "glue", "CoLA", "std++", 1, {"mcc": 65.0, "accuracy": 80.0}, tiny=tiny)
+    put(root, "glue", "STS-B", "fast-r3f", 1, {"pearson": 91.0, "spearman": 90.0}, tiny=tiny)
+
+
+def xnli_records(root, with_validation=True):
+    """Setting u: better validation (85 vs 80), worse test; seeds 1-2 average to 71 + i per language."""
+    for seed, base in ((1, 70.0), (2, 72.0)):
+        extra = {"valid_accuracy": 85.0} if with_validation else {}
+        put(root, "xnli", "XNLI", "r3f", seed, {lang: base + i for i, lang in enumerate(LANGS)},
+            {"noise_type": "uniform"}, **extra)
+        extra = {"valid_accuracy": 80.0} if with_validation else {}
+        put(root, "xnli", "XNLI", "r3f", seed, {lang: base + 5 + i for i, lang in enumerate(LANGS)},
+            {"noise_type": "normal"}, **extra)
+    put(root, "xnli", "XNLI", "std", 1, {lang: 60.0 for lang in LANGS}, valid_accuracy=70.0)
+
+
+def summarization_records(root, with_validation=True):
+    """cnn_dm r3f: lambda=0.01 has the lower valid_loss, lambda=0.1 the higher test ROUGE-L."""
+    for seed, (r1, r2, rl) in enumerate([(44.0, 21.0, 41.0), (45.0, 22.0, 42.0)], 1):
+        put(root, "summarization", "cnn_dm", "r3f", seed, {"rouge1": r1, "rouge2": r2, "rougeL": rl},
+            {"r3f_lambda": 0.01}, **({"valid_loss": 3.0} if with_validation else {}))
+        put(root, "summarization", "cnn_dm", "r3f", seed, {"rouge1": r1 + 1, "rouge2": r2 + 1, "rougeL": rl + 1},
+            {"r3f_lambda": 0.1}, **({"valid_loss": 3.5} if with_validation else {}))
+    put(root, "summarization", "gigaword", "std", 1, {"rouge1": 39.0, "rouge2": 20.0, "rougeL": 36.0},
+        valid_loss=4.0)
+
+
+CHAIN = ["SST-2", "QNLI", "QQP", "RTE"]
+
+
+def probe_records(root, tiny=False):
+    for method, accs in (("std++", {"MNLI": [60.0, 64.0], "QNLI": [70.0, 70.0]}),
+                         ("r4f", {"MNLI": [66.0, 68.0, 70.0], "QNLI": [75.0]})):
+        for task, values in accs.items():
+            for seed, acc in enumerate(values, 1):
+                put(root, "probe", task, method, seed, {"accuracy": acc}, tiny=tiny,
+                    probe={"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0})
+    for method, start in (("std++", 90.0), ("r4f", 92.0)):
+        for step in range(len(CHAIN)):
+            for seed in (1, 2):
+                put(root, "probe", "SST-2", method, seed, {"accuracy": start - 5 * step + seed}, tiny=tiny,
+                    probe={"protocol": "degradation", "source": "SST-2", "chain": CHAIN, "step": step,
+                           "finetuned_on": CHAIN[step]})
+        for cycle in (1, 2, 3):
+            for step, task in enumerate(CHAIN):
+                put(root, "probe", task, method, 1, {"accuracy": start - cycle - step}, tiny=tiny,
+                    probe={"protocol": "retention", "source": "SST-2", "chain": CHAIN, "step": step,
+                           "cycle": cycle, "finetuned_on": task})
+
+
+def run(argv, capsys):
+    code = report.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summary(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def entry(entries, **match):
+    found = [e for e in entries if all(e[k] == v for k, v in match.items())]
+    assert len(found) == 1, (match, found)
+    return found[0]
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """One report from every kind of record (made once: rendering the figures is the slow part)."""
+    root = tmp_path_factory.mktemp("records")
+    glue_records(root / "glue")
+    xnli_records(root / "xnli")
+    summarization_records(root / "summ")
+    probe_records(root / "probe")
+    out = tmp_path_factory.mktemp("reports") / "report"
+    code = report.main([str(root), "--out", str(out)])
+    assert code == 0
+    return str(out)
+
+
+def test_table2_selection_max_and_median(full_report):
+    table2 = summary(full_report)["table2"]
+    rte = entry(table2, task="RTE", method="r3f")
+    assert rte["setting"] == {"r3f_lambda": 1.0} and rte["settings_compared"] == 2
+    assert rte["selection_score"] == 85.0
+    assert rte["max"] == {"accuracy": 90.0} and rte["median"] == {"accuracy": 85.0}  # not the other setting's 95
+    assert rte["n"] == 3 and rte["seeds"] == [1, 2, 3]
+    sst = entry(table2, task="SST-2", method="std")
+    assert sst["max"]["accuracy"] == 96.0 and sst["median"]["accuracy"] == 94.5 and sst["n"] == 4
+    mnli = entry(table2, task="MNLI", method="r3f")
+    assert mnli["max"] == {"accuracy": 92.0, "accuracy_mm": 91.0}
+    assert mnli["median"] == {"accuracy": 91.0, "accuracy_mm": 90.75}
+    qqp = entry(table2, task="QQP", method="r4f")
+    assert qqp["max"] == {"accuracy": 92.0, "f1": 89.0} and qqp["median"] == {"accuracy": 91.5, "f1": 88.0}
+    assert entry(table2, task="CoLA", method="std++")["max"] == {"mcc": 65.0}
+    assert entry(table2, task="STS-B", method="fast-r3f")["median"] == {"pearson": 91.0}
+    assert mnli["paper_max"] == {"accuracy": 91.1, "accuracy_mm": 91.3}
+
+
+def test_table2_files(full_report):
+    rows = read_csv(os.path.join(full_report, "table2.csv"))
+    mnli_mm = [r for r in rows if (r["statistic"], r["task"], r["metric"]) == ("median", "MNLI", "accuracy_mm")]
+    assert mnli_mm == [{"statistic": "median", "method": "r3f", "task": "MNLI", "metric": "accuracy_mm",
+                        "ours": "90.75", "paper": "91.1", "seeds": "2", "setting": "default", "tiny": "false"}]
+    text = open(os.path.join(full_report, "table2.md")).read()
+    header = "| method | MNLI m/mm | QQP acc/F1 | RTE | CoLA (MCC) | SST-2 | STS-B (Pearson)* |"
+    assert text.count(header) == 2  # the max table and the median table
+    assert "| R3F (ours) | 92.00/91.00 | - | 90.00 | - | 97.00 | - |" in text
+    assert "| R3F (paper) | 91.1/91.3 | 92.4/89.9 | 88.5 | 71.2 | 97.0 | - |" in text
+    assert "| R4F (ours) | - | 91.50/88.00 | - | - | - | - |" in text  # the median table
+    assert "R3F (fast) (paper)" not in text and "not in the paper" in text
+    assert report.TINY_LABEL not in text
+
+
+def test_table3_xnli(full_report, tmp_path, capsys):
+    xnli = {e["method"]: e for e in summary(full_report)["table3"]}
+    r3f = xnli["r3f"]
+    assert r3f["setting"] == {"noise_type": "uniform"} and r3f["selected_by"].startswith("mean valid_accuracy")
+    assert r3f["languages"] == {lang: 71.0 + i for i, lang in enumerate(LANGS)}
+    assert r3f["avg"] == pytest.approx(78.0) and r3f["n"] == 2
+    assert r3f["paper_row"] == "+ R3F" and xnli["std"]["paper_row"] == "XLM-R Large"
+    text = open(os.path.join(full_report, "table3.md")).read()
+    assert "| R3F (ours) | 2 | 71.00 | 72.00 |" in text and "| + R3F (paper) | 5 | 89.4 | 84.2 |" in text
+    rows = read_csv(os.path.join(full_report, "table3.csv"))
+    assert entry(rows, method="r3f", language="avg")["ours"] == "78.0"
+    # without a validation number the test average chooses (and the table says so)
+    xnli_records(tmp_path / "recs", with_validation=False)
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    r3f = entry(summary(tmp_path / "out")["table3"], method="r3f")
+    assert r3f["setting"] == {"noise_type": "normal"} and "no valid_accuracy" in r3f["selected_by"]
+    assert r3f["avg"] == pytest.approx(83.0)
+
+
+def test_table4_summarization(full_report, tmp_path, capsys):
+    cnn = entry(summary(full_report)["table4"], task="cnn_dm", method="r3f")
+    assert cnn["setting"] == {"r3f_lambda": 0.01} and cnn["selection_score"] == 3.0
+    assert (cnn["rouge1"], cnn["rouge2"], cnn["rougeL"]) == (44.5, 21.5, 41.5)
+    text = open(os.path.join(full_report, "table4.md")).read()
+    assert "| model | CNN/DailyMail | Gigaword |" in text
+    assert "| R3F (ours) | 44.50/21.50/41.50 | - |" in text
+    assert "| BART+R3F (paper) | 44.38/21.53/41.17 | 40.45/20.69/36.56 |" in text
+    summarization_records(tmp_path / "recs", with_validation=False)
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    cnn = entry(summary(tmp_path / "out")["table4"], task="cnn_dm", method="r3f")
+    assert cnn["setting"] == {"r3f_lambda": 0.1} and cnn["rougeL"] == 42.5
+
+
+def test_ties_go_to_the_first_setting(tmp_path, capsys):
+    for hparams in ({"r3f_lambda": 5.0}, {"r3f_lambda": 0.5}):
+        put(tmp_path / "recs", "glue", "RTE", "r3f", 1, {"accuracy": 80.0}, hparams)
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    assert summary(tmp_path / "out")["table2"][0]["setting"] == {"r3f_lambda": 0.5}
+
+
+def test_probe_tables(full_report):
+    probing = summary(full_report)["probing"]
+    mnli = entry(probing["generalisation"], task="MNLI", method="std++")
+    assert mnli["mean"] == 62.0 and mnli["std"] == pytest.approx(statistics.stdev([60.0, 64.0])) and mnli["n"] == 2
+    assert entry(probing["generalisation"], task="QNLI", method="r4f")["std"] is None
+    step2 = entry(probing["degradation"], task="SST-2", method="r4f", step=2)
+    assert step2["mean"] == 92.0 - 10 + 1.5 and step2["finetuned_on"] == "QQP"
+    assert entry(probing["retention"], task="QQP", method="std++", cycle=3)["mean"] == 90.0 - 3 - 2
+    text = open(os.path.join(full_report, "probing_generalisation.md")).read()
+    assert "| source | probed task | STD++ | R4F |" in text
+    assert "| SST-2 | MNLI | 62.00 ± 2.83 (n=2) | 68.00 ± 2.00 (n=3) |" in text
+    degradation = read_csv(os.path.join(full_report, "probing_degradation.csv"))
+    assert [(r["step"], r["finetuned_on"]) for r in degradation if r["method"] == "r4f"] == \
+        [(str(i), task) for i, task in enumerate(CHAIN)]
+    retention = read_csv(os.path.join(full_report, "probing_retention.csv"))
+    assert len(retention) == 2 * 3 * len(CHAIN)
+    assert list(dict.fromkeys(r["task"] for r in retention)) == CHAIN  # in chain order
+    assert "selection_rule" in summary(full_report) and summary(full_report)["selection_rule"].startswith("1. ")
+
+
+def test_every_file_is_written_and_listed(full_report):
+    expected = {"table2.md", "table2.csv", "table3.md", "table3.csv", "table4.md", "table4.csv",
+                "figure1_walltime.png", "figure2_seeds.png", "summary.json"}
+    expected |= {f"probing_{p}.{ext}" for p in report.PROTOCOLS for ext in ("md", "csv")}
+    expected |= {name for name, _ in report.PROBE_FIGURES.values()}
+    assert set(os.listdir(full_report)) == expected
+    assert set(summary(full_report)["files"]) == expected
+    assert not [f for f in os.listdir(os.path.dirname(full_report)) if f.startswith(".")]  # no temp folders
+
+
+def test_pngs_are_drawn(full_report):
+    from matplotlib.image import imread
+
+    for name in [f for f in os.listdir(full_report) if f.endswith(".png")]:
+        path = os.path.join(full_report, name)
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE, name
+        assert os.path.getsize(path) > 15_000, name
+        pixels = imread(path)[..., :3].reshape(-1, 3)
+        ink = (pixels < 0.9).any(axis=1).mean()  # share of pixels that are not (near) white
+        assert 0.01 < ink < 0.9, (name, ink)
+
+
+def test_figure1_uses_the_selected_seeds(full_report):
+    figure1 = summary(full_report)["figure1"]
+    assert figure1["task"] == "SST-2"
+    assert figure1["time_to_best_s"] == {"std": [210.0, 220.0, 230.0, 240.0], "r3f": [307.0, 314.0, 321.0]}
+    assert summary(full_report)["figure2"]["RTE"]["values"] == {"r3f": [80.0, 90.0, 85.0]}
+
+
+# ------------------------------------------------------------------------------------------ tiny runs
+
+def test_tiny_runs_are_labelled_everywhere(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    titles = {}
+    save = Figure.savefig
+
+    def spy(self, path, **kwargs):
+        texts = [self._suptitle.get_text()] if self._suptitle else []
+        titles[os.path.basename(path)] = texts + [ax.get_title() for ax in self.axes]
+        return save(self, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    glue_records(tmp_path / "recs", tiny=True)
+    probe_records(tmp_path / "recs", tiny=True)
+    code, out, _ = run([tmp_path / "recs", "--out", tmp_path / "out", "--figure2-tasks", "RTE", "SST-2"], capsys)
+    assert code == 0
+    written = out.split()
+    assert len(written) == len(os.listdir(tmp_path / "out")) and all(os.path.isfile(p) for p in written)
+    for path in written:
+        if path.endswith(".md"):
+            headers = [line for line in open(path) if line.startswith("#") and "Selected settings" not in line]
+            assert headers and all(report.TINY_LABEL in h for h in headers), path
+        elif path.endswith(".csv"):
+            assert {r["tiny"] for r in read_csv(path)} == {"true"}, path
+    assert len(titles) == 5 and all(any(report.TINY_LABEL in t for t in texts) for texts in titles.values())
+    assert summary(tmp_path / "out")["tiny"] is True
+    assert list(summary(tmp_path / "out")["figure2"]) == ["RTE", "SST-2"]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def assert_refused(tmp_path, capsys, argv, message):
+    before = set(os.listdir(tmp_path))
+    code, out, err = run(argv, capsys)
+    assert code != 0 and out == ""
+    assert message in err, err
+    assert set(os.listdir(tmp_path)) == before  # no report folder, no temporary folder left behind
+
+
+def test_no_records(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert_refused(tmp_path, capsys, [tmp_path / "empty", "--out", tmp_path / "out"], "no record.json under")
+    assert_refused(tmp_path, capsys, [tmp_path / "missing", "--out", tmp_path / "out"], "no such file or folder")
+
+
+def test_malformed_record_names_the_file(tmp_path, capsys):
+    glue_records(tmp_path / "recs")
+    bad = tmp_path / "recs" / "broken" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text('{"kind": "glue",\n  "task": }\n')
+    assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "out"], f"{bad}:2: not JSON")
+    bad.write_text(json.dumps({"version": 1, "kind": "glue", "task": "RTE", "method": "r3f", "seed": 1,
+                               "hparams": {}, "metrics": {"accuracy": "high"}}))
+    assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "out"], f"{bad}: metric 'accuracy'")
+
+
+def test_mixed_tiny_and_full_runs(tmp_path, capsys):
+    glue_records(tmp_path / "full")
+    put(tmp_path / "tiny", "glue", "RTE", "std", 1, {"accuracy": 50.0}, tiny=True)
+    assert_refused(tmp_path, capsys, [tmp_path / "full", tmp_path / "tiny", "--out", tmp_path / "out"],
+                   "mix tiny test runs")
+
+
+def test_records_the_tables_cannot_use(tmp_path, capsys):
+    put(tmp_path / "a", "glue", "WNLI", "std", 1, {"accuracy": 50.0})
+    assert_refused(tmp_path, capsys, [tmp_path / "a", "--out", tmp_path / "out"], "GLUE task 'WNLI'")
+    path = put(tmp_path / "b", "glue", "CoLA", "std", 1, {"accuracy": 50.0})
+    assert_refused(tmp_path, capsys, [tmp_path / "b", "--out", tmp_path / "out"], f"{path}: no metric 'mcc'")
+    first = put(tmp_path / "c", "glue", "RTE", "std", 1, {"accuracy": 50.0})
+    records.write_record(str(tmp_path / "c" / "copy" / "record.json"), json.load(open(first)))
+    assert_refused(tmp_path, capsys, [tmp_path / "c", "--out", tmp_path / "out"], "the same run as")
+    put(tmp_path / "d", "probe", "MNLI", "std", 1, {"accuracy": 50.0}, probe={"protocol": "retention",
+                                                                              "source": "SST-2"})
+    assert_refused(tmp_path, capsys, [tmp_path / "d", "--out", tmp_path / "out"], "probe.cycle should be an int")
+    glue_records(tmp_path / "e")
+    assert_refused(tmp_path, capsys, [tmp_path / "e", "--out", tmp_path / "out", "--figure1-task", "QNLI"],
+                   "--figure1-task QNLI: no GLUE records")
+
+
+def test_an_existing_folder(tmp_path, capsys):
+    put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "mine"], "other content")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    # an earlier report is replaced as a whole
+    xnli_records(tmp_path / "xnli")
+    summarization_records(tmp_path / "summ")
+    assert run([tmp_path / "xnli", "--out", tmp_path / "out"], capsys)[0] == 0
+    assert run([tmp_path / "summ", "--out", tmp_path / "out"], capsys)[0] == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["summary.json", "table4.csv", "table4.md"]
+
+
+def test_a_failure_leaves_the_previous_report(tmp_path, capsys, monkeypatch):
+    put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0}, time_to_best_s=10.0)
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    before = {name: open(os.path.join(tmp_path / "out", name), "rb").read() for name in os.listdir(tmp_path / "out")}
+
+    def broken(*args):
+        def write(path):
+            open(path, "wb").write(b"half a figure")
+            raise RuntimeError("the renderer crashed")
+        return write
+
+    monkeypatch.setattr(report, "figure2_writer", broken)
+    xnli_records(tmp_path / "recs")
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        report.main([str(tmp_path / "recs"), "--out", str(tmp_path / "out")])
+    after = {name: open(os.path.join(tmp_path / "out", name), "rb").read() for name in os.listdir(tmp_path / "out")}
+    assert after == before
+    assert sorted(os.listdir(tmp_path)) == ["out", "recs"]
+
+
+@pytest.mark.filterwarnings("ignore:'rxf_fairseq.report' found in sys.modules")
+def test_command_line_exit_status(tmp_path, capsys, monkeypatch):
+    """``python -m rxf_fairseq.report`` (and the rxf-report script: ``sys.exit(main())``) exit non-zero."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(sys, "argv", ["rxf-report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_status:  # in-process: a new interpreter would re-import fairseq (6 s)
+        runpy.run_module("rxf_fairseq.report", run_name="__main__")
+    assert exit_status.value.code == 1 and "rxf-report: error: no record.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ the paper's numbers
+
+def test_paper_numbers_are_consistent():
+    for name, row in paper.TABLE3.items():  # the printed average is the mean of the 15 languages, to rounding
+        assert abs(row["avg"] - statistics.fmean(row[lang] for lang in LANGS)) < 0.1, name
+    for method, tasks in paper.TABLE2_MEDIAN.items():  # a median never exceeds the max
+        for task, values in tasks.items():
+            for name, value in values.items():
+                best = paper.TABLE2_MAX[method][task][name]
+                assert value is None or best is None or value <= best, (method, task, name)
+    for name, datasets in paper.TABLE4.items():  # ROUGE-1 >= ROUGE-L >= ROUGE-2
+        for scores in filter(None, datasets.values()):
+            assert scores["rouge1"] >= scores["rougeL"] >= scores["rouge2"], name
+    assert set(paper.TABLE2_MAX) - {"freelb"} == set(paper.TABLE2_MEDIAN)
+    assert {task for task, _, _ in report.GLUE_COLUMNS} - {"STS-B"} == set(paper.TABLE2_MAX["r3f"])
