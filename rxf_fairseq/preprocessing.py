@@ -6,7 +6,7 @@ import shutil
 import sys
 import tempfile
 from multiprocessing import Pool
-from typing import Iterator, Sequence
+from typing import Iterator, List, Sequence
 
 
 class PreprocessError(Exception):
@@ -101,3 +101,23 @@ def bpe_encode_file(src: str, dest: str, encoder_json: str, vocab_bpe: str, work
     with open(dest, "w", encoding="utf-8") as f:
         f.write("\n".join(encoded) + "\n")
     return sum(len(line.split()) for line in encoded)
+
+
+def read_text_lines(path: str) -> List[str]:
+    """The lines of a UTF-8 text file, split on ``\\n`` only (``\\r\\n`` endings and a leading BOM removed), so line N
+    is example N of a line-aligned corpus; bytes that are not UTF-8 raise ``PreprocessError`` with ``file:line``."""
+    lines = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise PreprocessError(f"{path}:{number}: not UTF-8 ({error.reason} at byte {error.start})") from None
+            if line.endswith("\n"):
+                line = line[:-1]
+            if line.endswith("\r"):
+                line = line[:-1]
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            lines.append(line)
+    return lines

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 
@@ -35,3 +36,22 @@ def pretrained_roberta(toy_data):
         "--cpu", "--seed", "1",
     ])
     return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def write_tiny_bpe(root) -> dict:
+    """A real GPT-2-format BPE in ``root``: every byte symbol plus a few merges, and a RoBERTa/BART-style dict.txt
+    (BPE id, count). Shared by the pipelines' tests and their timings."""
+    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    symbols = list(bytes_to_unicode().values())
+    merges = [("t", "h"), ("th", "e"), ("Ġ", "a"), ("Ġ", "th"), ("Ġth", "e"), ("i", "n")]
+    encoder = {s: i for i, s in enumerate(symbols + [a + b for a, b in merges])}
+    (root / "encoder.json").write_text(json.dumps(encoder))
+    (root / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    (root / "dict.txt").write_text("".join(f"{i} {1000 - i}\n" for i in range(len(encoder))))
+    return {k: str(root / f) for k, f in (("encoder", "encoder.json"), ("vocab", "vocab.bpe"), ("dict", "dict.txt"))}
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe(tmp_path_factory):
+    return write_tiny_bpe(tmp_path_factory.mktemp("bpe"))

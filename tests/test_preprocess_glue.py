@@ -1,4 +1,4 @@
-"""preprocess/glue.sh on fixtures in the official GLUE formats, a tiny GPT-2 BPE and dict made here."""
+"""preprocess/glue.sh on fixtures in the official GLUE formats, with the tiny GPT-2 BPE and dict of conftest.py."""
 
 import hashlib
 import json
@@ -59,21 +59,6 @@ def write_glue(root, files=GLUE_FILES):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return root
-
-
-@pytest.fixture(scope="session")
-def tiny_bpe(tmp_path_factory):
-    """A real GPT-2-format BPE: every byte symbol plus a few merges, and a RoBERTa-style dict.txt."""
-    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
-
-    root = tmp_path_factory.mktemp("bpe")
-    symbols = list(bytes_to_unicode().values())
-    merges = [("t", "h"), ("th", "e"), ("Ġ", "a"), ("Ġ", "th"), ("Ġth", "e"), ("i", "n")]
-    encoder = {s: i for i, s in enumerate(symbols + [a + b for a, b in merges])}
-    (root / "encoder.json").write_text(json.dumps(encoder))
-    (root / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
-    (root / "dict.txt").write_text("".join(f"{i} {1000 - i}\n" for i in range(len(encoder))))
-    return {k: str(root / f) for k, f in (("encoder", "encoder.json"), ("vocab", "vocab.bpe"), ("dict", "dict.txt"))}
 
 
 def run_glue(glue_dir, task, out, tiny_bpe, *extra):

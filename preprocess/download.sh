@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fetch the public files of preprocess/downloads.tsv, each verified by SHA-256. See preprocess/download.py.
+set -euo pipefail
+
+usage() {
+  cat >&2 <<USAGE
+usage: preprocess/download.sh DEST_DIR WHAT... [--dry-run] [--allow-unverified] [--manifest FILE]
+  WHAT: all, a group (gpt2_bpe roberta bart xlmr glue xnli cnn_dm gigaword reddit_tifu) or an entry name
+  Files without a published checksum (model archives, GPT-2 dict.txt) need --allow-unverified.
+USAGE
+}
+if [ $# -lt 2 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+exec "$PYTHON" "$HERE/download.py" "$@"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# CNN/DailyMail, Gigaword, Reddit TIFU -> fairseq binaries (BART recipe layout), validated and atomic.
+# See preprocess/summarization.py.
+set -euo pipefail
+
+usage() {
+  cat >&2 <<USAGE
+usage: preprocess/summarization.sh DATASET RAW_DIR OUT_DIR --encoder-json FILE --vocab-bpe FILE --dict FILE
+                                   [--workers N] [--skip-empty] [--tifu-split pegasus|hash]
+  DATASET: cnn_dm (train/val/test.source/.target), gigaword (org_data or sumdata),
+           reddit_tifu (tifu_all_tokenized_and_filtered.json [+ reddit_tifu_long_splits.json])
+  encoder.json, vocab.bpe (GPT-2 BPE) and dict.txt (BART's) are local files: preprocess/download.sh fetches them.
+USAGE
+}
+if [ $# -lt 3 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+exec "$PYTHON" "$HERE/summarization.py" "$@"
