@@ -1,163 +1,300 @@
-"""``rxf-demo`` (``make demo``): standard, R3F and R4F fine-tuning of a tiny RoBERTa, side by side.
+"""``make demo``: the paper in miniature on a laptop CPU.
 
-Everything is generated here and runs on a laptop CPU in a few minutes: a toy sentiment-with-negation
-dataset (``rxf_fairseq.toy``), a tiny RoBERTa pretrained with fairseq's ``masked_lm`` and saved as a
-normal fairseq checkpoint, then three ``fairseq-train --user-dir rxf_fairseq`` fine-tuning runs from
-it through ``--restore-file``, exactly as with a real RoBERTa checkpoint.
+1. A synthetic multi-task benchmark (``rxf_fairseq/minilang.py``: SST-2-, RTE-, MRPC- and CoLA-like
+   tasks on one artificial language), generated from a seed, binarized as ``preprocess/glue.sh`` lays
+   GLUE out (``TASK-bin/input0 input1 label``).
+2. A tiny RoBERTa pretrained with fairseq's ``masked_lm``; its checkpoint is an ordinary fairseq
+   checkpoint and goes through ``--restore-file`` as roberta.large's would.
+3. For each method and seed, the paper's generalisation protocol (Figure 3) with the project's own code
+   path: ``rxf-run probe generalisation`` (``run_scripts/probe.sh``) with ``configs/glue`` and the preset
+   ``configs/demo.yaml``: fine-tune on SST-2, then linear probes of the frozen encoder on RTE, MRPC, CoLA.
+4. ``rxf-report`` on the records (tables, Figures 1-3), and a Markdown summary with task accuracy, probe
+   accuracy, wall time (mean ± std over seeds) and the baselines, printed and written to the output folder.
 """
 
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
-from rxf_fairseq import toy
+import yaml
 
+from rxf_fairseq import minilang, records
+from rxf_fairseq.preprocessing import atomic_output, fairseq_preprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESET = os.path.join(REPO, "configs", "demo.yaml")
 USER_DIR = os.path.dirname(os.path.abspath(__file__))
-TINY_ROBERTA = [
-    "--arch", "roberta_base", "--encoder-layers", "2", "--encoder-embed-dim", "64",
-    "--encoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4", "--max-positions", "64",
-]
-METHODS = {
-    "standard": ["--task", "sentence_prediction", "--criterion", "sentence_prediction"],
-    "R3F": ["--task", "sentence_prediction", "--criterion", "sentence_prediction_r3f"],
-    "R4F": ["--task", "sentence_prediction_r4f", "--criterion", "sentence_prediction_r3f"],
-}
+METHOD_NAMES = {"std": "Standard", "std++": "Standard++", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F",
+                "smart": "SMART"}
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fairseq_train(argv: List[str], log_path: str) -> List[Dict]:
-    """Run fairseq-train, keep its full log, return its ``--log-format json`` records."""
-    with open(log_path, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "fairseq_cli.train", *argv],
-                              stdout=f, stderr=subprocess.STDOUT, text=True)
-    output = open(log_path).read()
-    if proc.returncode != 0:
-        raise SystemExit(f"rxf-demo: fairseq-train failed (exit {proc.returncode}); its log: {log_path}\n"
-                         + output[-3000:])
-    records = []
-    for line in output.splitlines():
-        for kind in ("train", "valid"):
-            if f"| {kind} | " in line:
-                records.append({"kind": kind, **json.loads(line.split(f"| {kind} | ", 1)[1])})
-    return records
+def load_preset(quick: bool) -> Dict:
+    with open(PRESET) as f:
+        preset = yaml.safe_load(f)
+    quick_preset = preset.pop("quick")
+    return dict(preset, **quick_preset) if quick else preset
 
 
-def prepare_data(out: str, workers: int) -> Dict[str, str]:
-    raw, data = os.path.join(out, "raw"), os.path.join(out, "data")
-    toy.write_classification_raw(raw, {"train": 2000, "valid": 500}, seed=1)
-    toy.binarize_sentence_prediction(raw, os.path.join(data, "cls"), workers=workers)
-    toy.write_classification_raw(os.path.join(raw, "lm"), {"train": 6000, "valid": 500}, seed=2)
-    for split in ("train", "valid"):
-        os.replace(os.path.join(raw, "lm", f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
-    toy.binarize_monolingual(os.path.join(raw, "lm"), os.path.join(data, "lm"),
-                             os.path.join(data, "cls", "input0", "dict.txt"), workers=workers)
-    return {"cls": os.path.join(data, "cls"), "lm": os.path.join(data, "lm")}
+# ---------------------------------------------------------------------------------------- data
+
+def _write(path: str, lines: Sequence[str]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
 
 
-def pretrain(out: str, lm_data: str, updates: int, seed: int) -> str:
+def write_benchmark(out: str, sizes: Dict[str, int], seed: int) -> Tuple[str, str, Dict[str, float]]:
+    """(glue_bin, lm_bin, majority baseline per task on valid)."""
+    raw = os.path.join(out, "raw")
+    os.makedirs(raw, exist_ok=True)
+    lm_bin, glue_bin = os.path.join(out, "data", "lm"), os.path.join(out, "data", "glue-bin")
+    _write(os.path.join(raw, "corpus.train"), minilang.corpus(sizes["corpus"], seed))
+    _write(os.path.join(raw, "corpus.valid"), minilang.corpus(max(200, sizes["corpus"] // 20), seed + 1000))
+    with atomic_output(lm_bin) as tmp:
+        fairseq_preprocess(["--only-source", "--trainpref", os.path.join(raw, "corpus.train"),
+                            "--validpref", os.path.join(raw, "corpus.valid"), "--destdir", tmp])
+    dictionary = os.path.join(lm_bin, "dict.txt")
+    baselines = {}
+    for task in minilang.TASKS:
+        splits = {"train": minilang.generate(task, sizes["train"], seed),
+                  "valid": minilang.generate(task, sizes["valid"], seed + 1000)}
+        baselines[task] = minilang.majority_baseline([label for _, label in splits["valid"]])
+        n_inputs = len(splits["train"][0][0])
+        for split, examples in splits.items():
+            for k in range(n_inputs):
+                _write(os.path.join(raw, f"{task}.{split}.input{k}"), [inputs[k] for inputs, _ in examples])
+            _write(os.path.join(raw, f"{task}.{split}.label"), [label for _, label in examples])
+        with atomic_output(os.path.join(glue_bin, f"{task}-bin")) as tmp:
+            for k in range(n_inputs):
+                fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--destdir", os.path.join(tmp, f"input{k}"),
+                                    "--trainpref", os.path.join(raw, f"{task}.train.input{k}"),
+                                    "--validpref", os.path.join(raw, f"{task}.valid.input{k}")])
+            fairseq_preprocess(["--only-source", "--destdir", os.path.join(tmp, "label"),
+                                "--trainpref", os.path.join(raw, f"{task}.train.label"),
+                                "--validpref", os.path.join(raw, f"{task}.valid.label")])
+    return glue_bin, lm_bin, baselines
+
+
+# ----------------------------------------------------------------------------------- pretraining
+
+def pretrain(out: str, lm_bin: str, preset: Dict, seed: int) -> Tuple[str, float]:
+    p = preset["pretrain"]
     save_dir = os.path.join(out, "pretrained")
-    records = fairseq_train([
-        lm_data, "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", "masked_lm", *TINY_ROBERTA,
-        "--tokens-per-sample", "32", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "5e-4",
-        "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(updates // 10), "--total-num-update",
-        str(updates), "--batch-size", "32", "--max-update", str(updates), "--save-dir", save_dir,
-        "--no-epoch-checkpoints", "--cpu", "--seed", str(seed), "--log-format", "json", "--log-interval", "50",
-    ], os.path.join(out, "pretrain.log"))
-    valid = [r for r in records if r["kind"] == "valid"][-1]
-    log(f"    masked-LM valid loss {float(valid['valid_loss']):.3f} bits/token after {updates} updates")
-    return os.path.join(save_dir, "checkpoint_last.pt")
-
-
-def finetune(out: str, method: str, cls_data: str, checkpoint: str, updates: int, seed: int,
-             r3f_lambda: float, eps: float) -> Dict:
-    save_dir = os.path.join(out, "finetune", method)
-    argv = [
-        cls_data, "--user-dir", USER_DIR, *METHODS[method], "--num-classes", "2", "--init-token", "0",
-        "--separator-token", "2", *TINY_ROBERTA, "--restore-file", checkpoint, "--reset-optimizer",
-        "--reset-dataloader", "--reset-meters", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
-        "--adam-eps", "1e-6", "--lr", "1e-3", "--lr-scheduler", "polynomial_decay", "--warmup-updates",
-        str(int(0.06 * updates)), "--total-num-update", str(updates), "--max-update", str(updates),
-        "--batch-size", "32", "--dropout", "0.1", "--weight-decay", "0.01", "--best-checkpoint-metric",
-        "accuracy", "--maximize-best-checkpoint-metric", "--save-dir", save_dir, "--no-epoch-checkpoints",
-        "--no-last-checkpoints", "--cpu", "--seed", str(seed), "--log-format", "json", "--log-interval", "20",
-    ]
-    if method != "standard":
-        argv += ["--r3f-lambda", str(r3f_lambda), "--eps", str(eps), "--noise-type", "uniform"]
+    command = [sys.executable, "-m", "fairseq_cli.train", lm_bin, "--task", "masked_lm", "--criterion", "masked_lm",
+               *preset["arch"], "--tokens-per-sample", str(p["tokens_per_sample"]), "--sample-break-mode", "complete",
+               "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--lr", str(p["lr"]),
+               "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(max(1, p["updates"] // 10)),
+               "--total-num-update", str(p["updates"]), "--max-update", str(p["updates"]),
+               "--batch-size", str(p["batch_size"]), "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu",
+               "--seed", str(seed), "--log-format", "json", "--log-interval", "100"]
     started = time.time()
-    records = fairseq_train(argv, os.path.join(out, f"finetune-{method}.log"))
-    elapsed = time.time() - started
-    train = [r for r in records if r["kind"] == "train"]
-    valid = [r for r in records if r["kind"] == "valid"]
-    return {
-        "method": method,
-        "best_valid_accuracy": max(float(r["valid_accuracy"]) for r in valid),
-        "final_valid_accuracy": float(valid[-1]["valid_accuracy"]),
-        "train_accuracy": float(train[-1]["train_accuracy"]),
-        "symm_kl": float(train[-1]["train_symm_kl"]) if "train_symm_kl" in train[-1] else None,
-        "updates_per_second": sum(float(r["train_ups"]) for r in train) / len(train),
-        "run_seconds": round(elapsed, 1),
-    }
+    with open(os.path.join(out, "pretrain.log"), "w") as f:
+        code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"rxf-demo: pretraining failed (exit {code}); log: {out}/pretrain.log")
+    return os.path.join(save_dir, "checkpoint_last.pt"), time.time() - started
 
 
-def table(results: List[Dict]) -> str:
-    base = next(r for r in results if r["method"] == "standard")["updates_per_second"]
-    lines = ["| method | best valid acc (%) | final valid acc (%) | train acc (%) | symm KL | "
-             "updates/s | time per update vs standard |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        kl = "-" if r["symm_kl"] is None else f"{r['symm_kl']:.3g}"
-        lines.append(f"| {r['method']} | {r['best_valid_accuracy']:.1f} | {r['final_valid_accuracy']:.1f} | "
-                     f"{r['train_accuracy']:.1f} | {kl} | {r['updates_per_second']:.1f} | "
-                     f"{base / r['updates_per_second']:.2f}x |")
-    return "\n".join(lines)
+def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
+    """(accuracy of the pretrained model on the masked tokens of the held-out corpus, accuracy of always
+    predicting the corpus's most frequent word), in percent."""
+    import torch
+    from fairseq import checkpoint_utils
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": lm_bin})
+    model = models[0].eval()
+    dictionary = task.source_dictionary
+    counts = dictionary.count[dictionary.nspecial:]
+    most_frequent = dictionary.nspecial + max(range(len(counts)), key=counts.__getitem__)
+    task.load_dataset("valid")
+    itr = task.get_batch_iterator(task.dataset("valid"), max_sentences=64, seed=1).next_epoch_itr(shuffle=False)
+    correct = frequent = total = 0
+    with torch.no_grad():
+        for sample in itr:
+            masked = sample["target"].ne(dictionary.pad())
+            logits = model(**sample["net_input"], masked_tokens=masked)[0]
+            targets = sample["target"][masked]
+            correct += int((logits.argmax(-1) == targets).sum())
+            frequent += int((targets == most_frequent).sum())
+            total += int(targets.numel())
+    return 100.0 * correct / total, 100.0 * frequent / total
 
 
-def main(argv=None) -> None:
+# ------------------------------------------------------------------------ fine-tuning and probing
+
+def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, runs_dir: str, preset: Dict) -> List[str]:
+    """``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the CPU."""
+    command = [sys.executable, "-m", "rxf_fairseq.runs", "probe", "generalisation", method, "--data", glue_bin,
+               "--checkpoint", checkpoint, "--seeds", str(seed), "--save-root", runs_dir, "--cpu", "--tiny",
+               "--probe-tasks", *[t for t in minilang.TASKS if t != "SST-2"]]
+    for override in preset["overrides"]:
+        command += ["--set", override]
+    return command + ["--", *preset["arch"]]
+
+
+def run_protocols(jobs: List[Tuple[str, int]], glue_bin: str, checkpoint: str, out: str, preset: Dict,
+                  parallel: int) -> None:
+    """Every (method, seed) as its own rxf-run process, ``parallel`` at a time (one CPU thread each)."""
+    runs_dir, logs = os.path.join(out, "runs"), os.path.join(out, "logs")
+    os.makedirs(logs, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if parallel > 1 else dict(os.environ)
+    pending, running, done = list(jobs), [], 0
+    while pending or running:
+        while pending and len(running) < parallel:
+            method, seed = pending.pop(0)
+            path = os.path.join(logs, f"{method}-seed{seed}.log")
+            proc = subprocess.Popen(protocol_command(method, seed, glue_bin, checkpoint, runs_dir, preset),
+                                    stdout=open(path, "w"), stderr=subprocess.STDOUT, env=env)
+            running.append((method, seed, path, proc, time.time()))
+        time.sleep(0.5)
+        for item in list(running):
+            method, seed, path, proc, started = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            done += 1
+            if proc.returncode != 0:
+                for _, _, _, other, _ in running:
+                    other.kill()
+                tail = open(path).read()[-3000:]
+                raise SystemExit(f"rxf-demo: {method} seed {seed} failed (exit {proc.returncode}); log: {path}\n{tail}")
+            log(f"    {done}/{len(jobs)} {METHOD_NAMES[method]} seed {seed}: fine-tuned and probed in "
+                f"{time.time() - started:.0f} s")
+
+
+# -------------------------------------------------------------------------------------- report
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
+    probes = [t for t in minilang.TASKS if t != "SST-2"]
+    numbers: Dict[str, Dict] = {}
+    for method in methods:
+        tuned = [r for r in found if r["kind"] == "glue" and r["method"] == method]
+        probed = {t: [r["metrics"]["accuracy"] for r in found
+                      if r["kind"] == "probe" and r["method"] == method and r["task"] == t] for t in probes}
+        numbers[method] = {
+            "SST-2": [r["metrics"]["accuracy"] for r in tuned],
+            "probes": probed,
+            "probe_mean": [statistics.mean(v) for v in zip(*probed.values())] if all(probed.values()) else [],
+            "wall_time_s": [r["wall_time_s"] for r in tuned],
+        }
+    base_time = statistics.mean(numbers[methods[0]]["wall_time_s"]) if numbers[methods[0]]["wall_time_s"] else None
+    header = (["method", "SST-2 accuracy (fine-tuned)"] + [f"{t} probe" for t in probes] +
+              ["probe mean", "fine-tune wall time (s)", f"vs {METHOD_NAMES[methods[0]]}"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in methods:
+        n = numbers[method]
+        ratio = f"{statistics.mean(n['wall_time_s']) / base_time:.2f}x" if base_time and n["wall_time_s"] else "-"
+        lines.append("| " + " | ".join([METHOD_NAMES[method], _mean_std(n["SST-2"])]
+                                       + [_mean_std(n["probes"][t]) for t in probes]
+                                       + [_mean_std(n["probe_mean"]), _mean_std(n["wall_time_s"]), ratio]) + " |")
+    lines.append("| majority baseline | " + " | ".join(
+        [f"{baselines['SST-2']:.1f}"] + [f"{baselines[t]:.1f}" for t in probes] +
+        [f"{statistics.mean(baselines[t] for t in probes):.1f}", "", ""]) + " |")
+    return "\n".join(lines), numbers
+
+
+def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, float], mlm: Tuple[float, float]) -> str:
+    """What was measured, in words, whatever it shows."""
+    out = [f"Pretraining: masked-LM accuracy {mlm[0]:.1f}% on held-out sentences; always guessing the most "
+           f"frequent word gives {mlm[1]:.1f}%."]
+    beat = [m for m in methods if numbers[m]["SST-2"] and min(numbers[m]["SST-2"]) > baselines["SST-2"]]
+    out.append(f"Fine-tuning on the SST-2-like task: {len(beat)} of {len(methods)} methods beat the majority baseline "
+               f"({baselines['SST-2']:.1f}%) with every seed.")
+    means = {m: statistics.mean(numbers[m]["probe_mean"]) for m in methods if numbers[m]["probe_mean"]}
+    if means:
+        best = max(means, key=means.get)
+        ref = methods[0]
+        diffs = ", ".join(f"{METHOD_NAMES[m]} {means[m] - means[ref]:+.1f}" for m in methods if m != ref and m in means)
+        out.append(f"Linear probes of the fine-tuned encoders on the other three tasks (mean accuracy): best is "
+                   f"{METHOD_NAMES[best]} ({means[best]:.1f}%); difference to {METHOD_NAMES[ref]}: {diffs} points. "
+                   "With this few seeds, differences smaller than the ± spread are not evidence either way.")
+    times = {m: statistics.mean(numbers[m]["wall_time_s"]) for m in methods if numbers[m]["wall_time_s"]}
+    if methods[0] in times:
+        out.append("Cost: fine-tuning wall time relative to " + METHOD_NAMES[methods[0]] + ": " + ", ".join(
+            f"{METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times) + ".")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rxf-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="demo_output", help="folder for data, logs and results")
-    parser.add_argument("--pretrain-updates", type=int, default=600)
-    parser.add_argument("--finetune-updates", type=int, default=300)
-    parser.add_argument("--r3f-lambda", type=float, default=1.0)
-    parser.add_argument("--eps", type=float, default=1e-5)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="fairseq-preprocess workers")
+    parser.add_argument("--output", default="demo_output", help="the output folder (replaced)")
+    parser.add_argument("--seeds", type=int, help="seeds per method (preset: 2; --quick: 1; each seed adds ~2.5 min)")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHOD_NAMES),
+                        help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)")
+    parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one CPU thread each (default 2)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the benchmark and the pretraining")
     args = parser.parse_args(argv)
-    for name in ("pretrain_updates", "finetune_updates"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    import logging
+    import warnings
 
+    logging.getLogger().setLevel(logging.WARNING)  # fairseq's INFO lines; each run keeps its full log
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    preset = load_preset(args.quick)
+    methods = args.methods or preset["methods"]
+    seeds = args.seeds or preset["seeds"]
+    if seeds < 1 or args.jobs < 1:
+        parser.error("--seeds and --jobs must be >= 1")
+    started = time.time()
     out = os.path.abspath(args.output)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    log(f"[1/3] toy sentiment data (2000 train / 500 valid sentences) -> {out}/data")
-    data = prepare_data(out, args.workers)
-    log(f"[2/3] pretraining a tiny RoBERTa (masked_lm, {args.pretrain_updates} updates)")
-    checkpoint = pretrain(out, data["lm"], args.pretrain_updates, args.seed)
-    results = []
-    for i, method in enumerate(METHODS, 1):
-        log(f"[3/3] fine-tuning {i}/{len(METHODS)}: {method} ({args.finetune_updates} updates)")
-        results.append(finetune(out, method, data["cls"], checkpoint, args.finetune_updates, args.seed,
-                                args.r3f_lambda, args.eps))
-        log(f"    best valid accuracy {results[-1]['best_valid_accuracy']:.1f}% in {results[-1]['run_seconds']}s")
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "results": results}, f, indent=2)
-    labels = open(os.path.join(out, "raw", "valid.label")).read().split()
-    majority = 100.0 * max(labels.count(c) for c in set(labels)) / len(labels)
-    report = table(results) + f"\n\nmajority-class baseline on valid: {majority:.1f}%"
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(report + "\n")
-    print(report)
-    print(f"\nlogs, checkpoints and results.json/results.md in {out}")
+
+    sizes = preset["sizes"]
+    log(f"[1/5] synthetic benchmark (seed {args.seed}): SST-2, RTE, MRPC, CoLA-like tasks, {sizes['train']} train / "
+        f"{sizes['valid']} valid each; {sizes['corpus']} unlabelled sentences")
+    glue_bin, lm_bin, baselines = write_benchmark(out, sizes, args.seed)
+    log(f"[2/5] pretraining a tiny RoBERTa with masked_lm ({preset['pretrain']['updates']} updates)")
+    checkpoint, seconds = pretrain(out, lm_bin, preset, args.seed)
+    mlm = masked_lm_accuracy(checkpoint, lm_bin)
+    log(f"    {seconds:.0f} s; masked-LM accuracy {mlm[0]:.1f}% (most-frequent-word baseline {mlm[1]:.1f}%)")
+    jobs = [(m, s) for s in range(1, seeds + 1) for m in methods]
+    log(f"[3/5] {len(jobs)} runs of the generalisation protocol (fine-tune SST-2, probe RTE/MRPC/CoLA): "
+        f"{', '.join(METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time")
+    run_protocols(jobs, glue_bin, checkpoint, out, preset, args.jobs)
+    log("[4/5] rxf-report: tables and figures")
+    from rxf_fairseq import report
+
+    if report.main([os.path.join(out, "runs"), "--out", os.path.join(out, "report"), "--figure1-task", "SST-2"]) != 0:
+        raise SystemExit("rxf-demo: rxf-report failed")
+    log("[5/5] summary")
+    found = records.load_records([os.path.join(out, "runs")])
+    table, numbers = summary_table(found, methods, baselines)
+    words = plain_summary(numbers, methods, baselines, mlm)
+    elapsed = time.time() - started
+    text = (f"# rxf-fairseq demo: the paper in miniature (synthetic benchmark, tiny RoBERTa, CPU)\n\n"
+            f"Accuracy in % on each task's validation set, mean ± std over {seeds} seed(s); probes: a linear layer "
+            f"on the frozen encoder fine-tuned on SST-2.\n\n{table}\n\n{words}\n\n"
+            f"Total time: {elapsed:.0f} s. Figures: report/figure1_walltime.png, report/figure2_seeds.png, "
+            f"report/figure3_generalisation.png.\n")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump({"masked_lm_accuracy": mlm[0], "most_frequent_word_accuracy": mlm[1], "majority_baselines": baselines,
+                   "methods": numbers, "seconds": elapsed}, f, indent=2)
+    print(text)
+    print(f"Everything (data, checkpoints, logs, records, report/, summary.md) is in {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

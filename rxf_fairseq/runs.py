@@ -386,9 +386,12 @@ class Runner:
         hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
         return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
 
-    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int) -> str:
+    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int, record_name: str = None) -> str:
         """Fine-tune with the protocol's method from ``restore``; returns the best checkpoint. The head is
-        named after the task, so the previous step's head is dropped, never reused (a fresh head)."""
+        named after the task, so the previous step's head is dropped, never reused (a fresh head). Chain
+        steps write ``finetune.json``; a fine-tune from the pretrained model is an ordinary GLUE run
+        (``record.json``, part of Table 2)."""
+        record_name = record_name or STEP_RECORD
         a = self.args
         train, cfg, hparams = self.glue_step(name, a.method, restore, run_dir, seed,
                                              [f"++criterion.classification_head_name={name}_head"])
@@ -396,13 +399,13 @@ class Runner:
         log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
         if a.dry_run:
             self.show(train)
-        elif os.path.exists(os.path.join(run_dir, STEP_RECORD)) and not a.force:
-            log(f"  done already: {run_dir}/{STEP_RECORD}")
+        elif os.path.exists(os.path.join(run_dir, record_name)) and not a.force:
+            log(f"  done already: {run_dir}/{record_name}")
         else:
             started = time.time()
             lines = self.execute(train, run_dir, "train.log")
             best = self.best_of(lines, cfg)
-            records.write_record(os.path.join(run_dir, STEP_RECORD), dict(
+            records.write_record(os.path.join(run_dir, record_name), dict(
                 kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
                 metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
                 time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
@@ -443,7 +446,8 @@ class Runner:
             order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
             chain = [GLUE_TASKS[t] for t in order]
             if a.protocol == "generalisation":
-                best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed)
+                best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed,
+                                          records.RECORD_NAME)
                 for name in a.probe_tasks or GENERALISATION_PROBES:
                     name = config_name(name, GLUE_TASKS)
                     self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,

@@ -1,17 +1,50 @@
-"""``make demo`` end to end, at a size that fits the test suite."""
+"""make demo: the synthetic benchmark's determinism and balance, and the --quick preset end to end."""
 
 import json
+import os
 
-from rxf_fairseq import demo
+from rxf_fairseq import demo, minilang
 
 
-def test_demo_runs_standard_r3f_r4f_side_by_side(tmp_path, capsys):
-    demo.main(["--output", str(tmp_path / "demo"), "--pretrain-updates", "20", "--finetune-updates", "10"])
+def test_benchmark_is_deterministic_and_has_the_documented_balance():
+    for task in minilang.TASKS:
+        first, again = minilang.generate(task, 2000, seed=7), minilang.generate(task, 2000, seed=7)
+        assert first == again and first != minilang.generate(task, 2000, seed=8)
+        balance = minilang.label_balance(first)
+        expected = {"CoLA": 0.6}.get(task, 0.5)  # CoLA-like: 60% well-formed; the others balanced
+        assert abs(balance["1"] - expected) < 0.03, (task, balance)
+        assert all(len(inputs) == (2 if task in minilang.PAIR_TASKS else 1) for inputs, _ in first)
+    assert minilang.corpus(50, 3) == minilang.corpus(50, 3)
+
+
+def test_tasks_mean_what_the_documentation_says():
+    for (text,), label in minilang.generate("SST-2", 300, 1):
+        words = text.split()
+        score = sum(minilang.polarity(w) * (-1 if i and words[i - 1] == minilang.NOT else 1) for i, w in enumerate(words))
+        assert label == str(int(score > 0)) and score != 0
+    for (premise, hypothesis), label in minilang.generate("RTE", 300, 1):
+        name, verb, det, noun, end = hypothesis.split()
+        clauses = [c.split() for c in premise[:-2].split(" and ")]
+        entailed = any(c[0] == name and c[1] == verb and c[-1] == noun for c in clauses)
+        assert label == str(int(entailed))
+    for (first, second), label in minilang.generate("MRPC", 300, 1):
+        assert label == str(int(sorted(first[:-2].split(" and ")) == sorted(second[:-2].split(" and "))))
+    for (text,), label in minilang.generate("CoLA", 300, 1):
+        words = text.split()
+        if label == "1":
+            assert words[-1] == "." and words[0] in minilang.NAMES and words[1] in minilang.VERBS
+
+
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    assert demo.main(["--quick", "--output", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
-    for method in ("| standard |", "| R3F |", "| R4F |"):
-        assert method in printed
-    results = json.load(open(tmp_path / "demo" / "results.json"))["results"]
-    assert [r["method"] for r in results] == ["standard", "R3F", "R4F"]
-    assert results[0]["symm_kl"] is None and results[1]["symm_kl"] > 0 and results[2]["symm_kl"] > 0
-    assert all(0 <= r["best_valid_accuracy"] <= 100 for r in results)
-    assert "majority-class baseline" in printed
+    for row in ("| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
+        assert row in printed
+    assert "masked-LM accuracy" in printed and str(tmp_path / "demo") in printed
+    summary = json.load(open(tmp_path / "demo" / "summary.json"))
+    assert set(summary["methods"]) == {"std", "r3f", "r4f"}
+    for numbers in summary["methods"].values():
+        assert len(numbers["SST-2"]) == 1 and set(numbers["probes"]) == {"RTE", "MRPC", "CoLA"}
+    for name in ("summary.md", "report/figure1_walltime.png", "report/figure2_seeds.png",
+                 "report/figure3_generalisation.png", "report/probing_generalisation.md", "report/table2.md"):
+        assert os.path.getsize(tmp_path / "demo" / name) > 0, name

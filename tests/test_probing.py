@@ -94,8 +94,11 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
         proc = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "probe.sh"), protocol, "r4f", "1", *extra, *tiny],
                               env=env, capture_output=True, text=True)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    probes = load_records([str(tmp_path / "runs")])
-    assert all(r["kind"] == "probe" and r["method"] == "r4f" and r["tiny"] for r in probes)
+    found = load_records([str(tmp_path / "runs")])
+    probes = [r for r in found if r["kind"] == "probe"]
+    assert all(r["method"] == "r4f" and r["tiny"] for r in found)
+    # generalisation's SST-2 fine-tune starts from the pretrained model: an ordinary GLUE run (Table 2)
+    assert [(r["kind"], r["task"]) for r in found if r["kind"] != "probe"] == [("glue", "SST-2")]
     by = lambda protocol: sorted(((r["probe"]["cycle"], r["probe"]["step"], r["task"], r["probe"]["finetuned_on"])
                                   for r in probes if r["probe"]["protocol"] == protocol))
     assert by("generalisation") == [(1, 0, "MRPC", "SST-2")]
