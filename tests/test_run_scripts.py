@@ -231,8 +231,11 @@ def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_robe
     for split in ("train", "valid"):
         labels = open(os.path.join(raw, f"{split}.label")).read().split()
         (glue_bin / "STS-B-bin" / "label" / f"{split}.label").write_text("".join(f"{0.2 + 0.6 * int(v)}\n" for v in labels))
+    for sub in ("input0", "label"):  # a second validation split, as MNLI's dev_mismatched (valid1)
+        for ext in ("bin", "idx"):
+            shutil.copy(glue_bin / "RTE-bin" / sub / f"valid.{ext}", glue_bin / "RTE-bin" / sub / f"valid1.{ext}")
     env = {"GLUE_BIN": str(glue_bin), "ROBERTA": pretrained_roberta, "SAVE_ROOT": str(tmp_path / "runs")}
-    tiny_run("glue.sh", "RTE", "r3f", "1", "2", *TINY_GLUE, env=env)
+    tiny_run("glue.sh", "RTE", "r3f", "1", "2", "--set", "dataset.valid_subset='valid,valid1'", *TINY_GLUE, env=env)
     tiny_run("glue.sh", "STS-B", "r4f", "1", *TINY_GLUE, env=env)
     records = {(r["task"], r["seed"]): r for r in read_records(tmp_path / "runs")}
     assert set(records) == {("RTE", 1), ("RTE", 2), ("STS-B", 1)}
@@ -240,6 +243,7 @@ def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_robe
     assert rte["kind"] == "glue" and rte["method"] == "r3f" and rte["tiny"] is True
     assert rte["hparams"] == {"noise_type": "uniform", "r3f_lambda": 1.0}
     assert 0 <= rte["metrics"]["accuracy"] <= 100 and rte["best_update"] <= 6
+    assert rte["metrics"]["accuracy_mm"] == rte["metrics"]["accuracy"]  # valid1 is a copy of valid
     assert 0 < rte["time_to_best_s"] <= rte["wall_time_s"]
     stsb = records[("STS-B", 1)]
     assert {"pearson", "spearman"} <= set(stsb["metrics"]) and "accuracy" not in stsb["metrics"]
