@@ -298,8 +298,7 @@ class Runner:
                 continue
             started = time.time()
             lines = self.execute(train, run_dir, "train.log")
-            metric = cfg["checkpoint"].get("best_checkpoint_metric", "loss")
-            best = best_validation(lines, metric, bool(cfg["checkpoint"].get("maximize_best_checkpoint_metric")))
+            best = self.best_of(lines, cfg)
             self.record(run_dir, kind="glue", task=task, method=a.method, seed=seed, hparams=hparams,
                         metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
                         time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),

@@ -1,6 +1,7 @@
 """Shared helpers: tiny models, toy data and fairseq command lines for the tests."""
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -102,3 +103,15 @@ def capture_model_outputs(model):
         yield outputs
     finally:
         handle.remove()
+
+
+def tree_digest(root) -> str:
+    """One hash of every file below ``root`` (names and bytes; fairseq's preprocess.log left out): a
+    re-run that is idempotent gives the same digest."""
+    digest = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name != "preprocess.log":
+                digest.update(name.encode())
+                digest.update(open(os.path.join(dirpath, name), "rb").read())
+    return digest.hexdigest()

@@ -1,6 +1,5 @@
 """preprocess/glue.sh on fixtures in the official GLUE formats, with the tiny GPT-2 BPE and dict of conftest.py."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -8,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, tree_digest
 
 GLUE_SH = os.path.join(REPO, "preprocess", "glue.sh")
 MNLI_HEAD = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
@@ -133,16 +132,6 @@ def test_progress_and_summary_on_stderr(glue_all):
     _, stderr = glue_all
     assert "[MNLI] train: 2 examples, labels {'neutral': 1, 'contradiction': 1}" in stderr
     assert "[QQP] done:" in stderr
-
-
-def tree_digest(root):
-    digest = hashlib.sha256()
-    for dirpath, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            if name != "preprocess.log":
-                digest.update(name.encode())
-                digest.update(open(os.path.join(dirpath, name), "rb").read())
-    return digest.hexdigest()
 
 
 BAD = {

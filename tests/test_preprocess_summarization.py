@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, tree_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
 sys.path.insert(0, os.path.join(REPO, "preprocess"))
@@ -227,16 +227,6 @@ def test_lines_split_on_newline_only(tmp_path):
     (tmp_path / "t").write_bytes(b"one\ntwo")  # no final newline
     assert summarization.read_pair(str(tmp_path / "s"), str(tmp_path / "t"), False) == (
         ["first half", "second \u2028 line"], ["one", "two"], 0)
-
-
-def tree_digest(root):
-    digest = hashlib.sha256()
-    for dirpath, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            if name != "preprocess.log":
-                digest.update(name.encode())
-                digest.update(open(os.path.join(dirpath, name), "rb").read())
-    return digest.hexdigest()
 
 
 def tifu_lines(*replacements):
