@@ -19,7 +19,9 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -101,20 +103,31 @@ def read_local_checksums(dest_dir: str) -> Dict[str, str]:
     return {row[0]: row[1] for row in rows if len(row) >= 2}
 
 
+_RECORD_LOCK = threading.Lock()  # --workers > 1: downloads finish concurrently
+
+
 def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -> None:
     """Trust on first use: the SHA-256 of a file no public reference gives a checksum for, checked from now on."""
-    records = read_local_checksums(dest_dir)
-    records[entry.dest] = digest
-    path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write("# dest\tsha256, recorded on first download (no published checksum): see preprocess/downloads.tsv\n")
-        f.writelines(f"{dest}\t{sha}\n" for dest, sha in sorted(records.items()))
-    os.replace(path + ".tmp", path)
+    with _RECORD_LOCK:
+        records = read_local_checksums(dest_dir)
+        records[entry.dest] = digest
+        path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("# dest\tsha256, recorded on first download (no published checksum): see preprocess/downloads.tsv\n")
+            f.writelines(f"{dest}\t{sha}\n" for dest, sha in sorted(records.items()))
+        os.replace(path + ".tmp", path)
     log(f"[{entry.name}] recorded SHA-256 {digest} ({size} bytes) in {path}")
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
 class _DownloadForm(html.parser.HTMLParser):
@@ -253,6 +266,22 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
     return f"downloaded ({size} bytes), verified"
 
 
+def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, workers: int) -> None:
+    """Every entry, ``workers`` at a time; the first failure stops the ones not yet started and is raised once the
+    running ones have ended (each of them either completes or leaves nothing behind)."""
+    def one(entry: Entry) -> None:
+        log(f"[{entry.name}] {download(entry, dest_dir, allow_unverified)}: {os.path.join(dest_dir, entry.dest)}")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, entry) for entry in entries]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f in done and f.exception() is not None]
+        if failed:
+            for future in futures:
+                future.cancel()
+            raise failed[0].exception()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="preprocess/download.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,6 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="fetch entries without a published checksum (their SHA-256 is recorded on first use)")
     parser.add_argument("--manifest", default=MANIFEST, help="the manifest (default: preprocess/downloads.tsv)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="files fetched at the same time")
     args = parser.parse_args(argv)
     try:
         entries = select(read_manifest(args.manifest), args.what)
@@ -275,9 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 there = " [already there]" if os.path.exists(path) else ""
                 print(f"{entry.name}\t{entry.url}\t-> {path}\t{check}{there}")
             return 0
-        for entry in entries:
-            log(f"[{entry.name}] {download(entry, args.dest_dir, args.allow_unverified)}: "
-                f"{os.path.join(args.dest_dir, entry.dest)}")
+        download_all(entries, args.dest_dir, args.allow_unverified, args.workers)
     except DownloadError as error:
         print(f"download: error: {error}", file=sys.stderr)
         return 1

@@ -3,13 +3,14 @@
 set -euo pipefail
 
 usage() {
-  cat >&2 <<USAGE
-usage: preprocess/download.sh DEST_DIR WHAT... [--dry-run] [--allow-unverified] [--manifest FILE]
+  cat <<USAGE
+usage: preprocess/download.sh DEST_DIR WHAT... [--dry-run] [--allow-unverified] [--workers N] [--manifest FILE]
   WHAT: all, a group (gpt2_bpe roberta bart xlmr glue xnli cnn_dm gigaword reddit_tifu) or an entry name
   Files without a published checksum (model archives, GPT-2 dict.txt) need --allow-unverified.
 USAGE
 }
-if [ $# -lt 2 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"

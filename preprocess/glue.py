@@ -18,12 +18,13 @@ import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, bpe_encode_file,  # noqa: E402
-                                       fairseq_preprocess, log, positive_int, write_summary)
+                                       check_output_folder, fairseq_preprocess, log, positive_int, read_text_lines,
+                                       write_summary)
 
 
 @dataclass(frozen=True)
@@ -84,29 +85,38 @@ TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
 }
 
 
+class TSVSplit(NamedTuple):
+    """One validated TSV: the text of each input column, the labels, the file line of each kept row."""
+
+    inputs: List[List[str]]
+    labels: List[str]
+    lines: List[int]
+    skipped: int
+
+
 def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malformed: bool,
-               keep: Optional[int] = None) -> Tuple[List[List[str]], List[str], int]:
-    """(inputs per column, labels, rows skipped) of one TSV, validated row by row. With ``keep``, that
-    column's values come last in the inputs (XNLI's language)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        lines = f.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+               keep: Optional[int] = None, dataset: str = "GLUE's") -> TSVSplit:
+    """One TSV, validated row by row. With ``keep``, that column's values come last in the inputs (XNLI's
+    language)."""
+    lines = read_text_lines(path)  # split on \n only; not-UTF-8 bytes are an error naming the line
     first = 0
     if layout.header is not None:
-        header = tuple(lines[0].rstrip("\r").split("\t")) if lines else ()
+        header = tuple(lines[0].split("\t")) if lines else ()
         if header != layout.header:
-            raise PreprocessError(f"{path}:1: header {list(header)} is not GLUE's {list(layout.header)}")
+            raise PreprocessError(f"{path}:1: header {list(header)} is not {dataset} {list(layout.header)}")
         first = 1
     columns = layout.inputs + ((keep,) if keep is not None else ())
     inputs: List[List[str]] = [[] for _ in columns]
     out_labels: List[str] = []
+    line_numbers: List[int] = []
     skipped = 0
     for number, line in enumerate(lines[first:], start=first + 1):
-        fields = line.rstrip("\r").split("\t")
-        problem = None
-        if len(fields) != layout.columns:
-            problem = f"{len(fields)} tab-separated fields, expected {layout.columns}"
+        fields = line.split("\t")
+        problem, malformed = None, False
+        if not line.strip():
+            problem, malformed = "empty line", True
+        elif len(fields) != layout.columns:
+            problem, malformed = f"{len(fields)} tab-separated fields, expected {layout.columns}", True
         elif any(not fields[c].strip() for c in layout.inputs):
             problem = "empty input text"
         elif layout.label is not None:
@@ -121,7 +131,7 @@ def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malf
                 if not 0.0 <= score <= 5.0:
                     problem = f"score {value!r} is not a number in [0, 5]"
         if problem:
-            if skip_malformed and problem.endswith(f"expected {layout.columns}"):
+            if skip_malformed and malformed:
                 skipped += 1
                 continue
             raise PreprocessError(f"{path}:{number}: {problem}")
@@ -129,37 +139,67 @@ def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malf
             values.append(" ".join(fields[column].split()))
         if layout.label is not None:
             out_labels.append(fields[layout.label].strip())
+        line_numbers.append(number)
     if not inputs[0]:
         raise PreprocessError(f"{path}: no examples")
-    return inputs, out_labels, skipped
+    return TSVSplit(inputs, out_labels, line_numbers, skipped)
 
 
-def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
-            workers: int = 1, skip_malformed: bool = False) -> Dict:
+def check_labels_seen_in_training(train_path: str, train: TSVSplit, path: str, split: TSVSplit) -> None:
+    """The label dictionary is built from the training labels (as fairseq's recipe builds it, so that label ids
+    keep the recipe's order); a label that training never shows would silently become ``<unk>``."""
+    seen = set(train.labels)
+    for value, number in zip(split.labels, split.lines):
+        if value not in seen:
+            raise PreprocessError(f"{path}:{number}: label {value!r} does not occur in {train_path}, from which the "
+                                  "label dictionary is built: it would become <unk>")
+
+
+@dataclass
+class TaskData:
+    """A GLUE task read and validated, ready to be written."""
+
+    task: str
+    source: str
+    splits: Dict[str, Tuple[List[List[str]], List[str]]]
+    summary: Dict
+
+
+def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskData:
+    """Read and validate every file of one task; nothing is written."""
     labels, files = TASKS[task]
     source = os.path.join(glue_dir, task)
-    for path in (encoder_json, vocab_bpe, dictionary):
-        if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path}")
     present = {stem: spec for stem, spec in files.items() if os.path.isfile(os.path.join(source, f"{stem}.tsv"))}
     missing = [f"{stem}.tsv" for stem, (split, layout) in files.items() if stem not in present and layout.label is not None]
     if missing:
         raise PreprocessError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
-
-    # 1. validate everything before writing anything
     splits = {}
     summary: Dict = {"task": task, "splits": {}}
+    read: Dict[str, Tuple[str, TSVSplit]] = {}
     for stem, (split, layout) in present.items():
         log(f"[{task}] reading {stem}.tsv")
-        inputs, split_labels, skipped = read_split(os.path.join(source, f"{stem}.tsv"), layout, labels, skip_malformed)
-        splits[split] = (inputs, split_labels)
-        summary["splits"][split] = {"file": f"{stem}.tsv", "examples": len(inputs[0]), "skipped_malformed": skipped,
-                                    "labels": dict(Counter(split_labels)) if labels is not None else None}
-        if skipped:
-            log(f"[{task}] {stem}.tsv: skipped {skipped} rows with the wrong number of fields (--skip-malformed)")
-    n_inputs = len(next(iter(files.values()))[1].inputs)
+        path = os.path.join(source, f"{stem}.tsv")
+        rows = read_split(path, layout, labels, skip_malformed)
+        read[split] = (path, rows)
+        splits[split] = (rows.inputs, rows.labels)
+        summary["splits"][split] = {"file": f"{stem}.tsv", "examples": len(rows.lines), "skipped_malformed": rows.skipped,
+                                    "labels": dict(Counter(rows.labels)) if labels is not None else None}
+        if rows.skipped:
+            log(f"[{task}] {stem}.tsv: skipped {rows.skipped} malformed rows (wrong number of fields or empty lines; "
+                "--skip-malformed)")
+    if labels is not None:
+        for split, (path, rows) in read.items():
+            if split != "train":
+                check_labels_seen_in_training(*read["train"], path, rows)
+    return TaskData(task, source, splits, summary)
 
-    with atomic_output(out) as tmp:
+
+def write_task(data: TaskData, out: str, encoder_json: str, vocab_bpe: str, dictionary: str, workers: int = 1) -> Dict:
+    """GPT-2 BPE, then fairseq-preprocess, into OUT (built beside it, renamed into place at the end)."""
+    task, splits, summary = data.task, data.splits, data.summary
+    labels = TASKS[task][0]
+    n_inputs = len(next(iter(TASKS[task][1].values()))[1].inputs)
+    with atomic_output(out, inputs=(data.source, encoder_json, vocab_bpe, dictionary), marker="summary.json") as tmp:
         raw = os.path.join(tmp, ".raw")
         os.makedirs(raw)
         for split, (inputs, split_labels) in splits.items():
@@ -174,7 +214,7 @@ def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: st
             for k in range(n_inputs):
                 log(f"[{task}] BPE-encoding {split}.input{k}")
                 tokens = bpe_encode_file(os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"),
-                                         encoder_json, vocab_bpe, workers)
+                                         encoder_json, vocab_bpe, workers, label=f"[{task}] BPE-encoding {split}.input{k}")
                 summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
         # 3. fairseq-preprocess
         prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
@@ -207,6 +247,18 @@ def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: st
     return summary
 
 
+def check_model_files(*paths: str) -> None:
+    for path in paths:
+        if not os.path.isfile(path):
+            raise PreprocessError(f"missing file: {path}")
+
+
+def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
+            workers: int = 1, skip_malformed: bool = False) -> Dict:
+    check_model_files(encoder_json, vocab_bpe, dictionary)
+    return write_task(read_task(glue_dir, task, skip_malformed), out, encoder_json, vocab_bpe, dictionary, workers)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="preprocess/glue.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,14 +270,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dict", required=True, help="RoBERTa's dict.txt")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
     parser.add_argument("--skip-malformed", action="store_true",
-                        help="skip rows with the wrong number of fields (fairseq's recipe drops them silently for QQP)")
+                        help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)")
     args = parser.parse_args(argv)
     tasks = sorted(TASKS) if args.task == "ALL" else [args.task]
     try:
-        for task in tasks:
-            out = os.path.join(args.out, f"{task}-bin") if args.task == "ALL" else args.out
-            summary = prepare(args.glue_dir, task, out, args.encoder_json, args.vocab_bpe, args.dict,
-                              args.workers, args.skip_malformed)
+        check_model_files(args.encoder_json, args.vocab_bpe, args.dict)
+        # every task is read and validated before any is written: a bad file in the last task leaves nothing half done
+        read = [read_task(args.glue_dir, task, args.skip_malformed) for task in tasks]
+        outs = [os.path.join(args.out, f"{task}-bin") if args.task == "ALL" else args.out for task in tasks]
+        for data, out in zip(read, outs):
+            check_output_folder(out, (data.source, args.encoder_json, args.vocab_bpe, args.dict), "summary.json")
+        for data, out in zip(read, outs):
+            summary = write_task(data, out, args.encoder_json, args.vocab_bpe, args.dict, args.workers)
+            task = data.task
             for split, info in summary["splits"].items():
                 log(f"[{task}] {split}: {info['examples']} examples" +
                     (f", labels {info['labels']}" if info["labels"] else "") +

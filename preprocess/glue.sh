@@ -3,14 +3,15 @@
 set -euo pipefail
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --encoder-json FILE --vocab-bpe FILE --dict FILE
                           [--workers N] [--skip-malformed]
   TASK: CoLA SST-2 MRPC QQP MNLI QNLI RTE STS-B (ALL: each into OUT_DIR/TASK-bin)
   encoder.json, vocab.bpe (GPT-2 BPE) and dict.txt (RoBERTa's) are local files: preprocess/download.sh fetches them.
 USAGE
 }
-if [ $# -lt 3 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"

@@ -255,7 +255,7 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
             summary["splits"][split] = {"files": [os.path.relpath(p, raw_dir) for p in (source, target)],
                                         "examples": len(sources), "skipped_empty": skipped}
 
-    with atomic_output(out) as tmp:
+    with atomic_output(out, inputs=(raw_dir, encoder_json, vocab_bpe, dictionary), marker="summary.json") as tmp:
         raw, bpe = os.path.join(tmp, "raw"), os.path.join(tmp, ".bpe")
         os.makedirs(raw)
         os.makedirs(bpe)
@@ -267,7 +267,7 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
                 log(f"[{dataset}] BPE-encoding {split}.{lang}")
                 summary["splits"][split][f"{lang}_bpe_tokens"] = bpe_encode_file(
                     os.path.join(raw, f"{split}.{lang}"), os.path.join(bpe, f"{split}.{lang}"),
-                    encoder_json, vocab_bpe, workers)
+                    encoder_json, vocab_bpe, workers, label=f"[{dataset}] BPE-encoding {split}.{lang}")
         # 3. fairseq-preprocess, as the recipe
         log(f"[{dataset}] binarizing")
         fairseq_preprocess(["--source-lang", "source", "--target-lang", "target",

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: preprocess/summarization.sh DATASET RAW_DIR OUT_DIR --encoder-json FILE --vocab-bpe FILE --dict FILE
                                    [--workers N] [--skip-empty] [--tifu-split pegasus|hash]
   DATASET: cnn_dm (train/val/test.source/.target), gigaword (org_data or sumdata),
@@ -12,7 +12,8 @@ usage: preprocess/summarization.sh DATASET RAW_DIR OUT_DIR --encoder-json FILE -
   encoder.json, vocab.bpe (GPT-2 BPE) and dict.txt (BART's) are local files: preprocess/download.sh fetches them.
 USAGE
 }
-if [ $# -lt 3 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"

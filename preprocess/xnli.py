@@ -12,14 +12,14 @@ import os
 import shutil
 import sys
 from collections import Counter
-from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
-from glue import TASKS, Layout, read_split  # noqa: E402
-from rxf_fairseq.preprocessing import PreprocessError, atomic_output, fairseq_preprocess, log, positive_int, write_summary  # noqa: E402
+from glue import TASKS, Layout, check_labels_seen_in_training, read_split  # noqa: E402
+from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, fairseq_preprocess, log,  # noqa: E402
+                                       map_lines, positive_int, write_summary)
 
 LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
@@ -44,11 +44,7 @@ def _pieces(line: str) -> str:
 
 def spm_encode(lines: List[str], model: str, workers: int) -> List[str]:
     """Sentencepiece pieces, space-separated, as ``spm_encode --output_format=piece`` (XLM-R's recipe)."""
-    if workers > 1:
-        with Pool(workers, initializer=_init_sp, initargs=(model,)) as pool:
-            return pool.map(_pieces, lines, chunksize=max(1, len(lines) // (workers * 8)))
-    _init_sp(model)
-    return [_pieces(line) for line in lines]
+    return map_lines(_pieces, lines, workers, _init_sp, (model,), "[XNLI] sentencepiece")
 
 
 def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1) -> Dict:
@@ -57,40 +53,49 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
             raise PreprocessError(f"missing file: {path}")
     splits: Dict[str, tuple] = {}
     mnli = TASKS["MNLI"][1]
+    train_path = os.path.join(mnli_dir, "train.tsv")
+    train = None
     for stem, split in (("train", "train"), ("dev_matched", "valid")):
         path = os.path.join(mnli_dir, f"{stem}.tsv")
         if not os.path.isfile(path):
             raise PreprocessError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
         log(f"[XNLI] reading MNLI {stem}.tsv")
-        inputs, labels, _ = read_split(path, mnli[stem][1], NLI_LABELS, False)
-        splits[split] = (inputs, labels)
+        rows = read_split(path, mnli[stem][1], NLI_LABELS, False)
+        train = train or rows
+        check_labels_seen_in_training(train_path, train, path, rows)
+        splits[split] = (rows.inputs, rows.labels)
     for kind in ("dev", "test"):
         path = os.path.join(xnli_dir, f"xnli.{kind}.tsv")
         if not os.path.isfile(path):
             raise PreprocessError(f"missing file: {path} (XNLI-1.0)")
         log(f"[XNLI] reading xnli.{kind}.tsv")
-        (first, second, languages), labels, _ = read_split(path, XNLI, NLI_LABELS, False, keep=0)
+        rows = read_split(path, XNLI, NLI_LABELS, False, keep=0, dataset="XNLI-1.0's")
+        check_labels_seen_in_training(train_path, train, path, rows)
+        (first, second, languages), labels = rows.inputs, rows.labels
         unknown = sorted(set(languages) - set(LANGUAGES))
         if unknown:
-            row = languages.index(unknown[0]) + 2
+            row = rows.lines[languages.index(unknown[0])]
             raise PreprocessError(f"{path}:{row}: language {unknown[0]!r} is not one of XNLI's 15")
         for lang in LANGUAGES:
-            rows = [i for i, code in enumerate(languages) if code == lang]
-            if not rows:
+            keep = [i for i, code in enumerate(languages) if code == lang]
+            if not keep:
                 raise PreprocessError(f"{path}: no rows for language {lang!r}")
-            splits[f"{kind}_{lang}"] = ([[first[i] for i in rows], [second[i] for i in rows]], [labels[i] for i in rows])
+            splits[f"{kind}_{lang}"] = ([[first[i] for i in keep], [second[i] for i in keep]], [labels[i] for i in keep])
 
     summary = {"splits": {s: {"examples": len(v[1]), "labels": dict(Counter(v[1]))} for s, v in splits.items()}}
-    with atomic_output(out) as tmp:
+    with atomic_output(out, inputs=(mnli_dir, xnli_dir, sp_model, dictionary), marker="summary.json") as tmp:
         raw = os.path.join(tmp, ".raw")
         os.makedirs(raw)
-        for split, (inputs, labels) in splits.items():
-            for k, values in enumerate(inputs):
-                log(f"[XNLI] sentencepiece {split}.input{k}")
-                pieces = spm_encode(values, sp_model, workers)
-                summary["splits"][split][f"input{k}_pieces"] = sum(len(p.split()) for p in pieces)
-                with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
-                    f.write("\n".join(pieces) + "\n")
+        # every sentence of every split through one pool of workers, then cut back into the splits' files
+        columns = [(split, k, values) for split, (inputs, _) in splits.items() for k, values in enumerate(inputs)]
+        log(f"[XNLI] sentencepiece: {sum(len(v) for _, _, v in columns):,} sentences")
+        pieces = iter(spm_encode([line for _, _, values in columns for line in values], sp_model, workers))
+        for split, k, values in columns:
+            encoded = [next(pieces) for _ in values]
+            summary["splits"][split][f"input{k}_pieces"] = sum(len(p.split()) for p in encoded)
+            with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
+                f.write("\n".join(encoded) + "\n")
+        for split, (_, labels) in splits.items():
             with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
                 f.write("\n".join(labels) + "\n")
         extra = [s for s in splits if s not in ("train", "valid")]

@@ -3,13 +3,14 @@
 set -euo pipefail
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: preprocess/xnli.sh MNLI_DIR XNLI_DIR OUT_DIR --sentencepiece-model FILE --dict FILE [--workers N]
   MNLI_DIR: GLUE's MNLI folder; XNLI_DIR: XNLI-1.0 (xnli.dev.tsv, xnli.test.tsv);
   XLM-R's sentencepiece.bpe.model and dict.txt are local files.
 USAGE
 }
-if [ $# -lt 3 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"

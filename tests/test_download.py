@@ -103,6 +103,22 @@ def test_unverified_is_refused_then_trusted_on_first_use(files):
     assert not (dest / "model.tar.gz").exists() and not leftovers(dest)
 
 
+def test_workers_fetch_side_by_side_and_a_failure_still_fails(files):
+    src, mf, dest = files
+    rows = [("extra%d" % i, "many", f"data/extra{i}.bin", "-", "-", (src / "good.bin").as_uri(), "none published")
+            for i in range(6)]
+    mf.write_text(mf.read_text() + "".join("\t".join(map(str, row)) + "\n" for row in rows))
+    proc = run(dest, "good", "many", "--allow-unverified", "--workers", "3", manifest_path=mf)
+    assert proc.returncode == 0, proc.stderr
+    recorded = (dest / "checksums.local.tsv").read_text()  # written by concurrent downloads: every record kept
+    assert all(f"data/extra{i}.bin\t{sha(GOOD)}" in recorded for i in range(6))
+    assert (dest / "data" / "good.bin").read_bytes() == GOOD and not leftovers(dest)
+    proc = run(dest, "tampered", "good", "--workers", "2", manifest_path=mf)
+    assert proc.returncode == 1 and "tampered: checksum mismatch" in proc.stderr
+    assert not (dest / "data" / "tampered.bin").exists() and not leftovers(dest)
+    assert run(dest, "good", "--workers", "0", manifest_path=mf).returncode == 2
+
+
 def test_dry_run_lists_urls_and_destinations_and_fetches_nothing(files):
     src, mf, dest = files
     proc = run(dest, "all", "--dry-run", manifest_path=mf)

@@ -33,7 +33,8 @@ GLUE_FILES = {
     "QQP/dev.tsv": 'id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t2\t3\tWhy is "x" 5"?\tWhy is x five?\t1\n',
     "QQP/test.tsv": "id\tquestion1\tquestion2\n0\tWhy do rockets look white?\tWhy are rockets white?\n",
     "MNLI/train.tsv": MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, 'He said "go home.', "He spoke.", ["neutral", "neutral"]) + "\n"
-                      + mnli_row(1, "The cat sat.", "A cat stood.", ["contradiction", "contradiction"]) + "\n",
+                      + mnli_row(1, "The cat sat.", "A cat stood.", ["contradiction", "contradiction"]) + "\n"
+                      + mnli_row(2, "The new law passed.", "A law passed.", ["entailment", "entailment"]) + "\n",
     "MNLI/dev_matched.tsv": MNLI_HEAD + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
                             + mnli_row(0, "The new rights are nice.", "The rights are nice.", ["entailment"] * 6) + "\n",
     "MNLI/dev_mismatched.tsv": MNLI_HEAD + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
@@ -90,8 +91,8 @@ def decode_split(data, tiny_bpe, split, column, num_classes, regression=False):
     ds = data_utils.load_indexed_dataset(os.path.join(str(data), f"input{column}", split), dictionary)
     texts = [bpe.decode([int(t) for t in dictionary.string(ds[i]).split()]) for i in range(len(ds))]
     if not split.startswith("test"):
-        return texts, task.load_dataset(split)  # the whole split through fairseq's task, labels included
-    return texts, None
+        return texts, task.load_dataset(split), task  # the whole split through fairseq's task, labels included
+    return texts, None, task
 
 
 @pytest.mark.parametrize("task,num_classes,first_valid", [
@@ -107,10 +108,16 @@ def decode_split(data, tiny_bpe, split, column, num_classes, regression=False):
 def test_every_glue_task_round_trips_through_fairseq(glue_all, tiny_bpe, task, num_classes, first_valid):
     out, _ = glue_all
     data = out / f"{task}-bin"
-    texts, dataset = decode_split(data, tiny_bpe, "valid", 0, num_classes, regression=task == "STS-B")
+    texts, dataset, fairseq_task = decode_split(data, tiny_bpe, "valid", 0, num_classes, regression=task == "STS-B")
     assert texts == [first_valid]
     assert len(dataset) == 1
-    train_texts, _ = decode_split(data, tiny_bpe, "train", 0, num_classes, regression=task == "STS-B")
+    target = dataset[0]["target"]
+    if task == "STS-B":
+        assert [float(v) for v in target] == pytest.approx([0.95])  # 4.750 / 5
+    else:  # the label decodes to the one in dev.tsv (not <unk>: the label dictionary comes from train.tsv)
+        value = fairseq_task.label_dictionary[int(target) + fairseq_task.label_dictionary.nspecial]
+        assert value == {"MNLI": "entailment", "QNLI": "entailment", "RTE": "entailment"}.get(task, "1")
+    train_texts, *_ = decode_split(data, tiny_bpe, "train", 0, num_classes, regression=task == "STS-B")
     assert len(train_texts) == sum(1 for _ in open(out.parent / "glue_data" / task / "train.tsv")) - (task != "CoLA")
     summary = json.load(open(data / "summary.json"))
     assert summary["splits"]["valid"]["examples"] == 1
@@ -121,7 +128,7 @@ def test_every_glue_task_round_trips_through_fairseq(glue_all, tiny_bpe, task, n
     if task == "MNLI":  # matched -> valid, mismatched -> valid1, tests -> test / test1
         assert decode_split(data, tiny_bpe, "valid1", 0, 3)[0] == ["Your gift is appreciated."]
         assert decode_split(data, tiny_bpe, "test1", 1, 3)[0] == ["It was a day."]
-        assert summary["splits"]["train"]["labels"] == {"neutral": 1, "contradiction": 1}
+        assert summary["splits"]["train"]["labels"] == {"neutral": 1, "contradiction": 1, "entailment": 1}
     if task == "MRPC":  # quality first, then the two strings
         assert decode_split(data, tiny_bpe, "train", 1, 2)[0][1] == "Yucaipa bought Dominick's in 1995."
     if task == "QQP":  # bare, unbalanced quotes are text, not CSV quoting
@@ -130,7 +137,7 @@ def test_every_glue_task_round_trips_through_fairseq(glue_all, tiny_bpe, task, n
 
 def test_progress_and_summary_on_stderr(glue_all):
     _, stderr = glue_all
-    assert "[MNLI] train: 2 examples, labels {'neutral': 1, 'contradiction': 1}" in stderr
+    assert "[MNLI] train: 3 examples, labels {'neutral': 1, 'contradiction': 1, 'entailment': 1}" in stderr
     assert "[QQP] done:" in stderr
 
 
@@ -142,6 +149,11 @@ BAD = {
                   "RTE/train.tsv:3: label 'maybe' is not one of ['entailment', 'not_entailment']"),
     "empty text": ("RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\t \tB.\tentailment\n", "RTE/train.tsv:2: empty input text"),
     "missing file": ("RTE/dev.tsv", None, "missing dev.tsv"),
+    "empty line": ("RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n\n1\tC.\tD.\tentailment\n",
+                   "RTE/dev.tsv:3: empty line"),
+    "not UTF-8": ("SST-2/dev.tsv", b"sentence\tlabel\nfine\t1\ncaf\xe9 au lait\t1\n", "SST-2/dev.tsv:3: not UTF-8"),
+    "label unseen in train": ("RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tnot_entailment\n",
+                              "RTE/dev.tsv:2: label 'entailment' does not occur in"),
 }
 
 
@@ -156,6 +168,8 @@ def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, 
     before = tree_digest(out)
     if text is None:
         (glue / name).unlink()
+    elif isinstance(text, bytes):
+        (glue / name).write_bytes(text)
     else:
         (glue / name).write_text(text)
     proc = run_glue(glue, task, out, tiny_bpe)
@@ -174,7 +188,7 @@ def test_stsb_score_out_of_range_and_skip_malformed(tmp_path, tiny_bpe):
     (glue / "QQP/train.tsv").write_text(GLUE_FILES["QQP/train.tsv"] + "9\t9\tdangling question\n")
     assert run_glue(glue, "QQP", tmp_path / "qqp", tiny_bpe).returncode == 1
     proc = run_glue(glue, "QQP", tmp_path / "qqp", tiny_bpe, "--skip-malformed")
-    assert proc.returncode == 0 and "skipped 1 rows with the wrong number of fields" in proc.stderr
+    assert proc.returncode == 0 and "skipped 1 malformed rows" in proc.stderr
     assert json.load(open(tmp_path / "qqp" / "summary.json"))["splits"]["train"]["examples"] == 2
 
 
@@ -186,3 +200,27 @@ def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_bpe):
     assert tree_digest(tmp_path / "a") == first
     usage = subprocess.run(["bash", GLUE_SH], stderr=subprocess.PIPE, text=True)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/glue.sh")
+    usage = subprocess.run(["bash", GLUE_SH, "--help"], stdout=subprocess.PIPE, text=True)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: preprocess/glue.sh")
+
+
+def test_an_output_folder_that_would_destroy_something_is_refused(tmp_path, tiny_bpe):
+    glue = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k[:4] in ("CoLA", "RTE/")})
+    before = tree_digest(glue)
+    for out, message in ((glue, "is or contains the input"), (glue / "CoLA", "is or contains the input"),
+                         (tmp_path, "is or contains the input")):
+        proc = run_glue(glue, "CoLA", out, tiny_bpe)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    proc = run_glue(glue, "CoLA", tmp_path / "notes", tiny_bpe)
+    assert proc.returncode == 1 and "is not an earlier output of this pipeline" in proc.stderr
+    assert tree_digest(glue) == before and (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_all_validates_every_task_before_writing_any(tmp_path, tiny_bpe):
+    glue = write_glue(tmp_path / "glue")
+    (glue / "STS-B/dev.tsv").write_text(GLUE_FILES["STS-B/dev.tsv"].replace("4.750", "7"))  # STS-B comes last
+    proc = run_glue(glue, "ALL", tmp_path / "bin", tiny_bpe)
+    assert proc.returncode == 1 and "STS-B/dev.tsv:2: score '7'" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "bin").exists() and "BPE-encoding" not in proc.stderr

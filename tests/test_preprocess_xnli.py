@@ -71,7 +71,7 @@ def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
     proc = run_xnli(mnli, xnli, tmp_path / "out", tiny_spm, "--workers", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "out"
-    assert decode(out, "train", 0, tiny_spm) == ['He said "go home.', "The cat sat."]
+    assert decode(out, "train", 0, tiny_spm) == ['He said "go home.', "The cat sat.", "The new law passed."]
     assert decode(out, "valid", 1, tiny_spm) == ["The rights are nice."]
     for lang, text in SENTENCES.items():  # every language, both kinds, separately loadable, lossless
         assert decode(out, f"dev_{lang}", 0, tiny_spm) == [f"{text} A"]
@@ -84,25 +84,66 @@ def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
     from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 
     task = SentencePredictionTask.setup_task(SentencePredictionConfig(
-        data=str(out), num_classes=3, init_token=0, separator_token=2, seed=1, classification_head_name="h"))
-    assert len(task.load_dataset("test_sw")) == 1
+        data=str(out), num_classes=3, regression_target=False, init_token=0, separator_token=2, seed=1,
+        classification_head_name="h"))
+    labels = task.label_dictionary
+    for split, label in (("test_sw", "neutral"), ("dev_th", "entailment"), ("valid", "entailment")):
+        dataset = task.load_dataset(split)
+        assert len(dataset) == 1
+        assert labels[int(dataset[0]["target"]) + labels.nspecial] == label  # not <unk>
 
 
-@pytest.mark.parametrize("case,message", [
-    ("unknown language", "xnli.dev.tsv:3: language 'xx' is not one of XNLI's 15"),
-    ("missing language", "xnli.dev.tsv: no rows for language 'ur'"),
-    ("bad label", "xnli.dev.tsv:2: label 'yes' is not one of"),
-])
-def test_bad_xnli_rows_fail_with_file_and_line(tmp_path, tiny_spm, case, message):
+BAD = {  # case -> (file, its new text or None to delete it, message)
+    "unknown language": ("xnli.dev.tsv", lambda rows: rows[:1] + [xnli_row("xx", "entailment", "a", "b")] + rows[1:],
+                         "xnli.dev.tsv:3: language 'xx' is not one of XNLI's 15"),
+    "missing language": ("xnli.dev.tsv", lambda rows: rows[:-1], "xnli.dev.tsv: no rows for language 'ur'"),
+    "bad label": ("xnli.dev.tsv", lambda rows: [xnli_row("en", "yes", "a", "b")] + rows[1:],
+                  "xnli.dev.tsv:2: label 'yes' is not one of"),
+    "missing file": ("xnli.test.tsv", None, "xnli.test.tsv (XNLI-1.0)"),
+    "wrong header": ("xnli.test.tsv", lambda rows: rows, "xnli.test.tsv:1: header"),
+    "column count": ("xnli.test.tsv", lambda rows: rows + ["en\tneutral\tonly three"],
+                     "xnli.test.tsv:17: 3 tab-separated fields, expected 19"),
+    "empty line": ("xnli.test.tsv", lambda rows: rows[:3] + [""] + rows[3:], "xnli.test.tsv:5: empty line"),
+    "empty sentence": ("xnli.dev.tsv", lambda rows: rows[:4] + [xnli_row("de", "neutral", "a", " ")] + rows[4:],
+                       "xnli.dev.tsv:6: empty input text"),
+    "label unseen in MNLI train": ("MNLI/train.tsv", "train", "dev_matched.tsv:2: label 'entailment' does not occur in"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(tmp_path, tiny_spm, case):
+    from tests.helpers import tree_digest
+    from tests.test_preprocess_glue import mnli_row, MNLI_HEAD
+
+    name, change, message = BAD[case]
     mnli = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")}) / "MNLI"
     rows = [xnli_row(lang, "entailment", text, text) for lang, text in SENTENCES.items()]
-    if case == "unknown language":
-        rows[1] = xnli_row("xx", "entailment", "a", "b")
-    elif case == "missing language":
-        rows = rows[:-1]
-    else:
-        rows[0] = xnli_row("en", "yes", "a", "b")
     xnli = write_xnli(tmp_path / "XNLI-1.0", {"dev": rows, "test": rows})
-    proc = run_xnli(mnli, xnli, tmp_path / "out", tiny_spm)
+    out = tmp_path / "out"
+    assert run_xnli(mnli, xnli, out, tiny_spm).returncode == 0
+    before = tree_digest(out)
+    if change is None:
+        (xnli / name).unlink()
+    elif change == "train":  # MNLI training data without any entailment example
+        (mnli / "train.tsv").write_text(MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, "A.", "B.", ["neutral"] * 2) + "\n")
+    elif case == "wrong header":
+        (xnli / name).write_text(HEADER.replace("gold_label", "label") + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    else:
+        (xnli / name).write_text(HEADER + "\n" + "\n".join(change(rows)) + "\n", encoding="utf-8")
+    proc = run_xnli(mnli, xnli, out, tiny_spm)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
-    assert not (tmp_path / "out").exists()
+    assert tree_digest(out) == before  # the earlier complete dataset is untouched
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".out.tmp")] == []  # no half-written folder
+
+
+def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_spm):
+    from tests.helpers import tree_digest
+
+    mnli = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")}) / "MNLI"
+    xnli = write_xnli(tmp_path / "XNLI-1.0")
+    assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm).returncode == 0
+    first = tree_digest(tmp_path / "out")
+    assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm, "--workers", "2").returncode == 0
+    assert tree_digest(tmp_path / "out") == first
+    usage = subprocess.run(["bash", XNLI_SH], stderr=subprocess.PIPE, text=True)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/xnli.sh")
