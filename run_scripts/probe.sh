@@ -7,7 +7,7 @@ GLUE_BIN="${GLUE_BIN:-}"   # preprocess/glue.sh GLUE_DIR ALL $GLUE_BIN  ->  $GLU
 ROBERTA="${ROBERTA:-}"     # roberta.large/model.pt
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: run_scripts/probe.sh PROTOCOL METHOD [SEED ...] [--dry-run] [--set KEY=VALUE] [-- FAIRSEQ_ARGS]
   PROTOCOL: generalisation (Fig. 3: fine-tune SST-2, probe MNLI QNLI QQP RTE MRPC CoLA)
             degradation    (Fig. 4: SST-2 -> QNLI -> QQP -> RTE, probe SST-2 after each step)
@@ -16,7 +16,8 @@ usage: run_scripts/probe.sh PROTOCOL METHOD [SEED ...] [--dry-run] [--set KEY=VA
   environment: GLUE_BIN (folder of TASK-bin/), ROBERTA (model.pt), SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)
 USAGE
 }
-if [ $# -lt 2 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 PROTOCOL="$1"; METHOD="$2"; shift 2
 SEEDS=()
 while [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; do SEEDS+=("$1"); shift; done

@@ -8,14 +8,15 @@ BART="${BART:-}"             # bart.large/model.pt
 BPE_DIR="${BPE_DIR:-}"       # folder with GPT-2's encoder.json and vocab.bpe (to decode the generations)
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: run_scripts/summarization.sh DATASET METHOD [SEED ...] [--sweep] [--dry-run] [-- FAIRSEQ_ARGS]
   DATASET: cnn_dm gigaword reddit_tifu      METHOD: std r3f      SEED: default 1
   --sweep: lambda in {0.001, 0.01, 0.1} x noise {U, N} (Table 8)
   environment: SUMM_BIN (folder of DATASET-bin/), BART (model.pt), BPE_DIR, SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)
 USAGE
 }
-if [ $# -lt 2 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 DATASET="$1"; METHOD="$2"; shift 2
 SEEDS=()
 while [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; do SEEDS+=("$1"); shift; done

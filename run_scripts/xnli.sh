@@ -6,14 +6,15 @@ XNLI_BIN="${XNLI_BIN:-}"   # preprocess/xnli.sh MNLI_DIR XNLI_DIR $XNLI_BIN ...
 XLMR="${XLMR:-}"           # xlmr.large/model.pt
 
 usage() {
-  cat >&2 <<USAGE
+  cat <<USAGE
 usage: run_scripts/xnli.sh METHOD [SEED ...] [--sweep] [--dry-run] [--languages en fr ...] [-- FAIRSEQ_ARGS]
   METHOD: std r3f r4f     SEED: default 1 2 3 4 5 (the paper: average of 5 runs)
   --sweep: lambda in {0.5, 1, 3, 5} x noise {U, N} (Table 9)
   environment: XNLI_BIN, XLMR (model.pt), SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)
 USAGE
 }
-if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then usage; exit 2; fi
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi
+if [ $# -lt 1 ]; then usage >&2; exit 2; fi
 METHOD="$1"; shift
 SEEDS=()
 while [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; do SEEDS+=("$1"); shift; done

@@ -16,7 +16,9 @@ Selection rule (the paper's Section 3.1: search the grid, then run the best sett
 1. The records of one (task, method) are grouped by hyper-parameter setting: the record's ``hparams``,
    compared as canonical JSON. Runs in one setting differ only by seed; each record already describes the
    run's best validation checkpoint (``runs.py``).
-2. The setting with the best *selection score* wins:
+2. Only the settings run with the most seeds compete (a grid searched on 3 seeds whose best setting was then
+   run on 10 is reported with those 10; the others are counted as "with fewer seeds, not compared"), and
+   the one with the best *selection score* wins:
    - GLUE: the median over seeds of the task's primary metric (MNLI matched accuracy, QQP accuracy, CoLA
      MCC, STS-B Pearson, otherwise accuracy). GLUE numbers are dev-set numbers, as in the paper's Table 2.
    - XNLI: the mean over seeds of ``valid_accuracy`` (the validation accuracy of the checkpoint that was
@@ -58,6 +60,7 @@ Writer = Callable[[str], None]
 
 GENERATOR = "rxf-report"
 TINY_LABEL = "tiny test runs — not paper results"
+PAPER_LEFT_OUT = "The paper's numbers are left out (--no-paper): these runs are not on the paper's data."
 METHOD_ORDER = ("std", "std++", "smart", "r3f", "r4f", "fast-r3f")
 # Table 2's columns: (task, metrics shown as "a/b", header). The first metric is the task's primary one.
 GLUE_COLUMNS: Tuple[Tuple[str, Tuple[str, ...], str], ...] = (
@@ -164,6 +167,7 @@ class Selection:
     selected_by: str
     score: float
     settings_compared: int
+    settings_with_fewer_seeds: int = 0
 
     @property
     def seeds(self) -> List[int]:
@@ -172,24 +176,35 @@ class Selection:
     def describe(self) -> Dict[str, Any]:
         return {"task": self.task, "method": self.method, "setting": self.hparams,
                 "selected_by": self.selected_by, "selection_score": rounded(self.score),
-                "settings_compared": self.settings_compared, "seeds": self.seeds, "n": len(self.runs),
+                "settings_compared": self.settings_compared,
+                "settings_with_fewer_seeds": self.settings_with_fewer_seeds, "seeds": self.seeds, "n": len(self.runs),
                 "records": [r["path"] for r in self.runs]}
 
 
 def select_setting(recs: Sequence[Record], value: Callable[[Record], float],
                    aggregate: Callable[[List[float]], float], maximize: bool, selected_by: str) -> Selection:
-    """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON)."""
+    """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON), among
+    the settings run with the most seeds: a grid searched on a few seeds whose best setting was then run on 10
+    is reported with those 10 (the paper's procedure), never with a luckier 3-seed grid point."""
     groups: Dict[str, List[Record]] = {}
     for r in recs:
         groups.setdefault(setting_key(r["hparams"]), []).append(r)
+    most = max(len(group) for group in groups.values())
     scored = []
     for key in sorted(groups):
-        score = aggregate([value(r) for r in groups[key]])
-        scored.append((-score if maximize else score, key))
+        if len(groups[key]) == most:
+            score = aggregate([value(r) for r in groups[key]])
+            scored.append((-score if maximize else score, key))
     best_score, best_key = min(scored)  # min over (score, key): ties go to the first key
     runs = sorted(groups[best_key], key=lambda r: r["seed"])
     return Selection(recs[0]["task"], recs[0]["method"], runs[0]["hparams"], runs, selected_by,
-                     -best_score if maximize else best_score, len(groups))
+                     -best_score if maximize else best_score, len(scored), len(groups) - len(scored))
+
+
+def compared(e: Dict[str, Any]) -> str:
+    """The "settings compared" cell: how many settings competed, and how many were left out for fewer seeds."""
+    fewer = e.get("settings_with_fewer_seeds") or 0
+    return str(e["settings_compared"]) + (f" (+{fewer} with fewer seeds, not compared)" if fewer else "")
 
 
 def by_task_method(recs: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]]:
@@ -241,7 +256,7 @@ def glue_results(recs: Sequence[Record]) -> List[Dict[str, Any]]:
     return results
 
 
-def table2_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
+def table2_files(results: List[Dict[str, Any]], tiny: bool, with_paper: bool = True) -> Dict[str, str]:
     tasks = {e["task"] for e in results}
     columns = [(task, metrics, header) for task, metrics, header in GLUE_COLUMNS if task in tasks]
     cells = {(e["method"], e["task"]): e for e in results}
@@ -249,10 +264,10 @@ def table2_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
     parts = [f"# {title('Table 2 — GLUE dev, RoBERTa', tiny)}", "",
              "Ours: the best hyper-parameter setting per (task, method) (highest median of the task's primary "
              "metric over seeds), then the max and the median over that setting's seeds, each metric on its "
-             "own. Paper: Aghajanyan et al. 2020, Table 2 (max: best of 10 seeds; SMART's max row is the "
-             "number published by its authors)."]
-    for stat, table, label in (("max", paper.TABLE2_MAX, "left: max over seeds"),
-                               ("median", paper.TABLE2_MEDIAN, "right: median over seeds")):
+             "own. " + ("Paper: Aghajanyan et al. 2020, Table 2 (max: best of 10 seeds; SMART's max row is the "
+                        "number published by its authors)." if with_paper else PAPER_LEFT_OUT)]
+    for stat, table, label in (("max", paper.TABLE2_MAX if with_paper else {}, "left: max over seeds"),
+                               ("median", paper.TABLE2_MEDIAN if with_paper else {}, "right: median over seeds")):
         rows = []
         for method in methods:
             rows.append([f"{method_name(method)} (ours)"] + [
@@ -267,20 +282,20 @@ def table2_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
     parts += ["", "## Selected settings and seeds", "", md_table(
         ["task", "method", "setting", "selected by", "score", "settings compared", "seeds (n)"],
         [[e["task"], method_name(e["method"]), setting_label(e["setting"]), e["selected_by"],
-          ours(e["selection_score"]), str(e["settings_compared"]), f"{', '.join(map(str, e['seeds']))} ({e['n']})"]
+          ours(e["selection_score"]), compared(e), f"{', '.join(map(str, e['seeds']))} ({e['n']})"]
          for e in sorted(results, key=lambda e: (list(GLUE_METRICS).index(e["task"]), method_rank(e["method"])))])]
     notes = []
     if "STS-B" in tasks:
         notes.append("\\* STS-B is not in the paper's Table 2 (their KL term is not defined for regression).")
     missing = [method_name(m) for m in methods if m not in paper.TABLE2_MAX]
-    if missing:
+    if missing and with_paper:
         notes.append(f"{', '.join(missing)}: not in the paper, no paper row.")
     for note in notes:
         parts += ["", note]
     rows = []
     for e in results:
         for stat in ("max", "median"):
-            published_row = e[f"paper_{stat}"] or {}
+            published_row = (e[f"paper_{stat}"] if with_paper else None) or {}
             for m in GLUE_METRICS[e["task"]]:
                 rows.append([stat, e["method"], e["task"], m, rounded(e[stat][m]), published_row.get(m),
                              len(e["values"][m]), setting_label(e["setting"]), tiny])
@@ -340,7 +355,7 @@ def xnli_results(recs: Sequence[Record]) -> List[Dict[str, Any]]:
     return results
 
 
-def table3_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
+def table3_files(results: List[Dict[str, Any]], tiny: bool, with_paper: bool = True) -> Dict[str, str]:
     langs = list(paper.XNLI_LANGUAGES)
     results = sorted(results, key=lambda e: method_rank(e["method"]))
     rows = []
@@ -352,11 +367,12 @@ def table3_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
             rows.append([f"{e['paper_row']} (paper)", "5"] + [published(e["paper"][k]) for k in langs + ["avg"]])
     parts = [f"# {title('Table 3 — XNLI test, zero-shot', tiny)}", "",
              "Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says); avg: the "
-             "mean of the per-language means. Paper: Table 3 (XLM-R large, average of 5 runs).", "",
+             "mean of the per-language means. " + ("Paper: Table 3 (XLM-R large, average of 5 runs)." if with_paper
+                                                   else PAPER_LEFT_OUT), "",
              md_table(["model", "runs"] + langs + ["avg"], rows), "", "## Selected settings and seeds", "",
              md_table(["method", "setting", "selected by", "score", "settings compared", "seeds (n)"],
                       [[method_name(e["method"]), setting_label(e["setting"]), e["selected_by"],
-                        ours(e["selection_score"]), str(e["settings_compared"]),
+                        ours(e["selection_score"]), compared(e),
                         f"{', '.join(map(str, e['seeds']))} ({e['n']})"] for e in results])]
     csv_rows = []
     for e in results:
@@ -398,7 +414,7 @@ def rouge_cell(values: Optional[Dict[str, Optional[float]]], fmt: Callable[[Opti
     return "-" if not values else "/".join(fmt(values.get(name)) for name in ROUGE)
 
 
-def table4_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
+def table4_files(results: List[Dict[str, Any]], tiny: bool, with_paper: bool = True) -> Dict[str, str]:
     datasets = [d for d in paper.SUMMARIZATION_DATASETS if any(e["task"] == d for e in results)]
     methods = ordered_methods([e["method"] for e in results])
     cells = {(e["method"], e["task"]): e for e in results}
@@ -406,19 +422,19 @@ def table4_files(results: List[Dict[str, Any]], tiny: bool) -> Dict[str, str]:
     for method in methods:
         rows.append([f"{method_name(method)} (ours)"] + [
             rouge_cell(cells[(method, d)], ours) if (method, d) in cells else "-" for d in datasets])
-        row_name = paper.TABLE4_ROW_FOR_METHOD.get(method)
+        row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         if row_name:
             rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published)
                                                    for d in datasets])
     ordered = sorted(results, key=lambda e: (datasets.index(e["task"]), methods.index(e["method"])))
     parts = [f"# {title('Table 4 — summarisation, ROUGE-1/2/L (F1 x 100)', tiny)}", "",
-             "Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says). Paper: "
-             "Table 4 (STD is BART, R3F is BART+R3F).", "",
+             "Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says). " +
+             ("Paper: Table 4 (STD is BART, R3F is BART+R3F)." if with_paper else PAPER_LEFT_OUT), "",
              md_table(["model"] + [paper.SUMMARIZATION_DATASETS[d] for d in datasets], rows), "",
              "## Selected settings and seeds", "",
              md_table(["dataset", "method", "setting", "selected by", "score", "settings compared", "seeds (n)"],
                       [[e["task"], method_name(e["method"]), setting_label(e["setting"]), e["selected_by"],
-                        ours(e["selection_score"]), str(e["settings_compared"]),
+                        ours(e["selection_score"]), compared(e),
                         f"{', '.join(map(str, e['seeds']))} ({e['n']})"] for e in ordered])]
     csv_rows = [[e["task"], e["method"], name, rounded(e[name]), (e["paper"] or {}).get(name), e["paper_row"] or "",
                  e["n"], setting_label(e["setting"]), e["selected_by"], tiny] for e in ordered for name in ROUGE]
@@ -672,7 +688,7 @@ def check_tiny(recs: Sequence[Record]) -> bool:
 
 
 def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Optional[List[str]],
-          notes: List[str]) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
+          notes: List[str], with_paper: bool = True) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
     """Every output file as (name, writer), and summary.json's content; raises ReportError on bad input."""
     tiny = check_tiny(recs)
     check_duplicates(recs)
@@ -686,8 +702,10 @@ def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Option
         outputs.extend((name, text_writer(text)) for name, text in files.items())
 
     glue = glue_results(kinds["glue"]) if kinds["glue"] else []
+    for e in glue if not with_paper else []:
+        e["paper_max"] = e["paper_median"] = None
     if glue:
-        add_text(table2_files(glue, tiny))
+        add_text(table2_files(glue, tiny, with_paper))
         summary["table2"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in glue]
         by_task: Dict[str, List[Dict[str, Any]]] = {}
         for e in glue:
@@ -733,11 +751,13 @@ def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Option
 
     if kinds["xnli"]:
         xnli = xnli_results(kinds["xnli"])
-        add_text(table3_files(xnli, tiny))
+        xnli = xnli if with_paper else [dict(e, paper=None, paper_row=None) for e in xnli]
+        add_text(table3_files(xnli, tiny, with_paper))
         summary["table3"] = xnli
     if kinds["summarization"]:
         summ = summarization_results(kinds["summarization"])
-        add_text(table4_files(summ, tiny))
+        summ = summ if with_paper else [dict(e, paper=None, paper_row=None) for e in summ]
+        add_text(table4_files(summ, tiny, with_paper))
         summary["table4"] = summ
     if kinds["probe"]:
         probes = probe_results(kinds["probe"])
@@ -808,6 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GLUE task of Figure 1 (default: SST-2, or the only GLUE task present)")
     parser.add_argument("--figure2-tasks", nargs="+", metavar="TASK",
                         help="GLUE tasks of Figure 2, one panel each (default: every GLUE task present)")
+    parser.add_argument("--no-paper", dest="with_paper", action="store_false",
+                        help="leave the paper's published numbers out (for runs on other data, e.g. make demo's)")
     return parser
 
 
@@ -823,7 +845,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not recs:
             raise ReportError(f"no {run_records.RECORD_NAME} under {' '.join(args.records)}; "
                               f"the run scripts write one per finished run")
-        outputs, _ = build(recs, args.figure1_task, args.figure2_tasks, notes)
+        outputs, _ = build(recs, args.figure1_task, args.figure2_tasks, notes, args.with_paper)
         paths = write_atomically(args.out, outputs)
     except (ReportError, run_records.RecordError) as error:
         print(f"rxf-report: error: {error}", file=sys.stderr)

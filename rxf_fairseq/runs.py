@@ -73,8 +73,13 @@ def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
         raise RunError(f"method {method!r} has no config in {folder}/method (known: {', '.join(known)})")
     import logging
 
+    from hydra.version import VersionBase
+
     logging.getLogger("hydra").setLevel(logging.WARNING)
     GlobalHydra.instance().clear()
+    # ``version_base=None`` sets a process-wide Hydra version that fairseq's own (1.1-style) config code,
+    # e.g. ``convert_namespace_to_omegaconf``, refuses afterwards: restore it
+    version_base = VersionBase.instance().version_base
     try:
         with initialize_config_dir(config_dir=folder, version_base=None):
             cfg = hydra_compose(config_name=name, overrides=[f"method={method}", *overrides],
@@ -83,11 +88,18 @@ def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
         raise RunError(f"configs/{family}/{name}.yaml with {list(overrides)}: {error}") from None
     finally:
         GlobalHydra.instance().clear()
+        VersionBase.instance().version_base = version_base
     params = cfg.hydra.sweeper.get("params") or {}
     grid = {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
     container = OmegaConf.to_container(cfg, resolve=False)
     container.pop("hydra", None)
     return container, grid
+
+
+def hydra_quote(path: str) -> str:
+    """A path as a quoted Hydra override value: run folders hold '=' and ',' (``r3f_lambda=0.5,noise_type=...``),
+    which Hydra's override grammar would otherwise parse."""
+    return "'" + path.replace("'", "\\'") + "'"  # Hydra un-escapes backslashes only before a quote
 
 
 def settings(grid: Dict[str, List[str]], sweep: bool) -> List[Dict[str, str]]:
@@ -141,6 +153,42 @@ def train_command(cfg: Dict[str, Any]) -> List[str]:
             seen[flag] = values
             argv += [flag, *values]
     return argv
+
+
+def check_overrides(overrides: Sequence[str], flag: str = "--set") -> None:
+    """Every ``--set KEY=VALUE`` must name a section of the config: anything else would be dropped silently."""
+    sections = TRAIN_SECTIONS + ("generation",)
+    for item in overrides:
+        key = item.lstrip("+~").split("=", 1)[0]
+        if "=" not in item and not item.startswith("~"):
+            raise RunError(f"{flag} {item}: expected KEY=VALUE, e.g. criterion.r3f_lambda=0.5")
+        if key.split(".")[0] not in sections or "." not in key:
+            raise RunError(f"{flag} {item}: {key!r} is not SECTION.KEY with SECTION one of {', '.join(sections)}")
+
+
+_CHECKED: Dict[Tuple[str, ...], None] = {}
+
+
+def check_with_fairseq(argv: Sequence[str]) -> None:
+    """Parse a fairseq-train command line with fairseq's own parser before anything runs, so a misspelt
+    ``--set`` key, a value of the wrong type or a bad ``-- FAIRSEQ_ARGS`` fails now, not hours into a sweep."""
+    key = tuple(argv)
+    if key in _CHECKED:
+        return
+    import contextlib
+    import io
+
+    from fairseq import options
+
+    message = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(message):
+            options.parse_args_and_arch(options.get_training_parser(), list(argv))
+    except SystemExit:
+        error = message.getvalue().strip().splitlines()[-1:] or ["invalid arguments"]
+        raise RunError(f"fairseq-train would refuse this command ({error[0]}); check --set and the arguments "
+                       f"after --: {shlex.join(argv)}") from None
+    _CHECKED[key] = None
 
 
 def generate_flags(cfg: Dict[str, Any]) -> List[str]:
@@ -217,19 +265,31 @@ class Runner:
         self.args = args
 
     # -- command construction
-    def base_overrides(self, data: str, checkpoint: str) -> List[str]:
+    def base_overrides(self, data: str, checkpoint: str, user: Optional[Sequence[str]] = None) -> List[str]:
+        """The overrides every run gets, then the user's (``--set``; ``user`` replaces them for probe steps)."""
         a = self.args
-        over = [f"task.data={data}", f"checkpoint.restore_file={checkpoint}", f"common.user_dir={USER_DIR}"]
+        over = [f"task.data={hydra_quote(data)}", f"checkpoint.restore_file={hydra_quote(checkpoint)}",
+                f"common.user_dir={hydra_quote(USER_DIR)}"]
         if a.cpu:
             over += ["common.cpu=true", "common.fp16=false"]
         elif not a.fp16:
             over += ["common.fp16=false"]
         # ``++``: set the key whether or not the YAML names it (fairseq-hydra-train knows every key
         # through fairseq's schema; a plain compose knows only the keys in the files)
-        return ["++" + o for o in over] + [o if o[:1] in "+~" else "++" + o for o in a.set or []]
+        user = list(a.set or []) if user is None else list(user)
+        return ["++" + o for o in over] + [o if o[:1] in "+~" else "++" + o for o in user]
+
+    def check_inputs(self, data: str, expect: str, made_by: str) -> None:
+        """Before a real run: the data and the pretrained checkpoint exist (a typo would fail minutes later)."""
+        a = self.args
+        if not os.path.isfile(os.path.join(data, expect)):
+            raise RunError(f"--data {data}: no {expect} there; make the data with {made_by}")
+        if not os.path.isfile(a.checkpoint):
+            raise RunError(f"--checkpoint {a.checkpoint}: no such file (the pretrained model.pt)")
 
     def train_argv(self, cfg: Dict[str, Any], run_dir: str, seed: int) -> List[str]:
         a = self.args
+        check_with_fairseq(train_command(cfg) + list(a.fairseq_args))
         argv = train_command(cfg) + ["--seed", str(seed), "--save-dir", run_dir]
         if "--log-format" not in argv:  # the records are read from fairseq's JSON log lines
             argv += ["--log-format", "json"]
@@ -288,7 +348,10 @@ class Runner:
         a = self.args
         name = config_name(a.task, GLUE_TASKS)
         task = GLUE_TASKS[name]
-        for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, a.data, a.checkpoint):
+        data = os.path.join(a.data, f"{task}-bin")
+        if not a.dry_run:
+            self.check_inputs(data, os.path.join("input0", "dict.txt"), "preprocess/glue.sh GLUE_DIR ALL DATA")
+        for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             log(f"[glue] {task} {a.method} {hparams or ''} seed {seed}")
             if a.dry_run:
@@ -308,6 +371,8 @@ class Runner:
     def run_xnli(self) -> int:
         a = self.args
         languages = a.languages or list(XNLI_LANGUAGES)
+        if not a.dry_run:
+            self.check_inputs(a.data, os.path.join("input0", "dict.txt"), "preprocess/xnli.sh")
         for cfg, hparams, seed, run_dir in self.runs("xnli", "xnli", a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             evaluate = fairseq_tool("validate") + [
@@ -341,6 +406,8 @@ class Runner:
     def run_summarization(self) -> int:
         a = self.args
         name = a.dataset
+        if not a.dry_run:
+            self.check_inputs(a.data, "dict.source.txt", "preprocess/summarization.sh")
         for cfg, hparams, seed, run_dir in self.runs("summarization", name, a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             task = cfg["task"]
@@ -375,25 +442,28 @@ class Runner:
 
     # -- probing (the paper's Section 4; the probe itself: rxf_fairseq/probing.py)
     def glue_step(self, name: str, method: str, restore: str, run_dir: str, seed: int,
-                  extra_overrides: Sequence[str] = ()) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
+                  extra_overrides: Sequence[str] = (), user: Optional[Sequence[str]] = None
+                  ) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
         """(fairseq-train command, config, hparams) of one GLUE fine-tuning or probing step."""
         a = self.args
-        overrides = self.base_overrides(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore)
+        overrides = self.base_overrides(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore, user)
         cfg, grid = compose("glue", name, method, overrides + list(extra_overrides), a.config_dir)
         if method in UPDATE_FACTOR:
             scale_updates(cfg, UPDATE_FACTOR[method])
         hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
         return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
 
-    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int, record_name: str = None) -> str:
-        """Fine-tune with the protocol's method from ``restore``; returns the best checkpoint. The head is
-        named after the task, so the previous step's head is dropped, never reused (a fresh head). Chain
-        steps write ``finetune.json``; a fine-tune from the pretrained model is an ordinary GLUE run
+    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int, setting: Sequence[str],
+                      record_name: Optional[str] = None) -> str:
+        """Fine-tune with the protocol's method (and grid ``setting``) from ``restore``; returns the best
+        checkpoint. The head is named after the task, so the previous step's head is dropped, never reused (a
+        fresh head). Chain steps write ``finetune.json`` and drop their ``checkpoint_last.pt`` once done (only
+        the best checkpoint is used again); a fine-tune from the pretrained model is an ordinary GLUE run
         (``record.json``, part of Table 2)."""
         record_name = record_name or STEP_RECORD
         a = self.args
         train, cfg, hparams = self.glue_step(name, a.method, restore, run_dir, seed,
-                                             [f"++criterion.classification_head_name={name}_head"])
+                                             [f"++criterion.classification_head_name={name}_head", *setting])
         best_path = os.path.join(run_dir, "checkpoint_best.pt")
         log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
         if a.dry_run:
@@ -409,12 +479,16 @@ class Runner:
                 metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
                 time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
                 tiny=bool(a.tiny), command=train[2:]))
+            if record_name == STEP_RECORD and os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):
+                os.remove(os.path.join(run_dir, "checkpoint_last.pt"))
         return best_path
 
-    def probe_step(self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any]) -> None:
-        """A linear probe of ``restore``'s frozen encoder on task ``name``; one ``probe`` record."""
+    def probe_step(self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any],
+                   hparams: Dict[str, Any]) -> None:
+        """A linear probe of ``restore``'s frozen encoder on task ``name``; one ``probe`` record, carrying the
+        fine-tuning setting (``hparams``) of the encoder it probed."""
         a = self.args
-        train, cfg, _ = self.glue_step(name, "probe", restore, run_dir, seed)
+        train, cfg, _ = self.glue_step(name, "probe", restore, run_dir, seed, user=self.probe_overrides())
         log(f"[probe] probe {GLUE_TASKS[name]} on the encoder of {restore}")
         if a.dry_run:
             self.show(train)
@@ -424,10 +498,16 @@ class Runner:
         started = time.time()
         lines = self.execute(train, run_dir, "train.log")
         best = self.best_of(lines, cfg)
-        self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams={},
+        self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
                     metrics=glue_metrics(lines, best), probe=info, best_update=int(best["valid_num_updates"]),
                     time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
                     probed_checkpoint=restore, command=train[2:])
+
+    def probe_overrides(self) -> List[str]:
+        """``--set`` without the method's ``criterion.*`` options (the probe trains with the stock criterion),
+        then ``--probe-set``."""
+        a = self.args
+        return [o for o in a.set or [] if not o.lstrip("+~").startswith("criterion.")] + list(a.probe_set or [])
 
     @staticmethod
     def best_of(lines: Sequence[Tuple[float, str]], cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -438,38 +518,60 @@ class Runner:
     def run_probe(self) -> int:
         """Figures 3-5. generalisation: fine-tune SST-2, probe the other six tasks. degradation: SST-2 ->
         QNLI -> QQP -> RTE, probing SST-2 after every step. retention: that chain for --cycles cycles,
-        probing each task before it is fine-tuned again (the first probe of SST-2 is of the pretrained model)."""
+        probing each task before it is fine-tuned again (the first probe of SST-2 is of the pretrained model).
+        Each setting of the method's grid (``--sweep``; otherwise the config's, with ``--set``) runs the
+        protocol in its own folder: ``SAVE_ROOT/probing/PROTOCOL/METHOD/SETTING/seedN``."""
         a = self.args
-        for seed in a.seeds:
-            root = os.path.join(a.save_root, "probing", a.protocol, a.method, f"seed{seed}")
-            order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
-            chain = [GLUE_TASKS[t] for t in order]
-            if a.protocol == "generalisation":
-                best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed,
-                                          records.RECORD_NAME)
-                for name in a.probe_tasks or GENERALISATION_PROBES:
-                    name = config_name(name, GLUE_TASKS)
-                    self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
-                                    {"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0,
-                                     "cycle": 1, "finetuned_on": "SST-2"})
-            elif a.protocol == "degradation":
-                current = a.checkpoint
-                for step, name in enumerate(order):
-                    current = self.finetune_step(name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed)
-                    self.probe_step(order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed,
-                                    {"protocol": "degradation", "source": chain[0], "chain": chain, "step": step,
-                                     "cycle": 1, "finetuned_on": GLUE_TASKS[name]})
-            else:
-                current, last = a.checkpoint, "pretrained"
-                for cycle in range(1, a.cycles + 1):
-                    for step, name in enumerate(order):
-                        where = os.path.join(root, f"cycle{cycle}-step{step}")
-                        self.probe_step(name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed,
-                                        {"protocol": "retention", "source": chain[0], "chain": chain, "step": step,
-                                         "cycle": cycle, "finetuned_on": last})
-                        current = self.finetune_step(name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"), seed)
-                        last = GLUE_TASKS[name]
+        order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
+        first = "sst_2" if a.protocol == "generalisation" else order[0]
+        if not a.dry_run:
+            for name in set(order if a.protocol != "generalisation" else
+                            ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]):
+                self.check_inputs(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), os.path.join("input0", "dict.txt"),
+                                  "preprocess/glue.sh GLUE_DIR ALL DATA")
+        first_data = os.path.join(a.data, f"{GLUE_TASKS[first]}-bin")
+        _, grid = compose("glue", first, a.method, self.base_overrides(first_data, a.checkpoint), a.config_dir)
+        for setting in settings(grid, a.sweep):
+            over = [f"++{k}={v}" for k, v in setting.items()]
+            cfg, _ = compose("glue", first, a.method, self.base_overrides(first_data, a.checkpoint) + over,
+                             a.config_dir)
+            hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
+            tag = ",".join(f"{k}={v}" for k, v in hparams.items()) or "default"
+            for seed in a.seeds:
+                root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
+                self.protocol(order, root, seed, over, hparams)
         return 0
+
+    def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
+        a = self.args
+        chain = [GLUE_TASKS[t] for t in order]
+        if a.protocol == "generalisation":
+            best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting,
+                                      records.RECORD_NAME)
+            for name in a.probe_tasks or GENERALISATION_PROBES:
+                name = config_name(name, GLUE_TASKS)
+                self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
+                                {"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0,
+                                 "cycle": 1, "finetuned_on": "SST-2"}, hparams)
+        elif a.protocol == "degradation":
+            current = a.checkpoint
+            for step, name in enumerate(order):
+                current = self.finetune_step(name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed,
+                                             setting)
+                self.probe_step(order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed,
+                                {"protocol": "degradation", "source": chain[0], "chain": chain, "step": step,
+                                 "cycle": 1, "finetuned_on": GLUE_TASKS[name]}, hparams)
+        else:
+            current, last = a.checkpoint, "pretrained"
+            for cycle in range(1, a.cycles + 1):
+                for step, name in enumerate(order):
+                    where = os.path.join(root, f"cycle{cycle}-step{step}")
+                    self.probe_step(name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed,
+                                    {"protocol": "retention", "source": chain[0], "chain": chain, "step": step,
+                                     "cycle": cycle, "finetuned_on": last}, hparams)
+                    current = self.finetune_step(name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"),
+                                                 seed, setting)
+                    last = GLUE_TASKS[name]
 
 
 def write_generations(lines: Sequence[Tuple[float, str]], hypo_path: str, ref_path: str) -> int:
@@ -576,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
     probe.add_argument("--chain", nargs="+", help="degradation/retention: the task chain, source first "
                        "(default the paper's SST-2 QNLI QQP RTE)")
+    probe.add_argument("--probe-set", action="append", metavar="KEY=VALUE",
+                       help="Hydra override for the linear probes only (--set applies to fine-tuning and probes, "
+                       "except its criterion.* keys, which are the method's)")
     return parser
 
 
@@ -590,6 +695,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.fp16 = False
     runner = Runner(args)
     try:
+        check_overrides(args.set or [])
+        check_overrides(getattr(args, "probe_set", None) or [], "--probe-set")
         return getattr(runner, f"run_{args.family}")()
     except (RunError, records.RecordError) as error:
         print(f"rxf-run: error: {error}", file=sys.stderr)

@@ -118,3 +118,28 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
                  "figure4_degradation.png", "probing_retention.md", "figure5_retention.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0, name
     assert "tiny test runs" in (tmp_path / "report" / "probing_retention.md").read_text()
+
+
+def test_probe_dry_run_settings_and_method_options(tmp_path):
+    """The method's options (--set criterion.*, --sweep) reach the fine-tuning steps only; each setting has its own
+    folder, and the probes record the setting of the encoder they probed; probes keep no checkpoint."""
+    from tests.test_run_scripts import flag, rxf_run_dry
+
+    base = ["probe", "degradation", "r3f", "--data", "/glue-bin", "--checkpoint", "/m.pt", "--seeds", "1",
+            "--save-root", str(tmp_path), "--chain", "SST-2", "RTE"]
+    commands = rxf_run_dry(*base, "--set", "criterion.r3f_lambda=0.5", "--set", "optimization.lr=[2e-05]",
+                           "--probe-set", "dataset.batch_size=4")
+    tasks = [flag(c, "--task") for c in commands]
+    assert tasks == ["sentence_prediction", "sentence_prediction_probe"] * 2
+    for command, task in zip(commands, tasks):
+        assert float(flag(command, "--lr")) == 2e-05  # --set: fine-tuning and probes
+        if task == "sentence_prediction_probe":
+            assert "--r3f-lambda" not in command and flag(command, "--criterion") == "sentence_prediction"
+            assert "--no-save" in command and flag(command, "--batch-size") == "4"
+        else:
+            assert float(flag(command, "--r3f-lambda")) == 0.5 and flag(command, "--batch-size") != "4"
+        assert f"/probing/degradation/r3f/noise_type=uniform,r3f_lambda=0.5/seed1/" in flag(command, "--save-dir")
+    swept = rxf_run_dry(*base, "--sweep")
+    finetunes = [c for c in swept if flag(c, "--task") == "sentence_prediction"]
+    assert len(finetunes) == 2 * 8 and len({os.path.dirname(os.path.dirname(flag(c, "--save-dir")))
+                                            for c in finetunes}) == 8

@@ -47,7 +47,7 @@ def rxf_run_dry(*args):
 
 
 def glue_dry(task, method, *args):
-    return rxf_run_dry("glue", task, method, "--data", f"/data/glue-bin/{task}-bin", "--checkpoint",
+    return rxf_run_dry("glue", task, method, "--data", "/data/glue-bin", "--checkpoint",
                        GLUE_ENV["ROBERTA"], *args)
 
 
@@ -111,7 +111,9 @@ def test_glue_environment_multi_gpu_and_overrides():
                        env=dict(GLUE_ENV, NUM_GPUS="8", FP16="0", SAVE_ROOT="/tmp/somewhere"))
     assert flag(train, "--distributed-world-size") == "8" and "--fp16" not in train
     assert float(flag(train, "--r3f-lambda")) == 0.5 and train[-2:] == ["--update-freq", "2"]
-    assert flag(train, "--save-dir").startswith("/tmp/somewhere/glue/sst_2/r3f/")
+    assert flag(train, "--save-dir") == "/tmp/somewhere/glue/sst_2/r3f/noise_type=uniform,r3f_lambda=0.5/seed1"
+    (lower,) = dry_run("glue.sh", "sst_2", "std", "1", env=GLUE_ENV)  # the config name works as the task too
+    assert lower[3] == "/data/glue-bin/SST-2-bin"
 
 
 def test_an_interrupted_run_continues_from_its_last_checkpoint(tmp_path):
@@ -122,6 +124,35 @@ def test_an_interrupted_run_continues_from_its_last_checkpoint(tmp_path):
     (again,) = glue_dry("RTE", "r3f", "--seeds", "1", "--save-root", str(tmp_path))
     assert flag(again, "--restore-file") == os.path.join(run_dir, "checkpoint_last.pt")
     assert not {"--reset-optimizer", "--reset-dataloader", "--reset-meters"} & set(again)
+
+
+def rxf_run_error(*args):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = runs.main(list(args))
+    return code, err.getvalue()
+
+
+def test_bad_overrides_and_missing_inputs_fail_before_anything_runs(tmp_path):
+    base = ["glue", "RTE", "r3f", "--data", "/data/glue-bin", "--checkpoint", "/m.pt", "--seeds", "1", "--dry-run"]
+    for args, message in (
+            (["--set", "criterion.r3f_lamda=0.5"], "unrecognized arguments: --r3f-lamda 0.5"),
+            (["--set", "optimization.max_update=abc"], "--max-update: invalid int value: 'abc'"),
+            (["--set", "foo=1"], "'foo' is not SECTION.KEY"),
+            (["--set", "max_update"], "expected KEY=VALUE"),
+            (["--", "--no-such-flag"], "unrecognized arguments: --no-such-flag")):
+        code, err = rxf_run_error(*base, *args)
+        assert code == 1 and message in err, err
+    # a real run checks its data and checkpoint first, naming the flag
+    code, err = rxf_run_error(*[a for a in base if a != "--dry-run"][:-2], "--seeds", "1",
+                              "--save-root", str(tmp_path))
+    assert code == 1 and "--data /data/glue-bin/RTE-bin: no input0/dict.txt there" in err, err
+    (tmp_path / "glue" / "RTE-bin" / "input0").mkdir(parents=True)
+    (tmp_path / "glue" / "RTE-bin" / "input0" / "dict.txt").write_text("a 1\n")
+    code, err = rxf_run_error("glue", "rte", "r3f", "--data", str(tmp_path / "glue"), "--checkpoint", "/no/model.pt",
+                              "--save-root", str(tmp_path / "runs"))
+    assert code == 1 and "--checkpoint /no/model.pt: no such file" in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_missing_paths_and_bad_names_are_refused():
@@ -167,6 +198,9 @@ def test_xnli_dry_run_has_the_papers_values():
     assert int(flag(train, "--max-tokens")) == 4400 and int(flag(train, "--batch-size")) == 8
     assert int(flag(train, "--max-positions")) == 512 and float(flag(train, "--adam-eps")) == 1e-8
     assert float(flag(train, "--dropout")) == 0.1 and float(flag(train, "--weight-decay")) == 0.01
+    assert flag(train, "--adam-betas") == "(0.9,0.98)" and flag(train, "--lr-scheduler") == "polynomial_decay"
+    assert float(flag(train, "--eps")) == 1e-5 and flag(train, "--arch") == "roberta_large"
+    assert flag(train, "--task") == "sentence_prediction_r4f" and flag(train, "--optimizer") == "adam"
     assert flag(validate, "--valid-subset").split(",") == [f"test_{lang}" for lang in runs.XNLI_LANGUAGES]
 
 
