@@ -8,11 +8,13 @@ ROBERTA="${ROBERTA:-}"     # roberta.large/model.pt
 
 usage() {
   cat <<USAGE
-usage: run_scripts/probe.sh PROTOCOL METHOD [SEED ...] [--dry-run] [--set KEY=VALUE] [-- FAIRSEQ_ARGS]
+usage: run_scripts/probe.sh PROTOCOL METHOD [SEED ...] [--sweep] [--dry-run] [--set KEY=VALUE] [--probe-set KEY=VALUE]
+                            [-- FAIRSEQ_ARGS]
   PROTOCOL: generalisation (Fig. 3: fine-tune SST-2, probe MNLI QNLI QQP RTE MRPC CoLA)
             degradation    (Fig. 4: SST-2 -> QNLI -> QQP -> RTE, probe SST-2 after each step)
             retention      (Fig. 5: that chain for 3 cycles, probe each task before it is fine-tuned again)
-  METHOD:   std std++ r3f r4f fast-r3f smart          SEED: default 1 2 3
+  METHOD:   std std++ r3f r4f fast-r3f smart; none (generalisation: probe the pretrained model)   SEED: default 1 2 3
+  --set: fine-tuning and probes (criterion.*: fine-tuning only); --probe-set: probes only
   environment: GLUE_BIN (folder of TASK-bin/), ROBERTA (model.pt), SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)
 USAGE
 }

@@ -9,7 +9,7 @@ BPE_DIR="${BPE_DIR:-}"       # folder with GPT-2's encoder.json and vocab.bpe (t
 
 usage() {
   cat <<USAGE
-usage: run_scripts/summarization.sh DATASET METHOD [SEED ...] [--sweep] [--dry-run] [-- FAIRSEQ_ARGS]
+usage: run_scripts/summarization.sh DATASET METHOD [SEED ...] [--sweep] [--dry-run] [--set KEY=VALUE] [-- FAIRSEQ_ARGS]
   DATASET: cnn_dm gigaword reddit_tifu      METHOD: std r3f      SEED: default 1
   --sweep: lambda in {0.001, 0.01, 0.1} x noise {U, N} (Table 8)
   environment: SUMM_BIN (folder of DATASET-bin/), BART (model.pt), BPE_DIR, SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)

@@ -7,7 +7,7 @@ XLMR="${XLMR:-}"           # xlmr.large/model.pt
 
 usage() {
   cat <<USAGE
-usage: run_scripts/xnli.sh METHOD [SEED ...] [--sweep] [--dry-run] [--languages en fr ...] [-- FAIRSEQ_ARGS]
+usage: run_scripts/xnli.sh METHOD [SEED ...] [--sweep] [--dry-run] [--set KEY=VALUE] [--languages en fr ...] [-- FAIRSEQ_ARGS]
   METHOD: std r3f r4f     SEED: default 1 2 3 4 5 (the paper: average of 5 runs)
   --sweep: lambda in {0.5, 1, 3, 5} x noise {U, N} (Table 9)
   environment: XNLI_BIN, XLMR (model.pt), SAVE_ROOT (runs), NUM_GPUS (1), FP16 (1), CPU (0)

@@ -32,6 +32,8 @@ PRESET = os.path.join(REPO, "configs", "demo.yaml")
 USER_DIR = os.path.dirname(os.path.abspath(__file__))
 METHOD_NAMES = {"std": "Standard", "std++": "Standard++", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F",
                 "smart": "SMART"}
+PRETRAINED = "none"  # rxf-run's method for probes of the pretrained encoder itself (no fine-tuning)
+UNINFORMATIVE = 2.0  # points: a probe task whose pretrained probe is no further above its majority baseline
 
 
 def log(message: str) -> None:
@@ -132,12 +134,16 @@ def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
 # ------------------------------------------------------------------------ fine-tuning and probing
 
 def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, runs_dir: str, preset: Dict) -> List[str]:
-    """``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the CPU."""
+    """``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the CPU; method ``none``
+    probes the pretrained encoder itself (SST-2 included)."""
+    probes = [t for t in minilang.TASKS if t != "SST-2" or method == PRETRAINED]
     command = [sys.executable, "-m", "rxf_fairseq.runs", "probe", "generalisation", method, "--data", glue_bin,
                "--checkpoint", checkpoint, "--seeds", str(seed), "--save-root", runs_dir, "--cpu", "--tiny",
-               "--probe-tasks", *[t for t in minilang.TASKS if t != "SST-2"]]
+               "--probe-tasks", *probes]
     for override in preset["overrides"]:
         command += ["--set", override]
+    for override in preset.get("probe_overrides", []):
+        command += ["--probe-set", override]
     return command + ["--", *preset["arch"]]
 
 
@@ -167,8 +173,8 @@ def run_protocols(jobs: List[Tuple[str, int]], glue_bin: str, checkpoint: str, o
                     other.kill()
                 tail = open(path).read()[-3000:]
                 raise SystemExit(f"rxf-demo: {method} seed {seed} failed (exit {proc.returncode}); log: {path}\n{tail}")
-            log(f"    {done}/{len(jobs)} {METHOD_NAMES[method]} seed {seed}: fine-tuned and probed in "
-                f"{time.time() - started:.0f} s")
+            what = "pretrained encoder probed" if method == PRETRAINED else f"{METHOD_NAMES[method]}: fine-tuned and probed"
+            log(f"    {done}/{len(jobs)} {what} (seed {seed}) in {time.time() - started:.0f} s")
 
 
 # -------------------------------------------------------------------------------------- report
@@ -181,33 +187,53 @@ def _mean_std(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def probe_values(found: List[Dict], method: str, task: str) -> List[float]:
+    return [r["metrics"]["accuracy"] for r in sorted(found, key=lambda r: r["seed"])
+            if r["kind"] == "probe" and r["method"] == method and r["task"] == task]
+
+
 def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
     probes = [t for t in minilang.TASKS if t != "SST-2"]
     numbers: Dict[str, Dict] = {}
     for method in methods:
         tuned = [r for r in found if r["kind"] == "glue" and r["method"] == method]
-        probed = {t: [r["metrics"]["accuracy"] for r in found
-                      if r["kind"] == "probe" and r["method"] == method and r["task"] == t] for t in probes}
+        probed = {t: probe_values(found, method, t) for t in probes}
         numbers[method] = {
             "SST-2": [r["metrics"]["accuracy"] for r in tuned],
             "probes": probed,
             "probe_mean": [statistics.mean(v) for v in zip(*probed.values())] if all(probed.values()) else [],
-            "wall_time_s": [r["wall_time_s"] for r in tuned],
+            # fairseq's "done training in X seconds": updates, validations and saves, without start-up
+            "train_wall_s": [r["train_wall_s"] for r in tuned if r.get("train_wall_s") is not None],
         }
-    base_time = statistics.mean(numbers[methods[0]]["wall_time_s"]) if numbers[methods[0]]["wall_time_s"] else None
-    header = (["method", "SST-2 accuracy (fine-tuned)"] + [f"{t} probe" for t in probes] +
-              ["probe mean", "fine-tune wall time (s)", f"vs {METHOD_NAMES[methods[0]]}"])
+    pretrained = {t: probe_values(found, PRETRAINED, t) for t in minilang.TASKS}
+    numbers[PRETRAINED] = {"probes": pretrained,
+                           "probe_mean": [statistics.mean(v) for v in zip(*(pretrained[t] for t in probes))]
+                           if all(pretrained[t] for t in probes) else []}
+    base_time = statistics.mean(numbers[methods[0]]["train_wall_s"]) if numbers[methods[0]]["train_wall_s"] else None
+    header = (["method", "SST-2 accuracy"] + [f"{t} probe" for t in probes] +
+              ["probe mean", "fine-tuning time (s)", f"vs {METHOD_NAMES[methods[0]]}"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.append("| " + " | ".join(["pretrained, not fine-tuned", f"{_mean_std(pretrained['SST-2'])} (linear probe)"]
+                                   + [_mean_std(pretrained[t]) for t in probes]
+                                   + [_mean_std(numbers[PRETRAINED]["probe_mean"]), "", ""]) + " |")
     for method in methods:
         n = numbers[method]
-        ratio = f"{statistics.mean(n['wall_time_s']) / base_time:.2f}x" if base_time and n["wall_time_s"] else "-"
-        lines.append("| " + " | ".join([METHOD_NAMES[method], _mean_std(n["SST-2"])]
+        ratio = f"{statistics.mean(n['train_wall_s']) / base_time:.2f}x" if base_time and n["train_wall_s"] else "-"
+        lines.append("| " + " | ".join([METHOD_NAMES[method], _mean_std(n["SST-2"]) + " (fine-tuned)"]
                                        + [_mean_std(n["probes"][t]) for t in probes]
-                                       + [_mean_std(n["probe_mean"]), _mean_std(n["wall_time_s"]), ratio]) + " |")
+                                       + [_mean_std(n["probe_mean"]), _mean_std(n["train_wall_s"]), ratio]) + " |")
     lines.append("| majority baseline | " + " | ".join(
         [f"{baselines['SST-2']:.1f}"] + [f"{baselines[t]:.1f}" for t in probes] +
         [f"{statistics.mean(baselines[t] for t in probes):.1f}", "", ""]) + " |")
     return "\n".join(lines), numbers
+
+
+def informative_probes(numbers: Dict, baselines: Dict[str, float]) -> List[str]:
+    """Probe tasks on which the pretrained encoder's probe beats the majority baseline by more than
+    ``UNINFORMATIVE`` points: only there can fine-tuning lose something measurable."""
+    pretrained = numbers[PRETRAINED]["probes"]
+    return [t for t in minilang.TASKS if t != "SST-2" and pretrained[t]
+            and statistics.mean(pretrained[t]) > baselines[t] + UNINFORMATIVE]
 
 
 def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, float], mlm: Tuple[float, float]) -> str:
@@ -217,18 +243,29 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
     beat = [m for m in methods if numbers[m]["SST-2"] and min(numbers[m]["SST-2"]) > baselines["SST-2"]]
     out.append(f"Fine-tuning on the SST-2-like task: {len(beat)} of {len(methods)} methods beat the majority baseline "
                f"({baselines['SST-2']:.1f}%) with every seed.")
-    means = {m: statistics.mean(numbers[m]["probe_mean"]) for m in methods if numbers[m]["probe_mean"]}
-    if means:
-        best = max(means, key=means.get)
-        ref = methods[0]
-        diffs = ", ".join(f"{METHOD_NAMES[m]} {means[m] - means[ref]:+.1f}" for m in methods if m != ref and m in means)
-        out.append(f"Linear probes of the fine-tuned encoders on the other three tasks (mean accuracy): best is "
-                   f"{METHOD_NAMES[best]} ({means[best]:.1f}%); difference to {METHOD_NAMES[ref]}: {diffs} points. "
-                   "With this few seeds, differences smaller than the ± spread are not evidence either way.")
-    times = {m: statistics.mean(numbers[m]["wall_time_s"]) for m in methods if numbers[m]["wall_time_s"]}
+    pretrained = numbers[PRETRAINED]["probes"]
+    probes = [t for t in minilang.TASKS if t != "SST-2"]
+    if all(pretrained[t] for t in probes):
+        useful = informative_probes(numbers, baselines)
+        out.append("Linear probes of the pretrained encoder, before any fine-tuning: " + ", ".join(
+            f"{t} {statistics.mean(pretrained[t]):.1f}% (majority {baselines[t]:.1f}%)" for t in probes) + ".")
+        useless = [t for t in probes if t not in useful]
+        if useless:
+            out.append(f"{' and '.join(useless)}: the pretrained probe is within {UNINFORMATIVE:g} points of the "
+                       "majority baseline, so a linear layer on <s> finds no signal there even before fine-tuning; "
+                       "these columns cannot show collapse at this scale.")
+        for task in useful:
+            before = statistics.mean(pretrained[task])
+            changes = ", ".join(f"{METHOD_NAMES[m]} {statistics.mean(numbers[m]['probes'][task]) - before:+.1f}"
+                                for m in methods if numbers[m]["probes"][task])
+            out.append(f"Representational collapse on {task} (probe accuracy after fine-tuning on SST-2 minus before, "
+                       f"points): {changes}.")
+    out.append("With this few seeds, differences smaller than the ± spread are not evidence either way.")
+    times = {m: statistics.mean(numbers[m]["train_wall_s"]) for m in methods if numbers[m]["train_wall_s"]}
     if methods[0] in times:
-        out.append("Cost: fine-tuning wall time relative to " + METHOD_NAMES[methods[0]] + ": " + ", ".join(
-            f"{METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times) + ".")
+        out.append("Cost: fine-tuning time (fairseq's training loop, without start-up) relative to "
+                   + METHOD_NAMES[methods[0]] + ": " + ", ".join(
+                       f"{METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times) + ".")
     return "\n".join(out)
 
 
@@ -267,14 +304,15 @@ def main(argv=None) -> int:
     checkpoint, seconds = pretrain(out, lm_bin, preset, args.seed)
     mlm = masked_lm_accuracy(checkpoint, lm_bin)
     log(f"    {seconds:.0f} s; masked-LM accuracy {mlm[0]:.1f}% (most-frequent-word baseline {mlm[1]:.1f}%)")
-    jobs = [(m, s) for s in range(1, seeds + 1) for m in methods]
-    log(f"[3/5] {len(jobs)} runs of the generalisation protocol (fine-tune SST-2, probe RTE/MRPC/CoLA): "
-        f"{', '.join(METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time")
+    jobs = [(m, s) for s in range(1, seeds + 1) for m in [PRETRAINED] + list(methods)]
+    log(f"[3/5] {len(jobs)} runs of the generalisation protocol (fine-tune SST-2, probe RTE/MRPC/CoLA; and probes of "
+        f"the pretrained encoder): {', '.join(METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time")
     run_protocols(jobs, glue_bin, checkpoint, out, preset, args.jobs)
     log("[4/5] rxf-report: tables and figures")
     from rxf_fairseq import report
 
-    if report.main([os.path.join(out, "runs"), "--out", os.path.join(out, "report"), "--figure1-task", "SST-2"]) != 0:
+    if report.main([os.path.join(out, "runs"), "--out", os.path.join(out, "report"), "--figure1-task", "SST-2",
+                    "--no-paper"]) != 0:
         raise SystemExit("rxf-demo: rxf-report failed")
     log("[5/5] summary")
     found = records.load_records([os.path.join(out, "runs")])
@@ -283,7 +321,8 @@ def main(argv=None) -> int:
     elapsed = time.time() - started
     text = (f"# rxf-fairseq demo: the paper in miniature (synthetic benchmark, tiny RoBERTa, CPU)\n\n"
             f"Accuracy in % on each task's validation set, mean ± std over {seeds} seed(s); probes: a linear layer "
-            f"on the frozen encoder fine-tuned on SST-2.\n\n{table}\n\n{words}\n\n"
+            f"on the frozen encoder (pretrained, or fine-tuned on SST-2 with the method of the row).\n\n{table}\n\n"
+            f"{words}\n\n"
             f"Total time: {elapsed:.0f} s. Figures: report/figure1_walltime.png, report/figure2_seeds.png, "
             f"report/figure3_generalisation.png.\n")
     with open(os.path.join(out, "summary.md"), "w") as f:

@@ -6,13 +6,14 @@ A record is a JSON object (one file, ``<run dir>/record.json``)::
       "version": 1,
       "kind": "glue" | "xnli" | "summarization" | "probe",
       "task": "RTE",             # GLUE task; "XNLI"; cnn_dm | gigaword | reddit_tifu; the probed task
-      "method": "r3f",           # std | std++ | r3f | r4f | smart | fast-r3f
+      "method": "r3f",           # std | std++ | r3f | r4f | smart | fast-r3f; none: probes of the pretrained model
       "seed": 1,
       "hparams": {"r3f_lambda": 1.0, "noise_type": "uniform", "lr": 1e-05, ...},
       "metrics": {"accuracy": 88.5},   # in percent, as fairseq logs them (see below)
       "best_update": 2800,       # update of the best checkpoint (by the task's metric)
       "time_to_best_s": 1234.5,  # training wall time until that checkpoint was written
       "wall_time_s": 1400.0,     # whole run
+      "train_wall_s": 1200.0,    # fairseq's train_wall: training alone (no start-up, validation or saving)
       "probe": {...},            # kind == "probe" only: protocol, source, chain, step, cycle
       "tiny": false,             # true for runs made by the tests / miniature presets, never paper-scale
       "command": ["fairseq-train", ...]
@@ -31,7 +32,7 @@ from typing import Any, Dict, Iterable, List
 
 VERSION = 1
 KINDS = ("glue", "xnli", "summarization", "probe")
-METHODS = ("std", "std++", "r3f", "r4f", "smart", "fast-r3f")
+METHODS = ("std", "std++", "r3f", "r4f", "smart", "fast-r3f", "none")  # none: a probe of the pretrained model
 REQUIRED = {"version": int, "kind": str, "task": str, "method": str, "seed": int, "hparams": dict, "metrics": dict}
 RECORD_NAME = "record.json"
 

@@ -35,7 +35,7 @@ Selection rule (the paper's Section 3.1: search the grid, then run the best sett
 Probes (kind ``probe``) are not selected: mean and sample standard deviation over seeds per (protocol,
 source, probed task, step or cycle, method); the records of one such group must share one setting.
 
-Records made by tests or miniature presets (``tiny: true``) are labelled "tiny test runs — not paper results"
+Records made by tests or miniature presets (``tiny: true``) are labelled "tiny runs (tests, make demo) — not paper results"
 in every table and figure; mixing them with full runs is an error.
 """
 
@@ -59,9 +59,9 @@ Record = Dict[str, Any]
 Writer = Callable[[str], None]
 
 GENERATOR = "rxf-report"
-TINY_LABEL = "tiny test runs — not paper results"
+TINY_LABEL = "tiny runs (tests, make demo) — not paper results"
 PAPER_LEFT_OUT = "The paper's numbers are left out (--no-paper): these runs are not on the paper's data."
-METHOD_ORDER = ("std", "std++", "smart", "r3f", "r4f", "fast-r3f")
+METHOD_ORDER = ("none", "std", "std++", "smart", "r3f", "r4f", "fast-r3f")
 # Table 2's columns: (task, metrics shown as "a/b", header). The first metric is the task's primary one.
 GLUE_COLUMNS: Tuple[Tuple[str, Tuple[str, ...], str], ...] = (
     ("MNLI", ("accuracy", "accuracy_mm"), "MNLI m/mm"),
@@ -264,8 +264,9 @@ def table2_files(results: List[Dict[str, Any]], tiny: bool, with_paper: bool = T
     parts = [f"# {title('Table 2 — GLUE dev, RoBERTa', tiny)}", "",
              "Ours: the best hyper-parameter setting per (task, method) (highest median of the task's primary "
              "metric over seeds), then the max and the median over that setting's seeds, each metric on its "
-             "own. " + ("Paper: Aghajanyan et al. 2020, Table 2 (max: best of 10 seeds; SMART's max row is the "
-                        "number published by its authors)." if with_paper else PAPER_LEFT_OUT)]
+             "own. " + ("Paper: Aghajanyan et al. 2020, Table 2 (max: best of 10 seeds; the STD row is RoBERTa's "
+                        "published numbers and SMART's max row the number published by its authors; FreeLB, which "
+                        "the paper also lists, has no run script here)." if with_paper else PAPER_LEFT_OUT)]
     for stat, table, label in (("max", paper.TABLE2_MAX if with_paper else {}, "left: max over seeds"),
                                ("median", paper.TABLE2_MEDIAN if with_paper else {}, "right: median over seeds")):
         rows = []

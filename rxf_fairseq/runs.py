@@ -17,6 +17,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -247,6 +248,18 @@ def best_validation(lines: Sequence[Tuple[float, str]], metric: str, maximize: b
     return [r for r in valid if sign * float(r[f"valid_{metric}"]) == best][-1]
 
 
+def timings(lines: Sequence[Tuple[float, str]], best: Dict[str, Any], started: float) -> Dict[str, Any]:
+    """The record's times: to the best checkpoint (the paper's Figure 1), the whole process, and fairseq's own
+    "done training in X seconds" (the training loop with its validations and saves, without start-up)."""
+    train_wall = None
+    for _, line in lines:
+        found = re.search(r"done training in ([0-9.]+) seconds", line)
+        if found:
+            train_wall = float(found.group(1))
+    return {"time_to_best_s": round(best["_elapsed"], 2), "wall_time_s": round(time.time() - started, 2),
+            "train_wall_s": train_wall}
+
+
 def glue_metrics(lines: Sequence[Tuple[float, str]], best: Dict[str, Any]) -> Dict[str, float]:
     metrics = {}
     for name in ("accuracy", "f1", "mcc", "pearson", "spearman", "loss"):
@@ -364,7 +377,7 @@ class Runner:
             best = self.best_of(lines, cfg)
             self.record(run_dir, kind="glue", task=task, method=a.method, seed=seed, hparams=hparams,
                         metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
-                        time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                        **timings(lines, best, started),
                         command=train[2:])
         return 0
 
@@ -399,8 +412,7 @@ class Runner:
                 metrics[lang] = float(found[-1][f"test_{lang}_accuracy"])
             self.record(run_dir, kind="xnli", task="XNLI", method=a.method, seed=seed, hparams=hparams,
                         metrics=metrics, valid_accuracy=float(best["valid_accuracy"]),
-                        best_update=int(best["valid_num_updates"]), time_to_best_s=round(best["_elapsed"], 2),
-                        wall_time_s=round(time.time() - started, 2), command=train[2:])
+                        best_update=int(best["valid_num_updates"]), **timings(lines, best, started), command=train[2:])
         return 0
 
     def run_summarization(self) -> int:
@@ -435,7 +447,7 @@ class Runner:
             scores = rouge_scores(a.reference or ref, hypo, a.rouge_backend)
             self.record(run_dir, kind="summarization", task=name, method=a.method, seed=seed, hparams=hparams,
                         metrics=scores, valid_loss=float(best["valid_loss"]), best_update=int(best["valid_num_updates"]),
-                        time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                        **timings(lines, best, started),
                         command=train[2:], generate=generate[2:], rouge=score)
         return 0
 
@@ -477,7 +489,7 @@ class Runner:
             records.write_record(os.path.join(run_dir, record_name), dict(
                 kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
                 metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
-                time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                **timings(lines, best, started),
                 tiny=bool(a.tiny), command=train[2:]))
             if record_name == STEP_RECORD and os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):
                 os.remove(os.path.join(run_dir, "checkpoint_last.pt"))
@@ -500,7 +512,7 @@ class Runner:
         best = self.best_of(lines, cfg)
         self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
                     metrics=glue_metrics(lines, best), probe=info, best_update=int(best["valid_num_updates"]),
-                    time_to_best_s=round(best["_elapsed"], 2), wall_time_s=round(time.time() - started, 2),
+                    **timings(lines, best, started),
                     probed_checkpoint=restore, command=train[2:])
 
     def probe_overrides(self) -> List[str]:
@@ -522,6 +534,8 @@ class Runner:
         Each setting of the method's grid (``--sweep``; otherwise the config's, with ``--set``) runs the
         protocol in its own folder: ``SAVE_ROOT/probing/PROTOCOL/METHOD/SETTING/seedN``."""
         a = self.args
+        if a.method == "none":
+            return self.run_pretrained_probes()
         order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
         first = "sst_2" if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
@@ -540,6 +554,28 @@ class Runner:
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
                 self.protocol(order, root, seed, over, hparams)
+        return 0
+
+    def run_pretrained_probes(self) -> int:
+        """Method ``none``: the generalisation protocol's probes of the pretrained model itself (SST-2 included),
+        the reference that fine-tuned encoders are compared with (Figure 3 measures collapse from it)."""
+        a = self.args
+        if a.protocol != "generalisation":
+            raise RunError(f"method none (probes of the pretrained model, no fine-tuning) is for the generalisation "
+                           f"protocol, not {a.protocol}")
+        if a.sweep or any(o.lstrip("+~").startswith("criterion.") for o in a.set or []):
+            raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
+        names = [config_name(t, GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
+        if not a.dry_run:
+            for name in names:
+                self.check_inputs(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), os.path.join("input0", "dict.txt"),
+                                  "preprocess/glue.sh GLUE_DIR ALL DATA")
+        for seed in a.seeds:
+            root = os.path.join(a.save_root, "probing", "generalisation", "none", "default", f"seed{seed}")
+            for name in names:
+                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
+                                {"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0, "cycle": 1,
+                                 "finetuned_on": "none"}, {})
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
@@ -673,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--rouge-backend", choices=["perl", "python"], default="perl")
     probe = sub.add_parser("probe", help="representational-collapse probing (Figures 3-5)")
     probe.add_argument("protocol", choices=["generalisation", "degradation", "retention"])
-    common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart"), "1-3")
+    common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", "none"), "1-3")
     probe.add_argument("--cycles", type=int, default=3, help="retention: cycles of the chain (default 3)")
     probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
     probe.add_argument("--chain", nargs="+", help="degradation/retention: the task chain, source first "

@@ -38,13 +38,20 @@ def test_tasks_mean_what_the_documentation_says():
 def test_quick_demo_end_to_end(tmp_path, capsys):
     assert demo.main(["--quick", "--output", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
-    for row in ("| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
+    for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
     assert "masked-LM accuracy" in printed and str(tmp_path / "demo") in printed
+    assert "Linear probes of the pretrained encoder, before any fine-tuning: RTE" in printed
     summary = json.load(open(tmp_path / "demo" / "summary.json"))
-    assert set(summary["methods"]) == {"std", "r3f", "r4f"}
-    for numbers in summary["methods"].values():
+    assert set(summary["methods"]) == {"none", "std", "r3f", "r4f"}
+    for method in ("std", "r3f", "r4f"):
+        numbers = summary["methods"][method]
         assert len(numbers["SST-2"]) == 1 and set(numbers["probes"]) == {"RTE", "MRPC", "CoLA"}
+        assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
+    assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == \
+        {"SST-2": 1, "RTE": 1, "MRPC": 1, "CoLA": 1}  # the pretrained encoder, probed on every task
+    table2 = open(tmp_path / "demo" / "report" / "table2.md").read()
+    assert "(paper)" not in table2  # synthetic data: no published numbers beside it
     for name in ("summary.md", "report/figure1_walltime.png", "report/figure2_seeds.png",
                  "report/figure3_generalisation.png", "report/probing_generalisation.md", "report/table2.md"):
         assert os.path.getsize(tmp_path / "demo" / name) > 0, name

@@ -117,7 +117,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     for name in ("probing_generalisation.md", "figure3_generalisation.png", "probing_degradation.md",
                  "figure4_degradation.png", "probing_retention.md", "figure5_retention.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0, name
-    assert "tiny test runs" in (tmp_path / "report" / "probing_retention.md").read_text()
+    assert "tiny runs (tests, make demo)" in (tmp_path / "report" / "probing_retention.md").read_text()
 
 
 def test_probe_dry_run_settings_and_method_options(tmp_path):
@@ -143,3 +143,17 @@ def test_probe_dry_run_settings_and_method_options(tmp_path):
     finetunes = [c for c in swept if flag(c, "--task") == "sentence_prediction"]
     assert len(finetunes) == 2 * 8 and len({os.path.dirname(os.path.dirname(flag(c, "--save-dir")))
                                             for c in finetunes}) == 8
+
+
+def test_method_none_probes_the_pretrained_model_itself(tmp_path):
+    from tests.test_run_scripts import flag, rxf_run_dry, rxf_run_error
+
+    commands = rxf_run_dry("probe", "generalisation", "none", "--data", "/glue-bin", "--checkpoint", "/m.pt",
+                           "--seeds", "1", "--save-root", str(tmp_path))
+    assert [c[3] for c in commands] == [f"/glue-bin/{t}-bin" for t in ("SST-2", "MNLI", "QNLI", "QQP", "RTE", "MRPC",
+                                                                        "CoLA")]
+    assert all(flag(c, "--task") == "sentence_prediction_probe" and flag(c, "--restore-file") == "/m.pt"
+               for c in commands)
+    for args in (("degradation", "none"), ("generalisation", "none", "--sweep")):
+        code, err = rxf_run_error("probe", *args, "--data", "/g", "--checkpoint", "/m.pt", "--dry-run")
+        assert code == 1 and "method none" in err, err
