@@ -28,3 +28,21 @@ def test_cost_benchmark_rejects_bad_arguments():
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--methods", "r3f,nope"],
                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.returncode == 2 and "--methods: unknown ['nope']" in proc.stdout
+
+
+def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
+    """benchmarks/preprocess.py's synthetic inputs are in the official formats: the pipelines accept them."""
+    out = tmp_path / "preprocess.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "glue,reddit_tifu",
+         "--lines", "2500", "--json", str(out), "--work", str(tmp_path / "work")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = {r["pipeline"]: r for r in json.load(open(out))["results"]}
+    assert {p: r["synthetic_examples"] for p, r in results.items()} == {"glue": 2500, "reddit_tifu": 2500}
+    assert all(r["fixtures_s"] > 0 and r["examples_per_s"] > 0 for r in results.values())
+    summary = json.load(open(tmp_path / "work" / "reddit_tifu" / "synthetic-bin" / "summary.json"))
+    assert {s: v["examples"] for s, v in summary["splits"].items()} == {"train": 2450, "valid": 25, "test": 25}
+    bad = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "nope"],
+                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert bad.returncode == 2 and "--pipelines: unknown ['nope']" in bad.stdout

@@ -110,17 +110,28 @@ BAD = {  # case -> (file, its new text or None to delete it, message)
 }
 
 
+@pytest.fixture(scope="module")
+def good_xnli(tmp_path_factory, tiny_spm):
+    """Inputs and the complete dataset made from them, once; each bad-input test works on a copy."""
+    root = tmp_path_factory.mktemp("good_xnli")
+    write_glue(root / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")})
+    rows = [xnli_row(lang, "entailment", text, text) for lang, text in SENTENCES.items()]
+    write_xnli(root / "XNLI-1.0", {"dev": rows, "test": rows})
+    assert run_xnli(root / "glue" / "MNLI", root / "XNLI-1.0", root / "out", tiny_spm).returncode == 0
+    return root, rows
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(tmp_path, tiny_spm, case):
+def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(tmp_path, tiny_spm, good_xnli, case):
+    import shutil
+
     from tests.helpers import tree_digest
     from tests.test_preprocess_glue import mnli_row, MNLI_HEAD
 
     name, change, message = BAD[case]
-    mnli = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")}) / "MNLI"
-    rows = [xnli_row(lang, "entailment", text, text) for lang, text in SENTENCES.items()]
-    xnli = write_xnli(tmp_path / "XNLI-1.0", {"dev": rows, "test": rows})
-    out = tmp_path / "out"
-    assert run_xnli(mnli, xnli, out, tiny_spm).returncode == 0
+    shutil.copytree(good_xnli[0], tmp_path, dirs_exist_ok=True)
+    rows = good_xnli[1]
+    mnli, xnli, out = tmp_path / "glue" / "MNLI", tmp_path / "XNLI-1.0", tmp_path / "out"
     before = tree_digest(out)
     if change is None:
         (xnli / name).unlink()
