@@ -104,6 +104,7 @@ def read_local_checksums(dest_dir: str) -> Dict[str, str]:
 
 
 _RECORD_LOCK = threading.Lock()  # --workers > 1: downloads finish concurrently
+_STOP = threading.Event()  # set on Ctrl-C: downloads in other threads abort at their next chunk
 
 
 def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -> None:
@@ -194,6 +195,8 @@ def fetch(entry: Entry, part: str) -> Tuple[str, int, bool]:
         else:
             with response:
                 while True:
+                    if _STOP.is_set():
+                        raise DownloadError(f"{entry.name}: interrupted")
                     chunk = response.read(CHUNK)
                     if not chunk:
                         break
@@ -272,9 +275,19 @@ def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, wo
     def one(entry: Entry) -> None:
         log(f"[{entry.name}] {download(entry, dest_dir, allow_unverified)}: {os.path.join(dest_dir, entry.dest)}")
 
+    if workers == 1:  # in this thread, so that Ctrl-C stops the download at once
+        for entry in entries:
+            one(entry)
+        return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(one, entry) for entry in entries]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except KeyboardInterrupt:
+            _STOP.set()  # the running downloads delete their partial files and end
+            for future in futures:
+                future.cancel()
+            raise
         failed = [f for f in futures if f in done and f.exception() is not None]
         if failed:
             for future in futures:

@@ -22,7 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from rxf_fairseq import records
 
@@ -167,7 +167,7 @@ def check_overrides(overrides: Sequence[str], flag: str = "--set") -> None:
             raise RunError(f"{flag} {item}: {key!r} is not SECTION.KEY with SECTION one of {', '.join(sections)}")
 
 
-_CHECKED: Dict[Tuple[str, ...], None] = {}
+_CHECKED: Set[Tuple[str, ...]] = set()  # command lines fairseq has accepted (a sweep repeats them per seed)
 
 
 def check_with_fairseq(argv: Sequence[str]) -> None:
@@ -189,7 +189,7 @@ def check_with_fairseq(argv: Sequence[str]) -> None:
         error = message.getvalue().strip().splitlines()[-1:] or ["invalid arguments"]
         raise RunError(f"fairseq-train would refuse this command ({error[0]}); check --set and the arguments "
                        f"after --: {shlex.join(argv)}") from None
-    _CHECKED[key] = None
+    _CHECKED.add(key)
 
 
 def generate_flags(cfg: Dict[str, Any]) -> List[str]:
@@ -302,8 +302,9 @@ class Runner:
 
     def train_argv(self, cfg: Dict[str, Any], run_dir: str, seed: int) -> List[str]:
         a = self.args
-        check_with_fairseq(train_command(cfg) + list(a.fairseq_args))
-        argv = train_command(cfg) + ["--seed", str(seed), "--save-dir", run_dir]
+        argv = train_command(cfg)
+        check_with_fairseq(argv + list(a.fairseq_args))
+        argv = argv + ["--seed", str(seed), "--save-dir", run_dir]
         if "--log-format" not in argv:  # the records are read from fairseq's JSON log lines
             argv += ["--log-format", "json"]
         if a.num_gpus > 1:
