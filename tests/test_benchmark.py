@@ -19,7 +19,8 @@ def test_cost_benchmark_counts_passes_per_method(tmp_path):
     passes = {m: (r["forwards_per_update"], r["backwards_per_update"]) for m, r in results.items()}
     assert passes == {"standard": (1, 1), "r3f": (2, 1), "r4f": (2, 1), "fast_r3f": (2, 1),
                       "smart_s1": (3, 2), "smart_s2": (4, 3), "reference_r3f": (2, 1)}
-    assert all(r["seconds_per_update"] > 0 for r in results.values())
+    assert all(r["seconds_per_update"] > 0 and r["cpu_seconds_per_update"] > 0 for r in results.values())
+    assert "| CPU s/update (median) |" in proc.stdout
     for method in results:
         assert f"| {method} |" in proc.stdout
 
