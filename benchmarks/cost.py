@@ -193,7 +193,8 @@ def main(argv=None) -> None:
     parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--json", default="benchmarks/results/cost.json", help="where to write the results")
+    parser.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cost.json"),
+                        help="where to write the results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

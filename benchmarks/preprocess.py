@@ -193,7 +193,8 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", help="where inputs and outputs go (default: a temporary folder, removed)")
-    parser.add_argument("--json", default="benchmarks/results/preprocess.json", help="where to write the results")
+    parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "preprocess.json"),
+                        help="where to write the results")
     args = parser.parse_args(argv)
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     unknown = sorted(set(pipelines) - set(PIPELINES))

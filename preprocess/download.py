@@ -104,7 +104,7 @@ def read_local_checksums(dest_dir: str) -> Dict[str, str]:
 
 
 _RECORD_LOCK = threading.Lock()  # --workers > 1: downloads finish concurrently
-_STOP = threading.Event()  # set on Ctrl-C: downloads in other threads abort at their next chunk
+_STOP = threading.Event()  # set on a failure or Ctrl-C: downloads in other threads abort at their next chunk
 
 
 def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -> None:
@@ -214,6 +214,8 @@ def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
+            if _STOP.is_set():
+                raise DownloadError(f"{path}: interrupted")
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -270,8 +272,8 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
 
 
 def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, workers: int) -> None:
-    """Every entry, ``workers`` at a time; the first failure stops the ones not yet started and is raised once the
-    running ones have ended (each of them either completes or leaves nothing behind)."""
+    """Every entry, ``workers`` at a time. The first failure (or Ctrl-C) stops the others, those not yet started and
+    those running, which delete their partial files; it is raised once they have ended."""
     def one(entry: Entry) -> None:
         log(f"[{entry.name}] {download(entry, dest_dir, allow_unverified)}: {os.path.join(dest_dir, entry.dest)}")
 
@@ -279,19 +281,18 @@ def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, wo
         for entry in entries:
             one(entry)
         return
+    _STOP.clear()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(one, entry) for entry in entries]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        except KeyboardInterrupt:
-            _STOP.set()  # the running downloads delete their partial files and end
-            for future in futures:
-                future.cancel()
-            raise
+        finally:  # a failure or Ctrl-C left some undone: those running delete their partial files and end at once
+            if not all(f.done() for f in futures):
+                _STOP.set()
+                for future in futures:
+                    future.cancel()
         failed = [f for f in futures if f in done and f.exception() is not None]
         if failed:
-            for future in futures:
-                future.cancel()
             raise failed[0].exception()
 
 

@@ -61,8 +61,10 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
             raise PreprocessError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
         log(f"[XNLI] reading MNLI {stem}.tsv")
         rows = read_split(path, mnli[stem][1], NLI_LABELS, False)
-        train = train or rows
-        check_labels_seen_in_training(train_path, train, path, rows)
+        if train is None:
+            train = rows
+        else:
+            check_labels_seen_in_training(train_path, train, path, rows)
         splits[split] = (rows.inputs, rows.labels)
     for kind in ("dev", "test"):
         path = os.path.join(xnli_dir, f"xnli.{kind}.tsv")

@@ -262,7 +262,7 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
                        f"points): {changes}.")
     out.append("With this few seeds, differences smaller than the ± spread are not evidence either way.")
     times = {m: statistics.mean(numbers[m]["train_wall_s"]) for m in methods if numbers[m]["train_wall_s"]}
-    if methods[0] in times:
+    if times.get(methods[0]):
         out.append("Cost: fine-tuning time (fairseq's training loop, without start-up) relative to "
                    + METHOD_NAMES[methods[0]] + ": " + ", ".join(
                        f"{METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times) + ".")
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rxf-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="demo_output", help="the output folder (replaced)")
-    parser.add_argument("--seeds", type=int, help="seeds per method (preset: 2; --quick: 1; each seed adds ~2.5 min)")
+    parser.add_argument("--seeds", type=int, help="seeds per method (preset: 2; --quick: 1; each seed adds ~3 min)")
     parser.add_argument("--methods", nargs="+", choices=sorted(METHOD_NAMES),
                         help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)")
     parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")

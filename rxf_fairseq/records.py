@@ -13,7 +13,8 @@ A record is a JSON object (one file, ``<run dir>/record.json``)::
       "best_update": 2800,       # update of the best checkpoint (by the task's metric)
       "time_to_best_s": 1234.5,  # training wall time until that checkpoint was written
       "wall_time_s": 1400.0,     # whole run
-      "train_wall_s": 1200.0,    # fairseq's train_wall: training alone (no start-up, validation or saving)
+      "train_wall_s": 1200.0,    # fairseq's "done training in X seconds": the training loop with its validations
+                                 # and checkpoint saves, without start-up (null if the log has no such line)
       "probe": {...},            # kind == "probe" only: protocol, source, chain, step, cycle
       "tiny": false,             # true for runs made by the tests / miniature presets, never paper-scale
       "command": ["fairseq-train", ...]

@@ -296,7 +296,7 @@ def table2_files(results: List[Dict[str, Any]], tiny: bool, with_paper: bool = T
     rows = []
     for e in results:
         for stat in ("max", "median"):
-            published_row = (e[f"paper_{stat}"] if with_paper else None) or {}
+            published_row = e[f"paper_{stat}"] or {}  # None under --no-paper (build blanks it)
             for m in GLUE_METRICS[e["task"]]:
                 rows.append([stat, e["method"], e["task"], m, rounded(e[stat][m]), published_row.get(m),
                              len(e["values"][m]), setting_label(e["setting"]), tiny])
@@ -481,23 +481,24 @@ def probe_point(r: Record) -> Tuple[str, ProbePoint, str]:
 def probe_results(recs: Sequence[Record]) -> Dict[str, List[Dict[str, Any]]]:
     """protocol -> one entry per (point, method): mean, sample std and n of the probe accuracy."""
     groups: Dict[Tuple[str, ProbePoint, str], List[Record]] = {}
-    labels: Dict[Tuple[str, ProbePoint], str] = {}
-    for r in recs:
+    labels: Dict[Tuple[str, ProbePoint, str], str] = {}  # per method: a point's probe of the pretrained model
+    for r in recs:                                            # (method none) was fine-tuned on nothing
         protocol, point, label = probe_point(r)
         groups.setdefault((protocol, point, r["method"]), []).append(r)
-        labels.setdefault((protocol, point), label)
+        labels.setdefault((protocol, point, r["method"]), label)
     out: Dict[str, List[Dict[str, Any]]] = {}
     for (protocol, point, method), group in groups.items():
         settings = {setting_key(r["hparams"]) for r in group}
         if len(settings) > 1:
             raise ReportError(f"{group[0]['path']} and {group[-1]['path']}: {protocol} probes of {point.task} "
-                              f"({method_name(method)}) with different settings; probes are only aggregated over "
-                              f"seeds, so report one setting at a time")
+                              f"({method_name(method)}) with different fine-tuning settings; probes are only "
+                              f"aggregated over seeds, so give rxf-report one setting's folder per method "
+                              f"(e.g. runs/probing/{protocol}/{method}/SETTING)")
         group = sorted(group, key=lambda r: r["seed"])
         values = [metric(r, "accuracy") for r in group]
         out.setdefault(protocol, []).append({
             "source": point.source, "task": point.task, "step": point.step, "cycle": point.cycle,
-            "finetuned_on": labels[(protocol, point)], "method": method, "mean": statistics.fmean(values),
+            "finetuned_on": labels[(protocol, point, method)], "method": method, "mean": statistics.fmean(values),
             "std": sample_std(values), "n": len(values), "seeds": [r["seed"] for r in group], "values": values,
             "setting": group[0]["hparams"], "records": [r["path"] for r in group]})
     # tasks in chain order where the records give a chain (Figures 4 and 5), else in Table 2's order

@@ -100,7 +100,8 @@ def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
 def hydra_quote(path: str) -> str:
     """A path as a quoted Hydra override value: run folders hold '=' and ',' (``r3f_lambda=0.5,noise_type=...``),
     which Hydra's override grammar would otherwise parse."""
-    return "'" + path.replace("'", "\\'") + "'"  # Hydra un-escapes backslashes only before a quote
+    # inside quotes Hydra un-escapes backslashes only before a quote or the closing quote: double those
+    return "'" + re.sub(r"(\\+)(?='|$)", r"\1\1", path).replace("'", "\\'") + "'"
 
 
 def settings(grid: Dict[str, List[str]], sweep: bool) -> List[Dict[str, str]]:
@@ -316,21 +317,32 @@ class Runner:
                     argv.remove(flag)
         return argv + list(a.fairseq_args)
 
+    def settings_of(self, family: str, name: str, method: str, data: str, checkpoint: str
+                    ) -> Iterator[Tuple[Dict[str, Any], Dict[str, Any], str, List[str]]]:
+        """(config, hparams, folder tag, overrides of the setting) for each setting the options ask for: the grid
+        with ``--sweep``, else the config's own (with ``--set``)."""
+        a = self.args
+        _, grid = compose(family, name, method, self.base_overrides(data, checkpoint), a.config_dir)
+        for setting in settings(grid, a.sweep):
+            over = [f"++{k}={v}" for k, v in setting.items()]
+            cfg, _ = compose(family, name, method, self.base_overrides(data, checkpoint) + over, a.config_dir)
+            if method in UPDATE_FACTOR:
+                scale_updates(cfg, UPDATE_FACTOR[method])
+            hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
+            yield cfg, hparams, ",".join(f"{k}={v}" for k, v in hparams.items()) or "default", over
+
     def runs(self, family: str, name: str, method: str, data: str, checkpoint: str
              ) -> Iterator[Tuple[Dict[str, Any], Dict[str, str], int, str]]:
         """(config, setting, seed, run folder) for every run the options ask for."""
         a = self.args
-        _, grid = compose(family, name, method, self.base_overrides(data, checkpoint), a.config_dir)
-        for setting in settings(grid, a.sweep):
-            cfg, _ = compose(family, name, method,
-                             self.base_overrides(data, checkpoint) + [f"++{k}={v}" for k, v in setting.items()],
-                             a.config_dir)
-            if method in UPDATE_FACTOR:
-                scale_updates(cfg, UPDATE_FACTOR[method])
-            hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
-            tag = ",".join(f"{k}={v}" for k, v in hparams.items()) or "default"
+        for cfg, hparams, tag, _ in self.settings_of(family, name, method, data, checkpoint):
             for seed in a.seeds:
                 yield cfg, hparams, seed, os.path.join(a.save_root, family, name, method, tag, f"seed{seed}")
+
+    def check_glue_inputs(self, names: Sequence[str]) -> None:
+        for name in sorted(set(names)):
+            self.check_inputs(os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
+                              os.path.join("input0", "dict.txt"), "preprocess/glue.sh GLUE_DIR ALL DATA")
 
     def execute(self, command: List[str], run_dir: str, log_name: str) -> List[Tuple[float, str]]:
         os.makedirs(run_dir, exist_ok=True)
@@ -364,7 +376,7 @@ class Runner:
         task = GLUE_TASKS[name]
         data = os.path.join(a.data, f"{task}-bin")
         if not a.dry_run:
-            self.check_inputs(data, os.path.join("input0", "dict.txt"), "preprocess/glue.sh GLUE_DIR ALL DATA")
+            self.check_glue_inputs([name])
         for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             log(f"[glue] {task} {a.method} {hparams or ''} seed {seed}")
@@ -540,18 +552,10 @@ class Runner:
         order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
         first = "sst_2" if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            for name in set(order if a.protocol != "generalisation" else
-                            ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]):
-                self.check_inputs(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), os.path.join("input0", "dict.txt"),
-                                  "preprocess/glue.sh GLUE_DIR ALL DATA")
+            self.check_glue_inputs(order if a.protocol != "generalisation" else
+                                   ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES])
         first_data = os.path.join(a.data, f"{GLUE_TASKS[first]}-bin")
-        _, grid = compose("glue", first, a.method, self.base_overrides(first_data, a.checkpoint), a.config_dir)
-        for setting in settings(grid, a.sweep):
-            over = [f"++{k}={v}" for k, v in setting.items()]
-            cfg, _ = compose("glue", first, a.method, self.base_overrides(first_data, a.checkpoint) + over,
-                             a.config_dir)
-            hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
-            tag = ",".join(f"{k}={v}" for k, v in hparams.items()) or "default"
+        for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
                 self.protocol(order, root, seed, over, hparams)
@@ -568,9 +572,7 @@ class Runner:
             raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
         names = [config_name(t, GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
         if not a.dry_run:
-            for name in names:
-                self.check_inputs(os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), os.path.join("input0", "dict.txt"),
-                                  "preprocess/glue.sh GLUE_DIR ALL DATA")
+            self.check_glue_inputs(names)
         for seed in a.seeds:
             root = os.path.join(a.save_root, "probing", "generalisation", "none", "default", f"seed{seed}")
             for name in names:

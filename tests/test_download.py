@@ -119,6 +119,19 @@ def test_workers_fetch_side_by_side_and_a_failure_still_fails(files):
     assert run(dest, "good", "--workers", "0", manifest_path=mf).returncode == 2
 
 
+def test_a_stopped_download_leaves_nothing(files):
+    """What --workers does to the downloads still running when another fails or Ctrl-C comes: they end at once."""
+    src, mf, dest = files
+    entry = [e for e in download.read_manifest(str(mf)) if e.name == "good"][0]
+    download._STOP.set()
+    try:
+        with pytest.raises(download.DownloadError, match="good: interrupted"):
+            download.download(entry, str(dest), False)
+    finally:
+        download._STOP.clear()
+    assert not (dest / "data" / "good.bin").exists() and not leftovers(dest)
+
+
 def test_dry_run_lists_urls_and_destinations_and_fetches_nothing(files):
     src, mf, dest = files
     proc = run(dest, "all", "--dry-run", manifest_path=mf)

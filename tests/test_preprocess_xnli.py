@@ -106,6 +106,7 @@ BAD = {  # case -> (file, its new text or None to delete it, message)
     "empty line": ("xnli.test.tsv", lambda rows: rows[:3] + [""] + rows[3:], "xnli.test.tsv:5: empty line"),
     "empty sentence": ("xnli.dev.tsv", lambda rows: rows[:4] + [xnli_row("de", "neutral", "a", " ")] + rows[4:],
                        "xnli.dev.tsv:6: empty input text"),
+    "bad dictionary (fails while writing)": ("dict.txt", "dict", "Incorrect dictionary format"),
     "label unseen in MNLI train": ("MNLI/train.tsv", "train", "dev_matched.tsv:2: label 'entailment' does not occur in"),
 }
 
@@ -133,7 +134,11 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
     rows = good_xnli[1]
     mnli, xnli, out = tmp_path / "glue" / "MNLI", tmp_path / "XNLI-1.0", tmp_path / "out"
     before = tree_digest(out)
-    if change is None:
+    spm = tiny_spm
+    if change == "dict":  # a malformed dict.txt: fairseq-preprocess fails after the output was begun
+        (tmp_path / "dict.txt").write_text("onlyoneword\n")
+        spm = dict(tiny_spm, dict=str(tmp_path / "dict.txt"))
+    elif change is None:
         (xnli / name).unlink()
     elif change == "train":  # MNLI training data without any entailment example
         (mnli / "train.tsv").write_text(MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, "A.", "B.", ["neutral"] * 2) + "\n")
@@ -141,7 +146,7 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
         (xnli / name).write_text(HEADER.replace("gold_label", "label") + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     else:
         (xnli / name).write_text(HEADER + "\n" + "\n".join(change(rows)) + "\n", encoding="utf-8")
-    proc = run_xnli(mnli, xnli, out, tiny_spm)
+    proc = run_xnli(mnli, xnli, out, spm)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
     assert tree_digest(out) == before  # the earlier complete dataset is untouched
     assert [p for p in os.listdir(tmp_path) if p.startswith(".out.tmp")] == []  # no half-written folder

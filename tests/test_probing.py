@@ -128,16 +128,18 @@ def test_probe_dry_run_settings_and_method_options(tmp_path):
     base = ["probe", "degradation", "r3f", "--data", "/glue-bin", "--checkpoint", "/m.pt", "--seeds", "1",
             "--save-root", str(tmp_path), "--chain", "SST-2", "RTE"]
     commands = rxf_run_dry(*base, "--set", "criterion.r3f_lambda=0.5", "--set", "optimization.lr=[2e-05]",
-                           "--probe-set", "dataset.batch_size=4")
+                           "--set", "optimization.max_update=30", "--probe-set", "dataset.batch_size=4",
+                           "--probe-set", "optimization.lr=[0.01]")
     tasks = [flag(c, "--task") for c in commands]
     assert tasks == ["sentence_prediction", "sentence_prediction_probe"] * 2
     for command, task in zip(commands, tasks):
-        assert float(flag(command, "--lr")) == 2e-05  # --set: fine-tuning and probes
-        if task == "sentence_prediction_probe":
+        assert flag(command, "--max-update") == "30"  # --set: fine-tuning and probes
+        if task == "sentence_prediction_probe":  # --probe-set wins over --set for the probes
             assert "--r3f-lambda" not in command and flag(command, "--criterion") == "sentence_prediction"
-            assert "--no-save" in command and flag(command, "--batch-size") == "4"
+            assert "--no-save" in command and flag(command, "--batch-size") == "4" and float(flag(command, "--lr")) == 0.01
         else:
             assert float(flag(command, "--r3f-lambda")) == 0.5 and flag(command, "--batch-size") != "4"
+            assert float(flag(command, "--lr")) == 2e-05
         assert f"/probing/degradation/r3f/noise_type=uniform,r3f_lambda=0.5/seed1/" in flag(command, "--save-dir")
     swept = rxf_run_dry(*base, "--sweep")
     finetunes = [c for c in swept if flag(c, "--task") == "sentence_prediction"]
@@ -154,6 +156,7 @@ def test_method_none_probes_the_pretrained_model_itself(tmp_path):
                                                                         "CoLA")]
     assert all(flag(c, "--task") == "sentence_prediction_probe" and flag(c, "--restore-file") == "/m.pt"
                for c in commands)
+    assert flag(commands[0], "--save-dir") == str(tmp_path / "probing/generalisation/none/default/seed1/probe-SST-2")
     for args in (("degradation", "none"), ("generalisation", "none", "--sweep")):
         code, err = rxf_run_error("probe", *args, "--data", "/g", "--checkpoint", "/m.pt", "--dry-run")
         assert code == 1 and "method none" in err, err

@@ -425,3 +425,16 @@ def test_no_paper_leaves_the_published_numbers_out(tmp_path, capsys):
         assert "(paper)" not in text and "left out (--no-paper)" in text, name
         assert all(row["paper"] == "" for row in read_csv(tmp_path / "report" / f"{name}.csv")), name
     assert entry(summary(tmp_path / "report")["table2"], task="MNLI", method="r3f")["paper_max"] is None
+
+
+def test_a_probe_of_the_pretrained_model_keeps_its_own_label(tmp_path, capsys):
+    """Method none (no fine-tuning) shares its points with the fine-tuned probes; its label must stay "none"."""
+    for method, label, acc in (("std", "SST-2", 60.0), ("none", "none", 70.0), ("r4f", "SST-2", 65.0)):
+        put(tmp_path / "runs", "probe", "CoLA", method, 1, {"accuracy": acc},
+            probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0, "finetuned_on": label})
+    code, _, err = run([tmp_path / "runs", "--out", tmp_path / "report"], capsys)
+    assert code == 0, err
+    rows = {r["method"]: r for r in read_csv(tmp_path / "report" / "probing_generalisation.csv")}
+    assert {m: r["finetuned_on"] for m, r in rows.items()} == {"none": "none", "std": "SST-2", "r4f": "SST-2"}
+    assert "| SST-2 | CoLA | 70.00 (n=1) | 60.00 (n=1) | 65.00 (n=1) |" in \
+        open(tmp_path / "report" / "probing_generalisation.md").read()  # "not fine-tuned" first

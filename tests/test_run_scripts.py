@@ -346,3 +346,11 @@ def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
     assert len(open(os.path.join(run_dir, "test.hypo")).read().splitlines()) == 3
     # the generation used the config's decoding settings (with the overrides) and the references came first
     assert "--no-repeat-ngram-size 3" in " ".join(record["generate"]) and record["rouge"][1].endswith("test.ref")
+
+
+@pytest.mark.parametrize("path", ["/plain/path", "runs/r3f_lambda=0.5,noise_type=normal/seed1", "it's", "/x\\y",
+                                  "/ends/with\\", "/a\\'b"])
+def test_paths_survive_hydra_overrides(path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert OverridesParser.create().parse_override("++task.data=" + runs.hydra_quote(path)).value() == path
