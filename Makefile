@@ -5,6 +5,9 @@ VENV ?= .venv
 # On these machines torch==2.13.0 resolves to a local CPU wheel; on a GPU machine pass your own,
 # e.g. `make test TORCH='torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121'`.
 TORCH ?= torch==2.13.0
+# The suite runs on TEST_WORKERS processes (pytest-xdist; most of its time is fairseq starting in a subprocess,
+# one core each); TEST_WORKERS=0 runs it in this process, e.g. `make test TEST_WORKERS=0 PYTEST_ARGS='-x -k probe'`.
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCH_ARGS ?=
@@ -33,7 +36,7 @@ perl-deps:
 	  fi; }
 
 test: $(STAMP) perl-deps
-	@$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 

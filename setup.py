@@ -29,7 +29,7 @@ setup(
         "matplotlib",  # rxf-report's figures (Agg backend, no display needed)
         "pyyaml",  # configs/*.yaml
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "hypothesis", "pytest-xdist>=3.2"]},
     entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",
                                       "rxf-report = rxf_fairseq.report:main", "rxf-run = rxf_fairseq.runs:main",
                                       "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main"]},
