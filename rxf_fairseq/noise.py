@@ -8,6 +8,7 @@ its applications so a model that never calls the layer fails loudly instead of t
 """
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Tuple
 
@@ -19,8 +20,8 @@ NOISE_TYPES = ("uniform", "normal")
 
 def check_noise_args(eps: float, noise_type: str) -> None:
     """Reject settings the noise cannot honour, naming the flag at fault (criteria call it at start-up)."""
-    if not eps >= 0:  # also rejects NaN
-        raise ValueError(f"--eps must be >= 0 (the noise scale), got {eps!r}")
+    if not (math.isfinite(eps) and eps >= 0):  # also rejects NaN and inf
+        raise ValueError(f"--eps must be >= 0 and finite (the noise scale; the paper's is 1e-5), got {eps!r}")
     if noise_type not in NOISE_TYPES:
         raise ValueError(
             f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}"

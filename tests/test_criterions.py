@@ -2,6 +2,8 @@
 
 import os
 import shutil
+import subprocess
+import sys
 from argparse import Namespace
 
 import pytest
@@ -12,12 +14,13 @@ from fairseq.logging import metrics
 
 import rxf_fairseq.noise
 from rxf_fairseq.criterions.label_smoothed_cross_entropy_r3f import RXFLabelSmoothedCrossEntropyR3FCriterion
+from rxf_fairseq.criterions.r3f_common import OptionError
 from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
 from rxf_fairseq.noise import find_encoder_token_embedding, noised_token_embeddings
 from rxf_fairseq.spectral_norm import effective_spectral_norms, is_spectrally_normalised
 from rxf_fairseq.tasks.sentence_prediction_r4f import spectrally_normalise_classification_head
-from tests.helpers import (NO_DROPOUT, build, capture_model_outputs, classification_args, first_batch,
-                           load_reference_criterion, seq2seq_args)
+from tests.helpers import (NO_DROPOUT, REPO, TINY_ROBERTA, USER_DIR, build, capture_model_outputs,
+                           classification_args, fairseq_cli, first_batch, load_reference_criterion, seq2seq_args)
 
 
 def roberta(toy_data, *extra):
@@ -117,6 +120,90 @@ def test_bad_arguments_fail_at_start_up_naming_the_flag(toy_data):
         build(classification_args(toy_data["cls"], ["--r3f-lambda", "-0.5"]))
     with pytest.raises(SystemExit):  # argparse: "--noise-type: invalid choice: 'gaussian'"
         build(classification_args(toy_data["cls"], ["--noise-type", "gaussian"]))
+
+
+def masked_lm_args(toy_data, criterion):
+    """A task whose models have no classification head (fairseq's masked_lm), with our criterion."""
+    return [toy_data["lm"], "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", criterion,
+            *TINY_ROBERTA, "--tokens-per-sample", "32", "--optimizer", "adam", "--lr", "1e-3",
+            "--batch-size", "16", "--max-update", "2", "--cpu", "--no-save"]
+
+
+def arch_without_heads_args(toy_data, task):
+    return [toy_data["cls"], "--user-dir", USER_DIR, "--task", task, "--num-classes", "2", "--arch", "lstm_lm",
+            "--criterion", "sentence_prediction_r3f", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16",
+            "--max-update", "2", "--cpu", "--no-save"]
+
+
+@pytest.mark.parametrize("case", ["r3f on masked_lm", "smart on masked_lm", "r4f task on lstm_lm", "eps inf"])
+def test_fairseq_train_reports_unusable_setups_in_one_line(toy_data, case):
+    """Real fairseq-train: one line ``fairseq-train: error: FLAG ...``, exit 1, no traceback (fairseq's own
+    path was ``AttributeError: 'MaskedLMTask' object has no attribute 'label_dictionary'``)."""
+    argv, expected = {
+        "r3f on masked_lm": (masked_lm_args(toy_data, "sentence_prediction_r3f"),
+                             "fairseq-train: error: --criterion sentence_prediction_r3f trains the classification "
+                             "head --classification-head-name 'sentence_classification_head', but --task masked_lm"),
+        "smart on masked_lm": (masked_lm_args(toy_data, "sentence_prediction_smart"),
+                               "fairseq-train: error: --criterion sentence_prediction_smart trains the classification "
+                               "head --classification-head-name"),
+        "r4f task on lstm_lm": (arch_without_heads_args(toy_data, "sentence_prediction_r4f"),
+                                "fairseq-train: error: --task sentence_prediction_r4f needs the classification head "
+                                "--classification-head-name 'sentence_classification_head', but --arch lstm_lm"),
+        "eps inf": (classification_args(toy_data["cls"], ["--eps", "inf", "--max-update", "2", "--no-save"]),
+                    "fairseq-train: error: --eps must be >= 0 and finite"),
+    }[case]
+    proc = fairseq_cli("train", argv, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert proc.stdout.rstrip().splitlines()[-1].startswith(expected), proc.stdout[-3000:]
+    assert "Traceback" not in proc.stdout and "AttributeError" not in proc.stdout
+
+
+def test_fairseq_hydra_train_reports_a_bad_option_without_a_traceback(toy_data, tmp_path):
+    tiny = ["model._name=roberta_base", "+model.encoder_layers=2", "+model.encoder_embed_dim=32",
+            "+model.encoder_ffn_embed_dim=64", "+model.encoder_attention_heads=2", "+model.max_positions=64",
+            "task.max_positions=64"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", os.path.join(REPO, "configs", "glue"),
+         "--config-name", "rte", "method=r3f", f"task.data={toy_data['cls']}", "checkpoint.restore_file=none",
+         "common.cpu=true", "common.fp16=false", f"common.user_dir={USER_DIR}", "checkpoint.no_save=true",
+         "criterion.eps=inf", *tiny],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": ""})
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]
+    assert "fairseq-hydra-train: error: --eps must be >= 0 and finite" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_tasks_and_criteria_without_classification_heads_name_the_flag(toy_data):
+    """In-process, the same checks raise a ValueError (OptionError) that Python callers can catch."""
+    for criterion in ("sentence_prediction_r3f", "sentence_prediction_smart"):
+        with pytest.raises(OptionError, match=f"--criterion {criterion} .*--classification-head-name .*--task masked_lm"):
+            build(masked_lm_args(toy_data, criterion))
+    for task in ("sentence_prediction_r4f", "sentence_prediction_probe"):
+        with pytest.raises(ValueError, match=f"--task {task} needs .*--classification-head-name .*--arch lstm_lm"):
+            build(arch_without_heads_args(toy_data, task))
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--eps", "inf"], "--eps must be >= 0 and finite"),
+    (["--eps", "nan"], "--eps must be >= 0 and finite"),
+    (["--r3f-lambda", "inf"], "--r3f-lambda must be >= 0 and finite"),
+    (["--r3f-lambda", "nan"], "--r3f-lambda must be >= 0 and finite"),
+    (["--r3f-lambda", "-1"], "--r3f-lambda must be >= 0"),
+    (["--criterion", "sentence_prediction_smart", "--smart-lambda", "inf"], "--smart-lambda must be >= 0 and finite"),
+    (["--criterion", "sentence_prediction_smart", "--smart-noise-var", "nan"], "--smart-noise-var must be >= 0"),
+    (["--criterion", "sentence_prediction_smart", "--smart-step-size", "inf"], "--smart-step-size must be >= 0"),
+    (["--criterion", "sentence_prediction_smart", "--smart-epsilon=-1e-6"], "--smart-epsilon must be >= 0"),
+    (["--criterion", "sentence_prediction_smart", "--smart-steps", "-2"], "--smart-steps must be >= 0"),
+])
+def test_non_finite_or_negative_options_fail_at_start_up_naming_the_flag(toy_data, flags, match):
+    with pytest.raises(OptionError, match=match):
+        build(classification_args(toy_data["cls"], flags))
+
+
+@pytest.mark.parametrize("flags", [["--eps", "inf"], ["--r3f-lambda", "nan"], ["--r3f-lambda", "inf"]])
+def test_seq2seq_rejects_non_finite_options(toy_data, flags):
+    with pytest.raises(OptionError, match=f"{flags[0]} must be >= 0 and finite"):
+        build(seq2seq_args(toy_data["s2s"], flags))
 
 
 def test_models_without_what_r3f_needs_are_refused(toy_data):

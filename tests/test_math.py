@@ -105,6 +105,7 @@ def test_zero_eps_gives_zero_noise():
 
 
 @pytest.mark.parametrize("eps,kind,match", [(-1e-5, "uniform", "--eps"), (float("nan"), "normal", "--eps"),
+                                            (float("inf"), "uniform", "--eps must be >= 0 and finite"),
                                             (1e-5, "gaussian", "--noise-type")])
 def test_bad_noise_arguments_name_the_flag(eps, kind, match):
     with pytest.raises(ValueError, match=match):

@@ -1,6 +1,7 @@
 """R3F for sequence-to-sequence models (BART summarisation): label-smoothed CE + lambda * KL_S."""
 
 from dataclasses import dataclass, field
+from typing import Dict, Sequence, Tuple
 
 from fairseq.criterions import register_criterion
 from fairseq.criterions.label_smoothed_cross_entropy import (
@@ -9,11 +10,18 @@ from fairseq.criterions.label_smoothed_cross_entropy import (
 )
 from fairseq.dataclass import ChoiceEnum
 
-from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, log_noise_audit,
+from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, check_r3f_args, log_noise_audit, log_task_loss,
                                                noised_forward, reduce_r3f_metrics, require_encoder_embedding,
                                                set_r3f_options, stock_forward)
 from rxf_fairseq.kl import symmetric_kl
 from rxf_fairseq.noise import NOISE_TYPES
+
+# The paper's lambda grid for summarisation (Table 8), keyed by the configs/ folder that sweeps it; a test
+# checks it against that config's hydra.sweeper.params. The default lambda (1.0, fairseq examples/rxf's) is
+# ten times its largest value, so a run on the default gets a warning.
+PAPER_LAMBDA_GRIDS: Dict[str, Tuple[str, Sequence[float]]] = {
+    "summarization": ("Table 8", (0.001, 0.01, 0.1)),
+}
 
 
 @dataclass
@@ -33,6 +41,8 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
     over padding positions, whose distributions carry no training signal.
     """
 
+    criterion_name = "label_smoothed_cross_entropy_r3f"
+
     def __init__(self, cfg: RXFLabelSmoothedCrossEntropyR3FConfig, task):
         super().__init__(
             task,
@@ -41,17 +51,24 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(LabelSmoothedCrossEntropyCriterio
             ignore_prefix_size=cfg.ignore_prefix_size,
             report_accuracy=cfg.report_accuracy,
         )
-        set_r3f_options(self, cfg)
+        set_r3f_options(self, cfg, RXFLabelSmoothedCrossEntropyR3FConfig.r3f_lambda, PAPER_LAMBDA_GRIDS)
         self._checked_model = None
+
+    @classmethod
+    def check_options(cls, cfg: RXFLabelSmoothedCrossEntropyR3FConfig) -> None:
+        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
+        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
 
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
-            require_encoder_embedding(model, "label_smoothed_cross_entropy_r3f")
+            require_encoder_embedding(model, self.criterion_name)
             self._checked_model = model
         if self.r3f_lambda == 0:  # standard fine-tuning: no second pass at all
-            return super().forward(model, sample, reduce)
+            loss, sample_size, logging_output = super().forward(model, sample, reduce)
+            return loss, sample_size, log_task_loss(logging_output)
         loss, sample_size, logging_output, clean = stock_forward(super().forward, model, sample, reduce,
-                                                                 "label_smoothed_cross_entropy_r3f")
+                                                                 self.criterion_name)
+        log_task_loss(logging_output)
         if clean is None:
             return loss, sample_size, logging_output
         clean_logits = clean[0]

@@ -1,16 +1,61 @@
 """What the R3F criterions share: their options (the reference's flag names and defaults), the
-noised forward pass, and the metrics they add to fairseq's."""
+one-line errors and start-up warnings about them, the noised forward pass, and the metrics they add to
+fairseq's.
 
+Units of what they log (fairseq divides its ``loss`` by ln 2): ``loss`` (task loss + lambda * term, as
+optimised) and ``task_loss`` (the task loss alone) are in bits per ``sample_size`` like fairseq's own
+``loss``; the consistency terms (``symm_kl``, ``noise_sq_err``, SMART's ``smart_symm_kl`` /
+``smart_sq_err``) are per sentence, not weighted by lambda, and in nats (natural log, the paper's KL), so
+``loss = task_loss + lambda * symm_kl / ln 2``.
+"""
+
+import logging
+import math
+import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
+from hydra.errors import CompactHydraException
 
 from rxf_fairseq.capture import captured_outputs, single_output
 from rxf_fairseq.noise import (NOISE_TYPES, NoiseRecord, check_noise_args, find_encoder_token_embedding,
                                noised_token_embeddings)
+
+logger = logging.getLogger(__name__)
+
+# What each criterion logs as its consistency term, per sentence and in nats (see the module docstring).
+CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err")
+SIGNIFICANT_DIGITS = 3  # fairseq rounds its losses to 3 decimals; a KL of 1e-7 needs significant digits
+
+
+def fairseq_tool() -> str:
+    """The command the user ran, for error lines: ``fairseq-train`` for both ``fairseq-train`` and
+    ``python -m fairseq_cli.train``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    stem = os.path.splitext(os.path.basename(argv0))[0]
+    if os.path.basename(os.path.dirname(argv0)) == "fairseq_cli":
+        return "fairseq-" + stem.replace("_", "-")
+    return stem if stem.startswith("fairseq-") else "fairseq"
+
+
+class OptionError(ValueError, SystemExit, CompactHydraException):
+    """A bad option or an unusable model/task, reported as one line ``TOOL: error: FLAG ...`` with exit 1.
+
+    fairseq-train has no handler for start-up errors, so the bases do the work: ``SystemExit`` makes the
+    interpreter print the message alone (no traceback) and exit 1; hydra prints a
+    ``CompactHydraException`` without a traceback in fairseq-hydra-train; ``ValueError`` is what Python
+    callers catch.
+    """
+
+    def __init__(self, message: str):
+        line = f"{fairseq_tool()}: error: {message}"
+        self.message = message  # without the tool's name, for callers that report it under their own
+        ValueError.__init__(self, line)
+        self.code = line  # what SystemExit prints; ValueError's __init__ leaves it None (exit status 0)
 
 
 @dataclass
@@ -36,17 +81,46 @@ class R3FConfig(FairseqDataclass):
     )
 
 
+def check_nonnegative_finite(flag: str, value: float, hint: str = "") -> None:
+    """Reject a negative, NaN or infinite option (``not value >= 0`` alone lets ``inf`` through)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise OptionError(f"{flag} must be >= 0 and finite, got {value!r}{'; ' + hint if hint else ''}")
+
+
 def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
     """Start-up validation, naming the flag at fault."""
-    check_noise_args(eps, noise_type)
-    if not r3f_lambda >= 0:
-        raise ValueError(f"--r3f-lambda must be >= 0, got {r3f_lambda!r}")
+    try:
+        check_noise_args(eps, noise_type)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    check_nonnegative_finite("--r3f-lambda", r3f_lambda, "0 = standard fine-tuning, the paper searches 0.001-5")
 
 
-def set_r3f_options(criterion, cfg: R3FConfig) -> None:
+def format_grids(grids: Mapping[str, Tuple[str, Sequence[float]]]) -> str:
+    return "; ".join(f"{bench}, {table}: {', '.join(f'{v:g}' for v in values)}"
+                     for bench, (table, values) in grids.items())
+
+
+def warn_if_lambda_off_grid(criterion_name: str, r3f_lambda: float, default: float,
+                            grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
+    """One warning at start-up when lambda is outside the range the paper searched for this criterion
+    (0 is standard fine-tuning, not a setting of the grid, and is not warned about)."""
+    values = [v for _, grid in grids.values() for v in grid]
+    if r3f_lambda == 0 or min(values) <= r3f_lambda <= max(values):
+        return
+    logger.warning(
+        "--criterion %s: --r3f-lambda %g%s is outside the paper's grid (%s); results are not comparable "
+        "with the paper's. Set --r3f-lambda (the configs/*/method/r3f.yaml files do) to silence this.",
+        criterion_name, r3f_lambda, " (the default)" if r3f_lambda == default else "", format_grids(grids),
+    )
+
+
+def set_r3f_options(criterion, cfg: R3FConfig, default_lambda: float,
+                    paper_grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
     """Validate the R3F options and keep them on the criterion (``noise_eps``, not ``eps``: fairseq's
     label-smoothed cross entropy already uses that name for the smoothing)."""
     check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+    warn_if_lambda_off_grid(criterion.criterion_name, cfg.r3f_lambda, default_lambda, paper_grids)
     criterion.noise_eps = cfg.eps
     criterion.r3f_lambda = cfg.r3f_lambda
     criterion.noise_type = str(cfg.noise_type)
@@ -58,7 +132,7 @@ def require_encoder_embedding(model, criterion_name: str) -> None:
     try:
         find_encoder_token_embedding(model)
     except ValueError as error:
-        raise ValueError(f"--criterion {criterion_name}: {error}") from None
+        raise OptionError(f"--criterion {criterion_name}: {error}") from None
 
 
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
@@ -71,6 +145,13 @@ def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, crite
         loss, sample_size, logging_output = stock_forward_fn(model, sample, reduce)
     clean_output = single_output(outputs, criterion_name) if model.training else None
     return loss, sample_size, logging_output, clean_output
+
+
+def log_task_loss(logging_output: Dict) -> Dict:
+    """Keep the stock criterion's loss as ``task_loss`` before any consistency term is added, so the
+    log shows it alone on every path (training, evaluation, lambda = 0)."""
+    logging_output["task_loss"] = logging_output["loss"]
+    return logging_output
 
 
 def add_consistency_term(loss, logging_output: Dict, weight: float, term, key: str):
@@ -97,13 +178,25 @@ def log_noise_audit(logging_output: Dict, record: NoiseRecord) -> None:
         logging_output["noise_elements"] = record.elements
 
 
+def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    return float(f"{value:.{digits}g}")
+
+
 def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
-    """``symm_kl`` / ``noise_sq_err`` per sentence (as the reference), ``noise_changed_pct`` in percent."""
+    """``task_loss`` exactly as fairseq's ``loss`` (bits per ``sample_size``, 3 decimals); the
+    consistency terms per sentence in nats (as the reference), to 3 significant digits (a KL of 1e-7
+    would round to 0 at fairseq's 3 decimals; the meter itself keeps full precision);
+    ``noise_changed_pct`` in percent. Every input is a sum, so logs summed across workers give the same
+    values."""
     sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
-    for key in ("symm_kl", "noise_sq_err"):
+    if sample_size > 0 and any("task_loss" in log for log in logging_outputs):
+        task_loss = sum(log.get("task_loss", 0) for log in logging_outputs)
+        metrics.log_scalar("task_loss", float(task_loss) / sample_size / math.log(2), sample_size, round=3)
+    for key in CONSISTENCY_KEYS:
         if sample_size > 0 and any(key in log for log in logging_outputs):
             total = sum(log.get(key, 0) for log in logging_outputs)
-            metrics.log_scalar(key, float(total) / sample_size, sample_size)
+            metrics.log_scalar(f"_{key}", float(total) / sample_size, sample_size)
+            metrics.log_derived(key, lambda meters, key=key: significant(meters[f"_{key}"].avg))
     elements = sum(log.get("noise_elements", 0) for log in logging_outputs)
     if elements > 0:
         changed = sum(float(log.get("noise_changed", 0)) for log in logging_outputs)

@@ -1,22 +1,67 @@
 """R3F for sentence classification and regression: fairseq's ``sentence_prediction`` + lambda * KL_S."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Dict, Sequence, Tuple
 
 from fairseq.criterions import register_criterion
 from fairseq.criterions.sentence_prediction import (
     SentencePredictionConfig,
     SentencePredictionCriterion,
 )
+from fairseq.tasks import TASK_REGISTRY
 
-from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, log_noise_audit,
-                                               noised_forward, reduce_r3f_metrics, require_encoder_embedding,
-                                               set_r3f_options, stock_forward)
+from rxf_fairseq.criterions.r3f_common import (OptionError, R3FConfig, add_consistency_term, check_r3f_args, log_noise_audit,
+                                               log_task_loss, noised_forward, reduce_r3f_metrics,
+                                               require_encoder_embedding, set_r3f_options, stock_forward)
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
+
+# The paper's lambda grids for this criterion (Tables 6 and 9), keyed by the configs/ folder that sweeps
+# them; a test checks them against those configs' hydra.sweeper.params.
+PAPER_LAMBDA_GRIDS: Dict[str, Tuple[str, Sequence[float]]] = {
+    "glue": ("Table 6", (0.1, 0.5, 1.0, 5.0)),
+    "xnli": ("Table 9", (0.5, 1.0, 3.0, 5.0)),
+}
 
 
 @dataclass
-class RXFSentencePredictionR3FConfig(SentencePredictionConfig, R3FConfig):
+class RXFSentencePredictionOptions(SentencePredictionConfig):
+    """fairseq's sentence_prediction options, unchanged, with the help text fairseq leaves out."""
+
+    regression_target: bool = field(
+        default=False,
+        metadata={"help": "regression (STS-B): the head predicts one number, trained with mean squared "
+                  "error, instead of classes"},
+    )
+    report_mcc: bool = field(
+        default=False, metadata={"help": "also report Matthews correlation (CoLA's metric) on validation"}
+    )
+    report_acc_and_f1: bool = field(
+        default=False, metadata={"help": "also report F1 and the mean of accuracy and F1 (MRPC, QQP) on validation"}
+    )
+    report_pearson_and_spearman: bool = field(
+        default=False,
+        metadata={"help": "also report Pearson and Spearman correlations (STS-B) on validation; needs "
+                  "--regression-target"},
+    )
+
+
+@dataclass
+class RXFSentencePredictionR3FConfig(RXFSentencePredictionOptions, R3FConfig):
     pass
+
+
+def require_classification_task(task, criterion_name: str, head_name: str) -> None:
+    """fairseq's sentence_prediction criterion reads ``task.label_dictionary`` on construction; a task
+    without one (masked_lm, translation, ...) builds no classification head, so say that, naming the
+    flags, instead of fairseq's AttributeError."""
+    if hasattr(task, "label_dictionary"):
+        return
+    name = next((n for n, cls in TASK_REGISTRY.items() if cls is type(task)), type(task).__name__)
+    raise OptionError(
+        f"--criterion {criterion_name} trains the classification head --classification-head-name {head_name!r}, "
+        f"but --task {name} builds models without classification heads; use --task sentence_prediction "
+        f"(or sentence_prediction_r4f)"
+    )
 
 
 @register_criterion("sentence_prediction_r3f", dataclass=RXFSentencePredictionR3FConfig)
@@ -32,16 +77,22 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
     criterion_name = "sentence_prediction_r3f"
 
     def __init__(self, cfg: RXFSentencePredictionR3FConfig, task):
+        require_classification_task(task, self.criterion_name, cfg.classification_head_name)
         super().__init__(cfg, task)
-        set_r3f_options(self, cfg)
+        set_r3f_options(self, cfg, RXFSentencePredictionR3FConfig.r3f_lambda, PAPER_LAMBDA_GRIDS)
         self._checked_model = None
+
+    @classmethod
+    def check_options(cls, cfg: RXFSentencePredictionR3FConfig) -> None:
+        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
+        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
 
     def _check_model(self, model) -> None:
         if self._checked_model is model:
             return
         heads = getattr(model, "classification_heads", None)
         if heads is None or self.classification_head_name not in heads:
-            raise ValueError(
+            raise OptionError(
                 f"--criterion {self.criterion_name} needs a model with the classification head "
                 f"--classification-head-name {self.classification_head_name!r}; "
                 f"{type(model).__name__} has {sorted(heads.keys()) if heads is not None else 'no heads'}"
@@ -52,9 +103,11 @@ class RXFSentencePredictionR3FCriterion(SentencePredictionCriterion):
     def forward(self, model, sample, reduce=True):
         self._check_model(model)
         if self.r3f_lambda == 0:  # standard fine-tuning: no second pass at all
-            return super().forward(model, sample, reduce)
+            loss, sample_size, logging_output = super().forward(model, sample, reduce)
+            return loss, sample_size, log_task_loss(logging_output)
         loss, sample_size, logging_output, clean = stock_forward(super().forward, model, sample, reduce,
                                                                  self.criterion_name)
+        log_task_loss(logging_output)
         if clean is None:
             return loss, sample_size, logging_output
         clean_logits = clean[0]

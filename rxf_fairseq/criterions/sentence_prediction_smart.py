@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 import torch
 from fairseq.criterions import register_criterion
-from fairseq.criterions.sentence_prediction import SentencePredictionConfig, SentencePredictionCriterion
+from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
-from rxf_fairseq.criterions.r3f_common import add_consistency_term, log_noise_audit, stock_forward
-from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
+from rxf_fairseq.criterions.r3f_common import (add_consistency_term, check_nonnegative_finite, log_noise_audit,
+                                               log_task_loss, stock_forward)
+from rxf_fairseq.criterions.sentence_prediction_r3f import (RXFSentencePredictionOptions,
+                                                            RXFSentencePredictionR3FCriterion,
+                                                            require_classification_task)
 from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
 from rxf_fairseq.noise import perturbed_token_embeddings, sample_embedding_noise
 
@@ -39,7 +42,7 @@ class SMARTOptions(FairseqDataclass):
 
 
 @dataclass
-class RXFSentencePredictionSMARTConfig(SentencePredictionConfig, SMARTOptions):
+class RXFSentencePredictionSMARTConfig(RXFSentencePredictionOptions, SMARTOptions):
     pass
 
 
@@ -56,17 +59,17 @@ def ascent_direction(grad: torch.Tensor, norm: str, epsilon: float) -> torch.Ten
 class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
     """fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + delta_S)),
     delta_0 ~ N(0, sigma^2), delta_s = delta_(s-1) + eta * direction(grad KL_S at delta_(s-1)).
-    Cost: 1 + S + 1 forwards and S + 1 backwards per update."""
+    Cost: 1 + S + 1 forwards and S + 1 backwards per update.
+
+    The term is logged as ``smart_symm_kl`` (``smart_sq_err`` for regression), per sentence in nats like
+    R3F's ``symm_kl``, so a log never mixes up the two methods' terms."""
 
     criterion_name = "sentence_prediction_smart"
 
     def __init__(self, cfg: RXFSentencePredictionSMARTConfig, task):
+        require_classification_task(task, self.criterion_name, cfg.classification_head_name)
         SentencePredictionCriterion.__init__(self, cfg, task)
-        for flag, value in (("--smart-lambda", cfg.smart_lambda), ("--smart-noise-var", cfg.smart_noise_var),
-                            ("--smart-steps", cfg.smart_steps), ("--smart-step-size", cfg.smart_step_size),
-                            ("--smart-epsilon", cfg.smart_epsilon)):
-            if not value >= 0:
-                raise ValueError(f"{flag} must be >= 0, got {value!r}")
+        self.check_options(cfg)
         self.smart_lambda = cfg.smart_lambda
         self.noise_var = cfg.smart_noise_var
         self.steps = cfg.smart_steps
@@ -75,17 +78,27 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionR3FCriterion):
         self.norm_epsilon = cfg.smart_epsilon
         self._checked_model = None
 
+    @classmethod
+    def check_options(cls, cfg: RXFSentencePredictionSMARTConfig) -> None:
+        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
+        for flag, value in (("--smart-lambda", cfg.smart_lambda), ("--smart-noise-var", cfg.smart_noise_var),
+                            ("--smart-steps", cfg.smart_steps), ("--smart-step-size", cfg.smart_step_size),
+                            ("--smart-epsilon", cfg.smart_epsilon)):
+            check_nonnegative_finite(flag, value)
+
     def _consistency(self, clean, perturbed):
         if self.regression_target:
-            return squared_prediction_change(clean, perturbed), "noise_sq_err"
-        return symmetric_kl(clean, perturbed), "symm_kl"
+            return squared_prediction_change(clean, perturbed), "smart_sq_err"
+        return symmetric_kl(clean, perturbed), "smart_symm_kl"
 
     def forward(self, model, sample, reduce=True):
         self._check_model(model)
         stock = lambda *args: SentencePredictionCriterion.forward(self, *args)  # noqa: E731
         if self.smart_lambda == 0:
-            return stock(model, sample, reduce)
+            loss, sample_size, logging_output = stock(model, sample, reduce)
+            return loss, sample_size, log_task_loss(logging_output)
         loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
+        log_task_loss(logging_output)
         if clean is None:
             return loss, sample_size, logging_output
         clean_logits = clean[0]

@@ -9,22 +9,25 @@ data, criterion (``sentence_prediction``) and every other option are the stock t
 import logging
 
 from fairseq.tasks import register_task
-from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
+from fairseq.tasks.sentence_prediction import SentencePredictionTask
 
+from rxf_fairseq.criterions.r3f_common import OptionError
 from rxf_fairseq.probing import LinearProbeHead, freeze_encoder
+from rxf_fairseq.tasks.sentence_prediction_r4f import RXFSentencePredictionTaskConfig, require_classification_arch
 
 logger = logging.getLogger(__name__)
 
 
-@register_task("sentence_prediction_probe", dataclass=SentencePredictionConfig)
+@register_task("sentence_prediction_probe", dataclass=RXFSentencePredictionTaskConfig)
 class RXFSentencePredictionProbeTask(SentencePredictionTask):
     def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
         name = self.cfg.classification_head_name
+        require_classification_arch(cfg, "sentence_prediction_probe", name)
+        model = super().build_model(cfg, from_checkpoint)
         heads = getattr(model, "classification_heads", None)
         if heads is None or name not in heads:
-            raise ValueError(f"--task sentence_prediction_probe: {type(model).__name__} has no classification "
-                             f"head {name!r} (--classification-head-name) to replace with a linear probe")
+            raise OptionError(f"--task sentence_prediction_probe: {type(model).__name__} has no classification "
+                              f"head {name!r} (--classification-head-name) to replace with a linear probe")
         old = heads[name]
         heads[name] = LinearProbeHead(old.dense.in_features, self.cfg.num_classes)
         silenced = freeze_encoder(model, heads[name])
