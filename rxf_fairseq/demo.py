@@ -15,7 +15,6 @@
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from typing import Dict, List, Sequence, Tuple
 import yaml
 
 from rxf_fairseq import minilang, records
-from rxf_fairseq.preprocessing import atomic_output, fairseq_preprocess
+from rxf_fairseq.preprocessing import fairseq_preprocess
+from rxf_repro import outputs, process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESET = os.path.join(REPO, "configs", "demo.yaml")
@@ -55,15 +55,15 @@ def _write(path: str, lines: Sequence[str]) -> None:
 
 
 def write_benchmark(out: str, sizes: Dict[str, int], seed: int) -> Tuple[str, str, Dict[str, float]]:
-    """(glue_bin, lm_bin, majority baseline per task on valid)."""
+    """(glue_bin, lm_bin, majority baseline per task on valid), written below ``out`` (the demo's own folder,
+    which replaces the destination only once everything is done)."""
     raw = os.path.join(out, "raw")
     os.makedirs(raw, exist_ok=True)
     lm_bin, glue_bin = os.path.join(out, "data", "lm"), os.path.join(out, "data", "glue-bin")
     _write(os.path.join(raw, "corpus.train"), minilang.corpus(sizes["corpus"], seed))
     _write(os.path.join(raw, "corpus.valid"), minilang.corpus(max(200, sizes["corpus"] // 20), seed + 1000))
-    with atomic_output(lm_bin) as tmp:
-        fairseq_preprocess(["--only-source", "--trainpref", os.path.join(raw, "corpus.train"),
-                            "--validpref", os.path.join(raw, "corpus.valid"), "--destdir", tmp])
+    fairseq_preprocess(["--only-source", "--trainpref", os.path.join(raw, "corpus.train"),
+                        "--validpref", os.path.join(raw, "corpus.valid"), "--destdir", lm_bin])
     dictionary = os.path.join(lm_bin, "dict.txt")
     baselines = {}
     for task in minilang.TASKS:
@@ -75,14 +75,14 @@ def write_benchmark(out: str, sizes: Dict[str, int], seed: int) -> Tuple[str, st
             for k in range(n_inputs):
                 _write(os.path.join(raw, f"{task}.{split}.input{k}"), [inputs[k] for inputs, _ in examples])
             _write(os.path.join(raw, f"{task}.{split}.label"), [label for _, label in examples])
-        with atomic_output(os.path.join(glue_bin, f"{task}-bin")) as tmp:
-            for k in range(n_inputs):
-                fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--destdir", os.path.join(tmp, f"input{k}"),
-                                    "--trainpref", os.path.join(raw, f"{task}.train.input{k}"),
-                                    "--validpref", os.path.join(raw, f"{task}.valid.input{k}")])
-            fairseq_preprocess(["--only-source", "--destdir", os.path.join(tmp, "label"),
-                                "--trainpref", os.path.join(raw, f"{task}.train.label"),
-                                "--validpref", os.path.join(raw, f"{task}.valid.label")])
+        task_bin = os.path.join(glue_bin, f"{task}-bin")
+        for k in range(n_inputs):
+            fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--destdir", os.path.join(task_bin, f"input{k}"),
+                                "--trainpref", os.path.join(raw, f"{task}.train.input{k}"),
+                                "--validpref", os.path.join(raw, f"{task}.valid.input{k}")])
+        fairseq_preprocess(["--only-source", "--destdir", os.path.join(task_bin, "label"),
+                            "--trainpref", os.path.join(raw, f"{task}.train.label"),
+                            "--validpref", os.path.join(raw, f"{task}.valid.label")])
     return glue_bin, lm_bin, baselines
 
 
@@ -99,8 +99,9 @@ def pretrain(out: str, lm_bin: str, preset: Dict, seed: int) -> Tuple[str, float
                "--batch-size", str(p["batch_size"]), "--save-dir", save_dir, "--no-epoch-checkpoints", "--cpu",
                "--seed", str(seed), "--log-format", "json", "--log-interval", "100"]
     started = time.time()
-    with open(os.path.join(out, "pretrain.log"), "w") as f:
-        code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT).returncode
+    with open(os.path.join(out, "pretrain.log"), "w") as f, process.children() as running:
+        running.append(process.start_child(command, stdout=f, stderr=subprocess.STDOUT, cwd=out))
+        code = running[-1].wait()
     if code != 0:
         raise SystemExit(f"rxf-demo: pretraining failed (exit {code}); log: {out}/pretrain.log")
     return os.path.join(save_dir, "checkpoint_last.pt"), time.time() - started
@@ -135,7 +136,8 @@ def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
 
 def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, runs_dir: str, preset: Dict) -> List[str]:
     """``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the CPU; method ``none``
-    probes the pretrained encoder itself (SST-2 included)."""
+    probes the pretrained encoder itself (SST-2 included). Paths relative to the demo folder, where it runs, so
+    the records stay true when the finished folder is renamed into place."""
     probes = [t for t in minilang.TASKS if t != "SST-2" or method == PRETRAINED]
     command = [sys.executable, "-m", "rxf_fairseq.runs", "probe", "generalisation", method, "--data", glue_bin,
                "--checkpoint", checkpoint, "--seeds", str(seed), "--save-root", runs_dir, "--cpu", "--tiny",
@@ -150,31 +152,36 @@ def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, run
 def run_protocols(jobs: List[Tuple[str, int]], glue_bin: str, checkpoint: str, out: str, preset: Dict,
                   parallel: int) -> None:
     """Every (method, seed) as its own rxf-run process, ``parallel`` at a time (one CPU thread each)."""
-    runs_dir, logs = os.path.join(out, "runs"), os.path.join(out, "logs")
+    logs = os.path.join(out, "logs")
     os.makedirs(logs, exist_ok=True)
+    glue_bin, checkpoint = os.path.relpath(glue_bin, out), os.path.relpath(checkpoint, out)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if parallel > 1 else dict(os.environ)
     pending, running, done = list(jobs), [], 0
-    while pending or running:
-        while pending and len(running) < parallel:
-            method, seed = pending.pop(0)
-            path = os.path.join(logs, f"{method}-seed{seed}.log")
-            proc = subprocess.Popen(protocol_command(method, seed, glue_bin, checkpoint, runs_dir, preset),
-                                    stdout=open(path, "w"), stderr=subprocess.STDOUT, env=env)
-            running.append((method, seed, path, proc, time.time()))
-        time.sleep(0.5)
-        for item in list(running):
-            method, seed, path, proc, started = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            done += 1
-            if proc.returncode != 0:
-                for _, _, _, other, _ in running:
-                    other.kill()
-                tail = open(path).read()[-3000:]
-                raise SystemExit(f"rxf-demo: {method} seed {seed} failed (exit {proc.returncode}); log: {path}\n{tail}")
-            what = "pretrained encoder probed" if method == PRETRAINED else f"{METHOD_NAMES[method]}: fine-tuned and probed"
-            log(f"    {done}/{len(jobs)} {what} (seed {seed}) in {time.time() - started:.0f} s")
+    with process.children() as started_children:  # an error, Ctrl-C or SIGTERM stops every run still going
+        while pending or running:
+            while pending and len(running) < parallel:
+                method, seed = pending.pop(0)
+                path = os.path.join(logs, f"{method}-seed{seed}.log")
+                with open(path, "w") as log_file:
+                    proc = process.start_child(protocol_command(method, seed, glue_bin, checkpoint, "runs", preset),
+                                               stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=out)
+                started_children.append(proc)
+                running.append((method, seed, path, proc, time.time()))
+            time.sleep(0.5)
+            for item in list(running):
+                method, seed, path, proc, started = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                done += 1
+                if proc.returncode != 0:
+                    tail = open(path).read()[-3000:]
+                    raise SystemExit(f"rxf-demo: {method} seed {seed} failed (exit {proc.returncode}); log: "
+                                     f"{os.path.relpath(path, out)} in the unfinished demo folder {out}, removed on "
+                                     f"exit:\n{tail}")
+                what = ("pretrained encoder probed" if method == PRETRAINED
+                        else f"{METHOD_NAMES[method]}: fine-tuned and probed")
+                log(f"    {done}/{len(jobs)} {what} (seed {seed}) in {time.time() - started:.0f} s")
 
 
 # -------------------------------------------------------------------------------------- report
@@ -269,17 +276,52 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxf-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="demo_output", help="the output folder (replaced)")
-    parser.add_argument("--seeds", type=int, help="seeds per method (preset: 2; --quick: 1; each seed adds ~3 min)")
+    parser.add_argument("--out", default="demo_output", metavar="DIR",
+                        help="the output folder (default demo_output). Built beside DIR and renamed into place when "
+                        "done; an existing DIR is replaced only if it is an earlier rxf-demo output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace DIR even if it is not an earlier rxf-demo output (its content is deleted)")
+    parser.add_argument("--seeds", type=positive_int, help="seeds per method (preset: 2; --quick: 1)")
     parser.add_argument("--methods", nargs="+", choices=sorted(METHOD_NAMES),
                         help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)")
     parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one CPU thread each (default 2)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the benchmark and the pretraining")
-    args = parser.parse_args(argv)
+    parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the benchmark and the pretraining (default 1)")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
+    return value
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    process.exit_on_sigterm()
+    try:
+        with outputs.output_folder(args.out, "rxf-demo", "demo", overwrite=args.overwrite, flag="--out") as work:
+            text = run(args, work)
+    except outputs.OutputError as error:
+        print(f"rxf-demo: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rxf-demo: interrupted; {args.out} is as it was before", file=sys.stderr)
+        return 130
+    print(text)
+    print(f"Everything (data, checkpoints, logs, records, report/, summary.md) is in {os.path.abspath(args.out)}")
+    return 0
+
+
+def run(args: argparse.Namespace, out: str) -> str:
+    """The whole demo, written into ``out`` (a temporary folder that becomes ``--out`` at the end)."""
     import logging
     import warnings
 
@@ -288,13 +330,8 @@ def main(argv=None) -> int:
     preset = load_preset(args.quick)
     methods = args.methods or preset["methods"]
     seeds = args.seeds or preset["seeds"]
-    if seeds < 1 or args.jobs < 1:
-        parser.error("--seeds and --jobs must be >= 1")
     started = time.time()
-    out = os.path.abspath(args.output)
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
+    log(f"rxf-demo: working in {out} (renamed to {os.path.abspath(args.out)} when done)")
 
     sizes = preset["sizes"]
     log(f"[1/5] synthetic benchmark (seed {args.seed}): SST-2, RTE, MRPC, CoLA-like tasks, {sizes['train']} train / "
@@ -330,9 +367,7 @@ def main(argv=None) -> int:
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump({"masked_lm_accuracy": mlm[0], "most_frequent_word_accuracy": mlm[1], "majority_baselines": baselines,
                    "methods": numbers, "seconds": elapsed}, f, indent=2)
-    print(text)
-    print(f"Everything (data, checkpoints, logs, records, report/, summary.md) is in {out}")
-    return 0
+    return text
 
 
 if __name__ == "__main__":

@@ -14,17 +14,21 @@ with a ``checkpoint_last.pt`` but no record continues from it.
 """
 
 import argparse
+import glob
 import itertools
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from rxf_fairseq import records
+from rxf_repro import attempts, process, records
+from rxf_repro.progress import Progress, duration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIR = os.path.join(REPO, "configs")
@@ -142,8 +146,8 @@ def train_command(cfg: Dict[str, Any]) -> List[str]:
     seen: Dict[str, List[str]] = {}
     for section in TRAIN_SECTIONS:
         for key, value in (cfg.get(section) or {}).items():
-            if section == "task" and key == "data":
-                continue
+            if (section, key) in (("task", "data"), ("checkpoint", "save_dir")):
+                continue  # the data is the positional argument; rxf-run gives every run its own --save-dir
             flag = NAME_FLAGS[section] if key == "_name" else "--" + key.replace("_", "-")
             if value is None or value is False:
                 continue
@@ -171,10 +175,12 @@ def check_overrides(overrides: Sequence[str], flag: str = "--set") -> None:
 _CHECKED: Set[Tuple[str, ...]] = set()  # command lines fairseq has accepted (a sweep repeats them per seed)
 
 
-def check_with_fairseq(argv: Sequence[str]) -> None:
-    """Parse a fairseq-train command line with fairseq's own parser before anything runs, so a misspelt
-    ``--set`` key, a value of the wrong type or a bad ``-- FAIRSEQ_ARGS`` fails now, not hours into a sweep."""
-    key = tuple(argv)
+def check_with_fairseq(argv: Sequence[str], tool: str = "train") -> None:
+    """Parse a fairseq-train (or fairseq-generate) command line with fairseq's own parser before anything runs,
+    and run our criteria's start-up checks on it, so a misspelt ``--set`` key (``generation.beem``), a value of the
+    wrong type or out of range (``criterion.eps=-1``) or a bad ``-- FAIRSEQ_ARGS`` fails now, not hours into a
+    sweep."""
+    key = (tool, *argv)
     if key in _CHECKED:
         return
     import contextlib
@@ -182,15 +188,36 @@ def check_with_fairseq(argv: Sequence[str]) -> None:
 
     from fairseq import options
 
+    parser = options.get_training_parser() if tool == "train" else options.get_generation_parser()
     message = io.StringIO()
     try:
         with contextlib.redirect_stderr(message):
-            options.parse_args_and_arch(options.get_training_parser(), list(argv))
+            parsed = options.parse_args_and_arch(parser, list(argv))
     except SystemExit:
         error = message.getvalue().strip().splitlines()[-1:] or ["invalid arguments"]
-        raise RunError(f"fairseq-train would refuse this command ({error[0]}); check --set and the arguments "
+        raise RunError(f"fairseq-{tool} would refuse this command ({error[0]}); check --set and the arguments "
                        f"after --: {shlex.join(argv)}") from None
+    if tool == "train":
+        check_criterion_options(parsed)
     _CHECKED.add(key)
+
+
+def check_criterion_options(parsed: argparse.Namespace) -> None:
+    """Our criteria's own start-up checks (noise scale, lambda, noise type, SMART's options), on the parsed
+    command line: what fairseq-train would refuse when it builds the criterion, refused before any run."""
+    from fairseq.criterions import CRITERION_DATACLASS_REGISTRY, CRITERION_REGISTRY
+
+    name = getattr(parsed, "criterion", None)
+    check = getattr(CRITERION_REGISTRY.get(name), "check_options", None)
+    if check is None:
+        return
+    config_class = CRITERION_DATACLASS_REGISTRY[name]
+    config = config_class(**{k: getattr(parsed, k) for k in config_class.__dataclass_fields__ if hasattr(parsed, k)})
+    try:
+        check(config)
+    except ValueError as error:
+        message = getattr(error, "message", str(error))
+        raise RunError(f"--criterion {name}: {message} (check --set criterion.* and the arguments after --)") from None
 
 
 def generate_flags(cfg: Dict[str, Any]) -> List[str]:
@@ -207,69 +234,69 @@ def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
-def stream(command: List[str], log_path: str) -> Tuple[int, List[Tuple[float, str]]]:
-    """Run ``command`` with its output in ``log_path``; returns (exit code, (seconds since start, line))
-    for every line, so the wall time at which each validation was logged is known."""
-    started = time.time()
-    lines: List[Tuple[float, str]] = []
-    with open(log_path, "w") as logf:
-        logf.write("# " + shlex.join(command) + "\n")
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+def stream(command: List[str], log_path: str, resumed: bool = False,
+           progress: Optional[Progress] = None) -> Tuple[int, attempts.Attempt]:
+    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
+    attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
+    Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
+    previous = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read()) \
+        if os.path.exists(log_path) else []
+    number = (previous[-1].number + 1) if previous else 1
+    current = attempts.Attempt(number, resumed, time.time())
+    with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
+        logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
+        logf.flush()
+        proc = process.start_child(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   errors="replace", env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        running.append(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
+            elapsed = time.time() - current.started
             logf.write(line)
             logf.flush()
-            lines.append((time.time() - started, line.rstrip("\n")))
+            current.lines.append((elapsed, line.rstrip("\n")))
+            if progress is not None:
+                progress.line(elapsed, line)
         code = proc.wait()
-    return code, lines
+        current.exit_code, current.wall_s = code, time.time() - current.started
+        logf.write(attempts.footer(number, code, current.wall_s))
+    return code, current
 
 
-def json_log(lines: Sequence[Tuple[float, str]], tag: str) -> List[Dict[str, Any]]:
-    """fairseq's ``--log-format json`` records of one tag, each with ``_elapsed`` (seconds since start)."""
-    marker = f"| {tag} | "
-    out = []
-    for elapsed, line in lines:
-        if marker in line:
-            try:
-                out.append(dict(json.loads(line.split(marker, 1)[1]), _elapsed=elapsed))
-            except json.JSONDecodeError:
-                continue
-    return out
+def json_log(lines: Sequence[Tuple[Optional[float], str]], tag: str) -> List[Dict[str, Any]]:
+    return attempts.json_log(lines, tag)
 
 
-def best_validation(lines: Sequence[Tuple[float, str]], metric: str, maximize: bool) -> Dict[str, Any]:
-    """The validation fairseq saved as checkpoint_best (the last one reaching the best value, since
-    fairseq overwrites checkpoint_best on ties)."""
-    valid = [r for r in json_log(lines, "valid") if f"valid_{metric}" in r]
-    if not valid:
-        raise RunError(f"no validation with valid_{metric} in the log")
-    sign = 1.0 if maximize else -1.0
-    best = max(sign * float(r[f"valid_{metric}"]) for r in valid)
-    return [r for r in valid if sign * float(r[f"valid_{metric}"]) == best][-1]
-
-
-def timings(lines: Sequence[Tuple[float, str]], best: Dict[str, Any], started: float) -> Dict[str, Any]:
-    """The record's times: to the best checkpoint (the paper's Figure 1), the whole process, and fairseq's own
-    "done training in X seconds" (the training loop with its validations and saves, without start-up)."""
-    train_wall = None
-    for _, line in lines:
-        found = re.search(r"done training in ([0-9.]+) seconds", line)
-        if found:
-            train_wall = float(found.group(1))
-    return {"time_to_best_s": round(best["_elapsed"], 2), "wall_time_s": round(time.time() - started, 2),
-            "train_wall_s": train_wall}
-
-
-def glue_metrics(lines: Sequence[Tuple[float, str]], best: Dict[str, Any]) -> Dict[str, float]:
+def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict[str, float]:
+    """The metrics of the best validation; MNLI's mismatched accuracy from the ``valid1`` line that fairseq
+    logged with it (same attempt, same update)."""
     metrics = {}
     for name in ("accuracy", "f1", "mcc", "pearson", "spearman", "loss"):
-        if f"valid_{name}" in best:
-            metrics[name] = float(best[f"valid_{name}"])
-    mismatched = [r for r in json_log(lines, "valid1") if r.get("valid1_num_updates") == best.get("valid_num_updates")]
+        if f"valid_{name}" in best.record:
+            metrics[name] = float(best.record[f"valid_{name}"])
+    mismatched = [r for r in json_log(runs_[best.attempt].lines, "valid1")
+                  if r.get("valid1_num_updates") == best.record.get("valid_num_updates")]
     if mismatched and "valid1_accuracy" in mismatched[-1]:  # MNLI: valid1 = dev_mismatched
         metrics["accuracy_mm"] = float(mismatched[-1]["valid1_accuracy"])
     return metrics
+
+
+def checkpoint_update(path: str) -> int:
+    """The update a fairseq checkpoint was saved at, read without loading its tensors; ``RunError`` saying what
+    to do if the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
+    import torch
+
+    import rxf_fairseq.checkpoint_compat as compat
+
+    compat.install()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["optimizer_history"][-1]["num_updates"])
+    except Exception as error:  # EOFError, RuntimeError (zip), UnpicklingError, KeyError, ...
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise RunError(f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
+                       f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
+                       f"model, or pass --force to start the run afresh") from None
 
 
 class Runner:
@@ -277,6 +304,7 @@ class Runner:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        self.tally: Counter = Counter()  # runs trained / done already, for the summary at the end
 
     # -- command construction
     def base_overrides(self, data: str, checkpoint: str, user: Optional[Sequence[str]] = None) -> List[str]:
@@ -310,7 +338,7 @@ class Runner:
             argv += ["--log-format", "json"]
         if a.num_gpus > 1:
             argv += ["--distributed-world-size", str(a.num_gpus)]
-        if os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):  # continue an interrupted run
+        if os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")) and not a.force:  # continue an interrupted run
             argv += ["--restore-file", os.path.join(run_dir, "checkpoint_last.pt")]
             for flag in ("--reset-optimizer", "--reset-dataloader", "--reset-meters"):
                 while flag in argv:
@@ -344,25 +372,73 @@ class Runner:
             self.check_inputs(os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
                               os.path.join("input0", "dict.txt"), "preprocess/glue.sh GLUE_DIR ALL DATA")
 
-    def execute(self, command: List[str], run_dir: str, log_name: str) -> List[Tuple[float, str]]:
+    def execute(self, command: List[str], run_dir: str, log_name: str, resumed: bool = False,
+                progress: Optional[Progress] = None) -> attempts.Attempt:
+        """One attempt of ``command``, its output appended to ``run_dir/log_name``; raises ``RunError`` with the
+        log's tail if it fails."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
-        code, lines = stream(command, log_path)
+        code, current = stream(command, log_path, resumed, progress)
         if code != 0:
-            tail = "\n".join(line for _, line in lines[-25:])
+            tail = "\n".join(line for _, line in current.lines[-25:])
             raise RunError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
-        return lines
+        return current
 
-    def skip(self, run_dir: str) -> bool:
-        if os.path.exists(os.path.join(run_dir, records.RECORD_NAME)) and not self.args.force:
-            log(f"  done already: {run_dir}/{records.RECORD_NAME} (--force re-runs)")
+    def start_afresh(self, run_dir: str) -> None:
+        """``--force``: the run folder's earlier checkpoints, logs and records go (it holds nothing else)."""
+        if os.path.isdir(run_dir):
+            log(f"  --force: starting {run_dir} afresh")
+            shutil.rmtree(run_dir)
+
+    def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Tuple[List[attempts.Attempt],
+                                                                                  attempts.Best]:
+        """Train (or resume) the run in ``run_dir``; returns every attempt since its fresh start and the
+        validation behind ``checkpoint_best.pt``."""
+        a = self.args
+        if a.force:
+            self.start_afresh(run_dir)
+        last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
+        log_path = os.path.join(run_dir, "train.log")
+        resumed = os.path.exists(last)
+        if resumed:
+            update = checkpoint_update(last)  # an unreadable one: one line saying what to do
+            log(f"  log: {log_path} (resuming from {last}, update {update})")
+        else:
+            for stale in glob.glob(os.path.join(run_dir, "checkpoint*.pt")):
+                os.remove(stale)  # an earlier attempt killed before its first checkpoint_last
+            log(f"  log: {log_path}")
+        checkpoint = cfg["checkpoint"]
+        metric = checkpoint.get("best_checkpoint_metric", "loss")
+        maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
+        progress = Progress(max_update_of(command), metric, every=a.progress_every)
+        current = self.execute(command, run_dir, "train.log", resumed, progress)
+        runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
+        saved = checkpoint_update(best_path) if os.path.exists(best_path) else None
+        try:
+            best = attempts.best_validation(runs_, metric, maximize, log_path, saved)
+        except attempts.AttemptError as error:
+            raise RunError(str(error)) from None
+        return runs_, best
+
+    @staticmethod
+    def outcome(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict[str, Any]:
+        """The record fields every training run has: best update, times, attempts."""
+        return dict(best_update=best.update, **attempts.timings(runs_, best), attempts=attempts.summary(runs_))
+
+    def skip(self, run_dir: str, record_name: str = records.RECORD_NAME) -> bool:
+        if os.path.exists(os.path.join(run_dir, record_name)) and not self.args.force:
+            log(f"  done already: {run_dir}/{record_name} (--force re-runs)")
+            self.tally["done already"] += 1
             return True
         return False
 
-    def record(self, run_dir: str, **fields: Any) -> Dict[str, Any]:
+    def record(self, run_dir: str, record_name: str = records.RECORD_NAME, **fields: Any) -> Dict[str, Any]:
         record = dict(fields, tiny=bool(self.args.tiny))
-        path = records.write_record(os.path.join(run_dir, records.RECORD_NAME), record)
-        log(f"  record: {path}  metrics: {json.dumps(record['metrics'])}")
+        path = records.write_record(os.path.join(run_dir, record_name), record)
+        self.tally["trained"] += 1
+        log(f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update {record['best_update']}, "
+            f"{duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)")
         return record
 
     def show(self, *commands: List[str]) -> None:
@@ -385,13 +461,9 @@ class Runner:
                 continue
             if self.skip(run_dir):
                 continue
-            started = time.time()
-            lines = self.execute(train, run_dir, "train.log")
-            best = self.best_of(lines, cfg)
+            runs_, best = self.train(train, run_dir, cfg)
             self.record(run_dir, kind="glue", task=task, method=a.method, seed=seed, hparams=hparams,
-                        metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
-                        **timings(lines, best, started),
-                        command=train[2:])
+                        metrics=glue_metrics(runs_, best), **self.outcome(runs_, best), command=train[2:])
         return 0
 
     def run_xnli(self) -> int:
@@ -413,19 +485,17 @@ class Runner:
                 continue
             if self.skip(run_dir):
                 continue
-            started = time.time()
-            lines = self.execute(train, run_dir, "train.log")
-            best = best_validation(lines, "accuracy", True)
-            eval_lines = self.execute(evaluate, run_dir, "test.log")
+            runs_, best = self.train(train, run_dir, cfg)
+            tested = self.execute(evaluate, run_dir, "test.log")
             metrics = {}
             for lang in languages:
-                found = [r for r in json_log(eval_lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
+                found = [r for r in json_log(tested.lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
                 if not found:
                     raise RunError(f"fairseq-validate printed no accuracy for test_{lang}: {run_dir}/test.log")
                 metrics[lang] = float(found[-1][f"test_{lang}_accuracy"])
             self.record(run_dir, kind="xnli", task="XNLI", method=a.method, seed=seed, hparams=hparams,
-                        metrics=metrics, valid_accuracy=float(best["valid_accuracy"]),
-                        best_update=int(best["valid_num_updates"]), **timings(lines, best, started), command=train[2:])
+                        metrics=metrics, valid_accuracy=float(best.record["valid_accuracy"]),
+                        **self.outcome(runs_, best), command=train[2:])
         return 0
 
     def run_summarization(self) -> int:
@@ -444,6 +514,7 @@ class Runner:
                 "--bpe", "gpt2", "--gpt2-encoder-json", a.encoder_json, "--gpt2-vocab-bpe", a.vocab_bpe,
             ] + (["--truncate-source"] if task.get("truncate_source") else []) + \
                 (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
+            check_with_fairseq(generate[3:], "generate")  # e.g. --set generation.beem=4, before training
             hypo, ref = os.path.join(run_dir, f"{a.gen_subset}.hypo"), os.path.join(run_dir, f"{a.gen_subset}.ref")
             score = ["rxf-rouge", a.reference or ref, hypo, "--ptb-tokenize", "--backend", a.rouge_backend, "-q"]
             log(f"[summarization] {name} {a.method} {hparams or ''} seed {seed}")
@@ -452,15 +523,12 @@ class Runner:
                 continue
             if self.skip(run_dir):
                 continue
-            started = time.time()
-            lines = self.execute(train, run_dir, "train.log")
-            best = best_validation(lines, "loss", False)
-            gen_lines = self.execute(generate, run_dir, "generate.log")
-            write_generations(gen_lines, hypo, ref)
+            runs_, best = self.train(train, run_dir, cfg)
+            generated = self.execute(generate, run_dir, "generate.log")
+            write_generations(generated.lines, hypo, ref)
             scores = rouge_scores(a.reference or ref, hypo, a.rouge_backend)
             self.record(run_dir, kind="summarization", task=name, method=a.method, seed=seed, hparams=hparams,
-                        metrics=scores, valid_loss=float(best["valid_loss"]), best_update=int(best["valid_num_updates"]),
-                        **timings(lines, best, started),
+                        metrics=scores, valid_loss=float(best.record["valid_loss"]), **self.outcome(runs_, best),
                         command=train[2:], generate=generate[2:], rouge=score)
         return 0
 
@@ -493,17 +561,11 @@ class Runner:
         log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
         if a.dry_run:
             self.show(train)
-        elif os.path.exists(os.path.join(run_dir, record_name)) and not a.force:
-            log(f"  done already: {run_dir}/{record_name}")
-        else:
-            started = time.time()
-            lines = self.execute(train, run_dir, "train.log")
-            best = self.best_of(lines, cfg)
-            records.write_record(os.path.join(run_dir, record_name), dict(
-                kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
-                metrics=glue_metrics(lines, best), best_update=int(best["valid_num_updates"]),
-                **timings(lines, best, started),
-                tiny=bool(a.tiny), command=train[2:]))
+        elif not self.skip(run_dir, record_name):
+            runs_, best = self.train(train, run_dir, cfg)
+            self.record(run_dir, record_name, kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed,
+                        hparams=hparams, metrics=glue_metrics(runs_, best), **self.outcome(runs_, best),
+                        command=train[2:])
             if record_name == STEP_RECORD and os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):
                 os.remove(os.path.join(run_dir, "checkpoint_last.pt"))
         return best_path
@@ -520,12 +582,9 @@ class Runner:
             return
         if self.skip(run_dir):
             return
-        started = time.time()
-        lines = self.execute(train, run_dir, "train.log")
-        best = self.best_of(lines, cfg)
+        runs_, best = self.train(train, run_dir, cfg)
         self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
-                    metrics=glue_metrics(lines, best), probe=info, best_update=int(best["valid_num_updates"]),
-                    **timings(lines, best, started),
+                    metrics=glue_metrics(runs_, best), probe=info, **self.outcome(runs_, best),
                     probed_checkpoint=restore, command=train[2:])
 
     def probe_overrides(self) -> List[str]:
@@ -533,12 +592,6 @@ class Runner:
         then ``--probe-set``."""
         a = self.args
         return [o for o in a.set or [] if not o.lstrip("+~").startswith("criterion.")] + list(a.probe_set or [])
-
-    @staticmethod
-    def best_of(lines: Sequence[Tuple[float, str]], cfg: Dict[str, Any]) -> Dict[str, Any]:
-        checkpoint = cfg["checkpoint"]
-        return best_validation(lines, checkpoint.get("best_checkpoint_metric", "loss"),
-                               bool(checkpoint.get("maximize_best_checkpoint_metric")))
 
     def run_probe(self) -> int:
         """Figures 3-5. generalisation: fine-tune SST-2, probe the other six tasks. degradation: SST-2 ->
@@ -657,17 +710,45 @@ def config_name(task: str, names: Dict[str, str]) -> str:
 
 
 def seeds(text: str) -> List[int]:
-    """``1-10`` or ``1,2,5``."""
+    """``1-10`` or ``1,2,5`` (or both, ``1-3,7``): each seed once, none negative."""
     out: List[int] = []
     for part in text.split(","):
-        if "-" in part:
-            first, last = part.split("-", 1)
-            out.extend(range(int(first), int(last) + 1))
-        elif part:
-            out.append(int(part))
-    if not out:
-        raise ValueError(text)
+        try:
+            if "-" in part.strip()[1:]:
+                first, last = (int(v) for v in part.split("-", 1))
+                if last < first:
+                    raise argparse.ArgumentTypeError(f"{part!r} is an empty range (write {last}-{first})")
+                out.extend(range(first, last + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected seeds such as 1-10 or 1,3,5") from None
+    repeated = sorted({s for s in out if out.count(s) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{text!r} names seed(s) {', '.join(map(str, repeated))} more than once")
+    if any(s < 0 for s in out):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are >= 0")
     return out
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (GPUs, cycles, batch sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
+    return value
+
+
+def max_update_of(argv: Sequence[str]) -> Optional[int]:
+    """The ``--max-update`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
+    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--max-update"]
+    try:
+        return int(found[-1]) if found and int(found[-1]) > 0 else None
+    except ValueError:
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -677,43 +758,59 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(e.g. -- --arch roberta_base --encoder-layers 2).")
     sub = parser.add_subparsers(dest="family", required=True)
 
-    def common(p: argparse.ArgumentParser, methods: Sequence[str], default_seeds: str) -> None:
-        p.add_argument("method", choices=methods)
-        p.add_argument("--data", required=True, help="fairseq binaries made by preprocess/ (GLUE and probing: "
-                       "the folder of TASK-bin/ folders, as preprocess/glue.sh ALL writes it)")
-        p.add_argument("--checkpoint", required=True, help="the pretrained model (e.g. roberta.large/model.pt)")
-        p.add_argument("--save-root", default="runs", help="run folders and records go under here")
-        p.add_argument("--seeds", type=seeds, default=seeds(default_seeds), help=f"e.g. 1-10 or 1,3 (default {default_seeds})")
+    def common(p: argparse.ArgumentParser, methods: Sequence[str], default_seeds: str, data_help: str,
+               checkpoint_help: str) -> None:
+        p.add_argument("method", choices=methods, help="the fine-tuning method: configs/FAMILY/method/METHOD.yaml")
+        p.add_argument("--data", required=True, help=data_help)
+        p.add_argument("--checkpoint", required=True, help=checkpoint_help)
+        p.add_argument("--save-root", default="runs", help="run folders and records go under here (default: runs)")
+        p.add_argument("--seeds", type=seeds, default=seeds(default_seeds),
+                       help=f"e.g. 1-10 or 1,3 or 1-3,7; each seed once (default {default_seeds})")
         p.add_argument("--sweep", action="store_true", help="every setting of the method's grid (lambda x noise type)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="Hydra override of the config, e.g. criterion.r3f_lambda=0.5 (repeatable)")
-        p.add_argument("--num-gpus", type=int, default=1, help="GPUs per run (fairseq's distributed training)")
+                       help="Hydra override of the config, e.g. criterion.r3f_lambda=0.5 (repeatable); checked with "
+                       "fairseq's own parser before anything runs")
+        p.add_argument("--num-gpus", type=positive_int, default=1, help="GPUs per run (fairseq's distributed training)")
         p.add_argument("--no-fp16", dest="fp16", action="store_false", help="train in fp32 (the configs use fp16)")
         p.add_argument("--cpu", action="store_true", help="train on the CPU (implies --no-fp16)")
         p.add_argument("--dry-run", action="store_true", help="print every command and run nothing")
-        p.add_argument("--force", action="store_true", help="re-run runs that already have a record")
+        p.add_argument("--force", action="store_true", help="re-run every asked run from the start, deleting its "
+                       "earlier checkpoints, logs and record (also the way past an unreadable checkpoint_last.pt)")
         p.add_argument("--tiny", action="store_true", help="mark the records as tiny test runs, not paper scale")
+        p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                       help="seconds between progress lines (update, loss, s/update, ETA) on stderr; 0: none "
+                       "(default 30; fairseq's full output is in each run's train.log)")
         p.add_argument("--config-dir", default=CONFIG_DIR, help=argparse.SUPPRESS)
 
+    glue_data = ("the folder of TASK-bin/ folders that preprocess/glue.sh GLUE_DIR ALL OUT writes (OUT); "
+                 "the run uses OUT/TASK-bin")
+    roberta = "the pretrained RoBERTa checkpoint to fine-tune (e.g. roberta.large/model.pt)"
     glue = sub.add_parser("glue", help="GLUE (Table 2)")
     glue.add_argument("task", help="MNLI QNLI QQP SST-2 RTE MRPC CoLA STS-B (or the config name, e.g. sst_2)")
-    common(glue, METHODS["glue"], "1-10")
+    common(glue, METHODS["glue"], "1-10", glue_data, roberta)
     xnli = sub.add_parser("xnli", help="XNLI zero-shot (Table 3)")
-    common(xnli, METHODS["xnli"], "1-5")
+    common(xnli, METHODS["xnli"], "1-5", "the folder preprocess/xnli.sh writes (MNLI train/valid and test_LANG "
+           "splits)", "the pretrained XLM-R checkpoint to fine-tune (e.g. xlmr.large/model.pt)")
     xnli.add_argument("--languages", nargs="+", choices=XNLI_LANGUAGES, help="test languages (default: all 15)")
     summ = sub.add_parser("summarization", help="BART summarisation (Table 4)")
-    summ.add_argument("dataset", choices=SUMMARIZATION)
-    common(summ, METHODS["summarization"], "1")
+    summ.add_argument("dataset", choices=SUMMARIZATION, help="the dataset (its config: configs/summarization/DATASET.yaml)")
+    common(summ, METHODS["summarization"], "1", "the folder preprocess/summarization.sh DATASET RAW OUT writes (OUT, "
+           "with dict.source.txt)", "the pretrained BART checkpoint to fine-tune (e.g. bart.large/model.pt)")
     summ.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json (to decode the generations)")
     summ.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     summ.add_argument("--reference", help="reference summaries (default: the decoded targets of --gen-subset)")
-    summ.add_argument("--gen-subset", default="test")
-    summ.add_argument("--gen-batch-size", type=int, default=32)
-    summ.add_argument("--rouge-backend", choices=["perl", "python"], default="perl")
+    summ.add_argument("--gen-subset", default="test",
+                      help="the split fairseq-generate summarises and ROUGE scores (default: test)")
+    summ.add_argument("--gen-batch-size", type=positive_int, default=32,
+                      help="sentences per batch in fairseq-generate (default 32)")
+    summ.add_argument("--rouge-backend", choices=["perl", "python"], default="perl",
+                      help="rxf-rouge's scorer: perl = the official ROUGE-1.5.5 (the paper's numbers), python = "
+                      "Google's rouge-score (no Perl needed; close to, not equal to, perl)")
     probe = sub.add_parser("probe", help="representational-collapse probing (Figures 3-5)")
-    probe.add_argument("protocol", choices=["generalisation", "degradation", "retention"])
-    common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", "none"), "1-3")
-    probe.add_argument("--cycles", type=int, default=3, help="retention: cycles of the chain (default 3)")
+    probe.add_argument("protocol", choices=["generalisation", "degradation", "retention"],
+                       help="Section 4's protocols: generalisation (Figure 3), degradation (4), retention (5)")
+    common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", "none"), "1-3", glue_data, roberta)
+    probe.add_argument("--cycles", type=positive_int, default=3, help="retention: cycles of the chain (default 3)")
     probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
     probe.add_argument("--chain", nargs="+", help="degradation/retention: the task chain, source first "
                        "(default the paper's SST-2 QNLI QQP RTE)")
@@ -733,13 +830,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.cpu:
         args.fp16 = False
     runner = Runner(args)
+    process.exit_on_sigterm()
+    started = time.time()
     try:
         check_overrides(args.set or [])
         check_overrides(getattr(args, "probe_set", None) or [], "--probe-set")
-        return getattr(runner, f"run_{args.family}")()
+        code = getattr(runner, f"run_{args.family}")()
     except (RunError, records.RecordError) as error:
         print(f"rxf-run: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("rxf-run: interrupted; running the same command again resumes from each run's checkpoint_last.pt",
+              file=sys.stderr)
+        return 130
+    if not args.dry_run:
+        tally = runner.tally
+        log(f"rxf-run: {tally['trained']} run(s) trained, {tally['done already']} done already, in "
+            f"{duration(time.time() - started)}; records under {args.save_root}")
+    return code
 
 
 if __name__ == "__main__":

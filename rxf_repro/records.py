@@ -10,11 +10,14 @@ A record is a JSON object (one file, ``<run dir>/record.json``)::
       "seed": 1,
       "hparams": {"r3f_lambda": 1.0, "noise_type": "uniform", "lr": 1e-05, ...},
       "metrics": {"accuracy": 88.5},   # in percent, as fairseq logs them (see below)
-      "best_update": 2800,       # update of the best checkpoint (by the task's metric)
-      "time_to_best_s": 1234.5,  # training wall time until that checkpoint was written
-      "wall_time_s": 1400.0,     # whole run
+      "best_update": 2800,       # update of checkpoint_best.pt (by the task's metric), across every attempt
+      "time_to_best_s": 1234.5,  # wall time until that checkpoint's validation, summed over the attempts before it
+      "wall_time_s": 1400.0,     # whole run, every attempt
       "train_wall_s": 1200.0,    # fairseq's "done training in X seconds": the training loop with its validations
-                                 # and checkpoint saves, without start-up (null if the log has no such line)
+                                 # and checkpoint saves, without start-up, summed over attempts (null if none trained)
+      "attempts": [{"attempt": 1, "resumed": false, "exit": null, "wall_time_s": 600.0, "started": "..."}, ...],
+                                 # one per fairseq-train process since the run's fresh start (exit null: killed);
+                                 # the log of each is kept in train.log behind an "# rxf-run attempt N" header
       "probe": {...},            # kind == "probe" only: protocol, source, chain, step, cycle
       "tiny": false,             # true for runs made by the tests / miniature presets, never paper-scale
       "command": ["fairseq-train", ...]
@@ -57,6 +60,9 @@ def validate(record: Dict[str, Any], where: str = "record") -> Dict[str, Any]:
     for name, value in record["metrics"].items():
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise RecordError(f"{where}: metric {name!r} should be a number, got {value!r}")
+    if "attempts" in record and not (isinstance(record["attempts"], list) and
+                                     all(isinstance(a, dict) for a in record["attempts"])):
+        raise RecordError(f"{where}: 'attempts' should be a list of objects, got {record['attempts']!r}")
     if record["kind"] == "probe" and not isinstance(record.get("probe"), dict):
         raise RecordError(f"{where}: a probe record needs a 'probe' object (protocol, source, step, cycle)")
     return record

@@ -55,3 +55,24 @@ def write_tiny_bpe(root) -> dict:
 @pytest.fixture(scope="session")
 def tiny_bpe(tmp_path_factory):
     return write_tiny_bpe(tmp_path_factory.mktemp("bpe"))
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write in, root included: a read-only tmpfs when we are root (root ignores file
+    modes), else a folder without write permission."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)

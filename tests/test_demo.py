@@ -2,8 +2,14 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 from rxf_fairseq import demo, minilang
+from rxf_repro import outputs
+from tests.helpers import REPO
 
 
 def test_benchmark_is_deterministic_and_has_the_documented_balance():
@@ -36,7 +42,12 @@ def test_tasks_mean_what_the_documentation_says():
 
 
 def test_quick_demo_end_to_end(tmp_path, capsys):
-    assert demo.main(["--quick", "--output", str(tmp_path / "demo")]) == 0
+    (tmp_path / "demo").mkdir()  # an earlier demo's output: replaced as a whole
+    (tmp_path / "demo" / outputs.MARKER).write_text(json.dumps({"tool": "rxf-demo", "kind": "demo"}))
+    (tmp_path / "demo" / "stale.txt").write_text("from an earlier run")
+    assert demo.main(["--quick", "--out", str(tmp_path / "demo")]) == 0
+    assert not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".demo.")] == []
     printed = capsys.readouterr().out
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
@@ -55,3 +66,32 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     for name in ("summary.md", "report/figure1_walltime.png", "report/figure2_seeds.png",
                  "report/figure3_generalisation.png", "report/probing_generalisation.md", "report/table2.md"):
         assert os.path.getsize(tmp_path / "demo" / name) > 0, name
+
+
+def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    assert demo.main(["--quick", "--out", str(tmp_path / "mine")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("rxf-demo: error: --out ") and "--overwrite" in line
+    assert os.listdir(tmp_path / "mine") == ["thesis.tex"] and sorted(os.listdir(tmp_path)) == ["mine"]
+
+
+def test_sigterm_stops_every_child_and_leaves_nothing(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "rxf_fairseq.demo", "--quick", "--out", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.time() + 180
+    while "[2/5]" not in seen and time.time() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()
+    time.sleep(2)  # fairseq-train (the pretraining) is running now
+    assert proc.poll() is None
+    working = [n for n in os.listdir(tmp_path) if n.startswith(".demo.tmp-")]
+    assert len(working) == 1
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    left = subprocess.run(["pgrep", "-f", working[0]], capture_output=True, text=True).stdout.strip()
+    assert left == "", "a child of rxf-demo outlived it"
+    assert os.listdir(tmp_path) == []

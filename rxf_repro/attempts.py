@@ -1,0 +1,166 @@
+"""A run's attempts, all in one log, and the record they add up to.
+
+A run interrupted and resumed (``checkpoint_last.pt``) is several fairseq-train processes. Each appends to the
+run's ``train.log`` behind a header line (``# rxf-run attempt N ...``) and, if it ends rather than being killed,
+a footer (``# rxf-run attempt N ended: exit CODE after S s``), so the log of every attempt is kept. A record is
+computed from every attempt since the last fresh start: the best validation across them (fairseq carries its
+best value over a resume and overwrites ``checkpoint_best.pt`` on ties), and times summed over attempts.
+
+Elapsed times of the attempt that is running are measured as its lines arrive; those of earlier attempts are
+read back from fairseq's own time stamps (one-second resolution) relative to the header's start time.
+
+Standard library only.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+HEADER = "# rxf-run attempt "
+_HEADER_RE = re.compile(r"^# rxf-run attempt (\d+) \((fresh|resumed)\) started at ([0-9.]+)")
+_FOOTER_RE = re.compile(r"^# rxf-run attempt (\d+) ended: exit (-?\d+) after ([0-9.]+) s")
+_STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \| ")
+_DONE_RE = re.compile(r"done training in ([0-9.]+) seconds")
+_BEGIN_TRAINING = "begin training epoch"
+
+Line = Tuple[Optional[float], str]  # (seconds since the attempt started, or None when unknown; the text)
+
+
+class AttemptError(Exception):
+    """A log whose attempts cannot give a record (no validation of the metric); the message names the log."""
+
+
+@dataclass
+class Attempt:
+    number: int
+    resumed: bool
+    started: float  # time.time() at the start
+    lines: List[Line] = field(default_factory=list)
+    exit_code: Optional[int] = None  # None: no footer, the attempt was killed (or is running)
+    wall_s: Optional[float] = None  # from the footer; killed attempts: up to their last time-stamped line
+
+    def last_elapsed(self) -> float:
+        known = [elapsed for elapsed, _ in self.lines if elapsed is not None]
+        return max(known, default=0.0)
+
+    @property
+    def duration(self) -> float:
+        return self.wall_s if self.wall_s is not None else self.last_elapsed()
+
+
+def header(number: int, resumed: bool, started: float, command: str) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    return (f"{HEADER}{number} ({'resumed' if resumed else 'fresh'}) started at {started:.3f} ({when})\n"
+            f"# {command}\n")
+
+
+def footer(number: int, exit_code: int, seconds: float) -> str:
+    return f"{HEADER}{number} ended: exit {exit_code} after {seconds:.2f} s\n"
+
+
+def _stamp_elapsed(text: str, started: float) -> Optional[float]:
+    found = _STAMP_RE.match(text)
+    if not found:
+        return None
+    return max(0.0, time.mktime(time.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")) - started)
+
+
+def read_attempts(log_text: str) -> List[Attempt]:
+    """The attempts in a run log since its last fresh start (an older log without headers is one attempt)."""
+    attempts: List[Attempt] = []
+    for raw in log_text.splitlines():
+        found = _HEADER_RE.match(raw)
+        if found:
+            resumed = found.group(2) == "resumed"
+            if not resumed:
+                attempts = []
+            attempts.append(Attempt(int(found.group(1)), resumed, float(found.group(3))))
+            continue
+        ended = _FOOTER_RE.match(raw)
+        if ended and attempts:
+            attempts[-1].exit_code, attempts[-1].wall_s = int(ended.group(2)), float(ended.group(3))
+            continue
+        if not attempts:  # a log written before attempts had headers
+            attempts.append(Attempt(1, False, 0.0))
+        current = attempts[-1]
+        current.lines.append((_stamp_elapsed(raw, current.started) if current.started else None, raw))
+    return attempts
+
+
+def json_log(lines: Sequence[Line], tag: str) -> List[Dict[str, Any]]:
+    """fairseq's ``--log-format json`` records of one tag, each with ``_elapsed`` (seconds since the attempt
+    started; None when unknown)."""
+    marker = f"| {tag} | "
+    out = []
+    for elapsed, line in lines:
+        if marker in line:
+            try:
+                out.append(dict(json.loads(line.split(marker, 1)[1]), _elapsed=elapsed))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+@dataclass
+class Best:
+    """The validation behind ``checkpoint_best.pt``: its attempt (index into the attempts) and log record."""
+
+    attempt: int
+    record: Dict[str, Any]
+
+    @property
+    def update(self) -> int:
+        return int(self.record["valid_num_updates"])
+
+
+def best_validation(attempts: Sequence[Attempt], metric: str, maximize: bool, where: str = "the log",
+                    checkpoint_update: Optional[int] = None) -> Best:
+    """The validation fairseq saved as checkpoint_best over all attempts: the last one reaching the best value.
+    ``checkpoint_update`` (the update stored in checkpoint_best.pt, when it could be read) wins over the log:
+    the last validation logged at that update is the one."""
+    key = f"valid_{metric}"
+    valid = [(i, r) for i, attempt in enumerate(attempts) for r in json_log(attempt.lines, "valid") if key in r]
+    if not valid:
+        raise AttemptError(f"{where}: no validation with {key}; fairseq logged none (see the end of the log)")
+    if checkpoint_update is not None:
+        at = [(i, r) for i, r in valid if int(r.get("valid_num_updates", -1)) == checkpoint_update]
+        if at:
+            return Best(*at[-1])
+    sign = 1.0 if maximize else -1.0
+    best = max(sign * float(r[key]) for _, r in valid)
+    return Best(*[(i, r) for i, r in valid if sign * float(r[key]) == best][-1])
+
+
+def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
+    """The record's times, summed over attempts:
+
+    - ``time_to_best_s``: wall time until the best checkpoint's validation was logged (the paper's Figure 1):
+      every earlier attempt's duration plus the time into the attempt that logged it;
+    - ``wall_time_s``: every attempt's duration;
+    - ``train_wall_s``: fairseq's "done training in X seconds" (the training loop with its validations and
+      saves, without start-up) of each attempt; a killed attempt counts from "begin training epoch" to its last
+      time-stamped line. None if no attempt got as far as training.
+    """
+    before = sum(a.duration for a in attempts[:best.attempt])
+    elapsed = best.record.get("_elapsed")
+    train = []
+    for attempt in attempts:
+        done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
+        if done:
+            train.append(done[-1])
+            continue
+        began = [e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None]
+        if began:
+            train.append(max(0.0, attempt.last_elapsed() - began[0]))
+    return {"time_to_best_s": round(before + elapsed, 2) if elapsed is not None else None,
+            "wall_time_s": round(sum(a.duration for a in attempts), 2),
+            "train_wall_s": round(sum(train), 2) if train else None}
+
+
+def summary(attempts: Sequence[Attempt]) -> List[Dict[str, Any]]:
+    """What the record says of each attempt."""
+    return [{"attempt": a.number, "resumed": a.resumed, "exit": a.exit_code, "wall_time_s": round(a.duration, 2),
+             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(a.started)) if a.started else None}
+            for a in attempts]
