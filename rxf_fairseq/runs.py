@@ -690,12 +690,16 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
     """ROUGE-1/2/L F x 100 from rxf-rouge (references first, as files2rouge), PTB-tokenised as BART's recipe."""
     import rxf_rouge
 
-    documents, _ = rxf_rouge.read_documents(reference, hypothesis, ".")
-    documents = [(i, rxf_rouge.ptb_tokenize(r), rxf_rouge.ptb_tokenize(s)) for i, r, s in documents]
-    if backend == "perl":
-        report = rxf_rouge.perl_rouge(documents, ".", True, None, False, 2, True)
-    else:
-        report = rxf_rouge.format_report(rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2, rouge_l=True))
+    try:
+        documents, _ = rxf_rouge.read_documents(reference, hypothesis, ".")
+        documents = [(i, rxf_rouge.ptb_tokenize(r), rxf_rouge.ptb_tokenize(s)) for i, r, s in documents]
+        if backend == "perl":
+            report = rxf_rouge.perl_rouge(documents, ".", True, None, False, 2, True)
+        else:
+            report = rxf_rouge.format_report(rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2,
+                                                                    rouge_l=True))
+    except rxf_rouge.RougeError as error:
+        raise RunError(f"rxf-rouge {reference} {hypothesis}: {error}") from None
     scores = rxf_rouge.parse_report(report)
     return {"rouge1": round(100 * scores["ROUGE-1"]["F"][0], 3), "rouge2": round(100 * scores["ROUGE-2"]["F"][0], 3),
             "rougeL": round(100 * scores["ROUGE-L"]["F"][0], 3)}

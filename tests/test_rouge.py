@@ -1,10 +1,15 @@
 """rxf-rouge on real English text (the GNU licenses every Debian machine carries)."""
 
+import argparse
+import json
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -210,3 +215,220 @@ def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache
     # another and the swapped order costs half; split into sentences, each is matched whole
     assert tokenized["ROUGE-1"]["F"][0] == untokenized["ROUGE-1"]["F"][0] == 1.0
     assert untokenized["ROUGE-L"]["F"][0] < 0.75 and tokenized["ROUGE-L"]["F"][0] == 1.0
+
+
+# ---------------------------------------------------------------------------------- issue 14
+
+def one_line_error(proc, tool="rxf-rouge"):
+    """The single stderr line of a refused command (exit 1, nothing on stdout, no traceback)."""
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert proc.stdout in ("", b"") and "Traceback" not in str(proc.stderr)
+    lines = str(proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), proc.stderr
+    return lines[0]
+
+
+def test_importing_the_scorer_imports_neither_fairseq_nor_torch():
+    check = "import rxf_rouge, sys; assert 'fairseq' not in sys.modules and 'torch' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.abspath(rxf_rouge.__file__)))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_lone_carriage_return_is_text_not_a_line_break(rouge_cache, tmp_path):
+    ref, summ = tmp_path / "ref", tmp_path / "sum"
+    # the issue's case: a 2-line reference (a lone \r inside line 1) against a 3-line summary; text mode's
+    # universal newlines read 3 reference lines and scored the shifted pairs, exit 0
+    ref.write_bytes(b"the cat sat .\rthe dog ran .\nbirds fly high .\n")
+    summ.write_bytes(b"the cat sat .\nthe dog ran .\nbirds fly high .\n")
+    assert f"{ref} has 2 lines but {summ} has 3" in one_line_error(run_cli(str(ref), str(summ)))
+    # with a 2-line summary it is scored as 2 documents, the \r as the whitespace it is
+    summ.write_bytes(b"the cat sat . the dog ran .\nbirds fly low .\n")
+    spaced = tmp_path / "spaced"
+    spaced.write_bytes(b"the cat sat . the dog ran .\nbirds fly high .\n")
+    proc = run_cli(str(ref), str(summ))
+    assert proc.returncode == 0 and "Scoring 2 documents" in proc.stderr, proc.stderr
+    assert proc.stdout == run_cli(str(spaced), str(summ), "-q").stdout
+    # a \r\n ending is one line end: a CRLF file scores as its LF twin
+    crlf = tmp_path / "crlf"
+    crlf.write_bytes(spaced.read_bytes().replace(b"\n", b"\r\n"))
+    assert rxf_rouge.read_lines(str(crlf)) == ["the cat sat . the dog ran .", "birds fly high ."]
+    assert run_cli(str(crlf), str(summ), "-q").stdout == run_cli(str(spaced), str(summ), "-q").stdout
+
+
+def test_bytes_that_are_not_utf8_are_one_line_naming_file_line_and_offset(tmp_path):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_bytes(b"a cafe .\nb c .\n")
+    bad.write_bytes(b"a cafe .\nb caf\xe9 .\n")  # Latin-1; byte offset 9 + 5
+    message = one_line_error(run_cli(str(good), str(bad)))
+    assert f"{bad}:2: not UTF-8 (byte 0xe9 at byte offset 14" in message and "iconv" in message
+    assert f"{bad}:2:" in one_line_error(run_cli(str(bad), str(good)))
+    bad.write_bytes(b"a \xed\xa0\x80 .\nb c .\n")  # an encoded lone surrogate is not UTF-8 either
+    assert f"{bad}:1: not UTF-8 (byte 0xed at byte offset 2" in one_line_error(run_cli(str(bad), str(good)))
+
+
+def test_ptb_tokenize_reads_utf8_bytes_and_refuses_others_before_any_output():
+    command = [sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"]
+    proc = subprocess.run(command, input=b"Fine line.\nCaf\xe9 au lait.\n", capture_output=True)
+    assert "<stdin>:2: not UTF-8 (byte 0xe9 at byte offset 14" in one_line_error(proc, "rxf-ptb-tokenize")
+    # UTF-8 in, UTF-8 out, whatever the locale says; lines end at \n only
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONIOENCODING="ascii", PYTHONUTF8="0")
+    proc = subprocess.run(command, input="Café (noir).\rDone.\n".encode(), capture_output=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.decode() == "Café -LRB- noir -RRB- . Done .\n", proc.stderr
+
+
+def test_a_line_past_the_size_limit_is_refused_with_file_line_and_limit(tmp_path):
+    ref, summ = tmp_path / "ref", tmp_path / "sum"
+    ref.write_text("a b .\nc d .\n")
+    summ.write_bytes(b"a b .\n" + b"w" * 99 + b"\r\n")  # 99 bytes, and a CRLF end that does not count
+    assert run_cli(str(ref), str(summ), "--max-line-bytes", "99", "-q").returncode == 0
+    message = one_line_error(run_cli(str(ref), str(summ), "--max-line-bytes", "98"))
+    assert f"{summ}:2: line longer than the limit of 98 bytes" in message and "--max-line-bytes N" in message
+    # the default: 32 KiB, refused before ROUGE-L's quadratic table is built (1.2 MB lines were OOM-killed)
+    assert rxf_rouge.DEFAULT_MAX_LINE_BYTES == 32768
+    summ.write_bytes(b"a b .\n" + b"w " * 600_000 + b"\n")
+    ref.write_bytes(b"a b .\n" + b"w " * 600_000 + b"\n")
+    message = one_line_error(run_cli(str(ref), str(summ)))
+    assert f"{ref}:2: line longer than the limit of 32768 bytes" in message
+    ref.write_bytes(b"a b .\n" + b"w " * 20_000 + b"\n")  # 40 kB
+    summ.write_bytes(b"a b .\n" + b"w " * 20_000 + b"\n")
+    assert "limit of 32768 bytes" in one_line_error(run_cli(str(ref), str(summ)))
+    assert run_cli(str(ref), str(summ), "--max-line-bytes", "0", "--no-rouge-l", "-q").returncode == 0  # no limit
+    # a file whose lines end with \r alone is one long line: said so
+    ref.write_bytes(b"a b .\r" * 10)
+    assert "tr '\\r' '\\n'" in one_line_error(run_cli(str(ref), str(summ), "--max-line-bytes", "20"))
+
+
+def test_save_to_makes_missing_folders_and_replaces_a_report_atomically(tmp_path):
+    (tmp_path / "ref").write_text("the cat sat .\nbirds fly high .\n")
+    (tmp_path / "sum").write_text("the cats sat down .\nbirds fly low .\n")
+    pair = str(tmp_path / "ref"), str(tmp_path / "sum")
+    out = tmp_path / "missing" / "sub" / "rouge.txt"
+    proc = run_cli(*pair, "--save-to", str(out))
+    assert proc.returncode == 0 and out.read_text() == proc.stdout, proc.stderr
+    assert os.listdir(out.parent) == ["rouge.txt"]  # no temporary file left beside it
+    # an earlier report is replaced by a rename, never rewritten in place: a reader (here, a hard link)
+    # holding the old file sees it whole
+    os.link(out, tmp_path / "old-report")
+    proc = run_cli(*pair, "-nm", "-s", str(out))
+    assert proc.returncode == 0 and out.read_text() == proc.stdout != (tmp_path / "old-report").read_text()
+    assert (tmp_path / "old-report").read_text().count("Average_F") == 3
+    assert sorted(os.listdir(out.parent)) == ["rouge.txt"]
+
+
+def test_save_to_refuses_before_scoring_what_it_must_not_replace(tmp_path):
+    (tmp_path / "ref").write_text("the cat sat .\n")
+    (tmp_path / "sum").write_text("the cat sat down .\n")
+    pair = str(tmp_path / "ref"), str(tmp_path / "sum")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    message = one_line_error(run_cli(*pair, "-s", str(notes)))
+    assert f"--save-to {notes}: exists and is not an earlier ROUGE report" in message and "--overwrite" in message
+    assert notes.read_text() == "my notes\n"
+    assert run_cli(*pair, "-q", "-s", str(notes), "--overwrite").returncode == 0
+    assert "Average_F" in notes.read_text()
+    for target, expected in ((tmp_path, "is a folder"), (tmp_path / "ref", "is the input")):
+        message = one_line_error(run_cli(*pair, "--saveto", str(target), "--overwrite"))
+        assert message.startswith(f"rxf-rouge: error: --save-to {target}: {expected}")
+    assert (tmp_path / "ref").read_text() == "the cat sat .\n"
+    message = one_line_error(run_cli(*pair, "-s", str(notes / "sub" / "rouge.txt")))
+    assert f"--save-to {notes / 'sub' / 'rouge.txt'}: {notes} is not a folder" in message
+    assert "ends with /; give the report's file name" in one_line_error(run_cli(*pair, "-s", f"{tmp_path}/new/"))
+    assert not (tmp_path / "new").exists()
+    os.symlink(notes, tmp_path / "link")
+    assert "is a symbolic link" in one_line_error(run_cli(*pair, "-s", str(tmp_path / "link")))
+
+
+def test_every_option_has_help_text():
+    for action in rxf_rouge.build_parser()._actions:
+        assert action.help and action.help != argparse.SUPPRESS and len(action.help) > 15, action.option_strings
+    backend = next(a for a in rxf_rouge.build_parser()._actions if "--backend" in a.option_strings)
+    assert "ROUGE-1.5.5" in backend.help and "rouge-score" in backend.help
+
+
+PROJECT_SPELLINGS = ["--rouge-n", "3", "--no-rouge-l", "--no-stemming", "--ignore-empty-reference",
+                     "--ignore-empty-summary", "--save-to", "out.txt"]
+FILES2ROUGE_SHORT = ["-n", "3", "-nol", "-nm", "-ir", "-is", "-s", "out.txt"]
+FILES2ROUGE_LONG = ["--rouge_n", "3", "--no_rouge_l", "--no_stemming", "--ignore_empty_reference",
+                    "--ignore_empty_summary", "--saveto", "out.txt"]
+
+
+def test_project_spellings_and_files2rouge_aliases_mean_the_same(tmp_path):
+    parse = lambda flags: vars(rxf_rouge.build_parser().parse_args(["ref", "sum", *flags]))  # noqa: E731
+    assert parse(PROJECT_SPELLINGS) == parse(FILES2ROUGE_SHORT) == parse(FILES2ROUGE_LONG) != parse([])
+    assert parse(PROJECT_SPELLINGS) | {"rouge_n": 2, "no_rouge_l": False, "no_stemming": False, "saveto": None,
+                                       "ignore_empty_reference": False, "ignore_empty_summary": False} == parse([])
+    (tmp_path / "ref").write_text("the cat sat .\n\nbirds fly high .\n")
+    (tmp_path / "sum").write_text("the cats sat down .\nnothing .\n\n")
+    pair = str(tmp_path / "ref"), str(tmp_path / "sum")
+    reports = []
+    for flags in (PROJECT_SPELLINGS, FILES2ROUGE_SHORT, FILES2ROUGE_LONG):
+        flags = [str(tmp_path / f) if f == "out.txt" else f for f in flags]
+        proc = run_cli(*pair, "-q", *flags)
+        assert proc.returncode == 0, proc.stderr
+        reports.append((proc.stdout, (tmp_path / "out.txt").read_text()))
+    assert reports[0] == reports[1] == reports[2]
+    assert sorted(rxf_rouge.parse_report(reports[0][0])) == ["ROUGE-1", "ROUGE-2", "ROUGE-3"]
+    assert rxf_rouge.parse_report(reports[0][0])["ROUGE-1"]["R"][0] == 0.66667  # unstemmed "cats" misses: the, sat of 3
+
+
+def rouge_children(pid):
+    """pids of the running ROUGE-1.5.5.pl processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"ROUGE-1.5.5.pl" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_stop_rouge_and_remove_its_temporary_files(rouge_cache, tmp_path, sig, status):
+    rxf_rouge.rouge_home()  # built beforehand: the perl child we wait for is ROUGE itself
+    words = [f"w{i}" for i in range(400)]
+    rng = random.Random(1)
+    for name in ("ref", "sum"):
+        (tmp_path / name).write_text("".join(" ".join(rng.choices(words, k=60)) + " .\n" for _ in range(3000)))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, rxf_rouge.__file__, str(tmp_path / "ref"), str(tmp_path / "sum")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TMPDIR=str(tmp)))
+    try:
+        deadline = time.time() + 60
+        while not (children := rouge_children(proc.pid)) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert children, "ROUGE-1.5.5.pl never started"
+        assert os.listdir(tmp)  # its documents and config
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == status, stderr
+    assert stdout == "" and "Traceback" not in stderr
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)  # stopped and reaped
+    assert os.listdir(tmp) == []
+
+
+def test_benchmark_commands_for_the_readme_numbers_run(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # PYTHONPATH: rxf_repro is not (yet) in setup.py's packages, so the installed rxf_rouge cannot import it
+    env = dict(os.environ, PYTHONPATH=root)
+    run = lambda *a: subprocess.run([sys.executable, os.path.join(root, "benchmarks", "rouge.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, cwd=root, env=env)
+    timing = run("timing", "--documents", "30", "--backend", "perl", "--out", str(tmp_path / "t.json"))
+    assert timing.returncode == 0, timing.stderr
+    result = json.loads(timing.stdout)
+    assert result["date"] and result["machine"] and result["result"]["perl"]["seconds"] > 0
+    assert json.loads((tmp_path / "t.json").read_text()) == result
+    limit = json.loads(run("limit", "--bytes", "3000", "--backend", "perl").stdout)["result"]["3000"]
+    assert limit["tokens"] > 300 and limit["perl"]["peak_mib"] > 10 and 0.3 < limit["perl"]["rouge_l_f"] < 0.7
+    ptb = json.loads(run("ptb").stdout)["result"]
+    assert ptb["lines"] == 120 and 90 < ptb["aligned_of_ours_pct"] <= 100
