@@ -76,7 +76,7 @@ def write_record(path: str, record: Dict[str, Any]) -> str:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".record-", dir=folder)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, sort_keys=True)
             f.write("\n")
         os.replace(tmp, path)
@@ -104,10 +104,16 @@ def load_records(roots: Iterable[str]) -> List[Dict[str, Any]]:
     records = []
     for path in find_record_files(roots):
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 record = json.load(f)
         except json.JSONDecodeError as error:
             raise RecordError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+        except UnicodeDecodeError as error:
+            raise RecordError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                              f"{error.start}); a record is UTF-8 JSON as the run scripts write it: rewrite it or "
+                              "remove it") from None
+        except OSError as error:
+            raise RecordError(f"{path}: cannot read it ({error.strerror})") from None
         if not isinstance(record, dict):
             raise RecordError(f"{path}: a record is a JSON object")
         records.append(dict(validate(record, path), path=path))

@@ -1,16 +1,21 @@
 """rxf-report on synthetic records with known answers: selection, max/median/mean, probes, figures, bad input."""
 
+import ast
 import csv
 import json
+import math
 import os
 import runpy
+import signal
 import statistics
 import sys
+import time
 
 import pytest
 
 from rxf_fairseq import paper_results as paper
-from rxf_fairseq import records, report
+from rxf_fairseq import report
+from rxf_repro import outputs, records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LANGS = paper.XNLI_LANGUAGES
@@ -93,6 +98,61 @@ def probe_records(root, tiny=False):
                            "cycle": cycle, "finetuned_on": task})
 
 
+GLUE_TASKS = {"MNLI": ("accuracy", "accuracy_mm"), "QQP": ("accuracy", "f1"), "RTE": ("accuracy",),
+              "QNLI": ("accuracy",), "MRPC": ("accuracy",), "CoLA": ("mcc",), "SST-2": ("accuracy",)}
+METHODS = ("std", "std++", "smart", "r3f", "r4f", "fast-r3f")
+
+
+def realistic_records(root, tiny=False):
+    """Records shaped like a paper-scale study: six methods on seven GLUE tasks, 3-10 seeds, two settings for
+    R3F/R4F, time_to_best_s; probes of all three protocols with the pretrained model. Half-point differences,
+    as in the paper, so that the figures must show them."""
+    base = {"MNLI": 90.0, "QQP": 91.5, "RTE": 86.0, "QNLI": 94.0, "MRPC": 89.0, "CoLA": 67.0, "SST-2": 96.0}
+    for t, (task, names) in enumerate(GLUE_TASKS.items()):
+        for m, method in enumerate(METHODS):
+            settings = [{"r3f_lambda": 1.0, "noise_type": "uniform"}, {"r3f_lambda": 0.5, "noise_type": "normal"}] \
+                if method in ("r3f", "r4f") else [{}]
+            for s, hparams in enumerate(settings):
+                for seed in range(1, (10 if s == 0 else 3) + 1):
+                    value = base[task] + 0.4 * m + 0.3 * ((seed * 7 + t) % 5) - 0.6 * s
+                    metrics = {name: round(value - 1.5 * i, 2) for i, name in enumerate(names)}
+                    put(root / "glue", "glue", task, method, seed, metrics, hparams, tiny,
+                        time_to_best_s=round(3600 * (1.0 + 0.15 * m) + 120 * ((seed * 3) % 7), 1),
+                        command=["fairseq_cli.train", "glue-bin", "--arch", "roberta_large"])
+    chain = ["SST-2", "QNLI", "QQP", "RTE"]
+    probe_tasks = ["MNLI", "QNLI", "QQP", "RTE", "MRPC", "CoLA"]
+    for m, method in enumerate(("none", "std++", "r4f")):
+        for i, task in enumerate(probe_tasks):
+            for seed in (1, 2, 3):
+                put(root / "probe", "probe", task, method, seed, {"accuracy": 60.0 + 2 * i + 0.5 * m + 0.4 * seed},
+                    tiny=tiny, command=["fairseq_cli.train", "--arch", "roberta_large"],
+                    probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0,
+                           "finetuned_on": "none" if method == "none" else "SST-2"})
+        if method == "none":
+            continue
+        for step, name in enumerate(chain):
+            for seed in (1, 2, 3):
+                put(root / "probe", "probe", "SST-2", method, seed,
+                    {"accuracy": 95.0 - (2.5 - m) * step + 0.3 * seed}, tiny=tiny,
+                    probe={"protocol": "degradation", "source": "SST-2", "chain": chain, "step": step,
+                           "finetuned_on": name})
+        for cycle in (1, 2, 3):
+            for step, task in enumerate(chain):
+                for seed in (1, 2):
+                    put(root / "probe", "probe", task, method, seed,
+                        {"accuracy": 85.0 - 2 * step - (1.5 - 0.5 * m) * cycle + 0.4 * seed}, tiny=tiny,
+                        probe={"protocol": "retention", "source": "SST-2", "chain": chain, "step": step,
+                               "cycle": cycle, "finetuned_on": task})
+
+
+@pytest.fixture(autouse=True)
+def sigterm_handler_restored():
+    """report.main installs rxf_repro's SIGTERM handler in this process; put pytest's back after each test."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
 def run(argv, capsys):
     code = report.main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -170,7 +230,8 @@ def test_table2_files(full_report):
     rows = read_csv(os.path.join(full_report, "table2.csv"))
     mnli_mm = [r for r in rows if (r["statistic"], r["task"], r["metric"]) == ("median", "MNLI", "accuracy_mm")]
     assert mnli_mm == [{"statistic": "median", "method": "r3f", "task": "MNLI", "metric": "accuracy_mm",
-                        "ours": "90.75", "paper": "91.1", "seeds": "2", "setting": "default", "tiny": "false"}]
+                        "ours": "90.75", "paper": "91.10", "seeds": "2", "setting": "default",
+                        "selected_by": "median accuracy over seeds", "tiny": "false"}]
     text = open(os.path.join(full_report, "table2.md")).read()
     header = "| method | MNLI m/mm | QQP acc/F1 | RTE | CoLA (MCC) | SST-2 | STS-B (Pearson)* |"
     assert text.count(header) == 2  # the max table and the median table
@@ -224,8 +285,9 @@ def test_ties_go_to_the_first_setting(tmp_path, capsys):
 def test_probe_tables(full_report):
     probing = summary(full_report)["probing"]
     mnli = entry(probing["generalisation"], task="MNLI", method="std++")
-    assert mnli["mean"] == 62.0 and mnli["std"] == pytest.approx(statistics.stdev([60.0, 64.0])) and mnli["n"] == 2
-    assert entry(probing["generalisation"], task="QNLI", method="r4f")["std"] is None
+    assert mnli["mean"] == 62.0 and mnli["sample_std"] == pytest.approx(statistics.stdev([60.0, 64.0]))
+    assert mnli["n"] == 2
+    assert entry(probing["generalisation"], task="QNLI", method="r4f")["sample_std"] is None
     step2 = entry(probing["degradation"], task="SST-2", method="r4f", step=2)
     assert step2["mean"] == 92.0 - 10 + 1.5 and step2["finetuned_on"] == "QQP"
     assert entry(probing["retention"], task="QQP", method="std++", cycle=3)["mean"] == 90.0 - 3 - 2
@@ -246,7 +308,7 @@ def test_every_file_is_written_and_listed(full_report):
                 "figure1_walltime.png", "figure2_seeds.png", "summary.json"}
     expected |= {f"probing_{p}.{ext}" for p in report.PROTOCOLS for ext in ("md", "csv")}
     expected |= {name for name, _ in report.PROBE_FIGURES.values()}
-    assert set(os.listdir(full_report)) == expected
+    assert set(os.listdir(full_report)) == expected | {outputs.MARKER}
     assert set(summary(full_report)["files"]) == expected
     assert not [f for f in os.listdir(os.path.dirname(full_report)) if f.startswith(".")]  # no temp folders
 
@@ -290,7 +352,7 @@ def test_tiny_runs_are_labelled_everywhere(tmp_path, capsys, monkeypatch):
     code, out, _ = run([tmp_path / "recs", "--out", tmp_path / "out", "--figure2-tasks", "RTE", "SST-2"], capsys)
     assert code == 0
     written = out.split()
-    assert len(written) == len(os.listdir(tmp_path / "out")) and all(os.path.isfile(p) for p in written)
+    assert len(written) == len(os.listdir(tmp_path / "out")) - 1 and all(os.path.isfile(p) for p in written)
     for path in written:
         if path.endswith(".md"):
             headers = [line for line in open(path) if line.startswith("#") and "Selected settings" not in line]
@@ -356,14 +418,14 @@ def test_an_existing_folder(tmp_path, capsys):
     put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "mine"], "other content")
+    assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "mine"], "pass --overwrite")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     # an earlier report is replaced as a whole
     xnli_records(tmp_path / "xnli")
     summarization_records(tmp_path / "summ")
     assert run([tmp_path / "xnli", "--out", tmp_path / "out"], capsys)[0] == 0
     assert run([tmp_path / "summ", "--out", tmp_path / "out"], capsys)[0] == 0
-    assert sorted(os.listdir(tmp_path / "out")) == ["summary.json", "table4.csv", "table4.md"]
+    assert sorted(os.listdir(tmp_path / "out")) == [outputs.MARKER, "summary.json", "table4.csv", "table4.md"]
 
 
 def test_a_failure_leaves_the_previous_report(tmp_path, capsys, monkeypatch):
@@ -438,3 +500,359 @@ def test_a_probe_of_the_pretrained_model_keeps_its_own_label(tmp_path, capsys):
     assert {m: r["finetuned_on"] for m, r in rows.items()} == {"none": "none", "std": "SST-2", "r4f": "SST-2"}
     assert "| SST-2 | CoLA | 70.00 (n=1) | 60.00 (n=1) | 65.00 (n=1) |" in \
         open(tmp_path / "report" / "probing_generalisation.md").read()  # "not fine-tuned" first
+
+
+# ------------------------------------------------------------------------------------------ every printed metric
+
+def mnli_mm_in_one_seed(root):
+    for seed in (1, 2, 3):
+        put(root, "glue", "MNLI", "r3f", seed, {"accuracy": 90.0, **({"accuracy_mm": 91.0} if seed == 1 else {})})
+    return [os.path.join(str(root), "glue", "MNLI", "r3f", "default", f"seed{seed}", "record.json") for seed in (2, 3)]
+
+
+def xnli_language_missing_in_one_seed(root):
+    paths = []
+    for seed in (1, 2):
+        scores = {lang: 70.0 for lang in LANGS if not (seed == 2 and lang == "sw")}
+        paths.append(put(root, "xnli", "XNLI", "r3f", seed, scores, valid_accuracy=80.0))
+    return paths[1:]
+
+
+def rouge_missing_in_one_seed(root):
+    paths = [put(root, "summarization", "cnn_dm", "r3f", seed,
+                  {"rouge1": 44.0, "rougeL": 41.0, **({"rouge2": 21.0} if seed == 1 else {})}, valid_loss=3.0)
+             for seed in (1, 2)]
+    return paths[1:]
+
+
+def probe_accuracy_missing_in_one_seed(root):
+    paths = [put(root, "probe", "RTE", "r4f", seed, {"accuracy": 60.0} if seed == 1 else {"mcc": 20.0},
+                 probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0}) for seed in (1, 2)]
+    return paths[1:]
+
+
+@pytest.mark.parametrize("make, metric", [
+    (mnli_mm_in_one_seed, "accuracy_mm"), (xnli_language_missing_in_one_seed, "sw"),
+    (rouge_missing_in_one_seed, "rouge2"), (probe_accuracy_missing_in_one_seed, "accuracy")],
+    ids=["glue", "xnli", "summarization", "probe"])
+def test_a_metric_missing_in_one_seed_names_the_records_and_the_metric(tmp_path, capsys, make, metric):
+    """An MNLI accuracy_mm in 1 of 3 seeds was averaged over 1 and labelled n=3."""
+    missing = make(tmp_path / "recs")
+    code, out, err = run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)
+    assert code == 1 and out == "" and not (tmp_path / "out").exists()
+    assert err.count("\n") == 1 and err.startswith("rxf-report: error: "), err
+    assert f"no metric {metric!r}" in err and all(path in err for path in missing), err
+
+
+def glue_f1_nan(root):
+    return [put(root, "glue", "QQP", "r4f", seed, {"accuracy": 91.0, "f1": math.nan if seed == 2 else 88.0})
+            for seed in (1, 2)][1:]
+
+
+def xnli_language_inf(root):
+    return [put(root, "xnli", "XNLI", "r3f", 1, {**{lang: 70.0 for lang in LANGS}, "fr": math.inf})]
+
+
+def rouge_nan(root):
+    return [put(root, "summarization", "gigaword", "std", 1, {"rouge1": 39.0, "rouge2": 20.0, "rougeL": math.nan})]
+
+
+def probe_nan(root):
+    return [put(root, "probe", "SST-2", "std++", 1, {"accuracy": math.nan},
+                probe={"protocol": "degradation", "source": "SST-2", "chain": ["SST-2"], "step": 0})]
+
+
+@pytest.mark.parametrize("make, metric", [(glue_f1_nan, "f1"), (xnli_language_inf, "fr"), (rouge_nan, "rougeL"),
+                                          (probe_nan, "accuracy")], ids=["glue", "xnli", "summarization", "probe"])
+def test_a_metric_that_is_not_a_finite_number_names_the_record(tmp_path, capsys, make, metric):
+    """A NaN QQP F1 was printed as 91.00/nan."""
+    bad = make(tmp_path / "recs")
+    code, out, err = run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)
+    assert code == 1 and out == "" and not (tmp_path / "out").exists()
+    assert err.count("\n") == 1 and f"{bad[0]}: metric {metric!r} is " in err and "not a finite number" in err, err
+
+
+def test_a_second_metric_no_seed_has_is_the_papers_dash(tmp_path, capsys):
+    """MNLI validated on matched only (no accuracy_mm in any seed) is shown as "-", as the paper does."""
+    for seed in (1, 2):
+        put(tmp_path / "recs", "glue", "MNLI", "r3f", seed, {"accuracy": 90.0 + seed})
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    assert "| R3F (ours) | 92.00/- |" in open(tmp_path / "out" / "table2.md").read()
+
+
+def test_selection_and_time_numbers_are_checked_too(tmp_path, capsys):
+    put(tmp_path / "a", "xnli", "XNLI", "r3f", 1, {lang: 70.0 for lang in LANGS}, valid_accuracy=math.nan)
+    assert_refused(tmp_path, capsys, [tmp_path / "a", "--out", tmp_path / "out"], "valid_accuracy is nan")
+    paths = [put(tmp_path / "b", "glue", "SST-2", "std", seed, {"accuracy": 90.0},
+                 **({"time_to_best_s": 12.0} if seed == 1 else {})) for seed in (1, 2)]
+    assert_refused(tmp_path, capsys, [tmp_path / "b", "--out", tmp_path / "out"],
+                   f"{paths[1]}: no time_to_best_s (Figure 1, SST-2: 1 of the 2 runs")
+    put(tmp_path / "c", "glue", "SST-2", "std", 1, {"accuracy": 90.0}, time_to_best_s=math.inf)
+    assert_refused(tmp_path, capsys, [tmp_path / "c", "--out", tmp_path / "out"], "time_to_best_s is inf")
+
+
+# ------------------------------------------------------------------------------------------ one line, no traceback
+
+def test_a_record_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    glue_records(tmp_path / "recs")
+    bad = tmp_path / "recs" / "latin1" / "record.json"
+    bad.parent.mkdir()
+    text = '{"kind": "glue", "task": "RTE", "note": "café"}\n'
+    bad.write_bytes(text.encode("latin-1"))
+    code, out, err = run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert f"{bad}: not UTF-8 text (byte 0xe9 at offset {text.index('é')})" in err
+
+
+def test_a_symlinked_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    glue_records(tmp_path / "recs")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setattr(report, "build", lambda *a, **k: pytest.fail("the records were read before --out"))
+    for flags in ([], ["--overwrite"]):
+        assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "link", *flags],
+                       f"--out {tmp_path / 'link'}: is a symbolic link")
+    assert os.listdir(tmp_path / "elsewhere") == []
+
+
+def test_a_report_of_before_the_marker_is_replaced(tmp_path, capsys):
+    """A report written before reports had a marker: summary.json names rxf-report and lists every file there."""
+    put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "table3.md").write_text("# Table 3\n")
+    (old / "summary.json").write_text(json.dumps({"generator": "rxf-report", "format": 1,
+                                                  "files": ["table3.md", "table3.csv", "summary.json"]}))
+    code, _, err = run([tmp_path / "recs", "--out", old], capsys)
+    assert code == 0 and "written before reports had a .rxf-output.json marker" in err, err
+    assert outputs.owner(str(old))["tool"] == "rxf-report" and not (old / "table3.md").exists()
+
+
+def test_a_folder_that_only_looks_like_a_report_needs_overwrite(tmp_path, capsys):
+    put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
+    for name, files, summary_of in (("extra", ["summary.json"], "rxf-report"), ("other", ["summary.json"], "prep")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"generator": summary_of, "files": files}))
+        if name == "extra":
+            (folder / "mine.txt").write_text("keep me")
+        assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", folder],
+                       "choose another folder, or pass --overwrite to replace it")
+        assert (folder / "summary.json").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert run([tmp_path / "recs", "--out", tmp_path / "mine", "--overwrite"], capsys)[0] == 0
+    assert not (tmp_path / "mine" / "notes.txt").exists() and (tmp_path / "mine" / "table2.md").exists()
+
+
+def test_an_out_holding_the_records_is_refused(tmp_path, capsys):
+    put(tmp_path / "runs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
+    assert_refused(tmp_path, capsys, [tmp_path / "runs" / "glue", "--out", tmp_path / "runs", "--overwrite"],
+                   "is or contains the input")
+    assert (tmp_path / "runs" / "glue").is_dir()
+
+
+def test_sigterm_leaves_the_previous_report_and_nothing_else(tmp_path, capsys, monkeypatch):
+    put(tmp_path / "recs", "glue", "RTE", "std", 1, {"accuracy": 50.0}, time_to_best_s=10.0)
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    before = {name: (tmp_path / "out" / name).read_bytes() for name in os.listdir(tmp_path / "out")}
+
+    def killed(*args):
+        def write(path):
+            open(path, "wb").write(b"half a figure")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises SystemExit here
+            pytest.fail("SIGTERM did not stop rxf-report")
+        return write
+
+    monkeypatch.setattr(report, "figure2_writer", killed)
+    with pytest.raises(SystemExit) as stopped:
+        report.main([str(tmp_path / "recs"), "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 143
+    assert {name: (tmp_path / "out" / name).read_bytes() for name in os.listdir(tmp_path / "out")} == before
+    assert sorted(os.listdir(tmp_path)) == ["out", "recs"]
+
+
+def test_every_option_has_help(capsys):
+    parser = report.build_parser()
+    for action in parser._actions:
+        assert action.help and action.help != "==SUPPRESS==", action.option_strings or action.dest
+    with pytest.raises(SystemExit) as shown:
+        report.main(["--help"])
+    assert shown.value.code == 0
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in ("--out", "--overwrite", "--figure1-task", "--figure2-tasks", "--no-paper"))
+
+
+def test_report_itself_imports_neither_fairseq_nor_torch():
+    """Importing rxf_fairseq still pulls fairseq in through the package __init__ (issue 16); report.py adds none."""
+    tree = ast.parse(open(report.__file__, encoding="utf-8").read())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"fairseq", "fairseq_cli", "torch"}, imported
+
+
+# ------------------------------------------------------------------------------------------ tables say what they show
+
+def headings(path):
+    return [line for line in open(path, encoding="utf-8") if line.startswith("#")]
+
+
+def test_headings_name_the_data_the_metric_and_the_units(full_report, tmp_path, capsys):
+    put(tmp_path / "full", "glue", "RTE", "r3f", 1, {"accuracy": 88.0},
+        command=["fairseq_cli.train", "glue-bin/RTE-bin", "--arch", "roberta_large"])
+    assert run([tmp_path / "full", "--out", tmp_path / "full-report"], capsys)[0] == 0
+    text = open(tmp_path / "full-report" / "table2.md").read()
+    assert headings(tmp_path / "full-report" / "table2.md")[0].startswith(
+        "# Table 2 — GLUE dev sets (RTE), model roberta_large (the records' commands)")
+    assert "Metric: " in text and "in %: accuracy" in text and "Table 2 (left: max over seeds, %)" in text
+    assert "Metric: test accuracy (%) per language" in open(os.path.join(full_report, "table3.md")).read()
+    assert "ROUGE-1/ROUGE-2/ROUGE-L F-measure × 100" in open(os.path.join(full_report, "table4.md")).read()
+    assert "linear-probe accuracy (%)" in headings(os.path.join(full_report, "probing_retention.md"))[0]
+    # tiny records, or --no-paper: the headings say what the records are, never the paper's data or model
+    glue_records(tmp_path / "tiny", tiny=True)
+    glue_records(tmp_path / "other")
+    xnli_records(tmp_path / "other")
+    summarization_records(tmp_path / "other")
+    for argv, report_dir in (([tmp_path / "tiny"], "tiny-report"), ([tmp_path / "other", "--no-paper"], "np")):
+        assert run(argv + ["--out", tmp_path / report_dir], capsys)[0] == 0
+        for name in ("table2.md", "table3.md", "table4.md"):
+            if (tmp_path / report_dir / name).exists():
+                heads = "".join(headings(tmp_path / report_dir / name))
+                assert "GLUE" not in heads and "RoBERTa" not in heads and "XNLI" not in heads, (report_dir, heads)
+                assert "the runs' own data" in heads, (report_dir, heads)
+    assert "Table 2 — validation sets of the runs' own data (tasks named MNLI, QQP, RTE, CoLA, SST-2, STS-B in " \
+           "the records; not the paper's data: --no-paper), model not named in the records" in \
+           headings(tmp_path / "np" / "table2.md")[0]
+    assert "| model | cnn_dm | gigaword |" in open(tmp_path / "np" / "table4.md").read()
+
+
+def test_the_model_named_is_the_one_fairseq_built(tmp_path, capsys):
+    """A tiny run's command has the config's --arch roberta_large, then the test's --arch roberta_base and sizes."""
+    put(tmp_path / "recs", "glue", "RTE", "r3f", 1, {"accuracy": 52.1}, tiny=True,
+        command=["fairseq_cli.train", "data", "--arch", "roberta_large", "--lr", "1e-3", "--arch", "roberta_base",
+                 "--encoder-layers", "2", "--encoder-embed-dim", "32"])
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    heading = headings(tmp_path / "out" / "table2.md")[0]
+    assert "model roberta_base with --encoder-layers 2 --encoder-embed-dim 32 (the records' commands)" in heading
+    assert "roberta_large" not in heading
+
+
+def test_published_numbers_keep_the_papers_digits(tmp_path, capsys):
+    """The paper's 40.90 was printed as 40.9, its 91.10 as 91.1."""
+    put(tmp_path / "recs", "summarization", "cnn_dm", "std", 1, {"rouge1": 44.0, "rouge2": 21.0, "rougeL": 40.0})
+    put(tmp_path / "recs", "glue", "MNLI", "r3f", 1, {"accuracy": 91.0, "accuracy_mm": 91.0})
+    assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
+    assert "| BART (paper) | 44.16/21.28/40.90 |" in open(tmp_path / "out" / "table4.md").read()
+    assert entry(read_csv(tmp_path / "out" / "table4.csv"), metric="rougeL")["paper"] == "40.90"
+    table2 = open(tmp_path / "out" / "table2.md").read()
+    assert "| R3F (paper) | 91.10/91.10 |" in table2 and "| R3F (paper) | 91.1/91.3 |" in table2
+    assert paper.TABLE4["PEGASUS"]["reddit_tifu"]["rougeL"] == 21.6 and str(paper.TABLE4["PEGASUS"]["reddit_tifu"]
+                                                                            ["rougeL"]) == "21.60"
+    assert summary(tmp_path / "out")["table4"][0]["paper"]["rougeL"] == 40.9  # a number in JSON
+
+
+def test_probe_csv_calls_its_spread_sample_std(full_report):
+    """A column "std" next to the method "std" was ambiguous."""
+    with open(os.path.join(full_report, "probing_generalisation.csv")) as f:
+        header = f.readline().strip().split(",")
+    assert "sample_std" in header and "std" not in header
+    assert all("sample_std" in e and "std" not in e for entries in summary(full_report)["probing"].values()
+               for e in entries)
+
+
+def test_summary_paths_are_relative_to_the_report(full_report):
+    found = summary(full_report)
+    assert found["paths"] == report.PATHS_NOTE and found["inputs"] == ["../../records0"]
+    paths = [p for key in ("table2", "table3", "table4") for e in found[key] for p in e["records"]]
+    paths += [p for entries in found["probing"].values() for e in entries for p in e["records"]]
+    assert paths and not [p for p in paths if os.path.isabs(p)]
+    assert all(os.path.isfile(os.path.join(full_report, p)) for p in paths)
+    assert str(os.path.dirname(os.path.dirname(full_report))) not in open(os.path.join(full_report,
+                                                                                       "summary.json")).read()
+
+
+def test_figure1_says_which_time_it_shows(full_report):
+    measure = summary(full_report)["figure1"]["measure"]
+    assert measure.startswith("time_to_best_s: wall-clock seconds from the start of fairseq-train")
+    assert "not fairseq's train_wall_s" in measure and measure in report.FIGURE1_CAPTION
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+@pytest.fixture(scope="module")
+def realistic_figures(tmp_path_factory):
+    """The figures of paper-like records, full and tiny, as matplotlib figures after saving (laid out)."""
+    from matplotlib.figure import Figure
+
+    figures = {}
+    save = Figure.savefig
+
+    def spy(self, path, **kwargs):
+        save(self, path, **kwargs)
+        figures[(tiny, os.path.basename(path))] = self
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", spy)
+        for tiny in (False, True):
+            root = tmp_path_factory.mktemp(f"realistic-{tiny}")
+            realistic_records(root / "runs", tiny)
+            assert report.main([str(root / "runs"), "--out", str(root / "report")]) == 0
+    return figures
+
+
+def overlap(a, b, slack=1.0):
+    return a.x0 < b.x1 - slack and b.x0 < a.x1 - slack and a.y0 < b.y1 - slack and b.y0 < a.y1 - slack
+
+
+def test_figures_fit_their_canvas(realistic_figures):
+    """The "not paper results" labels of Figures 1 and 2 were cut off, Figure 2's title at both ends."""
+    from matplotlib.text import Text
+
+    assert len(realistic_figures) == 10
+    for (tiny, name), figure in realistic_figures.items():
+        renderer = figure.canvas.get_renderer()
+        box = figure.bbox
+        undrawn = {id(label) for ax in figure.axes for axis in (ax.xaxis, ax.yaxis) for tick in axis.get_major_ticks()
+                   if not min(axis.get_view_interval()) <= tick.get_loc() <= max(axis.get_view_interval())
+                   for label in (tick.label1, tick.label2)}  # ticks beyond the axis' limits are not drawn
+        texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in undrawn]
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1 and box.y0 - 1 <= extent.y0 and \
+                extent.y1 <= box.y1 + 1, (name, tiny, text.get_text())
+        assert (report.TINY_LABEL in figure._suptitle.get_text()) == tiny, name
+        wide = [figure._suptitle, figure._supxlabel] + figure.legends  # the figure-wide texts and the legend
+        for i, a in enumerate(wide):
+            for b in wide[i + 1:] + figure.axes:
+                assert not overlap(a.get_window_extent(renderer), b.get_window_extent(renderer)), (name, a, b)
+        for ax in figure.axes:
+            ticks = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()),
+                           key=lambda e: e.x0)
+            assert not any(overlap(a, b) for a, b in zip(ticks, ticks[1:])), (name, [t.get_text() for t in
+                                                                                    ax.get_xticklabels()])
+
+
+def test_figure_captions_explain_the_marks(realistic_figures):
+    captions = {name: figure._supxlabel.get_text().replace("\n", " ") for (tiny, name), figure in
+                realistic_figures.items() if not tiny}
+    assert "violin" in captions["figure1_walltime.png"] and "median" in captions["figure1_walltime.png"]
+    assert "train_wall_s" in captions["figure1_walltime.png"]
+    assert "quartile" in captions["figure2_seeds.png"] and "median" in captions["figure2_seeds.png"]
+    assert "whiskers" in captions["figure2_seeds.png"]
+    for name, _ in report.PROBE_FIGURES.values():
+        assert "error bar: ± one sample standard deviation (n−1)" in captions[name], name
+
+
+def test_probe_figures_show_half_point_differences(realistic_figures):
+    """Figure 3's y-axis from 0 hid half-point differences; its legend covered a bar."""
+    for (tiny, name), figure in realistic_figures.items():
+        if not name.startswith(("figure3", "figure4", "figure5")):
+            continue
+        for ax in figure.axes:
+            means = [y for line in ax.get_lines() for y in line.get_ydata()]
+            low, high = ax.get_ylim()
+            assert low > min(means) - 5 and high < max(means) + 5 and high - low < 20, (name, low, high)
+        assert figure.legends and not ax.get_legend()  # one legend, outside every panel (checked above)
