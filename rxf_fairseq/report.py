@@ -709,8 +709,9 @@ def finish(figure: Any, heading: str, caption: str, tiny: bool,
     crosses the figure's edge or another label."""
     texts = [FittedText(figure.suptitle("", fontsize=TITLE_SIZE), heading, TITLE_SIZE, TINY_LABEL if tiny else ""),
              FittedText(figure.supxlabel("", fontsize=CAPTION_SIZE, multialignment="left"), caption, CAPTION_SIZE)]
-    shown = figure.legend(*legend, loc="outside right upper", fontsize=LABEL_SIZE, title="method",
-                          title_fontsize=LABEL_SIZE, frameon=False) if legend else None
+    if legend:
+        figure.legend(*legend, loc="outside right upper", fontsize=LABEL_SIZE, title="method",
+                      title_fontsize=LABEL_SIZE, frameon=False)
     for _ in range(12):
         figure.canvas.draw()
         renderer = figure.canvas.get_renderer()
