@@ -5,7 +5,7 @@ PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
 SAVE_ROOT="${SAVE_ROOT:-runs}"   # run folders and records: $SAVE_ROOT/FAMILY/TASK/METHOD/SETTING/seedN
 NUM_GPUS="${NUM_GPUS:-1}"        # GPUs per run (fairseq's --distributed-world-size)
-FP16="${FP16:-1}"                # 0: fp32 (the configs train in fp16, as the paper)
+FP16="${FP16:-1}"                # 0: fp32 (the configs train in fp16, as fairseq's RoBERTa and BART recipes do)
 CPU="${CPU:-0}"                  # 1: on the CPU (tests, tiny models)
 
 rxf_run() {  # rxf_run FAMILY ARGS...: the shared flags, extended with "$@"

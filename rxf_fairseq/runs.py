@@ -370,7 +370,8 @@ class Runner:
     def check_glue_inputs(self, names: Sequence[str]) -> None:
         for name in sorted(set(names)):
             self.check_inputs(os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
-                              os.path.join("input0", "dict.txt"), "preprocess/glue.sh GLUE_DIR ALL DATA")
+                              os.path.join("input0", "dict.txt"),
+                              f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)")
 
     def execute(self, command: List[str], run_dir: str, log_name: str, resumed: bool = False,
                 progress: Optional[Progress] = None) -> attempts.Attempt:
@@ -470,7 +471,8 @@ class Runner:
         a = self.args
         languages = a.languages or list(XNLI_LANGUAGES)
         if not a.dry_run:
-            self.check_inputs(a.data, os.path.join("input0", "dict.txt"), "preprocess/xnli.sh")
+            self.check_inputs(a.data, os.path.join("input0", "dict.txt"),
+                              f"preprocess/xnli.sh MNLI_DIR XNLI_DIR {a.data} --sentencepiece-model ... --dict ...")
         for cfg, hparams, seed, run_dir in self.runs("xnli", "xnli", a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             evaluate = fairseq_tool("validate") + [
@@ -502,7 +504,9 @@ class Runner:
         a = self.args
         name = a.dataset
         if not a.dry_run:
-            self.check_inputs(a.data, "dict.source.txt", "preprocess/summarization.sh")
+            self.check_inputs(a.data, "dict.source.txt",
+                              f"preprocess/summarization.sh {name} RAW_DIR {a.data} (run_scripts/summarization.sh "
+                              f"reads SUMM_BIN/DATASET-bin)")
         for cfg, hparams, seed, run_dir in self.runs("summarization", name, a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             task = cfg["task"]
