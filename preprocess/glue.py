@@ -9,7 +9,10 @@ Unlike the recipe, every row is validated first (header, column count, empty inp
 task's label set) and a bad row stops the run with ``file:line``; fairseq's recipe silently drops
 QQP rows with the wrong number of fields, which ``--skip-malformed`` does here explicitly, counted.
 Fields are split on tabs only: GLUE's TSVs are not CSV-quoted (QQP and MNLI contain bare quotes).
-The output is built in a temporary folder beside OUT and renamed into place at the end.
+The output is built in a temporary folder beside OUT and renamed into place at the end, with a marker
+(``.rxf-output.json``: this script, kind ``glue-binaries``) that lets a rerun replace it; any other non-empty
+folder is left alone unless you pass ``--overwrite``. ``ALL`` builds every ``TASK-bin`` in one temporary folder and
+replaces OUT as a whole (kind ``glue-binaries-all``): a failed or killed run leaves the earlier OUT as it was.
 """
 
 import argparse
@@ -22,9 +25,14 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, bpe_encode_file,  # noqa: E402
-                                       check_output_folder, fairseq_preprocess, log, positive_int, read_text_lines,
-                                       write_summary)
+from rxf_fairseq.preprocessing import (OutputError, PreprocessError, bpe_encode_file, check_output,  # noqa: E402
+                                       fairseq_preprocess, load_gpt2_bpe, log, output_folder, owner, positive_int,
+                                       read_text_lines, write_summary)
+from rxf_repro.process import exit_on_sigterm  # noqa: E402
+
+TOOL = "preprocess/glue.sh"
+KIND = "glue-binaries"  # one task's folder
+KIND_ALL = "glue-binaries-all"  # ALL's OUT: one TASK-bin folder per task, replaced as one
 
 
 @dataclass(frozen=True)
@@ -194,56 +202,56 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
     return TaskData(task, source, splits, summary)
 
 
-def write_task(data: TaskData, out: str, encoder_json: str, vocab_bpe: str, dictionary: str, workers: int = 1) -> Dict:
-    """GPT-2 BPE, then fairseq-preprocess, into OUT (built beside it, renamed into place at the end)."""
+def write_task(data: TaskData, folder: str, encoder_json: str, vocab_bpe: str, dictionary: str, workers: int = 1) -> Dict:
+    """GPT-2 BPE, then fairseq-preprocess, into ``folder`` (a temporary folder of ``output_folder``)."""
     task, splits, summary = data.task, data.splits, data.summary
     labels = TASKS[task][0]
     n_inputs = len(next(iter(TASKS[task][1].values()))[1].inputs)
-    with atomic_output(out, inputs=(data.source, encoder_json, vocab_bpe, dictionary), marker="summary.json") as tmp:
-        raw = os.path.join(tmp, ".raw")
-        os.makedirs(raw)
-        for split, (inputs, split_labels) in splits.items():
-            for k, values in enumerate(inputs):
-                with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
-                    f.write("\n".join(values) + "\n")
-            if split_labels:
-                with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
-                    f.write("\n".join(split_labels) + "\n")
-        # 2. GPT-2 BPE, as examples/roberta/multiprocessing_bpe_encoder.py
-        for split in splits:
-            for k in range(n_inputs):
-                log(f"[{task}] BPE-encoding {split}.input{k}")
-                tokens = bpe_encode_file(os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"),
-                                         encoder_json, vocab_bpe, workers, label=f"[{task}] BPE-encoding {split}.input{k}")
-                summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
-        # 3. fairseq-preprocess
-        prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
-
-        def pref_args(suffix, kinds=("train", "valid", "test")):
-            args = []
-            for kind in kinds:
-                names = [s for s in splits if s.rstrip("1") == kind]
-                if names:
-                    args += [prefixes[kind], ",".join(os.path.join(raw, f"{s}{suffix}") for s in sorted(names))]
-            return args
-
+    dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in ``folder``
+    raw = os.path.join(folder, ".raw")
+    os.makedirs(raw)
+    for split, (inputs, split_labels) in splits.items():
+        for k, values in enumerate(inputs):
+            with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
+                f.write("\n".join(values) + "\n")
+        if split_labels:
+            with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
+                f.write("\n".join(split_labels) + "\n")
+    # 2. GPT-2 BPE, as examples/roberta/multiprocessing_bpe_encoder.py
+    for split in splits:
         for k in range(n_inputs):
-            log(f"[{task}] binarizing input{k}")
-            fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--workers", str(workers),
-                                "--destdir", os.path.join(tmp, f"input{k}"), *pref_args(f".input{k}.bpe")])
-        label_dir = os.path.join(tmp, "label")
-        if labels is not None:
-            log(f"[{task}] binarizing labels")
-            fairseq_preprocess(["--only-source", "--workers", str(workers), "--destdir", label_dir,
-                                *pref_args(".label", kinds=("train", "valid"))])
-        else:  # STS-B: regression targets in [0, 1], as text (fairseq's sentence_prediction reads them so)
-            os.makedirs(label_dir)
-            for split, (_, split_labels) in splits.items():
-                if split_labels:
-                    with open(os.path.join(label_dir, f"{split}.label"), "w") as f:
-                        f.write("".join(f"{float(v) / 5.0:.6g}\n" for v in split_labels))
-        shutil.rmtree(raw)
-        write_summary(tmp, summary)
+            log(f"[{task}] BPE-encoding {split}.input{k}")
+            tokens = bpe_encode_file(os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"),
+                                     encoder_json, vocab_bpe, workers, label=f"[{task}] BPE-encoding {split}.input{k}")
+            summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
+    # 3. fairseq-preprocess, in ``folder``: prefixes relative to it, so no comma of the user's path reaches them
+    prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
+
+    def pref_args(suffix, kinds=("train", "valid", "test")):
+        args = []
+        for kind in kinds:
+            names = [s for s in splits if s.rstrip("1") == kind]
+            if names:
+                args += [prefixes[kind], ",".join(os.path.join(".raw", f"{s}{suffix}") for s in sorted(names))]
+        return args
+
+    for k in range(n_inputs):
+        log(f"[{task}] binarizing input{k}")
+        fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--workers", str(workers),
+                            "--destdir", f"input{k}", *pref_args(f".input{k}.bpe")], cwd=folder)
+    label_dir = os.path.join(folder, "label")
+    if labels is not None:
+        log(f"[{task}] binarizing labels")
+        fairseq_preprocess(["--only-source", "--workers", str(workers), "--destdir", "label",
+                            *pref_args(".label", kinds=("train", "valid"))], cwd=folder)
+    else:  # STS-B: regression targets in [0, 1], as text (fairseq's sentence_prediction reads them so)
+        os.makedirs(label_dir)
+        for split, (_, split_labels) in splits.items():
+            if split_labels:
+                with open(os.path.join(label_dir, f"{split}.label"), "w") as f:
+                    f.write("".join(f"{float(v) / 5.0:.6g}\n" for v in split_labels))
+    shutil.rmtree(raw)
+    write_summary(folder, summary)
     return summary
 
 
@@ -253,17 +261,49 @@ def check_model_files(*paths: str) -> None:
             raise PreprocessError(f"missing file: {path}")
 
 
+def check_all_destination(out: str, overwrite: bool) -> None:
+    """``ALL`` replaces OUT as one folder. An OUT that holds task folders written one at a time (single-task runs
+    into OUT/TASK-bin, or this script before ALL was one output) is not such an output: say so."""
+    if overwrite or not os.path.isdir(out) or os.path.islink(out) or owner(out) is not None:
+        return
+    tasks = sorted(name for name in os.listdir(out) if name.endswith("-bin") and os.path.isdir(os.path.join(out, name))
+                   and (owner(os.path.join(out, name)) or os.path.isfile(os.path.join(out, name, "summary.json"))))
+    if tasks:
+        raise OutputError(f"output folder {out}: holds task folders written one at a time ({', '.join(tasks)}), "
+                          "not one earlier ALL output, which replaces the whole folder; pass --overwrite to replace "
+                          f"all of {out} (anything else in it is deleted too), or choose another folder")
+
+
 def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
-            workers: int = 1, skip_malformed: bool = False) -> Dict:
+            workers: int = 1, skip_malformed: bool = False, overwrite: bool = False) -> List[Dict]:
+    """Check OUT, load the BPE, read and validate every task, then build OUT (for ALL: every task in one
+    temporary folder, renamed into place as one). Returns each task's summary."""
+    tasks = sorted(TASKS) if task == "ALL" else [task]
+    inputs = [os.path.join(glue_dir, t) for t in tasks] + [encoder_json, vocab_bpe, dictionary]
+    if task == "ALL":
+        check_all_destination(out, overwrite)
+    check_output(out, TOOL, KIND_ALL if task == "ALL" else KIND, inputs=inputs, overwrite=overwrite)
     check_model_files(encoder_json, vocab_bpe, dictionary)
-    return write_task(read_task(glue_dir, task, skip_malformed), out, encoder_json, vocab_bpe, dictionary, workers)
+    load_gpt2_bpe(encoder_json, vocab_bpe)  # here, once: a bad file is one error, before any worker starts
+    # every task is read and validated before any is written: a bad file in the last task leaves nothing half done
+    read = [read_task(glue_dir, t, skip_malformed) for t in tasks]
+    if task != "ALL":
+        with output_folder(out, TOOL, KIND, inputs=inputs, overwrite=overwrite, info={"task": task}) as tmp:
+            return [write_task(read[0], tmp, encoder_json, vocab_bpe, dictionary, workers)]
+    summaries = []
+    with output_folder(out, TOOL, KIND_ALL, inputs=inputs, overwrite=overwrite, info={"tasks": tasks}) as tmp:
+        for data in read:  # each TASK-bin is also a task output of its own (a single-task rerun may replace it)
+            with output_folder(os.path.join(tmp, f"{data.task}-bin"), TOOL, KIND, info={"task": data.task}) as folder:
+                summaries.append(write_task(data, folder, encoder_json, vocab_bpe, dictionary, workers))
+    return summaries
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(prog="preprocess/glue.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("glue_dir", help="the official GLUE folder (with CoLA/, SST-2/, MNLI/, ...)")
-    parser.add_argument("task", choices=sorted(TASKS) + ["ALL"])
+    parser.add_argument("task", choices=sorted(TASKS) + ["ALL"], help="one task, or ALL: every task, into OUT/TASK-bin")
     parser.add_argument("out", help="output folder (for ALL: one sub-folder TASK-bin per task)")
     parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
@@ -271,26 +311,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
     parser.add_argument("--skip-malformed", action="store_true",
                         help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT even if it is not an earlier output of this script for the same TASK/ALL "
+                             "(everything in it is deleted); without it such a folder is refused and left alone")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
+    parser = build_parser()
     args = parser.parse_args(argv)
-    tasks = sorted(TASKS) if args.task == "ALL" else [args.task]
     try:
-        check_model_files(args.encoder_json, args.vocab_bpe, args.dict)
-        # every task is read and validated before any is written: a bad file in the last task leaves nothing half done
-        read = [read_task(args.glue_dir, task, args.skip_malformed) for task in tasks]
-        outs = [os.path.join(args.out, f"{task}-bin") if args.task == "ALL" else args.out for task in tasks]
-        for data, out in zip(read, outs):
-            check_output_folder(out, (data.source, args.encoder_json, args.vocab_bpe, args.dict), "summary.json")
-        for data, out in zip(read, outs):
-            summary = write_task(data, out, args.encoder_json, args.vocab_bpe, args.dict, args.workers)
-            task = data.task
-            for split, info in summary["splits"].items():
-                log(f"[{task}] {split}: {info['examples']} examples" +
-                    (f", labels {info['labels']}" if info["labels"] else "") +
-                    f", BPE tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}")
-            log(f"[{task}] done: {out}")
-    except PreprocessError as error:
+        summaries = prepare(args.glue_dir, args.task, args.out, args.encoder_json, args.vocab_bpe, args.dict,
+                            args.workers, args.skip_malformed, args.overwrite)
+    except (PreprocessError, OutputError) as error:
         print(f"glue: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"glue: interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
+    for summary in summaries:
+        task = summary["task"]
+        for split, info in summary["splits"].items():
+            log(f"[{task}] {split}: {info['examples']} examples" +
+                (f", labels {info['labels']}" if info["labels"] else "") +
+                f", BPE tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}")
+        log(f"[{task}] done: {os.path.join(args.out, f'{task}-bin') if args.task == 'ALL' else args.out}")
     return 0
 
 

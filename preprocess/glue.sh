@@ -5,9 +5,13 @@ set -euo pipefail
 usage() {
   cat <<USAGE
 usage: preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --encoder-json FILE --vocab-bpe FILE --dict FILE
-                          [--workers N] [--skip-malformed]
-  TASK: CoLA SST-2 MRPC QQP MNLI QNLI RTE STS-B (ALL: each into OUT_DIR/TASK-bin)
-  encoder.json, vocab.bpe (GPT-2 BPE) and dict.txt (RoBERTa's) are local files: preprocess/download.sh fetches them.
+                          [--workers N] [--skip-malformed] [--overwrite]
+  TASK: CoLA SST-2 MRPC QQP MNLI QNLI RTE STS-B (ALL: each into OUT_DIR/TASK-bin, OUT_DIR replaced as one)
+  --encoder-json, --vocab-bpe  GPT-2 BPE's encoder.json and vocab.bpe
+  --dict              RoBERTa's dict.txt (preprocess/download.sh fetches these three)
+  --workers N         processes for encoding and binarizing (default 1)
+  --skip-malformed    skip rows with the wrong number of fields and empty lines, counted
+  --overwrite         replace OUT_DIR even if it is not an earlier output of this script (default: refuse)
 USAGE
 }
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi

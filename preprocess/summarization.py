@@ -28,7 +28,8 @@ Unlike the recipe, every file is checked first: missing files, source/target lin
 targets (``file:line``; ``--skip-empty`` leaves such examples out, counted; the recipe keeps them with
 ``--keep-empty``), malformed JSON and missing fields. A stray ``\\r`` inside a line becomes a space (fairseq reads
 text with universal newlines, where it would split the example in two). The output is built beside OUT and renamed
-into place at the end.
+into place at the end, with a marker (``.rxf-output.json``: this script, kind ``summarization-binaries``) that lets
+a rerun replace it; any other non-empty folder is left alone unless ``--overwrite``.
 """
 
 import argparse
@@ -42,8 +43,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, bpe_encode_file,  # noqa: E402
-                                       fairseq_preprocess, log, positive_int, read_text_lines, write_summary)
+from rxf_fairseq.preprocessing import (OutputError, PreprocessError, bpe_encode_file, check_output,  # noqa: E402
+                                       fairseq_preprocess, load_gpt2_bpe, log, output_folder, positive_int,
+                                       read_text_lines, write_summary)
+from rxf_repro.process import exit_on_sigterm  # noqa: E402
+
+TOOL = "preprocess/summarization.sh"
+KIND = "summarization-binaries"
 
 SPLITS = ("train", "valid", "test")
 LANGS = ("source", "target")
@@ -147,6 +153,7 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
                 if not isinstance(post[field], types):
                     kind = type(post[field]).__name__
                     raise PreprocessError(f"{where}: field {field!r} is {kind}, expected a string")
+                check_encodable(post[field], where, field)
             post_id = post["id"].strip()
             if not post_id:
                 raise PreprocessError(f"{where}: empty id")
@@ -164,6 +171,19 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
     if not posts:
         raise PreprocessError(f"{path}: no post has both a tldr and a text")
     return posts, left_out
+
+
+def check_encodable(text: Optional[str], where: str, field: str) -> None:
+    """JSON may escape half of a UTF-16 surrogate pair (``"\\ud800"``): Python reads it as a lone surrogate, which
+    no UTF-8 file can hold, so it would fail when written."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PreprocessError(f"{where}: field {field!r} has a lone surrogate {ascii(text[error.start])[1:-1]} at "
+                              f"character {error.start + 1} (half of a UTF-16 pair, escaped in the JSON): not text; "
+                              "fix or remove that post") from None
 
 
 def hash_split(post_id: str) -> str:
@@ -227,12 +247,15 @@ def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[Lis
 
 
 def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
-            workers: int = 1, skip_empty: bool = False, tifu_split: str = "pegasus") -> Dict:
+            workers: int = 1, skip_empty: bool = False, tifu_split: str = "pegasus", overwrite: bool = False) -> Dict:
+    inputs = (raw_dir, encoder_json, vocab_bpe, dictionary)
+    check_output(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
     for path in (encoder_json, vocab_bpe, dictionary):
         if not os.path.isfile(path):
             raise PreprocessError(f"missing file: {path}")
     if not os.path.isdir(raw_dir):
         raise PreprocessError(f"missing folder: {raw_dir}")
+    load_gpt2_bpe(encoder_json, vocab_bpe)  # here, once: a bad file is one error, before any worker starts
 
     # 1. read and validate everything before writing anything
     summary: Dict = {"dataset": dataset, "splits": {}}
@@ -255,7 +278,8 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
             summary["splits"][split] = {"files": [os.path.relpath(p, raw_dir) for p in (source, target)],
                                         "examples": len(sources), "skipped_empty": skipped}
 
-    with atomic_output(out, inputs=(raw_dir, encoder_json, vocab_bpe, dictionary), marker="summary.json") as tmp:
+    dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in the temporary folder
+    with output_folder(out, TOOL, KIND, inputs=inputs, overwrite=overwrite, info={"dataset": dataset}) as tmp:
         raw, bpe = os.path.join(tmp, "raw"), os.path.join(tmp, ".bpe")
         os.makedirs(raw)
         os.makedirs(bpe)
@@ -268,12 +292,13 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
                 summary["splits"][split][f"{lang}_bpe_tokens"] = bpe_encode_file(
                     os.path.join(raw, f"{split}.{lang}"), os.path.join(bpe, f"{split}.{lang}"),
                     encoder_json, vocab_bpe, workers, label=f"[{dataset}] BPE-encoding {split}.{lang}")
-        # 3. fairseq-preprocess, as the recipe
+        # 3. fairseq-preprocess, as the recipe; prefixes relative to the temporary folder (fairseq splits them on
+        # commas, which the user's output path may contain)
         log(f"[{dataset}] binarizing")
         fairseq_preprocess(["--source-lang", "source", "--target-lang", "target",
-                            "--trainpref", os.path.join(bpe, "train"), "--validpref", os.path.join(bpe, "valid"),
-                            "--testpref", os.path.join(bpe, "test"), "--destdir", tmp, "--workers", str(workers),
-                            "--srcdict", dictionary, "--tgtdict", dictionary])
+                            "--trainpref", os.path.join(".bpe", "train"), "--validpref", os.path.join(".bpe", "valid"),
+                            "--testpref", os.path.join(".bpe", "test"), "--destdir", ".", "--workers", str(workers),
+                            "--srcdict", dictionary, "--tgtdict", dictionary], cwd=tmp)
         shutil.rmtree(bpe)
         if split_ids is not None:
             with open(os.path.join(tmp, "splits.json"), "w") as f:
@@ -282,12 +307,13 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
     return summary
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(prog="preprocess/summarization.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("raw_dir", help="the folder with the dataset's public files")
-    parser.add_argument("out", help="output folder")
+    parser.add_argument("dataset", choices=DATASETS, help="which dataset RAW_DIR holds")
+    parser.add_argument("raw_dir", help="the folder with the dataset's public files (see the list above)")
+    parser.add_argument("out", help="output folder (fairseq's translation layout, source -> target)")
     parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     parser.add_argument("--dict", required=True, help="BART's dict.txt (GPT-2's, fairseq's gpt2_bpe/dict.txt)")
@@ -296,15 +322,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="leave out examples whose source or target is empty (counted) instead of failing")
     parser.add_argument("--tifu-split", choices=("pegasus", "hash"), default=None,
                         help="reddit_tifu only: PEGASUS's released split (default) or a hash of the post id")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT even if it is not an earlier output of this script (everything in it is "
+                             "deleted); without it such a folder is refused and left alone")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.tifu_split is not None and args.dataset != "reddit_tifu":
         parser.error("--tifu-split is for reddit_tifu only")
     try:
         summary = prepare(args.dataset, args.raw_dir, args.out, args.encoder_json, args.vocab_bpe, args.dict,
-                          args.workers, args.skip_empty, args.tifu_split or "pegasus")
-    except PreprocessError as error:
+                          args.workers, args.skip_empty, args.tifu_split or "pegasus", args.overwrite)
+    except (PreprocessError, OutputError) as error:
         print(f"summarization: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"summarization: interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
     for split, info in summary["splits"].items():
         skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
         log(f"[{args.dataset}] {split}: {info['examples']} examples{skipped}, BPE tokens "

@@ -4,7 +4,9 @@ encoded with XLM-R's sentencepiece model and binarized with XLM-R's ``dict.txt``
 Splits, all in fairseq's ``sentence_prediction`` layout (``input0/ input1/ label/``): ``train`` (MNLI train),
 ``valid`` (MNLI dev_matched), and ``dev_{lang}`` / ``test_{lang}`` for each of the 15 XNLI languages, each
 loadable on its own (``fairseq-validate --valid-subset test_fr,test_de``). Rows are validated as in
-``preprocess/glue.py``; XNLI's TSVs (19 columns, language first) are checked for every language.
+``preprocess/glue.py``; XNLI's TSVs (19 columns, language first) are checked for every language. The output is
+built beside OUT and renamed into place at the end, with a marker (``.rxf-output.json``: this script, kind
+``xnli-binaries``) that lets a rerun replace it; any other non-empty folder is left alone unless ``--overwrite``.
 """
 
 import argparse
@@ -18,8 +20,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from glue import TASKS, Layout, check_labels_seen_in_training, read_split  # noqa: E402
-from rxf_fairseq.preprocessing import (PreprocessError, atomic_output, fairseq_preprocess, log,  # noqa: E402
-                                       map_lines, positive_int, write_summary)
+from rxf_fairseq.preprocessing import (OutputError, PreprocessError, check_output, fairseq_preprocess,  # noqa: E402
+                                       load_sentencepiece, log, map_lines, output_folder, positive_int,
+                                       write_summary)
+from rxf_repro.process import exit_on_sigterm  # noqa: E402
+
+TOOL = "preprocess/xnli.sh"
+KIND = "xnli-binaries"
 
 LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
 XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
@@ -33,9 +40,7 @@ _SP = None
 
 def _init_sp(model: str) -> None:
     global _SP
-    import sentencepiece
-
-    _SP = sentencepiece.SentencePieceProcessor(model_file=model)
+    _SP = load_sentencepiece(model)  # loaded once per process; a forked worker inherits the parent's
 
 
 def _pieces(line: str) -> str:
@@ -47,10 +52,14 @@ def spm_encode(lines: List[str], model: str, workers: int) -> List[str]:
     return map_lines(_pieces, lines, workers, _init_sp, (model,), "[XNLI] sentencepiece")
 
 
-def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1) -> Dict:
+def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1,
+            overwrite: bool = False) -> Dict:
+    sources = (mnli_dir, xnli_dir, sp_model, dictionary)
+    check_output(out, TOOL, KIND, inputs=sources, overwrite=overwrite)
     for path in (sp_model, dictionary):
         if not os.path.isfile(path):
             raise PreprocessError(f"missing file: {path}")
+    _init_sp(sp_model)  # here, once: a bad model is one error, before any worker starts
     splits: Dict[str, tuple] = {}
     mnli = TASKS["MNLI"][1]
     train_path = os.path.join(mnli_dir, "train.tsv")
@@ -85,7 +94,8 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
             splits[f"{kind}_{lang}"] = ([[first[i] for i in keep], [second[i] for i in keep]], [labels[i] for i in keep])
 
     summary = {"splits": {s: {"examples": len(v[1]), "labels": dict(Counter(v[1]))} for s, v in splits.items()}}
-    with atomic_output(out, inputs=(mnli_dir, xnli_dir, sp_model, dictionary), marker="summary.json") as tmp:
+    dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in the temporary folder
+    with output_folder(out, TOOL, KIND, inputs=sources, overwrite=overwrite) as tmp:
         raw = os.path.join(tmp, ".raw")
         os.makedirs(raw)
         # every sentence of every split through one pool of workers, then cut back into the splits' files
@@ -104,11 +114,11 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
         for suffix, dest, dict_args in [(f".input{k}", f"input{k}", ["--srcdict", dictionary]) for k in (0, 1)] + \
                                        [(".label", "label", [])]:
             log(f"[XNLI] binarizing {dest}")
-            fairseq_preprocess(["--only-source", *dict_args, "--workers", str(workers),
-                                "--destdir", os.path.join(tmp, dest),
-                                "--trainpref", os.path.join(raw, "train" + suffix),
-                                "--validpref", os.path.join(raw, "valid" + suffix),
-                                "--testpref", ",".join(os.path.join(raw, s + suffix) for s in extra)])
+            # prefixes relative to the temporary folder: fairseq splits --testpref on commas
+            fairseq_preprocess(["--only-source", *dict_args, "--workers", str(workers), "--destdir", dest,
+                                "--trainpref", os.path.join(".raw", "train" + suffix),
+                                "--validpref", os.path.join(".raw", "valid" + suffix),
+                                "--testpref", ",".join(os.path.join(".raw", s + suffix) for s in extra)], cwd=tmp)
             # fairseq-preprocess names the test prefixes test, test1, ...: give them their XNLI names
             for i, split in enumerate(extra):
                 for ext in ("bin", "idx"):
@@ -118,21 +128,35 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
     return summary
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(prog="preprocess/xnli.sh", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mnli_dir", help="GLUE's MNLI folder (train.tsv, dev_matched.tsv)")
+    parser.add_argument("mnli_dir", help="GLUE's MNLI folder (train.tsv, dev_matched.tsv): the English training data")
     parser.add_argument("xnli_dir", help="XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv)")
-    parser.add_argument("out", help="output folder")
+    parser.add_argument("out", help="output folder (splits train, valid, dev_LANG, test_LANG)")
     parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
     parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT even if it is not an earlier output of this script (everything in it is "
+                             "deleted); without it such a folder is refused and left alone")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        summary = prepare(args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers)
-    except PreprocessError as error:
+        summary = prepare(args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers,
+                          args.overwrite)
+    except (PreprocessError, OutputError) as error:
         print(f"xnli: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"xnli: interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
     for split, info in summary["splits"].items():
         log(f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
             f"pieces {info['input0_pieces'] + info['input1_pieces']}")

@@ -5,8 +5,12 @@ set -euo pipefail
 usage() {
   cat <<USAGE
 usage: preprocess/xnli.sh MNLI_DIR XNLI_DIR OUT_DIR --sentencepiece-model FILE --dict FILE [--workers N]
-  MNLI_DIR: GLUE's MNLI folder; XNLI_DIR: XNLI-1.0 (xnli.dev.tsv, xnli.test.tsv);
-  XLM-R's sentencepiece.bpe.model and dict.txt are local files.
+                          [--overwrite]
+  MNLI_DIR: GLUE's MNLI folder; XNLI_DIR: XNLI-1.0 (xnli.dev.tsv, xnli.test.tsv)
+  --sentencepiece-model  XLM-R's sentencepiece.bpe.model
+  --dict                 XLM-R's dict.txt
+  --workers N            processes for encoding and binarizing (default 1)
+  --overwrite            replace OUT_DIR even if it is not an earlier output of this script (default: refuse)
 USAGE
 }
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then usage; exit 0; fi

@@ -1,17 +1,26 @@
-"""What every data-preparation pipeline shares: fairseq-preprocess, GPT-2 BPE, atomic output, errors."""
+"""What every data-preparation pipeline shares: fairseq-preprocess, GPT-2 BPE and sentencepiece models loaded once
+and checked, worker pools that never hang or outlive us, owned outputs (``rxf_repro.outputs``), errors."""
 
 import contextlib
+import functools
+import json
+import multiprocessing
+import multiprocessing.pool
 import os
-import shutil
+import signal
 import sys
-import tempfile
 import time
-from multiprocessing import Pool
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+from rxf_repro.outputs import MARKER, OutputError, check_destination, clean_leftovers, output_folder, owner
+
+__all__ = ["MARKER", "OutputError", "PreprocessError", "atomic_output", "bpe_encode_file", "check_output",
+           "fairseq_preprocess", "load_gpt2_bpe", "load_sentencepiece", "log", "map_lines", "output_folder",
+           "owner", "positive_int", "read_text_lines", "worker_pool", "write_summary"]
 
 
 class PreprocessError(Exception):
-    """Bad input: printed as ``error: file:line: what``, non-zero exit, nothing written."""
+    """Bad input: printed as ``TOOL: error: file:line: what``, exit 1, nothing written."""
 
 
 def positive_int(text: str) -> int:
@@ -24,9 +33,7 @@ def positive_int(text: str) -> int:
 
 def write_summary(folder: str, summary: dict) -> None:
     """``summary.json`` (examples, tokens, label counts per split) next to the binaries."""
-    import json
-
-    with open(os.path.join(folder, "summary.json"), "w") as f:
+    with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
 
 
@@ -34,9 +41,99 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fairseq_preprocess(args: Sequence[str]) -> None:
+# ------------------------------------------------------------------------------------------ outputs
+
+def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), overwrite: bool = False) -> None:
+    """Before any work: put back, or remove, what killed runs left beside ``dest`` (an earlier output renamed
+    aside is restored, so a failing rerun still leaves it in place), then refuse a destination that
+    ``rxf_repro.outputs.output_folder`` would refuse at the end (a link, a file, another tool's or the user's
+    folder, an input, a parent we cannot write in). Raises ``OutputError``."""
+    try:
+        clean_leftovers(dest)
+    except OSError as error:
+        raise OutputError(f"output folder {dest}: cannot restore or remove a killed run's leftovers beside it "
+                          f"({error.strerror}: {error.filename}); remove them by hand") from None
+    check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite)
+
+
+def atomic_output(dest: str, tool: str = "rxf_fairseq", kind: str = "data", **kwargs) -> Iterator[str]:
+    """``rxf_repro.outputs.output_folder(dest, tool, kind, ...)``, kept for callers written before it
+    (``rxf_fairseq/toy.py``); new code calls ``output_folder`` with its own tool and kind."""
+    return output_folder(dest, tool, kind, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ worker pools
+
+_HELD = (signal.SIGINT, signal.SIGTERM)
+_MODEL: Optional[Any] = None  # the BPE / sentencepiece model of this process (a forked worker inherits it)
+_MODEL_KEY: Optional[Tuple] = None
+_WORKER_ERROR: Optional[str] = None  # why this worker could not load the model
+
+
+def _start_worker(initializer: Optional[Callable] = None, initargs: Tuple = ()) -> None:
+    """First thing in every pool worker: Ctrl-C is the parent's to handle, SIGTERM (``Pool.terminate``) ends the
+    worker at once, and only then the signals held while the pool started are let through. A model that fails to
+    load is reported by the first line the worker gets, instead of killing it (a ``Pool`` replaces a worker that
+    dies in its initializer, forever)."""
+    global _WORKER_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except Exception as error:  # reported through the results, see _guarded
+            _WORKER_ERROR = str(error) if isinstance(error, PreprocessError) else repr(error)
+
+
+def worker_pool(processes: int, initializer: Optional[Callable] = None, initargs: Tuple = (),
+                **kwargs: Any) -> multiprocessing.pool.Pool:
+    """``multiprocessing.Pool`` that Ctrl-C or SIGTERM cannot leave half-built: the signals wait while it forks
+    its workers and starts its threads (a worker forked just before a ``SystemExit`` is never registered, and
+    nothing would stop it), and each worker lets them through only once it has its own handlers."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        return multiprocessing.Pool(processes, initializer=_start_worker, initargs=(initializer, initargs), **kwargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# ------------------------------------------------------------------------------------------ fairseq-preprocess
+
+@contextlib.contextmanager
+def _fairseq_pools_are_worker_pools() -> Iterator[None]:
+    """fairseq-preprocess's dictionary and binarizer start plain ``Pool``s: make them ``worker_pool``s."""
+    from fairseq import binarizer
+    from fairseq.data import dictionary
+
+    modules = (binarizer, dictionary)
+    saved = [module.Pool for module in modules]
+    for module in modules:
+        module.Pool = worker_pool
+    try:
+        yield
+    finally:
+        for module, pool in zip(modules, saved):
+            module.Pool = pool
+
+
+def _stop_forked_workers() -> None:
+    """fairseq-preprocess's binarizer starts a ``Pool`` it does not close on an exception (Ctrl-C, SIGTERM):
+    stop its workers before the temporary folder they write into is removed."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(5)
+
+
+def fairseq_preprocess(args: Sequence[str], cwd: Optional[str] = None) -> None:
     """``fairseq-preprocess ARGS``, run in this process (importing fairseq once per pipeline, not once per
-    call); raises ``PreprocessError`` naming the arguments if fairseq refuses or fails."""
+    call) and, with ``cwd``, in that folder; raises ``PreprocessError`` naming the arguments if fairseq refuses
+    or fails.
+
+    fairseq splits ``--validpref`` and ``--testpref`` on commas, so the pipelines give their prefixes relative
+    to ``cwd`` (the temporary output folder, whose own name we choose): a comma in the user's output path
+    then reaches fairseq only in ``--destdir``, which it does not split."""
     import logging
 
     from fairseq import options
@@ -44,13 +141,24 @@ def fairseq_preprocess(args: Sequence[str]) -> None:
 
     root = logging.getLogger()
     handlers = list(root.handlers) + list(preprocess.logger.handlers)
+    previous = os.getcwd()
     try:
-        preprocess.main(options.get_preprocessing_parser().parse_args(list(args)))
-    except SystemExit as error:  # argparse
+        if cwd is not None:
+            os.chdir(cwd)
+        with _fairseq_pools_are_worker_pools():
+            preprocess.main(options.get_preprocessing_parser().parse_args(list(args)))
+    except SystemExit as error:
+        if error.code != 2:  # SIGTERM (rxf_repro.process), not argparse
+            _stop_forked_workers()
+            raise
         raise PreprocessError(f"fairseq-preprocess {' '.join(args)}: bad arguments (exit {error.code})") from None
     except Exception as error:
         raise PreprocessError(f"fairseq-preprocess {' '.join(args)} failed: {error!r}") from error
+    except BaseException:  # Ctrl-C
+        _stop_forked_workers()
+        raise
     finally:  # fairseq adds a FileHandler for DESTDIR/preprocess.log on every call
+        os.chdir(previous)
         for logger in (root, preprocess.logger):
             for handler in list(logger.handlers):
                 if handler not in handlers:
@@ -58,76 +166,133 @@ def fairseq_preprocess(args: Sequence[str]) -> None:
                     handler.close()
 
 
-def check_output_folder(dest: str, inputs: Sequence[str] = (), marker: Optional[str] = None) -> None:
-    """Refuse an output folder whose replacement would destroy something: one that is, or holds, an input, or
-    (with ``marker``) an existing non-empty folder that is not an earlier output of the pipeline."""
-    real = os.path.realpath(dest)
-    for path in inputs:
-        inside = os.path.realpath(path)
-        if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
-            raise PreprocessError(f"output folder {dest} is or contains the input {path}: it would be deleted and "
-                                  "replaced; choose another output folder")
-    if os.path.exists(dest) and not os.path.isdir(dest):
-        raise PreprocessError(f"output {dest} exists and is not a folder")
-    if marker and os.path.isdir(dest) and os.listdir(dest) and not os.path.isfile(os.path.join(dest, marker)):
-        raise PreprocessError(f"output folder {dest} exists and is not an earlier output of this pipeline (it has no "
-                              f"{marker}); remove it or choose another output folder")
+# ------------------------------------------------------------------------------------------ models
+
+def _loaded(key: Tuple, load: Callable[[], Any]) -> Any:
+    global _MODEL, _MODEL_KEY
+    if _MODEL_KEY != key:
+        _MODEL, _MODEL_KEY = load(), key
+    return _MODEL
 
 
-@contextlib.contextmanager
-def atomic_output(dest: str, inputs: Sequence[str] = (), marker: Optional[str] = None) -> Iterator[str]:
-    """A temporary folder beside ``dest`` that replaces ``dest`` only if the block succeeds, so an
-    interrupted or failed run never leaves a dataset that looks complete; re-running rebuilds it.
-    ``inputs`` and ``marker``: see ``check_output_folder``, called before anything is written."""
-    check_output_folder(dest, inputs, marker)
-    parent = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(dest))}.tmp-", dir=parent)
+def _read_utf8(path: str) -> str:
     try:
-        yield tmp
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise PreprocessError(f"{path}: cannot read it ({error.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise PreprocessError(f"{path}:{line}: not UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def _gpt2_bpe(encoder_json: str, vocab_bpe: str) -> Any:
+    """fairseq's GPT-2 ``Encoder`` from the two files, after checking what would otherwise fail line by line
+    inside the workers: JSON of symbol -> id, every byte symbol, merge lines of two symbols whose result is
+    in the encoder."""
+    from fairseq.data.encoders.gpt2_bpe_utils import Encoder, bytes_to_unicode
+
+    try:
+        encoder = json.loads(_read_utf8(encoder_json))
+    except json.JSONDecodeError as error:
+        raise PreprocessError(f"{encoder_json}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}); "
+                              "give GPT-2's encoder.json") from None
+    if not isinstance(encoder, dict) or not all(isinstance(k, str) and type(v) is int for k, v in encoder.items()):
+        raise PreprocessError(f"{encoder_json}: not GPT-2's encoder.json (a JSON object of BPE symbol -> integer id)")
+    missing = [s for s in bytes_to_unicode().values() if s not in encoder]
+    if missing:
+        raise PreprocessError(f"{encoder_json}: lacks {len(missing)} of the 256 byte symbols (first {missing[0]!r}); "
+                              "give GPT-2's encoder.json")
+    lines = _read_utf8(vocab_bpe).split("\n")
+    if not lines[0].startswith("#version"):
+        raise PreprocessError(f"{vocab_bpe}:1: expected GPT-2's '#version: 0.2' header line, got {lines[0][:40]!r} "
+                              "(the first line is skipped as a header); give GPT-2's vocab.bpe")
+    merges = []
+    for number, line in enumerate(lines[1:-1], start=2):  # as fairseq's get_encoder reads it
+        merge = tuple(line.split())
+        if len(merge) != 2:
+            raise PreprocessError(f"{vocab_bpe}:{number}: expected a merge of two symbols separated by a space, "
+                                  f"got {line[:40]!r}")
+        if merge[0] + merge[1] not in encoder:
+            raise PreprocessError(f"{vocab_bpe}:{number}: merge {line!r} makes {merge[0] + merge[1]!r}, which is not "
+                                  f"in {encoder_json}: the two files do not belong together")
+        merges.append(merge)
+    return Encoder(encoder=encoder, bpe_merges=merges)
+
+
+def load_gpt2_bpe(encoder_json: str, vocab_bpe: str) -> Any:
+    """GPT-2's BPE, loaded (once) in the process that calls it, before any worker starts: a bad file is one
+    ``PreprocessError`` naming it, never a pool whose every worker fails."""
+    return _loaded(("gpt2", encoder_json, vocab_bpe), functools.partial(_gpt2_bpe, encoder_json, vocab_bpe))
+
+
+def _sentencepiece(model: str) -> Any:
+    import sentencepiece
+
+    if not os.path.isfile(model):
+        raise PreprocessError(f"missing file: {model}")
+    try:
+        processor = sentencepiece.SentencePieceProcessor(model_file=model)
+    except Exception as error:
+        reason = " ".join(str(error).split())[:200]
+        raise PreprocessError(f"{model}: not a sentencepiece model ({reason}); give XLM-R's "
+                              "sentencepiece.bpe.model") from None
+    if processor.get_piece_size() == 0:
+        raise PreprocessError(f"{model}: a sentencepiece model with no pieces")
+    return processor
+
+
+def load_sentencepiece(model: str) -> Any:
+    """A sentencepiece model, loaded (once) before any worker starts; see ``load_gpt2_bpe``."""
+    return _loaded(("sentencepiece", model), functools.partial(_sentencepiece, model))
+
+
+def _guarded(func: Callable[[str], str], line: str) -> str:
+    if _WORKER_ERROR is not None:
+        raise PreprocessError(_WORKER_ERROR)
+    return func(line)
 
 
 def map_lines(func: Callable[[str], str], lines: Sequence[str], workers: int, initializer: Callable,
               initargs: Tuple, label: str, every: float = 10.0) -> List[str]:
-    """``[func(line) for line in lines]`` in ``workers`` processes (each set up by ``initializer(*initargs)``),
-    order kept, with progress on stderr every ``every`` seconds: encoding a large corpus takes minutes."""
+    """``[func(line) for line in lines]`` in ``workers`` processes (each set up by ``initializer(*initargs)``,
+    which is called here first, so that a bad model fails once, in this process), order kept, with progress on
+    stderr every ``every`` seconds: encoding a large corpus takes minutes. An error on a line is a
+    ``PreprocessError`` naming ``label`` and the line; the pool is terminated on any error, Ctrl-C or SIGTERM."""
+    initializer(*initargs)
     started = last = time.time()
     results: List[str] = []
 
     def collect(iterator):
         nonlocal last
-        for result in iterator:
-            results.append(result)
-            if time.time() - last >= every:
-                last = time.time()
-                log(f"{label}: {len(results):,}/{len(lines):,} lines, {last - started:.0f} s")
+        try:
+            for result in iterator:
+                results.append(result)
+                if time.time() - last >= every:
+                    last = time.time()
+                    log(f"{label}: {len(results):,}/{len(lines):,} lines, {last - started:.0f} s")
+        except PreprocessError:
+            raise
+        except Exception as error:
+            raise PreprocessError(f"{label}: line {len(results) + 1}: {error!r}") from None
 
     if workers > 1 and len(lines) > 1:
-        with Pool(workers, initializer=initializer, initargs=initargs) as pool:
-            collect(pool.imap(func, lines, chunksize=max(1, min(2000, len(lines) // (workers * 8)))))
+        with worker_pool(workers, initializer, initargs) as pool:
+            collect(pool.imap(functools.partial(_guarded, func), lines,
+                              chunksize=max(1, min(2000, len(lines) // (workers * 8)))))
     else:
-        initializer(*initargs)
         collect(map(func, lines))
     return results
 
 
-_BPE = None
-
-
 def _init_bpe(encoder_json: str, vocab_bpe: str) -> None:
-    global _BPE
-    from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
-
-    _BPE = get_encoder(encoder_json, vocab_bpe)
+    load_gpt2_bpe(encoder_json, vocab_bpe)
 
 
 def _encode(line: str) -> str:
-    return " ".join(map(str, _BPE.encode(line.strip())))
+    return " ".join(map(str, _MODEL.encode(line.strip())))
 
 
 def bpe_encode_file(src: str, dest: str, encoder_json: str, vocab_bpe: str, workers: int = 1, label: str = "") -> int:

@@ -1,5 +1,6 @@
 """preprocess/glue.sh on fixtures in the official GLUE formats, with the tiny GPT-2 BPE and dict of conftest.py."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from rxf_repro.outputs import MARKER, owner
 from tests.helpers import REPO, tree_digest
 
 GLUE_SH = os.path.join(REPO, "preprocess", "glue.sh")
@@ -51,6 +53,17 @@ GLUE_FILES = {
     "STS-B/dev.tsv": STSB_HEAD + "\tscore\n0\tmain-captions\tMSRvid\t2012test\t1\tnone\tnone\tA man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t4.750\n",
     "STS-B/test.tsv": STSB_HEAD + "\n0\tmain-captions\tMSRvid\t2012test\t24\tnone\tnone\tA girl is styling her hair.\tA girl is brushing her hair.\n",
 }
+
+
+def data_digest(root) -> str:
+    """``tree_digest`` without the output marker, whose creation time differs between two identical runs."""
+    digest = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name not in ("preprocess.log", MARKER):
+                digest.update(os.path.relpath(os.path.join(dirpath, name), root).encode())
+                digest.update(open(os.path.join(dirpath, name), "rb").read())
+    return digest.hexdigest()
 
 
 def write_glue(root, files=GLUE_FILES):
@@ -195,9 +208,10 @@ def test_stsb_score_out_of_range_and_skip_malformed(tmp_path, tiny_bpe):
 def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_bpe):
     glue = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("CoLA/")})
     assert run_glue(glue, "CoLA", tmp_path / "a", tiny_bpe).returncode == 0
-    first = tree_digest(tmp_path / "a")
+    first = data_digest(tmp_path / "a")
     assert run_glue(glue, "CoLA", tmp_path / "a", tiny_bpe, "--workers", "2").returncode == 0
-    assert tree_digest(tmp_path / "a") == first
+    assert data_digest(tmp_path / "a") == first
+    assert owner(tmp_path / "a")["tool"] == "preprocess/glue.sh"
     usage = subprocess.run(["bash", GLUE_SH], stderr=subprocess.PIPE, text=True)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/glue.sh")
     usage = subprocess.run(["bash", GLUE_SH, "--help"], stdout=subprocess.PIPE, text=True)
@@ -214,7 +228,7 @@ def test_an_output_folder_that_would_destroy_something_is_refused(tmp_path, tiny
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     proc = run_glue(glue, "CoLA", tmp_path / "notes", tiny_bpe)
-    assert proc.returncode == 1 and "is not an earlier output of this pipeline" in proc.stderr
+    assert proc.returncode == 1 and "is not an earlier glue-binaries output of preprocess/glue.sh" in proc.stderr
     assert tree_digest(glue) == before and (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 

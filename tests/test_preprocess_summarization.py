@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, tree_digest
+from rxf_repro.outputs import MARKER, output_folder
+from tests.helpers import REPO
+from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
 sys.path.insert(0, os.path.join(REPO, "preprocess"))
@@ -209,7 +211,7 @@ def test_reddit_tifu_hash_split_is_deterministic_and_documented(tmp_path, tiny_b
     assert splits == {"convention": "hash", **expected} and all(expected.values())
     assert decode(tmp_path / "a", "valid", tiny_bpe)[0] == [f"story number {int(i[1:])}" for i in expected["valid"]]
     assert run_main("reddit_tifu", raw, tmp_path / "b", tiny_bpe, "--tifu-split", "hash", "--workers", "2") == 0
-    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert data_digest(tmp_path / "a") == data_digest(tmp_path / "b")
 
 
 def test_skip_empty_leaves_out_and_counts(tmp_path, tiny_bpe):
@@ -292,13 +294,15 @@ def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, 
         else:
             (raw / name).write_text(content, encoding="utf-8")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "summary.json").write_text("an earlier complete output")
+    with output_folder(str(out), summarization.TOOL, summarization.KIND) as earlier:  # an earlier output
+        with open(os.path.join(earlier, "summary.json"), "w") as f:
+            f.write("an earlier complete output")
     assert run_main(dataset, raw, out, tiny_bpe) == 1
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if line.startswith("summarization: error: ")]
     assert len(errors) == 1 and message.format(raw=raw) in errors[0], stderr
-    assert os.listdir(out) == ["summary.json"] and (out / "summary.json").read_text() == "an earlier complete output"
+    assert sorted(os.listdir(out)) == [MARKER, "summary.json"]
+    assert (out / "summary.json").read_text() == "an earlier complete output"
     assert [p for p in os.listdir(tmp_path) if p.startswith(".out.tmp")] == []
 
 

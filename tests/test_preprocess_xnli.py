@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO
-from tests.test_preprocess_glue import GLUE_FILES, write_glue
+from tests.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
 
 XNLI_SH = os.path.join(REPO, "preprocess", "xnli.sh")
 HEADER = ("language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
@@ -153,13 +153,11 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
 
 
 def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_spm):
-    from tests.helpers import tree_digest
-
     mnli = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")}) / "MNLI"
     xnli = write_xnli(tmp_path / "XNLI-1.0")
     assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm).returncode == 0
-    first = tree_digest(tmp_path / "out")
+    first = data_digest(tmp_path / "out")
     assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm, "--workers", "2").returncode == 0
-    assert tree_digest(tmp_path / "out") == first
+    assert data_digest(tmp_path / "out") == first
     usage = subprocess.run(["bash", XNLI_SH], stderr=subprocess.PIPE, text=True)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/xnli.sh")
