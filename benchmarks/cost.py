@@ -178,23 +178,23 @@ def table(results: List[Dict], args) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--ffn", type=int, default=1024)
-    parser.add_argument("--seq-len", type=int, default=122)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--layers", type=int, default=4, help="encoder layers of the RoBERTa timed (default 4)")
+    parser.add_argument("--dim", type=int, default=256, help="embedding dimension (default 256)")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    parser.add_argument("--ffn", type=int, default=1024, help="feed-forward dimension (default 1024)")
+    parser.add_argument("--seq-len", type=int, default=122, help="tokens per sentence (default 122)")
+    parser.add_argument("--batch", type=int, default=16, help="sentences per batch (default 16)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed updates before the timed ones (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="timed updates per method and round")
     parser.add_argument("--rounds", type=int, default=2,
                         help="run every method this many times, in rotating order, and pool the timed updates "
                              "(cancels slow drift in machine load between methods)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cost.json"),
-                        help="where to write the results")
+    parser.add_argument("--json", help="also write the results (with date, commit and machine) to this file; default: "
+                        "none written, the table is printed (the committed results are benchmarks/results/cost_cpu.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -232,6 +232,8 @@ def main(argv=None) -> None:
               f"{args.batch} x {args.seq_len} tokens, {'fp16' if args.fp16 else 'fp32'}, {machine}; "
               f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up")
     print(header + "\n\n" + report)
+    if not args.json:
+        return
     from rxf_repro.outputs import write_file_atomically
     from rxf_repro.provenance import provenance
 

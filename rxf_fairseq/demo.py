@@ -26,6 +26,7 @@ import yaml
 from rxf_fairseq import minilang, records
 from rxf_fairseq.preprocessing import fairseq_preprocess
 from rxf_repro import outputs, process
+from rxf_repro.cli import positive_int
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESET = os.path.join(REPO, "configs", "demo.yaml")
@@ -291,16 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the benchmark and the pretraining (default 1)")
     return parser
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 1")
-    return value
 
 
 def main(argv=None) -> int:

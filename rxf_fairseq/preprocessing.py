@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
+from rxf_repro.cli import positive_int
 from rxf_repro.outputs import MARKER, OutputError, check_destination, clean_leftovers, output_folder, owner
 
 __all__ = ["MARKER", "OutputError", "PreprocessError", "atomic_output", "bpe_encode_file", "check_output",
@@ -21,14 +22,6 @@ __all__ = ["MARKER", "OutputError", "PreprocessError", "atomic_output", "bpe_enc
 
 class PreprocessError(Exception):
     """Bad input: printed as ``TOOL: error: file:line: what``, exit 1, nothing written."""
-
-
-def positive_int(text: str) -> int:
-    """argparse type for --workers and the like."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 def write_summary(folder: str, summary: dict) -> None:

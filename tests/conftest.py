@@ -1,4 +1,3 @@
-import json
 import os
 import shutil
 
@@ -6,7 +5,7 @@ import pytest
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
 from rxf_fairseq import toy
-from tests.helpers import TINY_ROBERTA, USER_DIR, fairseq_cli
+from tests.helpers import TINY_ROBERTA, USER_DIR, benchmark_module, fairseq_cli
 
 
 @pytest.fixture(scope="session")
@@ -38,23 +37,11 @@ def pretrained_roberta(toy_data):
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
-def write_tiny_bpe(root) -> dict:
-    """A real GPT-2-format BPE in ``root``: every byte symbol plus a few merges, and a RoBERTa/BART-style dict.txt
-    (BPE id, count). Shared by the pipelines' tests and their timings."""
-    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
-
-    symbols = list(bytes_to_unicode().values())
-    merges = [("t", "h"), ("th", "e"), ("Ġ", "a"), ("Ġ", "th"), ("Ġth", "e"), ("i", "n")]
-    encoder = {s: i for i, s in enumerate(symbols + [a + b for a, b in merges])}
-    (root / "encoder.json").write_text(json.dumps(encoder))
-    (root / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
-    (root / "dict.txt").write_text("".join(f"{i} {1000 - i}\n" for i in range(len(encoder))))
-    return {k: str(root / f) for k, f in (("encoder", "encoder.json"), ("vocab", "vocab.bpe"), ("dict", "dict.txt"))}
-
-
 @pytest.fixture(scope="session")
 def tiny_bpe(tmp_path_factory):
-    return write_tiny_bpe(tmp_path_factory.mktemp("bpe"))
+    """A real GPT-2-format BPE (every byte symbol plus a few merges) and a RoBERTa/BART-style dict.txt, as the
+    preprocess benchmark makes it."""
+    return benchmark_module("preprocess").write_tiny_bpe(tmp_path_factory.mktemp("bpe"))
 
 
 @pytest.fixture

@@ -27,6 +27,16 @@ TINY_BART = [
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 
+def benchmark_module(name: str):
+    """``benchmarks/NAME.py`` as a module (benchmarks make their own inputs; tests may reuse them, never the reverse)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", os.path.join(REPO, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def classification_args(data: str, extra: Sequence[str] = ()) -> List[str]:
     return [
         data, "--user-dir", USER_DIR, "--task", "sentence_prediction", "--num-classes", "2",

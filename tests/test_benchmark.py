@@ -1,9 +1,12 @@
 """The cost benchmark in a tiny configuration: its table and counts, not its speed."""
 
+import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 import sys
+import time
 
 from tests.helpers import REPO
 
@@ -15,7 +18,9 @@ def test_cost_benchmark_counts_passes_per_method(tmp_path):
          "--ffn", "32", "--seq-len", "12", "--batch", "4", "--warmup", "1", "--steps", "2", "--rounds", "1", "--json", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    results = {r["method"]: r for r in json.load(open(out))["results"]}
+    written = json.load(open(out))
+    assert written["date"] and written["commit"] and written["machine"]["cpu"] and written["command"][1] == "benchmarks/cost.py"
+    results = {r["method"]: r for r in written["results"]}
     passes = {m: (r["forwards_per_update"], r["backwards_per_update"]) for m, r in results.items()}
     assert passes == {"standard": (1, 1), "r3f": (2, 1), "r4f": (2, 1), "fast_r3f": (2, 1),
                       "smart_s1": (3, 2), "smart_s2": (4, 3), "reference_r3f": (2, 1)}
@@ -39,11 +44,40 @@ def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
          "--lines", "2500", "--json", str(out), "--work", str(tmp_path / "work")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    results = {r["pipeline"]: r for r in json.load(open(out))["results"]}
+    record = json.load(open(out))
+    results = {r["pipeline"]: r for r in record["results"]}
     assert {p: r["synthetic_examples"] for p, r in results.items()} == {"glue": 2500, "reddit_tifu": 2500}
     assert all(r["fixtures_s"] > 0 and r["examples_per_s"] > 0 for r in results.values())
     summary = json.load(open(tmp_path / "work" / "reddit_tifu" / "synthetic-bin" / "summary.json"))
     assert {s: v["examples"] for s, v in summary["splits"].items()} == {"train": 2450, "valid": 25, "test": 25}
+    tiny = sorted(os.listdir(tmp_path / "work" / "glue" / "fixtures-bin"))  # the tiny input: ALL, every task
+    assert tiny == [".rxf-output.json", "CoLA-bin", "MNLI-bin", "MRPC-bin", "QNLI-bin", "QQP-bin", "RTE-bin", "SST-2-bin",
+                    "STS-B-bin"]
+    # when, from which commit, on what
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    assert record["commit"] == head and record["date"].startswith(time.strftime("%Y-"))
+    assert record["command"][:2] == ["python", "benchmarks/preprocess.py"] and "--lines" in record["command"]
+    machine = record["machine"]
+    assert machine["cores"] == os.cpu_count() and machine["python"] == platform.python_version()
+    assert machine["cpu"] and machine["torch"] == importlib.metadata.version("torch")
     bad = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "nope"],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert bad.returncode == 2 and "--pipelines: unknown ['nope']" in bad.stdout
+
+
+def test_preprocess_benchmark_writes_no_results_file_unless_asked_and_imports_nothing_from_tests(tmp_path):
+    """By default the committed benchmarks/results/preprocess.json is left alone; and the benchmark builds its own
+    inputs (tests may import from benchmarks, not the other way round)."""
+    committed = os.path.join(REPO, "benchmarks", "results", "preprocess.json")
+    before = open(committed, "rb").read()
+    script = ("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
+              "leaked = sorted(m for m in sys.modules if m == 'tests' or m.startswith('tests.')); "
+              "print('imported from tests:', leaked)")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "gigaword",
+         "--lines", "50", "--work", str(tmp_path / "work")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "imported from tests: []" in proc.stdout and "| gigaword |" in proc.stdout
+    assert "results not written to a file (pass --json FILE to keep them)" in proc.stdout
+    assert open(committed, "rb").read() == before and os.listdir(tmp_path) == ["work"]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from rxf_repro.outputs import MARKER, output_folder
-from tests.helpers import REPO
+from tests.helpers import REPO, benchmark_module
 from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
@@ -53,16 +53,7 @@ SUMDATA = {  # harvardnlp's sumdata layout of the same data
 }
 
 
-def tifu_post(post_id, selftext_without_tldr, tldr, title="TIFU by testing"):
-    """One line of tifu_all_tokenized_and_filtered.json, with the fields Kim et al. release."""
-    selftext = selftext_without_tldr + (f"\n\nTL;DR: {tldr}" if tldr else "")
-    return {"title_tokenized": title.lower().split(), "permalink": f"/r/tifu/comments/{post_id}/", "title": title,
-            "url": f"https://www.reddit.com/r/tifu/comments/{post_id}/", "num_comments": 13, "tldr": tldr,
-            "created_utc": 1371426179.0, "trimmed_title_tokenized": ["testing"], "ups": 50,
-            "selftext_html": "<div>...</div>", "score": 50, "upvote_ratio": 0.77,
-            "tldr_tokenized": tldr.lower().split() if tldr else None, "selftext": selftext,
-            "trimmed_title": "testing", "selftext_without_tldr_tokenized": selftext_without_tldr.lower().split(),
-            "id": post_id, "selftext_without_tldr": selftext_without_tldr}
+tifu_post = benchmark_module("preprocess").tifu_post  # one line of Kim et al.'s JSON, every field of the release
 
 
 TIFU_POSTS = [

@@ -202,3 +202,21 @@ def test_every_option_has_help():
             if action.dest in ("help", "config_dir"):
                 continue
             assert action.help, f"rxf-run {name}: {action.option_strings or action.dest} has no help"
+
+
+def test_fairseq_drops_a_short_last_batch_so_every_evaluation_asks_for_batches_of_any_size():
+    """fairseq main drops the last batch when it is not a multiple of --required-batch-size-multiple (default 8):
+    2 of CNN/DM's 11,490 test articles would never be summarised. rxf-run's evaluations keep every example."""
+    import numpy as np
+    from fairseq.data.data_utils import batch_by_size
+
+    kept = sum(len(b) for b in batch_by_size(np.arange(11490), lambda i: 10, max_sentences=32,
+                                             required_batch_size_multiple=8))
+    assert kept == 11488
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert runs.main([*SUMM[:-1], "--seeds", "1", "--dry-run"]) == 0
+        assert runs.main(["xnli", "r3f", "--data", "/x", "--checkpoint", "/m.pt", "--seeds", "1", "--dry-run"]) == 0
+    evaluations = [c for c in out.getvalue().splitlines() if "fairseq_cli.generate" in c or "fairseq_cli.validate" in c]
+    assert len(evaluations) == 2
+    assert all("--required-batch-size-multiple 1" in c for c in evaluations)
