@@ -29,7 +29,10 @@ $(STAMP): setup.py $(TORCH_SPEC)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,hf]'
+	@# fairseq-fixed pulls torchaudio 2.11.1, which cannot load with torch 2.13 and makes transformers fail at
+	@# import; no torchaudio build matches torch 2.13, and fairseq's text tasks never use it.
+	$(BIN)/python -m pip uninstall -y -q torchaudio
 	@touch $@
 
 # ROUGE-1.5.5 (rxf-rouge's perl backend) needs XML::Parser from Debian; installed when we are root.

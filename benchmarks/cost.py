@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,21 +40,28 @@ PAPER_TABLE_1 = {"standard": "1/1", "r3f": "2/1", "r4f": "2/1", "fast_r3f": "2/1
 VOCAB = 1000
 
 
-def write_dictionaries(root: str) -> None:
+def write_dictionaries(root: str, restore: str = None) -> None:
+    """input0 and label dictionaries; with ``--restore``, input0's is the imported checkpoint's ``dict.txt``."""
     for sub, symbols in (("input0", [f"w{i}" for i in range(VOCAB)]), ("label", ["0", "1"])):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
         with open(os.path.join(root, sub, "dict.txt"), "w") as f:
             f.writelines(f"{s} 1\n" for s in symbols)
+    if restore:
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(restore)), "dict.txt"),
+                    os.path.join(root, "input0", "dict.txt"))
 
 
 def fairseq_argv(args, data: str, method: str) -> List[str]:
     task, criterion = METHODS[method]
+    if args.restore:  # the checkpoint's own sizes (rxf_roberta reads them from --restore-file)
+        model = ["--arch", "rxf_roberta", "--restore-file", os.path.abspath(args.restore)]
+    else:
+        model = ["--arch", "roberta_base", "--encoder-layers", str(args.layers), "--encoder-embed-dim", str(args.dim),
+                 "--encoder-ffn-embed-dim", str(args.ffn), "--encoder-attention-heads", str(args.heads),
+                 "--max-positions", str(max(args.seq_len, 8))]
     argv = [
         data, "--user-dir", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rxf_fairseq"),
-        "--task", task, *criterion, "--num-classes", "2", "--arch", "roberta_base",
-        "--encoder-layers", str(args.layers), "--encoder-embed-dim", str(args.dim),
-        "--encoder-ffn-embed-dim", str(args.ffn), "--encoder-attention-heads", str(args.heads),
-        "--max-positions", str(max(args.seq_len, 8)), "--optimizer", "adam", "--lr", "1e-5",
+        "--task", task, *criterion, "--num-classes", "2", *model, "--optimizer", "adam", "--lr", "1e-5",
         "--dropout", "0.1", "--batch-size", str(args.batch), "--seed", "1",
     ]
     if args.device == "cpu":
@@ -74,11 +82,17 @@ def measure(args, method: str) -> Dict:
 
     torch.set_num_threads(args.threads)
     data = tempfile.mkdtemp(prefix="rxf-bench-")
-    write_dictionaries(data)
+    write_dictionaries(data, args.restore)
     cfg = convert_namespace_to_omegaconf(
         options.parse_args_and_arch(options.get_training_parser(), fairseq_argv(args, data, method)))
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
+    if args.restore:  # the imported weights; the classification head is new, as in fine-tuning
+        from fairseq import checkpoint_utils
+
+        state = checkpoint_utils.load_checkpoint_to_cpu(args.restore)["model"]
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        assert not unexpected and all(k.startswith("classification_heads.") for k in missing), (missing, unexpected)
     criterion = task.build_criterion(cfg.criterion)
     if method == "reference_r3f":
         from rxf_fairseq.reference import load_reference_criterion
@@ -99,7 +113,7 @@ def measure(args, method: str) -> Dict:
         setattr(torch.autograd, name, counted)
 
     generator = torch.Generator().manual_seed(0)
-    tokens = torch.randint(4, VOCAB, (args.batch, args.seq_len), generator=generator)
+    tokens = torch.randint(4, len(task.source_dictionary) - 1, (args.batch, args.seq_len), generator=generator)
     tokens[:, 0] = 0  # <s>
     tokens[:, -1] = 2  # </s>
     sample = {
@@ -193,6 +207,9 @@ def main(argv=None) -> None:
     parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--restore", metavar="MODEL_PT",
+                        help="time this checkpoint (e.g. rxf-import-hf's DEST/model.pt, its dict.txt beside it) instead "
+                             "of a random RoBERTa of --layers/--dim/--heads/--ffn")
     parser.add_argument("--json", help="also write the results (with date, commit and machine) to this file; default: "
                         "none written, the table is printed (the committed results are benchmarks/results/cost_cpu.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -228,7 +245,9 @@ def main(argv=None) -> None:
 
     machine = (torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads") + \
         f", torch {torch.__version__}"
-    header = (f"RoBERTa {args.layers} layers x {args.dim} dims ({args.heads} heads, ffn {args.ffn}), batch "
+    model = (f"the checkpoint {args.restore}" if args.restore else
+             f"RoBERTa {args.layers} layers x {args.dim} dims ({args.heads} heads, ffn {args.ffn})")
+    header = (f"{model}, batch "
               f"{args.batch} x {args.seq_len} tokens, {'fp16' if args.fp16 else 'fp32'}, {machine}; "
               f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up")
     print(header + "\n\n" + report)

@@ -25,9 +25,9 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from rxf_fairseq.preprocessing import (OutputError, PreprocessError, bpe_encode_file, check_output,  # noqa: E402
-                                       fairseq_preprocess, load_gpt2_bpe, log, output_folder, owner, positive_int,
-                                       read_text_lines, write_summary)
+from rxf_fairseq.preprocessing import (OutputError, PreprocessError, TextEncoder, check_output,  # noqa: E402
+                                       fairseq_preprocess, log, output_folder, owner, positive_int, read_text_lines,
+                                       text_encoder, write_summary)
 from rxf_repro.process import exit_on_sigterm  # noqa: E402
 
 TOOL = "preprocess/glue.sh"
@@ -202,8 +202,8 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
     return TaskData(task, source, splits, summary)
 
 
-def write_task(data: TaskData, folder: str, encoder_json: str, vocab_bpe: str, dictionary: str, workers: int = 1) -> Dict:
-    """GPT-2 BPE, then fairseq-preprocess, into ``folder`` (a temporary folder of ``output_folder``)."""
+def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: str, workers: int = 1) -> Dict:
+    """GPT-2 BPE (or WordPiece), then fairseq-preprocess, into ``folder`` (a temporary folder of ``output_folder``)."""
     task, splits, summary = data.task, data.splits, data.summary
     labels = TASKS[task][0]
     n_inputs = len(next(iter(TASKS[task][1].values()))[1].inputs)
@@ -217,12 +217,14 @@ def write_task(data: TaskData, folder: str, encoder_json: str, vocab_bpe: str, d
         if split_labels:
             with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
                 f.write("\n".join(split_labels) + "\n")
-    # 2. GPT-2 BPE, as examples/roberta/multiprocessing_bpe_encoder.py
+    # 2. GPT-2 BPE as examples/roberta/multiprocessing_bpe_encoder.py, or the imported checkpoint's WordPiece
+    summary["encoder"] = encoder.name
     for split in splits:
         for k in range(n_inputs):
-            log(f"[{task}] BPE-encoding {split}.input{k}")
-            tokens = bpe_encode_file(os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"),
-                                     encoder_json, vocab_bpe, workers, label=f"[{task}] BPE-encoding {split}.input{k}")
+            label = f"[{task}] {encoder.name}-encoding {split}.input{k}"
+            log(label)
+            tokens = encoder.encode_file(os.path.join(raw, f"{split}.input{k}"),
+                                         os.path.join(raw, f"{split}.input{k}.bpe"), workers, label)
             summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
     # 3. fairseq-preprocess, in ``folder``: prefixes relative to it, so no comma of the user's path reaches them
     prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
@@ -274,27 +276,27 @@ def check_all_destination(out: str, overwrite: bool) -> None:
                           f"all of {out} (anything else in it is deleted too), or choose another folder")
 
 
-def prepare(glue_dir: str, task: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
+def prepare(glue_dir: str, task: str, out: str, encoder: TextEncoder, dictionary: str,
             workers: int = 1, skip_malformed: bool = False, overwrite: bool = False) -> List[Dict]:
-    """Check OUT, load the BPE, read and validate every task, then build OUT (for ALL: every task in one
-    temporary folder, renamed into place as one). Returns each task's summary."""
+    """Check OUT, load the BPE (or WordPiece), read and validate every task, then build OUT (for ALL: every task in
+    one temporary folder, renamed into place as one). Returns each task's summary."""
     tasks = sorted(TASKS) if task == "ALL" else [task]
-    inputs = [os.path.join(glue_dir, t) for t in tasks] + [encoder_json, vocab_bpe, dictionary]
+    inputs = [os.path.join(glue_dir, t) for t in tasks] + [*encoder.files, dictionary]
     if task == "ALL":
         check_all_destination(out, overwrite)
     check_output(out, TOOL, KIND_ALL if task == "ALL" else KIND, inputs=inputs, overwrite=overwrite)
-    check_model_files(encoder_json, vocab_bpe, dictionary)
-    load_gpt2_bpe(encoder_json, vocab_bpe)  # here, once: a bad file is one error, before any worker starts
+    check_model_files(*encoder.files, dictionary)
+    encoder.load()  # here, once: a bad file is one error, before any worker starts
     # every task is read and validated before any is written: a bad file in the last task leaves nothing half done
     read = [read_task(glue_dir, t, skip_malformed) for t in tasks]
     if task != "ALL":
         with output_folder(out, TOOL, KIND, inputs=inputs, overwrite=overwrite, info={"task": task}) as tmp:
-            return [write_task(read[0], tmp, encoder_json, vocab_bpe, dictionary, workers)]
+            return [write_task(read[0], tmp, encoder, dictionary, workers)]
     summaries = []
     with output_folder(out, TOOL, KIND_ALL, inputs=inputs, overwrite=overwrite, info={"tasks": tasks}) as tmp:
         for data in read:  # each TASK-bin is also a task output of its own (a single-task rerun may replace it)
             with output_folder(os.path.join(tmp, f"{data.task}-bin"), TOOL, KIND, info={"task": data.task}) as folder:
-                summaries.append(write_task(data, folder, encoder_json, vocab_bpe, dictionary, workers))
+                summaries.append(write_task(data, folder, encoder, dictionary, workers))
     return summaries
 
 
@@ -305,9 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("glue_dir", help="the official GLUE folder (with CoLA/, SST-2/, MNLI/, ...)")
     parser.add_argument("task", choices=sorted(TASKS) + ["ALL"], help="one task, or ALL: every task, into OUT/TASK-bin")
     parser.add_argument("out", help="output folder (for ALL: one sub-folder TASK-bin per task)")
-    parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
-    parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
-    parser.add_argument("--dict", required=True, help="RoBERTa's dict.txt")
+    parser.add_argument("--encoder-json", help="GPT-2 BPE encoder.json (RoBERTa, BART; or an imported RoBERTa's)")
+    parser.add_argument("--vocab-bpe", help="GPT-2 BPE vocab.bpe")
+    parser.add_argument("--wordpiece-vocab", metavar="VOCAB_TXT",
+                        help="instead of GPT-2 BPE: the vocab.txt of a BERT checkpoint imported with rxf-import-hf, "
+                             "encoded with its own tokenizer (tokenizer.json beside it, lower-casing included)")
+    parser.add_argument("--dict", required=True, help="the model's dict.txt (RoBERTa's, or rxf-import-hf's)")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
     parser.add_argument("--skip-malformed", action="store_true",
                         help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)")
@@ -322,7 +327,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        summaries = prepare(args.glue_dir, args.task, args.out, args.encoder_json, args.vocab_bpe, args.dict,
+        encoder = text_encoder(args.encoder_json, args.vocab_bpe, args.wordpiece_vocab)
+        summaries = prepare(args.glue_dir, args.task, args.out, encoder, args.dict,
                             args.workers, args.skip_malformed, args.overwrite)
     except (PreprocessError, OutputError) as error:
         print(f"glue: error: {error}", file=sys.stderr)
@@ -335,7 +341,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for split, info in summary["splits"].items():
             log(f"[{task}] {split}: {info['examples']} examples" +
                 (f", labels {info['labels']}" if info["labels"] else "") +
-                f", BPE tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}")
+                f", {summary.get('encoder', 'BPE')} tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}")
         log(f"[{task}] done: {os.path.join(args.out, f'{task}-bin') if args.task == 'ALL' else args.out}")
     return 0
 

@@ -6,9 +6,11 @@ usage() {
   cat <<USAGE
 usage: preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --encoder-json FILE --vocab-bpe FILE --dict FILE
                           [--workers N] [--skip-malformed] [--overwrite]
+       preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --wordpiece-vocab FILE --dict FILE [...]
   TASK: CoLA SST-2 MRPC QQP MNLI QNLI RTE STS-B (ALL: each into OUT_DIR/TASK-bin, OUT_DIR replaced as one)
   --encoder-json, --vocab-bpe  GPT-2 BPE's encoder.json and vocab.bpe
-  --dict              RoBERTa's dict.txt (preprocess/download.sh fetches these three)
+  --wordpiece-vocab   instead of GPT-2 BPE: vocab.txt of a BERT checkpoint imported with rxf-import-hf
+  --dict              the model's dict.txt (RoBERTa's: preprocess/download.sh fetches these three; or rxf-import-hf's)
   --workers N         processes for encoding and binarizing (default 1)
   --skip-malformed    skip rows with the wrong number of fields and empty lines, counted
   --overwrite         replace OUT_DIR even if it is not an earlier output of this script (default: refuse)

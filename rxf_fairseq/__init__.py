@@ -8,6 +8,7 @@
   normalised; with the R3F criterion this is R4F),
 - ``--task sentence_prediction_probe`` (the paper's linear probe: frozen encoder, no encoder dropout,
   one linear layer on the sentence representation),
+- ``--arch rxf_roberta`` (RoBERTa with the LayerNorm eps of an imported Hugging Face checkpoint, ``rxf-import-hf``),
 and makes fairseq's checkpoint loading work on torch >= 2.6 without allowing code execution.
 """
 
@@ -17,6 +18,7 @@ from rxf_fairseq.criterions import (  # noqa: F401
     sentence_prediction_r3f,
     sentence_prediction_smart,
 )
+from rxf_fairseq.models import rxf_roberta  # noqa: F401
 from rxf_fairseq.tasks import sentence_prediction_probe, sentence_prediction_r4f  # noqa: F401
 
 checkpoint_compat.install()

@@ -10,14 +10,16 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from rxf_repro.cli import positive_int
 from rxf_repro.outputs import MARKER, OutputError, check_destination, clean_leftovers, output_folder, owner
 
-__all__ = ["MARKER", "OutputError", "PreprocessError", "atomic_output", "bpe_encode_file", "check_output",
-           "fairseq_preprocess", "load_gpt2_bpe", "load_sentencepiece", "log", "map_lines", "output_folder",
-           "owner", "positive_int", "read_text_lines", "worker_pool", "write_summary"]
+__all__ = ["MARKER", "OutputError", "PreprocessError", "TextEncoder", "atomic_output", "bpe_encode_file",
+           "check_output", "fairseq_preprocess", "load_gpt2_bpe", "load_sentencepiece", "load_wordpiece", "log",
+           "map_lines", "output_folder", "owner", "positive_int", "read_text_lines", "text_encoder", "worker_pool",
+           "wordpiece_encode_file", "write_summary"]
 
 
 class PreprocessError(Exception):
@@ -298,6 +300,110 @@ def bpe_encode_file(src: str, dest: str, encoder_json: str, vocab_bpe: str, work
     with open(dest, "w", encoding="utf-8") as f:
         f.write("\n".join(encoded) + "\n")
     return sum(len(line.split()) for line in encoded)
+
+
+# ------------------------------------------------------------------------------------------ WordPiece
+
+def _wordpiece(vocab: str) -> Any:
+    """The source's own tokenizer: ``tokenizer.json`` beside ``vocab.txt`` when there is one (the exact pipeline
+    the model was trained with, lower-casing and accent stripping included), else a BERT WordPiece tokenizer on
+    ``vocab.txt`` with ``tokenizer_config.json``'s ``do_lower_case`` (default: lower-case, as uncased BERT)."""
+    if not os.path.isfile(vocab):
+        raise PreprocessError(f"missing file: {vocab}")
+    try:
+        from tokenizers import Tokenizer
+        from tokenizers.implementations import BertWordPieceTokenizer
+    except ImportError:  # pragma: no cover - installed with the project
+        raise PreprocessError("--wordpiece-vocab needs the tokenizers package: pip install tokenizers") from None
+    folder = os.path.dirname(os.path.abspath(vocab))
+    full = os.path.join(folder, "tokenizer.json")
+    try:
+        if os.path.isfile(full):
+            tokenizer = Tokenizer.from_file(full)
+        else:
+            lower = True
+            config = os.path.join(folder, "tokenizer_config.json")
+            if os.path.isfile(config):
+                with open(config, encoding="utf-8") as f:
+                    lower = bool(json.load(f).get("do_lower_case", True))
+            tokenizer = BertWordPieceTokenizer(vocab, lowercase=lower)
+    except Exception as error:
+        raise PreprocessError(f"{full if os.path.isfile(full) else vocab}: not a WordPiece tokenizer "
+                              f"({' '.join(str(error).split())[:200]})") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    if tokenizer.get_vocab_size() == 0:
+        raise PreprocessError(f"{vocab}: an empty vocabulary")
+    return tokenizer
+
+
+def load_wordpiece(vocab: str) -> Any:
+    """A WordPiece tokenizer, loaded (once) here: a bad file is one ``PreprocessError`` naming it."""
+    return _loaded(("wordpiece", vocab), functools.partial(_wordpiece, vocab))
+
+
+def wordpiece_encode_file(src: str, dest: str, vocab: str, label: str = "") -> int:
+    """WordPiece tokens (the strings, e.g. ``play ##ing``; fairseq-preprocess maps them with the imported
+    ``dict.txt``), one line per line, without ``[CLS]``/``[SEP]`` (fairseq's task adds ``<s>``/``</s>``). The
+    tokenizers library encodes in parallel threads of its own. Returns the number of tokens written."""
+    tokenizer = load_wordpiece(vocab)
+    with open(src, encoding="utf-8") as f:
+        lines = f.read().split("\n")[:-1]
+    started = time.time()
+    encoded: List[str] = []
+    for first in range(0, len(lines), 10000):
+        batch = tokenizer.encode_batch([line.strip() for line in lines[first:first + 10000]], add_special_tokens=False)
+        encoded += [" ".join(e.tokens) for e in batch]
+        if len(lines) > 10000:
+            log(f"{label or 'WordPiece-encoding ' + os.path.basename(src)}: {len(encoded):,}/{len(lines):,} lines, "
+                f"{time.time() - started:.0f} s")
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write("\n".join(encoded) + "\n")
+    return sum(len(line.split()) for line in encoded)
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    """How a pipeline turns text into tokens for fairseq-preprocess: GPT-2 BPE (``encoder.json`` + ``vocab.bpe``, ids
+    as fairseq's RoBERTa recipe writes them) or WordPiece (``vocab.txt`` of a BERT checkpoint imported with
+    ``rxf-import-hf``, token strings)."""
+
+    encoder_json: Optional[str] = None
+    vocab_bpe: Optional[str] = None
+    wordpiece_vocab: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return "WordPiece" if self.wordpiece_vocab else "GPT-2 BPE"
+
+    @property
+    def files(self) -> Tuple[str, ...]:
+        return (self.wordpiece_vocab,) if self.wordpiece_vocab else (self.encoder_json, self.vocab_bpe)
+
+    def load(self) -> None:
+        """Once, in this process, before any worker starts: a bad model is one line, never a hang."""
+        for path in self.files:
+            if not os.path.isfile(path):
+                raise PreprocessError(f"missing file: {path}")
+        if self.wordpiece_vocab:
+            load_wordpiece(self.wordpiece_vocab)
+        else:
+            load_gpt2_bpe(self.encoder_json, self.vocab_bpe)
+
+    def encode_file(self, src: str, dest: str, workers: int, label: str) -> int:
+        if self.wordpiece_vocab:
+            return wordpiece_encode_file(src, dest, self.wordpiece_vocab, label)
+        return bpe_encode_file(src, dest, self.encoder_json, self.vocab_bpe, workers, label)
+
+
+def text_encoder(encoder_json: Optional[str], vocab_bpe: Optional[str], wordpiece_vocab: Optional[str]) -> TextEncoder:
+    """The one encoder the flags name (``--encoder-json`` with ``--vocab-bpe``, or ``--wordpiece-vocab``)."""
+    if wordpiece_vocab and (encoder_json or vocab_bpe):
+        raise PreprocessError("give either --wordpiece-vocab or --encoder-json/--vocab-bpe, not both")
+    if not wordpiece_vocab and not (encoder_json and vocab_bpe):
+        raise PreprocessError("give --encoder-json and --vocab-bpe (GPT-2 BPE: RoBERTa, BART), or --wordpiece-vocab "
+                              "(a BERT checkpoint imported with rxf-import-hf)")
+    return TextEncoder(encoder_json, vocab_bpe, wordpiece_vocab)
 
 
 def read_text_lines(path: str) -> List[str]:

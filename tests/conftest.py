@@ -5,7 +5,7 @@ import pytest
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
 from rxf_fairseq import toy
-from tests.helpers import TINY_ROBERTA, USER_DIR, benchmark_module, fairseq_cli
+from tests.helpers import MINILM, TINY_ROBERTA, USER_DIR, benchmark_module, fairseq_cli, import_hf
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +63,12 @@ def read_only_folder(tmp_path):
         pytest.skip(f"cannot make a read-only folder as root here: {mounted.stderr.strip()}")
     yield folder
     subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory):
+    """all-MiniLM-L6-v2 from its PyPI package, imported with rxf-import-hf."""
+    dest = tmp_path_factory.mktemp("minilm") / "minilm"
+    proc = import_hf(MINILM, dest)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dest

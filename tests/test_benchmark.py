@@ -81,3 +81,16 @@ def test_preprocess_benchmark_writes_no_results_file_unless_asked_and_imports_no
     assert "imported from tests: []" in proc.stdout and "| gigaword |" in proc.stdout
     assert "results not written to a file (pass --json FILE to keep them)" in proc.stdout
     assert open(committed, "rb").read() == before and os.listdir(tmp_path) == ["work"]
+
+
+def test_cost_benchmark_times_an_imported_checkpoint(minilm, tmp_path):
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--restore", str(minilm / "model.pt"),
+         "--methods", "standard,r3f", "--seq-len", "8", "--batch", "2", "--warmup", "1", "--steps", "1", "--rounds", "1",
+         "--json", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"the checkpoint {minilm / 'model.pt'}" in proc.stdout
+    written = json.load(open(out))
+    assert written["config"]["restore"] == str(minilm / "model.pt")
+    assert {r["method"]: r["forwards_per_update"] for r in written["results"]} == {"standard": 1, "r3f": 2}

