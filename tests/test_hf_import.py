@@ -142,7 +142,8 @@ def test_wordpiece_data_path_gives_the_source_tokenizers_ids(minilm, wordpiece_r
 
 
 @pytest.mark.parametrize("extra", [["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction"],
-                                   ["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction_r4f"]])
+                                   ["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction_r4f"],
+                                   ["--criterion", "sentence_prediction", "--task", "sentence_prediction_probe"]])
 def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_path, extra):
     proc = fairseq_cli("train", [
         str(wordpiece_rte), "--user-dir", USER_DIR, *extra, "--arch", "rxf_roberta",
@@ -153,8 +154,19 @@ def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_
         "--save-dir", str(tmp_path / "run"), "--no-epoch-checkpoints"])
     assert "Loaded checkpoint" in proc.stdout
     (last,) = json_records(proc.stdout, "train")[-1:]
-    assert int(last["train_num_updates"]) == 2 and "train_symm_kl" in last
+    assert int(last["train_num_updates"]) == 2 and ("train_symm_kl" in last) == ("sentence_prediction_r3f" in extra)
     assert "encoder_layers': 6" in proc.stdout or "encoder_layers=6" in proc.stdout  # sizes from the checkpoint
+
+
+def test_masked_lm_continues_from_the_imported_model(minilm, wordpiece_rte, tmp_path):
+    """The checkpoint loads into fairseq's masked_lm too (MiniLM has no MLM head: fairseq's starts afresh)."""
+    proc = fairseq_cli("train", [
+        str(wordpiece_rte / "input0"), "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", "masked_lm",
+        "--arch", "rxf_roberta", "--restore-file", str(minilm / "model.pt"), "--reset-optimizer", "--reset-dataloader",
+        "--reset-meters", "--tokens-per-sample", "128", "--sample-break-mode", "complete", "--optimizer", "adam",
+        "--lr", "1e-5", "--batch-size", "4", "--required-batch-size-multiple", "1", "--max-update", "1", "--cpu",
+        "--save-dir", str(tmp_path / "mlm"), "--no-save"])
+    assert "Loaded checkpoint" in proc.stdout and "done training" in proc.stdout
 
 
 def test_roberta_hub_interface_loads_the_import(minilm):
