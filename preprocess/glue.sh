@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GLUE -> fairseq binaries (RoBERTa recipe layout), validated and atomic. See preprocess/glue.py.
+# GLUE -> fairseq binaries (RoBERTa recipe layout), validated and atomic. See rxf_repro/data/glue.py.
 set -euo pipefail
 
 usage() {
@@ -22,4 +22,5 @@ if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" "$HERE/glue.py" "$@"
+# the repository on the path, so that this works from a source checkout before (or without) installing
+exec env PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m rxf_repro.data.glue "$@"

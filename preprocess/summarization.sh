@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CNN/DailyMail, Gigaword, Reddit TIFU -> fairseq binaries (BART recipe layout), validated and atomic.
-# See preprocess/summarization.py.
+# See rxf_repro/data/summarization.py.
 set -euo pipefail
 
 usage() {
@@ -23,4 +23,5 @@ if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" "$HERE/summarization.py" "$@"
+# the repository on the path, so that this works from a source checkout before (or without) installing
+exec env PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m rxf_repro.data.summarization "$@"

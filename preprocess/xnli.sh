@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# XNLI zero-shot (MNLI train + XNLI dev/test in 15 languages) -> fairseq binaries. See preprocess/xnli.py.
+# XNLI zero-shot (MNLI train + XNLI dev/test in 15 languages) -> fairseq binaries. See rxf_repro/data/xnli.py.
 set -euo pipefail
 
 usage() {
@@ -19,4 +19,5 @@ if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" "$HERE/xnli.py" "$@"
+# the repository on the path, so that this works from a source checkout before (or without) installing
+exec env PYTHONPATH="$HERE/..${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m rxf_repro.data.xnli "$@"

@@ -1,4 +1,4 @@
-# Shared by run_scripts/*.sh: where things are, and the call into rxf-run (rxf_fairseq/runs.py), which
+# Shared by run_scripts/*.sh: where things are, and the call into rxf-run (rxf_repro/runs.py), which
 # composes configs/ exactly as fairseq-hydra-train does and writes one record.json per run.
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../.venv/bin/python}"
@@ -17,7 +17,7 @@ rxf_run() {  # rxf_run FAMILY ARGS...: the shared flags, extended with "$@"
   for a in "$@"; do  # keep "-- FAIRSEQ_ARGS" last
     if [ "$seen" = 1 ]; then after+=("$a"); elif [ "$a" = "--" ]; then seen=1; else before+=("$a"); fi
   done
-  exec "$PYTHON" -m rxf_fairseq.runs "$family" "${before[@]}" "${flags[@]}" ${after[@]+-- "${after[@]}"}
+  exec "$PYTHON" -m rxf_repro.runs "$family" "${before[@]}" "${flags[@]}" ${after[@]+-- "${after[@]}"}
 }
 
 seed_list() {  # "1 2 3" -> "1,2,3"

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
-from rxf_fairseq import toy
+from tests import toy
 from tests.helpers import MINILM, TINY_ROBERTA, USER_DIR, benchmark_module, fairseq_cli, import_hf
 
 

@@ -9,7 +9,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 
-from rxf_fairseq.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
+from tests.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "rxf_fairseq")

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from rxf_fairseq.criterions.sentence_prediction_smart import ascent_direction
-from rxf_fairseq.noise import noised_token_embeddings
+from rxf.noise import noised_token_embeddings
 from tests.helpers import NO_DROPOUT, build, capture_model_outputs, classification_args, first_batch
 
 

@@ -12,12 +12,12 @@ from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEn
 from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
 from fairseq.logging import metrics
 
-import rxf_fairseq.noise
+import rxf.noise
 from rxf_fairseq.criterions.label_smoothed_cross_entropy_r3f import RXFLabelSmoothedCrossEntropyR3FCriterion
 from rxf_fairseq.criterions.r3f_common import OptionError
 from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
-from rxf_fairseq.noise import find_encoder_token_embedding, noised_token_embeddings
-from rxf_fairseq.spectral_norm import effective_spectral_norms, is_spectrally_normalised
+from rxf.noise import find_encoder_token_embedding, noised_token_embeddings
+from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised
 from rxf_fairseq.tasks.sentence_prediction_r4f import spectrally_normalise_classification_head
 from tests.helpers import (NO_DROPOUT, REPO, TINY_ROBERTA, USER_DIR, build, capture_model_outputs,
                            classification_args, fairseq_cli, first_batch, load_reference_criterion, seq2seq_args)
@@ -289,7 +289,7 @@ def test_seq2seq_matches_reference_without_padding_and_masks_padding(toy_data, m
         for p in model.parameters():  # sits at float32 rounding; sharpen it so the KL is signal
             p.mul_(4)
     noise = FixedNoise(eps)
-    monkeypatch.setattr(rxf_fairseq.noise, "sample_embedding_noise", noise.like)
+    monkeypatch.setattr(rxf.noise, "sample_embedding_noise", noise.like)
     Reference = load_reference_criterion("label_smoothed_cross_entropy_r3f").LabelSmoothedCrossEntropyR3FCriterion
     reference = Reference(task, False, 0.1, eps, 1.0, "normal")
     reference.noise_sampler = noise

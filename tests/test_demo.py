@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from rxf_fairseq import demo, minilang
+from rxf_repro import demo, minilang
 from rxf_repro import outputs
 from tests.helpers import REPO
 
@@ -79,7 +79,7 @@ def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):
 
 def test_sigterm_stops_every_child_and_leaves_nothing(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "rxf_fairseq.demo", "--quick", "--out", str(out)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(out)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
     deadline = time.time() + 180

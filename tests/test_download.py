@@ -13,8 +13,7 @@ import pytest
 from tests.helpers import REPO
 
 DOWNLOAD_SH = os.path.join(REPO, "preprocess", "download.sh")
-sys.path.insert(0, os.path.join(REPO, "preprocess"))
-import download  # noqa: E402
+from rxf_repro.data import download
 
 GOOD = b"the real file \xf0\x9f\x93\xa6\n" * 1000
 HEADER = "# name\tgroup\tdest\tsha256\tbytes\turl\tsource\n"

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
-from rxf_fairseq.noise import check_noise_args, sample_embedding_noise
-from rxf_fairseq.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
+from rxf.kl import squared_prediction_change, symmetric_kl
+from rxf.noise import check_noise_args, sample_embedding_noise
+from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
 from tests.helpers import load_reference_criterion
 
 

@@ -2,6 +2,7 @@
 earlier output is replaced, atomically (``rxf_repro.outputs``); killed runs leave nothing that the next run does not
 clean up; ``glue.sh ALL`` is one output; a bad model or destination is one line, exit 1, before any work."""
 
+import importlib
 import json
 import os
 import shutil
@@ -111,8 +112,7 @@ def test_overwrite_replaces_a_users_folder_and_marks_it(tmp_path, inputs, pipeli
 
 @pytest.mark.parametrize("pipeline", sorted(TOOLS))
 def test_every_option_has_help_and_is_in_the_scripts_usage(pipeline):
-    sys.path.insert(0, os.path.join(REPO, "preprocess"))
-    module = __import__(pipeline)
+    module = importlib.import_module(f"rxf_repro.data.{pipeline}")
     usage = run(["bash", os.path.join(REPO, TOOLS[pipeline]), "--help"])
     assert usage.returncode == 0 and usage.stdout.startswith(f"usage: {TOOLS[pipeline]}")
     actions = [a for a in module.build_parser()._actions if a.dest != "help"]

@@ -14,8 +14,7 @@ from tests.helpers import REPO, benchmark_module
 from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
-sys.path.insert(0, os.path.join(REPO, "preprocess"))
-import summarization  # noqa: E402
+from rxf_repro.data import summarization
 
 LONG_ARTICLE = " ".join(f"word{i % 97} ({i})" for i in range(6000))  # ~60 KB on one line
 CNN_DM = {  # as the scripts of the BART recipe write them: untokenised, cased, one example per line

@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from rxf_fairseq.probing import LinearProbeHead
+from rxf.probing import LinearProbeHead
 from tests.helpers import TINY_ROBERTA, USER_DIR, build, fairseq_cli
 
 
@@ -78,7 +78,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     import shutil
     import subprocess
 
-    from rxf_fairseq.records import load_records
+    from rxf_repro.records import load_records
     from tests.helpers import REPO
 
     glue_bin = tmp_path / "glue-bin"
@@ -111,7 +111,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
                for r in chain)
     assert all(0 <= r["metrics"]["accuracy"] <= 100 for r in probes)
     # the aggregator turns them into the tables and plots of Figures 3-5
-    from rxf_fairseq import report
+    from rxf_repro import report
 
     assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
     for name in ("probing_generalisation.md", "figure3_generalisation.png", "probing_degradation.md",

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from rxf_fairseq import paper_results as paper
-from rxf_fairseq import report
+from rxf_repro import paper_results as paper
+from rxf_repro import report
 from rxf_repro import outputs, records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -448,13 +448,13 @@ def test_a_failure_leaves_the_previous_report(tmp_path, capsys, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["out", "recs"]
 
 
-@pytest.mark.filterwarnings("ignore:'rxf_fairseq.report' found in sys.modules")
+@pytest.mark.filterwarnings("ignore:'rxf_repro.report' found in sys.modules")
 def test_command_line_exit_status(tmp_path, capsys, monkeypatch):
-    """``python -m rxf_fairseq.report`` (and the rxf-report script: ``sys.exit(main())``) exit non-zero."""
+    """``python -m rxf_repro.report`` (and the rxf-report script: ``sys.exit(main())``) exit non-zero."""
     (tmp_path / "empty").mkdir()
     monkeypatch.setattr(sys, "argv", ["rxf-report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit) as exit_status:  # in-process: a new interpreter would re-import fairseq (6 s)
-        runpy.run_module("rxf_fairseq.report", run_name="__main__")
+        runpy.run_module("rxf_repro.report", run_name="__main__")
     assert exit_status.value.code == 1 and "rxf-report: error: no record.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

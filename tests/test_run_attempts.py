@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from rxf_fairseq import runs
+from rxf_repro import runs
 from rxf_repro import attempts
 from tests.helpers import REPO, TINY_ROBERTA
 
@@ -83,7 +83,7 @@ TINY = ["--tiny", "--cpu", "--seeds", "1", "--progress-every", "0.5",
 
 
 def rxf_run(glue_bin, checkpoint, save_root, *extra, wait=True):
-    command = [sys.executable, "-m", "rxf_fairseq.runs", "glue", "RTE", "r3f", "--data", str(glue_bin),
+    command = [sys.executable, "-m", "rxf_repro.runs", "glue", "RTE", "r3f", "--data", str(glue_bin),
                "--checkpoint", checkpoint, "--save-root", str(save_root), *extra, *TINY]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     if not wait:

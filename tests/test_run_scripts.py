@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rxf_fairseq import runs
+from rxf_repro import runs
 from tests.helpers import REPO, TINY_BART, TINY_ROBERTA
 
 RUN_SCRIPTS = os.path.join(REPO, "run_scripts")
@@ -245,7 +245,7 @@ def tiny_run(script, *args, env):
 
 
 def read_records(root):
-    from rxf_fairseq.records import load_records
+    from rxf_repro.records import load_records
 
     return load_records([str(root)])
 

@@ -13,8 +13,8 @@ from fairseq.dataclass import ChoiceEnum
 from rxf_fairseq.criterions.r3f_common import (R3FConfig, add_consistency_term, check_r3f_args, log_noise_audit, log_task_loss,
                                                noised_forward, reduce_r3f_metrics, require_encoder_embedding,
                                                set_r3f_options, stock_forward)
-from rxf_fairseq.kl import symmetric_kl
-from rxf_fairseq.noise import NOISE_TYPES
+from rxf.kl import symmetric_kl
+from rxf.noise import NOISE_TYPES
 
 # The paper's lambda grid for summarisation (Table 8), keyed by the configs/ folder that sweeps it; a test
 # checks it against that config's hydra.sweeper.params. The default lambda (1.0, fairseq examples/rxf's) is

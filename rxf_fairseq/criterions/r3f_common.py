@@ -21,8 +21,8 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 from hydra.errors import CompactHydraException
 
-from rxf_fairseq.capture import captured_outputs, single_output
-from rxf_fairseq.noise import (NOISE_TYPES, NoiseRecord, check_noise_args, find_encoder_token_embedding,
+from rxf.capture import captured_outputs, single_output
+from rxf.noise import (NOISE_TYPES, NoiseRecord, check_noise_args, find_encoder_token_embedding,
                                noised_token_embeddings)
 
 logger = logging.getLogger(__name__)

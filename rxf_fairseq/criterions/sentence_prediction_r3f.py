@@ -13,7 +13,7 @@ from fairseq.tasks import TASK_REGISTRY
 from rxf_fairseq.criterions.r3f_common import (OptionError, R3FConfig, add_consistency_term, check_r3f_args, log_noise_audit,
                                                log_task_loss, noised_forward, reduce_r3f_metrics,
                                                require_encoder_embedding, set_r3f_options, stock_forward)
-from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
+from rxf.kl import squared_prediction_change, symmetric_kl
 
 # The paper's lambda grids for this criterion (Tables 6 and 9), keyed by the configs/ folder that sweeps
 # them; a test checks them against those configs' hydra.sweeper.params.

@@ -21,8 +21,8 @@ from rxf_fairseq.criterions.r3f_common import (add_consistency_term, check_nonne
 from rxf_fairseq.criterions.sentence_prediction_r3f import (RXFSentencePredictionOptions,
                                                             RXFSentencePredictionR3FCriterion,
                                                             require_classification_task)
-from rxf_fairseq.kl import squared_prediction_change, symmetric_kl
-from rxf_fairseq.noise import perturbed_token_embeddings, sample_embedding_noise
+from rxf.kl import squared_prediction_change, symmetric_kl
+from rxf.noise import perturbed_token_embeddings, sample_embedding_noise
 
 SMART_NORMS = ("inf", "l2", "l1")
 

@@ -12,7 +12,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
 
 from rxf_fairseq.criterions.r3f_common import OptionError
-from rxf_fairseq.probing import LinearProbeHead, freeze_encoder
+from rxf.probing import LinearProbeHead, freeze_encoder
 from rxf_fairseq.tasks.sentence_prediction_r4f import RXFSentencePredictionTaskConfig, require_classification_arch
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 
 from rxf_fairseq.criterions.r3f_common import OptionError
-from rxf_fairseq.spectral_norm import effective_spectral_norms, spectrally_normalise_head
+from rxf.spectral_norm import effective_spectral_norms, spectrally_normalise_head
 
 logger = logging.getLogger(__name__)
 

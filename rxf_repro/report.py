@@ -59,7 +59,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from rxf_fairseq import paper_results as paper
+from rxf_repro import paper_results as paper
 from rxf_repro import outputs, process
 from rxf_repro import records as run_records
 

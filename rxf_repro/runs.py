@@ -6,7 +6,7 @@ paper's search grid as ``hydra.sweeper.params``. This module composes exactly th
 same composition ``fairseq-hydra-train --config-dir configs/glue --config-name rte method=r4f`` does),
 turns the result into a ``fairseq-train`` command line, runs it once per (grid setting, seed), finds the
 best validation checkpoint, evaluates it (XNLI: the 15 test languages; summarisation: generation with
-the dataset's decoding settings and rxf-rouge), and writes ``record.json`` (``rxf_fairseq/records.py``).
+the dataset's decoding settings and rxf-rouge), and writes ``record.json`` (``rxf_repro/records.py``).
 
 Run folders: ``SAVE_ROOT/FAMILY/TASK/METHOD/SETTING/seedN``; a run whose record exists is skipped (so an
 interrupted sweep is resumed by running the same command again; ``--force`` re-runs), and a run folder
@@ -16,6 +16,7 @@ with a ``checkpoint_last.pt`` but no record continues from it.
 import argparse
 import copy
 import glob
+import importlib.util
 import itertools
 import json
 import os
@@ -28,27 +29,18 @@ import time
 from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from rxf_repro import attempts, process, records
+from rxf_repro import attempts, catalog, configs, process, records
 from rxf_repro.cli import positive_int
 from rxf_repro.progress import Progress, duration
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_DIR = os.path.join(REPO, "configs")
-USER_DIR = os.path.dirname(os.path.abspath(__file__))
-
-GLUE_TASKS = {"mnli": "MNLI", "qnli": "QNLI", "qqp": "QQP", "sst_2": "SST-2", "rte": "RTE", "mrpc": "MRPC",
-              "cola": "CoLA", "sts_b": "STS-B"}
-XNLI_LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
-SUMMARIZATION = ("cnn_dm", "gigaword", "reddit_tifu")
-METHODS = {"glue": ("std", "std++", "r3f", "r4f", "fast-r3f", "smart"), "xnli": ("std", "r3f", "r4f"),
-           "summarization": ("std", "r3f")}
-# Standard++: "longer fine-tuning" (Zhang et al., 2020); see configs/glue/method/std++.yaml.
-UPDATE_FACTOR = {"std++": 2}
+# the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
+USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
+GLUE_TASKS, XNLI_LANGUAGES, SUMMARIZATION = catalog.GLUE_TASKS, catalog.XNLI_LANGUAGES, tuple(catalog.SUMMARIZATION)
+METHODS = catalog.FAMILY_METHODS
 # config section -> the fairseq-train flag its ``_name`` becomes
 NAME_FLAGS = {"task": "--task", "model": "--arch", "criterion": "--criterion", "optimizer": "--optimizer",
               "lr_scheduler": "--lr-scheduler"}
-PROBE_CHAIN = ("sst_2", "qnli", "qqp", "rte")  # Section 4.2/4.3: SST-2 -> QNLI -> QQP -> RTE
-GENERALISATION_PROBES = ("mnli", "qnli", "qqp", "rte", "mrpc", "cola")  # Section 4.1
+PROBE_CHAIN, GENERALISATION_PROBES = catalog.PROBE_CHAIN, catalog.GENERALISATION_PROBES
 STEP_RECORD = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 # fairseq (main, so fairseq-fixed) drops the last batch of an evaluation when it is not a multiple of
 # --required-batch-size-multiple (default 8): XNLI's 5,010 test sentences per language would be scored on 5,008, CNN/DM's
@@ -67,45 +59,6 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ configs
-
-def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
-            config_dir: str = CONFIG_DIR) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
-    """(config, search grid) for ``configs/FAMILY/NAME.yaml`` with ``method=METHOD`` and Hydra overrides,
-    composed as fairseq-hydra-train composes them."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    folder = os.path.join(os.path.abspath(config_dir), family)
-    if not os.path.isfile(os.path.join(folder, f"{name}.yaml")):
-        raise RunError(f"no config {os.path.join(folder, name + '.yaml')}")
-    if not os.path.isfile(os.path.join(folder, "method", f"{method}.yaml")):
-        known = sorted(f[:-5] for f in os.listdir(os.path.join(folder, "method")) if f.endswith(".yaml"))
-        raise RunError(f"method {method!r} has no config in {folder}/method (known: {', '.join(known)})")
-    import logging
-
-    from hydra.version import VersionBase
-
-    logging.getLogger("hydra").setLevel(logging.WARNING)
-    GlobalHydra.instance().clear()
-    # ``version_base=None`` sets a process-wide Hydra version that fairseq's own (1.1-style) config code,
-    # e.g. ``convert_namespace_to_omegaconf``, refuses afterwards: restore it
-    version_base = VersionBase.instance().version_base
-    try:
-        with initialize_config_dir(config_dir=folder, version_base=None):
-            cfg = hydra_compose(config_name=name, overrides=[f"method={method}", *overrides],
-                                return_hydra_config=True)
-    except Exception as error:  # hydra's override grammar and merge errors
-        raise RunError(f"configs/{family}/{name}.yaml with {list(overrides)}: {error}") from None
-    finally:
-        GlobalHydra.instance().clear()
-        VersionBase.instance().version_base = version_base
-    params = cfg.hydra.sweeper.get("params") or {}
-    grid = {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
-    container = OmegaConf.to_container(cfg, resolve=False)
-    container.pop("hydra", None)
-    return container, grid
-
 
 def hydra_quote(path: str) -> str:
     """A path as a quoted Hydra override value: run folders hold '=' and ',' (``r3f_lambda=0.5,noise_type=...``),
@@ -127,14 +80,6 @@ def lookup(cfg: Dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
-
-
-def scale_updates(cfg: Dict[str, Any], factor: int) -> None:
-    """Standard++'s longer fine-tuning: max updates, the decay's length and the 6% warmup, times ``factor``."""
-    for section, key in (("optimization", "max_update"), ("lr_scheduler", "total_num_update"),
-                         ("lr_scheduler", "warmup_updates")):
-        if cfg.get(section, {}).get(key) is not None:
-            cfg[section][key] = int(cfg[section][key]) * factor
 
 
 def _value(value: Any) -> List[str]:
@@ -334,7 +279,10 @@ class Runner:
         only in those two paths (a retention dry run: 26 compositions, 4 of them different)."""
         key = (family, name, method, tuple(self.base_overrides(user)) + tuple(extra), self.args.config_dir)
         if key not in self._composed:
-            self._composed[key] = compose(family, name, method, list(key[3]), self.args.config_dir)
+            try:
+                self._composed[key] = configs.compose(family, name, method, list(key[3]), self.args.config_dir)
+            except configs.ConfigError as error:
+                raise RunError(str(error)) from None
         cfg, grid = copy.deepcopy(self._composed[key])
         cfg.setdefault("task", {})["data"] = data
         cfg.setdefault("checkpoint", {})["restore_file"] = checkpoint
@@ -373,8 +321,6 @@ class Runner:
         for setting in settings(grid, a.sweep):
             over = [f"++{k}={v}" for k, v in setting.items()]
             cfg, _ = self.compose(family, name, method, data, checkpoint, over)
-            if method in UPDATE_FACTOR:
-                scale_updates(cfg, UPDATE_FACTOR[method])
             hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
             yield cfg, hparams, ",".join(f"{k}={v}" for k, v in hparams.items()) or "default", over
 
@@ -557,7 +503,7 @@ class Runner:
         return 0
 
 
-    # -- probing (the paper's Section 4; the probe itself: rxf_fairseq/probing.py)
+    # -- probing (the paper's Section 4; the probe itself: rxf/probing.py)
     def glue_step(self, name: str, method: str, restore: str, run_dir: str, seed: int,
                   extra_overrides: Sequence[str] = (), user: Optional[Sequence[str]] = None
                   ) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
@@ -565,8 +511,6 @@ class Runner:
         a = self.args
         cfg, grid = self.compose("glue", name, method, os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore,
                                  extra_overrides, user)
-        if method in UPDATE_FACTOR:
-            scale_updates(cfg, UPDATE_FACTOR[method])
         hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
         return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
 
@@ -729,12 +673,12 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
             "rougeL": round(100 * scores["ROUGE-L"]["F"][0], 3)}
 
 
-def config_name(task: str, names: Dict[str, str]) -> str:
+def config_name(task: str, names: Dict[str, str] = GLUE_TASKS) -> str:
     """``RTE``, ``rte``, ``SST-2`` and ``sst_2`` all name configs/glue/sst_2.yaml."""
-    for key, paper in names.items():
-        if task in (key, paper) or task.lower().replace("-", "_") == key:
-            return key
-    raise RunError(f"unknown task {task!r}; one of: {', '.join(names.values())}")
+    try:
+        return catalog.glue_config(task)
+    except ValueError as error:
+        raise RunError(str(error)) from None
 
 
 def seeds(text: str) -> List[int]:
@@ -797,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                        help="seconds between progress lines (update, loss, s/update, ETA) on stderr; 0: none "
                        "(default 30; fairseq's full output is in each run's train.log)")
-        p.add_argument("--config-dir", default=CONFIG_DIR, help=argparse.SUPPRESS)
+        p.add_argument("--config-dir", default=None, help=argparse.SUPPRESS)  # tests: another configs/
 
     glue_data = ("the folder of TASK-bin/ folders that preprocess/glue.sh GLUE_DIR ALL OUT writes (OUT); "
                  "the run uses OUT/TASK-bin")

@@ -23,12 +23,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from rxf_fairseq.preprocessing import (OutputError, PreprocessError, TextEncoder, check_output,  # noqa: E402
+from rxf_repro.data.common import (OutputError, PreprocessError, TextEncoder, check_output,
                                        fairseq_preprocess, log, output_folder, owner, positive_int, read_text_lines,
                                        text_encoder, write_summary)
-from rxf_repro.process import exit_on_sigterm  # noqa: E402
+from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/glue.sh"
 KIND = "glue-binaries"  # one task's folder

@@ -11,7 +11,7 @@ import os
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from rxf_fairseq.preprocessing import atomic_output, fairseq_preprocess
+from rxf_repro.data.common import atomic_output, fairseq_preprocess
 
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "happy", "bright"]
 NEGATIVE = ["bad", "awful", "poor", "nasty", "grim", "sad", "dull", "ugly"]

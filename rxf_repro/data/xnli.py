@@ -4,7 +4,7 @@ encoded with XLM-R's sentencepiece model and binarized with XLM-R's ``dict.txt``
 Splits, all in fairseq's ``sentence_prediction`` layout (``input0/ input1/ label/``): ``train`` (MNLI train),
 ``valid`` (MNLI dev_matched), and ``dev_{lang}`` / ``test_{lang}`` for each of the 15 XNLI languages, each
 loadable on its own (``fairseq-validate --valid-subset test_fr,test_de``). Rows are validated as in
-``preprocess/glue.py``; XNLI's TSVs (19 columns, language first) are checked for every language. The output is
+``rxf_repro/data/glue.py``; XNLI's TSVs (19 columns, language first) are checked for every language. The output is
 built beside OUT and renamed into place at the end, with a marker (``.rxf-output.json``: this script, kind
 ``xnli-binaries``) that lets a rerun replace it; any other non-empty folder is left alone unless ``--overwrite``.
 """
@@ -16,14 +16,11 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
-from glue import TASKS, Layout, check_labels_seen_in_training, read_split  # noqa: E402
-from rxf_fairseq.preprocessing import (OutputError, PreprocessError, check_output, fairseq_preprocess,  # noqa: E402
+from rxf_repro.data.glue import TASKS, Layout, check_labels_seen_in_training, read_split
+from rxf_repro.data.common import (OutputError, PreprocessError, check_output, fairseq_preprocess,
                                        load_sentencepiece, log, map_lines, output_folder, positive_int,
                                        write_summary)
-from rxf_repro.process import exit_on_sigterm  # noqa: E402
+from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"

@@ -1,6 +1,6 @@
 """``make demo``: the paper in miniature on a laptop CPU.
 
-1. A synthetic multi-task benchmark (``rxf_fairseq/minilang.py``: SST-2-, RTE-, MRPC- and CoLA-like
+1. A synthetic multi-task benchmark (``rxf_repro/minilang.py``: SST-2-, RTE-, MRPC- and CoLA-like
    tasks on one artificial language), generated from a seed, binarized as ``preprocess/glue.sh`` lays
    GLUE out (``TASK-bin/input0 input1 label``).
 2. A tiny RoBERTa pretrained with fairseq's ``masked_lm``; its checkpoint is an ordinary fairseq
@@ -23,14 +23,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import yaml
 
-from rxf_fairseq import minilang, records
-from rxf_fairseq.preprocessing import fairseq_preprocess
-from rxf_repro import outputs, process
+from rxf_repro import minilang, records
+from rxf_repro.data.common import fairseq_preprocess
+from rxf_repro import configs, outputs, process
 from rxf_repro.cli import positive_int
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRESET = os.path.join(REPO, "configs", "demo.yaml")
-USER_DIR = os.path.dirname(os.path.abspath(__file__))
+PRESET = os.path.join(configs.config_root(), "demo.yaml")
 METHOD_NAMES = {"std": "Standard", "std++": "Standard++", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F",
                 "smart": "SMART"}
 PRETRAINED = "none"  # rxf-run's method for probes of the pretrained encoder itself (no fine-tuning)
@@ -140,7 +138,7 @@ def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, run
     probes the pretrained encoder itself (SST-2 included). Paths relative to the demo folder, where it runs, so
     the records stay true when the finished folder is renamed into place."""
     probes = [t for t in minilang.TASKS if t != "SST-2" or method == PRETRAINED]
-    command = [sys.executable, "-m", "rxf_fairseq.runs", "probe", "generalisation", method, "--data", glue_bin,
+    command = [sys.executable, "-m", "rxf_repro.runs", "probe", "generalisation", method, "--data", glue_bin,
                "--checkpoint", checkpoint, "--seeds", str(seed), "--save-root", runs_dir, "--cpu", "--tiny",
                "--probe-tasks", *probes]
     for override in preset["overrides"]:
@@ -337,7 +335,7 @@ def run(args: argparse.Namespace, out: str) -> str:
         f"the pretrained encoder): {', '.join(METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time")
     run_protocols(jobs, glue_bin, checkpoint, out, preset, args.jobs)
     log("[4/5] rxf-report: tables and figures")
-    from rxf_fairseq import report
+    from rxf_repro import report
 
     if report.main([os.path.join(out, "runs"), "--out", os.path.join(out, "report"), "--figure1-task", "SST-2",
                     "--no-paper"]) != 0:

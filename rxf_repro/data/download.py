@@ -1,5 +1,5 @@
 """Fetch the public files the pipelines read (GPT-2 BPE, model archives, GLUE, XNLI, CNN/DailyMail, Gigaword, Reddit
-TIFU), listed with their URLs and SHA-256 in one manifest, ``preprocess/downloads.tsv``. Optional and separate from
+TIFU), listed with their URLs and SHA-256 in one manifest, ``rxf_repro/data/downloads.tsv``. Optional and separate from
 processing: every pipeline reads local files, however you got them.
 
 Each file is streamed into a temporary file beside its destination, hashed on the way, and renamed into place only
@@ -114,7 +114,7 @@ def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -
         records[entry.dest] = digest
         path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write("# dest\tsha256, recorded on first download (no published checksum): see preprocess/downloads.tsv\n")
+            f.write("# dest\tsha256, recorded on first download (no published checksum): see rxf_repro/data/downloads.tsv\n")
             f.writelines(f"{dest}\t{sha}\n" for dest, sha in sorted(records.items()))
         os.replace(path + ".tmp", path)
     log(f"[{entry.name}] recorded SHA-256 {digest} ({size} bytes) in {path}")
@@ -304,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list URLs, destinations and checksums; fetch nothing")
     parser.add_argument("--allow-unverified", action="store_true",
                         help="fetch entries without a published checksum (their SHA-256 is recorded on first use)")
-    parser.add_argument("--manifest", default=MANIFEST, help="the manifest (default: preprocess/downloads.tsv)")
+    parser.add_argument("--manifest", default=MANIFEST, help="the manifest (default: rxf_repro/data/downloads.tsv)")
     parser.add_argument("--workers", type=positive_int, default=1, help="files fetched at the same time")
     args = parser.parse_args(argv)
     try:

@@ -41,12 +41,10 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from rxf_fairseq.preprocessing import (OutputError, PreprocessError, bpe_encode_file, check_output,  # noqa: E402
+from rxf_repro.data.common import (OutputError, PreprocessError, bpe_encode_file, check_output,
                                        fairseq_preprocess, load_gpt2_bpe, log, output_folder, positive_int,
                                        read_text_lines, write_summary)
-from rxf_repro.process import exit_on_sigterm  # noqa: E402
+from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/summarization.sh"
 KIND = "summarization-binaries"

@@ -53,7 +53,7 @@ def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), ov
 
 def atomic_output(dest: str, tool: str = "rxf_fairseq", kind: str = "data", **kwargs) -> Iterator[str]:
     """``rxf_repro.outputs.output_folder(dest, tool, kind, ...)``, kept for callers written before it
-    (``rxf_fairseq/toy.py``); new code calls ``output_folder`` with its own tool and kind."""
+    (``tests/toy.py``); new code calls ``output_folder`` with its own tool and kind."""
     return output_folder(dest, tool, kind, **kwargs)
 
 

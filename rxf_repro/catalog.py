@@ -1,0 +1,76 @@
+"""The reproduction's vocabulary, written once: tasks, datasets, languages, methods, their names and metrics.
+
+What ``configs/`` holds is read from there (the methods of each family, each GLUE task's best-checkpoint metric);
+the rest is the paper's (which methods each table has, the XNLI languages in the paper's order, display names).
+Standard library and PyYAML only: ``rxf-report`` imports it without fairseq or torch.
+"""
+
+import os
+from typing import Dict, List, Tuple
+
+from rxf_repro import configs
+
+# GLUE: config name (configs/glue/NAME.yaml) -> the task's name in the paper, in Table 2's column order (+ STS-B)
+GLUE_TASKS: Dict[str, str] = {"mnli": "MNLI", "qqp": "QQP", "rte": "RTE", "qnli": "QNLI", "mrpc": "MRPC",
+                              "cola": "CoLA", "sst_2": "SST-2", "sts_b": "STS-B"}
+XNLI_LANGUAGES: Tuple[str, ...] = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi",
+                                   "sw", "ur")  # Table 3's order
+SUMMARIZATION: Dict[str, str] = {"cnn_dm": "CNN/DailyMail", "gigaword": "Gigaword", "reddit_tifu": "Reddit TIFU (long)"}
+
+# Methods: one display name each, used by every table, figure, log line and the demo.
+METHOD_NAMES: Dict[str, str] = {"none": "pretrained, not fine-tuned", "std": "Standard", "std++": "Standard++",
+                                "smart": "SMART", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F"}
+METHOD_ORDER: Tuple[str, ...] = tuple(METHOD_NAMES)  # rows of every table, in this order
+PRETRAINED = "none"  # probes of the pretrained encoder itself (no fine-tuning): what collapse is measured from
+# Which methods each table runs: the paper's Tables 2 (GLUE), 3 (XNLI) and 4 (summarisation); probing (Figures 3-5)
+FAMILY_METHODS: Dict[str, Tuple[str, ...]] = {
+    "glue": ("std", "std++", "r3f", "r4f", "fast-r3f", "smart"),
+    "xnli": ("std", "r3f", "r4f"),
+    "summarization": ("std", "r3f"),
+    "probe": ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", PRETRAINED),
+}
+
+# Probing protocols (Section 4)
+PROTOCOLS: Tuple[str, ...] = ("generalisation", "degradation", "retention")
+PROBE_CHAIN: Tuple[str, ...] = ("sst_2", "qnli", "qqp", "rte")  # Sections 4.2-4.3: SST-2 -> QNLI -> QQP -> RTE
+GENERALISATION_PROBES: Tuple[str, ...] = ("mnli", "qnli", "qqp", "rte", "mrpc", "cola")  # Section 4.1
+
+ROUGE: Tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
+
+
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def glue_config(task: str) -> str:
+    """``RTE``, ``rte``, ``SST-2`` and ``sst_2`` all name configs/glue/sst_2.yaml; ValueError otherwise."""
+    for key, paper in GLUE_TASKS.items():
+        if task in (key, paper) or task.lower().replace("-", "_") == key:
+            return key
+    raise ValueError(f"unknown task {task!r}; one of: {', '.join(GLUE_TASKS.values())}")
+
+
+def primary_metric(task: str) -> str:
+    """A GLUE task's metric: the one its config chooses the best checkpoint by (``checkpoint.best_checkpoint_metric``
+    of configs/glue/TASK.yaml), e.g. ``accuracy``, ``mcc`` (CoLA), ``pearson_and_spearman`` (STS-B)."""
+    path = os.path.join(configs.folder("glue"), f"{glue_config(task)}.yaml")
+    return configs.read_yaml(path)["checkpoint"]["best_checkpoint_metric"]
+
+
+def check_consistent() -> List[str]:
+    """What disagrees between the catalog and configs/ (the tests assert it is nothing)."""
+    problems = []
+    have = set(configs.methods("glue"))
+    for family, wanted in FAMILY_METHODS.items():
+        missing = [m for m in wanted if m != PRETRAINED and m not in configs.methods(family)]
+        if missing:
+            problems.append(f"{family}: no method file for {missing}")
+    for name in GLUE_TASKS:
+        if not os.path.isfile(os.path.join(configs.folder("glue"), f"{name}.yaml")):
+            problems.append(f"configs/glue/{name}.yaml is missing")
+    for name in SUMMARIZATION:
+        if not os.path.isfile(os.path.join(configs.folder("summarization"), f"{name}.yaml")):
+            problems.append(f"configs/summarization/{name}.yaml is missing")
+    if not {"std", "r3f", "r4f"} <= have:
+        problems.append("configs/glue/method lacks a method of Table 2")
+    return problems
