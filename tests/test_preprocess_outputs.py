@@ -276,7 +276,7 @@ def test_a_killed_all_run_leaves_the_old_out_whole(tmp_path, tiny_bpe):
     assert run(run_all(glue, out, tiny_bpe)).returncode == 0
     before = tree_digest(out)
     (glue / "RTE" / "dev.tsv").write_text(GLUE_FILES["RTE/dev.tsv"].replace("Dana", "Anna"))  # a new run differs
-    proc, _, seen = start_and_wait_for(run_all(glue, out, tiny_bpe), "[MRPC] BPE-encoding", workers_expected=False)
+    proc, _, seen = start_and_wait_for(run_all(glue, out, tiny_bpe), "[MRPC] GPT-2 BPE-encoding", workers_expected=False)
     proc.send_signal(signal.SIGKILL)  # CoLA-bin and MNLI-bin are complete by now, in the temporary folder
     proc.wait(60)
     assert tree_digest(out) == before  # never two new task folders beside six old ones
