@@ -5,12 +5,14 @@ examples/rxf passes ``token_embeddings=`` through ``model(...)``, which RoBERTa'
 drops, so its noised pass sees clean embeddings. Here the noise is added by a forward hook on the
 encoder's token-embedding module itself, which no forward signature can bypass, and the hook counts
 its applications so a model that never calls the layer fails loudly instead of training without noise.
+The caller names the two modules (the embedding and the encoder around it); the fairseq plugin finds
+them in fairseq's models (``rxf_fairseq/model_parts.py``).
 """
 
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -47,31 +49,6 @@ def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
     return noise.to(like.dtype)
 
 
-def find_encoder_token_embedding(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
-    """Return ``(embed_tokens, encoder)``: the encoder's token-embedding layer and the module
-    whose forward pass scopes the noise.
-
-    RoBERTa/XLM-R keep a TransformerEncoder in ``model.encoder.sentence_encoder``; BART and
-    fairseq ``transformer`` models have ``model.encoder.embed_tokens`` directly. The encoder scope
-    matters when the embedding matrix is shared with the decoder: only encoder calls are noised.
-    """
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, nn.Module):
-        raise ValueError(
-            f"R3F needs a model with an encoder (model.encoder); {type(model).__name__} has none"
-        )
-    scope = getattr(encoder, "sentence_encoder", None)
-    if not isinstance(scope, nn.Module):
-        scope = encoder
-    embed_tokens = getattr(scope, "embed_tokens", None)
-    if not isinstance(embed_tokens, nn.Module):
-        raise ValueError(
-            f"R3F perturbs the encoder's token embeddings, but {type(model).__name__}'s encoder "
-            f"({type(scope).__name__}) has no embed_tokens module"
-        )
-    return embed_tokens, scope
-
-
 @dataclass
 class NoiseRecord:
     """What the hook did during one perturbed forward pass.
@@ -91,24 +68,24 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 @contextlib.contextmanager
 def perturbed_token_embeddings(
-    model: nn.Module, perturb: Callable[[Tensor], Tensor]
+    embedding: nn.Module, scope: nn.Module, perturb: Callable[[Tensor], Tensor]
 ) -> Iterator[NoiseRecord]:
-    """Within the block, every call of the encoder's token-embedding layer *made by the encoder*
-    returns ``perturb(embeddings)``. Gradients flow through it as through the clean output. On exit,
-    raises if the perturbation never reached the model.
+    """Within the block, every call of ``embedding`` made inside a forward pass of ``scope`` returns
+    ``perturb(embeddings)``; gradients flow through it as through the clean output. ``scope`` is the
+    module whose forward calls ``embedding`` (the encoder): when a decoder shares the embedding matrix,
+    its calls stay clean. On exit, raises if the perturbation never reached the model.
     """
-    embed_tokens, encoder = find_encoder_token_embedding(model)
     record = NoiseRecord()
-    inside_encoder = [False]
+    inside_scope = [False]
 
-    def enter_encoder(module, args):
-        inside_encoder[0] = True
+    def enter_scope(module, args):
+        inside_scope[0] = True
 
-    def leave_encoder(module, args, output):
-        inside_encoder[0] = False
+    def leave_scope(module, args, output):
+        inside_scope[0] = False
 
     def apply(module, args, output):
-        if not inside_encoder[0]:
+        if not inside_scope[0]:
             return None
         perturbed = perturb(output)
         record.applications += 1
@@ -119,9 +96,9 @@ def perturbed_token_embeddings(
         return perturbed
 
     handles = [
-        encoder.register_forward_pre_hook(enter_encoder),
-        encoder.register_forward_hook(leave_encoder),
-        embed_tokens.register_forward_hook(apply),
+        scope.register_forward_pre_hook(enter_scope),
+        scope.register_forward_hook(leave_scope),
+        embedding.register_forward_hook(apply),
     ]
     try:
         yield record
@@ -130,13 +107,13 @@ def perturbed_token_embeddings(
             handle.remove()
     if record.applications == 0:
         raise RuntimeError(
-            f"the embedding perturbation never reached the model: {type(encoder).__name__}.forward did "
-            f"not call its token-embedding layer ({type(embed_tokens).__name__})"
+            f"the embedding perturbation never reached the model: {type(scope).__name__}.forward did "
+            f"not call its token-embedding layer ({type(embedding).__name__})"
         )
 
 
-def noised_token_embeddings(model: nn.Module, eps: float, noise_type: str):
+def noised_token_embeddings(embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str):
     """``perturbed_token_embeddings`` with fresh R3F noise z at every call: x -> x + z."""
     return perturbed_token_embeddings(
-        model, lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
+        embedding, scope, lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
     )

@@ -3,7 +3,7 @@ single linear layer on the sentence representation (the ``<s>`` token's final hi
 RoBERTa's own head reads) trained on another task. Pure model surgery, used by
 ``--task sentence_prediction_probe`` (``rxf_fairseq/tasks/sentence_prediction_probe.py``)."""
 
-from typing import List
+from typing import List, Tuple, Type
 
 import torch
 from torch import nn
@@ -34,9 +34,11 @@ class LinearProbeHead(nn.Module):
         return self.out_proj(features[:, 0, :])
 
 
-def freeze_encoder(model: nn.Module, head: nn.Module) -> List[str]:
-    """Every parameter but the head's stops training; every dropout outside the head is switched off.
-    Returns the names of the dropout modules switched off (for the log)."""
+def freeze_encoder(model: nn.Module, head: nn.Module,
+                   dropout_types: Tuple[Type[nn.Module], ...] = (nn.Dropout,)) -> List[str]:
+    """Every parameter but the head's stops training; every dropout outside the head (a module of
+    ``dropout_types``, each with a probability ``p``) is switched off, and so is layer drop (a float
+    ``layerdrop``). Returns the names of the dropout modules switched off (for the log)."""
     head_params = {id(p) for p in head.parameters()}
     for param in model.parameters():
         param.requires_grad = id(param) in head_params
@@ -45,7 +47,7 @@ def freeze_encoder(model: nn.Module, head: nn.Module) -> List[str]:
     for name, module in model.named_modules():
         if id(module) in head_modules:
             continue
-        if isinstance(module, nn.Dropout) or type(module).__name__ == "FairseqDropout":
+        if isinstance(module, dropout_types):
             module.p = 0.0
             silenced.append(name)
         if hasattr(module, "layerdrop") and isinstance(getattr(module, "layerdrop"), float):

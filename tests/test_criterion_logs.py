@@ -17,6 +17,7 @@ from fairseq.logging import metrics
 from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f
+from rxf_repro import configs as rxf_configs
 from tests.helpers import (NO_DROPOUT, REPO, USER_DIR, build, classification_args, fairseq_cli, json_records,
                            seq2seq_args)
 
@@ -203,19 +204,19 @@ def test_lambda_outside_the_papers_grid_warns_once_at_start_up(toy_data, caplog,
 
 
 def test_lambda_grids_match_the_configs_sweeper_params():
-    """The criteria keep the paper's grids as constants (the plugin works without configs/); they must
-    be exactly what every configs/*/method/*.yaml using the criterion sweeps."""
+    """The criteria keep the paper's grids as constants (the plugin works without configs/); they must be
+    exactly what each benchmark's configs sweep, as composed (XNLI's grid replaces GLUE's in grid/xnli_*.yaml)."""
+    benches = {"glue": ("glue", "rte"), "xnli": ("glue", "xnli"), "summarization": ("summarization", "cnn_dm")}
     seen = set()
-    for path in sorted(glob.glob(os.path.join(REPO, "configs", "*", "method", "*.yaml"))):
-        with open(path) as f:
-            config = yaml.safe_load(f)
-        name = (config.get("criterion") or {}).get("_name")
-        if name not in GRIDS:
-            continue
-        bench = os.path.basename(os.path.dirname(os.path.dirname(path)))
-        sweep = str(config["hydra"]["sweeper"]["params"]["criterion.r3f_lambda"])
-        assert tuple(float(v) for v in sweep.split(",")) == GRIDS[name][bench][1], path
-        seen.add((name, bench))
+    for bench, (family, name) in benches.items():
+        for method in rxf_configs.methods(family):
+            config, grid = rxf_configs.compose(family, name, method)
+            criterion = config["criterion"]["_name"]
+            if criterion not in GRIDS:
+                continue
+            swept = tuple(float(v) for v in grid["criterion.r3f_lambda"])
+            assert swept == GRIDS[criterion][bench][1], (bench, method)
+            seen.add((criterion, bench))
     assert seen == {(name, bench) for name, grids in GRIDS.items() for bench in grids}
 
 

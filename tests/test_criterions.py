@@ -13,11 +13,13 @@ from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
 from fairseq.logging import metrics
 
 import rxf.noise
-from rxf_fairseq.criterions.label_smoothed_cross_entropy_r3f import RXFLabelSmoothedCrossEntropyR3FCriterion
-from rxf_fairseq.criterions.r3f_common import OptionError
-from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
-from rxf.noise import find_encoder_token_embedding, noised_token_embeddings
+from rxf.kl import symmetric_kl
+from rxf.noise import noised_token_embeddings
 from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised
+from rxf_fairseq.criterions.label_smoothed_cross_entropy_r3f import RXFLabelSmoothedCrossEntropyR3FCriterion
+from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
+from rxf_fairseq.errors import OptionError
+from rxf_fairseq.model_parts import find_encoder_token_embedding
 from rxf_fairseq.tasks.sentence_prediction_r4f import spectrally_normalise_classification_head
 from tests.helpers import (NO_DROPOUT, REPO, TINY_ROBERTA, USER_DIR, build, capture_model_outputs,
                            classification_args, fairseq_cli, first_batch, load_reference_criterion, seq2seq_args)
@@ -51,6 +53,14 @@ def test_noise_reaches_roberta_unlike_the_reference(toy_data):
     assert ours["symm_kl"].item() > 1e-6
     # the reference's value is float32 rounding of KL(P||P) with softmax targets, not signal
     assert float(theirs["symm_kl"]) < 1e-6 < ours["symm_kl"].item() / 1000
+
+
+def test_kl_matches_fairseq_reference_scaled_by_batch():
+    reference = load_reference_criterion("sentence_prediction_r3f").SentencePredictionR3F
+    a, b = torch.randn(6, 3), torch.randn(6, 3)
+    # The reference divides by the batch size and multiplies by sample_size (= batch) again.
+    ref = reference._get_symm_kl(None, b, a) * a.size(0)
+    assert symmetric_kl(a, b).item() == pytest.approx(ref.item(), rel=1e-6)
 
 
 @pytest.mark.parametrize("flags", [["--eps", "0"], ["--r3f-lambda", "0"]])
@@ -224,7 +234,7 @@ def test_models_without_what_r3f_needs_are_refused(toy_data):
 def test_noise_that_never_reaches_the_model_is_an_error(toy_data):
     _, model, _, sample = roberta(toy_data)
     with pytest.raises(RuntimeError, match="perturbation never reached the model"):
-        with noised_token_embeddings(model, 1e-5, "uniform"):
+        with noised_token_embeddings(*find_encoder_token_embedding(model), 1e-5, "uniform"):
             pass  # a model that never calls its embedding layer
 
 
@@ -320,7 +330,7 @@ def test_seq2seq_noise_only_on_the_encoder_of_shared_embeddings(toy_data):
     calls = []
     handle = embed.register_forward_hook(lambda m, a, out: calls.append(out))
     sample = batch_of(task, same_lengths=False)
-    with noised_token_embeddings(model, 1e-2, "normal") as record:
+    with noised_token_embeddings(embed, encoder, 1e-2, "normal") as record:
         model(**sample["net_input"])
     handle.remove()
     assert len(calls) == 2 and record.applications == 1  # encoder noised, decoder clean

@@ -1,6 +1,6 @@
-"""What the R3F criterions share: their options (the reference's flag names and defaults), the
-one-line errors and start-up warnings about them, the noised forward pass, and the metrics they add to
-fairseq's.
+"""What the R3F and SMART criterions share: ``ConsistencyCriterion`` (a stock fairseq criterion + lambda *
+a consistency term, the one ``forward`` of all three), the R3F options (the reference's flag names and
+defaults), their checks and start-up warnings, the noised forward pass, and the metrics they add to fairseq's.
 
 Units of what they log (fairseq divides its ``loss`` by ln 2): ``loss`` (task loss + lambda * term, as
 optimised) and ``task_loss`` (the task loss alone) are in bits per ``sample_size`` like fairseq's own
@@ -11,51 +11,23 @@ optimised) and ``task_loss`` (the task loss alone) are in bits per ``sample_size
 
 import logging
 import math
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
-from hydra.errors import CompactHydraException
 
 from rxf.capture import captured_outputs, single_output
-from rxf.noise import (NOISE_TYPES, NoiseRecord, check_noise_args, find_encoder_token_embedding,
-                               noised_token_embeddings)
+from rxf.noise import NOISE_TYPES, NoiseRecord, check_noise_args, noised_token_embeddings
+from rxf_fairseq.errors import OptionError
+from rxf_fairseq.model_parts import find_encoder_token_embedding
 
 logger = logging.getLogger(__name__)
 
 # What each criterion logs as its consistency term, per sentence and in nats (see the module docstring).
 CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err")
 SIGNIFICANT_DIGITS = 3  # fairseq rounds its losses to 3 decimals; a KL of 1e-7 needs significant digits
-
-
-def fairseq_tool() -> str:
-    """The command the user ran, for error lines: ``fairseq-train`` for both ``fairseq-train`` and
-    ``python -m fairseq_cli.train``."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    stem = os.path.splitext(os.path.basename(argv0))[0]
-    if os.path.basename(os.path.dirname(argv0)) == "fairseq_cli":
-        return "fairseq-" + stem.replace("_", "-")
-    return stem if stem.startswith("fairseq-") else "fairseq"
-
-
-class OptionError(ValueError, SystemExit, CompactHydraException):
-    """A bad option or an unusable model/task, reported as one line ``TOOL: error: FLAG ...`` with exit 1.
-
-    fairseq-train has no handler for start-up errors, so the bases do the work: ``SystemExit`` makes the
-    interpreter print the message alone (no traceback) and exit 1; hydra prints a
-    ``CompactHydraException`` without a traceback in fairseq-hydra-train; ``ValueError`` is what Python
-    callers catch.
-    """
-
-    def __init__(self, message: str):
-        line = f"{fairseq_tool()}: error: {message}"
-        self.message = message  # without the tool's name, for callers that report it under their own
-        ValueError.__init__(self, line)
-        self.code = line  # what SystemExit prints; ValueError's __init__ leaves it None (exit status 0)
 
 
 @dataclass
@@ -122,17 +94,9 @@ def set_r3f_options(criterion, cfg: R3FConfig, default_lambda: float,
     check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
     warn_if_lambda_off_grid(criterion.criterion_name, cfg.r3f_lambda, default_lambda, paper_grids)
     criterion.noise_eps = cfg.eps
-    criterion.r3f_lambda = cfg.r3f_lambda
+    criterion.consistency_weight = cfg.r3f_lambda
     criterion.noise_type = str(cfg.noise_type)
     criterion.fast_r3f = cfg.fast_r3f
-
-
-def require_encoder_embedding(model, criterion_name: str) -> None:
-    """The R3F/SMART criterions perturb the encoder's token embeddings: refuse models without them."""
-    try:
-        find_encoder_token_embedding(model)
-    except ValueError as error:
-        raise OptionError(f"--criterion {criterion_name}: {error}") from None
 
 
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
@@ -166,7 +130,7 @@ def noised_forward(model, run: Callable[[], Any], eps: float, noise_type: str, f
     """``run()`` (a forward pass of ``model``) with R3F noise on the encoder's token embeddings;
     without gradient for ``--fast-r3f``."""
     with torch.set_grad_enabled(torch.is_grad_enabled() and not fast):
-        with noised_token_embeddings(model, eps, noise_type) as record:
+        with noised_token_embeddings(*find_encoder_token_embedding(model), eps, noise_type) as record:
             output = run()
     return output, record
 
@@ -201,3 +165,48 @@ def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
     if elements > 0:
         changed = sum(float(log.get("noise_changed", 0)) for log in logging_outputs)
         metrics.log_scalar("noise_changed_pct", 100.0 * changed / elements, elements, round=2)
+
+
+class ConsistencyCriterion:
+    """loss = a stock fairseq criterion's loss + lambda * a consistency term between the model's output on
+    the clean input and on perturbed token embeddings, gradients through both passes.
+
+    Mixed in before the stock criterion (``class C(ConsistencyCriterion, SentencePredictionCriterion)``): the
+    stock ``forward`` runs unchanged (so the task loss and its metrics are fairseq's) and its clean output is
+    captured, not recomputed; lambda = 0 is the stock criterion alone (no second pass), and evaluation runs
+    one pass. A criterion sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines
+    - ``check_model(model)``: refuse a model it cannot perturb (called once per model),
+    - ``perturbed_logits(model, sample, clean_logits)`` -> (logits, ``NoiseRecord``): the perturbed pass(es),
+    - ``consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)`` -> (term, log key).
+    """
+
+    criterion_name: str
+    consistency_weight: float
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._checked_model = None
+
+    def forward(self, model, sample, reduce=True):
+        if self._checked_model is not model:
+            self.check_model(model)
+            self._checked_model = model
+        stock = super().forward
+        if self.consistency_weight == 0:  # standard fine-tuning: no second pass at all
+            loss, sample_size, logging_output = stock(model, sample, reduce)
+            return loss, sample_size, log_task_loss(logging_output)
+        loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
+        log_task_loss(logging_output)
+        if clean is None:
+            return loss, sample_size, logging_output
+        clean_logits = clean[0]
+        perturbed_logits, record = self.perturbed_logits(model, sample, clean_logits)
+        log_noise_audit(logging_output, record)
+        term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
+        loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
+        return loss, sample_size, logging_output
+
+    @classmethod
+    def reduce_metrics(cls, logging_outputs) -> None:
+        super().reduce_metrics(logging_outputs)
+        reduce_r3f_metrics(logging_outputs)

@@ -8,12 +8,14 @@ data, criterion (``sentence_prediction``) and every other option are the stock t
 
 import logging
 
+from fairseq.modules import FairseqDropout
 from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
+from torch import nn
 
-from rxf_fairseq.criterions.r3f_common import OptionError
 from rxf.probing import LinearProbeHead, freeze_encoder
-from rxf_fairseq.tasks.sentence_prediction_r4f import RXFSentencePredictionTaskConfig, require_classification_arch
+from rxf_fairseq.model_parts import classification_head, require_classification_arch
+from rxf_fairseq.tasks.sentence_prediction_r4f import RXFSentencePredictionTaskConfig
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +26,9 @@ class RXFSentencePredictionProbeTask(SentencePredictionTask):
         name = self.cfg.classification_head_name
         require_classification_arch(cfg, "sentence_prediction_probe", name)
         model = super().build_model(cfg, from_checkpoint)
-        heads = getattr(model, "classification_heads", None)
-        if heads is None or name not in heads:
-            raise OptionError(f"--task sentence_prediction_probe: {type(model).__name__} has no classification "
-                              f"head {name!r} (--classification-head-name) to replace with a linear probe")
-        old = heads[name]
-        heads[name] = LinearProbeHead(old.dense.in_features, self.cfg.num_classes)
-        silenced = freeze_encoder(model, heads[name])
+        old = classification_head(model, name, "--task sentence_prediction_probe", "swaps a linear probe for")
+        probe = model.classification_heads[name] = LinearProbeHead(old.dense.in_features, self.cfg.num_classes)
+        silenced = freeze_encoder(model, probe, dropout_types=(nn.Dropout, FairseqDropout))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
         logger.info("linear probe %r: %d trainable parameters, %d frozen; dropout off in %d modules",

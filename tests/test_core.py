@@ -1,0 +1,348 @@
+"""The method without a framework (``rxf/``): it imports torch only, and its pieces (symmetric KL, noise and
+where it enters a model, spectral normalisation, the probe's surgery, SMART's ascent) work on plain torch
+modules. No fairseq model here."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from rxf.kl import squared_prediction_change, symmetric_kl
+from rxf.noise import check_noise_args, noised_token_embeddings, perturbed_token_embeddings, sample_embedding_noise
+from rxf.probing import freeze_encoder
+from rxf.smart import SmartAscent, adversarial_forward, ascent_direction
+from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys
+import torch
+before = set(sys.modules)
+import rxf
+names = sorted("rxf." + info.name for info in pkgutil.iter_modules(rxf.__path__))
+for name in names:
+    importlib.import_module(name)
+new = set(sys.modules) - before
+print(" ".join(names))
+print(" ".join(sorted(m for m in new if m.split(".")[0] not in ("rxf", *sys.stdlib_module_names))))
+print("fairseq" in sys.modules)
+"""
+
+
+def test_every_rxf_module_imports_torch_only():
+    """In a fresh interpreter: importing every module of rxf/ adds rxf's own modules and the standard
+    library's to what torch loads, nothing else, and fairseq least of all."""
+    proc = subprocess.run([sys.executable, "-c", IMPORT_EVERY_MODULE], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names, foreign, fairseq_loaded = (proc.stdout.splitlines() + ["", "", ""])[:3]
+    files = sorted(f"rxf.{f[:-3]}" for f in os.listdir(os.path.join(REPO, "rxf")) if f.endswith(".py") and f != "__init__.py")
+    assert names.split() == files
+    assert foreign == "", f"rxf imports more than torch: {foreign}"
+    assert fairseq_loaded == "False"
+
+
+# ------------------------------------------------------------------------------------------------ symmetric KL
+
+def closed_form_symmetric_kl(a, b):
+    p, q = F.softmax(a.double(), -1), F.softmax(b.double(), -1)
+    return ((p - q) * (p.log() - q.log())).sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=st.integers(1, 5), classes=st.integers(2, 7), scale=st.floats(0.01, 10.0), seed=st.integers(0, 10**6))
+def test_symmetric_kl_equals_closed_form(batch, classes, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(batch, classes, generator=g) * scale, torch.randn(batch, classes, generator=g) * scale
+    expected = closed_form_symmetric_kl(a, b).item()
+    assert symmetric_kl(a, b).item() == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert symmetric_kl(a, b).item() == pytest.approx(symmetric_kl(b, a).item(), rel=1e-5, abs=1e-6)
+    assert symmetric_kl(a, a).item() == 0.0
+
+
+def test_symmetric_kl_is_fp32_for_half_inputs():
+    a, b = torch.randn(4, 3).half(), torch.randn(4, 3).half()
+    assert symmetric_kl(a, b).dtype == torch.float32
+    assert symmetric_kl(a, b).item() == pytest.approx(closed_form_symmetric_kl(a.float(), b.float()).item(), rel=1e-4)
+
+
+def test_masked_kl_of_padded_batch_equals_sum_over_unpadded_items():
+    torch.manual_seed(0)
+    lengths = [5, 2, 4]
+    items = [(torch.randn(n, 11), torch.randn(n, 11)) for n in lengths]
+    padded_a = torch.randn(3, 5, 11) * 100  # garbage at padding positions must not count
+    padded_b = torch.randn(3, 5, 11) * 100
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    for i, (a, b) in enumerate(items):
+        padded_a[i, : len(a)], padded_b[i, : len(b)], mask[i, : len(a)] = a, b, True
+    expected = sum(symmetric_kl(a, b) for a, b in items)
+    assert symmetric_kl(padded_a, padded_b, mask).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert symmetric_kl(padded_a, padded_b, torch.ones_like(mask)).item() == pytest.approx(
+        symmetric_kl(padded_a, padded_b).item(), rel=1e-5
+    )
+
+
+def test_kl_shape_errors_are_clear():
+    with pytest.raises(ValueError, match="logit shapes differ"):
+        symmetric_kl(torch.randn(2, 3), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="mask shape"):
+        symmetric_kl(torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_squared_prediction_change():
+    assert squared_prediction_change(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])).item() == 5.0
+
+
+# ------------------------------------------------------------------------------------------------------ noise
+
+@pytest.mark.parametrize("eps", [1e-5, 0.5])
+def test_uniform_noise_statistics(eps):
+    torch.manual_seed(0)
+    z = sample_embedding_noise(torch.empty(200, 500), eps, "uniform")
+    assert z.abs().max().item() <= eps
+    assert z.mean().item() == pytest.approx(0.0, abs=eps * 0.01)
+    assert z.std().item() == pytest.approx(eps / math.sqrt(3), rel=0.01)
+
+
+@pytest.mark.parametrize("eps", [1e-5, 0.5])
+def test_normal_noise_statistics(eps):
+    torch.manual_seed(0)
+    z = sample_embedding_noise(torch.empty(200, 500), eps, "normal")
+    assert z.mean().item() == pytest.approx(0.0, abs=eps * 0.01)
+    assert z.std().item() == pytest.approx(eps, rel=0.01)
+    assert (z.abs() > eps).float().mean().item() == pytest.approx(0.3173, abs=0.01)  # mass outside 1 sigma
+
+
+def test_noise_follows_dtype_and_device_and_seed():
+    like = torch.empty(3, 4, dtype=torch.float16)
+    torch.manual_seed(3)
+    first = sample_embedding_noise(like, 1e-3, "normal")
+    torch.manual_seed(3)
+    assert torch.equal(first, sample_embedding_noise(like, 1e-3, "normal"))
+    assert first.dtype == torch.float16 and first.device == like.device
+
+
+def test_zero_eps_gives_zero_noise():
+    for kind in ("uniform", "normal"):
+        assert torch.count_nonzero(sample_embedding_noise(torch.empty(5, 5), 0.0, kind)) == 0
+
+
+@pytest.mark.parametrize("eps,kind,match", [(-1e-5, "uniform", "--eps"), (float("nan"), "normal", "--eps"),
+                                            (float("inf"), "uniform", "--eps must be >= 0 and finite"),
+                                            (1e-5, "gaussian", "--noise-type")])
+def test_bad_noise_arguments_name_the_flag(eps, kind, match):
+    with pytest.raises(ValueError, match=match):
+        check_noise_args(eps, kind)
+
+
+class Encoder(nn.Module):
+    def __init__(self, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.embed_tokens = embed_tokens
+        self.layer = nn.Linear(embed_tokens.embedding_dim, embed_tokens.embedding_dim)
+
+    def forward(self, tokens):
+        return torch.tanh(self.layer(self.embed_tokens(tokens)))
+
+
+class SharedEmbeddingModel(nn.Module):
+    """An encoder and a "decoder" calling one embedding matrix, and a classifier on the first position."""
+
+    def __init__(self, vocab: int = 50, dim: int = 8, classes: int = 3):
+        super().__init__()
+        self.encoder = Encoder(nn.Embedding(vocab, dim))
+        self.out = nn.Linear(dim, classes)
+
+    def forward(self, tokens):
+        decoded = self.encoder.embed_tokens(tokens)  # the decoder's call, outside the encoder
+        return self.out(self.encoder(tokens)[:, 0] + decoded[:, 0])
+
+
+def tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return SharedEmbeddingModel(), torch.randint(0, 50, (4, 6))
+
+
+def test_noise_enters_only_the_calls_made_inside_the_scope():
+    model, tokens = tiny_model()
+    calls = []
+    handle = model.encoder.embed_tokens.register_forward_hook(lambda m, a, out: calls.append(out))
+    with noised_token_embeddings(model.encoder.embed_tokens, model.encoder, 0.1, "uniform") as record:
+        noised = model(tokens)
+    handle.remove()
+    assert len(calls) == 2 and record.applications == 1  # encoder noised, decoder clean
+    assert not torch.equal(noised, model(tokens))
+    assert record.changed is None  # fp32: not audited
+
+
+def test_perturbation_keeps_gradients_and_hooks_leave_no_trace():
+    model, tokens = tiny_model()
+    with perturbed_token_embeddings(model.encoder.embed_tokens, model.encoder, lambda x: 2 * x):
+        doubled = model(tokens)
+    doubled.sum().backward()
+    assert model.encoder.embed_tokens.weight.grad.abs().sum() > 0
+    assert not model.encoder._forward_hooks and not model.encoder._forward_pre_hooks
+    assert not model.encoder.embed_tokens._forward_hooks
+
+
+def test_perturbation_that_never_reaches_the_model_is_an_error():
+    model, tokens = tiny_model()
+    with pytest.raises(RuntimeError, match="perturbation never reached the model: Encoder.forward did not call"):
+        with noised_token_embeddings(model.encoder.embed_tokens, model.encoder, 1e-5, "uniform"):
+            model.encoder.embed_tokens(tokens)  # a call outside the encoder is not the model's
+
+
+# ----------------------------------------------------------------------------------------- spectral norm (R4F)
+
+def test_spectral_norm_covers_every_linear_layer():
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3))
+    with torch.no_grad():
+        head[0].weight.mul_(10)
+    assert max(effective_spectral_norms(head).values()) > 1.5
+    assert spectrally_normalise_head(head) == ["0", "2"]
+    assert all(is_spectrally_normalised(m) for m in (head[0], head[2]))
+    for value in effective_spectral_norms(head).values():
+        assert value == pytest.approx(1.0, abs=1e-4)
+    # a layer that fairseq's own flag already normalised is kept, not wrapped twice
+    assert spectrally_normalise_head(head) == ["0", "2"]
+    x = torch.randn(8, 32)
+    assert head(x).shape == (8, 3)
+    with pytest.raises(ValueError, match="no linear layer"):
+        spectrally_normalise_head(nn.Tanh())
+
+
+def test_spectrally_normalised_head_is_1_lipschitz():
+    torch.manual_seed(1)
+    head = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4))
+    spectrally_normalise_head(head)
+    head.eval()
+    x, y = torch.randn(64, 16), torch.randn(64, 16)
+    ratio = (head(x) - head(y)).norm(dim=-1) / (x - y).norm(dim=-1)
+    assert ratio.max().item() <= 1.0 + 1e-4
+
+
+def test_spectral_norm_linear_loads_heads_trained_without_r4f():
+    """A head fine-tuned without R4F has no power-iteration buffers; loading it must still work and
+    the loaded weight must be normalised from the first forward on."""
+    torch.manual_seed(2)
+    plain = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    with torch.no_grad():
+        plain[0].weight.mul_(5)
+    r4f = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(r4f)
+    r4f.load_state_dict(plain.state_dict())
+    assert torch.equal(r4f[0].weight, plain[0].weight)
+    r4f.eval()
+    r4f(torch.randn(3, 8))  # warms the power iteration for the loaded weight
+    for value in effective_spectral_norms(r4f).values():
+        assert value == pytest.approx(1.0, abs=1e-4)
+    # and an R4F state dict round-trips, buffers included
+    again = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(again)
+    again.load_state_dict(r4f.state_dict())
+    assert torch.equal(again[0].sn_u, r4f[0].sn_u)
+
+
+def test_fairseqs_own_spectral_norm_is_replaced_not_stacked():
+    head = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.utils.spectral_norm(nn.Linear(6, 2)))
+    spectrally_normalise_head(head)
+    assert "weight_orig" not in dict(head.named_parameters()).keys() | {k.split(".", 1)[1] for k in head.state_dict()}
+    assert set(head.state_dict()) == {"0.weight", "0.bias", "0.sn_u", "0.sn_v", "2.weight", "2.bias", "2.sn_u", "2.sn_v"}
+
+
+# ------------------------------------------------------------------------------------------ the linear probe
+
+class MyDropout(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+
+def test_freeze_encoder_trains_only_the_head_and_switches_off_every_dropout_type_given():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), MyDropout(0.2), nn.Linear(4, 2), nn.Dropout(0.3))
+    model.layerdrop = 0.1
+    head = nn.Sequential(model[3], model[4])
+    silenced = freeze_encoder(model, head, dropout_types=(nn.Dropout, MyDropout))
+    assert silenced == ["1", "2"] and model[1].p == 0 and model[2].p == 0 and model.layerdrop == 0
+    assert model[4].p == 0.3  # the head's own dropout is the head's
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+    assert freeze_encoder(model, head) == ["1"]  # by default, torch's nn.Dropout only
+
+
+# ----------------------------------------------------------------------------------------- SMART's ascent
+
+def test_ascent_directions_are_unit_per_token():
+    g = torch.randn(2, 3, 8)
+    assert torch.allclose(ascent_direction(g, "l2", 0).norm(dim=-1), torch.ones(2, 3))
+    assert torch.allclose(ascent_direction(g, "inf", 0).abs().amax(dim=-1), torch.ones(2, 3))
+    assert torch.equal(ascent_direction(g, "l1", 0), g.sign())
+
+
+def test_an_ascent_step_is_eta_times_the_direction_and_starts_a_new_graph():
+    delta = torch.zeros(2, 3, 4, dtype=torch.float16, requires_grad=True)
+    grad = torch.randn(2, 3, 4)
+    stepped = SmartAscent(noise_var=0.0, steps=1, step_size=0.5, norm="l1", epsilon=0.0).step(delta, grad)
+    assert stepped.dtype == torch.float16 and stepped.grad_fn is None
+    assert torch.equal(stepped, (0.5 * grad.sign()).half())
+
+
+def smart(model, tokens, steps, step_size=0.05, norm="inf", seed=1):
+    clean = model(tokens).detach()
+    torch.manual_seed(seed)
+    output, record = adversarial_forward(model, lambda net: net(tokens), model.encoder.embed_tokens, model.encoder,
+                                         lambda logits: symmetric_kl(clean, logits),
+                                         SmartAscent(noise_var=0.01, steps=steps, step_size=step_size, norm=norm,
+                                                     epsilon=1e-6))
+    return output, record, symmetric_kl(clean, output).item()
+
+
+def test_smart_without_ascent_is_r3f_normal_noise():
+    model, tokens = tiny_model()
+    output, record, _ = smart(model, tokens, steps=0)
+    torch.manual_seed(1)
+    with noised_token_embeddings(model.encoder.embed_tokens, model.encoder, 0.01, "normal"):
+        r3f = model(tokens)
+    assert torch.equal(output, r3f) and record.applications == 1
+
+
+@pytest.mark.parametrize("norm", ["inf", "l2", "l1"])
+def test_ascent_increases_the_term_and_the_final_pass_trains(norm):
+    model, tokens = tiny_model()
+    _, _, start = smart(model, tokens, steps=0)
+    one, record, after_one = smart(model, tokens, steps=1, norm=norm)
+    _, _, after_two = smart(model, tokens, steps=2, norm=norm)
+    assert start < after_one < after_two
+    assert record.applications == 1  # the record is the final pass's
+    one.sum().backward()
+    assert model.out.weight.grad.abs().sum() > 0
+
+
+class CountingWrapper(nn.Module):
+    """Stands for DistributedDataParallel: the wrapped model is ``.module``."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+        self.calls = 0
+
+    def forward(self, tokens):
+        self.calls += 1
+        return self.module(tokens)
+
+
+def test_ascent_passes_run_inside_the_wrapper_the_final_pass_through_it():
+    model, tokens = tiny_model()
+    wrapped = CountingWrapper(CountingWrapper(model))
+    clean = model(tokens).detach()
+    adversarial_forward(wrapped, lambda net: net(tokens), model.encoder.embed_tokens, model.encoder,
+                        lambda logits: symmetric_kl(clean, logits),
+                        SmartAscent(noise_var=0.01, steps=2, step_size=0.05, norm="inf", epsilon=1e-6))
+    assert wrapped.calls == 1 and wrapped.module.calls == 1  # two ascent passes on the bare model, unseen
