@@ -17,7 +17,7 @@ STAMP := $(VENV)/.rxf-installed
 # The TORCH this .venv was made with: a different TORCH on the command line re-installs torch in it.
 TORCH_SPEC := $(VENV)/.rxf-torch
 
-.PHONY: install perl-deps test demo bench clean FORCE
+.PHONY: install perl-deps test test-fast lint demo bench clean FORCE
 
 install: $(STAMP)
 
@@ -48,6 +48,16 @@ test: $(STAMP) perl-deps
 	@$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
 	exit $$rc
+
+# The unit tests alone (no fairseq training in a subprocess, no demo, no documentation run): a minute or two.
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest tests -m "not slow" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo: $(STAMP)
 	$(BIN)/rxf-demo $(DEMO_ARGS)

