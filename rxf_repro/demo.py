@@ -25,13 +25,12 @@ import yaml
 
 from rxf_repro import minilang, records
 from rxf_repro.data.common import fairseq_preprocess
-from rxf_repro import configs, outputs, process
+from rxf_repro import catalog, configs, outputs, process
 from rxf_repro.cli import positive_int
 
 PRESET = os.path.join(configs.config_root(), "demo.yaml")
-METHOD_NAMES = {"std": "Standard", "std++": "Standard++", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F",
-                "smart": "SMART"}
-PRETRAINED = "none"  # rxf-run's method for probes of the pretrained encoder itself (no fine-tuning)
+METHOD_NAMES = catalog.METHOD_NAMES
+PRETRAINED = catalog.PRETRAINED  # rxf-run's method for probes of the pretrained encoder itself (no fine-tuning)
 UNINFORMATIVE = 2.0  # points: a probe task whose pretrained probe is no further above its majority baseline
 
 
@@ -284,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace DIR even if it is not an earlier rxf-demo output (its content is deleted)")
     parser.add_argument("--seeds", type=positive_int, help="seeds per method (preset: 2; --quick: 1)")
-    parser.add_argument("--methods", nargs="+", choices=sorted(METHOD_NAMES),
+    parser.add_argument("--methods", nargs="+", choices=sorted(set(METHOD_NAMES) - {PRETRAINED}),
                         help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)")
     parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)")

@@ -123,6 +123,3 @@ TABLE4: Dict[str, Dict[str, Optional[Dict[str, Number]]]] = {
 }
 TABLE4_ROW_FOR_METHOD: Dict[str, str] = {"std": "BART", "r3f": "BART+R3F"}
 
-# The paper's names for our methods (Tables 2-4 and Figures 1-5).
-METHOD_NAMES: Dict[str, str] = {"std": "STD", "std++": "STD++", "smart": "SMART", "r3f": "R3F", "r4f": "R4F",
-                                "fast-r3f": "R3F (fast)", "freelb": "FreeLB", "none": "not fine-tuned"}

@@ -222,7 +222,7 @@ def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict
     """The metrics of the best validation; MNLI's mismatched accuracy from the ``valid1`` line that fairseq
     logged with it (same attempt, same update)."""
     metrics = {}
-    for name in ("accuracy", "f1", "mcc", "pearson", "spearman", "loss"):
+    for name in records.GLUE_METRICS:
         if f"valid_{name}" in best.record:
             metrics[name] = float(best.record[f"valid_{name}"])
     mismatched = [r for r in json_log(runs_[best.attempt].lines, "valid1")
