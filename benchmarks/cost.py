@@ -17,8 +17,8 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,8 +35,15 @@ METHODS = {
     "smart_s2": ("sentence_prediction", ["--criterion", "sentence_prediction_smart", "--smart-steps", "2"]),
     "reference_r3f": ("sentence_prediction", ["--criterion", "sentence_prediction"]),  # criterion swapped below
 }
-PAPER_TABLE_1 = {"standard": "1/1", "r3f": "2/1", "r4f": "2/1", "fast_r3f": "2/1",
-                 "smart_s1": "2/2", "smart_s2": "3/3", "reference_r3f": "2/1"}
+PAPER_TABLE_1 = {
+    "standard": "1/1",
+    "r3f": "2/1",
+    "r4f": "2/1",
+    "fast_r3f": "2/1",
+    "smart_s1": "2/2",
+    "smart_s2": "3/3",
+    "reference_r3f": "2/1",
+}
 VOCAB = 1000
 
 
@@ -47,8 +54,10 @@ def write_dictionaries(root: str, restore: str = None) -> None:
         with open(os.path.join(root, sub, "dict.txt"), "w") as f:
             f.writelines(f"{s} 1\n" for s in symbols)
     if restore:
-        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(restore)), "dict.txt"),
-                    os.path.join(root, "input0", "dict.txt"))
+        shutil.copy(
+            os.path.join(os.path.dirname(os.path.abspath(restore)), "dict.txt"),
+            os.path.join(root, "input0", "dict.txt"),
+        )
 
 
 def fairseq_argv(args, data: str, method: str) -> List[str]:
@@ -56,13 +65,40 @@ def fairseq_argv(args, data: str, method: str) -> List[str]:
     if args.restore:  # the checkpoint's own sizes (rxf_roberta reads them from --restore-file)
         model = ["--arch", "rxf_roberta", "--restore-file", os.path.abspath(args.restore)]
     else:
-        model = ["--arch", "roberta_base", "--encoder-layers", str(args.layers), "--encoder-embed-dim", str(args.dim),
-                 "--encoder-ffn-embed-dim", str(args.ffn), "--encoder-attention-heads", str(args.heads),
-                 "--max-positions", str(max(args.seq_len, 8))]
+        model = [
+            "--arch",
+            "roberta_base",
+            "--encoder-layers",
+            str(args.layers),
+            "--encoder-embed-dim",
+            str(args.dim),
+            "--encoder-ffn-embed-dim",
+            str(args.ffn),
+            "--encoder-attention-heads",
+            str(args.heads),
+            "--max-positions",
+            str(max(args.seq_len, 8)),
+        ]
     argv = [
-        data, "--user-dir", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rxf_fairseq"),
-        "--task", task, *criterion, "--num-classes", "2", *model, "--optimizer", "adam", "--lr", "1e-5",
-        "--dropout", "0.1", "--batch-size", str(args.batch), "--seed", "1",
+        data,
+        "--user-dir",
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rxf_fairseq"),
+        "--task",
+        task,
+        *criterion,
+        "--num-classes",
+        "2",
+        *model,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-5",
+        "--dropout",
+        "0.1",
+        "--batch-size",
+        str(args.batch),
+        "--seed",
+        "1",
     ]
     if args.device == "cpu":
         argv.append("--cpu")
@@ -74,17 +110,18 @@ def fairseq_argv(args, data: str, method: str) -> List[str]:
 def measure(args, method: str) -> Dict:
     """Runs in the child process: build, warm up, time, count."""
     import torch
-
-    import rxf_fairseq  # noqa: F401
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.trainer import Trainer
+
+    import rxf_fairseq  # noqa: F401
 
     torch.set_num_threads(args.threads)
     data = tempfile.mkdtemp(prefix="rxf-bench-")
     write_dictionaries(data, args.restore)
     cfg = convert_namespace_to_omegaconf(
-        options.parse_args_and_arch(options.get_training_parser(), fairseq_argv(args, data, method)))
+        options.parse_args_and_arch(options.get_training_parser(), fairseq_argv(args, data, method))
+    )
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)
     if args.restore:  # the imported weights; the classification head is new, as in fine-tuning
@@ -119,7 +156,9 @@ def measure(args, method: str) -> Dict:
     tokens[:, 0] = 0  # <s>
     tokens[:, -1] = 2  # </s>
     sample = {
-        "id": torch.arange(args.batch), "nsentences": args.batch, "ntokens": tokens.numel(),
+        "id": torch.arange(args.batch),
+        "nsentences": args.batch,
+        "ntokens": tokens.numel(),
         "net_input": {"src_tokens": tokens, "src_lengths": torch.full((args.batch,), args.seq_len)},
         "target": torch.randint(0, 2, (args.batch,), generator=generator),
     }
@@ -179,16 +218,26 @@ def table(results: List[Dict], args) -> str:
     base = next(r for r in results if r["method"] == "standard")
     memory = "peak GPU memory (MB)" if args.device == "cuda" else "peak RSS growth in training (MB)"
     cpu = args.device == "cpu"  # on CUDA the host's CPU time says nothing about the GPU's work
-    lines = [f"| method | s/update (median) | vs standard |" + (" CPU s/update (median) | vs standard |" if cpu else "")
-             + f" forwards/backwards per update | paper's Table 1 | {memory} | vs standard |",
-             "|---|---|---|" + ("---|---|" if cpu else "") + "---|---|---|---|"]
+    lines = [
+        "| method | s/update (median) | vs standard |"
+        + (" CPU s/update (median) | vs standard |" if cpu else "")
+        + f" forwards/backwards per update | paper's Table 1 | {memory} | vs standard |",
+        "|---|---|---|" + ("---|---|" if cpu else "") + "---|---|---|---|",
+    ]
     for r in results:
-        cpu_cells = (f" {r['cpu_seconds_per_update']:.4f} | "
-                     f"{r['cpu_seconds_per_update'] / base['cpu_seconds_per_update']:.2f}x |") if cpu else ""
+        cpu_cells = (
+            (
+                f" {r['cpu_seconds_per_update']:.4f} | "
+                f"{r['cpu_seconds_per_update'] / base['cpu_seconds_per_update']:.2f}x |"
+            )
+            if cpu
+            else ""
+        )
         lines.append(
             f"| {r['method']} | {r['seconds_per_update']:.4f} | {r['seconds_per_update'] / base['seconds_per_update']:.2f}x |"
             f"{cpu_cells} {r['forwards_per_update']:g}/{r['backwards_per_update']:g} | {PAPER_TABLE_1[r['method']]} | "
-            f"{r['peak_memory_mb']:.0f} | {r['peak_memory_mb'] / base['peak_memory_mb']:.2f}x |")
+            f"{r['peak_memory_mb']:.0f} | {r['peak_memory_mb'] / base['peak_memory_mb']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -202,18 +251,28 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=16, help="sentences per batch (default 16)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed updates before the timed ones (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="timed updates per method and round")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="run every method this many times, in rotating order, and pool the timed updates "
-                             "(cancels slow drift in machine load between methods)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="run every method this many times, in rotating order, and pool the timed updates "
+        "(cancels slow drift in machine load between methods)",
+    )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--restore", metavar="MODEL_PT",
-                        help="time this checkpoint (e.g. rxf-import-hf's DEST/model.pt, its dict.txt beside it) instead "
-                             "of a random RoBERTa of --layers/--dim/--heads/--ffn")
-    parser.add_argument("--json", help="also write the results (with date, commit and machine) to this file; default: "
-                        "none written, the table is printed (the committed results are benchmarks/results/cost_cpu.json)")
+    parser.add_argument(
+        "--restore",
+        metavar="MODEL_PT",
+        help="time this checkpoint (e.g. rxf-import-hf's DEST/model.pt, its dict.txt beside it) instead "
+        "of a random RoBERTa of --layers/--dim/--heads/--ffn",
+    )
+    parser.add_argument(
+        "--json",
+        help="also write the results (with date, commit and machine) to this file; default: "
+        "none written, the table is printed (the committed results are benchmarks/results/cost_cpu.json)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -232,36 +291,57 @@ def main(argv=None) -> None:
     own = list(argv if argv is not None else sys.argv[1:])
     runs: Dict[str, List[Dict]] = {m: [] for m in methods}
     for round_ in range(args.rounds):
-        order = methods[round_ % len(methods):] + methods[: round_ % len(methods)]
+        order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]
         for i, method in enumerate(order, 1):
             print(f"[round {round_ + 1}/{args.rounds}, {i}/{len(order)}] {method} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), *own, "--child", method],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), *own, "--child", method],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
             if proc.returncode != 0 or not lines:
                 raise SystemExit(f"benchmark of {method} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
-            runs[method].append(json.loads(lines[-1][len("RESULT "):]))
+            runs[method].append(json.loads(lines[-1][len("RESULT ") :]))
     results = [pool(runs[m]) for m in methods]
     report = table(results, args)
     import torch
 
-    machine = (torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads") + \
-        f", torch {torch.__version__}"
-    model = (f"the checkpoint {args.restore}" if args.restore else
-             f"RoBERTa {args.layers} layers x {args.dim} dims ({args.heads} heads, ffn {args.ffn})")
-    header = (f"{model}, batch "
-              f"{args.batch} x {args.seq_len} tokens, {'fp16' if args.fp16 else 'fp32'}, {machine}; "
-              f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up")
+    machine = (
+        torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
+    ) + f", torch {torch.__version__}"
+    model = (
+        f"the checkpoint {args.restore}"
+        if args.restore
+        else f"RoBERTa {args.layers} layers x {args.dim} dims ({args.heads} heads, ffn {args.ffn})"
+    )
+    header = (
+        f"{model}, batch "
+        f"{args.batch} x {args.seq_len} tokens, {'fp16' if args.fp16 else 'fp32'}, {machine}; "
+        f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up"
+    )
     print(header + "\n\n" + report)
     if not args.json:
         return
     from rxf_repro.outputs import write_file_atomically
     from rxf_repro.provenance import provenance
 
-    write_file_atomically(args.json, json.dumps(
-        {**provenance(), "command": ["python", "benchmarks/cost.py", *own], "setup": header,
-         "config": {k: v for k, v in vars(args).items() if k != "child"}, "device": machine, "results": results},
-        indent=2) + "\n")
+    write_file_atomically(
+        args.json,
+        json.dumps(
+            {
+                **provenance(),
+                "command": ["python", "benchmarks/cost.py", *own],
+                "setup": header,
+                "config": {k: v for k, v in vars(args).items() if k != "child"},
+                "device": machine,
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     print(f"\nwritten: {args.json}", file=sys.stderr)
 
 

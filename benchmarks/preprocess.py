@@ -41,12 +41,25 @@ from rxf_repro.outputs import write_file_atomically  # noqa: E402
 from rxf_repro.provenance import provenance  # noqa: E402
 
 PIPELINES = ("glue", "xnli", "cnn_dm", "gigaword", "reddit_tifu")
-SCRIPTS = {"latin": "abcdefghijklmnopqrstuvwxyzéèàçüöäßğşıơưđ", "greek": "αβγδεζηθικλμνξοπρστυφχψω",
-           "cyrillic": "абвгдежзийклмнопрстуфхцчшщъьюя", "arabic": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
-           "thai": "กขคงจฉชซญดตถทนบปผพฟมยรลวศสหอฮะาิีึืุู",
-           "cjk": "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年", "devanagari": "अआइईउऊएऐओऔकखगघचछजझटठडढणतथदधनपफबभमयरलवशषसह"}
-SCRIPT_OF = {"el": "greek", "bg": "cyrillic", "ru": "cyrillic", "ar": "arabic", "ur": "arabic", "th": "thai",
-             "zh": "cjk", "hi": "devanagari"}
+SCRIPTS = {
+    "latin": "abcdefghijklmnopqrstuvwxyzéèàçüöäßğşıơưđ",
+    "greek": "αβγδεζηθικλμνξοπρστυφχψω",
+    "cyrillic": "абвгдежзийклмнопрстуфхцчшщъьюя",
+    "arabic": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
+    "thai": "กขคงจฉชซญดตถทนบปผพฟมยรลวศสหอฮะาิีึืุู",
+    "cjk": "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年",
+    "devanagari": "अआइईउऊएऐओऔकखगघचछजझटठडढणतथदधनपफबभमयरलवशषसह",
+}
+SCRIPT_OF = {
+    "el": "greek",
+    "bg": "cyrillic",
+    "ru": "cyrillic",
+    "ar": "arabic",
+    "ur": "arabic",
+    "th": "thai",
+    "zh": "cjk",
+    "hi": "devanagari",
+}
 XNLI_PER_LANGUAGE = 134
 NLI_LABELS = sorted(xnli.NLI_LABELS)
 TINY_LINES = {"glue": 6, "xnli": 100, "cnn_dm": 6, "gigaword": 6, "reddit_tifu": 6}  # a few examples per split
@@ -127,8 +140,11 @@ def tiny_glue(root: pathlib.Path, rng: random.Random) -> List[str]:
 def nli_rows(layout: glue.Layout, n: int, words: Words, rng: random.Random, lang: Optional[str] = None):
     rows = []
     for i in range(n):
-        row = {layout.inputs[0]: words.sentence(5, 40), layout.inputs[1]: words.sentence(3, 20),
-               layout.label: NLI_LABELS[i % 3] if i < 3 else rng.choice(NLI_LABELS)}
+        row = {
+            layout.inputs[0]: words.sentence(5, 40),
+            layout.inputs[1]: words.sentence(3, 20),
+            layout.label: NLI_LABELS[i % 3] if i < 3 else rng.choice(NLI_LABELS),
+        }
         if lang is not None:
             row[0] = lang
         if layout.header and "label1" in layout.header:  # MNLI's annotator labels: the gold one
@@ -145,10 +161,14 @@ def synthetic_xnli(root: pathlib.Path, lines: int, rng: random.Random) -> List[s
     n_dev = min(1000, max(1, lines // 100))
     n_xnli = 2 * len(xnli.LANGUAGES) * per_language
     mnli = glue.TASKS["MNLI"][1]
-    write_lines(root / "MNLI" / "train.tsv", tsv_rows(mnli["train"][1], nli_rows(
-        mnli["train"][1], lines - n_dev - n_xnli, english, rng)))
-    write_lines(root / "MNLI" / "dev_matched.tsv", tsv_rows(mnli["dev_matched"][1], nli_rows(
-        mnli["dev_matched"][1], n_dev, english, rng)))
+    write_lines(
+        root / "MNLI" / "train.tsv",
+        tsv_rows(mnli["train"][1], nli_rows(mnli["train"][1], lines - n_dev - n_xnli, english, rng)),
+    )
+    write_lines(
+        root / "MNLI" / "dev_matched.tsv",
+        tsv_rows(mnli["dev_matched"][1], nli_rows(mnli["dev_matched"][1], n_dev, english, rng)),
+    )
     sample = []
     for kind in ("dev", "test"):
         rows = []
@@ -167,9 +187,16 @@ def train_sentencepiece(root: pathlib.Path, sample: List[str]) -> Tuple[str, str
 
     write_lines(root / "spm_sample.txt", sample)
     prefix = str(root / "sentencepiece.bpe")
-    spm.SentencePieceTrainer.train(input=str(root / "spm_sample.txt"), model_prefix=prefix, vocab_size=8000,
-                                   model_type="bpe", byte_fallback=True, hard_vocab_limit=False,
-                                   character_coverage=1.0, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(root / "spm_sample.txt"),
+        model_prefix=prefix,
+        vocab_size=8000,
+        model_type="bpe",
+        byte_fallback=True,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
     processor = spm.SentencePieceProcessor(model_file=prefix + ".model")
     write_lines(root / "dict.txt", [f"{processor.id_to_piece(i)} 1" for i in range(3, processor.get_piece_size())])
     return prefix + ".model", str(root / "dict.txt")
@@ -201,13 +228,26 @@ def synthetic_gigaword(root: pathlib.Path, lines: int, rng: random.Random) -> Li
 def tifu_post(post_id: str, selftext_without_tldr: str, tldr: Optional[str], title: str = "TIFU by testing") -> Dict:
     """One line of Kim et al.'s ``tifu_all_tokenized_and_filtered.json``, with every field of the release."""
     selftext = selftext_without_tldr + (f"\n\nTL;DR: {tldr}" if tldr else "")
-    return {"title_tokenized": title.lower().split(), "permalink": f"/r/tifu/comments/{post_id}/", "title": title,
-            "url": f"https://www.reddit.com/r/tifu/comments/{post_id}/", "num_comments": 13, "tldr": tldr,
-            "created_utc": 1371426179.0, "trimmed_title_tokenized": ["testing"], "ups": 50,
-            "selftext_html": "<div>...</div>", "score": 50, "upvote_ratio": 0.77,
-            "tldr_tokenized": tldr.lower().split() if tldr else None, "selftext": selftext,
-            "trimmed_title": "testing", "selftext_without_tldr_tokenized": selftext_without_tldr.lower().split(),
-            "id": post_id, "selftext_without_tldr": selftext_without_tldr}
+    return {
+        "title_tokenized": title.lower().split(),
+        "permalink": f"/r/tifu/comments/{post_id}/",
+        "title": title,
+        "url": f"https://www.reddit.com/r/tifu/comments/{post_id}/",
+        "num_comments": 13,
+        "tldr": tldr,
+        "created_utc": 1371426179.0,
+        "trimmed_title_tokenized": ["testing"],
+        "ups": 50,
+        "selftext_html": "<div>...</div>",
+        "score": 50,
+        "upvote_ratio": 0.77,
+        "tldr_tokenized": tldr.lower().split() if tldr else None,
+        "selftext": selftext,
+        "trimmed_title": "testing",
+        "selftext_without_tldr_tokenized": selftext_without_tldr.lower().split(),
+        "id": post_id,
+        "selftext_without_tldr": selftext_without_tldr,
+    }
 
 
 def synthetic_reddit_tifu(root: pathlib.Path, lines: int, rng: random.Random) -> List[str]:
@@ -222,8 +262,13 @@ def synthetic_reddit_tifu(root: pathlib.Path, lines: int, rng: random.Random) ->
     return ["reddit_tifu", str(root)]
 
 
-SYNTHETIC = {"glue": synthetic_glue, "xnli": synthetic_xnli, "cnn_dm": synthetic_cnn_dm,
-             "gigaword": synthetic_gigaword, "reddit_tifu": synthetic_reddit_tifu}
+SYNTHETIC = {
+    "glue": synthetic_glue,
+    "xnli": synthetic_xnli,
+    "cnn_dm": synthetic_cnn_dm,
+    "gigaword": synthetic_gigaword,
+    "reddit_tifu": synthetic_reddit_tifu,
+}
 
 
 def tiny_inputs(pipeline: str, root: pathlib.Path, rng: random.Random) -> List[str]:
@@ -239,9 +284,13 @@ def run(pipeline: str, inputs: List[str], out: pathlib.Path, bpe: Dict[str, str]
     if pipeline != "xnli":
         command += ["--encoder-json", bpe["encoder"], "--vocab-bpe", bpe["vocab"], "--dict", bpe["dict"]]
     started = time.perf_counter()
-    proc = subprocess.run(["bash", os.path.join(REPO, "preprocess", script), *command, "--workers", str(workers)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHON": sys.executable})
+    proc = subprocess.run(
+        ["bash", os.path.join(REPO, "preprocess", script), *command, "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{pipeline} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -258,15 +307,19 @@ def _shown(path: Optional[str]) -> Optional[str]:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pipelines", default=",".join(PIPELINES),
-                        help="comma-separated subset of " + ",".join(PIPELINES))
+    parser.add_argument(
+        "--pipelines", default=",".join(PIPELINES), help="comma-separated subset of " + ",".join(PIPELINES)
+    )
     parser.add_argument("--lines", type=int, default=100_000, help="examples in the synthetic input of each pipeline")
     parser.add_argument("--workers", type=int, default=2, help="--workers of every pipeline run")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic inputs (same seed, same files)")
     parser.add_argument("--work", help="where inputs and outputs go (default: a temporary folder, removed at the end)")
-    parser.add_argument("--json", help="write the results (with date, commit and machine) to this file; default: "
-                                       "none written, the table is printed (the committed results are "
-                                       "benchmarks/results/preprocess.json)")
+    parser.add_argument(
+        "--json",
+        help="write the results (with date, commit and machine) to this file; default: "
+        "none written, the table is printed (the committed results are "
+        "benchmarks/results/preprocess.json)",
+    )
     args = parser.parse_args(argv)
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     unknown = sorted(set(pipelines) - set(PIPELINES))
@@ -293,17 +346,31 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             with open(work / pipeline / "synthetic-bin" / "summary.json", encoding="utf-8") as f:
                 summary = json.load(f)
             examples = sum(split["examples"] for split in summary["splits"].values())
-            results.append({"pipeline": pipeline, "fixtures_s": fixture_s, "synthetic_examples": examples,
-                            "synthetic_s": synthetic_s, "examples_per_s": examples / synthetic_s})
-            print(f"[{pipeline}] tiny input {fixture_s:.1f} s; {examples:,} examples in {synthetic_s:.1f} s",
-                  file=sys.stderr, flush=True)
-    print(f"--workers {args.workers}, {os.cpu_count()} CPUs ({started['machine']['cpu']}), {started['date']}, "
-          f"commit {started['commit']}\n")
+            results.append(
+                {
+                    "pipeline": pipeline,
+                    "fixtures_s": fixture_s,
+                    "synthetic_examples": examples,
+                    "synthetic_s": synthetic_s,
+                    "examples_per_s": examples / synthetic_s,
+                }
+            )
+            print(
+                f"[{pipeline}] tiny input {fixture_s:.1f} s; {examples:,} examples in {synthetic_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"--workers {args.workers}, {os.cpu_count()} CPUs ({started['machine']['cpu']}), {started['date']}, "
+        f"commit {started['commit']}\n"
+    )
     print("| pipeline | tiny input (s) | synthetic examples | synthetic (s) | examples/s |")
     print("|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['pipeline']} | {r['fixtures_s']:.1f} | {r['synthetic_examples']:,} | {r['synthetic_s']:.1f} | "
-              f"{r['examples_per_s']:,.0f} |")
+        print(
+            f"| {r['pipeline']} | {r['fixtures_s']:.1f} | {r['synthetic_examples']:,} | {r['synthetic_s']:.1f} | "
+            f"{r['examples_per_s']:,.0f} |"
+        )
     if args.json is None:
         print("\nresults not written to a file (pass --json FILE to keep them)", file=sys.stderr)
         return

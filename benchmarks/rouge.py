@@ -86,9 +86,12 @@ def run_rouge(reference: str, summary: str, *flags: str) -> Dict[str, float]:
     if proc.returncode != 0:
         raise SystemExit(f"benchmarks/rouge.py: {' '.join(command)} failed (exit {proc.returncode}):\n{stderr}")
     scores = rxf_rouge.parse_report(stdout)
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss: KiB
-            "rouge_l_f": scores["ROUGE-L"]["F"][0] if "ROUGE-L" in scores else None}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss: KiB
+        "rouge_l_f": scores["ROUGE-L"]["F"][0] if "ROUGE-L" in scores else None,
+    }
 
 
 def write_pair(folder: str, refs: Sequence[str], summs: Sequence[str]) -> Tuple[str, str]:
@@ -160,17 +163,24 @@ def ptb(args) -> dict:
         ours_total += len(ours)
         theirs_total += len(theirs)
         identical += ours == theirs
-    return {"lines": len(lines), "unique_lines": len(set(lines)), "our_tokens": ours_total,
-            "moses_tokens": theirs_total, "aligned_tokens": aligned,
-            "aligned_of_ours_pct": round(100 * aligned / ours_total, 1),
-            "aligned_of_both_pct": round(100 * 2 * aligned / (ours_total + theirs_total), 1),
-            "identical_lines": identical}
+    return {
+        "lines": len(lines),
+        "unique_lines": len(set(lines)),
+        "our_tokens": ours_total,
+        "moses_tokens": theirs_total,
+        "aligned_tokens": aligned,
+        "aligned_of_ours_pct": round(100 * aligned / ours_total, 1),
+        "aligned_of_both_pct": round(100 * 2 * aligned / (ours_total + theirs_total), 1),
+        "identical_lines": identical,
+    }
 
 
 def gpl(args) -> dict:
     refs, summs = gpl_pairs()
-    variants = {"raw": (refs, summs),
-                "simple": ([simple_tokenise(r) for r in refs], [simple_tokenise(s) for s in summs])}
+    variants = {
+        "raw": (refs, summs),
+        "simple": ([simple_tokenise(r) for r in refs], [simple_tokenise(s) for s in summs]),
+    }
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (r, s) in variants.items():
@@ -184,27 +194,40 @@ def gpl(args) -> dict:
                 python = rxf_rouge.python_rouge(documents, ".")
                 out[name + ("+ptb" if tokenised else "")] = {
                     "perl_f": {m: perl[m]["F"][0] for m in perl},
-                    "python_minus_perl": {m: {k: round(python[m][k][0] - perl[m][k][0], 5) for k in "RPF"}
-                                          for m in perl}}
+                    "python_minus_perl": {
+                        m: {k: round(python[m][k][0] - perl[m][k][0], 5) for k in "RPF"} for m in perl
+                    },
+                }
     return out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("part", choices=["timing", "limit", "ptb", "gpl"], help="what to measure")
-    parser.add_argument("--backend", action="append", choices=["perl", "python"],
-                        help="timing, limit: the backends (default both)")
+    parser.add_argument(
+        "--backend", action="append", choices=["perl", "python"], help="timing, limit: the backends (default both)"
+    )
     parser.add_argument("--documents", type=int, default=CNN_DM_TEST, help="timing: document pairs (default 11490)")
-    parser.add_argument("--bytes", type=int, action="append", help="limit: line sizes (default rxf-rouge's "
-                        f"--max-line-bytes, {rxf_rouge.DEFAULT_MAX_LINE_BYTES})")
+    parser.add_argument(
+        "--bytes",
+        type=int,
+        action="append",
+        help=f"limit: line sizes (default rxf-rouge's --max-line-bytes, {rxf_rouge.DEFAULT_MAX_LINE_BYTES})",
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     args.backend = args.backend or ["perl", "python"]
-    result = {"part": args.part, "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
-              f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
-              "load_average_before": os.getloadavg()[0], "result": globals()[args.part](args),
-              "load_average_after": os.getloadavg()[0]}
+    result = {
+        "part": args.part,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
+        "load_average_before": os.getloadavg()[0],
+        "result": globals()[args.part](args),
+        "load_average_after": os.getloadavg()[0],
+    }
     text = json.dumps(result, indent=2) + "\n"
     sys.stdout.write(text)
     if args.out:

@@ -24,9 +24,7 @@ def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Optional[Tensor] = No
             log_p, log_q, reduction="sum", log_target=True
         )
     if mask.shape != logits_p.shape[:-1]:
-        raise ValueError(
-            f"mask shape {tuple(mask.shape)} does not match logits {tuple(logits_p.shape[:-1])}"
-        )
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match logits {tuple(logits_p.shape[:-1])}")
     per_position = (
         F.kl_div(log_q, log_p, reduction="none", log_target=True)
         + F.kl_div(log_p, log_q, reduction="none", log_target=True)

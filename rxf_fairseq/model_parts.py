@@ -21,9 +21,7 @@ def find_encoder_token_embedding(model: nn.Module) -> Tuple[nn.Module, nn.Module
     """
     encoder = getattr(model, "encoder", None)
     if not isinstance(encoder, nn.Module):
-        raise ValueError(
-            f"R3F needs a model with an encoder (model.encoder); {type(model).__name__} has none"
-        )
+        raise ValueError(f"R3F needs a model with an encoder (model.encoder); {type(model).__name__} has none")
     scope = getattr(encoder, "sentence_encoder", None)
     if not isinstance(scope, nn.Module):
         scope = encoder
@@ -47,8 +45,10 @@ def require_encoder_embedding(model: nn.Module, criterion_name: str) -> None:
 def missing_head(who: str, verb: str, head_name: str, lacking: str, fix: str = "") -> OptionError:
     """The error for a classification head that is not there, whatever lacks it (a task, an --arch, a model):
     ``WHO VERB the classification head --classification-head-name 'NAME', but LACKING[; FIX]``."""
-    return OptionError(f"{who} {verb} the classification head --classification-head-name {head_name!r}, "
-                       f"but {lacking}{'; ' + fix if fix else ''}")
+    return OptionError(
+        f"{who} {verb} the classification head --classification-head-name {head_name!r}, "
+        f"but {lacking}{'; ' + fix if fix else ''}"
+    )
 
 
 def classification_head(model: nn.Module, head_name: str, who: str, verb: str = "needs") -> nn.Module:
@@ -67,9 +67,13 @@ def require_classification_task(task, criterion_name: str, head_name: str) -> No
     if hasattr(task, "label_dictionary"):
         return
     name = next((n for n, cls in TASK_REGISTRY.items() if cls is type(task)), type(task).__name__)
-    raise missing_head(f"--criterion {criterion_name}", "trains", head_name,
-                       f"--task {name} builds models without classification heads",
-                       "use --task sentence_prediction (or sentence_prediction_r4f)")
+    raise missing_head(
+        f"--criterion {criterion_name}",
+        "trains",
+        head_name,
+        f"--task {name} builds models without classification heads",
+        "use --task sentence_prediction (or sentence_prediction_r4f)",
+    )
 
 
 def require_classification_arch(model_cfg, task_name: str, head_name: str) -> None:
@@ -79,6 +83,10 @@ def require_classification_arch(model_cfg, task_name: str, head_name: str) -> No
     arch = getattr(model_cfg, "_name", None) or getattr(model_cfg, "arch", None)
     model_class = ARCH_MODEL_REGISTRY.get(arch) or MODEL_REGISTRY.get(arch)
     if model_class is not None and not hasattr(model_class, "register_classification_head"):
-        raise missing_head(f"--task {task_name}", "needs", head_name,
-                           f"--arch {arch} ({model_class.__name__}) has no classification heads",
-                           "use an --arch that has them, e.g. roberta_large (RoBERTa and XLM-R) or bart_large")
+        raise missing_head(
+            f"--task {task_name}",
+            "needs",
+            head_name,
+            f"--arch {arch} ({model_class.__name__}) has no classification heads",
+            "use an --arch that has them, e.g. roberta_large (RoBERTa and XLM-R) or bart_large",
+        )

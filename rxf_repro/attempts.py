@@ -52,8 +52,7 @@ class Attempt:
 
 def header(number: int, resumed: bool, started: float, command: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
-    return (f"{HEADER}{number} ({'resumed' if resumed else 'fresh'}) started at {started:.3f} ({when})\n"
-            f"# {command}\n")
+    return f"{HEADER}{number} ({'resumed' if resumed else 'fresh'}) started at {started:.3f} ({when})\n# {command}\n"
 
 
 def footer(number: int, exit_code: int, seconds: float) -> str:
@@ -115,8 +114,13 @@ class Best:
         return int(self.record["valid_num_updates"])
 
 
-def best_validation(attempts: Sequence[Attempt], metric: str, maximize: bool, where: str = "the log",
-                    checkpoint_update: Optional[int] = None) -> Best:
+def best_validation(
+    attempts: Sequence[Attempt],
+    metric: str,
+    maximize: bool,
+    where: str = "the log",
+    checkpoint_update: Optional[int] = None,
+) -> Best:
     """The validation fairseq saved as checkpoint_best over all attempts: the last one reaching the best value.
     ``checkpoint_update`` (the update stored in checkpoint_best.pt, when it could be read) wins over the log:
     the last validation logged at that update is the one."""
@@ -143,7 +147,7 @@ def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
       saves, without start-up) of each attempt; a killed attempt counts from "begin training epoch" to its last
       time-stamped line. None if no attempt got as far as training.
     """
-    before = sum(a.duration for a in attempts[:best.attempt])
+    before = sum(a.duration for a in attempts[: best.attempt])
     elapsed = best.record.get("_elapsed")
     train = []
     for attempt in attempts:
@@ -154,13 +158,22 @@ def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
         began = [e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None]
         if began:
             train.append(max(0.0, attempt.last_elapsed() - began[0]))
-    return {"time_to_best_s": round(before + elapsed, 2) if elapsed is not None else None,
-            "wall_time_s": round(sum(a.duration for a in attempts), 2),
-            "train_wall_s": round(sum(train), 2) if train else None}
+    return {
+        "time_to_best_s": round(before + elapsed, 2) if elapsed is not None else None,
+        "wall_time_s": round(sum(a.duration for a in attempts), 2),
+        "train_wall_s": round(sum(train), 2) if train else None,
+    }
 
 
 def summary(attempts: Sequence[Attempt]) -> List[Dict[str, Any]]:
     """What the record says of each attempt."""
-    return [{"attempt": a.number, "resumed": a.resumed, "exit": a.exit_code, "wall_time_s": round(a.duration, 2),
-             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(a.started)) if a.started else None}
-            for a in attempts]
+    return [
+        {
+            "attempt": a.number,
+            "resumed": a.resumed,
+            "exit": a.exit_code,
+            "wall_time_s": round(a.duration, 2),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(a.started)) if a.started else None,
+        }
+        for a in attempts
+    ]

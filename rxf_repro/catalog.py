@@ -11,15 +11,45 @@ from typing import Dict, List, Tuple
 from rxf_repro import configs
 
 # GLUE: config name (configs/glue/NAME.yaml) -> the task's name in the paper, in Table 2's column order (+ STS-B)
-GLUE_TASKS: Dict[str, str] = {"mnli": "MNLI", "qqp": "QQP", "rte": "RTE", "qnli": "QNLI", "mrpc": "MRPC",
-                              "cola": "CoLA", "sst_2": "SST-2", "sts_b": "STS-B"}
-XNLI_LANGUAGES: Tuple[str, ...] = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi",
-                                   "sw", "ur")  # Table 3's order
+GLUE_TASKS: Dict[str, str] = {
+    "mnli": "MNLI",
+    "qqp": "QQP",
+    "rte": "RTE",
+    "qnli": "QNLI",
+    "mrpc": "MRPC",
+    "cola": "CoLA",
+    "sst_2": "SST-2",
+    "sts_b": "STS-B",
+}
+XNLI_LANGUAGES: Tuple[str, ...] = (
+    "en",
+    "fr",
+    "es",
+    "de",
+    "el",
+    "bg",
+    "ru",
+    "tr",
+    "ar",
+    "vi",
+    "th",
+    "zh",
+    "hi",
+    "sw",
+    "ur",
+)  # Table 3's order
 SUMMARIZATION: Dict[str, str] = {"cnn_dm": "CNN/DailyMail", "gigaword": "Gigaword", "reddit_tifu": "Reddit TIFU (long)"}
 
 # Methods: one display name each, used by every table, figure, log line and the demo.
-METHOD_NAMES: Dict[str, str] = {"none": "pretrained, not fine-tuned", "std": "Standard", "std++": "Standard++",
-                                "smart": "SMART", "r3f": "R3F", "r4f": "R4F", "fast-r3f": "fast R3F"}
+METHOD_NAMES: Dict[str, str] = {
+    "none": "pretrained, not fine-tuned",
+    "std": "Standard",
+    "std++": "Standard++",
+    "smart": "SMART",
+    "r3f": "R3F",
+    "r4f": "R4F",
+    "fast-r3f": "fast R3F",
+}
 METHOD_ORDER: Tuple[str, ...] = tuple(METHOD_NAMES)  # rows of every table, in this order
 PRETRAINED = "none"  # probes of the pretrained encoder itself (no fine-tuning): what collapse is measured from
 # Which methods each table runs: the paper's Tables 2 (GLUE), 3 (XNLI) and 4 (summarisation); probing (Figures 3-5)

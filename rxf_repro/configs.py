@@ -59,11 +59,13 @@ def parse_grid(params: Dict[str, Any]) -> Dict[str, List[str]]:
     return grid
 
 
-def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
-            root: str = None) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
+def compose(
+    family: str, name: str, method: str, overrides: Sequence[str] = (), root: str = None
+) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
     """(config, search grid) of ``FOLDER/NAME.yaml`` with ``method=METHOD`` and Hydra overrides, composed as
     fairseq-hydra-train composes them."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.version import VersionBase
     from omegaconf import OmegaConf
@@ -72,8 +74,9 @@ def compose(family: str, name: str, method: str, overrides: Sequence[str] = (),
     if not os.path.isfile(os.path.join(where, f"{name}.yaml")):
         raise ConfigError(f"no config {os.path.join(where, name + '.yaml')}")
     if not os.path.isfile(os.path.join(where, "method", f"{method}.yaml")):
-        raise ConfigError(f"method {method!r} has no config in {where}/method "
-                          f"(known: {', '.join(methods(family, root))})")
+        raise ConfigError(
+            f"method {method!r} has no config in {where}/method (known: {', '.join(methods(family, root))})"
+        )
     import logging
 
     logging.getLogger("hydra").setLevel(logging.WARNING)

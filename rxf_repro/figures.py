@@ -13,22 +13,39 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog
 from rxf_repro.catalog import method_name
-from rxf_repro.selection import (TINY_LABEL, GlueEntry, ProbeEntry, ReportError, method_rank, name_records,
-                                 ordered_methods, primary)
+from rxf_repro.selection import (
+    TINY_LABEL,
+    GlueEntry,
+    ProbeEntry,
+    ReportError,
+    method_rank,
+    name_records,
+    ordered_methods,
+    primary,
+)
 
 Writer = Callable[[str], None]
 
-METRIC_LABELS = {"accuracy": "accuracy (%)", "accuracy_mm": "mismatched accuracy (%)", "f1": "F1 (%)",
-                 "mcc": "MCC × 100", "pearson": "Pearson r × 100",
-                 "pearson_and_spearman": "mean of Pearson and Spearman r × 100"}
-PROBE_FIGURES = {"generalisation": ("figure3_generalisation.png", "Figure 3: probing, generalisation"),
-                 "degradation": ("figure4_degradation.png", "Figure 4: probing, degradation along the chain"),
-                 "retention": ("figure5_retention.png", "Figure 5: probing, retention over cycles")}
-TIME_MEASURE = ("time_to_best_s: wall-clock seconds from the start of fairseq-train until the validation of the "
-                "best checkpoint was logged (start-up and data loading included, training after the best "
-                "checkpoint not; a resumed run adds up its attempts). It is not fairseq's train_wall_s ('done "
-                "training in X seconds': the whole training loop to max_update, start-up excluded), which "
-                "rxf-demo's cost ratios use, so the two give different ratios.")
+METRIC_LABELS = {
+    "accuracy": "accuracy (%)",
+    "accuracy_mm": "mismatched accuracy (%)",
+    "f1": "F1 (%)",
+    "mcc": "MCC × 100",
+    "pearson": "Pearson r × 100",
+    "pearson_and_spearman": "mean of Pearson and Spearman r × 100",
+}
+PROBE_FIGURES = {
+    "generalisation": ("figure3_generalisation.png", "Figure 3: probing, generalisation"),
+    "degradation": ("figure4_degradation.png", "Figure 4: probing, degradation along the chain"),
+    "retention": ("figure5_retention.png", "Figure 5: probing, retention over cycles"),
+}
+TIME_MEASURE = (
+    "time_to_best_s: wall-clock seconds from the start of fairseq-train until the validation of the "
+    "best checkpoint was logged (start-up and data loading included, training after the best "
+    "checkpoint not; a resumed run adds up its attempts). It is not fairseq's train_wall_s ('done "
+    "training in X seconds': the whole training loop to max_update, start-up excluded), which "
+    "rxf-demo's cost ratios use, so the two give different ratios."
+)
 
 
 TITLE_SIZE, CAPTION_SIZE, LABEL_SIZE = 10, 8, 8
@@ -80,15 +97,30 @@ def overlaps(a: Any, b: Any) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
-def finish(figure: Any, heading: str, caption: str, tiny: bool,
-           legend: Optional[Tuple[List[Any], List[str]]] = None) -> None:
+def finish(
+    figure: Any, heading: str, caption: str, tiny: bool, legend: Optional[Tuple[List[Any], List[str]]] = None
+) -> None:
     """Title (with the tiny label on a line of its own), a legend right of the panels, and a caption that explains
     the marks; then the layout is checked: texts re-wrapped and crowded tick labels turned until nothing
     crosses the figure's edge or another label."""
-    texts = [FittedText(figure.suptitle("", fontsize=TITLE_SIZE), heading, TITLE_SIZE, TINY_LABEL if tiny else ""),
-             FittedText(figure.supxlabel("", fontsize=CAPTION_SIZE, multialignment="left"), caption, CAPTION_SIZE)]
-    legends = [figure.legend(*legend, loc="outside right upper", fontsize=LABEL_SIZE, title="method",
-                             title_fontsize=LABEL_SIZE, frameon=False)] if legend else []
+    texts = [
+        FittedText(figure.suptitle("", fontsize=TITLE_SIZE), heading, TITLE_SIZE, TINY_LABEL if tiny else ""),
+        FittedText(figure.supxlabel("", fontsize=CAPTION_SIZE, multialignment="left"), caption, CAPTION_SIZE),
+    ]
+    legends = (
+        [
+            figure.legend(
+                *legend,
+                loc="outside right upper",
+                fontsize=LABEL_SIZE,
+                title="method",
+                title_fontsize=LABEL_SIZE,
+                frameon=False,
+            )
+        ]
+        if legend
+        else []
+    )
     title = texts[0].artist
     for _ in range(12):
         figure.canvas.draw()
@@ -147,15 +179,21 @@ def distribution_panel(ax: Any, data: List[Tuple[str, List[float]]], violin: boo
     positions = list(range(1, len(data) + 1))
     shaped = [(x, values) for x, (_, values) in zip(positions, data) if len(set(values)) > 1]
     if shaped and violin:
-        parts = ax.violinplot([v for _, v in shaped], positions=[x for x, _ in shaped], showmedians=True,
-                              showextrema=False)
+        parts = ax.violinplot(
+            [v for _, v in shaped], positions=[x for x, _ in shaped], showmedians=True, showextrema=False
+        )
         for body, (x, _) in zip(parts["bodies"], shaped):
             body.set_facecolor(method_colour(data[x - 1][0]))
             body.set_alpha(0.35)
         parts["cmedians"].set_color("black")
     elif shaped:
-        ax.boxplot([v for _, v in shaped], positions=[x for x, _ in shaped], widths=0.5, showfliers=False,
-                   medianprops={"color": "black"})
+        ax.boxplot(
+            [v for _, v in shaped],
+            positions=[x for x, _ in shaped],
+            widths=0.5,
+            showfliers=False,
+            medianprops={"color": "black"},
+        )
     for x, (method, values) in zip(positions, data):
         spread_points(ax, x, values, method_colour(method))
     ax.set_xticks(positions)
@@ -164,17 +202,23 @@ def distribution_panel(ax: Any, data: List[Tuple[str, List[float]]], violin: boo
     ax.grid(axis="y", alpha=0.3)
 
 
-FIGURE1_CAPTION = ("Dots: the seeds of the selected setting (those of Table 2; n under each method). Shaded "
-                   "violin: the density of their times, drawn where a method has 2 or more different values; "
-                   "black line: the median. Time: the records' " + TIME_MEASURE)
-FIGURE2_CAPTION = ("Dots: the seeds of the selected setting of each method (those of Table 2; n under each "
-                   "method), dev-set metric of each run's best checkpoint. Box: the middle half of the seeds "
-                   "(first to third quartile), black line: the median, whiskers: the furthest seed within 1.5 box "
-                   "heights; drawn where a method has 2 or more different values. The y-axis spans the values, "
-                   "not 0 to 100.")
-PROBE_CAPTION = ("Marker: the mean probe accuracy over seeds (best validation accuracy of the linear probe); "
-                 "error bar: ± one sample standard deviation (n−1), absent for a single seed. {extra}The y-axis "
-                 "spans the values, not 0 to 100. n per point: probing_{protocol}.md.")
+FIGURE1_CAPTION = (
+    "Dots: the seeds of the selected setting (those of Table 2; n under each method). Shaded "
+    "violin: the density of their times, drawn where a method has 2 or more different values; "
+    "black line: the median. Time: the records' " + TIME_MEASURE
+)
+FIGURE2_CAPTION = (
+    "Dots: the seeds of the selected setting of each method (those of Table 2; n under each "
+    "method), dev-set metric of each run's best checkpoint. Box: the middle half of the seeds "
+    "(first to third quartile), black line: the median, whiskers: the furthest seed within 1.5 box "
+    "heights; drawn where a method has 2 or more different values. The y-axis spans the values, "
+    "not 0 to 100."
+)
+PROBE_CAPTION = (
+    "Marker: the mean probe accuracy over seeds (best validation accuracy of the linear probe); "
+    "error bar: ± one sample standard deviation (n−1), absent for a single seed. {extra}The y-axis "
+    "spans the values, not 0 to 100. n per point: probing_{protocol}.md."
+)
 
 
 def figure1_writer(task: str, data: List[Tuple[str, List[float]]], tiny: bool) -> Writer:
@@ -184,6 +228,7 @@ def figure1_writer(task: str, data: List[Tuple[str, List[float]]], tiny: bool) -
         ax.set_ylabel("time to the best checkpoint (s)", fontsize=LABEL_SIZE)
         finish(figure, f"Figure 1: wall time to the best checkpoint, {task}", FIGURE1_CAPTION, tiny)
         figure.savefig(path, format="png")
+
     return write
 
 
@@ -194,28 +239,40 @@ def figure2_writer(panels: List[Tuple[str, str, List[Tuple[str, List[float]]]]],
             distribution_panel(ax, data, violin=False)
             ax.set_title(task, fontsize=TITLE_SIZE - 1)
             ax.set_ylabel(f"dev {METRIC_LABELS.get(metric_name, metric_name)}", fontsize=LABEL_SIZE)
-        finish(figure, "Figure 2: the primary metric over seeds, best setting per (task, method)",
-               FIGURE2_CAPTION, tiny)
+        finish(
+            figure, "Figure 2: the primary metric over seeds, best setting per (task, method)", FIGURE2_CAPTION, tiny
+        )
         figure.savefig(path, format="png")
+
     return write
 
 
 def legend_entries(methods: List[str], line: bool) -> Tuple[List[Any], List[str]]:
     from matplotlib.lines import Line2D
 
-    return ([Line2D([], [], color=method_colour(m), marker="o", linestyle="-" if line else "none") for m in methods],
-            [method_name(m) for m in methods])
+    return (
+        [Line2D([], [], color=method_colour(m), marker="o", linestyle="-" if line else "none") for m in methods],
+        [method_name(m) for m in methods],
+    )
 
 
 def mean_marker(ax: Any, x: float, e: ProbeEntry, colour: str, seeds: bool) -> None:
     """One point of Figures 3-5: the mean, its error bar (none for one seed), and the single seeds."""
     if e.sample_std is not None:
         ax.errorbar([x], [e.mean], yerr=[e.sample_std], fmt="none", ecolor=colour, capsize=3, zorder=2)
-    ax.plot([x], [e.mean], marker="o", markersize=7, color=colour, markeredgecolor="black",
-            markeredgewidth=0.5, linestyle="none", zorder=3)
+    ax.plot(
+        [x],
+        [e.mean],
+        marker="o",
+        markersize=7,
+        color=colour,
+        markeredgecolor="black",
+        markeredgewidth=0.5,
+        linestyle="none",
+        zorder=3,
+    )
     if seeds and len(e.values) > 1:
-        ax.scatter([x + 0.06] * len(e.values), e.values, s=8, color=colour, alpha=0.6, zorder=2,
-                   linewidth=0)
+        ax.scatter([x + 0.06] * len(e.values), e.values, s=8, color=colour, alpha=0.6, zorder=2, linewidth=0)
 
 
 def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) -> Writer:
@@ -228,8 +285,9 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
             cells = {(e.source, e.task): e for e in entries if e.method == method}
             for t, key in enumerate(tasks):
                 if key in cells:
-                    mean_marker(ax, t + (i - (len(methods) - 1) / 2) * width, cells[key], method_colour(method),
-                                seeds=True)
+                    mean_marker(
+                        ax, t + (i - (len(methods) - 1) / 2) * width, cells[key], method_colour(method), seeds=True
+                    )
         for t in range(1, len(tasks)):
             ax.axvline(t - 0.5, color="#dddddd", linewidth=0.8, zorder=0)
         sources = {s for s, _ in tasks}
@@ -238,8 +296,9 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
         ax.set_xlim(-0.5, len(tasks) - 0.5)
         ax.set_xlabel("probed task", fontsize=LABEL_SIZE)
         ax.set_ylabel("probe accuracy (%)", fontsize=LABEL_SIZE)
-        ax.set_title(f"linear probes of the frozen encoder (source task: {'/'.join(sorted(sources))})",
-                     fontsize=TITLE_SIZE - 1)
+        ax.set_title(
+            f"linear probes of the frozen encoder (source task: {'/'.join(sorted(sources))})", fontsize=TITLE_SIZE - 1
+        )
         ax.grid(axis="y", alpha=0.3)
 
     def lines(axes: List[Any], keys: List[Tuple[str, str]], x_field: str) -> None:
@@ -274,31 +333,39 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
             figure, axes = new_figure(len(keys))
             lines(axes, keys, "step" if protocol == "degradation" else "cycle")
             extra = ""
-        finish(figure, PROBE_FIGURES[protocol][1], PROBE_CAPTION.format(extra=extra, protocol=protocol), tiny,
-               legend=legend_entries(methods, line=protocol != "generalisation"))
+        finish(
+            figure,
+            PROBE_FIGURES[protocol][1],
+            PROBE_CAPTION.format(extra=extra, protocol=protocol),
+            tiny,
+            legend=legend_entries(methods, line=protocol != "generalisation"),
+        )
         figure.savefig(path, format="png")
+
     return write
 
 
-
-
 # ------------------------------------------------------------------------------------------ Figures 1 and 2
+
 
 def figure1_times(task: str, entries: List[GlueEntry]) -> List[Tuple[str, List[float]]]:
     """Each method's time_to_best_s over the seeds it counts; every one of them must have it (or none)."""
     runs = [r for e in entries for r in e.selection.runs]
     missing = [r for r in runs if r.time_to_best_s is None]  # records.py checked that the others are seconds
     if missing and len(missing) < len(runs):
-        raise ReportError(f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
-                          f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
-                          f"with --figure1-task")
+        raise ReportError(
+            f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
+            f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
+            f"with --figure1-task"
+        )
     if missing:
         return []
     return [(e.method, [float(r.time_to_best_s) for r in e.selection.runs]) for e in entries]
 
 
-def glue_figures(glue: List[GlueEntry], figure1_task: Optional[str], figure2_tasks: Optional[List[str]],
-                 tiny: bool, notes: List[str]) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
+def glue_figures(
+    glue: List[GlueEntry], figure1_task: Optional[str], figure2_tasks: Optional[List[str]], tiny: bool, notes: List[str]
+) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
     """Figures 1 and 2 of Table 2's entries, as (name, writer), and their part of summary.json; a figure the
     records cannot give is a note (or an error, if its option asked for it)."""
     by_task: Dict[str, List[GlueEntry]] = {}
@@ -316,8 +383,10 @@ def glue_figures(glue: List[GlueEntry], figure1_task: Optional[str], figure2_tas
     if task is None:
         task = "SST-2" if "SST-2" in by_task else task_order[0] if len(task_order) == 1 else None
         if task is None:
-            notes.append(f"figure 1 skipped: no SST-2 records and several tasks ({', '.join(task_order)}); "
-                         f"choose one with --figure1-task")
+            notes.append(
+                f"figure 1 skipped: no SST-2 records and several tasks ({', '.join(task_order)}); "
+                f"choose one with --figure1-task"
+            )
     elif task not in by_task:
         raise ReportError(f"--figure1-task {task}: no GLUE records of that task (present: {', '.join(task_order)})")
     if task is not None:
@@ -334,10 +403,13 @@ def glue_figures(glue: List[GlueEntry], figure1_task: Optional[str], figure2_tas
     tasks = figure2_tasks or task_order
     unknown = [t for t in tasks if t not in by_task]
     if unknown:
-        raise ReportError(f"--figure2-tasks: no GLUE records of {', '.join(unknown)} (present: "
-                          f"{', '.join(task_order)})")
-    panels = [(t, primary(t), [(e.method, [float(r.metrics[primary(t)]) for r in e.selection.runs])
-                               for e in methods_of(t)]) for t in tasks]
+        raise ReportError(
+            f"--figure2-tasks: no GLUE records of {', '.join(unknown)} (present: {', '.join(task_order)})"
+        )
+    panels = [
+        (t, primary(t), [(e.method, [float(r.metrics[primary(t)]) for r in e.selection.runs]) for e in methods_of(t)])
+        for t in tasks
+    ]
     files.append(("figure2_seeds.png", figure2_writer(panels, tiny)))
     summary["figure2"] = {t: {"metric": m, "values": dict(d)} for t, m, d in panels}
     return files, summary

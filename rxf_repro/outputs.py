@@ -53,7 +53,7 @@ def _leftover_pid(name: str, base: str) -> Optional[int]:
     for kind in (_TMP, _OLD):
         prefix = f".{base}{kind}"
         if name.startswith(prefix):
-            pid = name[len(prefix):].split("-", 1)[0]
+            pid = name[len(prefix) :].split("-", 1)[0]
             return int(pid) if pid.isdigit() else None
     return None
 
@@ -78,29 +78,37 @@ def clean_leftovers(dest: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def check_destination(dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False,
-                      flag: str = "output folder") -> None:
+def check_destination(
+    dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False, flag: str = "output folder"
+) -> None:
     """Refuse, before any work, a destination that would destroy something or could not be written:
     a link, a file, a folder that is or holds an input, a non-empty folder that is not ``tool``'s own earlier
     ``kind`` output (unless ``overwrite``), or a parent folder we cannot write in."""
     where = f"{flag} {dest}"
     if os.path.islink(dest):
-        raise OutputError(f"{where}: is a symbolic link (to {os.readlink(dest)}); give the folder itself, "
-                          "since replacing it would replace the link")
+        raise OutputError(
+            f"{where}: is a symbolic link (to {os.readlink(dest)}); give the folder itself, "
+            "since replacing it would replace the link"
+        )
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise OutputError(f"{where}: exists and is not a folder")
     real = os.path.realpath(dest)
     for path in inputs:
         inside = os.path.realpath(path)
         if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
-            raise OutputError(f"{where}: is or contains the input {path}, which replacing it would delete; "
-                              "choose another folder")
+            raise OutputError(
+                f"{where}: is or contains the input {path}, which replacing it would delete; choose another folder"
+            )
     if os.path.isdir(dest) and os.listdir(dest) and not overwrite:
         mark = owner(dest)
         if mark is None or (mark.get("tool"), mark.get("kind")) != (tool, kind):
-            found = f"it was written by {mark['tool']} ({mark['kind']})" if mark else f"it has no {MARKER} naming {tool}"
-            raise OutputError(f"{where}: exists and is not an earlier {kind} output of {tool} ({found}); "
-                              "choose another folder, or pass --overwrite to replace it")
+            found = (
+                f"it was written by {mark['tool']} ({mark['kind']})" if mark else f"it has no {MARKER} naming {tool}"
+            )
+            raise OutputError(
+                f"{where}: exists and is not an earlier {kind} output of {tool} ({found}); "
+                "choose another folder, or pass --overwrite to replace it"
+            )
     parent = os.path.dirname(os.path.abspath(dest))
     existing = parent
     while not os.path.isdir(existing):
@@ -135,8 +143,16 @@ def replace_folder(tmp: str, dest: str) -> None:
 
 
 @contextlib.contextmanager
-def output_folder(dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False,
-                  flag: str = "output folder", info: Optional[Dict[str, Any]] = None) -> Iterator[str]:
+def output_folder(
+    dest: str,
+    tool: str,
+    kind: str,
+    *,
+    inputs: Sequence[str] = (),
+    overwrite: bool = False,
+    flag: str = "output folder",
+    info: Optional[Dict[str, Any]] = None,
+) -> Iterator[str]:
     """A temporary folder beside ``dest`` that becomes ``dest`` (with the marker) only if the block succeeds.
 
     Checks the destination first (``check_destination``) and cleans up after killed runs. Any exception,

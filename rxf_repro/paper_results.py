@@ -36,8 +36,14 @@ def _number(cell: str) -> Number:
 
 # Table 2's columns as the paper prints them: a cell "a/b" holds the two metrics of MNLI and QQP.
 TABLE2_COLUMNS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("MNLI", ("accuracy", "accuracy_mm")), ("QQP", ("accuracy", "f1")), ("RTE", ("accuracy",)),
-    ("QNLI", ("accuracy",)), ("MRPC", ("accuracy",)), ("CoLA", ("mcc",)), ("SST-2", ("accuracy",)))
+    ("MNLI", ("accuracy", "accuracy_mm")),
+    ("QQP", ("accuracy", "f1")),
+    ("RTE", ("accuracy",)),
+    ("QNLI", ("accuracy",)),
+    ("MRPC", ("accuracy",)),
+    ("CoLA", ("mcc",)),
+    ("SST-2", ("accuracy",)),
+)
 
 
 def _glue_row(*cells: str) -> Dict[str, Dict[str, Number]]:
@@ -72,8 +78,23 @@ TABLE2_MEDIAN: Dict[str, Dict[str, Dict[str, Number]]] = {
 }
 
 # Table 3: XNLI test, zero-shot from English MNLI, XLM-R large (Base: the XLM-R paper), average of 5 runs.
-XNLI_LANGUAGES: Tuple[str, ...] = ("en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi",
-                                   "sw", "ur")
+XNLI_LANGUAGES: Tuple[str, ...] = (
+    "en",
+    "fr",
+    "es",
+    "de",
+    "el",
+    "bg",
+    "ru",
+    "tr",
+    "ar",
+    "vi",
+    "th",
+    "zh",
+    "hi",
+    "sw",
+    "ur",
+)
 
 
 def _xnli_row(cells: str) -> Dict[str, Number]:
@@ -94,8 +115,11 @@ TABLE3: Dict[str, Dict[str, Number]] = {
 TABLE3_ROW_FOR_METHOD: Dict[str, str] = {"std": "XLM-R Large", "r3f": "+ R3F", "r4f": "+ R4F"}
 
 # Table 4: summarisation test ROUGE F1 x 100. dataset -> {rouge1, rouge2, rougeL}; None: not reported.
-SUMMARIZATION_DATASETS: Dict[str, str] = {"cnn_dm": "CNN/DailyMail", "gigaword": "Gigaword",
-                                          "reddit_tifu": "Reddit TIFU (long)"}
+SUMMARIZATION_DATASETS: Dict[str, str] = {
+    "cnn_dm": "CNN/DailyMail",
+    "gigaword": "Gigaword",
+    "reddit_tifu": "Reddit TIFU (long)",
+}
 
 
 def _rouge(cell: str) -> Optional[Dict[str, Number]]:
@@ -108,18 +132,35 @@ def _rouge(cell: str) -> Optional[Dict[str, Number]]:
 
 
 TABLE4: Dict[str, Dict[str, Optional[Dict[str, Number]]]] = {
-    "Random Transformer": {"cnn_dm": _rouge("38.27/15.03/35.48"), "gigaword": _rouge("35.70/16.75/32.83"),
-                           "reddit_tifu": _rouge("15.89/1.94/12.22")},
-    "BART": {"cnn_dm": _rouge("44.16/21.28/40.90"), "gigaword": _rouge("39.29/20.09/35.65"),
-             "reddit_tifu": _rouge("24.19/8.12/21.31")},
-    "PEGASUS": {"cnn_dm": _rouge("44.17/21.47/41.11"), "gigaword": _rouge("39.12/19.86/36.24"),
-                "reddit_tifu": _rouge("26.63/9.01/21.60")},
-    "ERNIE-GEN": {"cnn_dm": _rouge("44.02/21.17/41.26"), "gigaword": _rouge("39.25/20.25/36.53"),
-                  "reddit_tifu": _rouge("-")},
-    "ProphetNet": {"cnn_dm": _rouge("44.20/21.17/41.30"), "gigaword": _rouge("39.51/20.42/36.69"),
-                   "reddit_tifu": _rouge("-")},
-    "BART+R3F": {"cnn_dm": _rouge("44.38/21.53/41.17"), "gigaword": _rouge("40.45/20.69/36.56"),
-                 "reddit_tifu": _rouge("30.31/10.98/24.74")},
+    "Random Transformer": {
+        "cnn_dm": _rouge("38.27/15.03/35.48"),
+        "gigaword": _rouge("35.70/16.75/32.83"),
+        "reddit_tifu": _rouge("15.89/1.94/12.22"),
+    },
+    "BART": {
+        "cnn_dm": _rouge("44.16/21.28/40.90"),
+        "gigaword": _rouge("39.29/20.09/35.65"),
+        "reddit_tifu": _rouge("24.19/8.12/21.31"),
+    },
+    "PEGASUS": {
+        "cnn_dm": _rouge("44.17/21.47/41.11"),
+        "gigaword": _rouge("39.12/19.86/36.24"),
+        "reddit_tifu": _rouge("26.63/9.01/21.60"),
+    },
+    "ERNIE-GEN": {
+        "cnn_dm": _rouge("44.02/21.17/41.26"),
+        "gigaword": _rouge("39.25/20.25/36.53"),
+        "reddit_tifu": _rouge("-"),
+    },
+    "ProphetNet": {
+        "cnn_dm": _rouge("44.20/21.17/41.30"),
+        "gigaword": _rouge("39.51/20.42/36.69"),
+        "reddit_tifu": _rouge("-"),
+    },
+    "BART+R3F": {
+        "cnn_dm": _rouge("44.38/21.53/41.17"),
+        "gigaword": _rouge("40.45/20.69/36.56"),
+        "reddit_tifu": _rouge("30.31/10.98/24.74"),
+    },
 }
 TABLE4_ROW_FOR_METHOD: Dict[str, str] = {"std": "BART", "r3f": "BART+R3F"}
-

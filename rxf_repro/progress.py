@@ -32,8 +32,14 @@ def duration(seconds: float) -> str:
 class Progress:
     """Feed it every line of a fairseq-train log with the seconds since the process started."""
 
-    def __init__(self, max_update: Optional[int], metric: Optional[str] = None, every: float = 30.0,
-                 out: IO[str] = sys.stderr, indent: str = "    "):
+    def __init__(
+        self,
+        max_update: Optional[int],
+        metric: Optional[str] = None,
+        every: float = 30.0,
+        out: IO[str] = sys.stderr,
+        indent: str = "    ",
+    ):
         self.max_update, self.metric, self.every, self.out, self.indent = max_update, metric, every, out, indent
         self.first: Optional[tuple] = None  # (elapsed, update) of the first training log line
         self.last_print = time.time()
@@ -58,12 +64,16 @@ class Progress:
         if valid is not None and "valid_num_updates" in valid:
             metric = self.metric if self.metric and f"valid_{self.metric}" in valid else "loss"
             best = valid.get(f"valid_best_{metric}")
-            self._say(f"validation at update {valid['valid_num_updates']}: {metric} {valid.get(f'valid_{metric}')}"
-                      + (f" (best so far {best})" if best is not None else ""))
+            self._say(
+                f"validation at update {valid['valid_num_updates']}: {metric} {valid.get(f'valid_{metric}')}"
+                + (f" (best so far {best})" if best is not None else "")
+            )
 
     def train_line(self, elapsed: float, update: int, loss: Any) -> str:
-        parts = [f"update {update}" + (f"/{self.max_update} ({100 * update / self.max_update:.0f}%)"
-                                       if self.max_update else "")]
+        parts = [
+            f"update {update}"
+            + (f"/{self.max_update} ({100 * update / self.max_update:.0f}%)" if self.max_update else "")
+        ]
         if loss is not None:
             parts.append(f"loss {loss}")
         if self.first is not None and update > self.first[1] and elapsed > self.first[0]:

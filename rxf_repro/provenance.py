@@ -15,8 +15,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _git(*args: str) -> Optional[str]:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -47,7 +48,12 @@ def provenance() -> Dict[str, Any]:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "commit": commit,
         "dirty": bool(status) if status is not None else None,
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "os": platform.platform(),
-                    "python": platform.python_version(), "torch": _version("torch"),
-                    "fairseq": _version("fairseq-fixed") or _version("fairseq")},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "os": platform.platform(),
+            "python": platform.python_version(),
+            "torch": _version("torch"),
+            "fairseq": _version("fairseq-fixed") or _version("fairseq"),
+        },
     }

@@ -58,12 +58,26 @@ GLUE_TASK_NAMES: Tuple[str, ...] = tuple(catalog.GLUE_TASKS.values())
 GLUE_METRICS: Tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_and_spearman", "loss")
 MISMATCHED = "accuracy_mm"
 CORRELATIONS = ("mcc", "pearson", "spearman", "pearson_and_spearman")  # x 100: from -100 to 100
-TASKS_OF_KIND: Dict[str, Tuple[str, ...]] = {"glue": GLUE_TASK_NAMES, "xnli": ("XNLI",),
-                                              "summarization": tuple(catalog.SUMMARIZATION), "probe": GLUE_TASK_NAMES}
-METRICS_OF_KIND: Dict[str, Tuple[str, ...]] = {"glue": GLUE_METRICS + (MISMATCHED,), "xnli": catalog.XNLI_LANGUAGES,
-                                                "summarization": catalog.ROUGE, "probe": GLUE_METRICS + (MISMATCHED,)}
-ONLY_IN_KIND = {"valid_accuracy": "xnli", "valid_loss": "summarization", "generate": "summarization",
-                "rouge": "summarization", "probe": "probe", "probed_checkpoint": "probe"}
+TASKS_OF_KIND: Dict[str, Tuple[str, ...]] = {
+    "glue": GLUE_TASK_NAMES,
+    "xnli": ("XNLI",),
+    "summarization": tuple(catalog.SUMMARIZATION),
+    "probe": GLUE_TASK_NAMES,
+}
+METRICS_OF_KIND: Dict[str, Tuple[str, ...]] = {
+    "glue": GLUE_METRICS + (MISMATCHED,),
+    "xnli": catalog.XNLI_LANGUAGES,
+    "summarization": catalog.ROUGE,
+    "probe": GLUE_METRICS + (MISMATCHED,),
+}
+ONLY_IN_KIND = {
+    "valid_accuracy": "xnli",
+    "valid_loss": "summarization",
+    "generate": "summarization",
+    "rouge": "summarization",
+    "probe": "probe",
+    "probed_checkpoint": "probe",
+}
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -72,6 +86,7 @@ class RecordError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ checks
+
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -134,8 +149,9 @@ def setting_value(value: Any) -> bool:
 def unknown_fields(data: Dict[str, Any], known: Iterable[str], what: str) -> None:
     extra = sorted(set(data) - set(known))
     if extra:
-        raise RecordError(f"unknown field {extra[0]!r} in {what} (its fields: {', '.join(known)}; "
-                          f"see rxf_repro/records.py)")
+        raise RecordError(
+            f"unknown field {extra[0]!r} in {what} (its fields: {', '.join(known)}; see rxf_repro/records.py)"
+        )
 
 
 def present(data: Dict[str, Any], names: Iterable[str], what: str = "record") -> None:
@@ -161,9 +177,11 @@ def written(value: Any) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ the schema
 
+
 @dataclass
 class Attempt:
     """One fairseq-train process of a run (``attempts.summary`` writes them)."""
+
     attempt: int  # 1, 2, ... since the run's fresh start
     resumed: bool
     exit: Optional[int]  # None: killed (no footer in the log)
@@ -179,8 +197,12 @@ class Attempt:
         typed("wall_time_s", self.wall_time_s, self.wall_time_s is not None, "a number of seconds")
         seconds("wall_time_s", self.wall_time_s)
         if self.started is not None:
-            typed("started", self.started, isinstance(self.started, str) and _is_time(self.started),
-                  f"a local time as {STARTED_FORMAT}")
+            typed(
+                "started",
+                self.started,
+                isinstance(self.started, str) and _is_time(self.started),
+                f"a local time as {STARTED_FORMAT}",
+            )
 
     @classmethod
     def from_dict(cls, data: Any) -> "Attempt":
@@ -205,6 +227,7 @@ def _is_time(text: str) -> bool:
 class ProbeInfo:
     """Where a probe was taken (the ``probe`` field of a probe record): the protocol, the task fine-tuned first, the
     chain of tasks, the step along it, the cycle (retention), and what the probed encoder was last fine-tuned on."""
+
     protocol: str  # catalog.PROTOCOLS
     source: str
     chain: Optional[List[str]] = None
@@ -240,19 +263,28 @@ class ProbeInfo:
         return written(self)
 
 
-def probe_info(protocol: str, chain: Sequence[str], step: int = 0, cycle: int = 1, *, finetuned_on: str,
-               source: Optional[str] = None) -> Dict[str, Any]:
+def probe_info(
+    protocol: str,
+    chain: Sequence[str],
+    step: int = 0,
+    cycle: int = 1,
+    *,
+    finetuned_on: str,
+    source: Optional[str] = None,
+) -> Dict[str, Any]:
     """The ``probe`` field of a probe record, checked: ``source`` is the chain's first task unless given (the
     pretrained model's probes have no chain); step 0 and cycle 1 outside the protocols that count them."""
     if source is None and not chain:
         raise RecordError("a probe without a chain needs its source task")
-    return ProbeInfo(protocol, source if source is not None else chain[0], list(chain), step, cycle,
-                     finetuned_on).to_dict()
+    return ProbeInfo(
+        protocol, source if source is not None else chain[0], list(chain), step, cycle, finetuned_on
+    ).to_dict()
 
 
 @dataclass
 class Record:
     """One finished run; see the module's docstring for each field."""
+
     kind: str
     task: str
     method: str
@@ -285,19 +317,26 @@ class Record:
         self.check_task()
         one_of("method", self.method, METHODS)
         if self.method == catalog.PRETRAINED and self.kind != "probe":
-            raise RecordError(f"method {catalog.PRETRAINED} (probes of the pretrained model) is for probe records, "
-                              f"not {self.kind}")
+            raise RecordError(
+                f"method {catalog.PRETRAINED} (probes of the pretrained model) is for probe records, not {self.kind}"
+            )
         count("seed", self.seed, 0)
         typed("hparams", self.hparams, isinstance(self.hparams, dict), "an object")
         for key, value in self.hparams.items():
-            typed(f"hparams[{key!r}]", value, isinstance(key, str) and setting_value(value),
-                  "a string, number, boolean, null or a list of them")
+            typed(
+                f"hparams[{key!r}]",
+                value,
+                isinstance(key, str) and setting_value(value),
+                "a string, number, boolean, null or a list of them",
+            )
         typed("metrics", self.metrics, isinstance(self.metrics, dict), "an object")
         for name, value in self.metrics.items():
             typed(f"metric {name!r}", value, is_number(value), "a number")
             if name not in METRICS_OF_KIND[self.kind]:
-                raise RecordError(f"metric {name!r} is not one that {self.kind} records have "
-                                  f"({', '.join(METRICS_OF_KIND[self.kind])})")
+                raise RecordError(
+                    f"metric {name!r} is not one that {self.kind} records have "
+                    f"({', '.join(METRICS_OF_KIND[self.kind])})"
+                )
             score(f"metric {name!r}", value, *metric_range(name))
         self.check_fields()
 
@@ -314,16 +353,24 @@ class Record:
             if getattr(self, name) is not None and self.kind != kind:
                 raise RecordError(f"{name} is a field of {kind} records, not of {self.kind} records")
         if self.kind == "probe":
-            typed("probe", self.probe, isinstance(self.probe, ProbeInfo),
-                  "an object (a probe record needs it: protocol, source, chain, step, cycle, finetuned_on)")
+            typed(
+                "probe",
+                self.probe,
+                isinstance(self.probe, ProbeInfo),
+                "an object (a probe record needs it: protocol, source, chain, step, cycle, finetuned_on)",
+            )
         typed("tiny", self.tiny, isinstance(self.tiny, bool), "true or false")
         if self.best_update is not None:
             count("best_update", self.best_update, 0)
         for name in ("time_to_best_s", "wall_time_s", "train_wall_s"):
             seconds(name, getattr(self, name))
         if self.attempts is not None:
-            typed("attempts", self.attempts, isinstance(self.attempts, list)
-                  and all(isinstance(a, Attempt) for a in self.attempts), "a list of objects")
+            typed(
+                "attempts",
+                self.attempts,
+                isinstance(self.attempts, list) and all(isinstance(a, Attempt) for a in self.attempts),
+                "a list of objects",
+            )
         for name in ("command", "generate", "rouge"):
             if getattr(self, name) is not None:
                 typed(name, getattr(self, name), is_strings(getattr(self, name)), "a command (a list of strings)")
@@ -358,6 +405,7 @@ class Record:
 
 
 # ------------------------------------------------------------------------------------------ files
+
 
 def write_record(path: str, record: Dict[str, Any]) -> str:
     """Check every field (``Record.from_dict``) and write atomically (a crashed writer never leaves half a record)."""
@@ -400,9 +448,11 @@ def read_records(roots: Iterable[str]) -> List[Record]:
         except json.JSONDecodeError as error:
             raise RecordError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
         except UnicodeDecodeError as error:
-            raise RecordError(f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
-                              f"{error.start}); a record is UTF-8 JSON as the run scripts write it: rewrite it or "
-                              "remove it") from None
+            raise RecordError(
+                f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                f"{error.start}); a record is UTF-8 JSON as the run scripts write it: rewrite it or "
+                "remove it"
+            ) from None
         except OSError as error:
             raise RecordError(f"{path}: cannot read it ({error.strerror})") from None
         record = Record.from_dict(data, path)

@@ -72,26 +72,38 @@ SELECTION_RULE = "1." + __doc__.split("\n1.", 1)[1].split("Probes (kind", 1)[0].
 
 # ------------------------------------------------------------------------------------------ the report
 
+
 def text_writer(text: str) -> Writer:
     def write(path: str) -> None:
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+
     return write
 
 
 def relative_paths(value: Any, base: str) -> Any:
     """``value`` with every record path (the lists under "records") relative to ``base``."""
     if isinstance(value, dict):
-        return {k: [os.path.relpath(os.path.abspath(p), base) for p in v] if k == "records" and isinstance(v, list)
-                else relative_paths(v, base) for k, v in value.items()}
+        return {
+            k: [os.path.relpath(os.path.abspath(p), base) for p in v]
+            if k == "records" and isinstance(v, list)
+            else relative_paths(v, base)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [relative_paths(v, base) for v in value]
     return value
 
 
-def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Optional[List[str]],
-          notes: List[str], with_paper: bool = True, out: str = ".", inputs: Sequence[str] = ()
-          ) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
+def build(
+    recs: List[Record],
+    figure1_task: Optional[str],
+    figure2_tasks: Optional[List[str]],
+    notes: List[str],
+    with_paper: bool = True,
+    out: str = ".",
+    inputs: Sequence[str] = (),
+) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
     """Every output file as (name, writer), and summary.json's content; raises ReportError on bad input.
     ``out`` is where the report will be: summary.json's record paths are relative to it."""
     tiny = selection.check_tiny(recs)
@@ -99,11 +111,16 @@ def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Option
     base = os.path.abspath(out)
     kinds: Dict[str, List[Record]] = {kind: [r for r in recs if r.kind == kind] for kind in records.KINDS}
     files: List[Tuple[str, Writer]] = []
-    summary: Dict[str, Any] = {"generator": GENERATOR, "format": 2, "tiny": tiny,
-                               "note": TINY_LABEL if tiny else None, "records": len(recs),
-                               "paths": PATHS_NOTE,
-                               "inputs": [os.path.relpath(os.path.abspath(p), base) for p in inputs],
-                               "selection_rule": SELECTION_RULE}
+    summary: Dict[str, Any] = {
+        "generator": GENERATOR,
+        "format": 2,
+        "tiny": tiny,
+        "note": TINY_LABEL if tiny else None,
+        "records": len(recs),
+        "paths": PATHS_NOTE,
+        "inputs": [os.path.relpath(os.path.abspath(p), base) for p in inputs],
+        "selection_rule": SELECTION_RULE,
+    }
 
     def add_text(texts: Dict[str, str]) -> None:
         files.extend((name, text_writer(text)) for name, text in texts.items())
@@ -131,8 +148,9 @@ def build(recs: List[Record], figure1_task: Optional[str], figure2_tasks: Option
         for protocol in catalog.PROTOCOLS:
             if protocol in probes:
                 add_text(tables.probe_files(protocol, probes[protocol], tiny, tables.models_of(kinds["probe"])))
-                files.append((figures.PROBE_FIGURES[protocol][0],
-                              figures.probe_figure_writer(protocol, probes[protocol], tiny)))
+                files.append(
+                    (figures.PROBE_FIGURES[protocol][0], figures.probe_figure_writer(protocol, probes[protocol], tiny))
+                )
     summary["notes"] = notes
     summary["files"] = [name for name, _ in files] + ["summary.json"]
     summary = relative_paths(summary, base)
@@ -154,28 +172,48 @@ def is_report_without_marker(folder: str) -> bool:
     listed = summary.get("files") if isinstance(summary, dict) else None
     if summary.get("generator") != GENERATOR or not isinstance(listed, list):
         return False
-    return all(name in listed and os.path.isfile(os.path.join(folder, name))
-               and not os.path.islink(os.path.join(folder, name)) for name in names)
+    return all(
+        name in listed and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))
+        for name in names
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rxf-report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("records", nargs="+", metavar="RECORDS",
-                        help="run folders (searched for record.json) or record files")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="the report folder, built beside it and renamed into place; an existing DIR is "
-                             "replaced only if it is empty or an earlier rxf-report output (else see --overwrite)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace DIR even if it is not an earlier rxf-report output: everything in it is "
-                             "deleted (a symbolic link, a file, or a folder holding RECORDS is still refused)")
-    parser.add_argument("--figure1-task", metavar="TASK",
-                        help="GLUE task of Figure 1 (default: SST-2, or the only GLUE task present)")
-    parser.add_argument("--figure2-tasks", nargs="+", metavar="TASK",
-                        help="GLUE tasks of Figure 2, one panel each (default: every GLUE task present)")
-    parser.add_argument("--no-paper", dest="with_paper", action="store_false",
-                        help="leave the paper's published numbers out, and do not name the paper's data in the "
-                             "headings (for runs on other data, e.g. make demo's)")
+    parser = argparse.ArgumentParser(
+        prog="rxf-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "records", nargs="+", metavar="RECORDS", help="run folders (searched for record.json) or record files"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the report folder, built beside it and renamed into place; an existing DIR is "
+        "replaced only if it is empty or an earlier rxf-report output (else see --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace DIR even if it is not an earlier rxf-report output: everything in it is "
+        "deleted (a symbolic link, a file, or a folder holding RECORDS is still refused)",
+    )
+    parser.add_argument(
+        "--figure1-task", metavar="TASK", help="GLUE task of Figure 1 (default: SST-2, or the only GLUE task present)"
+    )
+    parser.add_argument(
+        "--figure2-tasks",
+        nargs="+",
+        metavar="TASK",
+        help="GLUE tasks of Figure 2, one panel each (default: every GLUE task present)",
+    )
+    parser.add_argument(
+        "--no-paper",
+        dest="with_paper",
+        action="store_false",
+        help="leave the paper's published numbers out, and do not name the paper's data in the "
+        "headings (for runs on other data, e.g. make demo's)",
+    )
     return parser
 
 
@@ -195,21 +233,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             notes.append(f"replaced {out}, a report written before reports had a {outputs.MARKER} marker")
         overwrite = args.overwrite or unmarked
         # before any work: a destination we would refuse at the end must fail now, not after the figures
-        outputs.check_destination(out, GENERATOR, OUTPUT_KIND, inputs=args.records, overwrite=overwrite,
-                                  flag="--out")
+        outputs.check_destination(out, GENERATOR, OUTPUT_KIND, inputs=args.records, overwrite=overwrite, flag="--out")
         recs = records.read_records(args.records)
         if not recs:
-            raise ReportError(f"no {records.RECORD_NAME} under {' '.join(args.records)}; "
-                              f"the run scripts write one per finished run")
+            raise ReportError(
+                f"no {records.RECORD_NAME} under {' '.join(args.records)}; the run scripts write one per finished run"
+            )
         files, _ = build(recs, args.figure1_task, args.figure2_tasks, notes, args.with_paper, out, args.records)
         try:
-            with outputs.output_folder(out, GENERATOR, OUTPUT_KIND, inputs=args.records, overwrite=overwrite,
-                                       flag="--out", info={"summary": "summary.json"}) as folder:
+            with outputs.output_folder(
+                out,
+                GENERATOR,
+                OUTPUT_KIND,
+                inputs=args.records,
+                overwrite=overwrite,
+                flag="--out",
+                info={"summary": "summary.json"},
+            ) as folder:
                 for name, write in files:
                     write(os.path.join(folder, name))
         except OSError as error:  # disk full, a permission changed meanwhile: nothing was replaced
-            raise ReportError(f"--out {out}: cannot write the report ({error.strerror or error}); nothing was "
-                              f"replaced") from None
+            raise ReportError(
+                f"--out {out}: cannot write the report ({error.strerror or error}); nothing was replaced"
+            ) from None
     except (ReportError, records.RecordError, outputs.OutputError) as error:
         print(f"rxf-report: error: {error}", file=sys.stderr)
         return 1

@@ -38,16 +38,31 @@ USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
 GLUE_TASKS, XNLI_LANGUAGES, SUMMARIZATION = catalog.GLUE_TASKS, catalog.XNLI_LANGUAGES, tuple(catalog.SUMMARIZATION)
 METHODS = catalog.FAMILY_METHODS
 # config section -> the fairseq-train flag its ``_name`` becomes
-NAME_FLAGS = {"task": "--task", "model": "--arch", "criterion": "--criterion", "optimizer": "--optimizer",
-              "lr_scheduler": "--lr-scheduler"}
+NAME_FLAGS = {
+    "task": "--task",
+    "model": "--arch",
+    "criterion": "--criterion",
+    "optimizer": "--optimizer",
+    "lr_scheduler": "--lr-scheduler",
+}
 PROBE_CHAIN, GENERALISATION_PROBES = catalog.PROBE_CHAIN, catalog.GENERALISATION_PROBES
 STEP_RECORD = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 # fairseq (main, so fairseq-fixed) drops the last batch of an evaluation when it is not a multiple of
 # --required-batch-size-multiple (default 8): XNLI's 5,010 test sentences per language would be scored on 5,008, CNN/DM's
 # 11,490 test articles summarised 11,488 times. Every evaluation here keeps every example.
 EVAL_BATCHES = ("--required-batch-size-multiple", "1")
-TRAIN_SECTIONS = ("common", "distributed_training", "dataset", "optimization", "checkpoint", "task", "model",
-                  "criterion", "optimizer", "lr_scheduler")
+TRAIN_SECTIONS = (
+    "common",
+    "distributed_training",
+    "dataset",
+    "optimization",
+    "checkpoint",
+    "task",
+    "model",
+    "criterion",
+    "optimizer",
+    "lr_scheduler",
+)
 
 
 class RunError(Exception):
@@ -59,6 +74,7 @@ def log(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ configs
+
 
 def hydra_quote(path: str) -> str:
     """A path as a quoted Hydra override value: run folders hold '=' and ',' (``r3f_lambda=0.5,noise_type=...``),
@@ -146,8 +162,10 @@ def check_with_fairseq(argv: Sequence[str], tool: str = "train") -> None:
             parsed = options.parse_args_and_arch(parser, list(argv))
     except SystemExit:
         error = message.getvalue().strip().splitlines()[-1:] or ["invalid arguments"]
-        raise RunError(f"fairseq-{tool} would refuse this command ({error[0]}); check --set and the arguments "
-                       f"after --: {shlex.join(argv)}") from None
+        raise RunError(
+            f"fairseq-{tool} would refuse this command ({error[0]}); check --set and the arguments "
+            f"after --: {shlex.join(argv)}"
+        ) from None
     if tool == "train":
         check_criterion_options(parsed)
     _CHECKED.add(key)
@@ -181,24 +199,35 @@ def generate_flags(cfg: Dict[str, Any]) -> List[str]:
 
 # ------------------------------------------------------------------------------------- running
 
+
 def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
-def stream(command: List[str], log_path: str, resumed: bool = False,
-           progress: Optional[Progress] = None) -> Tuple[int, attempts.Attempt]:
+def stream(
+    command: List[str], log_path: str, resumed: bool = False, progress: Optional[Progress] = None
+) -> Tuple[int, attempts.Attempt]:
     """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
     attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
     Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
-    previous = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read()) \
-        if os.path.exists(log_path) else []
+    previous = (
+        attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        if os.path.exists(log_path)
+        else []
+    )
     number = (previous[-1].number + 1) if previous else 1
     current = attempts.Attempt(number, resumed, time.time())
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
         logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
         logf.flush()
-        proc = process.start_child(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   errors="replace", env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = process.start_child(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
         running.append(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -225,8 +254,11 @@ def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict
     for name in records.GLUE_METRICS:
         if f"valid_{name}" in best.record:
             metrics[name] = float(best.record[f"valid_{name}"])
-    mismatched = [r for r in json_log(runs_[best.attempt].lines, "valid1")
-                  if r.get("valid1_num_updates") == best.record.get("valid_num_updates")]
+    mismatched = [
+        r
+        for r in json_log(runs_[best.attempt].lines, "valid1")
+        if r.get("valid1_num_updates") == best.record.get("valid_num_updates")
+    ]
     if mismatched and "valid1_accuracy" in mismatched[-1]:  # MNLI: valid1 = dev_mismatched
         metrics["accuracy_mm"] = float(mismatched[-1]["valid1_accuracy"])
     return metrics
@@ -245,9 +277,11 @@ def checkpoint_update(path: str) -> int:
         return int(state["optimizer_history"][-1]["num_updates"])
     except Exception as error:  # EOFError, RuntimeError (zip), UnpicklingError, KeyError, ...
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise RunError(f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
-                       f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
-                       f"model, or pass --force to start the run afresh") from None
+        raise RunError(
+            f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
+            f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
+            f"model, or pass --force to start the run afresh"
+        ) from None
 
 
 class Runner:
@@ -272,8 +306,16 @@ class Runner:
         user = list(a.set or []) if user is None else list(user)
         return ["++" + o for o in over] + [o if o[:1] in "+~" else "++" + o for o in user]
 
-    def compose(self, family: str, name: str, method: str, data: str, checkpoint: str, extra: Sequence[str] = (),
-                user: Optional[Sequence[str]] = None) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
+    def compose(
+        self,
+        family: str,
+        name: str,
+        method: str,
+        data: str,
+        checkpoint: str,
+        extra: Sequence[str] = (),
+        user: Optional[Sequence[str]] = None,
+    ) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
         """``compose`` with the base and user overrides, then the run's data and pretrained checkpoint set in the
         result: composing costs ~0.6 s, and a protocol composes the same overrides for many steps that differ
         only in those two paths (a retention dry run: 26 compositions, 4 of them different)."""
@@ -312,8 +354,9 @@ class Runner:
                     argv.remove(flag)
         return argv + list(a.fairseq_args)
 
-    def settings_of(self, family: str, name: str, method: str, data: str, checkpoint: str
-                    ) -> Iterator[Tuple[Dict[str, Any], Dict[str, Any], str, List[str]]]:
+    def settings_of(
+        self, family: str, name: str, method: str, data: str, checkpoint: str
+    ) -> Iterator[Tuple[Dict[str, Any], Dict[str, Any], str, List[str]]]:
         """(config, hparams, folder tag, overrides of the setting) for each setting the options ask for: the grid
         with ``--sweep``, else the config's own (with ``--set``)."""
         a = self.args
@@ -324,8 +367,9 @@ class Runner:
             hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
             yield cfg, hparams, ",".join(f"{k}={v}" for k, v in hparams.items()) or "default", over
 
-    def runs(self, family: str, name: str, method: str, data: str, checkpoint: str
-             ) -> Iterator[Tuple[Dict[str, Any], Dict[str, str], int, str]]:
+    def runs(
+        self, family: str, name: str, method: str, data: str, checkpoint: str
+    ) -> Iterator[Tuple[Dict[str, Any], Dict[str, str], int, str]]:
         """(config, setting, seed, run folder) for every run the options ask for."""
         a = self.args
         for cfg, hparams, tag, _ in self.settings_of(family, name, method, data, checkpoint):
@@ -334,12 +378,20 @@ class Runner:
 
     def check_glue_inputs(self, names: Sequence[str]) -> None:
         for name in sorted(set(names)):
-            self.check_inputs(os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
-                              os.path.join("input0", "dict.txt"),
-                              f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)")
+            self.check_inputs(
+                os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
+                os.path.join("input0", "dict.txt"),
+                f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)",
+            )
 
-    def execute(self, command: List[str], run_dir: str, log_name: str, resumed: bool = False,
-                progress: Optional[Progress] = None) -> attempts.Attempt:
+    def execute(
+        self,
+        command: List[str],
+        run_dir: str,
+        log_name: str,
+        resumed: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> attempts.Attempt:
         """One attempt of ``command``, its output appended to ``run_dir/log_name``; raises ``RunError`` with the
         log's tail if it fails."""
         os.makedirs(run_dir, exist_ok=True)
@@ -356,8 +408,9 @@ class Runner:
             log(f"  --force: starting {run_dir} afresh")
             shutil.rmtree(run_dir)
 
-    def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Tuple[List[attempts.Attempt],
-                                                                                  attempts.Best]:
+    def train(
+        self, command: List[str], run_dir: str, cfg: Dict[str, Any]
+    ) -> Tuple[List[attempts.Attempt], attempts.Best]:
         """Train (or resume) the run in ``run_dir``; returns every attempt since its fresh start and the
         validation behind ``checkpoint_best.pt``."""
         a = self.args
@@ -403,8 +456,10 @@ class Runner:
         record = dict(fields, tiny=bool(self.args.tiny))
         path = records.write_record(os.path.join(run_dir, record_name), record)
         self.tally["trained"] += 1
-        log(f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update {record['best_update']}, "
-            f"{duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)")
+        log(
+            f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update {record['best_update']}, "
+            f"{duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)"
+        )
         return record
 
     def show(self, *commands: List[str]) -> None:
@@ -428,25 +483,54 @@ class Runner:
             if self.skip(run_dir):
                 continue
             runs_, best = self.train(train, run_dir, cfg)
-            self.record(run_dir, kind="glue", task=task, method=a.method, seed=seed, hparams=hparams,
-                        metrics=glue_metrics(runs_, best), **self.outcome(runs_, best), command=train[2:])
+            self.record(
+                run_dir,
+                kind="glue",
+                task=task,
+                method=a.method,
+                seed=seed,
+                hparams=hparams,
+                metrics=glue_metrics(runs_, best),
+                **self.outcome(runs_, best),
+                command=train[2:],
+            )
         return 0
 
     def run_xnli(self) -> int:
         a = self.args
         languages = a.languages or list(XNLI_LANGUAGES)
         if not a.dry_run:
-            self.check_inputs(a.data, os.path.join("input0", "dict.txt"),
-                              f"preprocess/xnli.sh MNLI_DIR XNLI_DIR {a.data} --sentencepiece-model ... --dict ...")
+            self.check_inputs(
+                a.data,
+                os.path.join("input0", "dict.txt"),
+                f"preprocess/xnli.sh MNLI_DIR XNLI_DIR {a.data} --sentencepiece-model ... --dict ...",
+            )
         for cfg, hparams, seed, run_dir in self.runs("xnli", "xnli", a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
-            evaluate = fairseq_tool("validate") + [
-                cfg["task"]["data"], "--user-dir", USER_DIR, "--path", os.path.join(run_dir, "checkpoint_best.pt"),
-                "--task", cfg["task"]["_name"], "--criterion", cfg["criterion"]["_name"],
-                "--num-classes", str(cfg["task"]["num_classes"]), "--valid-subset", ",".join(f"test_{lang}" for lang in languages),
-                "--batch-size", str(cfg["dataset"].get("batch_size", 8)), "--log-format", "json",
-                *EVAL_BATCHES,
-            ] + (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
+            evaluate = (
+                fairseq_tool("validate")
+                + [
+                    cfg["task"]["data"],
+                    "--user-dir",
+                    USER_DIR,
+                    "--path",
+                    os.path.join(run_dir, "checkpoint_best.pt"),
+                    "--task",
+                    cfg["task"]["_name"],
+                    "--criterion",
+                    cfg["criterion"]["_name"],
+                    "--num-classes",
+                    str(cfg["task"]["num_classes"]),
+                    "--valid-subset",
+                    ",".join(f"test_{lang}" for lang in languages),
+                    "--batch-size",
+                    str(cfg["dataset"].get("batch_size", 8)),
+                    "--log-format",
+                    "json",
+                    *EVAL_BATCHES,
+                ]
+                + (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
+            )
             log(f"[xnli] {a.method} {hparams or ''} seed {seed}")
             if a.dry_run:
                 self.show(train, evaluate)
@@ -461,29 +545,63 @@ class Runner:
                 if not found:
                     raise RunError(f"fairseq-validate printed no accuracy for test_{lang}: {run_dir}/test.log")
                 metrics[lang] = float(found[-1][f"test_{lang}_accuracy"])
-            self.record(run_dir, kind="xnli", task="XNLI", method=a.method, seed=seed, hparams=hparams,
-                        metrics=metrics, valid_accuracy=float(best.record["valid_accuracy"]),
-                        **self.outcome(runs_, best), command=train[2:])
+            self.record(
+                run_dir,
+                kind="xnli",
+                task="XNLI",
+                method=a.method,
+                seed=seed,
+                hparams=hparams,
+                metrics=metrics,
+                valid_accuracy=float(best.record["valid_accuracy"]),
+                **self.outcome(runs_, best),
+                command=train[2:],
+            )
         return 0
 
     def run_summarization(self) -> int:
         a = self.args
         name = a.dataset
         if not a.dry_run:
-            self.check_inputs(a.data, "dict.source.txt",
-                              f"preprocess/summarization.sh {name} RAW_DIR {a.data} (run_scripts/summarization.sh "
-                              f"reads SUMM_BIN/DATASET-bin)")
+            self.check_inputs(
+                a.data,
+                "dict.source.txt",
+                f"preprocess/summarization.sh {name} RAW_DIR {a.data} (run_scripts/summarization.sh "
+                f"reads SUMM_BIN/DATASET-bin)",
+            )
         for cfg, hparams, seed, run_dir in self.runs("summarization", name, a.method, a.data, a.checkpoint):
             train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             task = cfg["task"]
-            generate = fairseq_tool("generate") + [
-                task["data"], "--user-dir", USER_DIR, "--path", os.path.join(run_dir, "checkpoint_best.pt"),
-                "--task", "translation", "--source-lang", task["source_lang"], "--target-lang", task["target_lang"],
-                "--gen-subset", a.gen_subset, *generate_flags(cfg), "--batch-size", str(a.gen_batch_size),
-                *EVAL_BATCHES,
-                "--bpe", "gpt2", "--gpt2-encoder-json", a.encoder_json, "--gpt2-vocab-bpe", a.vocab_bpe,
-            ] + (["--truncate-source"] if task.get("truncate_source") else []) + \
-                (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
+            generate = (
+                fairseq_tool("generate")
+                + [
+                    task["data"],
+                    "--user-dir",
+                    USER_DIR,
+                    "--path",
+                    os.path.join(run_dir, "checkpoint_best.pt"),
+                    "--task",
+                    "translation",
+                    "--source-lang",
+                    task["source_lang"],
+                    "--target-lang",
+                    task["target_lang"],
+                    "--gen-subset",
+                    a.gen_subset,
+                    *generate_flags(cfg),
+                    "--batch-size",
+                    str(a.gen_batch_size),
+                    *EVAL_BATCHES,
+                    "--bpe",
+                    "gpt2",
+                    "--gpt2-encoder-json",
+                    a.encoder_json,
+                    "--gpt2-vocab-bpe",
+                    a.vocab_bpe,
+                ]
+                + (["--truncate-source"] if task.get("truncate_source") else [])
+                + (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
+            )
             check_with_fairseq(generate[3:], "generate")  # e.g. --set generation.beem=4, before training
             hypo, ref = os.path.join(run_dir, f"{a.gen_subset}.hypo"), os.path.join(run_dir, f"{a.gen_subset}.ref")
             score = ["rxf-rouge", a.reference or ref, hypo, "--ptb-tokenize", "--backend", a.rouge_backend, "-q"]
@@ -497,25 +615,50 @@ class Runner:
             generated = self.execute(generate, run_dir, "generate.log")
             write_generations(generated.lines, hypo, ref)
             scores = rouge_scores(a.reference or ref, hypo, a.rouge_backend)
-            self.record(run_dir, kind="summarization", task=name, method=a.method, seed=seed, hparams=hparams,
-                        metrics=scores, valid_loss=float(best.record["valid_loss"]), **self.outcome(runs_, best),
-                        command=train[2:], generate=generate[2:], rouge=score)
+            self.record(
+                run_dir,
+                kind="summarization",
+                task=name,
+                method=a.method,
+                seed=seed,
+                hparams=hparams,
+                metrics=scores,
+                valid_loss=float(best.record["valid_loss"]),
+                **self.outcome(runs_, best),
+                command=train[2:],
+                generate=generate[2:],
+                rouge=score,
+            )
         return 0
 
-
     # -- probing (the paper's Section 4; the probe itself: rxf/probing.py)
-    def glue_step(self, name: str, method: str, restore: str, run_dir: str, seed: int,
-                  extra_overrides: Sequence[str] = (), user: Optional[Sequence[str]] = None
-                  ) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
+    def glue_step(
+        self,
+        name: str,
+        method: str,
+        restore: str,
+        run_dir: str,
+        seed: int,
+        extra_overrides: Sequence[str] = (),
+        user: Optional[Sequence[str]] = None,
+    ) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
         """(fairseq-train command, config, hparams) of one GLUE fine-tuning or probing step."""
         a = self.args
-        cfg, grid = self.compose("glue", name, method, os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore,
-                                 extra_overrides, user)
+        cfg, grid = self.compose(
+            "glue", name, method, os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore, extra_overrides, user
+        )
         hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
         return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
 
-    def finetune_step(self, name: str, restore: str, run_dir: str, seed: int, setting: Sequence[str],
-                      record_name: Optional[str] = None) -> str:
+    def finetune_step(
+        self,
+        name: str,
+        restore: str,
+        run_dir: str,
+        seed: int,
+        setting: Sequence[str],
+        record_name: Optional[str] = None,
+    ) -> str:
         """Fine-tune with the protocol's method (and grid ``setting``) from ``restore``; returns the best
         checkpoint. The head is named after the task, so the previous step's head is dropped, never reused (a
         fresh head). Chain steps write ``finetune.json`` and drop their ``checkpoint_last.pt`` once done (only
@@ -523,23 +666,34 @@ class Runner:
         (``record.json``, part of Table 2)."""
         record_name = record_name or STEP_RECORD
         a = self.args
-        train, cfg, hparams = self.glue_step(name, a.method, restore, run_dir, seed,
-                                             [f"++criterion.classification_head_name={name}_head", *setting])
+        train, cfg, hparams = self.glue_step(
+            name, a.method, restore, run_dir, seed, [f"++criterion.classification_head_name={name}_head", *setting]
+        )
         best_path = os.path.join(run_dir, "checkpoint_best.pt")
         log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
         if a.dry_run:
             self.show(train)
         elif not self.skip(run_dir, record_name):
             runs_, best = self.train(train, run_dir, cfg)
-            self.record(run_dir, record_name, kind="glue", task=GLUE_TASKS[name], method=a.method, seed=seed,
-                        hparams=hparams, metrics=glue_metrics(runs_, best), **self.outcome(runs_, best),
-                        command=train[2:])
+            self.record(
+                run_dir,
+                record_name,
+                kind="glue",
+                task=GLUE_TASKS[name],
+                method=a.method,
+                seed=seed,
+                hparams=hparams,
+                metrics=glue_metrics(runs_, best),
+                **self.outcome(runs_, best),
+                command=train[2:],
+            )
             if record_name == STEP_RECORD and os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):
                 os.remove(os.path.join(run_dir, "checkpoint_last.pt"))
         return best_path
 
-    def probe_step(self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any],
-                   hparams: Dict[str, Any]) -> None:
+    def probe_step(
+        self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any], hparams: Dict[str, Any]
+    ) -> None:
         """A linear probe of ``restore``'s frozen encoder on task ``name``; one ``probe`` record, carrying the
         fine-tuning setting (``hparams``) of the encoder it probed."""
         a = self.args
@@ -551,9 +705,19 @@ class Runner:
         if self.skip(run_dir):
             return
         runs_, best = self.train(train, run_dir, cfg)
-        self.record(run_dir, kind="probe", task=GLUE_TASKS[name], method=a.method, seed=seed, hparams=hparams,
-                    metrics=glue_metrics(runs_, best), probe=info, **self.outcome(runs_, best),
-                    probed_checkpoint=restore, command=train[2:])
+        self.record(
+            run_dir,
+            kind="probe",
+            task=GLUE_TASKS[name],
+            method=a.method,
+            seed=seed,
+            hparams=hparams,
+            metrics=glue_metrics(runs_, best),
+            probe=info,
+            **self.outcome(runs_, best),
+            probed_checkpoint=restore,
+            command=train[2:],
+        )
 
     def probe_overrides(self) -> List[str]:
         """``--set`` without the method's ``criterion.*`` options (the probe trains with the stock criterion),
@@ -573,8 +737,11 @@ class Runner:
         order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
         first = "sst_2" if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            self.check_glue_inputs(order if a.protocol != "generalisation" else
-                                   ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES])
+            self.check_glue_inputs(
+                order
+                if a.protocol != "generalisation"
+                else ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
+            )
         first_data = os.path.join(a.data, f"{GLUE_TASKS[first]}-bin")
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
@@ -587,8 +754,10 @@ class Runner:
         the reference that fine-tuned encoders are compared with (Figure 3 measures collapse from it)."""
         a = self.args
         if a.protocol != "generalisation":
-            raise RunError(f"method none (probes of the pretrained model, no fine-tuning) is for the generalisation "
-                           f"protocol, not {a.protocol}")
+            raise RunError(
+                f"method none (probes of the pretrained model, no fine-tuning) is for the generalisation "
+                f"protocol, not {a.protocol}"
+            )
         if a.sweep or any(o.lstrip("+~").startswith("criterion.") for o in a.set or []):
             raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
         names = [config_name(t, GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
@@ -597,40 +766,91 @@ class Runner:
         for seed in a.seeds:
             root = os.path.join(a.save_root, "probing", "generalisation", "none", "default", f"seed{seed}")
             for name in names:
-                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
-                                {"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0, "cycle": 1,
-                                 "finetuned_on": "none"}, {})
+                self.probe_step(
+                    name,
+                    a.checkpoint,
+                    os.path.join(root, f"probe-{GLUE_TASKS[name]}"),
+                    seed,
+                    {
+                        "protocol": "generalisation",
+                        "source": "SST-2",
+                        "chain": [],
+                        "step": 0,
+                        "cycle": 1,
+                        "finetuned_on": "none",
+                    },
+                    {},
+                )
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
         a = self.args
         chain = [GLUE_TASKS[t] for t in order]
         if a.protocol == "generalisation":
-            best = self.finetune_step("sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting,
-                                      records.RECORD_NAME)
+            best = self.finetune_step(
+                "sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting, records.RECORD_NAME
+            )
             for name in a.probe_tasks or GENERALISATION_PROBES:
                 name = config_name(name, GLUE_TASKS)
-                self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed,
-                                {"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0,
-                                 "cycle": 1, "finetuned_on": "SST-2"}, hparams)
+                self.probe_step(
+                    name,
+                    best,
+                    os.path.join(root, f"probe-{GLUE_TASKS[name]}"),
+                    seed,
+                    {
+                        "protocol": "generalisation",
+                        "source": "SST-2",
+                        "chain": ["SST-2"],
+                        "step": 0,
+                        "cycle": 1,
+                        "finetuned_on": "SST-2",
+                    },
+                    hparams,
+                )
         elif a.protocol == "degradation":
             current = a.checkpoint
             for step, name in enumerate(order):
-                current = self.finetune_step(name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed,
-                                             setting)
-                self.probe_step(order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed,
-                                {"protocol": "degradation", "source": chain[0], "chain": chain, "step": step,
-                                 "cycle": 1, "finetuned_on": GLUE_TASKS[name]}, hparams)
+                current = self.finetune_step(
+                    name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed, setting
+                )
+                self.probe_step(
+                    order[0],
+                    current,
+                    os.path.join(root, f"step{step}-probe-{chain[0]}"),
+                    seed,
+                    {
+                        "protocol": "degradation",
+                        "source": chain[0],
+                        "chain": chain,
+                        "step": step,
+                        "cycle": 1,
+                        "finetuned_on": GLUE_TASKS[name],
+                    },
+                    hparams,
+                )
         else:
             current, last = a.checkpoint, "pretrained"
             for cycle in range(1, a.cycles + 1):
                 for step, name in enumerate(order):
                     where = os.path.join(root, f"cycle{cycle}-step{step}")
-                    self.probe_step(name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed,
-                                    {"protocol": "retention", "source": chain[0], "chain": chain, "step": step,
-                                     "cycle": cycle, "finetuned_on": last}, hparams)
-                    current = self.finetune_step(name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"),
-                                                 seed, setting)
+                    self.probe_step(
+                        name,
+                        current,
+                        os.path.join(where, f"probe-{GLUE_TASKS[name]}"),
+                        seed,
+                        {
+                            "protocol": "retention",
+                            "source": chain[0],
+                            "chain": chain,
+                            "step": step,
+                            "cycle": cycle,
+                            "finetuned_on": last,
+                        },
+                        hparams,
+                    )
+                    current = self.finetune_step(
+                        name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"), seed, setting
+                    )
                     last = GLUE_TASKS[name]
 
 
@@ -664,13 +884,17 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
         if backend == "perl":
             report = rxf_rouge.perl_rouge(documents, ".", True, None, False, 2, True)
         else:
-            report = rxf_rouge.format_report(rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2,
-                                                                    rouge_l=True))
+            report = rxf_rouge.format_report(
+                rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2, rouge_l=True)
+            )
     except rxf_rouge.RougeError as error:
         raise RunError(f"rxf-rouge {reference} {hypothesis}: {error}") from None
     scores = rxf_rouge.parse_report(report)
-    return {"rouge1": round(100 * scores["ROUGE-1"]["F"][0], 3), "rouge2": round(100 * scores["ROUGE-2"]["F"][0], 3),
-            "rougeL": round(100 * scores["ROUGE-L"]["F"][0], 3)}
+    return {
+        "rouge1": round(100 * scores["ROUGE-1"]["F"][0], 3),
+        "rouge2": round(100 * scores["ROUGE-2"]["F"][0], 3),
+        "rougeL": round(100 * scores["ROUGE-L"]["F"][0], 3),
+    }
 
 
 def config_name(task: str, names: Dict[str, str] = GLUE_TASKS) -> str:
@@ -713,71 +937,122 @@ def max_update_of(argv: Sequence[str]) -> Optional[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rxf-run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Arguments after -- go to fairseq-train last, so they win "
-                                     "(e.g. -- --arch roberta_base --encoder-layers 2).")
+    parser = argparse.ArgumentParser(
+        prog="rxf-run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Arguments after -- go to fairseq-train last, so they win "
+        "(e.g. -- --arch roberta_base --encoder-layers 2).",
+    )
     sub = parser.add_subparsers(dest="family", required=True)
 
-    def common(p: argparse.ArgumentParser, methods: Sequence[str], default_seeds: str, data_help: str,
-               checkpoint_help: str) -> None:
+    def common(
+        p: argparse.ArgumentParser, methods: Sequence[str], default_seeds: str, data_help: str, checkpoint_help: str
+    ) -> None:
         p.add_argument("method", choices=methods, help="the fine-tuning method: configs/FAMILY/method/METHOD.yaml")
         p.add_argument("--data", required=True, help=data_help)
         p.add_argument("--checkpoint", required=True, help=checkpoint_help)
         p.add_argument("--save-root", default="runs", help="run folders and records go under here (default: runs)")
-        p.add_argument("--seeds", type=seeds, default=seeds(default_seeds),
-                       help=f"e.g. 1-10 or 1,3 or 1-3,7; each seed once (default {default_seeds})")
+        p.add_argument(
+            "--seeds",
+            type=seeds,
+            default=seeds(default_seeds),
+            help=f"e.g. 1-10 or 1,3 or 1-3,7; each seed once (default {default_seeds})",
+        )
         p.add_argument("--sweep", action="store_true", help="every setting of the method's grid (lambda x noise type)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="Hydra override of the config, e.g. criterion.r3f_lambda=0.5 (repeatable); checked with "
-                       "fairseq's own parser before anything runs")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="Hydra override of the config, e.g. criterion.r3f_lambda=0.5 (repeatable); checked with "
+            "fairseq's own parser before anything runs",
+        )
         p.add_argument("--num-gpus", type=positive_int, default=1, help="GPUs per run (fairseq's distributed training)")
         p.add_argument("--no-fp16", dest="fp16", action="store_false", help="train in fp32 (the configs use fp16)")
         p.add_argument("--cpu", action="store_true", help="train on the CPU (implies --no-fp16)")
         p.add_argument("--dry-run", action="store_true", help="print every command and run nothing")
-        p.add_argument("--force", action="store_true", help="re-run every asked run from the start, deleting its "
-                       "earlier checkpoints, logs and record (also the way past an unreadable checkpoint_last.pt)")
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="re-run every asked run from the start, deleting its "
+            "earlier checkpoints, logs and record (also the way past an unreadable checkpoint_last.pt)",
+        )
         p.add_argument("--tiny", action="store_true", help="mark the records as tiny test runs, not paper scale")
-        p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
-                       help="seconds between progress lines (update, loss, s/update, ETA) on stderr; 0: none "
-                       "(default 30; fairseq's full output is in each run's train.log)")
+        p.add_argument(
+            "--progress-every",
+            type=float,
+            default=30.0,
+            metavar="SECONDS",
+            help="seconds between progress lines (update, loss, s/update, ETA) on stderr; 0: none "
+            "(default 30; fairseq's full output is in each run's train.log)",
+        )
         p.add_argument("--config-dir", default=None, help=argparse.SUPPRESS)  # tests: another configs/
 
-    glue_data = ("the folder of TASK-bin/ folders that preprocess/glue.sh GLUE_DIR ALL OUT writes (OUT); "
-                 "the run uses OUT/TASK-bin")
+    glue_data = (
+        "the folder of TASK-bin/ folders that preprocess/glue.sh GLUE_DIR ALL OUT writes (OUT); "
+        "the run uses OUT/TASK-bin"
+    )
     roberta = "the pretrained RoBERTa checkpoint to fine-tune (e.g. roberta.large/model.pt)"
     glue = sub.add_parser("glue", help="GLUE (Table 2)")
     glue.add_argument("task", help="MNLI QNLI QQP SST-2 RTE MRPC CoLA STS-B (or the config name, e.g. sst_2)")
     common(glue, METHODS["glue"], "1-10", glue_data, roberta)
     xnli = sub.add_parser("xnli", help="XNLI zero-shot (Table 3)")
-    common(xnli, METHODS["xnli"], "1-5", "the folder preprocess/xnli.sh writes (MNLI train/valid and test_LANG "
-           "splits)", "the pretrained XLM-R checkpoint to fine-tune (e.g. xlmr.large/model.pt)")
+    common(
+        xnli,
+        METHODS["xnli"],
+        "1-5",
+        "the folder preprocess/xnli.sh writes (MNLI train/valid and test_LANG splits)",
+        "the pretrained XLM-R checkpoint to fine-tune (e.g. xlmr.large/model.pt)",
+    )
     xnli.add_argument("--languages", nargs="+", choices=XNLI_LANGUAGES, help="test languages (default: all 15)")
     summ = sub.add_parser("summarization", help="BART summarisation (Table 4)")
-    summ.add_argument("dataset", choices=SUMMARIZATION, help="the dataset (its config: configs/summarization/DATASET.yaml)")
-    common(summ, METHODS["summarization"], "1", "the folder preprocess/summarization.sh DATASET RAW OUT writes (OUT, "
-           "with dict.source.txt)", "the pretrained BART checkpoint to fine-tune (e.g. bart.large/model.pt)")
+    summ.add_argument(
+        "dataset", choices=SUMMARIZATION, help="the dataset (its config: configs/summarization/DATASET.yaml)"
+    )
+    common(
+        summ,
+        METHODS["summarization"],
+        "1",
+        "the folder preprocess/summarization.sh DATASET RAW OUT writes (OUT, with dict.source.txt)",
+        "the pretrained BART checkpoint to fine-tune (e.g. bart.large/model.pt)",
+    )
     summ.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json (to decode the generations)")
     summ.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     summ.add_argument("--reference", help="reference summaries (default: the decoded targets of --gen-subset)")
-    summ.add_argument("--gen-subset", default="test",
-                      help="the split fairseq-generate summarises and ROUGE scores (default: test)")
-    summ.add_argument("--gen-batch-size", type=positive_int, default=32,
-                      help="sentences per batch in fairseq-generate (default 32)")
-    summ.add_argument("--rouge-backend", choices=["perl", "python"], default="perl",
-                      help="rxf-rouge's scorer: perl = the official ROUGE-1.5.5 (the paper's numbers), python = "
-                      "Google's rouge-score (no Perl needed; close to, not equal to, perl)")
+    summ.add_argument(
+        "--gen-subset", default="test", help="the split fairseq-generate summarises and ROUGE scores (default: test)"
+    )
+    summ.add_argument(
+        "--gen-batch-size", type=positive_int, default=32, help="sentences per batch in fairseq-generate (default 32)"
+    )
+    summ.add_argument(
+        "--rouge-backend",
+        choices=["perl", "python"],
+        default="perl",
+        help="rxf-rouge's scorer: perl = the official ROUGE-1.5.5 (the paper's numbers), python = "
+        "Google's rouge-score (no Perl needed; close to, not equal to, perl)",
+    )
     probe = sub.add_parser("probe", help="representational-collapse probing (Figures 3-5)")
-    probe.add_argument("protocol", choices=["generalisation", "degradation", "retention"],
-                       help="Section 4's protocols: generalisation (Figure 3), degradation (4), retention (5)")
+    probe.add_argument(
+        "protocol",
+        choices=["generalisation", "degradation", "retention"],
+        help="Section 4's protocols: generalisation (Figure 3), degradation (4), retention (5)",
+    )
     common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", "none"), "1-3", glue_data, roberta)
     probe.add_argument("--cycles", type=positive_int, default=3, help="retention: cycles of the chain (default 3)")
     probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
-    probe.add_argument("--chain", nargs="+", help="degradation/retention: the task chain, source first "
-                       "(default the paper's SST-2 QNLI QQP RTE)")
-    probe.add_argument("--probe-set", action="append", metavar="KEY=VALUE",
-                       help="Hydra override for the linear probes only (--set applies to fine-tuning and probes, "
-                       "except its criterion.* keys, which are the method's)")
+    probe.add_argument(
+        "--chain",
+        nargs="+",
+        help="degradation/retention: the task chain, source first (default the paper's SST-2 QNLI QQP RTE)",
+    )
+    probe.add_argument(
+        "--probe-set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Hydra override for the linear probes only (--set applies to fine-tuning and probes, "
+        "except its criterion.* keys, which are the method's)",
+    )
     return parser
 
 
@@ -785,7 +1060,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: List[str] = []
     if "--" in argv:
-        argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+        argv, extra = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = build_parser().parse_args(argv)
     args.fairseq_args = extra
     if args.cpu:
@@ -801,13 +1076,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"rxf-run: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("rxf-run: interrupted; running the same command again resumes from each run's checkpoint_last.pt",
-              file=sys.stderr)
+        print(
+            "rxf-run: interrupted; running the same command again resumes from each run's checkpoint_last.pt",
+            file=sys.stderr,
+        )
         return 130
     if not args.dry_run:
         tally = runner.tally
-        log(f"rxf-run: {tally['trained']} run(s) trained, {tally['done already']} done already, in "
-            f"{duration(time.time() - started)}; records under {args.save_root}")
+        log(
+            f"rxf-run: {tally['trained']} run(s) trained, {tally['done already']} done already, in "
+            f"{duration(time.time() - started)}; records under {args.save_root}"
+        )
     return code
 
 

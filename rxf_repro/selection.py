@@ -31,6 +31,7 @@ class ReportError(Exception):
 
 # ------------------------------------------------------------------------------------------ helpers
 
+
 def setting_key(hparams: Dict[str, Any]) -> str:
     return json.dumps(hparams, sort_keys=True)
 
@@ -74,12 +75,15 @@ def primary(task: str) -> str:
 
 # ------------------------------------------------------------------------------------------ checks
 
+
 def check_tiny(recs: Sequence[Record]) -> bool:
     tiny = [r for r in recs if r.tiny]
     full = [r for r in recs if not r.tiny]
     if tiny and full:
-        raise ReportError(f"the records mix tiny test runs ({len(tiny)}, e.g. {tiny[0].path}) and full runs "
-                          f"({len(full)}, e.g. {full[0].path}); report them separately")
+        raise ReportError(
+            f"the records mix tiny test runs ({len(tiny)}, e.g. {tiny[0].path}) and full runs "
+            f"({len(full)}, e.g. {full[0].path}); report them separately"
+        )
     return bool(tiny)
 
 
@@ -87,11 +91,19 @@ def check_duplicates(recs: Sequence[Record]) -> None:
     """Two records of the same run would be counted twice in every statistic."""
     seen: Dict[Tuple, str] = {}
     for r in recs:
-        key = (r.kind, r.task, r.method, setting_key(r.hparams), r.seed,
-               json.dumps(r.probe.to_dict() if r.probe else None, sort_keys=True))
+        key = (
+            r.kind,
+            r.task,
+            r.method,
+            setting_key(r.hparams),
+            r.seed,
+            json.dumps(r.probe.to_dict() if r.probe else None, sort_keys=True),
+        )
         if key in seen:
-            raise ReportError(f"{r.path}: the same run as {seen[key]} ({r.kind} {r.task} {r.method} "
-                              f"{setting_label(r.hparams)} seed {r.seed}); keep one of them")
+            raise ReportError(
+                f"{r.path}: the same run as {seen[key]} ({r.kind} {r.task} {r.method} "
+                f"{setting_label(r.hparams)} seed {r.seed}); keep one of them"
+            )
         seen[key] = r.path
 
 
@@ -101,14 +113,18 @@ def require_metrics(recs: Sequence[Record], names: Sequence[str], what: str) -> 
     for name in names:
         bad = [r for r in recs if name in r.metrics and not is_number(r.metrics[name])]
         if bad:
-            raise ReportError(f"{name_records(bad)}: metric {name!r} is {bad[0].metrics[name]!r}, not a finite "
-                              f"number ({what}); the run's evaluation failed or diverged: rerun it or remove "
-                              f"its record")
+            raise ReportError(
+                f"{name_records(bad)}: metric {name!r} is {bad[0].metrics[name]!r}, not a finite "
+                f"number ({what}); the run's evaluation failed or diverged: rerun it or remove "
+                f"its record"
+            )
         missing = [r for r in recs if name not in r.metrics]
         if missing:
-            raise ReportError(f"{name_records(missing)}: no metric {name!r} ({what}; {len(recs) - len(missing)} "
-                              f"of {len(recs)} records have it); every record counted needs it: rerun those runs "
-                              f"or remove their records")
+            raise ReportError(
+                f"{name_records(missing)}: no metric {name!r} ({what}; {len(recs) - len(missing)} "
+                f"of {len(recs)} records have it); every record counted needs it: rerun those runs "
+                f"or remove their records"
+            )
 
 
 def validation_or(recs: Sequence[Record], name: str) -> bool:
@@ -116,16 +132,20 @@ def validation_or(recs: Sequence[Record], name: str) -> bool:
     that is there but not a finite number is an error, never a silent switch to the test score."""
     bad = [r for r in recs if getattr(r, name) is not None and not is_number(getattr(r, name))]
     if bad:
-        raise ReportError(f"{name_records(bad)}: {name} is {getattr(bad[0], name)!r}, not a finite number (it "
-                          f"selects the setting); rerun the run or remove its record")
+        raise ReportError(
+            f"{name_records(bad)}: {name} is {getattr(bad[0], name)!r}, not a finite number (it "
+            f"selects the setting); rerun the run or remove its record"
+        )
     return all(getattr(r, name) is not None for r in recs)
 
 
 # ------------------------------------------------------------------------------------------ selection
 
+
 @dataclass(frozen=True)
 class Selection:
     """The winning setting of one (task, method) and the seeds it was run with."""
+
     task: str
     method: str
     hparams: Dict[str, Any]
@@ -140,19 +160,31 @@ class Selection:
         return [r.seed for r in self.runs]
 
     def summary(self) -> Dict[str, Any]:
-        return {"task": self.task, "method": self.method, "setting": self.hparams,
-                "selected_by": self.selected_by, "selection_score": rounded(self.score),
-                "settings_compared": self.settings_compared,
-                "settings_with_fewer_seeds": self.settings_with_fewer_seeds, "seeds": self.seeds, "n": len(self.runs),
-                "records": [r.path for r in self.runs]}
+        return {
+            "task": self.task,
+            "method": self.method,
+            "setting": self.hparams,
+            "selected_by": self.selected_by,
+            "selection_score": rounded(self.score),
+            "settings_compared": self.settings_compared,
+            "settings_with_fewer_seeds": self.settings_with_fewer_seeds,
+            "seeds": self.seeds,
+            "n": len(self.runs),
+            "records": [r.path for r in self.runs],
+        }
 
     def where(self) -> str:
         """The runs counted, for an error line."""
         return f"{self.task} {method_name(self.method)}, setting {setting_label(self.hparams)}"
 
 
-def select_setting(recs: Sequence[Record], value: Callable[[Record], float],
-                   aggregate: Callable[[List[float]], float], maximize: bool, selected_by: str) -> Selection:
+def select_setting(
+    recs: Sequence[Record],
+    value: Callable[[Record], float],
+    aggregate: Callable[[List[float]], float],
+    maximize: bool,
+    selected_by: str,
+) -> Selection:
     """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON), among
     the settings run with the most seeds: a grid searched on a few seeds whose best setting was then run on 10
     is reported with those 10 (the paper's procedure), never with a luckier 3-seed grid point."""
@@ -167,8 +199,16 @@ def select_setting(recs: Sequence[Record], value: Callable[[Record], float],
             scored.append((-score if maximize else score, key))
     best_score, best_key = min(scored)  # min over (score, key): ties go to the first key
     runs = sorted(groups[best_key], key=lambda r: r.seed)
-    return Selection(recs[0].task, recs[0].method, runs[0].hparams, runs, selected_by,
-                     -best_score if maximize else best_score, len(scored), len(groups) - len(scored))
+    return Selection(
+        recs[0].task,
+        recs[0].method,
+        runs[0].hparams,
+        runs,
+        selected_by,
+        -best_score if maximize else best_score,
+        len(scored),
+        len(groups) - len(scored),
+    )
 
 
 def by_task_method(recs: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]]:
@@ -181,6 +221,7 @@ def by_task_method(recs: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]
 @dataclass
 class Entry:
     """One (task, method) of Tables 2-4: its selection, and what the table shows of the selected seeds."""
+
     selection: Selection
 
     @property
@@ -197,11 +238,13 @@ class Entry:
 
     def summary(self) -> Dict[str, Any]:
         """summary.json's entry: the selection, then every field of the table's entry."""
-        return dict(self.selection.summary(), **{f.name: getattr(self, f.name) for f in fields(self)
-                                                 if f.name != "selection"})
+        return dict(
+            self.selection.summary(), **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "selection"}
+        )
 
 
 # ------------------------------------------------------------------------------------------ Table 2
+
 
 @dataclass
 class GlueEntry(Entry):
@@ -217,10 +260,10 @@ def glue_results(recs: Sequence[Record], with_paper: bool = True) -> List[GlueEn
     results = []
     for (task, method), group in sorted(by_task_method(recs).items()):
         first = primary(task)
-        require_metrics(group, [first], f"{task} {method_name(method)}: its primary metric, which selects the "
-                                        f"setting")
-        chosen = select_setting(group, lambda r: float(r.metrics[first]), statistics.median, True,
-                                f"median {first} over seeds")
+        require_metrics(group, [first], f"{task} {method_name(method)}: its primary metric, which selects the setting")
+        chosen = select_setting(
+            group, lambda r: float(r.metrics[first]), statistics.median, True, f"median {first} over seeds"
+        )
         values: Dict[str, List[float]] = {}
         for name in TABLE2_METRICS[task]:
             # a second metric (MNLI mismatched, QQP F1) that no seed has is the paper's "-"; one that only some
@@ -230,15 +273,21 @@ def glue_results(recs: Sequence[Record], with_paper: bool = True) -> List[GlueEn
             else:
                 require_metrics(chosen.runs, [name], f"{chosen.where()}: Table 2 shows it")
                 values[name] = [float(r.metrics[name]) for r in chosen.runs]
-        results.append(GlueEntry(
-            chosen, values, {name: max(v) if v else None for name, v in values.items()},
-            {name: statistics.median(v) if v else None for name, v in values.items()},
-            paper.TABLE2_MAX.get(method, {}).get(task) if with_paper else None,
-            paper.TABLE2_MEDIAN.get(method, {}).get(task) if with_paper else None))
+        results.append(
+            GlueEntry(
+                chosen,
+                values,
+                {name: max(v) if v else None for name, v in values.items()},
+                {name: statistics.median(v) if v else None for name, v in values.items()},
+                paper.TABLE2_MAX.get(method, {}).get(task) if with_paper else None,
+                paper.TABLE2_MEDIAN.get(method, {}).get(task) if with_paper else None,
+            )
+        )
     return results
 
 
 # ------------------------------------------------------------------------------------------ Table 3
+
 
 @dataclass
 class XnliEntry(Entry):
@@ -253,8 +302,10 @@ def xnli_languages(group: Sequence[Record]) -> List[str]:
     language missing from one seed is an error (its mean would be over fewer seeds than the n printed)."""
     found = [lang for lang in catalog.XNLI_LANGUAGES if any(lang in r.metrics for r in group)]
     if not found:
-        raise ReportError(f"{group[0].path}: an XNLI record needs per-language accuracies "
-                          f"({' '.join(catalog.XNLI_LANGUAGES)}), has {sorted(group[0].metrics)}")
+        raise ReportError(
+            f"{group[0].path}: an XNLI record needs per-language accuracies "
+            f"({' '.join(catalog.XNLI_LANGUAGES)}), has {sorted(group[0].metrics)}"
+        )
     return found
 
 
@@ -263,25 +314,35 @@ def xnli_results(recs: Sequence[Record], with_paper: bool = True) -> List[XnliEn
     for (task, method), group in sorted(by_task_method(recs).items()):
         languages = xnli_languages(group)
         # every record: the test average of each may select the setting
-        require_metrics(group, languages, f"XNLI {method_name(method)}: other records of it were tested on "
-                                          f"that language, and averages over different languages are not "
-                                          f"comparable")
+        require_metrics(
+            group,
+            languages,
+            f"XNLI {method_name(method)}: other records of it were tested on "
+            f"that language, and averages over different languages are not "
+            f"comparable",
+        )
         if validation_or(group, "valid_accuracy"):
-            chosen = select_setting(group, lambda r: float(r.valid_accuracy), statistics.fmean, True,
-                                    "mean valid_accuracy over seeds")
+            chosen = select_setting(
+                group, lambda r: float(r.valid_accuracy), statistics.fmean, True, "mean valid_accuracy over seeds"
+            )
         else:
-            chosen = select_setting(group, lambda r: statistics.fmean(float(r.metrics[lang])
-                                                                      for lang in languages),
-                                    statistics.fmean, True,
-                                    "mean test average over languages (no valid_accuracy in every record)")
+            chosen = select_setting(
+                group,
+                lambda r: statistics.fmean(float(r.metrics[lang]) for lang in languages),
+                statistics.fmean,
+                True,
+                "mean test average over languages (no valid_accuracy in every record)",
+            )
         means = {lang: statistics.fmean(float(r.metrics[lang]) for r in chosen.runs) for lang in languages}
         row = paper.TABLE3_ROW_FOR_METHOD.get(method) if with_paper else None
-        results.append(XnliEntry(chosen, means, statistics.fmean(means.values()), row,
-                                 paper.TABLE3.get(row) if row else None))
+        results.append(
+            XnliEntry(chosen, means, statistics.fmean(means.values()), row, paper.TABLE3.get(row) if row else None)
+        )
     return results
 
 
 # ------------------------------------------------------------------------------------------ Table 4
+
 
 @dataclass
 class SummarizationEntry(Entry):
@@ -300,23 +361,36 @@ def summarization_results(recs: Sequence[Record], with_paper: bool = True) -> Li
     for (task, method), group in sorted(by_task_method(recs).items()):
         require_metrics(group, catalog.ROUGE, f"{task} {method_name(method)}: Table 4 shows it")
         if validation_or(group, "valid_loss"):
-            chosen = select_setting(group, lambda r: float(r.valid_loss), statistics.fmean, False,
-                                    "lowest mean valid_loss over seeds")
+            chosen = select_setting(
+                group, lambda r: float(r.valid_loss), statistics.fmean, False, "lowest mean valid_loss over seeds"
+            )
         else:
-            chosen = select_setting(group, lambda r: float(r.metrics["rougeL"]), statistics.fmean, True,
-                                    "mean test rougeL over seeds (no valid_loss in every record)")
+            chosen = select_setting(
+                group,
+                lambda r: float(r.metrics["rougeL"]),
+                statistics.fmean,
+                True,
+                "mean test rougeL over seeds (no valid_loss in every record)",
+            )
         row = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
-        results.append(SummarizationEntry(
-            chosen, {name: statistics.fmean(float(r.metrics[name]) for r in chosen.runs) for name in catalog.ROUGE},
-            row, paper.TABLE4[row][task] if row else None))
+        results.append(
+            SummarizationEntry(
+                chosen,
+                {name: statistics.fmean(float(r.metrics[name]) for r in chosen.runs) for name in catalog.ROUGE},
+                row,
+                paper.TABLE4[row][task] if row else None,
+            )
+        )
     return results
 
 
 # ------------------------------------------------------------------------------------------ probes
 
+
 @dataclass(frozen=True)
 class ProbePoint:
     """Where a probe was taken: one marker of Figures 3-5."""
+
     source: str
     task: str
     step: Optional[int]
@@ -326,6 +400,7 @@ class ProbePoint:
 @dataclass
 class ProbeEntry:
     """One (point, method) of a probing protocol: the probe accuracy over seeds."""
+
     source: str
     task: str
     step: Optional[int]  # degradation only
@@ -359,7 +434,7 @@ def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
     """protocol -> one entry per (point, method): mean, sample std and n of the probe accuracy."""
     groups: Dict[Tuple[str, ProbePoint, str], List[Record]] = {}
     labels: Dict[Tuple[str, ProbePoint, str], str] = {}  # per method: a point's probe of the pretrained model
-    for r in recs:                                            # (method none) was fine-tuned on nothing
+    for r in recs:  # (method none) was fine-tuned on nothing
         protocol, point, label = probe_point(r)
         groups.setdefault((protocol, point, r.method), []).append(r)
         labels.setdefault((protocol, point, r.method), label)
@@ -367,20 +442,38 @@ def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
     for (protocol, point, method), group in groups.items():
         settings = {setting_key(r.hparams) for r in group}
         if len(settings) > 1:
-            raise ReportError(f"{group[0].path} and {group[-1].path}: {protocol} probes of {point.task} "
-                              f"({method_name(method)}) with different fine-tuning settings; probes are only "
-                              f"aggregated over seeds, so give rxf-report one setting's folder per method "
-                              f"(e.g. runs/probing/{protocol}/{method}/SETTING)")
+            raise ReportError(
+                f"{group[0].path} and {group[-1].path}: {protocol} probes of {point.task} "
+                f"({method_name(method)}) with different fine-tuning settings; probes are only "
+                f"aggregated over seeds, so give rxf-report one setting's folder per method "
+                f"(e.g. runs/probing/{protocol}/{method}/SETTING)"
+            )
         group = sorted(group, key=lambda r: r.seed)
         where = "" if point.step is None else f" step {point.step}"
         where += "" if point.cycle is None else f" cycle {point.cycle}"
-        require_metrics(group, ["accuracy"], f"{protocol} probe of {point.task}{where} (source {point.source}), "
-                                             f"{method_name(method)}")
+        require_metrics(
+            group,
+            ["accuracy"],
+            f"{protocol} probe of {point.task}{where} (source {point.source}), {method_name(method)}",
+        )
         values = [float(r.metrics["accuracy"]) for r in group]
-        out.setdefault(protocol, []).append(ProbeEntry(
-            point.source, point.task, point.step, point.cycle, labels[(protocol, point, method)], method,
-            statistics.fmean(values), sample_std(values), len(values), [r.seed for r in group], values,
-            group[0].hparams, [r.path for r in group]))
+        out.setdefault(protocol, []).append(
+            ProbeEntry(
+                point.source,
+                point.task,
+                point.step,
+                point.cycle,
+                labels[(protocol, point, method)],
+                method,
+                statistics.fmean(values),
+                sample_std(values),
+                len(values),
+                [r.seed for r in group],
+                values,
+                group[0].hparams,
+                [r.path for r in group],
+            )
+        )
     # tasks in chain order where the protocol's records give a chain (Figures 4 and 5), else in Table 2's order
     for protocol, entries in out.items():
         task_order = {task: len(TABLE2_METRICS) + i for i, task in enumerate(TABLE2_METRICS)}
@@ -388,6 +481,14 @@ def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
             if r.probe.protocol == protocol and r.probe.chain is not None:
                 for i, task in enumerate(r.probe.chain):
                     task_order[task] = min(i, task_order.get(task, i))
-        entries.sort(key=lambda e: (e.source, task_order.get(e.task, 2 * len(TABLE2_METRICS)), e.task,
-                                    e.step or 0, e.cycle or 0, method_rank(e.method)))
+        entries.sort(
+            key=lambda e: (
+                e.source,
+                task_order.get(e.task, 2 * len(TABLE2_METRICS)),
+                e.task,
+                e.step or 0,
+                e.cycle or 0,
+                method_rank(e.method),
+            )
+        )
     return out

@@ -14,28 +14,49 @@ from rxf_repro import catalog
 from rxf_repro import paper_results as paper
 from rxf_repro.catalog import method_name
 from rxf_repro.records import Record
-from rxf_repro.selection import (TABLE2_METRICS, TINY_LABEL, Entry, GlueEntry, ProbeEntry, SummarizationEntry,
-                                 XnliEntry, method_rank, ordered_methods, primary, rounded, setting_label)
+from rxf_repro.selection import (
+    TABLE2_METRICS,
+    TINY_LABEL,
+    Entry,
+    GlueEntry,
+    ProbeEntry,
+    SummarizationEntry,
+    XnliEntry,
+    method_rank,
+    ordered_methods,
+    primary,
+    rounded,
+    setting_label,
+)
 
 PAPER_LEFT_OUT = "The paper's numbers are left out (--no-paper): these runs are not on the paper's data."
 NO_MODEL = "model not named in the records"
 # Table 2's column headers, where they are not the task's name
 TABLE2_HEADERS = {"MNLI": "MNLI m/mm", "QQP": "QQP acc/F1", "CoLA": "CoLA (MCC)", "STS-B": "STS-B (Pearson)*"}
-GLUE_UNITS = ("in %: accuracy (MNLI: matched/mismatched; QQP: accuracy/F1), CoLA: Matthews correlation × 100, "
-              "STS-B: Pearson r × 100")
+GLUE_UNITS = (
+    "in %: accuracy (MNLI: matched/mismatched; QQP: accuracy/F1), CoLA: Matthews correlation × 100, "
+    "STS-B: Pearson r × 100"
+)
 SIZE_FLAGS = ("--encoder-layers", "--encoder-embed-dim", "--decoder-layers", "--decoder-embed-dim")
 PROBE_TEXT = {
-    "generalisation": ("Probing: generalisation (Figure 3)",
-                       "Fine-tune on the source, freeze the encoder, train a linear probe on each other task."),
-    "degradation": ("Probing: degradation (Figure 4)",
-                    "Fine-tune along the chain, each step from the previous best checkpoint; probe the probed "
-                    "task after every step (step 0: after fine-tuning the source)."),
-    "retention": ("Probing: retention (Figure 5)",
-                  "Cyclic chain; each task is probed before it is fine-tuned again, in every cycle."),
+    "generalisation": (
+        "Probing: generalisation (Figure 3)",
+        "Fine-tune on the source, freeze the encoder, train a linear probe on each other task.",
+    ),
+    "degradation": (
+        "Probing: degradation (Figure 4)",
+        "Fine-tune along the chain, each step from the previous best checkpoint; probe the probed "
+        "task after every step (step 0: after fine-tuning the source).",
+    ),
+    "retention": (
+        "Probing: retention (Figure 5)",
+        "Cyclic chain; each task is probed before it is fine-tuned again, in every cycle.",
+    ),
 }
 
 
 # ------------------------------------------------------------------------------------------ formatting
+
 
 def ours(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}"
@@ -66,6 +87,7 @@ def title(text: str, tiny: bool) -> str:
 
 
 # ------------------------------------------------------------------------------------------ headings
+
 
 def last_value(command: List[Any], flag: str) -> Optional[str]:
     """The value fairseq uses for ``flag``: its last occurrence (a later ``--arch`` overrides an earlier one)."""
@@ -110,56 +132,101 @@ def compared(entry: Entry) -> str:
 
 def selections_table(entries: Sequence[Entry], task_header: Optional[str]) -> List[str]:
     """The "Selected settings and seeds" section: one row per (task, method), with a task column if named."""
-    header = ([task_header] if task_header else []) + ["method", "setting", "selected by", "score",
-                                                       "settings compared", "seeds (n)"]
-    rows = [([e.task] if task_header else []) + [
-        method_name(e.method), setting_label(e.selection.hparams), e.selection.selected_by,
-        ours(rounded(e.selection.score)), compared(e),  # the score as summary.json holds it
-        f"{', '.join(map(str, e.selection.seeds))} ({e.n})"] for e in entries]
+    header = ([task_header] if task_header else []) + [
+        "method",
+        "setting",
+        "selected by",
+        "score",
+        "settings compared",
+        "seeds (n)",
+    ]
+    rows = [
+        ([e.task] if task_header else [])
+        + [
+            method_name(e.method),
+            setting_label(e.selection.hparams),
+            e.selection.selected_by,
+            ours(rounded(e.selection.score)),
+            compared(e),  # the score as summary.json holds it
+            f"{', '.join(map(str, e.selection.seeds))} ({e.n})",
+        ]
+        for e in entries
+    ]
     return ["## Selected settings and seeds", "", md_table(header, rows)]
 
 
 # ------------------------------------------------------------------------------------------ Table 2
 
-def table2_files(results: List[GlueEntry], tiny: bool, with_paper: bool = True,
-                 models: str = NO_MODEL) -> Dict[str, str]:
+
+def table2_files(
+    results: List[GlueEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+) -> Dict[str, str]:
     tasks = {e.task for e in results}
-    columns = [(task, metrics, TABLE2_HEADERS.get(task, task)) for task, metrics in TABLE2_METRICS.items()
-               if task in tasks]
+    columns = [
+        (task, metrics, TABLE2_HEADERS.get(task, task)) for task, metrics in TABLE2_METRICS.items() if task in tasks
+    ]
     cells = {(e.method, e.task): e for e in results}
     methods = ordered_methods([e.method for e in results])
     task_list = ", ".join(task for task, _, _ in columns)
-    data = data_of(tiny, with_paper, f"GLUE dev sets ({task_list})", "validation sets", f"tasks named {task_list}",
-                   models)
-    parts = [f"# {title(f'Table 2 — {data}', tiny)}", "",
-             f"Metric: the score of each run's best validation checkpoint on the validation set, {GLUE_UNITS}. "
-             "Ours: the best hyper-parameter setting per (task, method) (highest median of the task's primary "
-             "metric over seeds), then the max and the median over that setting's seeds, each metric on its "
-             "own. " + (f"Paper: Aghajanyan et al. 2020, Table 2, GLUE dev, RoBERTa-large (max: best of 10 seeds; "
-                        f"the {method_name('std')} row is RoBERTa's published numbers and SMART's max row the "
-                        f"number published by its authors; FreeLB, which the paper also lists, has no run script "
-                        f"here)." if with_paper else PAPER_LEFT_OUT)]
-    for stat, table, label in (("max", paper.TABLE2_MAX if with_paper else {}, "left: max over seeds"),
-                               ("median", paper.TABLE2_MEDIAN if with_paper else {}, "right: median over seeds")):
+    data = data_of(
+        tiny, with_paper, f"GLUE dev sets ({task_list})", "validation sets", f"tasks named {task_list}", models
+    )
+    parts = [
+        f"# {title(f'Table 2 — {data}', tiny)}",
+        "",
+        f"Metric: the score of each run's best validation checkpoint on the validation set, {GLUE_UNITS}. "
+        "Ours: the best hyper-parameter setting per (task, method) (highest median of the task's primary "
+        "metric over seeds), then the max and the median over that setting's seeds, each metric on its "
+        "own. "
+        + (
+            f"Paper: Aghajanyan et al. 2020, Table 2, GLUE dev, RoBERTa-large (max: best of 10 seeds; "
+            f"the {method_name('std')} row is RoBERTa's published numbers and SMART's max row the "
+            f"number published by its authors; FreeLB, which the paper also lists, has no run script "
+            f"here)."
+            if with_paper
+            else PAPER_LEFT_OUT
+        ),
+    ]
+    for stat, table, label in (
+        ("max", paper.TABLE2_MAX if with_paper else {}, "left: max over seeds"),
+        ("median", paper.TABLE2_MEDIAN if with_paper else {}, "right: median over seeds"),
+    ):
         rows = []
         for method in methods:
-            rows.append([f"{method_name(method)} (ours)"] + [
-                "/".join(ours(getattr(cells[(method, task)], stat)[m]) for m in metrics)
-                if (method, task) in cells else "-" for task, metrics, _ in columns])
+            rows.append(
+                [f"{method_name(method)} (ours)"]
+                + [
+                    "/".join(ours(getattr(cells[(method, task)], stat)[m]) for m in metrics)
+                    if (method, task) in cells
+                    else "-"
+                    for task, metrics, _ in columns
+                ]
+            )
             if method in table:
-                rows.append([f"{method_name(method)} (paper)"] + [
-                    "/".join(published(table[method].get(task, {}).get(m)) for m in metrics)
-                    for task, metrics, _ in columns])
-        parts += ["", f"## {title(f'Table 2 ({label}, %)', tiny)}", "",
-                  md_table(["method"] + [h for _, _, h in columns], rows)]
+                rows.append(
+                    [f"{method_name(method)} (paper)"]
+                    + [
+                        "/".join(published(table[method].get(task, {}).get(m)) for m in metrics)
+                        for task, metrics, _ in columns
+                    ]
+                )
+        parts += [
+            "",
+            f"## {title(f'Table 2 ({label}, %)', tiny)}",
+            "",
+            md_table(["method"] + [h for _, _, h in columns], rows),
+        ]
     order = list(TABLE2_METRICS)
-    parts += [""] + selections_table(sorted(results, key=lambda e: (order.index(e.task), method_rank(e.method))),
-                                     "task")
+    parts += [""] + selections_table(
+        sorted(results, key=lambda e: (order.index(e.task), method_rank(e.method))), "task"
+    )
     notes = ["-: not reported (ours: no record of the selected setting has that metric)."]
     if "STS-B" in tasks:
-        notes.append("\\* STS-B is not in the paper's Table 2 (their KL term is not defined for regression). Its "
-                     f"setting is chosen by {primary('STS-B')}, the metric its config chooses the best "
-                     "checkpoint by (the mean of Pearson and Spearman r); the column shows Pearson r.")
+        notes.append(
+            "\\* STS-B is not in the paper's Table 2 (their KL term is not defined for regression). Its "
+            f"setting is chosen by {primary('STS-B')}, the metric its config chooses the best "
+            "checkpoint by (the mean of Pearson and Spearman r); the column shows Pearson r."
+        )
     missing = [method_name(m) for m in methods if m not in paper.TABLE2_MAX]
     if missing and with_paper:
         notes.append(f"{', '.join(missing)}: not in the paper, no paper row.")
@@ -170,83 +237,151 @@ def table2_files(results: List[GlueEntry], tiny: bool, with_paper: bool = True,
         for stat in ("max", "median"):
             published_row = getattr(e, f"paper_{stat}") or {}  # None: not in the paper, or --no-paper
             for m in TABLE2_METRICS[e.task]:
-                rows.append([stat, e.method, e.task, m, rounded(getattr(e, stat)[m]), published_row.get(m),
-                             len(e.values[m]), setting_label(e.selection.hparams), e.selection.selected_by, tiny])
-    return {"table2.md": "\n".join(parts) + "\n",
-            "table2.csv": csv_text(["statistic", "method", "task", "metric", "ours", "paper", "seeds", "setting",
-                                    "selected_by", "tiny"], rows)}
+                rows.append(
+                    [
+                        stat,
+                        e.method,
+                        e.task,
+                        m,
+                        rounded(getattr(e, stat)[m]),
+                        published_row.get(m),
+                        len(e.values[m]),
+                        setting_label(e.selection.hparams),
+                        e.selection.selected_by,
+                        tiny,
+                    ]
+                )
+    return {
+        "table2.md": "\n".join(parts) + "\n",
+        "table2.csv": csv_text(
+            ["statistic", "method", "task", "metric", "ours", "paper", "seeds", "setting", "selected_by", "tiny"], rows
+        ),
+    }
 
 
 # ------------------------------------------------------------------------------------------ Table 3
 
-def table3_files(results: List[XnliEntry], tiny: bool, with_paper: bool = True,
-                 models: str = NO_MODEL) -> Dict[str, str]:
+
+def table3_files(
+    results: List[XnliEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+) -> Dict[str, str]:
     langs = list(catalog.XNLI_LANGUAGES)
     results = sorted(results, key=lambda e: method_rank(e.method))
     rows = []
     for e in results:
         avg = ours(e.avg) + ("" if len(e.languages) == len(langs) else f" ({len(e.languages)} langs)")
-        rows.append([f"{method_name(e.method)} (ours)", str(e.n)]
-                    + [ours(e.languages.get(lang)) for lang in langs] + [avg])
+        rows.append(
+            [f"{method_name(e.method)} (ours)", str(e.n)] + [ours(e.languages.get(lang)) for lang in langs] + [avg]
+        )
         if e.paper:
             rows.append([f"{e.paper_row} (paper)", "5"] + [published(e.paper[k]) for k in langs + ["avg"]])
-    data = data_of(tiny, with_paper, "XNLI test sets, zero-shot (trained on English MNLI)", "test sets",
-                   "languages as named", models)
-    parts = [f"# {title(f'Table 3 — {data}', tiny)}", "",
-             "Metric: test accuracy (%) per language of each run's best validation checkpoint. "
-             "Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says); avg: the "
-             "mean of the per-language means. " + ("Paper: Table 3 (XLM-R large, average of 5 runs)." if with_paper
-                                                   else PAPER_LEFT_OUT), "",
-             md_table(["model", "runs"] + langs + ["avg"], rows), ""] + selections_table(results, None)
+    data = data_of(
+        tiny,
+        with_paper,
+        "XNLI test sets, zero-shot (trained on English MNLI)",
+        "test sets",
+        "languages as named",
+        models,
+    )
+    parts = [
+        f"# {title(f'Table 3 — {data}', tiny)}",
+        "",
+        "Metric: test accuracy (%) per language of each run's best validation checkpoint. "
+        "Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says); avg: the "
+        "mean of the per-language means. "
+        + ("Paper: Table 3 (XLM-R large, average of 5 runs)." if with_paper else PAPER_LEFT_OUT),
+        "",
+        md_table(["model", "runs"] + langs + ["avg"], rows),
+        "",
+    ] + selections_table(results, None)
     csv_rows = []
     for e in results:
         for lang in langs + ["avg"]:
             value = e.avg if lang == "avg" else e.languages.get(lang)
-            csv_rows.append([e.method, lang, rounded(value), (e.paper or {}).get(lang), e.paper_row or "", e.n,
-                             setting_label(e.selection.hparams), e.selection.selected_by, tiny])
-    return {"table3.md": "\n".join(parts) + "\n",
-            "table3.csv": csv_text(["method", "language", "ours", "paper", "paper_row", "runs", "setting",
-                                    "selected_by", "tiny"], csv_rows)}
+            csv_rows.append(
+                [
+                    e.method,
+                    lang,
+                    rounded(value),
+                    (e.paper or {}).get(lang),
+                    e.paper_row or "",
+                    e.n,
+                    setting_label(e.selection.hparams),
+                    e.selection.selected_by,
+                    tiny,
+                ]
+            )
+    return {
+        "table3.md": "\n".join(parts) + "\n",
+        "table3.csv": csv_text(
+            ["method", "language", "ours", "paper", "paper_row", "runs", "setting", "selected_by", "tiny"], csv_rows
+        ),
+    }
 
 
 # ------------------------------------------------------------------------------------------ Table 4
+
 
 def rouge_cell(values: Optional[Dict[str, Optional[float]]], fmt: Callable[[Optional[float]], str]) -> str:
     return "-" if not values else "/".join(fmt(values.get(name)) for name in catalog.ROUGE)
 
 
-def table4_files(results: List[SummarizationEntry], tiny: bool, with_paper: bool = True,
-                 models: str = NO_MODEL) -> Dict[str, str]:
+def table4_files(
+    results: List[SummarizationEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+) -> Dict[str, str]:
     datasets = [d for d in catalog.SUMMARIZATION if any(e.task == d for e in results)]
     methods = ordered_methods([e.method for e in results])
     cells = {(e.method, e.task): e for e in results}
     rows = []
     for method in methods:
-        rows.append([f"{method_name(method)} (ours)"] + [
-            rouge_cell(cells[(method, d)].rouge, ours) if (method, d) in cells else "-" for d in datasets])
+        rows.append(
+            [f"{method_name(method)} (ours)"]
+            + [rouge_cell(cells[(method, d)].rouge, ours) if (method, d) in cells else "-" for d in datasets]
+        )
         row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         if row_name:
-            rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published)
-                                                   for d in datasets])
+            rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published) for d in datasets])
     claims = claims_paper_data(tiny, with_paper)
     data = data_of(tiny, with_paper, "summarisation test sets", "test sets", "datasets as named", models)
     rows_for = ", ".join(f"{method_name(m)} is {row}" for m, row in paper.TABLE4_ROW_FOR_METHOD.items())
     ordered = sorted(results, key=lambda e: (datasets.index(e.task), methods.index(e.method)))
-    parts = [f"# {title(f'Table 4 — {data}', tiny)}", "",
-             "Metric: ROUGE-1/ROUGE-2/ROUGE-L F-measure × 100 on the test set, of each run's best validation "
-             "checkpoint. Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says). "
-             + (f"Paper: Table 4 ({rows_for})." if with_paper else PAPER_LEFT_OUT), "",
-             md_table(["model"] + [catalog.SUMMARIZATION[d] if claims else d for d in datasets], rows), ""
-             ] + selections_table(ordered, "dataset")
-    csv_rows = [[e.task, e.method, name, rounded(e.rouge[name]), (e.paper or {}).get(name), e.paper_row or "", e.n,
-                 setting_label(e.selection.hparams), e.selection.selected_by, tiny]
-                for e in ordered for name in catalog.ROUGE]
-    return {"table4.md": "\n".join(parts) + "\n",
-            "table4.csv": csv_text(["dataset", "method", "metric", "ours", "paper", "paper_row", "seeds", "setting",
-                                    "selected_by", "tiny"], csv_rows)}
+    parts = [
+        f"# {title(f'Table 4 — {data}', tiny)}",
+        "",
+        "Metric: ROUGE-1/ROUGE-2/ROUGE-L F-measure × 100 on the test set, of each run's best validation "
+        "checkpoint. Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says). "
+        + (f"Paper: Table 4 ({rows_for})." if with_paper else PAPER_LEFT_OUT),
+        "",
+        md_table(["model"] + [catalog.SUMMARIZATION[d] if claims else d for d in datasets], rows),
+        "",
+    ] + selections_table(ordered, "dataset")
+    csv_rows = [
+        [
+            e.task,
+            e.method,
+            name,
+            rounded(e.rouge[name]),
+            (e.paper or {}).get(name),
+            e.paper_row or "",
+            e.n,
+            setting_label(e.selection.hparams),
+            e.selection.selected_by,
+            tiny,
+        ]
+        for e in ordered
+        for name in catalog.ROUGE
+    ]
+    return {
+        "table4.md": "\n".join(parts) + "\n",
+        "table4.csv": csv_text(
+            ["dataset", "method", "metric", "ours", "paper", "paper_row", "seeds", "setting", "selected_by", "tiny"],
+            csv_rows,
+        ),
+    }
 
 
 # ------------------------------------------------------------------------------------------ probes
+
 
 def mean_std(e: ProbeEntry) -> str:
     spread = "" if e.sample_std is None else f" ± {e.sample_std:.2f}"
@@ -255,25 +390,74 @@ def mean_std(e: ProbeEntry) -> str:
 
 def probe_files(protocol: str, entries: List[ProbeEntry], tiny: bool, models: str = NO_MODEL) -> Dict[str, str]:
     methods = ordered_methods([e.method for e in entries])
-    point_fields = {"generalisation": ("source", "task"), "degradation": ("source", "task", "step", "finetuned_on"),
-                    "retention": ("source", "task", "cycle")}[protocol]
-    headers = {"source": "source", "task": "probed task", "step": "step", "finetuned_on": "fine-tuned on",
-               "cycle": "cycle"}
+    point_fields = {
+        "generalisation": ("source", "task"),
+        "degradation": ("source", "task", "step", "finetuned_on"),
+        "retention": ("source", "task", "cycle"),
+    }[protocol]
+    headers = {
+        "source": "source",
+        "task": "probed task",
+        "step": "step",
+        "finetuned_on": "fine-tuned on",
+        "cycle": "cycle",
+    }
     rows: Dict[Tuple, Dict[str, ProbeEntry]] = {}
     for e in entries:
         rows.setdefault(tuple(getattr(e, f) for f in point_fields), {})[e.method] = e
     heading, explanation = PROBE_TEXT[protocol]
-    table = md_table([headers[f] for f in point_fields] + [method_name(m) for m in methods],
-                     [[str(v) for v in point] + [mean_std(cells[m]) if m in cells else "-" for m in methods]
-                      for point, cells in rows.items()])
-    parts = [f"# {title(f'{heading} — linear-probe accuracy (%), {models}', tiny)}", "",
-             explanation + " Metric: the probe's best validation accuracy (%) on the probed task's validation "
-             "set, as mean ± sample standard deviation (n−1) over seeds (n seeds; no ± for one seed). The "
-             "columns are the fine-tuning methods.", "", table]
-    csv_rows = [[protocol, e.source, e.task, e.step, e.cycle, e.finetuned_on, e.method, rounded(e.mean),
-                 rounded(e.sample_std), e.n, " ".join(map(str, e.seeds)), setting_label(e.setting), tiny]
-                for e in entries]
-    return {f"probing_{protocol}.md": "\n".join(parts) + "\n",
-            f"probing_{protocol}.csv": csv_text(["protocol", "source", "task", "step", "cycle", "finetuned_on",
-                                                 "method", "mean", "sample_std", "n", "seeds", "setting", "tiny"],
-                                                csv_rows)}
+    table = md_table(
+        [headers[f] for f in point_fields] + [method_name(m) for m in methods],
+        [
+            [str(v) for v in point] + [mean_std(cells[m]) if m in cells else "-" for m in methods]
+            for point, cells in rows.items()
+        ],
+    )
+    parts = [
+        f"# {title(f'{heading} — linear-probe accuracy (%), {models}', tiny)}",
+        "",
+        explanation + " Metric: the probe's best validation accuracy (%) on the probed task's validation "
+        "set, as mean ± sample standard deviation (n−1) over seeds (n seeds; no ± for one seed). The "
+        "columns are the fine-tuning methods.",
+        "",
+        table,
+    ]
+    csv_rows = [
+        [
+            protocol,
+            e.source,
+            e.task,
+            e.step,
+            e.cycle,
+            e.finetuned_on,
+            e.method,
+            rounded(e.mean),
+            rounded(e.sample_std),
+            e.n,
+            " ".join(map(str, e.seeds)),
+            setting_label(e.setting),
+            tiny,
+        ]
+        for e in entries
+    ]
+    return {
+        f"probing_{protocol}.md": "\n".join(parts) + "\n",
+        f"probing_{protocol}.csv": csv_text(
+            [
+                "protocol",
+                "source",
+                "task",
+                "step",
+                "cycle",
+                "finetuned_on",
+                "method",
+                "mean",
+                "sample_std",
+                "n",
+                "seeds",
+                "setting",
+                "tiny",
+            ],
+            csv_rows,
+        ),
+    }

@@ -17,8 +17,9 @@ def toy_data(tmp_path_factory):
     toy.binarize_sentence_prediction(raw, os.path.join(root, "cls"))
     for split in ("train", "valid"):
         shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
-    toy.binarize_monolingual(os.path.join(raw, "lm"), os.path.join(root, "lm"),
-                             os.path.join(root, "cls", "input0", "dict.txt"))
+    toy.binarize_monolingual(
+        os.path.join(raw, "lm"), os.path.join(root, "lm"), os.path.join(root, "cls", "input0", "dict.txt")
+    )
     toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
     toy.binarize_seq2seq(raw, os.path.join(root, "s2s"))
     return {name: os.path.join(root, name) for name in ("cls", "s2s", "lm")} | {"root": root}
@@ -28,12 +29,35 @@ def toy_data(tmp_path_factory):
 def pretrained_roberta(toy_data):
     """A tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint."""
     save_dir = os.path.join(toy_data["root"], "pretrained")
-    fairseq_cli("train", [
-        toy_data["lm"], "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", "masked_lm",
-        *TINY_ROBERTA, "--tokens-per-sample", "32", "--optimizer", "adam", "--lr", "1e-3",
-        "--batch-size", "16", "--max-update", "5", "--save-dir", save_dir, "--no-epoch-checkpoints",
-        "--cpu", "--seed", "1",
-    ])
+    fairseq_cli(
+        "train",
+        [
+            toy_data["lm"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "masked_lm",
+            "--criterion",
+            "masked_lm",
+            *TINY_ROBERTA,
+            "--tokens-per-sample",
+            "32",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--max-update",
+            "5",
+            "--save-dir",
+            save_dir,
+            "--no-epoch-checkpoints",
+            "--cpu",
+            "--seed",
+            "1",
+        ],
+    )
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
@@ -57,8 +81,9 @@ def read_only_folder(tmp_path):
         yield folder
         folder.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot make a read-only folder as root here: {mounted.stderr.strip()}")
     yield folder

@@ -18,10 +18,21 @@ from tests.helpers import TINY_BART, TINY_ROBERTA  # noqa: E402
 DOC_ROBERTA = TINY_ROBERTA + ["--max-positions", "512"]
 DOC_BART = TINY_BART + ["--max-source-positions", "512", "--max-target-positions", "512"]
 UPDATES = ["--max-update", "2", "--total-num-update", "2", "--warmup-updates", "1"]
-HYDRA_TINY = ["model._name=roberta_base", "+model.encoder_layers=2", "+model.encoder_embed_dim=32",
-              "+model.encoder_ffn_embed_dim=64", "+model.encoder_attention_heads=2", "+model.max_positions=512",
-              "task.max_positions=512", "common.cpu=true", "common.fp16=false", "optimization.max_update=2",
-              "lr_scheduler.total_num_update=2", "lr_scheduler.warmup_updates=1", "dataset.max_tokens=2000"]
+HYDRA_TINY = [
+    "model._name=roberta_base",
+    "+model.encoder_layers=2",
+    "+model.encoder_embed_dim=32",
+    "+model.encoder_ffn_embed_dim=64",
+    "+model.encoder_attention_heads=2",
+    "+model.max_positions=512",
+    "task.max_positions=512",
+    "common.cpu=true",
+    "common.fp16=false",
+    "optimization.max_update=2",
+    "lr_scheduler.total_num_update=2",
+    "lr_scheduler.warmup_updates=1",
+    "dataset.max_tokens=2000",
+]
 # a --multirun sweep of the whole grid is 8 trainings: two settings show the sweep, its folders and its paths
 HYDRA_SWEEP = ['hydra.sweeper.params={criterion.r3f_lambda:"0.1,5.0",criterion.noise_type:uniform}']
 

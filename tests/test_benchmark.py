@@ -8,22 +8,64 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def test_cost_benchmark_counts_passes_per_method(tmp_path):
     out = tmp_path / "cost.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--layers", "1", "--dim", "16", "--heads", "2",
-         "--ffn", "32", "--seq-len", "12", "--batch", "4", "--warmup", "1", "--steps", "2", "--rounds", "1", "--json", str(out)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "cost.py"),
+            "--layers",
+            "1",
+            "--dim",
+            "16",
+            "--heads",
+            "2",
+            "--ffn",
+            "32",
+            "--seq-len",
+            "12",
+            "--batch",
+            "4",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--rounds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     written = json.load(open(out))
-    assert written["date"] and written["commit"] and written["machine"]["cpu"] and written["command"][1] == "benchmarks/cost.py"
+    assert (
+        written["date"]
+        and written["commit"]
+        and written["machine"]["cpu"]
+        and written["command"][1] == "benchmarks/cost.py"
+    )
     results = {r["method"]: r for r in written["results"]}
     passes = {m: (r["forwards_per_update"], r["backwards_per_update"]) for m, r in results.items()}
-    assert passes == {"standard": (1, 1), "r3f": (2, 1), "r4f": (2, 1), "fast_r3f": (2, 1),
-                      "smart_s1": (3, 2), "smart_s2": (4, 3), "reference_r3f": (2, 1)}
+    assert passes == {
+        "standard": (1, 1),
+        "r3f": (2, 1),
+        "r4f": (2, 1),
+        "fast_r3f": (2, 1),
+        "smart_s1": (3, 2),
+        "smart_s2": (4, 3),
+        "reference_r3f": (2, 1),
+    }
     assert all(r["seconds_per_update"] > 0 and r["cpu_seconds_per_update"] > 0 for r in results.values())
     assert "| CPU s/update (median) |" in proc.stdout
     for method in results:
@@ -31,8 +73,13 @@ def test_cost_benchmark_counts_passes_per_method(tmp_path):
 
 
 def test_cost_benchmark_rejects_bad_arguments():
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--methods", "r3f,nope"],
-                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--methods", "r3f,nope"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 2 and "--methods: unknown ['nope']" in proc.stdout
 
 
@@ -40,9 +87,23 @@ def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
     """benchmarks/preprocess.py's synthetic inputs are in the official formats: the pipelines accept them."""
     out = tmp_path / "preprocess.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "glue,reddit_tifu",
-         "--lines", "2500", "--json", str(out), "--work", str(tmp_path / "work")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "preprocess.py"),
+            "--pipelines",
+            "glue,reddit_tifu",
+            "--lines",
+            "2500",
+            "--json",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     record = json.load(open(out))
     results = {r["pipeline"]: r for r in record["results"]}
@@ -51,8 +112,17 @@ def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
     summary = json.load(open(tmp_path / "work" / "reddit_tifu" / "synthetic-bin" / "summary.json"))
     assert {s: v["examples"] for s, v in summary["splits"].items()} == {"train": 2450, "valid": 25, "test": 25}
     tiny = sorted(os.listdir(tmp_path / "work" / "glue" / "fixtures-bin"))  # the tiny input: ALL, every task
-    assert tiny == [".rxf-output.json", "CoLA-bin", "MNLI-bin", "MRPC-bin", "QNLI-bin", "QQP-bin", "RTE-bin", "SST-2-bin",
-                    "STS-B-bin"]
+    assert tiny == [
+        ".rxf-output.json",
+        "CoLA-bin",
+        "MNLI-bin",
+        "MRPC-bin",
+        "QNLI-bin",
+        "QQP-bin",
+        "RTE-bin",
+        "SST-2-bin",
+        "STS-B-bin",
+    ]
     # when, from which commit, on what
     head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], stdout=subprocess.PIPE, text=True).stdout.strip()
     assert record["commit"] == head and record["date"].startswith(time.strftime("%Y-"))
@@ -60,8 +130,13 @@ def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
     machine = record["machine"]
     assert machine["cores"] == os.cpu_count() and machine["python"] == platform.python_version()
     assert machine["cpu"] and machine["torch"] == importlib.metadata.version("torch")
-    bad = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "nope"],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    bad = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "nope"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert bad.returncode == 2 and "--pipelines: unknown ['nope']" in bad.stdout
 
 
@@ -70,13 +145,29 @@ def test_preprocess_benchmark_writes_no_results_file_unless_asked_and_imports_no
     inputs (tests may import from benchmarks, not the other way round)."""
     committed = os.path.join(REPO, "benchmarks", "results", "preprocess.json")
     before = open(committed, "rb").read()
-    script = ("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
-              "leaked = sorted(m for m in sys.modules if m == 'tests' or m.startswith('tests.')); "
-              "print('imported from tests:', leaked)")
+    script = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
+        "leaked = sorted(m for m in sys.modules if m == 'tests' or m.startswith('tests.')); "
+        "print('imported from tests:', leaked)"
+    )
     proc = subprocess.run(
-        [sys.executable, "-c", script, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "gigaword",
-         "--lines", "50", "--work", str(tmp_path / "work")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-c",
+            script,
+            os.path.join(REPO, "benchmarks", "preprocess.py"),
+            "--pipelines",
+            "gigaword",
+            "--lines",
+            "50",
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "imported from tests: []" in proc.stdout and "| gigaword |" in proc.stdout
     assert "results not written to a file (pass --json FILE to keep them)" in proc.stdout
@@ -86,9 +177,31 @@ def test_preprocess_benchmark_writes_no_results_file_unless_asked_and_imports_no
 def test_cost_benchmark_times_an_imported_checkpoint(minilm, tmp_path):
     out = tmp_path / "cost.json"
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--restore", str(minilm / "model.pt"),
-         "--methods", "standard,r3f", "--seq-len", "8", "--batch", "2", "--warmup", "1", "--steps", "1", "--rounds", "1",
-         "--json", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            os.path.join(REPO, "benchmarks", "cost.py"),
+            "--restore",
+            str(minilm / "model.pt"),
+            "--methods",
+            "standard,r3f",
+            "--seq-len",
+            "8",
+            "--batch",
+            "2",
+            "--warmup",
+            "1",
+            "--steps",
+            "1",
+            "--rounds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"the checkpoint {minilm / 'model.pt'}" in proc.stdout
     written = json.load(open(out))

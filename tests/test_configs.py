@@ -31,9 +31,23 @@ def test_fairseq_hydra_train_itself_trains_standard_plus_plus_twice_as_long():
     tool = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
     shown = {}
     for method in ("std", "std++"):
-        proc = subprocess.run([tool, "--config-dir", GLUE, "--config-name", "rte", f"method={method}",
-                               "task.data=glue-bin/RTE-bin", "checkpoint.restore_file=model.pt", "--cfg", "job"],
-                              capture_output=True, text=True, cwd=REPO)
+        proc = subprocess.run(
+            [
+                tool,
+                "--config-dir",
+                GLUE,
+                "--config-name",
+                "rte",
+                f"method={method}",
+                "task.data=glue-bin/RTE-bin",
+                "checkpoint.restore_file=model.pt",
+                "--cfg",
+                "job",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         section = proc.stdout.split("\noptimization:\n", 1)[1]
         shown[method] = int(section.split("max_update:", 1)[1].split()[0])
@@ -51,8 +65,10 @@ def test_grids_are_read_with_hydras_sweep_grammar_and_xnli_has_its_own():
 def test_r4f_and_fast_r3f_are_r3f_plus_one_change():
     over = ["++task.data=x", "++checkpoint.restore_file=y"]
     r3f, r3f_grid = configs.compose("glue", "rte", "r3f", over)
-    for method, differs in (("r4f", {("task", "_name"): "sentence_prediction_r4f"}),
-                            ("fast-r3f", {("criterion", "fast_r3f"): True})):
+    for method, differs in (
+        ("r4f", {("task", "_name"): "sentence_prediction_r4f"}),
+        ("fast-r3f", {("criterion", "fast_r3f"): True}),
+    ):
         cfg, grid = configs.compose("glue", "rte", method, over)
         assert grid == r3f_grid
         for (section, key), value in differs.items():
@@ -70,20 +86,52 @@ def test_the_catalog_agrees_with_the_configs():
 def test_an_installed_copy_carries_the_configs_and_runs_from_any_folder(tmp_path):
     """What `pip install .` installs (setup.py's build_py, configs/ copied into rxf_repro/configs), run from /."""
     build = tmp_path / "build"
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    shipped = sorted(os.path.relpath(p, build / "rxf_repro" / "configs")
-                     for p in glob.glob(str(build / "rxf_repro" / "configs" / "**" / "*.yaml"), recursive=True))
-    source = sorted(os.path.relpath(p, os.path.join(REPO, "configs"))
-                    for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True))
+    shipped = sorted(
+        os.path.relpath(p, build / "rxf_repro" / "configs")
+        for p in glob.glob(str(build / "rxf_repro" / "configs" / "**" / "*.yaml"), recursive=True)
+    )
+    source = sorted(
+        os.path.relpath(p, os.path.join(REPO, "configs"))
+        for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True)
+    )
     assert shipped == source and "glue/longer/rte_std++.yaml" in shipped
     assert (build / "rxf_repro" / "data" / "downloads.tsv").exists()
     env = dict(os.environ, PYTHONPATH=str(build))
-    proc = subprocess.run([sys.executable, "-c", "from rxf_repro import configs; print(configs.config_root())"],
-                          cwd="/", env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from rxf_repro import configs; print(configs.config_root())"],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.stdout.strip() == str(build / "rxf_repro" / "configs"), proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "rxf_repro.runs", "glue", "RTE", "r3f", "--dry-run", "--data", "X",
-                           "--checkpoint", "Y", "--seeds", "1"], cwd="/", env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rxf_repro.runs",
+            "glue",
+            "RTE",
+            "r3f",
+            "--dry-run",
+            "--data",
+            "X",
+            "--checkpoint",
+            "Y",
+            "--seeds",
+            "1",
+        ],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "fairseq_cli.train X/RTE-bin" in proc.stdout and "--max-update 3120" in proc.stdout

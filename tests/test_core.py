@@ -43,13 +43,16 @@ def test_every_rxf_module_imports_torch_only():
     proc = subprocess.run([sys.executable, "-c", IMPORT_EVERY_MODULE], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names, foreign, fairseq_loaded = (proc.stdout.splitlines() + ["", "", ""])[:3]
-    files = sorted(f"rxf.{f[:-3]}" for f in os.listdir(os.path.join(REPO, "rxf")) if f.endswith(".py") and f != "__init__.py")
+    files = sorted(
+        f"rxf.{f[:-3]}" for f in os.listdir(os.path.join(REPO, "rxf")) if f.endswith(".py") and f != "__init__.py"
+    )
     assert names.split() == files
     assert foreign == "", f"rxf imports more than torch: {foreign}"
     assert fairseq_loaded == "False"
 
 
 # ------------------------------------------------------------------------------------------------ symmetric KL
+
 
 def closed_form_symmetric_kl(a, b):
     p, q = F.softmax(a.double(), -1), F.softmax(b.double(), -1)
@@ -102,6 +105,7 @@ def test_squared_prediction_change():
 
 # ------------------------------------------------------------------------------------------------------ noise
 
+
 @pytest.mark.parametrize("eps", [1e-5, 0.5])
 def test_uniform_noise_statistics(eps):
     torch.manual_seed(0)
@@ -134,9 +138,15 @@ def test_zero_eps_gives_zero_noise():
         assert torch.count_nonzero(sample_embedding_noise(torch.empty(5, 5), 0.0, kind)) == 0
 
 
-@pytest.mark.parametrize("eps,kind,match", [(-1e-5, "uniform", "--eps"), (float("nan"), "normal", "--eps"),
-                                            (float("inf"), "uniform", "--eps must be >= 0 and finite"),
-                                            (1e-5, "gaussian", "--noise-type")])
+@pytest.mark.parametrize(
+    "eps,kind,match",
+    [
+        (-1e-5, "uniform", "--eps"),
+        (float("nan"), "normal", "--eps"),
+        (float("inf"), "uniform", "--eps must be >= 0 and finite"),
+        (1e-5, "gaussian", "--noise-type"),
+    ],
+)
 def test_bad_noise_arguments_name_the_flag(eps, kind, match):
     with pytest.raises(ValueError, match=match):
         check_noise_args(eps, kind)
@@ -201,6 +211,7 @@ def test_perturbation_that_never_reaches_the_model_is_an_error():
 
 # ----------------------------------------------------------------------------------------- spectral norm (R4F)
 
+
 def test_spectral_norm_covers_every_linear_layer():
     torch.manual_seed(0)
     head = nn.Sequential(nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3))
@@ -255,10 +266,20 @@ def test_fairseqs_own_spectral_norm_is_replaced_not_stacked():
     head = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.utils.spectral_norm(nn.Linear(6, 2)))
     spectrally_normalise_head(head)
     assert "weight_orig" not in dict(head.named_parameters()).keys() | {k.split(".", 1)[1] for k in head.state_dict()}
-    assert set(head.state_dict()) == {"0.weight", "0.bias", "0.sn_u", "0.sn_v", "2.weight", "2.bias", "2.sn_u", "2.sn_v"}
+    assert set(head.state_dict()) == {
+        "0.weight",
+        "0.bias",
+        "0.sn_u",
+        "0.sn_v",
+        "2.weight",
+        "2.bias",
+        "2.sn_u",
+        "2.sn_v",
+    }
 
 
 # ------------------------------------------------------------------------------------------ the linear probe
+
 
 class MyDropout(nn.Module):
     def __init__(self, p):
@@ -279,6 +300,7 @@ def test_freeze_encoder_trains_only_the_head_and_switches_off_every_dropout_type
 
 # ----------------------------------------------------------------------------------------- SMART's ascent
 
+
 def test_ascent_directions_are_unit_per_token():
     g = torch.randn(2, 3, 8)
     assert torch.allclose(ascent_direction(g, "l2", 0).norm(dim=-1), torch.ones(2, 3))
@@ -297,10 +319,14 @@ def test_an_ascent_step_is_eta_times_the_direction_and_starts_a_new_graph():
 def smart(model, tokens, steps, step_size=0.05, norm="inf", seed=1):
     clean = model(tokens).detach()
     torch.manual_seed(seed)
-    output, record = adversarial_forward(model, lambda net: net(tokens), model.encoder.embed_tokens, model.encoder,
-                                         lambda logits: symmetric_kl(clean, logits),
-                                         SmartAscent(noise_var=0.01, steps=steps, step_size=step_size, norm=norm,
-                                                     epsilon=1e-6))
+    output, record = adversarial_forward(
+        model,
+        lambda net: net(tokens),
+        model.encoder.embed_tokens,
+        model.encoder,
+        lambda logits: symmetric_kl(clean, logits),
+        SmartAscent(noise_var=0.01, steps=steps, step_size=step_size, norm=norm, epsilon=1e-6),
+    )
     return output, record, symmetric_kl(clean, output).item()
 
 
@@ -342,7 +368,12 @@ def test_ascent_passes_run_inside_the_wrapper_the_final_pass_through_it():
     model, tokens = tiny_model()
     wrapped = CountingWrapper(CountingWrapper(model))
     clean = model(tokens).detach()
-    adversarial_forward(wrapped, lambda net: net(tokens), model.encoder.embed_tokens, model.encoder,
-                        lambda logits: symmetric_kl(clean, logits),
-                        SmartAscent(noise_var=0.01, steps=2, step_size=0.05, norm="inf", epsilon=1e-6))
+    adversarial_forward(
+        wrapped,
+        lambda net: net(tokens),
+        model.encoder.embed_tokens,
+        model.encoder,
+        lambda logits: symmetric_kl(clean, logits),
+        SmartAscent(noise_var=0.01, steps=2, step_size=0.05, norm="inf", epsilon=1e-6),
+    )
     assert wrapped.calls == 1 and wrapped.module.calls == 1  # two ascent passes on the bare model, unseen

@@ -38,8 +38,16 @@ def test_fast_r3f_has_the_exact_loss_value_but_no_gradient_through_the_noised_pa
 
 
 def test_smart_without_ascent_is_r3f_with_the_same_normal_noise(toy_data):
-    model, smart, sample = roberta(toy_data, *NO_DROPOUT, "--criterion", "sentence_prediction_smart",
-                                   "--smart-steps", "0", "--smart-noise-var", "0.05")
+    model, smart, sample = roberta(
+        toy_data,
+        *NO_DROPOUT,
+        "--criterion",
+        "sentence_prediction_smart",
+        "--smart-steps",
+        "0",
+        "--smart-noise-var",
+        "0.05",
+    )
     _, r3f, _ = roberta(toy_data, *NO_DROPOUT, "--eps", "0.05", "--noise-type", "normal")
     smart_loss, smart_log, smart_grad, _ = loss_and_head_grad(model, smart, sample)
     r3f_loss, r3f_log, r3f_grad, _ = loss_and_head_grad(model, r3f, sample)
@@ -49,8 +57,15 @@ def test_smart_without_ascent_is_r3f_with_the_same_normal_noise(toy_data):
 
 
 def test_smart_ascent_increases_the_kl_and_gradients_flow(toy_data):
-    common = (*NO_DROPOUT, "--criterion", "sentence_prediction_smart", "--smart-noise-var", "0.01",
-              "--smart-step-size", "0.05")
+    common = (
+        *NO_DROPOUT,
+        "--criterion",
+        "sentence_prediction_smart",
+        "--smart-noise-var",
+        "0.01",
+        "--smart-step-size",
+        "0.05",
+    )
     model, no_ascent, sample = roberta(toy_data, *common, "--smart-steps", "0")
     _, one, _ = roberta(toy_data, *common, "--smart-steps", "1")
     _, two, _ = roberta(toy_data, *common, "--smart-steps", "2", "--smart-norm", "l2")

@@ -1,14 +1,11 @@
 """What the R3F and SMART criteria log and in which units, the lambda-grid warning, and their help text."""
 
 import argparse
-import glob
 import logging
 import math
-import os
 
 import pytest
 import torch
-import yaml
 from fairseq import options
 from fairseq.criterions import CRITERION_DATACLASS_REGISTRY
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
@@ -18,18 +15,28 @@ from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f
 from rxf_repro import configs as rxf_configs
-from tests.helpers import (NO_DROPOUT, REPO, USER_DIR, build, classification_args, fairseq_cli, json_records,
-                           seq2seq_args)
+from tests.helpers import (
+    NO_DROPOUT,
+    USER_DIR,
+    build,
+    classification_args,
+    fairseq_cli,
+    json_records,
+    seq2seq_args,
+)
 
 LN2 = math.log(2)
-GRIDS = {"sentence_prediction_r3f": sentence_prediction_r3f.PAPER_LAMBDA_GRIDS,
-         "label_smoothed_cross_entropy_r3f": label_smoothed_cross_entropy_r3f.PAPER_LAMBDA_GRIDS}
+GRIDS = {
+    "sentence_prediction_r3f": sentence_prediction_r3f.PAPER_LAMBDA_GRIDS,
+    "label_smoothed_cross_entropy_r3f": label_smoothed_cross_entropy_r3f.PAPER_LAMBDA_GRIDS,
+}
 
 
 def batches(task, n: int, split: str = "valid", size: int = 8):
     task.load_dataset(split)
-    itr = task.get_batch_iterator(task.dataset(split), max_sentences=size, seed=1,
-                                  ignore_invalid_inputs=True).next_epoch_itr(shuffle=False)
+    itr = task.get_batch_iterator(
+        task.dataset(split), max_sentences=size, seed=1, ignore_invalid_inputs=True
+    ).next_epoch_itr(shuffle=False)
     return [next(itr) for _ in range(n)]
 
 
@@ -57,14 +64,22 @@ def decimals(text: str) -> int:
 
 # ------------------------------------------------------------------------------------------ what is logged
 
+
 def test_task_loss_is_logged_alone_in_the_units_of_fairseqs_loss(toy_data):
     task, model, criterion = classifier(toy_data, "--eps", "0.05", "--r3f-lambda", "3")
     (sample,) = batches(task, 1)
     torch.manual_seed(0)
     loss, sample_size, log = criterion(model, sample)
-    stock = SentencePredictionCriterion(argparse.Namespace(
-        classification_head_name="sentence_classification_head", regression_target=False, report_mcc=False,
-        report_acc_and_f1=False, report_pearson_and_spearman=False), task)
+    stock = SentencePredictionCriterion(
+        argparse.Namespace(
+            classification_head_name="sentence_classification_head",
+            regression_target=False,
+            report_mcc=False,
+            report_acc_and_f1=False,
+            report_pearson_and_spearman=False,
+        ),
+        task,
+    )
     stock_loss, _, _ = stock(model, sample)
     assert log["task_loss"].item() == pytest.approx(stock_loss.item(), rel=1e-6)
     assert log["loss"].item() == pytest.approx(log["task_loss"].item() + 3 * log["symm_kl"].item(), rel=1e-6)
@@ -93,8 +108,17 @@ def test_evaluation_and_lambda_zero_log_the_task_loss_too(toy_data):
 
 def test_consistency_terms_keep_significant_digits_not_decimals():
     """fairseq's 3 decimals would print the paper-scale KL (about 1e-7 at eps 1e-5) as 0."""
-    logs = [{"loss": 4.0, "task_loss": 4.0, "ntokens": 40, "nsentences": 8, "sample_size": 8, "ncorrect": 3,
-             "symm_kl": torch.tensor(8 * 2.34567e-7)}]
+    logs = [
+        {
+            "loss": 4.0,
+            "task_loss": 4.0,
+            "ntokens": 40,
+            "nsentences": 8,
+            "sample_size": 8,
+            "ncorrect": 3,
+            "symm_kl": torch.tensor(8 * 2.34567e-7),
+        }
+    ]
     values, agg = smoothed(sentence_prediction_r3f.RXFSentencePredictionR3FCriterion, logs)
     assert values["symm_kl"] == 2.35e-07
     assert "_symm_kl" not in values and agg["_symm_kl"].avg == pytest.approx(2.34567e-7)  # full precision kept
@@ -102,7 +126,9 @@ def test_consistency_terms_keep_significant_digits_not_decimals():
 
 
 def test_smart_logs_its_term_under_its_own_key(toy_data):
-    task, model, criterion = classifier(toy_data, "--criterion", "sentence_prediction_smart", "--smart-noise-var", "0.05")
+    task, model, criterion = classifier(
+        toy_data, "--criterion", "sentence_prediction_smart", "--smart-noise-var", "0.05"
+    )
     (sample,) = batches(task, 1)
     _, _, log = criterion(model, sample)
     assert log["smart_symm_kl"].item() > 0 and "symm_kl" not in log
@@ -113,7 +139,9 @@ def test_smart_logs_its_term_under_its_own_key(toy_data):
 
 def test_seq2seq_logs_the_label_smoothed_task_loss_next_to_fairseqs_nll_loss(toy_data):
     torch.manual_seed(0)
-    task, model, criterion, _ = build(seq2seq_args(toy_data["s2s"], [*NO_DROPOUT, "--eps", "0.1", "--r3f-lambda", "0.1"]))
+    task, model, criterion, _ = build(
+        seq2seq_args(toy_data["s2s"], [*NO_DROPOUT, "--eps", "0.1", "--r3f-lambda", "0.1"])
+    )
     model.train()
     (sample,) = batches(task, 1, split="train", size=4)
     loss, sample_size, log = criterion(model, sample)
@@ -125,8 +153,9 @@ def test_seq2seq_logs_the_label_smoothed_task_loss_next_to_fairseqs_nll_loss(toy
     assert values["loss"] == pytest.approx(values["task_loss"] + 0.1 * values["symm_kl"] / LN2, abs=1.1e-3)
 
 
-@pytest.mark.parametrize("criterion", ["sentence_prediction_r3f", "sentence_prediction_smart",
-                                       "label_smoothed_cross_entropy_r3f"])
+@pytest.mark.parametrize(
+    "criterion", ["sentence_prediction_r3f", "sentence_prediction_smart", "label_smoothed_cross_entropy_r3f"]
+)
 def test_metrics_are_the_same_when_worker_logs_are_summed_first(toy_data, criterion):
     """logging_outputs_can_be_summed() is True: fairseq then reduces the sum of the workers' logs, which
     must give what reducing the separate logs gives."""
@@ -155,9 +184,25 @@ def test_prediction_lists_make_the_logs_unsummable(toy_data):
 
 
 def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_data):
-    out = fairseq_cli("train", classification_args(toy_data["cls"], [
-        "--eps", "0.1", "--r3f-lambda", "2", "--max-update", "4", "--no-save", "--log-format", "json",
-        "--log-interval", "2"])).stdout
+    out = fairseq_cli(
+        "train",
+        classification_args(
+            toy_data["cls"],
+            [
+                "--eps",
+                "0.1",
+                "--r3f-lambda",
+                "2",
+                "--max-update",
+                "4",
+                "--no-save",
+                "--log-format",
+                "json",
+                "--log-interval",
+                "2",
+            ],
+        ),
+    ).stdout
     records = json_records(out, "train_inner") + json_records(out, "train")
     assert len(records) == 3
     for record in records:
@@ -173,8 +218,12 @@ def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_dat
 
 
 def test_fairseq_train_warns_once_about_the_seq2seq_default_lambda(toy_data):
-    out = fairseq_cli("train", seq2seq_args(toy_data["s2s"], [
-        "--max-update", "2", "--no-save", "--log-format", "json", "--log-interval", "1"])).stdout
+    out = fairseq_cli(
+        "train",
+        seq2seq_args(
+            toy_data["s2s"], ["--max-update", "2", "--no-save", "--log-format", "json", "--log-interval", "1"]
+        ),
+    ).stdout
     assert out.count("outside the paper's grid") == 1
     (line,) = [line for line in out.splitlines() if "outside the paper's grid" in line]
     assert "| WARNING |" in line and "--r3f-lambda 1 (the default)" in line
@@ -185,11 +234,21 @@ def test_fairseq_train_warns_once_about_the_seq2seq_default_lambda(toy_data):
 
 # ------------------------------------------------------------------------------------- the lambda grid
 
-@pytest.mark.parametrize("kind,flags,warned", [
-    ("cls", [], False), ("cls", ["--r3f-lambda", "0.1"], False), ("cls", ["--r3f-lambda", "3"], False),
-    ("cls", ["--r3f-lambda", "0"], False), ("cls", ["--r3f-lambda", "10"], True), ("cls", ["--r3f-lambda", "0.05"], True),
-    ("s2s", [], True), ("s2s", ["--r3f-lambda", "0.01"], False), ("s2s", ["--r3f-lambda", "0.5"], True),
-])
+
+@pytest.mark.parametrize(
+    "kind,flags,warned",
+    [
+        ("cls", [], False),
+        ("cls", ["--r3f-lambda", "0.1"], False),
+        ("cls", ["--r3f-lambda", "3"], False),
+        ("cls", ["--r3f-lambda", "0"], False),
+        ("cls", ["--r3f-lambda", "10"], True),
+        ("cls", ["--r3f-lambda", "0.05"], True),
+        ("s2s", [], True),
+        ("s2s", ["--r3f-lambda", "0.01"], False),
+        ("s2s", ["--r3f-lambda", "0.5"], True),
+    ],
+)
 def test_lambda_outside_the_papers_grid_warns_once_at_start_up(toy_data, caplog, kind, flags, warned):
     caplog.set_level(logging.WARNING, logger="rxf_fairseq")
     build(classification_args(toy_data["cls"], flags) if kind == "cls" else seq2seq_args(toy_data["s2s"], flags))
@@ -222,17 +281,22 @@ def test_lambda_grids_match_the_configs_sweeper_params():
 
 # -------------------------------------------------------------------------------------------- help text
 
-@pytest.mark.parametrize("task,criterion,arch", [
-    ("sentence_prediction_r4f", "sentence_prediction_r3f", "roberta_base"),
-    ("sentence_prediction_probe", "sentence_prediction_smart", "roberta_base"),
-    ("translation", "label_smoothed_cross_entropy_r3f", "bart_base"),
-])
+
+@pytest.mark.parametrize(
+    "task,criterion,arch",
+    [
+        ("sentence_prediction_r4f", "sentence_prediction_r3f", "roberta_base"),
+        ("sentence_prediction_probe", "sentence_prediction_smart", "roberta_base"),
+        ("translation", "label_smoothed_cross_entropy_r3f", "bart_base"),
+    ],
+)
 def test_every_option_of_our_criteria_and_tasks_has_help(toy_data, task, criterion, arch):
     """Parsed as fairseq-train parses (and prints --help): each flag of our dataclasses, fairseq's inherited
     ones included, has a non-empty help text."""
     parser = options.get_training_parser()
-    options.parse_args_and_arch(parser, [toy_data["cls"], "--user-dir", USER_DIR, "--task", task,
-                                         "--criterion", criterion, "--arch", arch])
+    options.parse_args_and_arch(
+        parser, [toy_data["cls"], "--user-dir", USER_DIR, "--task", task, "--criterion", criterion, "--arch", arch]
+    )
     ours = [CRITERION_DATACLASS_REGISTRY[criterion]()]
     if task in TASK_DATACLASS_REGISTRY and task.startswith("sentence_prediction_"):
         ours.append(TASK_DATACLASS_REGISTRY[task]())

@@ -21,8 +21,19 @@ from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePrediction
 from rxf_fairseq.errors import OptionError
 from rxf_fairseq.model_parts import find_encoder_token_embedding
 from rxf_fairseq.tasks.sentence_prediction_r4f import spectrally_normalise_classification_head
-from tests.helpers import (NO_DROPOUT, REPO, TINY_ROBERTA, USER_DIR, build, capture_model_outputs,
-                           classification_args, fairseq_cli, first_batch, load_reference_criterion, seq2seq_args)
+from tests.helpers import (
+    NO_DROPOUT,
+    REPO,
+    TINY_ROBERTA,
+    USER_DIR,
+    build,
+    capture_model_outputs,
+    classification_args,
+    fairseq_cli,
+    first_batch,
+    load_reference_criterion,
+    seq2seq_args,
+)
 
 
 def roberta(toy_data, *extra):
@@ -33,8 +44,15 @@ def roberta(toy_data, *extra):
 
 def stock_sentence_prediction(task):
     return SentencePredictionCriterion(
-        Namespace(classification_head_name="sentence_classification_head", regression_target=False,
-                  report_mcc=False, report_acc_and_f1=False, report_pearson_and_spearman=False), task)
+        Namespace(
+            classification_head_name="sentence_classification_head",
+            regression_target=False,
+            report_mcc=False,
+            report_acc_and_f1=False,
+            report_pearson_and_spearman=False,
+        ),
+        task,
+    )
 
 
 def test_noise_reaches_roberta_unlike_the_reference(toy_data):
@@ -48,8 +66,10 @@ def test_noise_reaches_roberta_unlike_the_reference(toy_data):
     reference = Reference(task, 0.1, 1.0, "uniform", "sentence_classification_head", False)
     torch.manual_seed(0)
     _, _, theirs = reference(model, sample)
-    print(f"\nsymm_kl on one batch of {sample['nsentences']} sentences, dropout 0, eps 0.1: "
-          f"rxf_fairseq {ours['symm_kl'].item():.6g}, fairseq examples/rxf {float(theirs['symm_kl']):.6g}")
+    print(
+        f"\nsymm_kl on one batch of {sample['nsentences']} sentences, dropout 0, eps 0.1: "
+        f"rxf_fairseq {ours['symm_kl'].item():.6g}, fairseq examples/rxf {float(theirs['symm_kl']):.6g}"
+    )
     assert ours["symm_kl"].item() > 1e-6
     # the reference's value is float32 rounding of KL(P||P) with softmax targets, not signal
     assert float(theirs["symm_kl"]) < 1e-6 < ours["symm_kl"].item() / 1000
@@ -134,15 +154,54 @@ def test_bad_arguments_fail_at_start_up_naming_the_flag(toy_data):
 
 def masked_lm_args(toy_data, criterion):
     """A task whose models have no classification head (fairseq's masked_lm), with our criterion."""
-    return [toy_data["lm"], "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", criterion,
-            *TINY_ROBERTA, "--tokens-per-sample", "32", "--optimizer", "adam", "--lr", "1e-3",
-            "--batch-size", "16", "--max-update", "2", "--cpu", "--no-save"]
+    return [
+        toy_data["lm"],
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "masked_lm",
+        "--criterion",
+        criterion,
+        *TINY_ROBERTA,
+        "--tokens-per-sample",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--max-update",
+        "2",
+        "--cpu",
+        "--no-save",
+    ]
 
 
 def arch_without_heads_args(toy_data, task):
-    return [toy_data["cls"], "--user-dir", USER_DIR, "--task", task, "--num-classes", "2", "--arch", "lstm_lm",
-            "--criterion", "sentence_prediction_r3f", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16",
-            "--max-update", "2", "--cpu", "--no-save"]
+    return [
+        toy_data["cls"],
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        task,
+        "--num-classes",
+        "2",
+        "--arch",
+        "lstm_lm",
+        "--criterion",
+        "sentence_prediction_r3f",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+        "--max-update",
+        "2",
+        "--cpu",
+        "--no-save",
+    ]
 
 
 @pytest.mark.parametrize("case", ["r3f on masked_lm", "smart on masked_lm", "r4f task on lstm_lm", "eps inf"])
@@ -150,17 +209,25 @@ def test_fairseq_train_reports_unusable_setups_in_one_line(toy_data, case):
     """Real fairseq-train: one line ``fairseq-train: error: FLAG ...``, exit 1, no traceback (fairseq's own
     path was ``AttributeError: 'MaskedLMTask' object has no attribute 'label_dictionary'``)."""
     argv, expected = {
-        "r3f on masked_lm": (masked_lm_args(toy_data, "sentence_prediction_r3f"),
-                             "fairseq-train: error: --criterion sentence_prediction_r3f trains the classification "
-                             "head --classification-head-name 'sentence_classification_head', but --task masked_lm"),
-        "smart on masked_lm": (masked_lm_args(toy_data, "sentence_prediction_smart"),
-                               "fairseq-train: error: --criterion sentence_prediction_smart trains the classification "
-                               "head --classification-head-name"),
-        "r4f task on lstm_lm": (arch_without_heads_args(toy_data, "sentence_prediction_r4f"),
-                                "fairseq-train: error: --task sentence_prediction_r4f needs the classification head "
-                                "--classification-head-name 'sentence_classification_head', but --arch lstm_lm"),
-        "eps inf": (classification_args(toy_data["cls"], ["--eps", "inf", "--max-update", "2", "--no-save"]),
-                    "fairseq-train: error: --eps must be >= 0 and finite"),
+        "r3f on masked_lm": (
+            masked_lm_args(toy_data, "sentence_prediction_r3f"),
+            "fairseq-train: error: --criterion sentence_prediction_r3f trains the classification "
+            "head --classification-head-name 'sentence_classification_head', but --task masked_lm",
+        ),
+        "smart on masked_lm": (
+            masked_lm_args(toy_data, "sentence_prediction_smart"),
+            "fairseq-train: error: --criterion sentence_prediction_smart trains the classification "
+            "head --classification-head-name",
+        ),
+        "r4f task on lstm_lm": (
+            arch_without_heads_args(toy_data, "sentence_prediction_r4f"),
+            "fairseq-train: error: --task sentence_prediction_r4f needs the classification head "
+            "--classification-head-name 'sentence_classification_head', but --arch lstm_lm",
+        ),
+        "eps inf": (
+            classification_args(toy_data["cls"], ["--eps", "inf", "--max-update", "2", "--no-save"]),
+            "fairseq-train: error: --eps must be >= 0 and finite",
+        ),
     }[case]
     proc = fairseq_cli("train", argv, check=False)
     assert proc.returncode == 1, proc.stdout[-3000:]
@@ -169,15 +236,39 @@ def test_fairseq_train_reports_unusable_setups_in_one_line(toy_data, case):
 
 
 def test_fairseq_hydra_train_reports_a_bad_option_without_a_traceback(toy_data, tmp_path):
-    tiny = ["model._name=roberta_base", "+model.encoder_layers=2", "+model.encoder_embed_dim=32",
-            "+model.encoder_ffn_embed_dim=64", "+model.encoder_attention_heads=2", "+model.max_positions=64",
-            "task.max_positions=64"]
+    tiny = [
+        "model._name=roberta_base",
+        "+model.encoder_layers=2",
+        "+model.encoder_embed_dim=32",
+        "+model.encoder_ffn_embed_dim=64",
+        "+model.encoder_attention_heads=2",
+        "+model.max_positions=64",
+        "task.max_positions=64",
+    ]
     proc = subprocess.run(
-        [sys.executable, "-m", "fairseq_cli.hydra_train", "--config-dir", os.path.join(REPO, "configs", "glue"),
-         "--config-name", "rte", "method=r3f", f"task.data={toy_data['cls']}", "checkpoint.restore_file=none",
-         "common.cpu=true", "common.fp16=false", f"common.user_dir={USER_DIR}", "checkpoint.no_save=true",
-         "criterion.eps=inf", *tiny],
-        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": ""})
+        [
+            sys.executable,
+            "-m",
+            "fairseq_cli.hydra_train",
+            "--config-dir",
+            os.path.join(REPO, "configs", "glue"),
+            "--config-name",
+            "rte",
+            "method=r3f",
+            f"task.data={toy_data['cls']}",
+            "checkpoint.restore_file=none",
+            "common.cpu=true",
+            "common.fp16=false",
+            f"common.user_dir={USER_DIR}",
+            "checkpoint.no_save=true",
+            "criterion.eps=inf",
+            *tiny,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": ""},
+    )
     assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]
     assert "fairseq-hydra-train: error: --eps must be >= 0 and finite" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -186,25 +277,33 @@ def test_fairseq_hydra_train_reports_a_bad_option_without_a_traceback(toy_data, 
 def test_tasks_and_criteria_without_classification_heads_name_the_flag(toy_data):
     """In-process, the same checks raise a ValueError (OptionError) that Python callers can catch."""
     for criterion in ("sentence_prediction_r3f", "sentence_prediction_smart"):
-        with pytest.raises(OptionError, match=f"--criterion {criterion} .*--classification-head-name .*--task masked_lm"):
+        with pytest.raises(
+            OptionError, match=f"--criterion {criterion} .*--classification-head-name .*--task masked_lm"
+        ):
             build(masked_lm_args(toy_data, criterion))
     for task in ("sentence_prediction_r4f", "sentence_prediction_probe"):
         with pytest.raises(ValueError, match=f"--task {task} needs .*--classification-head-name .*--arch lstm_lm"):
             build(arch_without_heads_args(toy_data, task))
 
 
-@pytest.mark.parametrize("flags,match", [
-    (["--eps", "inf"], "--eps must be >= 0 and finite"),
-    (["--eps", "nan"], "--eps must be >= 0 and finite"),
-    (["--r3f-lambda", "inf"], "--r3f-lambda must be >= 0 and finite"),
-    (["--r3f-lambda", "nan"], "--r3f-lambda must be >= 0 and finite"),
-    (["--r3f-lambda", "-1"], "--r3f-lambda must be >= 0"),
-    (["--criterion", "sentence_prediction_smart", "--smart-lambda", "inf"], "--smart-lambda must be >= 0 and finite"),
-    (["--criterion", "sentence_prediction_smart", "--smart-noise-var", "nan"], "--smart-noise-var must be >= 0"),
-    (["--criterion", "sentence_prediction_smart", "--smart-step-size", "inf"], "--smart-step-size must be >= 0"),
-    (["--criterion", "sentence_prediction_smart", "--smart-epsilon=-1e-6"], "--smart-epsilon must be >= 0"),
-    (["--criterion", "sentence_prediction_smart", "--smart-steps", "-2"], "--smart-steps must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--eps", "inf"], "--eps must be >= 0 and finite"),
+        (["--eps", "nan"], "--eps must be >= 0 and finite"),
+        (["--r3f-lambda", "inf"], "--r3f-lambda must be >= 0 and finite"),
+        (["--r3f-lambda", "nan"], "--r3f-lambda must be >= 0 and finite"),
+        (["--r3f-lambda", "-1"], "--r3f-lambda must be >= 0"),
+        (
+            ["--criterion", "sentence_prediction_smart", "--smart-lambda", "inf"],
+            "--smart-lambda must be >= 0 and finite",
+        ),
+        (["--criterion", "sentence_prediction_smart", "--smart-noise-var", "nan"], "--smart-noise-var must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-step-size", "inf"], "--smart-step-size must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-epsilon=-1e-6"], "--smart-epsilon must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-steps", "-2"], "--smart-steps must be >= 0"),
+    ],
+)
 def test_non_finite_or_negative_options_fail_at_start_up_naming_the_flag(toy_data, flags, match):
     with pytest.raises(OptionError, match=match):
         build(classification_args(toy_data["cls"], flags))
@@ -251,11 +350,13 @@ def test_reduce_metrics_logs_percent_accuracy_and_mean_kl():
     assert values["loss"] == pytest.approx(6.0 / 8 / 0.6931471805599453, abs=1e-3)
     with metrics.aggregate(new_root=True) as agg:
         RXFLabelSmoothedCrossEntropyR3FCriterion.reduce_metrics(
-            [{"loss": 3.0, "nll_loss": 2.0, "ntokens": 10, "nsentences": 2, "sample_size": 10, "symm_kl": 0.5}])
+            [{"loss": 3.0, "nll_loss": 2.0, "ntokens": 10, "nsentences": 2, "sample_size": 10, "symm_kl": 0.5}]
+        )
     assert agg.get_smoothed_values()["symm_kl"] == pytest.approx(0.05)
 
 
 # --------------------------------------------------------------------------- seq2seq (BART)
+
 
 def bart(toy_data, *extra):
     torch.manual_seed(0)  # the same tiny model whatever ran before
@@ -309,8 +410,10 @@ def test_seq2seq_matches_reference_without_padding_and_masks_padding(toy_data, m
     assert not sample["target"].eq(task.target_dictionary.pad()).any()
     loss, _, ours = criterion(model, sample)
     ref_loss, _, theirs = reference(model, sample)
-    print(f"\nBART symm_kl without padding: rxf_fairseq {ours['symm_kl'].item():.6g}, "
-          f"fairseq examples/rxf {float(theirs['symm_kl']):.6g}")
+    print(
+        f"\nBART symm_kl without padding: rxf_fairseq {ours['symm_kl'].item():.6g}, "
+        f"fairseq examples/rxf {float(theirs['symm_kl']):.6g}"
+    )
     assert ours["symm_kl"].item() > 0
     # float32 sums of a few thousand terms, written two ways (softmax vs log-softmax targets)
     assert ours["symm_kl"].item() == pytest.approx(float(theirs["symm_kl"]), rel=1e-4)
@@ -349,12 +452,15 @@ def test_seq2seq_zero_noise_gives_the_stock_loss(toy_data):
 
 
 def test_r4f_task_normalises_every_head_layer_of_bart_and_roberta(toy_data):
-    for args in (classification_args(toy_data["cls"]),
-                 classification_args(toy_data["cls"], ["--arch", "bart_base", "--add-prev-output-tokens"])):
+    for args in (
+        classification_args(toy_data["cls"]),
+        classification_args(toy_data["cls"], ["--arch", "bart_base", "--add-prev-output-tokens"]),
+    ):
         args[args.index("sentence_prediction")] = "sentence_prediction_r4f"
         if "bart_base" in args:  # swap the RoBERTa dims for BART's
-            args = [a for a in args[: args.index("--arch")]] + args[args.index("--arch") + 12:]
+            args = [a for a in args[: args.index("--arch")]] + args[args.index("--arch") + 12 :]
             from tests.helpers import TINY_BART
+
             args += TINY_BART[2:]
         _, model, _, _ = build(args)
         head = model.classification_heads["sentence_classification_head"]

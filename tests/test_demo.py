@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 
-from rxf_repro import demo, minilang
-from rxf_repro import outputs
+import pytest
+
+from rxf_repro import demo, minilang, outputs
 from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def test_benchmark_is_deterministic_and_has_the_documented_balance():
@@ -26,7 +29,9 @@ def test_benchmark_is_deterministic_and_has_the_documented_balance():
 def test_tasks_mean_what_the_documentation_says():
     for (text,), label in minilang.generate("SST-2", 300, 1):
         words = text.split()
-        score = sum(minilang.polarity(w) * (-1 if i and words[i - 1] == minilang.NOT else 1) for i, w in enumerate(words))
+        score = sum(
+            minilang.polarity(w) * (-1 if i and words[i - 1] == minilang.NOT else 1) for i, w in enumerate(words)
+        )
         assert label == str(int(score > 0)) and score != 0
     for (premise, hypothesis), label in minilang.generate("RTE", 300, 1):
         name, verb, det, noun, end = hypothesis.split()
@@ -46,7 +51,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     (tmp_path / "demo" / outputs.MARKER).write_text(json.dumps({"tool": "rxf-demo", "kind": "demo"}))
     (tmp_path / "demo" / "stale.txt").write_text("from an earlier run")
     assert demo.main(["--quick", "--out", str(tmp_path / "demo")]) == 0
-    assert not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
+    assert (
+        not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
+    )
     assert [n for n in os.listdir(tmp_path) if n.startswith(".demo.")] == []
     printed = capsys.readouterr().out
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
@@ -59,12 +66,22 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
         numbers = summary["methods"][method]
         assert len(numbers["SST-2"]) == 1 and set(numbers["probes"]) == {"RTE", "MRPC", "CoLA"}
         assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
-    assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == \
-        {"SST-2": 1, "RTE": 1, "MRPC": 1, "CoLA": 1}  # the pretrained encoder, probed on every task
+    assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == {
+        "SST-2": 1,
+        "RTE": 1,
+        "MRPC": 1,
+        "CoLA": 1,
+    }  # the pretrained encoder, probed on every task
     table2 = open(tmp_path / "demo" / "report" / "table2.md").read()
     assert "(paper)" not in table2  # synthetic data: no published numbers beside it
-    for name in ("summary.md", "report/figure1_walltime.png", "report/figure2_seeds.png",
-                 "report/figure3_generalisation.png", "report/probing_generalisation.md", "report/table2.md"):
+    for name in (
+        "summary.md",
+        "report/figure1_walltime.png",
+        "report/figure2_seeds.png",
+        "report/figure3_generalisation.png",
+        "report/probing_generalisation.md",
+        "report/table2.md",
+    ):
         assert os.path.getsize(tmp_path / "demo" / name) > 0, name
 
 
@@ -79,8 +96,13 @@ def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):
 
 def test_sigterm_stops_every_child_and_leaves_nothing(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(out)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = ""
     deadline = time.time() + 180
     while "[2/5]" not in seen and time.time() < deadline and proc.poll() is None:

@@ -10,10 +10,12 @@ import threading
 
 import pytest
 
+from rxf_repro.data import download
 from tests.helpers import REPO
 
 DOWNLOAD_SH = os.path.join(REPO, "preprocess", "download.sh")
-from rxf_repro.data import download
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 GOOD = b"the real file \xf0\x9f\x93\xa6\n" * 1000
 HEADER = "# name\tgroup\tdest\tsha256\tbytes\turl\tsource\n"
@@ -30,8 +32,13 @@ def manifest(path, rows):
 
 def run(dest, *args, manifest_path=None):
     extra = ["--manifest", str(manifest_path)] if manifest_path else []
-    return subprocess.run(["bash", DOWNLOAD_SH, str(dest), *args, *extra], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHON": sys.executable})
+    return subprocess.run(
+        ["bash", DOWNLOAD_SH, str(dest), *args, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
 
 
 def leftovers(root):
@@ -70,8 +77,10 @@ def test_checksum_mismatch_leaves_nothing(files):
     proc = run(dest, "tampered", manifest_path=mf)
     assert proc.returncode == 1
     assert "download: error: tampered: checksum mismatch for file://" in proc.stderr
-    assert f"SHA-256 {sha(GOOD.replace(b'real', b'fake'))}, expected {sha(GOOD)} (the test); nothing was written" \
+    assert (
+        f"SHA-256 {sha(GOOD.replace(b'real', b'fake'))}, expected {sha(GOOD)} (the test); nothing was written"
         in proc.stderr
+    )
     assert not (dest / "data" / "tampered.bin").exists() and not leftovers(dest)
 
 
@@ -104,8 +113,10 @@ def test_unverified_is_refused_then_trusted_on_first_use(files):
 
 def test_workers_fetch_side_by_side_and_a_failure_still_fails(files):
     src, mf, dest = files
-    rows = [("extra%d" % i, "many", f"data/extra{i}.bin", "-", "-", (src / "good.bin").as_uri(), "none published")
-            for i in range(6)]
+    rows = [
+        ("extra%d" % i, "many", f"data/extra{i}.bin", "-", "-", (src / "good.bin").as_uri(), "none published")
+        for i in range(6)
+    ]
     mf.write_text(mf.read_text() + "".join("\t".join(map(str, row)) + "\n" for row in rows))
     proc = run(dest, "good", "many", "--allow-unverified", "--workers", "3", manifest_path=mf)
     assert proc.returncode == 0, proc.stderr
@@ -160,10 +171,12 @@ class DriveLikeHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/uc"):
-            page = ('<html><body>Google Drive can\'t scan this file for viruses.<form id="download-form" '
-                    'action="/download" method="get"><input type="hidden" name="id" value="abc">'
-                    '<input type="hidden" name="confirm" value="t"><input type="submit" value="Download anyway">'
-                    '</form></body></html>').encode()
+            page = (
+                '<html><body>Google Drive can\'t scan this file for viruses.<form id="download-form" '
+                'action="/download" method="get"><input type="hidden" name="id" value="abc">'
+                '<input type="hidden" name="confirm" value="t"><input type="submit" value="Download anyway">'
+                "</form></body></html>"
+            ).encode()
             self.reply(200, "text/html; charset=utf-8", page)
         elif self.path == "/download?id=abc&confirm=t":
             self.reply(200, "application/octet-stream", GOOD)
@@ -194,11 +207,14 @@ def server():
 
 
 def test_http_drive_warning_page_quota_page_and_404(server, tmp_path):
-    mf = manifest(tmp_path / "downloads.tsv", [
-        ("drive", "d", "big.json", sha(GOOD), len(GOOD), f"{server}/uc?export=download&id=abc", "the test"),
-        ("quota", "d", "q.json", sha(GOOD), "-", f"{server}/quota?id=abc", "the test"),
-        ("gone", "d", "gone.json", sha(GOOD), "-", f"{server}/missing", "the test"),
-    ])
+    mf = manifest(
+        tmp_path / "downloads.tsv",
+        [
+            ("drive", "d", "big.json", sha(GOOD), len(GOOD), f"{server}/uc?export=download&id=abc", "the test"),
+            ("quota", "d", "q.json", sha(GOOD), "-", f"{server}/quota?id=abc", "the test"),
+            ("gone", "d", "gone.json", sha(GOOD), "-", f"{server}/missing", "the test"),
+        ],
+    )
     dest = tmp_path / "dest"
     proc = run(dest, "drive", manifest_path=mf)
     assert proc.returncode == 0, proc.stderr

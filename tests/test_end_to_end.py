@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import (NO_DROPOUT, REPO, USER_DIR, classification_args, fairseq_cli, json_records,
-                           seq2seq_args)
+from tests.helpers import NO_DROPOUT, REPO, USER_DIR, classification_args, fairseq_cli, json_records, seq2seq_args
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 RESET = ["--reset-optimizer", "--reset-dataloader", "--reset-meters"]
 LOG = ["--log-format", "json", "--log-interval", "1"]
@@ -29,9 +30,15 @@ def old_format_checkpoint(path: str, dest: str) -> str:
 
 @pytest.mark.parametrize("layout", ["cfg", "args"])
 def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_path, layout):
-    restore = pretrained_roberta if layout == "cfg" else old_format_checkpoint(pretrained_roberta, str(tmp_path / "old.pt"))
-    out = fairseq_cli("train", classification_args(toy_data["cls"], [
-        "--restore-file", restore, *RESET, "--max-update", "6", "--no-save", *LOG])).stdout
+    restore = (
+        pretrained_roberta if layout == "cfg" else old_format_checkpoint(pretrained_roberta, str(tmp_path / "old.pt"))
+    )
+    out = fairseq_cli(
+        "train",
+        classification_args(
+            toy_data["cls"], ["--restore-file", restore, *RESET, "--max-update", "6", "--no-save", *LOG]
+        ),
+    ).stdout
     assert "Loaded checkpoint" in out
     last = json_records(out, "train")[-1]
     assert float(last["train_symm_kl"]) > 0
@@ -40,9 +47,22 @@ def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_
 
 
 def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained_roberta, tmp_path):
-    args = classification_args(toy_data["cls"], [
-        "--restore-file", pretrained_roberta, *RESET, "--max-update", "30", "--lr", "1e-2",
-        "--save-dir", str(tmp_path), "--no-epoch-checkpoints", *LOG])
+    args = classification_args(
+        toy_data["cls"],
+        [
+            "--restore-file",
+            pretrained_roberta,
+            *RESET,
+            "--max-update",
+            "30",
+            "--lr",
+            "1e-2",
+            "--save-dir",
+            str(tmp_path),
+            "--no-epoch-checkpoints",
+            *LOG,
+        ],
+    )
     args[args.index("sentence_prediction")] = "sentence_prediction_r4f"
     out = fairseq_cli("train", args).stdout
     assert "R4F: spectrally normalised dense, out_proj" in out
@@ -54,13 +74,36 @@ def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained
         sigma_hat = u @ w @ v
         assert torch.linalg.matrix_norm(w / sigma_hat, ord=2).item() == pytest.approx(1.0, abs=1e-3)
     # the hub interface (Python) loads and predicts with it once rxf_fairseq is imported
-    hub = subprocess.run([sys.executable, "-c", HUB_SCRIPT, str(tmp_path), toy_data["cls"]], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    hub = subprocess.run(
+        [sys.executable, "-c", HUB_SCRIPT, str(tmp_path), toy_data["cls"]],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert hub.returncode == 0 and "prediction shape (1, 2)" in hub.stdout, hub.stdout[-3000:]
     # and fairseq-validate rebuilds the R4F model from its own checkpoint
-    fairseq_cli("validate", [toy_data["cls"], "--user-dir", USER_DIR, "--path", str(tmp_path / "checkpoint_last.pt"),
-                             "--task", "sentence_prediction_r4f", "--criterion", "sentence_prediction_r3f",
-                             "--num-classes", "2", "--batch-size", "16", "--cpu", "--valid-subset", "valid"])
+    fairseq_cli(
+        "validate",
+        [
+            toy_data["cls"],
+            "--user-dir",
+            USER_DIR,
+            "--path",
+            str(tmp_path / "checkpoint_last.pt"),
+            "--task",
+            "sentence_prediction_r4f",
+            "--criterion",
+            "sentence_prediction_r3f",
+            "--num-classes",
+            "2",
+            "--batch-size",
+            "16",
+            "--cpu",
+            "--valid-subset",
+            "valid",
+        ],
+    )
 
 
 HUB_SCRIPT = """
@@ -78,20 +121,46 @@ print("prediction shape", tuple(model.predict("sentence_classification_head", to
 
 
 def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):
-    out = fairseq_cli("train", seq2seq_args(toy_data["s2s"], [
-        "--max-update", "8", "--save-dir", str(tmp_path), "--no-epoch-checkpoints", *LOG])).stdout
+    out = fairseq_cli(
+        "train",
+        seq2seq_args(
+            toy_data["s2s"], ["--max-update", "8", "--save-dir", str(tmp_path), "--no-epoch-checkpoints", *LOG]
+        ),
+    ).stdout
     assert float(json_records(out, "train")[-1]["train_symm_kl"]) > 0
-    gen = fairseq_cli("generate", [toy_data["s2s"], "--user-dir", USER_DIR, "--path", str(tmp_path / "checkpoint_last.pt"),
-                                   "--task", "translation", "--source-lang", "src", "--target-lang", "tgt",
-                                   "--gen-subset", "valid", "--beam", "2", "--max-len-b", "12", "--batch-size", "8",
-                                   "--cpu"]).stdout
+    gen = fairseq_cli(
+        "generate",
+        [
+            toy_data["s2s"],
+            "--user-dir",
+            USER_DIR,
+            "--path",
+            str(tmp_path / "checkpoint_last.pt"),
+            "--task",
+            "translation",
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--gen-subset",
+            "valid",
+            "--beam",
+            "2",
+            "--max-len-b",
+            "12",
+            "--batch-size",
+            "8",
+            "--cpu",
+        ],
+    ).stdout
     hypotheses = [line for line in gen.splitlines() if line.startswith("H-")]
     assert len(hypotheses) == 40
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained_roberta, tmp_path):
-    common = classification_args(toy_data["cls"], ["--restore-file", "checkpoint_last.pt", "--no-epoch-checkpoints",
-                                                   "--eps", "1e-2", *LOG])
+    common = classification_args(
+        toy_data["cls"], ["--restore-file", "checkpoint_last.pt", "--no-epoch-checkpoints", "--eps", "1e-2", *LOG]
+    )
 
     def run(save_dir, max_update):
         return fairseq_cli("train", common + ["--save-dir", str(save_dir), "--max-update", str(max_update)]).stdout
@@ -118,10 +187,29 @@ def write_malicious_checkpoint(path: str, marker: str) -> None:
 def test_malicious_checkpoint_is_refused_and_never_runs(toy_data, tmp_path):
     evil, marker = str(tmp_path / "evil.pt"), str(tmp_path / "pwned")
     write_malicious_checkpoint(evil, marker)
-    train = fairseq_cli("train", classification_args(toy_data["cls"], [
-        "--restore-file", evil, *RESET, "--max-update", "1", "--no-save"]), check=False)
-    generate = fairseq_cli("generate", [toy_data["s2s"], "--user-dir", USER_DIR, "--path", evil, "--task", "translation",
-                                        "--source-lang", "src", "--target-lang", "tgt", "--cpu"], check=False)
+    train = fairseq_cli(
+        "train",
+        classification_args(toy_data["cls"], ["--restore-file", evil, *RESET, "--max-update", "1", "--no-save"]),
+        check=False,
+    )
+    generate = fairseq_cli(
+        "generate",
+        [
+            toy_data["s2s"],
+            "--user-dir",
+            USER_DIR,
+            "--path",
+            evil,
+            "--task",
+            "translation",
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--cpu",
+        ],
+        check=False,
+    )
     for proc in (train, generate):
         assert proc.returncode != 0
         assert "refused to load checkpoint" in proc.stdout and "evil.pt" in proc.stdout
@@ -135,18 +223,52 @@ def free_port() -> int:
 
 
 def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretrained_roberta, tmp_path):
-    common = classification_args(toy_data["cls"], [
-        "--restore-file", pretrained_roberta, *RESET, *NO_DROPOUT, "--max-update", "4", "--batch-size", "8",
-        "--required-batch-size-multiple", "1", "--no-epoch-checkpoints", "--ddp-backend", "legacy_ddp", *LOG])
+    common = classification_args(
+        toy_data["cls"],
+        [
+            "--restore-file",
+            pretrained_roberta,
+            *RESET,
+            *NO_DROPOUT,
+            "--max-update",
+            "4",
+            "--batch-size",
+            "8",
+            "--required-batch-size-multiple",
+            "1",
+            "--no-epoch-checkpoints",
+            "--ddp-backend",
+            "legacy_ddp",
+            *LOG,
+        ],
+    )
     single = fairseq_cli("train", common + ["--update-freq", "2", "--save-dir", str(tmp_path / "one")]).stdout
 
     port = free_port()
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "fairseq_cli.train", *common, "--save-dir", str(tmp_path / "two"),
-             "--distributed-world-size", "2", "--distributed-rank", str(rank), "--distributed-no-spawn",
-             "--distributed-backend", "gloo", "--distributed-init-method", f"tcp://127.0.0.1:{port}"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "fairseq_cli.train",
+                *common,
+                "--save-dir",
+                str(tmp_path / "two"),
+                "--distributed-world-size",
+                "2",
+                "--distributed-rank",
+                str(rank),
+                "--distributed-no-spawn",
+                "--distributed-backend",
+                "gloo",
+                "--distributed-init-method",
+                f"tcp://127.0.0.1:{port}",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for rank in (0, 1)
     ]
     outputs = [w.communicate(timeout=300)[0] for w in workers]

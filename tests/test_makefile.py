@@ -4,7 +4,11 @@ import os
 import stat
 import subprocess
 
+import pytest
+
 from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def fake_venv(root):
@@ -12,7 +16,7 @@ def fake_venv(root):
     bin_dir = root / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     python = bin_dir / "python"
-    python.write_text(f"#!/bin/sh\necho \"$@\" >> {root / 'calls.log'}\n")
+    python.write_text(f'#!/bin/sh\necho "$@" >> {root / "calls.log"}\n')
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     return root / "venv"
 
@@ -34,5 +38,7 @@ def test_a_new_torch_on_the_command_line_is_installed_into_an_existing_venv(tmp_
     install(venv)  # nothing changed: nothing installed
     assert len(torch_installs(tmp_path)) == 1
     install(venv, "TORCH=torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121")
-    assert torch_installs(tmp_path)[-1] == "-m pip install torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
+    assert (
+        torch_installs(tmp_path)[-1] == "-m pip install torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
+    )
     assert os.path.exists(venv / ".rxf-installed")

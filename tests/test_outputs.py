@@ -63,9 +63,11 @@ def test_links_files_and_inputs_are_refused_before_any_work(tmp_path):
     (tmp_path / "file").write_text("x")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "in.tsv").write_text("x")
-    for dest, inputs, message in ((tmp_path / "link", (), "is a symbolic link"),
-                                  (tmp_path / "file", (), "exists and is not a folder"),
-                                  (tmp_path / "data", (str(tmp_path / "data" / "in.tsv"),), "contains the input")):
+    for dest, inputs, message in (
+        (tmp_path / "link", (), "is a symbolic link"),
+        (tmp_path / "file", (), "exists and is not a folder"),
+        (tmp_path / "data", (str(tmp_path / "data" / "in.tsv"),), "contains the input"),
+    ):
         ran = []
         with pytest.raises(outputs.OutputError, match=message):
             with outputs.output_folder(str(dest), "tool-a", "kind-a", inputs=inputs):
@@ -125,16 +127,18 @@ def test_write_file_atomically_replaces_whole_files(tmp_path):
 def test_sigterm_runs_cleanup_and_stops_the_children(tmp_path):
     """A tool with exit_on_sigterm and children(): SIGTERM leaves no child and no temporary folder."""
     script = tmp_path / "tool.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {REPO!r})
         from rxf_repro import outputs, process
         process.exit_on_sigterm()
-        with outputs.output_folder({str(tmp_path / 'out')!r}, "tool-a", "kind-a") as tmp, process.children() as kids:
+        with outputs.output_folder({str(tmp_path / "out")!r}, "tool-a", "kind-a") as tmp, process.children() as kids:
             kids.append(process.start_child(["sleep", "300"]))
             print(kids[0].pid, flush=True)
             time.sleep(300)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     child = int(proc.stdout.readline())
     time.sleep(0.3)

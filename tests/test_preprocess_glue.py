@@ -11,9 +11,13 @@ import pytest
 from rxf_repro.outputs import MARKER, owner
 from tests.helpers import REPO, tree_digest
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 GLUE_SH = os.path.join(REPO, "preprocess", "glue.sh")
-MNLI_HEAD = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
-             "sentence2_parse\tsentence1\tsentence2")
+MNLI_HEAD = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+    "sentence2_parse\tsentence1\tsentence2"
+)
 STSB_HEAD = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
 
 
@@ -34,14 +38,26 @@ GLUE_FILES = {
     "QQP/train.tsv": 'id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n133273\t213221\t213222\tHow is the "Life is Beautiful" film?\tIs "Life is Beautiful worth it?\t0\n402555\t536040\t536041\tHow do I learn Python?\tWhat is the best way to learn Python?\t1\n',
     "QQP/dev.tsv": 'id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t2\t3\tWhy is "x" 5"?\tWhy is x five?\t1\n',
     "QQP/test.tsv": "id\tquestion1\tquestion2\n0\tWhy do rockets look white?\tWhy are rockets white?\n",
-    "MNLI/train.tsv": MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, 'He said "go home.', "He spoke.", ["neutral", "neutral"]) + "\n"
-                      + mnli_row(1, "The cat sat.", "A cat stood.", ["contradiction", "contradiction"]) + "\n"
-                      + mnli_row(2, "The new law passed.", "A law passed.", ["entailment", "entailment"]) + "\n",
-    "MNLI/dev_matched.tsv": MNLI_HEAD + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
-                            + mnli_row(0, "The new rights are nice.", "The rights are nice.", ["entailment"] * 6) + "\n",
-    "MNLI/dev_mismatched.tsv": MNLI_HEAD + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
-                               + mnli_row(0, "Your gift is appreciated.", "Hundreds gave.", ["neutral"] * 6) + "\n",
-    "MNLI/test_matched.tsv": MNLI_HEAD + "\n" + mnli_row(0, "Hierbas, ans seco.", "Hierbas is a name.", []).rstrip("\t") + "\n",
+    "MNLI/train.tsv": MNLI_HEAD
+    + "\tlabel1\tgold_label\n"
+    + mnli_row(0, 'He said "go home.', "He spoke.", ["neutral", "neutral"])
+    + "\n"
+    + mnli_row(1, "The cat sat.", "A cat stood.", ["contradiction", "contradiction"])
+    + "\n"
+    + mnli_row(2, "The new law passed.", "A law passed.", ["entailment", "entailment"])
+    + "\n",
+    "MNLI/dev_matched.tsv": MNLI_HEAD
+    + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
+    + mnli_row(0, "The new rights are nice.", "The rights are nice.", ["entailment"] * 6)
+    + "\n",
+    "MNLI/dev_mismatched.tsv": MNLI_HEAD
+    + "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label\n"
+    + mnli_row(0, "Your gift is appreciated.", "Hundreds gave.", ["neutral"] * 6)
+    + "\n",
+    "MNLI/test_matched.tsv": MNLI_HEAD
+    + "\n"
+    + mnli_row(0, "Hierbas, ans seco.", "Hierbas is a name.", []).rstrip("\t")
+    + "\n",
     "MNLI/test_mismatched.tsv": MNLI_HEAD + "\n" + mnli_row(0, "What a day.", "It was a day.", []).rstrip("\t") + "\n",
     "QNLI/train.tsv": "index\tquestion\tsentence\tlabel\n0\tWhen did it start?\tIt started in 1990.\tentailment\n1\tWho won?\tNobody knows the date.\tnot_entailment\n",
     "QNLI/dev.tsv": "index\tquestion\tsentence\tlabel\n0\tWhat is it?\tIt is a cat.\tentailment\n",
@@ -49,9 +65,12 @@ GLUE_FILES = {
     "RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\tNo weapons were found.\tWeapons were found.\tnot_entailment\n1\tA man runs.\tA person runs.\tentailment\n",
     "RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\tDana reached port.\tDana arrived.\tentailment\n",
     "RTE/test.tsv": "index\tsentence1\tsentence2\n0\tMaude lives here.\tMaude is here.\n",
-    "STS-B/train.tsv": STSB_HEAD + "\tscore\n0\tmain-captions\tMSRvid\t2012test\t1\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000\n1\tmain-captions\tMSRvid\t2012test\t4\tnone\tnone\tA man plays a flute.\tA man plays a guitar.\t1.600\n",
-    "STS-B/dev.tsv": STSB_HEAD + "\tscore\n0\tmain-captions\tMSRvid\t2012test\t1\tnone\tnone\tA man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t4.750\n",
-    "STS-B/test.tsv": STSB_HEAD + "\n0\tmain-captions\tMSRvid\t2012test\t24\tnone\tnone\tA girl is styling her hair.\tA girl is brushing her hair.\n",
+    "STS-B/train.tsv": STSB_HEAD
+    + "\tscore\n0\tmain-captions\tMSRvid\t2012test\t1\tnone\tnone\tA plane is taking off.\tAn air plane is taking off.\t5.000\n1\tmain-captions\tMSRvid\t2012test\t4\tnone\tnone\tA man plays a flute.\tA man plays a guitar.\t1.600\n",
+    "STS-B/dev.tsv": STSB_HEAD
+    + "\tscore\n0\tmain-captions\tMSRvid\t2012test\t1\tnone\tnone\tA man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\t4.750\n",
+    "STS-B/test.tsv": STSB_HEAD
+    + "\n0\tmain-captions\tMSRvid\t2012test\t24\tnone\tnone\tA girl is styling her hair.\tA girl is brushing her hair.\n",
 }
 
 
@@ -75,9 +94,26 @@ def write_glue(root, files=GLUE_FILES):
 
 
 def run_glue(glue_dir, task, out, tiny_bpe, *extra):
-    return subprocess.run(["bash", GLUE_SH, str(glue_dir), task, str(out), "--encoder-json", tiny_bpe["encoder"],
-                           "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"], *extra],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHON": sys.executable})
+    return subprocess.run(
+        [
+            "bash",
+            GLUE_SH,
+            str(glue_dir),
+            task,
+            str(out),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            tiny_bpe["dict"],
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +131,15 @@ def decode_split(data, tiny_bpe, split, column, num_classes, regression=False):
     from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
     from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 
-    cfg = SentencePredictionConfig(data=str(data), num_classes=num_classes, regression_target=regression,
-                                   init_token=0, separator_token=2, seed=1,
-                                   classification_head_name="sentence_classification_head")
+    cfg = SentencePredictionConfig(
+        data=str(data),
+        num_classes=num_classes,
+        regression_target=regression,
+        init_token=0,
+        separator_token=2,
+        seed=1,
+        classification_head_name="sentence_classification_head",
+    )
     task = SentencePredictionTask.setup_task(cfg)
     dictionary = task.source_dictionary
     bpe = get_encoder(tiny_bpe["encoder"], tiny_bpe["vocab"])
@@ -108,16 +150,19 @@ def decode_split(data, tiny_bpe, split, column, num_classes, regression=False):
     return texts, None, task
 
 
-@pytest.mark.parametrize("task,num_classes,first_valid", [
-    ("CoLA", 2, "They drank the pub dry."),
-    ("SST-2", 2, "it 's a charming and often affecting journey ."),
-    ("MRPC", 2, "He said the foodservice pie business fit."),
-    ("QQP", 2, 'Why is "x" 5"?'),
-    ("MNLI", 3, "The new rights are nice."),
-    ("QNLI", 2, "What is it?"),
-    ("RTE", 2, "Dana reached port."),
-    ("STS-B", 1, "A man with a hard hat is dancing."),
-])
+@pytest.mark.parametrize(
+    "task,num_classes,first_valid",
+    [
+        ("CoLA", 2, "They drank the pub dry."),
+        ("SST-2", 2, "it 's a charming and often affecting journey ."),
+        ("MRPC", 2, "He said the foodservice pie business fit."),
+        ("QQP", 2, 'Why is "x" 5"?'),
+        ("MNLI", 3, "The new rights are nice."),
+        ("QNLI", 2, "What is it?"),
+        ("RTE", 2, "Dana reached port."),
+        ("STS-B", 1, "A man with a hard hat is dancing."),
+    ],
+)
 def test_every_glue_task_round_trips_through_fairseq(glue_all, tiny_bpe, task, num_classes, first_valid):
     out, _ = glue_all
     data = out / f"{task}-bin"
@@ -156,17 +201,33 @@ def test_progress_and_summary_on_stderr(glue_all):
 
 BAD = {
     "wrong header": ("SST-2/train.tsv", "text\tlabel\nfine\t1\n", "SST-2/train.tsv:1: header ['text', 'label']"),
-    "column count": ("RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tOnly one sentence.\tentailment\n",
-                     "RTE/dev.tsv:2: 3 tab-separated fields, expected 4"),
-    "label set": ("RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tC.\tD.\tmaybe\n",
-                  "RTE/train.tsv:3: label 'maybe' is not one of ['entailment', 'not_entailment']"),
-    "empty text": ("RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\t \tB.\tentailment\n", "RTE/train.tsv:2: empty input text"),
+    "column count": (
+        "RTE/dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tOnly one sentence.\tentailment\n",
+        "RTE/dev.tsv:2: 3 tab-separated fields, expected 4",
+    ),
+    "label set": (
+        "RTE/train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n1\tC.\tD.\tmaybe\n",
+        "RTE/train.tsv:3: label 'maybe' is not one of ['entailment', 'not_entailment']",
+    ),
+    "empty text": (
+        "RTE/train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\t \tB.\tentailment\n",
+        "RTE/train.tsv:2: empty input text",
+    ),
     "missing file": ("RTE/dev.tsv", None, "missing dev.tsv"),
-    "empty line": ("RTE/dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n\n1\tC.\tD.\tentailment\n",
-                   "RTE/dev.tsv:3: empty line"),
+    "empty line": (
+        "RTE/dev.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tentailment\n\n1\tC.\tD.\tentailment\n",
+        "RTE/dev.tsv:3: empty line",
+    ),
     "not UTF-8": ("SST-2/dev.tsv", b"sentence\tlabel\nfine\t1\ncaf\xe9 au lait\t1\n", "SST-2/dev.tsv:3: not UTF-8"),
-    "label unseen in train": ("RTE/train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tnot_entailment\n",
-                              "RTE/dev.tsv:2: label 'entailment' does not occur in"),
+    "label unseen in train": (
+        "RTE/train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA.\tB.\tnot_entailment\n",
+        "RTE/dev.tsv:2: label 'entailment' does not occur in",
+    ),
 }
 
 
@@ -221,8 +282,11 @@ def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_bpe):
 def test_an_output_folder_that_would_destroy_something_is_refused(tmp_path, tiny_bpe):
     glue = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k[:4] in ("CoLA", "RTE/")})
     before = tree_digest(glue)
-    for out, message in ((glue, "is or contains the input"), (glue / "CoLA", "is or contains the input"),
-                         (tmp_path, "is or contains the input")):
+    for out, message in (
+        (glue, "is or contains the input"),
+        (glue / "CoLA", "is or contains the input"),
+        (tmp_path, "is or contains the input"),
+    ):
         proc = run_glue(glue, "CoLA", out, tiny_bpe)
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
     (tmp_path / "notes").mkdir()

@@ -20,6 +20,8 @@ from tests.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, gl
 from tests.test_preprocess_summarization import CNN_DM, write_lines
 from tests.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 TOOLS = {"glue": "preprocess/glue.sh", "xnli": "preprocess/xnli.sh", "summarization": "preprocess/summarization.sh"}
 KINDS = {"glue": "glue-binaries", "xnli": "xnli-binaries", "summarization": "summarization-binaries"}
 
@@ -33,19 +35,34 @@ def inputs(tmp_path_factory, tiny_bpe, tiny_spm):
     cnn_dm = write_lines(root / "cnn_dm", {k: v[:2] for k, v in CNN_DM.items()})
     bpe = ["--encoder-json", tiny_bpe["encoder"], "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"]]
     spm = ["--sentencepiece-model", tiny_spm["model"], "--dict", tiny_spm["dict"]]
-    args = {"glue": [str(glue), "RTE"], "xnli": [str(glue / "MNLI"), str(xnli)],
-            "summarization": ["cnn_dm", str(cnn_dm)]}
+    args = {
+        "glue": [str(glue), "RTE"],
+        "xnli": [str(glue / "MNLI"), str(xnli)],
+        "summarization": ["cnn_dm", str(cnn_dm)],
+    }
 
     def command(pipeline, out, *extra, models=None):
-        return ["bash", os.path.join(REPO, TOOLS[pipeline]), *args[pipeline], str(out),
-                *(models or (spm if pipeline == "xnli" else bpe)), *extra]
+        return [
+            "bash",
+            os.path.join(REPO, TOOLS[pipeline]),
+            *args[pipeline],
+            str(out),
+            *(models or (spm if pipeline == "xnli" else bpe)),
+            *extra,
+        ]
 
     return command
 
 
 def run(command, **kwargs):
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHON": sys.executable}, **kwargs)
+    return subprocess.run(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        **kwargs,
+    )
 
 
 def assert_one_line_error(proc, pipeline, *needles):
@@ -70,6 +87,7 @@ def dead_pid():
 
 # ------------------------------------------------------------------------------------------ ownership
 
+
 @pytest.mark.parametrize("pipeline", sorted(TOOLS))
 def test_a_folder_holding_a_users_file_is_refused_and_left_intact(tmp_path, inputs, pipeline):
     out = tmp_path / "out"
@@ -77,15 +95,24 @@ def test_a_folder_holding_a_users_file_is_refused_and_left_intact(tmp_path, inpu
     (out / "notes.txt").write_text("mine")
     (out / "summary.json").write_text("{}")  # what the pipelines once took as their own mark
     proc = run(inputs(pipeline, out))
-    assert_one_line_error(proc, pipeline, f"output folder {out}: exists and is not an earlier {KINDS[pipeline]} "
-                                          f"output of {TOOLS[pipeline]}", "--overwrite")
+    assert_one_line_error(
+        proc,
+        pipeline,
+        f"output folder {out}: exists and is not an earlier {KINDS[pipeline]} output of {TOOLS[pipeline]}",
+        "--overwrite",
+    )
     assert sorted(os.listdir(out)) == ["notes.txt", "summary.json"] and (out / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
-@pytest.mark.parametrize("pipeline,other", [("glue", {"tool": "rxf-report", "kind": "report"}),
-                                            ("xnli", {"tool": "preprocess/glue.sh", "kind": "glue-binaries"}),
-                                            ("summarization", {"tool": "rxf-demo", "kind": "demo"})])
+@pytest.mark.parametrize(
+    "pipeline,other",
+    [
+        ("glue", {"tool": "rxf-report", "kind": "report"}),
+        ("xnli", {"tool": "preprocess/glue.sh", "kind": "glue-binaries"}),
+        ("summarization", {"tool": "rxf-demo", "kind": "demo"}),
+    ],
+)
 def test_another_tools_output_is_refused(tmp_path, inputs, pipeline, other):
     out = tmp_path / "out"
     out.mkdir()
@@ -125,6 +152,7 @@ def test_every_option_has_help_and_is_in_the_scripts_usage(pipeline):
 
 # ------------------------------------------------------------------------------------------ kills and leftovers
 
+
 def test_kill_between_the_two_renames_leaves_the_old_output_which_the_next_run_restores(tmp_path, inputs):
     out = tmp_path / "out"
     assert run(inputs("glue", out)).returncode == 0
@@ -158,9 +186,22 @@ def sst2_commands(tmp_path, tiny_bpe):
 
     small = write_glue(tmp_path / "small", {k: v for k, v in GLUE_FILES.items() if k.startswith("SST-2/")})
     big = synthetic_glue(tmp_path / "big", 15000, random.Random(1))[0]
-    return [["bash", os.path.join(REPO, "preprocess", "glue.sh"), str(glue), "SST-2", str(tmp_path / "out"),
-             "--encoder-json", tiny_bpe["encoder"], "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"]]
-            for glue in (small, big)]
+    return [
+        [
+            "bash",
+            os.path.join(REPO, "preprocess", "glue.sh"),
+            str(glue),
+            "SST-2",
+            str(tmp_path / "out"),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            tiny_bpe["dict"],
+        ]
+        for glue in (small, big)
+    ]
 
 
 def children_of(pid):
@@ -197,8 +238,14 @@ def assert_all_gone(pids, within=20.0):
 def start_and_wait_for(command, text, workers_expected=True):
     """Start ``command`` in its own process group; return it once ``text`` is on its stderr (and, with
     ``workers_expected``, its pool workers are running), with its children and the stderr read so far."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHON": sys.executable}, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        start_new_session=True,
+    )
     seen = []
     for line in proc.stderr:
         seen.append(line)
@@ -254,6 +301,7 @@ def test_sigkill_during_encoding_leaves_a_leftover_that_the_next_run_removes(tmp
 
 # ------------------------------------------------------------------------------------------ ALL as one unit
 
+
 def test_all_is_one_output_and_each_task_folder_a_task_output(glue_all):
     out, _ = glue_all
     assert {k: owner(out)[k] for k in ("tool", "kind")} == {"tool": "preprocess/glue.sh", "kind": "glue-binaries-all"}
@@ -266,8 +314,20 @@ def test_all_is_one_output_and_each_task_folder_a_task_output(glue_all):
 
 
 def run_all(glue, out, tiny_bpe, *extra):
-    return ["bash", os.path.join(REPO, "preprocess", "glue.sh"), str(glue), "ALL", str(out), "--encoder-json",
-            tiny_bpe["encoder"], "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"], *extra]
+    return [
+        "bash",
+        os.path.join(REPO, "preprocess", "glue.sh"),
+        str(glue),
+        "ALL",
+        str(out),
+        "--encoder-json",
+        tiny_bpe["encoder"],
+        "--vocab-bpe",
+        tiny_bpe["vocab"],
+        "--dict",
+        tiny_bpe["dict"],
+        *extra,
+    ]
 
 
 def test_a_killed_all_run_leaves_the_old_out_whole(tmp_path, tiny_bpe):
@@ -276,7 +336,9 @@ def test_a_killed_all_run_leaves_the_old_out_whole(tmp_path, tiny_bpe):
     assert run(run_all(glue, out, tiny_bpe)).returncode == 0
     before = tree_digest(out)
     (glue / "RTE" / "dev.tsv").write_text(GLUE_FILES["RTE/dev.tsv"].replace("Dana", "Anna"))  # a new run differs
-    proc, _, seen = start_and_wait_for(run_all(glue, out, tiny_bpe), "[MRPC] GPT-2 BPE-encoding", workers_expected=False)
+    proc, _, seen = start_and_wait_for(
+        run_all(glue, out, tiny_bpe), "[MRPC] GPT-2 BPE-encoding", workers_expected=False
+    )
     proc.send_signal(signal.SIGKILL)  # CoLA-bin and MNLI-bin are complete by now, in the temporary folder
     proc.wait(60)
     assert tree_digest(out) == before  # never two new task folders beside six old ones
@@ -308,14 +370,34 @@ def test_all_refuses_an_out_of_single_task_outputs_unless_overwrite(tmp_path, ti
 
 BAD_MODELS = {  # case -> (pipeline, file name, content, flag it replaces, message)
     "encoder.json not JSON": ("glue", "encoder.json", b'{"a": 1,', "--encoder-json", "encoder.json:1: not valid JSON"),
-    "encoder.json not GPT-2's": ("summarization", "encoder.json", b'{"<|endoftext|>": 1}', "--encoder-json",
-                                 "encoder.json: lacks 256 of the 256 byte symbols"),
-    "vocab.bpe not UTF-8": ("glue", "vocab.bpe", b"#version: 0.2\n\xff\xfe h\n", "--vocab-bpe",
-                            "vocab.bpe:2: not UTF-8"),
-    "vocab.bpe merge of three": ("summarization", "vocab.bpe", b"#version: 0.2\nt h e\n", "--vocab-bpe",
-                                 "vocab.bpe:2: expected a merge of two symbols"),
-    "sentencepiece model garbage": ("xnli", "sentencepiece.bpe.model", bytes(range(256)) * 4, "--sentencepiece-model",
-                                    "sentencepiece.bpe.model: not a sentencepiece model"),
+    "encoder.json not GPT-2's": (
+        "summarization",
+        "encoder.json",
+        b'{"<|endoftext|>": 1}',
+        "--encoder-json",
+        "encoder.json: lacks 256 of the 256 byte symbols",
+    ),
+    "vocab.bpe not UTF-8": (
+        "glue",
+        "vocab.bpe",
+        b"#version: 0.2\n\xff\xfe h\n",
+        "--vocab-bpe",
+        "vocab.bpe:2: not UTF-8",
+    ),
+    "vocab.bpe merge of three": (
+        "summarization",
+        "vocab.bpe",
+        b"#version: 0.2\nt h e\n",
+        "--vocab-bpe",
+        "vocab.bpe:2: expected a merge of two symbols",
+    ),
+    "sentencepiece model garbage": (
+        "xnli",
+        "sentencepiece.bpe.model",
+        bytes(range(256)) * 4,
+        "--sentencepiece-model",
+        "sentencepiece.bpe.model: not a sentencepiece model",
+    ),
 }
 
 
@@ -336,6 +418,7 @@ def test_a_malformed_model_with_two_workers_is_one_line_not_a_hang(tmp_path, inp
 
 # ------------------------------------------------------------------------------------------ one line, before the work
 
+
 @pytest.mark.parametrize("pipeline", sorted(TOOLS))
 def test_a_read_only_parent_is_one_line_before_any_work(tmp_path, inputs, pipeline):
     parent = tmp_path / "ro"
@@ -348,8 +431,9 @@ def test_a_read_only_parent_is_one_line_before_any_work(tmp_path, inputs, pipeli
         prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     try:
         proc = run(prefix + inputs(pipeline, parent / "out"))
-        assert_one_line_error(proc, pipeline, f"output folder {parent / 'out'}: cannot write in {parent} "
-                                              "(permission denied)")
+        assert_one_line_error(
+            proc, pipeline, f"output folder {parent / 'out'}: cannot write in {parent} (permission denied)"
+        )
         assert os.listdir(parent) == []
     finally:
         parent.chmod(0o755)
@@ -390,9 +474,24 @@ def test_lone_surrogate_in_reddit_tifu_is_one_line(tmp_path, tiny_bpe):
     posts = [dict(TIFU_POSTS[0], tldr="bad \ud800 tldr")] + TIFU_POSTS[1:]
     raw = write_tifu(tmp_path / "raw", posts)
     assert '"bad \\ud800 tldr"' in (raw / "tifu_all_tokenized_and_filtered.json").read_text().splitlines()[0]
-    proc = run(["bash", os.path.join(REPO, "preprocess", "summarization.sh"), "reddit_tifu", str(raw),
-                str(tmp_path / "out"), "--encoder-json", tiny_bpe["encoder"], "--vocab-bpe", tiny_bpe["vocab"],
-                "--dict", tiny_bpe["dict"]])
-    assert_one_line_error(proc, "summarization", "tifu_all_tokenized_and_filtered.json:1: field 'tldr' has a lone "
-                                                 "surrogate \\ud800 at character 5")
+    proc = run(
+        [
+            "bash",
+            os.path.join(REPO, "preprocess", "summarization.sh"),
+            "reddit_tifu",
+            str(raw),
+            str(tmp_path / "out"),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            tiny_bpe["dict"],
+        ]
+    )
+    assert_one_line_error(
+        proc,
+        "summarization",
+        "tifu_all_tokenized_and_filtered.json:1: field 'tldr' has a lone surrogate \\ud800 at character 5",
+    )
     assert sorted(os.listdir(tmp_path)) == ["raw"]

@@ -9,12 +9,14 @@ import sys
 
 import pytest
 
+from rxf_repro.data import summarization
 from rxf_repro.outputs import MARKER, output_folder
 from tests.helpers import REPO, benchmark_module
 from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
-from rxf_repro.data import summarization
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 LONG_ARTICLE = " ".join(f"word{i % 97} ({i})" for i in range(6000))  # ~60 KB on one line
 CNN_DM = {  # as the scripts of the BART recipe write them: untokenised, cased, one example per line
@@ -34,21 +36,29 @@ CNN_DM = {  # as the scripts of the BART recipe write them: untokenised, cased, 
     "test.target": ["Whitespace kept .", "Second summary ."],
 }
 GIGAWORD = {  # Rush et al.'s text: lower-cased, tokenised, digits as #, UNK (and <unk> in train/dev)
-    "train.src.txt": ["australia 's current account deficit shrunk by a record #.## billion dollars -lrb- #.## "
-                      "billion us -rrb- in the june quarter due to soaring commodity prices , figures released monday "
-                      "showed .", "at least two people were killed in a suspected bomb attack on a passenger bus in "
-                      "the strife-torn southern philippines on monday , the military said ."],
-    "train.tgt.txt": ["australian current account deficit narrows sharply", "at least two dead in southern "
-                      "philippines blast"],
+    "train.src.txt": [
+        "australia 's current account deficit shrunk by a record #.## billion dollars -lrb- #.## "
+        "billion us -rrb- in the june quarter due to soaring commodity prices , figures released monday "
+        "showed .",
+        "at least two people were killed in a suspected bomb attack on a passenger bus in "
+        "the strife-torn southern philippines on monday , the military said .",
+    ],
+    "train.tgt.txt": [
+        "australian current account deficit narrows sharply",
+        "at least two dead in southern philippines blast",
+    ],
     "dev.src.txt": ["the <unk> of the UNK said `` it is over '' on tuesday ."],
     "dev.tgt.txt": ["<unk> says it is over"],
     "test.src.txt": ["japan 's nec corp. and UNK computer corp. of the united states said wednesday ."],
     "test.tgt.txt": ["nec UNK in computer sales tie-up"],
 }
 SUMDATA = {  # harvardnlp's sumdata layout of the same data
-    "train/train.article.txt": GIGAWORD["train.src.txt"], "train/train.title.txt": GIGAWORD["train.tgt.txt"],
-    "train/valid.article.filter.txt": GIGAWORD["dev.src.txt"], "train/valid.title.filter.txt": GIGAWORD["dev.tgt.txt"],
-    "Giga/input.txt": GIGAWORD["test.src.txt"], "Giga/task1_ref0.txt": GIGAWORD["test.tgt.txt"],
+    "train/train.article.txt": GIGAWORD["train.src.txt"],
+    "train/train.title.txt": GIGAWORD["train.tgt.txt"],
+    "train/valid.article.filter.txt": GIGAWORD["dev.src.txt"],
+    "train/valid.title.filter.txt": GIGAWORD["dev.tgt.txt"],
+    "Giga/input.txt": GIGAWORD["test.src.txt"],
+    "Giga/task1_ref0.txt": GIGAWORD["test.tgt.txt"],
 }
 
 
@@ -56,8 +66,9 @@ tifu_post = benchmark_module("preprocess").tifu_post  # one line of Kim et al.'s
 
 
 TIFU_POSTS = [
-    tifu_post("1ghd5r", 'So this happened today.\n\nI told my boss "I quit" — he laughed. 😅',
-              "quit job, boss laughed"),
+    tifu_post(
+        "1ghd5r", 'So this happened today.\n\nI told my boss "I quit" — he laughed. 😅', "quit job, boss laughed"
+    ),
     tifu_post("1ghd3r", "No summary in this one.", None),  # the long config keeps posts with a tldr only
     tifu_post("1ghd4r", "Müller's   dog\tate my\r\nhomework “again”.", " dog ate homework  "),
     tifu_post("2abc9x", "   ", "a tldr without a story"),  # empty document: left out, as TFDS
@@ -87,15 +98,43 @@ def write_tifu(root, posts=TIFU_POSTS, splits=TIFU_SPLITS):
 
 
 def run_sh(dataset, raw, out, tiny_bpe, *extra):
-    return subprocess.run(["bash", SUMMARIZATION_SH, dataset, str(raw), str(out), "--encoder-json", tiny_bpe["encoder"],
-                           "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"], *extra],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHON": sys.executable})
+    return subprocess.run(
+        [
+            "bash",
+            SUMMARIZATION_SH,
+            dataset,
+            str(raw),
+            str(out),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            tiny_bpe["dict"],
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
 
 
 def run_main(dataset, raw, out, tiny_bpe, *extra, dictionary=None):
-    return summarization.main([dataset, str(raw), str(out), "--encoder-json", tiny_bpe["encoder"], "--vocab-bpe",
-                               tiny_bpe["vocab"], "--dict", dictionary or tiny_bpe["dict"], *extra])
+    return summarization.main(
+        [
+            dataset,
+            str(raw),
+            str(out),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            dictionary or tiny_bpe["dict"],
+            *extra,
+        ]
+    )
 
 
 def decode(data, split, tiny_bpe):
@@ -105,9 +144,20 @@ def decode(data, split, tiny_bpe):
     from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-    args = options.parse_args_and_arch(options.get_training_parser(), [
-        str(data), "--task", "translation", "--source-lang", "source", "--target-lang", "target",
-        "--arch", "bart_base"])
+    args = options.parse_args_and_arch(
+        options.get_training_parser(),
+        [
+            str(data),
+            "--task",
+            "translation",
+            "--source-lang",
+            "source",
+            "--target-lang",
+            "target",
+            "--arch",
+            "bart_base",
+        ],
+    )
     task = tasks.setup_task(convert_namespace_to_omegaconf(args).task)
     task.load_dataset(split)
     dataset = task.dataset(split)
@@ -116,8 +166,10 @@ def decode(data, split, tiny_bpe):
     def text(tokens, dictionary):
         return bpe.decode([int(t) for t in dictionary.string(tokens).split()])
 
-    return ([text(dataset.src[i], task.source_dictionary) for i in range(len(dataset))],
-            [text(dataset.tgt[i], task.target_dictionary) for i in range(len(dataset))])
+    return (
+        [text(dataset.src[i], task.source_dictionary) for i in range(len(dataset))],
+        [text(dataset.tgt[i], task.target_dictionary) for i in range(len(dataset))],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -160,8 +212,10 @@ def test_gigaword_keeps_its_text_as_given(built, tiny_bpe):
     assert decode(out, "valid", tiny_bpe) == (GIGAWORD["dev.src.txt"], GIGAWORD["dev.tgt.txt"])  # <unk> kept
     assert decode(out, "test", tiny_bpe) == (GIGAWORD["test.src.txt"], GIGAWORD["test.tgt.txt"])
     summary = json.load(open(out / "summary.json"))
-    assert summary["layout"] == "org_data" and summary["splits"]["valid"]["files"] == ["org_data/dev.src.txt",
-                                                                                       "org_data/dev.tgt.txt"]
+    assert summary["layout"] == "org_data" and summary["splits"]["valid"]["files"] == [
+        "org_data/dev.src.txt",
+        "org_data/dev.tgt.txt",
+    ]
 
 
 def test_gigaword_sumdata_layout_gives_the_same_binaries(built, tiny_bpe, tmp_path):
@@ -178,7 +232,8 @@ def test_reddit_tifu_long_config_and_pegasus_split(built, tiny_bpe):
     out, stderr = built["reddit_tifu"]
     assert decode(out, "train", tiny_bpe) == (
         ['So this happened today. I told my boss "I quit" — he laughed. 😅', "Müller's dog ate my homework “again”."],
-        ["quit job, boss laughed", "dog ate homework"])
+        ["quit job, boss laughed", "dog ate homework"],
+    )
     assert decode(out, "valid", tiny_bpe) == (["Validation post text."], ["validation tldr"])
     assert decode(out, "test", tiny_bpe) == (["Test post text."], ["test tldr"])
     splits = json.load(open(out / "splits.json"))
@@ -218,7 +273,10 @@ def test_lines_split_on_newline_only(tmp_path):
     (tmp_path / "s").write_bytes("\ufefffirst\rhalf\r\nsecond \u2028 line\n".encode("utf-8"))
     (tmp_path / "t").write_bytes(b"one\ntwo")  # no final newline
     assert summarization.read_pair(str(tmp_path / "s"), str(tmp_path / "t"), False) == (
-        ["first half", "second \u2028 line"], ["one", "two"], 0)
+        ["first half", "second \u2028 line"],
+        ["one", "two"],
+        0,
+    )
 
 
 def tifu_lines(*replacements):
@@ -236,31 +294,56 @@ def without(post, field):
 BAD = {
     "cnn_dm missing file": ("cnn_dm", {"val.target": None}, "missing file: {raw}/val.target"),
     "cnn_dm no files": ("cnn_dm", {"train.source": None, "train.target": None}, "no cnn_dm files found"),
-    "cnn_dm line counts": ("cnn_dm", {"train.target": "one\ntwo\n"},
-                           "{raw}/train.source has 3 lines but {raw}/train.target has 2: source and target must be "
-                           "line-aligned"),
+    "cnn_dm line counts": (
+        "cnn_dm",
+        {"train.target": "one\ntwo\n"},
+        "{raw}/train.source has 3 lines but {raw}/train.target has 2: source and target must be line-aligned",
+    ),
     "cnn_dm empty target": ("cnn_dm", {"test.target": "first\n  \n"}, "{raw}/test.target:2: empty target text"),
     "cnn_dm not utf-8": ("cnn_dm", {"val.source": b"caf\xe9\n"}, "{raw}/val.source:1: not UTF-8"),
     "cnn_dm val and valid": ("cnn_dm", {"valid.source": "a\n", "valid.target": "b\n"}, "keep one"),
     "gigaword empty source": ("gigaword", {"train.src.txt": "fine .\n\n"}, "{raw}/train.src.txt:2: empty source text"),
-    "gigaword missing test": ("gigaword", {"test.src.txt": None, "test.tgt.txt": None},
-                              "missing test.src.txt + test.tgt.txt (test split of the org_data layout)"),
-    "tifu malformed json": ("reddit_tifu", {summarization.TIFU_FILE: tifu_lines((2, '{"id": "x", "tldr": '))},
-                            "{raw}/tifu_all_tokenized_and_filtered.json:2: not valid JSON"),
-    "tifu missing field": ("reddit_tifu", {summarization.TIFU_FILE: tifu_lines((3, without(TIFU_POSTS[2], "tldr")))},
-                           "{raw}/tifu_all_tokenized_and_filtered.json:3: missing field 'tldr'"),
-    "tifu field type": ("reddit_tifu", {summarization.TIFU_FILE: tifu_lines(
-                        (1, json.dumps(dict(TIFU_POSTS[0], selftext_without_tldr=["a"]))))},
-                        "json:1: field 'selftext_without_tldr' is list, expected a string"),
-    "tifu duplicate id": ("reddit_tifu", {summarization.TIFU_FILE: tifu_lines((5, json.dumps(TIFU_POSTS[0])))},
-                          "json:5: duplicate id '1ghd5r' (first on line 1)"),
+    "gigaword missing test": (
+        "gigaword",
+        {"test.src.txt": None, "test.tgt.txt": None},
+        "missing test.src.txt + test.tgt.txt (test split of the org_data layout)",
+    ),
+    "tifu malformed json": (
+        "reddit_tifu",
+        {summarization.TIFU_FILE: tifu_lines((2, '{"id": "x", "tldr": '))},
+        "{raw}/tifu_all_tokenized_and_filtered.json:2: not valid JSON",
+    ),
+    "tifu missing field": (
+        "reddit_tifu",
+        {summarization.TIFU_FILE: tifu_lines((3, without(TIFU_POSTS[2], "tldr")))},
+        "{raw}/tifu_all_tokenized_and_filtered.json:3: missing field 'tldr'",
+    ),
+    "tifu field type": (
+        "reddit_tifu",
+        {summarization.TIFU_FILE: tifu_lines((1, json.dumps(dict(TIFU_POSTS[0], selftext_without_tldr=["a"]))))},
+        "json:1: field 'selftext_without_tldr' is list, expected a string",
+    ),
+    "tifu duplicate id": (
+        "reddit_tifu",
+        {summarization.TIFU_FILE: tifu_lines((5, json.dumps(TIFU_POSTS[0])))},
+        "json:5: duplicate id '1ghd5r' (first on line 1)",
+    ),
     "tifu empty line": ("reddit_tifu", {summarization.TIFU_FILE: tifu_lines((4, ""))}, "json:4: empty line"),
-    "tifu no split file": ("reddit_tifu", {summarization.TIFU_SPLITS_FILE: None},
-                           "missing file: {raw}/reddit_tifu_long_splits.json"),
-    "tifu split file keys": ("reddit_tifu", {summarization.TIFU_SPLITS_FILE: '{"train": [], "dev": []}'},
-                             "expected an object with keys ['test', 'train', 'validation']"),
-    "tifu id in two splits": ("reddit_tifu", {summarization.TIFU_SPLITS_FILE: json.dumps(
-                              dict(TIFU_SPLITS, test=["4test0", "1ghd5r"]))}, "id '1ghd5r' is in two splits"),
+    "tifu no split file": (
+        "reddit_tifu",
+        {summarization.TIFU_SPLITS_FILE: None},
+        "missing file: {raw}/reddit_tifu_long_splits.json",
+    ),
+    "tifu split file keys": (
+        "reddit_tifu",
+        {summarization.TIFU_SPLITS_FILE: '{"train": [], "dev": []}'},
+        "expected an object with keys ['test', 'train', 'validation']",
+    ),
+    "tifu id in two splits": (
+        "reddit_tifu",
+        {summarization.TIFU_SPLITS_FILE: json.dumps(dict(TIFU_SPLITS, test=["4test0", "1ghd5r"]))},
+        "id '1ghd5r' is in two splits",
+    ),
 }
 
 

@@ -10,28 +10,70 @@ import pytest
 from tests.helpers import REPO
 from tests.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 XNLI_SH = os.path.join(REPO, "preprocess", "xnli.sh")
-HEADER = ("language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
-          "sentence1\tsentence2\tpromptID\tpairID\tgenre\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
-          "sentence1_tokenized\tsentence2_tokenized\tmatch")
+HEADER = (
+    "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
+    "sentence1\tsentence2\tpromptID\tpairID\tgenre\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t"
+    "sentence1_tokenized\tsentence2_tokenized\tmatch"
+)
 SENTENCES = {
-    "en": "The cat sleeps.", "fr": "Le chat dort sur le canapé.", "es": "El gato duerme.", "de": "Die Katze schläft.",
-    "el": "Η γάτα κοιμάται.", "bg": "Котката спи.", "ru": "Кошка спит.", "tr": "Kedi uyuyor.",
-    "ar": "القط نائم.", "vi": "Con mèo đang ngủ.", "th": "แมวกำลังนอน", "zh": "猫在睡觉。",
-    "hi": "बिल्ली सो रही है।", "sw": "Paka analala.", "ur": "بلی سو رہی ہے۔",
+    "en": "The cat sleeps.",
+    "fr": "Le chat dort sur le canapé.",
+    "es": "El gato duerme.",
+    "de": "Die Katze schläft.",
+    "el": "Η γάτα κοιμάται.",
+    "bg": "Котката спи.",
+    "ru": "Кошка спит.",
+    "tr": "Kedi uyuyor.",
+    "ar": "القط نائم.",
+    "vi": "Con mèo đang ngủ.",
+    "th": "แมวกำลังนอน",
+    "zh": "猫在睡觉。",
+    "hi": "बिल्ली सो रही है।",
+    "sw": "Paka analala.",
+    "ur": "بلی سو رہی ہے۔",
 }
 
 
 def xnli_row(lang, label, s1, s2):
-    return "\t".join([lang, label, "( x )", "( y )", "(ROOT x)", "(ROOT y)", s1, s2, "1", "1a", "fiction",
-                      label, label, label, label, label, s1, s2, "True"])
+    return "\t".join(
+        [
+            lang,
+            label,
+            "( x )",
+            "( y )",
+            "(ROOT x)",
+            "(ROOT y)",
+            s1,
+            s2,
+            "1",
+            "1a",
+            "fiction",
+            label,
+            label,
+            label,
+            label,
+            label,
+            s1,
+            s2,
+            "True",
+        ]
+    )
 
 
 def write_xnli(root, rows_by_kind=None):
     root.mkdir(parents=True, exist_ok=True)
     for kind, suffix in (("dev", "A"), ("test", "B")):
-        rows = rows_by_kind[kind] if rows_by_kind else [
-            xnli_row(lang, "entailment" if kind == "dev" else "neutral", f"{text} {suffix}", text) for lang, text in SENTENCES.items()]
+        rows = (
+            rows_by_kind[kind]
+            if rows_by_kind
+            else [
+                xnli_row(lang, "entailment" if kind == "dev" else "neutral", f"{text} {suffix}", text)
+                for lang, text in SENTENCES.items()
+            ]
+        )
         (root / f"xnli.{kind}.tsv").write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return root
 
@@ -42,9 +84,16 @@ def tiny_spm(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("spm")
     (root / "text.txt").write_text("\n".join(list(SENTENCES.values()) * 10), encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(root / "text.txt"), model_prefix=str(root / "sentencepiece.bpe"),
-                                   vocab_size=400, model_type="bpe", byte_fallback=True, hard_vocab_limit=False,
-                                   normalization_rule_name="identity", minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(root / "text.txt"),
+        model_prefix=str(root / "sentencepiece.bpe"),
+        vocab_size=400,
+        model_type="bpe",
+        byte_fallback=True,
+        hard_vocab_limit=False,
+        normalization_rule_name="identity",
+        minloglevel=2,
+    )
     processor = spm.SentencePieceProcessor(model_file=str(root / "sentencepiece.bpe.model"))
     pieces = [processor.id_to_piece(i) for i in range(3, processor.get_piece_size())]  # fairseq adds <unk> <s> </s>
     (root / "dict.txt").write_text("".join(f"{p} 1\n" for p in pieces), encoding="utf-8")
@@ -52,9 +101,24 @@ def tiny_spm(tmp_path_factory):
 
 
 def run_xnli(mnli, xnli, out, tiny_spm, *extra):
-    return subprocess.run(["bash", XNLI_SH, str(mnli), str(xnli), str(out), "--sentencepiece-model", tiny_spm["model"],
-                           "--dict", tiny_spm["dict"], *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env={**os.environ, "PYTHON": sys.executable})
+    return subprocess.run(
+        [
+            "bash",
+            XNLI_SH,
+            str(mnli),
+            str(xnli),
+            str(out),
+            "--sentencepiece-model",
+            tiny_spm["model"],
+            "--dict",
+            tiny_spm["dict"],
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
 
 
 def decode(data, split, column, tiny_spm):
@@ -83,9 +147,17 @@ def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
     # the splits load through fairseq's sentence_prediction task as training would
     from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 
-    task = SentencePredictionTask.setup_task(SentencePredictionConfig(
-        data=str(out), num_classes=3, regression_target=False, init_token=0, separator_token=2, seed=1,
-        classification_head_name="h"))
+    task = SentencePredictionTask.setup_task(
+        SentencePredictionConfig(
+            data=str(out),
+            num_classes=3,
+            regression_target=False,
+            init_token=0,
+            separator_token=2,
+            seed=1,
+            classification_head_name="h",
+        )
+    )
     labels = task.label_dictionary
     for split, label in (("test_sw", "neutral"), ("dev_th", "entailment"), ("valid", "entailment")):
         dataset = task.load_dataset(split)
@@ -94,20 +166,36 @@ def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
 
 
 BAD = {  # case -> (file, its new text or None to delete it, message)
-    "unknown language": ("xnli.dev.tsv", lambda rows: rows[:1] + [xnli_row("xx", "entailment", "a", "b")] + rows[1:],
-                         "xnli.dev.tsv:3: language 'xx' is not one of XNLI's 15"),
+    "unknown language": (
+        "xnli.dev.tsv",
+        lambda rows: rows[:1] + [xnli_row("xx", "entailment", "a", "b")] + rows[1:],
+        "xnli.dev.tsv:3: language 'xx' is not one of XNLI's 15",
+    ),
     "missing language": ("xnli.dev.tsv", lambda rows: rows[:-1], "xnli.dev.tsv: no rows for language 'ur'"),
-    "bad label": ("xnli.dev.tsv", lambda rows: [xnli_row("en", "yes", "a", "b")] + rows[1:],
-                  "xnli.dev.tsv:2: label 'yes' is not one of"),
+    "bad label": (
+        "xnli.dev.tsv",
+        lambda rows: [xnli_row("en", "yes", "a", "b")] + rows[1:],
+        "xnli.dev.tsv:2: label 'yes' is not one of",
+    ),
     "missing file": ("xnli.test.tsv", None, "xnli.test.tsv (XNLI-1.0)"),
     "wrong header": ("xnli.test.tsv", lambda rows: rows, "xnli.test.tsv:1: header"),
-    "column count": ("xnli.test.tsv", lambda rows: rows + ["en\tneutral\tonly three"],
-                     "xnli.test.tsv:17: 3 tab-separated fields, expected 19"),
+    "column count": (
+        "xnli.test.tsv",
+        lambda rows: rows + ["en\tneutral\tonly three"],
+        "xnli.test.tsv:17: 3 tab-separated fields, expected 19",
+    ),
     "empty line": ("xnli.test.tsv", lambda rows: rows[:3] + [""] + rows[3:], "xnli.test.tsv:5: empty line"),
-    "empty sentence": ("xnli.dev.tsv", lambda rows: rows[:4] + [xnli_row("de", "neutral", "a", " ")] + rows[4:],
-                       "xnli.dev.tsv:6: empty input text"),
+    "empty sentence": (
+        "xnli.dev.tsv",
+        lambda rows: rows[:4] + [xnli_row("de", "neutral", "a", " ")] + rows[4:],
+        "xnli.dev.tsv:6: empty input text",
+    ),
     "bad dictionary (fails while writing)": ("dict.txt", "dict", "Incorrect dictionary format"),
-    "label unseen in MNLI train": ("MNLI/train.tsv", "train", "dev_matched.tsv:2: label 'entailment' does not occur in"),
+    "label unseen in MNLI train": (
+        "MNLI/train.tsv",
+        "train",
+        "dev_matched.tsv:2: label 'entailment' does not occur in",
+    ),
 }
 
 
@@ -127,7 +215,7 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
     import shutil
 
     from tests.helpers import tree_digest
-    from tests.test_preprocess_glue import mnli_row, MNLI_HEAD
+    from tests.test_preprocess_glue import MNLI_HEAD, mnli_row
 
     name, change, message = BAD[case]
     shutil.copytree(good_xnli[0], tmp_path, dirs_exist_ok=True)
@@ -141,9 +229,13 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
     elif change is None:
         (xnli / name).unlink()
     elif change == "train":  # MNLI training data without any entailment example
-        (mnli / "train.tsv").write_text(MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, "A.", "B.", ["neutral"] * 2) + "\n")
+        (mnli / "train.tsv").write_text(
+            MNLI_HEAD + "\tlabel1\tgold_label\n" + mnli_row(0, "A.", "B.", ["neutral"] * 2) + "\n"
+        )
     elif case == "wrong header":
-        (xnli / name).write_text(HEADER.replace("gold_label", "label") + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        (xnli / name).write_text(
+            HEADER.replace("gold_label", "label") + "\n" + "\n".join(rows) + "\n", encoding="utf-8"
+        )
     else:
         (xnli / name).write_text(HEADER + "\n" + "\n".join(change(rows)) + "\n", encoding="utf-8")
     proc = run_xnli(mnli, xnli, out, spm)

@@ -2,35 +2,107 @@
 
 import os
 
+import pytest
 import torch
 
 from rxf.probing import LinearProbeHead
 from tests.helpers import TINY_ROBERTA, USER_DIR, build, fairseq_cli
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 
 def finetuned(toy_data, pretrained_roberta, save_dir, task="sentence_prediction_r4f"):
-    fairseq_cli("train", [toy_data["cls"], "--user-dir", USER_DIR, "--task", task, "--num-classes", "2",
-                          "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA, "--restore-file",
-                          pretrained_roberta, "--reset-optimizer", "--reset-dataloader", "--reset-meters",
-                          "--criterion", "sentence_prediction_r3f", "--optimizer", "adam", "--lr", "1e-3",
-                          "--batch-size", "16", "--max-update", "4", "--save-dir", save_dir, "--cpu",
-                          "--no-epoch-checkpoints", "--seed", "1"])
+    fairseq_cli(
+        "train",
+        [
+            toy_data["cls"],
+            "--user-dir",
+            USER_DIR,
+            "--task",
+            task,
+            "--num-classes",
+            "2",
+            "--init-token",
+            "0",
+            "--separator-token",
+            "2",
+            *TINY_ROBERTA,
+            "--restore-file",
+            pretrained_roberta,
+            "--reset-optimizer",
+            "--reset-dataloader",
+            "--reset-meters",
+            "--criterion",
+            "sentence_prediction_r3f",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "16",
+            "--max-update",
+            "4",
+            "--save-dir",
+            save_dir,
+            "--cpu",
+            "--no-epoch-checkpoints",
+            "--seed",
+            "1",
+        ],
+    )
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
 def probe_args(data, restore, save_dir, extra=()):
-    return [data, "--user-dir", USER_DIR, "--task", "sentence_prediction_probe", "--num-classes", "2",
-            "--init-token", "0", "--separator-token", "2", *TINY_ROBERTA, "--restore-file", restore,
-            "--reset-optimizer", "--reset-dataloader", "--reset-meters", "--criterion", "sentence_prediction",
-            "--optimizer", "adam", "--lr", "1e-2", "--weight-decay", "0.01", "--batch-size", "16",
-            "--max-update", "6", "--save-dir", save_dir, "--cpu", "--no-epoch-checkpoints", "--seed", "2",
-            "--dropout", "0.3", "--attention-dropout", "0.3", *extra]
+    return [
+        data,
+        "--user-dir",
+        USER_DIR,
+        "--task",
+        "sentence_prediction_probe",
+        "--num-classes",
+        "2",
+        "--init-token",
+        "0",
+        "--separator-token",
+        "2",
+        *TINY_ROBERTA,
+        "--restore-file",
+        restore,
+        "--reset-optimizer",
+        "--reset-dataloader",
+        "--reset-meters",
+        "--criterion",
+        "sentence_prediction",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "1e-2",
+        "--weight-decay",
+        "0.01",
+        "--batch-size",
+        "16",
+        "--max-update",
+        "6",
+        "--save-dir",
+        save_dir,
+        "--cpu",
+        "--no-epoch-checkpoints",
+        "--seed",
+        "2",
+        "--dropout",
+        "0.3",
+        "--attention-dropout",
+        "0.3",
+        *extra,
+    ]
 
 
 def encoder_state(path):
     state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-    return {k: v for k, v in state.items() if not k.startswith("classification_heads.")}, \
-        {k: v for k, v in state.items() if k.startswith("classification_heads.")}
+    return {k: v for k, v in state.items() if not k.startswith("classification_heads.")}, {
+        k: v for k, v in state.items() if k.startswith("classification_heads.")
+    }
 
 
 def test_probe_freezes_the_encoder_bit_for_bit_and_trains_one_linear_layer(toy_data, pretrained_roberta, tmp_path):
@@ -41,13 +113,22 @@ def test_probe_freezes_the_encoder_bit_for_bit_and_trains_one_linear_layer(toy_d
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before), "the frozen encoder changed"
     # the fine-tuned MLP head is gone; the probe is one linear layer, and it moved
-    assert set(new_head) == {"classification_heads.sentence_classification_head.out_proj.weight",
-                             "classification_heads.sentence_classification_head.out_proj.bias",
-                             "classification_heads.sentence_classification_head.dense.weight"}
+    assert set(new_head) == {
+        "classification_heads.sentence_classification_head.out_proj.weight",
+        "classification_heads.sentence_classification_head.out_proj.bias",
+        "classification_heads.sentence_classification_head.dense.weight",
+    }
     assert new_head["classification_heads.sentence_classification_head.dense.weight"].numel() == 0
     # the probe's checkpoint loads back (resume): two more updates move only the probe
-    fairseq_cli("train", probe_args(toy_data["cls"], str(tmp_path / "probe" / "checkpoint_last.pt"),
-                                    str(tmp_path / "probe"), ["--max-update", "8"]))
+    fairseq_cli(
+        "train",
+        probe_args(
+            toy_data["cls"],
+            str(tmp_path / "probe" / "checkpoint_last.pt"),
+            str(tmp_path / "probe"),
+            ["--max-update", "8"],
+        ),
+    )
     resumed, resumed_head = encoder_state(str(tmp_path / "probe" / "checkpoint_last.pt"))
     assert all(torch.equal(before[k], resumed[k]) for k in before)
     weight = "classification_heads.sentence_classification_head.out_proj.weight"
@@ -59,8 +140,10 @@ def test_probe_model_has_no_trainable_encoder_and_no_dropout(toy_data):
     head = model.classification_heads["sentence_classification_head"]
     assert isinstance(head, LinearProbeHead)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable == ["classification_heads.sentence_classification_head.out_proj.weight",
-                         "classification_heads.sentence_classification_head.out_proj.bias"]
+    assert trainable == [
+        "classification_heads.sentence_classification_head.out_proj.weight",
+        "classification_heads.sentence_classification_head.out_proj.bias",
+    ]
     dropouts = [m for m in model.encoder.modules() if hasattr(m, "p") and isinstance(m.p, float)]
     assert dropouts and all(m.p == 0.0 for m in dropouts)  # --dropout 0.3 asked for, removed in the encoder
     # so in train mode the encoder is deterministic
@@ -84,38 +167,80 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     glue_bin = tmp_path / "glue-bin"
     for task in ("SST-2", "QNLI", "QQP", "RTE", "MRPC"):
         shutil.copytree(toy_data["cls"], glue_bin / f"{task}-bin")
-    env = dict(os.environ, CPU="1", GLUE_BIN=str(glue_bin), ROBERTA=pretrained_roberta, SAVE_ROOT=str(tmp_path / "runs"))
-    tiny = ["--tiny", "--set", "optimization.max_update=3", "--set", "lr_scheduler.warmup_updates=1",
-            "--set", "lr_scheduler.total_num_update=3", "--set", "optimization.lr=[0.001]",
-            "--", *TINY_ROBERTA, "--batch-size", "16", "--no-last-checkpoints"]
+    env = dict(
+        os.environ, CPU="1", GLUE_BIN=str(glue_bin), ROBERTA=pretrained_roberta, SAVE_ROOT=str(tmp_path / "runs")
+    )
+    tiny = [
+        "--tiny",
+        "--set",
+        "optimization.max_update=3",
+        "--set",
+        "lr_scheduler.warmup_updates=1",
+        "--set",
+        "lr_scheduler.total_num_update=3",
+        "--set",
+        "optimization.lr=[0.001]",
+        "--",
+        *TINY_ROBERTA,
+        "--batch-size",
+        "16",
+        "--no-last-checkpoints",
+    ]
     # the paper's chain has four tasks; two keep the test short (the order logic is the same)
-    for protocol, extra in (("generalisation", ["--probe-tasks", "MRPC"]), ("degradation", ["--chain", "SST-2", "RTE"]),
-                            ("retention", ["--cycles", "2", "--chain", "SST-2", "QNLI"])):
-        proc = subprocess.run(["bash", os.path.join(REPO, "run_scripts", "probe.sh"), protocol, "r4f", "1", *extra, *tiny],
-                              env=env, capture_output=True, text=True)
+    for protocol, extra in (
+        ("generalisation", ["--probe-tasks", "MRPC"]),
+        ("degradation", ["--chain", "SST-2", "RTE"]),
+        ("retention", ["--cycles", "2", "--chain", "SST-2", "QNLI"]),
+    ):
+        proc = subprocess.run(
+            ["bash", os.path.join(REPO, "run_scripts", "probe.sh"), protocol, "r4f", "1", *extra, *tiny],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     found = load_records([str(tmp_path / "runs")])
     probes = [r for r in found if r["kind"] == "probe"]
     assert all(r["method"] == "r4f" and r["tiny"] for r in found)
     # generalisation's SST-2 fine-tune starts from the pretrained model: an ordinary GLUE run (Table 2)
     assert [(r["kind"], r["task"]) for r in found if r["kind"] != "probe"] == [("glue", "SST-2")]
-    by = lambda protocol: sorted(((r["probe"]["cycle"], r["probe"]["step"], r["task"], r["probe"]["finetuned_on"])
-                                  for r in probes if r["probe"]["protocol"] == protocol))
+
+    def by(protocol):
+        return sorted(
+            (
+                (r["probe"]["cycle"], r["probe"]["step"], r["task"], r["probe"]["finetuned_on"])
+                for r in probes
+                if r["probe"]["protocol"] == protocol
+            )
+        )
+
     assert by("generalisation") == [(1, 0, "MRPC", "SST-2")]
     assert by("degradation") == [(1, 0, "SST-2", "SST-2"), (1, 1, "SST-2", "RTE")]
-    assert by("retention") == [(1, 0, "SST-2", "pretrained"), (1, 1, "QNLI", "SST-2"),
-                               (2, 0, "SST-2", "QNLI"), (2, 1, "QNLI", "SST-2")]
+    assert by("retention") == [
+        (1, 0, "SST-2", "pretrained"),
+        (1, 1, "QNLI", "SST-2"),
+        (2, 0, "SST-2", "QNLI"),
+        (2, 1, "QNLI", "SST-2"),
+    ]
     # each probe read the checkpoint of the step before it
     chain = [r for r in probes if r["probe"]["protocol"] == "degradation"]
-    assert all(r["probed_checkpoint"].endswith(f"step{r['probe']['step']}-{r['probe']['finetuned_on']}/checkpoint_best.pt")
-               for r in chain)
+    assert all(
+        r["probed_checkpoint"].endswith(f"step{r['probe']['step']}-{r['probe']['finetuned_on']}/checkpoint_best.pt")
+        for r in chain
+    )
     assert all(0 <= r["metrics"]["accuracy"] <= 100 for r in probes)
     # the aggregator turns them into the tables and plots of Figures 3-5
     from rxf_repro import report
 
     assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
-    for name in ("probing_generalisation.md", "figure3_generalisation.png", "probing_degradation.md",
-                 "figure4_degradation.png", "probing_retention.md", "figure5_retention.png"):
+    for name in (
+        "probing_generalisation.md",
+        "figure3_generalisation.png",
+        "probing_degradation.md",
+        "figure4_degradation.png",
+        "probing_retention.md",
+        "figure5_retention.png",
+    ):
         assert (tmp_path / "report" / name).stat().st_size > 0, name
     assert "tiny runs (tests, make demo)" in (tmp_path / "report" / "probing_retention.md").read_text()
 
@@ -125,37 +250,78 @@ def test_probe_dry_run_settings_and_method_options(tmp_path):
     folder, and the probes record the setting of the encoder they probed; probes keep no checkpoint."""
     from tests.test_run_scripts import flag, rxf_run_dry
 
-    base = ["probe", "degradation", "r3f", "--data", "/glue-bin", "--checkpoint", "/m.pt", "--seeds", "1",
-            "--save-root", str(tmp_path), "--chain", "SST-2", "RTE"]
-    commands = rxf_run_dry(*base, "--set", "criterion.r3f_lambda=0.5", "--set", "optimization.lr=[2e-05]",
-                           "--set", "optimization.max_update=30", "--probe-set", "dataset.batch_size=4",
-                           "--probe-set", "optimization.lr=[0.01]")
+    base = [
+        "probe",
+        "degradation",
+        "r3f",
+        "--data",
+        "/glue-bin",
+        "--checkpoint",
+        "/m.pt",
+        "--seeds",
+        "1",
+        "--save-root",
+        str(tmp_path),
+        "--chain",
+        "SST-2",
+        "RTE",
+    ]
+    commands = rxf_run_dry(
+        *base,
+        "--set",
+        "criterion.r3f_lambda=0.5",
+        "--set",
+        "optimization.lr=[2e-05]",
+        "--set",
+        "optimization.max_update=30",
+        "--probe-set",
+        "dataset.batch_size=4",
+        "--probe-set",
+        "optimization.lr=[0.01]",
+    )
     tasks = [flag(c, "--task") for c in commands]
     assert tasks == ["sentence_prediction", "sentence_prediction_probe"] * 2
     for command, task in zip(commands, tasks):
         assert flag(command, "--max-update") == "30"  # --set: fine-tuning and probes
         if task == "sentence_prediction_probe":  # --probe-set wins over --set for the probes
             assert "--r3f-lambda" not in command and flag(command, "--criterion") == "sentence_prediction"
-            assert "--no-save" in command and flag(command, "--batch-size") == "4" and float(flag(command, "--lr")) == 0.01
+            assert (
+                "--no-save" in command and flag(command, "--batch-size") == "4" and float(flag(command, "--lr")) == 0.01
+            )
         else:
             assert float(flag(command, "--r3f-lambda")) == 0.5 and flag(command, "--batch-size") != "4"
             assert float(flag(command, "--lr")) == 2e-05
-        assert f"/probing/degradation/r3f/noise_type=uniform,r3f_lambda=0.5/seed1/" in flag(command, "--save-dir")
+        assert "/probing/degradation/r3f/noise_type=uniform,r3f_lambda=0.5/seed1/" in flag(command, "--save-dir")
     swept = rxf_run_dry(*base, "--sweep")
     finetunes = [c for c in swept if flag(c, "--task") == "sentence_prediction"]
-    assert len(finetunes) == 2 * 8 and len({os.path.dirname(os.path.dirname(flag(c, "--save-dir")))
-                                            for c in finetunes}) == 8
+    assert (
+        len(finetunes) == 2 * 8
+        and len({os.path.dirname(os.path.dirname(flag(c, "--save-dir"))) for c in finetunes}) == 8
+    )
 
 
 def test_method_none_probes_the_pretrained_model_itself(tmp_path):
     from tests.test_run_scripts import flag, rxf_run_dry, rxf_run_error
 
-    commands = rxf_run_dry("probe", "generalisation", "none", "--data", "/glue-bin", "--checkpoint", "/m.pt",
-                           "--seeds", "1", "--save-root", str(tmp_path))
-    assert [c[3] for c in commands] == [f"/glue-bin/{t}-bin" for t in ("SST-2", "MNLI", "QNLI", "QQP", "RTE", "MRPC",
-                                                                        "CoLA")]
-    assert all(flag(c, "--task") == "sentence_prediction_probe" and flag(c, "--restore-file") == "/m.pt"
-               for c in commands)
+    commands = rxf_run_dry(
+        "probe",
+        "generalisation",
+        "none",
+        "--data",
+        "/glue-bin",
+        "--checkpoint",
+        "/m.pt",
+        "--seeds",
+        "1",
+        "--save-root",
+        str(tmp_path),
+    )
+    assert [c[3] for c in commands] == [
+        f"/glue-bin/{t}-bin" for t in ("SST-2", "MNLI", "QNLI", "QQP", "RTE", "MRPC", "CoLA")
+    ]
+    assert all(
+        flag(c, "--task") == "sentence_prediction_probe" and flag(c, "--restore-file") == "/m.pt" for c in commands
+    )
     assert flag(commands[0], "--save-dir") == str(tmp_path / "probing/generalisation/none/default/seed1/probe-SST-2")
     for args in (("degradation", "none"), ("generalisation", "none", "--sweep")):
         code, err = rxf_run_error("probe", *args, "--data", "/g", "--checkpoint", "/m.pt", "--dry-run")

@@ -13,9 +13,8 @@ import time
 
 import pytest
 
+from rxf_repro import catalog, figures, outputs, records, report, selection
 from rxf_repro import paper_results as paper
-from rxf_repro import catalog, figures, report, selection
-from rxf_repro import outputs, records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LANGS = paper.XNLI_LANGUAGES
@@ -42,71 +41,162 @@ def put(root, kind, task, method, seed, metrics, hparams=None, tiny=False, check
 def glue_records(root, tiny=False):
     """RTE r3f: setting lambda=1 (median 85) beats lambda=0.1 (median 71) although 0.1 has the best seed (95)."""
     for seed, acc in enumerate([80.0, 90.0, 85.0], 1):
-        put(root, "glue", "RTE", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 1.0}, tiny,
-            time_to_best_s=100.0 + seed)
+        put(root, "glue", "RTE", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 1.0}, tiny, time_to_best_s=100.0 + seed)
     for seed, acc in enumerate([70.0, 95.0, 71.0], 1):
         put(root, "glue", "RTE", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 0.1}, tiny, time_to_best_s=50.0)
     for seed, acc in enumerate([94.0, 96.0, 95.0, 93.0], 1):  # even count: median 94.5
         put(root, "glue", "SST-2", "std", seed, {"accuracy": acc}, tiny=tiny, time_to_best_s=200.0 + 10 * seed)
     for seed, acc in enumerate([95.0, 97.0, 96.5], 1):
-        put(root, "glue", "SST-2", "r3f", seed, {"accuracy": acc}, {"r3f_lambda": 1.0}, tiny,
-            time_to_best_s=300.0 + 7 * seed)
+        put(
+            root,
+            "glue",
+            "SST-2",
+            "r3f",
+            seed,
+            {"accuracy": acc},
+            {"r3f_lambda": 1.0},
+            tiny,
+            time_to_best_s=300.0 + 7 * seed,
+        )
     for seed, (m, mm) in enumerate([(90.0, 91.0), (92.0, 90.5)], 1):  # columns are independent: 92/91, 91/90.75
         put(root, "glue", "MNLI", "r3f", seed, {"accuracy": m, "accuracy_mm": mm}, tiny=tiny)
     for seed, (acc, f1) in enumerate([(91.0, 88.0), (92.0, 87.0), (91.5, 89.0)], 1):
         put(root, "glue", "QQP", "r4f", seed, {"accuracy": acc, "f1": f1}, tiny=tiny)
     put(root, "glue", "CoLA", "std++", 1, {"mcc": 65.0, "accuracy": 80.0}, tiny=tiny)
-    put(root, "glue", "STS-B", "fast-r3f", 1, {"pearson": 91.0, "spearman": 90.0, "pearson_and_spearman": 90.5}, tiny=tiny)
+    put(
+        root,
+        "glue",
+        "STS-B",
+        "fast-r3f",
+        1,
+        {"pearson": 91.0, "spearman": 90.0, "pearson_and_spearman": 90.5},
+        tiny=tiny,
+    )
 
 
 def xnli_records(root, with_validation=True):
     """Setting u: better validation (85 vs 80), worse test; seeds 1-2 average to 71 + i per language."""
     for seed, base in ((1, 70.0), (2, 72.0)):
         extra = {"valid_accuracy": 85.0} if with_validation else {}
-        put(root, "xnli", "XNLI", "r3f", seed, {lang: base + i for i, lang in enumerate(LANGS)},
-            {"noise_type": "uniform"}, **extra)
+        put(
+            root,
+            "xnli",
+            "XNLI",
+            "r3f",
+            seed,
+            {lang: base + i for i, lang in enumerate(LANGS)},
+            {"noise_type": "uniform"},
+            **extra,
+        )
         extra = {"valid_accuracy": 80.0} if with_validation else {}
-        put(root, "xnli", "XNLI", "r3f", seed, {lang: base + 5 + i for i, lang in enumerate(LANGS)},
-            {"noise_type": "normal"}, **extra)
+        put(
+            root,
+            "xnli",
+            "XNLI",
+            "r3f",
+            seed,
+            {lang: base + 5 + i for i, lang in enumerate(LANGS)},
+            {"noise_type": "normal"},
+            **extra,
+        )
     put(root, "xnli", "XNLI", "std", 1, {lang: 60.0 for lang in LANGS}, valid_accuracy=70.0)
 
 
 def summarization_records(root, with_validation=True):
     """cnn_dm r3f: lambda=0.01 has the lower valid_loss, lambda=0.1 the higher test ROUGE-L."""
     for seed, (r1, r2, rl) in enumerate([(44.0, 21.0, 41.0), (45.0, 22.0, 42.0)], 1):
-        put(root, "summarization", "cnn_dm", "r3f", seed, {"rouge1": r1, "rouge2": r2, "rougeL": rl},
-            {"r3f_lambda": 0.01}, **({"valid_loss": 3.0} if with_validation else {}))
-        put(root, "summarization", "cnn_dm", "r3f", seed, {"rouge1": r1 + 1, "rouge2": r2 + 1, "rougeL": rl + 1},
-            {"r3f_lambda": 0.1}, **({"valid_loss": 3.5} if with_validation else {}))
-    put(root, "summarization", "gigaword", "std", 1, {"rouge1": 39.0, "rouge2": 20.0, "rougeL": 36.0},
-        valid_loss=4.0)
+        put(
+            root,
+            "summarization",
+            "cnn_dm",
+            "r3f",
+            seed,
+            {"rouge1": r1, "rouge2": r2, "rougeL": rl},
+            {"r3f_lambda": 0.01},
+            **({"valid_loss": 3.0} if with_validation else {}),
+        )
+        put(
+            root,
+            "summarization",
+            "cnn_dm",
+            "r3f",
+            seed,
+            {"rouge1": r1 + 1, "rouge2": r2 + 1, "rougeL": rl + 1},
+            {"r3f_lambda": 0.1},
+            **({"valid_loss": 3.5} if with_validation else {}),
+        )
+    put(root, "summarization", "gigaword", "std", 1, {"rouge1": 39.0, "rouge2": 20.0, "rougeL": 36.0}, valid_loss=4.0)
 
 
 CHAIN = ["SST-2", "QNLI", "QQP", "RTE"]
 
 
 def probe_records(root, tiny=False):
-    for method, accs in (("std++", {"MNLI": [60.0, 64.0], "QNLI": [70.0, 70.0]}),
-                         ("r4f", {"MNLI": [66.0, 68.0, 70.0], "QNLI": [75.0]})):
+    for method, accs in (
+        ("std++", {"MNLI": [60.0, 64.0], "QNLI": [70.0, 70.0]}),
+        ("r4f", {"MNLI": [66.0, 68.0, 70.0], "QNLI": [75.0]}),
+    ):
         for task, values in accs.items():
             for seed, acc in enumerate(values, 1):
-                put(root, "probe", task, method, seed, {"accuracy": acc}, tiny=tiny,
-                    probe={"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0})
+                put(
+                    root,
+                    "probe",
+                    task,
+                    method,
+                    seed,
+                    {"accuracy": acc},
+                    tiny=tiny,
+                    probe={"protocol": "generalisation", "source": "SST-2", "chain": ["SST-2"], "step": 0},
+                )
     for method, start in (("std++", 90.0), ("r4f", 92.0)):
         for step in range(len(CHAIN)):
             for seed in (1, 2):
-                put(root, "probe", "SST-2", method, seed, {"accuracy": start - 5 * step + seed}, tiny=tiny,
-                    probe={"protocol": "degradation", "source": "SST-2", "chain": CHAIN, "step": step,
-                           "finetuned_on": CHAIN[step]})
+                put(
+                    root,
+                    "probe",
+                    "SST-2",
+                    method,
+                    seed,
+                    {"accuracy": start - 5 * step + seed},
+                    tiny=tiny,
+                    probe={
+                        "protocol": "degradation",
+                        "source": "SST-2",
+                        "chain": CHAIN,
+                        "step": step,
+                        "finetuned_on": CHAIN[step],
+                    },
+                )
         for cycle in (1, 2, 3):
             for step, task in enumerate(CHAIN):
-                put(root, "probe", task, method, 1, {"accuracy": start - cycle - step}, tiny=tiny,
-                    probe={"protocol": "retention", "source": "SST-2", "chain": CHAIN, "step": step,
-                           "cycle": cycle, "finetuned_on": task})
+                put(
+                    root,
+                    "probe",
+                    task,
+                    method,
+                    1,
+                    {"accuracy": start - cycle - step},
+                    tiny=tiny,
+                    probe={
+                        "protocol": "retention",
+                        "source": "SST-2",
+                        "chain": CHAIN,
+                        "step": step,
+                        "cycle": cycle,
+                        "finetuned_on": task,
+                    },
+                )
 
 
-GLUE_TASKS = {"MNLI": ("accuracy", "accuracy_mm"), "QQP": ("accuracy", "f1"), "RTE": ("accuracy",),
-              "QNLI": ("accuracy",), "MRPC": ("accuracy",), "CoLA": ("mcc",), "SST-2": ("accuracy",)}
+GLUE_TASKS = {
+    "MNLI": ("accuracy", "accuracy_mm"),
+    "QQP": ("accuracy", "f1"),
+    "RTE": ("accuracy",),
+    "QNLI": ("accuracy",),
+    "MRPC": ("accuracy",),
+    "CoLA": ("mcc",),
+    "SST-2": ("accuracy",),
+}
 METHODS = ("std", "std++", "smart", "r3f", "r4f", "fast-r3f")
 
 
@@ -117,39 +207,89 @@ def realistic_records(root, tiny=False):
     base = {"MNLI": 90.0, "QQP": 91.5, "RTE": 86.0, "QNLI": 94.0, "MRPC": 89.0, "CoLA": 67.0, "SST-2": 96.0}
     for t, (task, names) in enumerate(GLUE_TASKS.items()):
         for m, method in enumerate(METHODS):
-            settings = [{"r3f_lambda": 1.0, "noise_type": "uniform"}, {"r3f_lambda": 0.5, "noise_type": "normal"}] \
-                if method in ("r3f", "r4f") else [{}]
+            settings = (
+                [{"r3f_lambda": 1.0, "noise_type": "uniform"}, {"r3f_lambda": 0.5, "noise_type": "normal"}]
+                if method in ("r3f", "r4f")
+                else [{}]
+            )
             for s, hparams in enumerate(settings):
                 for seed in range(1, (10 if s == 0 else 3) + 1):
                     value = base[task] + 0.4 * m + 0.3 * ((seed * 7 + t) % 5) - 0.6 * s
                     metrics = {name: round(value - 1.5 * i, 2) for i, name in enumerate(names)}
-                    put(root / "glue", "glue", task, method, seed, metrics, hparams, tiny,
+                    put(
+                        root / "glue",
+                        "glue",
+                        task,
+                        method,
+                        seed,
+                        metrics,
+                        hparams,
+                        tiny,
                         time_to_best_s=round(3600 * (1.0 + 0.15 * m) + 120 * ((seed * 3) % 7), 1),
-                        command=["fairseq_cli.train", "glue-bin", "--arch", "roberta_large"])
+                        command=["fairseq_cli.train", "glue-bin", "--arch", "roberta_large"],
+                    )
     chain = ["SST-2", "QNLI", "QQP", "RTE"]
     probe_tasks = ["MNLI", "QNLI", "QQP", "RTE", "MRPC", "CoLA"]
     for m, method in enumerate(("none", "std++", "r4f")):
         for i, task in enumerate(probe_tasks):
             for seed in (1, 2, 3):
-                put(root / "probe", "probe", task, method, seed, {"accuracy": 60.0 + 2 * i + 0.5 * m + 0.4 * seed},
-                    tiny=tiny, command=["fairseq_cli.train", "--arch", "roberta_large"],
-                    probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0,
-                           "finetuned_on": "none" if method == "none" else "SST-2"})
+                put(
+                    root / "probe",
+                    "probe",
+                    task,
+                    method,
+                    seed,
+                    {"accuracy": 60.0 + 2 * i + 0.5 * m + 0.4 * seed},
+                    tiny=tiny,
+                    command=["fairseq_cli.train", "--arch", "roberta_large"],
+                    probe={
+                        "protocol": "generalisation",
+                        "source": "SST-2",
+                        "chain": [],
+                        "step": 0,
+                        "finetuned_on": "none" if method == "none" else "SST-2",
+                    },
+                )
         if method == "none":
             continue
         for step, name in enumerate(chain):
             for seed in (1, 2, 3):
-                put(root / "probe", "probe", "SST-2", method, seed,
-                    {"accuracy": 95.0 - (2.5 - m) * step + 0.3 * seed}, tiny=tiny,
-                    probe={"protocol": "degradation", "source": "SST-2", "chain": chain, "step": step,
-                           "finetuned_on": name})
+                put(
+                    root / "probe",
+                    "probe",
+                    "SST-2",
+                    method,
+                    seed,
+                    {"accuracy": 95.0 - (2.5 - m) * step + 0.3 * seed},
+                    tiny=tiny,
+                    probe={
+                        "protocol": "degradation",
+                        "source": "SST-2",
+                        "chain": chain,
+                        "step": step,
+                        "finetuned_on": name,
+                    },
+                )
         for cycle in (1, 2, 3):
             for step, task in enumerate(chain):
                 for seed in (1, 2):
-                    put(root / "probe", "probe", task, method, seed,
-                        {"accuracy": 85.0 - 2 * step - (1.5 - 0.5 * m) * cycle + 0.4 * seed}, tiny=tiny,
-                        probe={"protocol": "retention", "source": "SST-2", "chain": chain, "step": step,
-                               "cycle": cycle, "finetuned_on": task})
+                    put(
+                        root / "probe",
+                        "probe",
+                        task,
+                        method,
+                        seed,
+                        {"accuracy": 85.0 - 2 * step - (1.5 - 0.5 * m) * cycle + 0.4 * seed},
+                        tiny=tiny,
+                        probe={
+                            "protocol": "retention",
+                            "source": "SST-2",
+                            "chain": chain,
+                            "step": step,
+                            "cycle": cycle,
+                            "finetuned_on": task,
+                        },
+                    )
 
 
 @pytest.fixture(autouse=True)
@@ -183,6 +323,7 @@ def entry(entries, **match):
 
 
 # ------------------------------------------------------------------------------------------ tables
+
 
 @pytest.fixture(scope="module")
 def full_report(tmp_path_factory):
@@ -236,9 +377,20 @@ def test_a_grid_on_few_seeds_then_the_best_setting_on_ten_reports_the_ten(tmp_pa
 def test_table2_files(full_report):
     rows = read_csv(os.path.join(full_report, "table2.csv"))
     mnli_mm = [r for r in rows if (r["statistic"], r["task"], r["metric"]) == ("median", "MNLI", "accuracy_mm")]
-    assert mnli_mm == [{"statistic": "median", "method": "r3f", "task": "MNLI", "metric": "accuracy_mm",
-                        "ours": "90.75", "paper": "91.10", "seeds": "2", "setting": "default",
-                        "selected_by": "median accuracy over seeds", "tiny": "false"}]
+    assert mnli_mm == [
+        {
+            "statistic": "median",
+            "method": "r3f",
+            "task": "MNLI",
+            "metric": "accuracy_mm",
+            "ours": "90.75",
+            "paper": "91.10",
+            "seeds": "2",
+            "setting": "default",
+            "selected_by": "median accuracy over seeds",
+            "tiny": "false",
+        }
+    ]
     text = open(os.path.join(full_report, "table2.md")).read()
     header = "| method | MNLI m/mm | QQP acc/F1 | RTE | CoLA (MCC) | SST-2 | STS-B (Pearson)* |"
     assert text.count(header) == 2  # the max table and the median table
@@ -302,8 +454,9 @@ def test_probe_tables(full_report):
     assert "| source | probed task | Standard++ | R4F |" in text  # catalog.METHOD_NAMES
     assert "| SST-2 | MNLI | 62.00 ± 2.83 (n=2) | 68.00 ± 2.00 (n=3) |" in text
     degradation = read_csv(os.path.join(full_report, "probing_degradation.csv"))
-    assert [(r["step"], r["finetuned_on"]) for r in degradation if r["method"] == "r4f"] == \
-        [(str(i), task) for i, task in enumerate(CHAIN)]
+    assert [(r["step"], r["finetuned_on"]) for r in degradation if r["method"] == "r4f"] == [
+        (str(i), task) for i, task in enumerate(CHAIN)
+    ]
     retention = read_csv(os.path.join(full_report, "probing_retention.csv"))
     assert len(retention) == 2 * 3 * len(CHAIN)
     assert list(dict.fromkeys(r["task"] for r in retention)) == CHAIN  # in chain order
@@ -311,8 +464,17 @@ def test_probe_tables(full_report):
 
 
 def test_every_file_is_written_and_listed(full_report):
-    expected = {"table2.md", "table2.csv", "table3.md", "table3.csv", "table4.md", "table4.csv",
-                "figure1_walltime.png", "figure2_seeds.png", "summary.json"}
+    expected = {
+        "table2.md",
+        "table2.csv",
+        "table3.md",
+        "table3.csv",
+        "table4.md",
+        "table4.csv",
+        "figure1_walltime.png",
+        "figure2_seeds.png",
+        "summary.json",
+    }
     expected |= {f"probing_{p}.{ext}" for p in catalog.PROTOCOLS for ext in ("md", "csv")}
     expected |= {name for name, _ in figures.PROBE_FIGURES.values()}
     assert set(os.listdir(full_report)) == expected | {outputs.MARKER}
@@ -341,6 +503,7 @@ def test_figure1_uses_the_selected_seeds(full_report):
 
 
 # ------------------------------------------------------------------------------------------ tiny runs
+
 
 def test_tiny_runs_are_labelled_everywhere(tmp_path, capsys, monkeypatch):
     from matplotlib.figure import Figure
@@ -373,6 +536,7 @@ def test_tiny_runs_are_labelled_everywhere(tmp_path, capsys, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ bad input
 
+
 def assert_refused(tmp_path, capsys, argv, message):
     before = set(os.listdir(tmp_path))
     code, out, err = run(argv, capsys)
@@ -393,16 +557,28 @@ def test_malformed_record_names_the_file(tmp_path, capsys):
     bad.parent.mkdir()
     bad.write_text('{"kind": "glue",\n  "task": }\n')
     assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "out"], f"{bad}:2: not JSON")
-    bad.write_text(json.dumps({"version": 1, "kind": "glue", "task": "RTE", "method": "r3f", "seed": 1,
-                               "hparams": {}, "metrics": {"accuracy": "high"}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "kind": "glue",
+                "task": "RTE",
+                "method": "r3f",
+                "seed": 1,
+                "hparams": {},
+                "metrics": {"accuracy": "high"},
+            }
+        )
+    )
     assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "out"], f"{bad}: metric 'accuracy'")
 
 
 def test_mixed_tiny_and_full_runs(tmp_path, capsys):
     glue_records(tmp_path / "full")
     put(tmp_path / "tiny", "glue", "RTE", "std", 1, {"accuracy": 50.0}, tiny=True)
-    assert_refused(tmp_path, capsys, [tmp_path / "full", tmp_path / "tiny", "--out", tmp_path / "out"],
-                   "mix tiny test runs")
+    assert_refused(
+        tmp_path, capsys, [tmp_path / "full", tmp_path / "tiny", "--out", tmp_path / "out"], "mix tiny test runs"
+    )
 
 
 def test_records_the_tables_cannot_use(tmp_path, capsys):
@@ -413,12 +589,24 @@ def test_records_the_tables_cannot_use(tmp_path, capsys):
     first = put(tmp_path / "c", "glue", "RTE", "std", 1, {"accuracy": 50.0})
     records.write_record(str(tmp_path / "c" / "copy" / "record.json"), json.load(open(first)))
     assert_refused(tmp_path, capsys, [tmp_path / "c", "--out", tmp_path / "out"], "the same run as")
-    put(tmp_path / "d", "probe", "MNLI", "std", 1, {"accuracy": 50.0}, checked=False, probe={"protocol": "retention",
-                                                                              "source": "SST-2"})
+    put(
+        tmp_path / "d",
+        "probe",
+        "MNLI",
+        "std",
+        1,
+        {"accuracy": 50.0},
+        checked=False,
+        probe={"protocol": "retention", "source": "SST-2"},
+    )
     assert_refused(tmp_path, capsys, [tmp_path / "d", "--out", tmp_path / "out"], "probe.cycle should be an int")
     glue_records(tmp_path / "e")
-    assert_refused(tmp_path, capsys, [tmp_path / "e", "--out", tmp_path / "out", "--figure1-task", "QNLI"],
-                   "--figure1-task QNLI: no GLUE records")
+    assert_refused(
+        tmp_path,
+        capsys,
+        [tmp_path / "e", "--out", tmp_path / "out", "--figure1-task", "QNLI"],
+        "--figure1-task QNLI: no GLUE records",
+    )
 
 
 def test_an_existing_folder(tmp_path, capsys):
@@ -444,6 +632,7 @@ def test_a_failure_leaves_the_previous_report(tmp_path, capsys, monkeypatch):
         def write(path):
             open(path, "wb").write(b"half a figure")
             raise RuntimeError("the renderer crashed")
+
         return write
 
     monkeypatch.setattr(figures, "figure2_writer", broken)
@@ -467,6 +656,7 @@ def test_command_line_exit_status(tmp_path, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ the paper's numbers
+
 
 def test_paper_numbers_are_consistent():
     for name, row in paper.TABLE3.items():  # the printed average is the mean of the 15 languages, to rounding
@@ -499,17 +689,27 @@ def test_no_paper_leaves_the_published_numbers_out(tmp_path, capsys):
 def test_a_probe_of_the_pretrained_model_keeps_its_own_label(tmp_path, capsys):
     """Method none (no fine-tuning) shares its points with the fine-tuned probes; its label must stay "none"."""
     for method, label, acc in (("std", "SST-2", 60.0), ("none", "none", 70.0), ("r4f", "SST-2", 65.0)):
-        put(tmp_path / "runs", "probe", "CoLA", method, 1, {"accuracy": acc},
-            probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0, "finetuned_on": label})
+        put(
+            tmp_path / "runs",
+            "probe",
+            "CoLA",
+            method,
+            1,
+            {"accuracy": acc},
+            probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0, "finetuned_on": label},
+        )
     code, _, err = run([tmp_path / "runs", "--out", tmp_path / "report"], capsys)
     assert code == 0, err
     rows = {r["method"]: r for r in read_csv(tmp_path / "report" / "probing_generalisation.csv")}
     assert {m: r["finetuned_on"] for m, r in rows.items()} == {"none": "none", "std": "SST-2", "r4f": "SST-2"}
-    assert "| SST-2 | CoLA | 70.00 (n=1) | 60.00 (n=1) | 65.00 (n=1) |" in \
-        open(tmp_path / "report" / "probing_generalisation.md").read()  # "not fine-tuned" first
+    assert (
+        "| SST-2 | CoLA | 70.00 (n=1) | 60.00 (n=1) | 65.00 (n=1) |"
+        in open(tmp_path / "report" / "probing_generalisation.md").read()
+    )  # "not fine-tuned" first
 
 
 # ------------------------------------------------------------------------------------------ every printed metric
+
 
 def mnli_mm_in_one_seed(root):
     for seed in (1, 2, 3):
@@ -526,22 +726,47 @@ def xnli_language_missing_in_one_seed(root):
 
 
 def rouge_missing_in_one_seed(root):
-    paths = [put(root, "summarization", "cnn_dm", "r3f", seed,
-                  {"rouge1": 44.0, "rougeL": 41.0, **({"rouge2": 21.0} if seed == 1 else {})}, valid_loss=3.0)
-             for seed in (1, 2)]
+    paths = [
+        put(
+            root,
+            "summarization",
+            "cnn_dm",
+            "r3f",
+            seed,
+            {"rouge1": 44.0, "rougeL": 41.0, **({"rouge2": 21.0} if seed == 1 else {})},
+            valid_loss=3.0,
+        )
+        for seed in (1, 2)
+    ]
     return paths[1:]
 
 
 def probe_accuracy_missing_in_one_seed(root):
-    paths = [put(root, "probe", "RTE", "r4f", seed, {"accuracy": 60.0} if seed == 1 else {"mcc": 20.0},
-                 probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0}) for seed in (1, 2)]
+    paths = [
+        put(
+            root,
+            "probe",
+            "RTE",
+            "r4f",
+            seed,
+            {"accuracy": 60.0} if seed == 1 else {"mcc": 20.0},
+            probe={"protocol": "generalisation", "source": "SST-2", "chain": [], "step": 0},
+        )
+        for seed in (1, 2)
+    ]
     return paths[1:]
 
 
-@pytest.mark.parametrize("make, metric", [
-    (mnli_mm_in_one_seed, "accuracy_mm"), (xnli_language_missing_in_one_seed, "sw"),
-    (rouge_missing_in_one_seed, "rouge2"), (probe_accuracy_missing_in_one_seed, "accuracy")],
-    ids=["glue", "xnli", "summarization", "probe"])
+@pytest.mark.parametrize(
+    "make, metric",
+    [
+        (mnli_mm_in_one_seed, "accuracy_mm"),
+        (xnli_language_missing_in_one_seed, "sw"),
+        (rouge_missing_in_one_seed, "rouge2"),
+        (probe_accuracy_missing_in_one_seed, "accuracy"),
+    ],
+    ids=["glue", "xnli", "summarization", "probe"],
+)
 def test_a_metric_missing_in_one_seed_names_the_records_and_the_metric(tmp_path, capsys, make, metric):
     """An MNLI accuracy_mm in 1 of 3 seeds was averaged over 1 and labelled n=3."""
     missing = make(tmp_path / "recs")
@@ -552,8 +777,10 @@ def test_a_metric_missing_in_one_seed_names_the_records_and_the_metric(tmp_path,
 
 
 def glue_f1_nan(root):
-    return [put(root, "glue", "QQP", "r4f", seed, {"accuracy": 91.0, "f1": math.nan if seed == 2 else 88.0})
-            for seed in (1, 2)][1:]
+    return [
+        put(root, "glue", "QQP", "r4f", seed, {"accuracy": 91.0, "f1": math.nan if seed == 2 else 88.0})
+        for seed in (1, 2)
+    ][1:]
 
 
 def xnli_language_inf(root):
@@ -565,12 +792,24 @@ def rouge_nan(root):
 
 
 def probe_nan(root):
-    return [put(root, "probe", "SST-2", "std++", 1, {"accuracy": math.nan},
-                probe={"protocol": "degradation", "source": "SST-2", "chain": ["SST-2"], "step": 0})]
+    return [
+        put(
+            root,
+            "probe",
+            "SST-2",
+            "std++",
+            1,
+            {"accuracy": math.nan},
+            probe={"protocol": "degradation", "source": "SST-2", "chain": ["SST-2"], "step": 0},
+        )
+    ]
 
 
-@pytest.mark.parametrize("make, metric", [(glue_f1_nan, "f1"), (xnli_language_inf, "fr"), (rouge_nan, "rougeL"),
-                                          (probe_nan, "accuracy")], ids=["glue", "xnli", "summarization", "probe"])
+@pytest.mark.parametrize(
+    "make, metric",
+    [(glue_f1_nan, "f1"), (xnli_language_inf, "fr"), (rouge_nan, "rougeL"), (probe_nan, "accuracy")],
+    ids=["glue", "xnli", "summarization", "probe"],
+)
 def test_a_metric_that_is_not_a_finite_number_names_the_record(tmp_path, capsys, make, metric):
     """A NaN QQP F1 was printed as 91.00/nan."""
     bad = make(tmp_path / "recs")
@@ -590,15 +829,30 @@ def test_a_second_metric_no_seed_has_is_the_papers_dash(tmp_path, capsys):
 def test_selection_and_time_numbers_are_checked_too(tmp_path, capsys):
     put(tmp_path / "a", "xnli", "XNLI", "r3f", 1, {lang: 70.0 for lang in LANGS}, valid_accuracy=math.nan)
     assert_refused(tmp_path, capsys, [tmp_path / "a", "--out", tmp_path / "out"], "valid_accuracy is nan")
-    paths = [put(tmp_path / "b", "glue", "SST-2", "std", seed, {"accuracy": 90.0},
-                 **({"time_to_best_s": 12.0} if seed == 1 else {})) for seed in (1, 2)]
-    assert_refused(tmp_path, capsys, [tmp_path / "b", "--out", tmp_path / "out"],
-                   f"{paths[1]}: no time_to_best_s (Figure 1, SST-2: 1 of the 2 runs")
+    paths = [
+        put(
+            tmp_path / "b",
+            "glue",
+            "SST-2",
+            "std",
+            seed,
+            {"accuracy": 90.0},
+            **({"time_to_best_s": 12.0} if seed == 1 else {}),
+        )
+        for seed in (1, 2)
+    ]
+    assert_refused(
+        tmp_path,
+        capsys,
+        [tmp_path / "b", "--out", tmp_path / "out"],
+        f"{paths[1]}: no time_to_best_s (Figure 1, SST-2: 1 of the 2 runs",
+    )
     put(tmp_path / "c", "glue", "SST-2", "std", 1, {"accuracy": 90.0}, time_to_best_s=math.inf, checked=False)
     assert_refused(tmp_path, capsys, [tmp_path / "c", "--out", tmp_path / "out"], "time_to_best_s is inf")
 
 
 # ------------------------------------------------------------------------------------------ one line, no traceback
+
 
 def test_a_record_that_is_not_utf8_is_one_line(tmp_path, capsys):
     glue_records(tmp_path / "recs")
@@ -617,8 +871,12 @@ def test_a_symlinked_out_is_refused_before_any_work(tmp_path, capsys, monkeypatc
     (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
     monkeypatch.setattr(report, "build", lambda *a, **k: pytest.fail("the records were read before --out"))
     for flags in ([], ["--overwrite"]):
-        assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", tmp_path / "link", *flags],
-                       f"--out {tmp_path / 'link'}: is a symbolic link")
+        assert_refused(
+            tmp_path,
+            capsys,
+            [tmp_path / "recs", "--out", tmp_path / "link", *flags],
+            f"--out {tmp_path / 'link'}: is a symbolic link",
+        )
     assert os.listdir(tmp_path / "elsewhere") == []
 
 
@@ -628,8 +886,9 @@ def test_a_report_of_before_the_marker_is_replaced(tmp_path, capsys):
     old = tmp_path / "old"
     old.mkdir()
     (old / "table3.md").write_text("# Table 3\n")
-    (old / "summary.json").write_text(json.dumps({"generator": "rxf-report", "format": 1,
-                                                  "files": ["table3.md", "table3.csv", "summary.json"]}))
+    (old / "summary.json").write_text(
+        json.dumps({"generator": "rxf-report", "format": 1, "files": ["table3.md", "table3.csv", "summary.json"]})
+    )
     code, _, err = run([tmp_path / "recs", "--out", old], capsys)
     assert code == 0 and "written before reports had a .rxf-output.json marker" in err, err
     assert outputs.owner(str(old))["tool"] == "rxf-report" and not (old / "table3.md").exists()
@@ -643,8 +902,12 @@ def test_a_folder_that_only_looks_like_a_report_needs_overwrite(tmp_path, capsys
         (folder / "summary.json").write_text(json.dumps({"generator": summary_of, "files": files}))
         if name == "extra":
             (folder / "mine.txt").write_text("keep me")
-        assert_refused(tmp_path, capsys, [tmp_path / "recs", "--out", folder],
-                       "choose another folder, or pass --overwrite to replace it")
+        assert_refused(
+            tmp_path,
+            capsys,
+            [tmp_path / "recs", "--out", folder],
+            "choose another folder, or pass --overwrite to replace it",
+        )
         assert (folder / "summary.json").exists()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
@@ -654,8 +917,12 @@ def test_a_folder_that_only_looks_like_a_report_needs_overwrite(tmp_path, capsys
 
 def test_an_out_holding_the_records_is_refused(tmp_path, capsys):
     put(tmp_path / "runs", "glue", "RTE", "std", 1, {"accuracy": 50.0})
-    assert_refused(tmp_path, capsys, [tmp_path / "runs" / "glue", "--out", tmp_path / "runs", "--overwrite"],
-                   "is or contains the input")
+    assert_refused(
+        tmp_path,
+        capsys,
+        [tmp_path / "runs" / "glue", "--out", tmp_path / "runs", "--overwrite"],
+        "is or contains the input",
+    )
     assert (tmp_path / "runs" / "glue").is_dir()
 
 
@@ -670,6 +937,7 @@ def test_sigterm_leaves_the_previous_report_and_nothing_else(tmp_path, capsys, m
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(10)  # the handler raises SystemExit here
             pytest.fail("SIGTERM did not stop rxf-report")
+
         return write
 
     monkeypatch.setattr(figures, "figure2_writer", killed)
@@ -694,26 +962,37 @@ def test_every_option_has_help(capsys):
 def test_report_itself_imports_neither_fairseq_nor_torch():
     """Importing rxf_fairseq still pulls fairseq in through the package __init__ (issue 16); report.py adds none."""
     tree = ast.parse(open(report.__file__, encoding="utf-8").read())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert not imported & {"fairseq", "fairseq_cli", "torch"}, imported
 
 
 # ------------------------------------------------------------------------------------------ tables say what they show
+
 
 def headings(path):
     return [line for line in open(path, encoding="utf-8") if line.startswith("#")]
 
 
 def test_headings_name_the_data_the_metric_and_the_units(full_report, tmp_path, capsys):
-    put(tmp_path / "full", "glue", "RTE", "r3f", 1, {"accuracy": 88.0},
-        command=["fairseq_cli.train", "glue-bin/RTE-bin", "--arch", "roberta_large"])
+    put(
+        tmp_path / "full",
+        "glue",
+        "RTE",
+        "r3f",
+        1,
+        {"accuracy": 88.0},
+        command=["fairseq_cli.train", "glue-bin/RTE-bin", "--arch", "roberta_large"],
+    )
     assert run([tmp_path / "full", "--out", tmp_path / "full-report"], capsys)[0] == 0
     text = open(tmp_path / "full-report" / "table2.md").read()
     assert headings(tmp_path / "full-report" / "table2.md")[0].startswith(
-        "# Table 2 — GLUE dev sets (RTE), model roberta_large (the records' commands)")
+        "# Table 2 — GLUE dev sets (RTE), model roberta_large (the records' commands)"
+    )
     assert "Metric: " in text and "in %: accuracy" in text and "Table 2 (left: max over seeds, %)" in text
     assert "Metric: test accuracy (%) per language" in open(os.path.join(full_report, "table3.md")).read()
     assert "ROUGE-1/ROUGE-2/ROUGE-L F-measure × 100" in open(os.path.join(full_report, "table4.md")).read()
@@ -730,17 +1009,39 @@ def test_headings_name_the_data_the_metric_and_the_units(full_report, tmp_path, 
                 heads = "".join(headings(tmp_path / report_dir / name))
                 assert "GLUE" not in heads and "RoBERTa" not in heads and "XNLI" not in heads, (report_dir, heads)
                 assert "the runs' own data" in heads, (report_dir, heads)
-    assert "Table 2 — validation sets of the runs' own data (tasks named MNLI, QQP, RTE, CoLA, SST-2, STS-B in " \
-           "the records; not the paper's data: --no-paper), model not named in the records" in \
-           headings(tmp_path / "np" / "table2.md")[0]
+    assert (
+        "Table 2 — validation sets of the runs' own data (tasks named MNLI, QQP, RTE, CoLA, SST-2, STS-B in "
+        "the records; not the paper's data: --no-paper), model not named in the records"
+        in headings(tmp_path / "np" / "table2.md")[0]
+    )
     assert "| model | cnn_dm | gigaword |" in open(tmp_path / "np" / "table4.md").read()
 
 
 def test_the_model_named_is_the_one_fairseq_built(tmp_path, capsys):
     """A tiny run's command has the config's --arch roberta_large, then the test's --arch roberta_base and sizes."""
-    put(tmp_path / "recs", "glue", "RTE", "r3f", 1, {"accuracy": 52.1}, tiny=True,
-        command=["fairseq_cli.train", "data", "--arch", "roberta_large", "--lr", "1e-3", "--arch", "roberta_base",
-                 "--encoder-layers", "2", "--encoder-embed-dim", "32"])
+    put(
+        tmp_path / "recs",
+        "glue",
+        "RTE",
+        "r3f",
+        1,
+        {"accuracy": 52.1},
+        tiny=True,
+        command=[
+            "fairseq_cli.train",
+            "data",
+            "--arch",
+            "roberta_large",
+            "--lr",
+            "1e-3",
+            "--arch",
+            "roberta_base",
+            "--encoder-layers",
+            "2",
+            "--encoder-embed-dim",
+            "32",
+        ],
+    )
     assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
     heading = headings(tmp_path / "out" / "table2.md")[0]
     assert "model roberta_base with --encoder-layers 2 --encoder-embed-dim 32 (the records' commands)" in heading
@@ -756,8 +1057,10 @@ def test_published_numbers_keep_the_papers_digits(tmp_path, capsys):
     assert entry(read_csv(tmp_path / "out" / "table4.csv"), metric="rougeL")["paper"] == "40.90"
     table2 = open(tmp_path / "out" / "table2.md").read()
     assert "| R3F (paper) | 91.10/91.10 |" in table2 and "| R3F (paper) | 91.1/91.3 |" in table2
-    assert paper.TABLE4["PEGASUS"]["reddit_tifu"]["rougeL"] == 21.6 and str(paper.TABLE4["PEGASUS"]["reddit_tifu"]
-                                                                            ["rougeL"]) == "21.60"
+    assert (
+        paper.TABLE4["PEGASUS"]["reddit_tifu"]["rougeL"] == 21.6
+        and str(paper.TABLE4["PEGASUS"]["reddit_tifu"]["rougeL"]) == "21.60"
+    )
     assert summary(tmp_path / "out")["table4"][0]["paper"]["rougeL"] == 40.9  # a number in JSON
 
 
@@ -766,8 +1069,9 @@ def test_probe_csv_calls_its_spread_sample_std(full_report):
     with open(os.path.join(full_report, "probing_generalisation.csv")) as f:
         header = f.readline().strip().split(",")
     assert "sample_std" in header and "std" not in header
-    assert all("sample_std" in e and "std" not in e for entries in summary(full_report)["probing"].values()
-               for e in entries)
+    assert all(
+        "sample_std" in e and "std" not in e for entries in summary(full_report)["probing"].values() for e in entries
+    )
 
 
 def test_summary_paths_are_relative_to_the_report(full_report):
@@ -777,8 +1081,9 @@ def test_summary_paths_are_relative_to_the_report(full_report):
     paths += [p for entries in found["probing"].values() for e in entries for p in e["records"]]
     assert paths and not [p for p in paths if os.path.isabs(p)]
     assert all(os.path.isfile(os.path.join(full_report, p)) for p in paths)
-    assert str(os.path.dirname(os.path.dirname(full_report))) not in open(os.path.join(full_report,
-                                                                                       "summary.json")).read()
+    assert (
+        str(os.path.dirname(os.path.dirname(full_report))) not in open(os.path.join(full_report, "summary.json")).read()
+    )
 
 
 def test_figure1_says_which_time_it_shows(full_report):
@@ -788,6 +1093,7 @@ def test_figure1_says_which_time_it_shows(full_report):
 
 
 # ------------------------------------------------------------------------------------------ figures
+
 
 @pytest.fixture(scope="module")
 def realistic_figures(tmp_path_factory):
@@ -822,29 +1128,44 @@ def test_figures_fit_their_canvas(realistic_figures):
     for (tiny, name), figure in realistic_figures.items():
         renderer = figure.canvas.get_renderer()
         box = figure.bbox
-        undrawn = {id(label) for ax in figure.axes for axis in (ax.xaxis, ax.yaxis) for tick in axis.get_major_ticks()
-                   if not min(axis.get_view_interval()) <= tick.get_loc() <= max(axis.get_view_interval())
-                   for label in (tick.label1, tick.label2)}  # ticks beyond the axis' limits are not drawn
+        undrawn = {
+            id(label)
+            for ax in figure.axes
+            for axis in (ax.xaxis, ax.yaxis)
+            for tick in axis.get_major_ticks()
+            if not min(axis.get_view_interval()) <= tick.get_loc() <= max(axis.get_view_interval())
+            for label in (tick.label1, tick.label2)
+        }  # ticks beyond the axis' limits are not drawn
         texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in undrawn]
         for text in texts:
             extent = text.get_window_extent(renderer)
-            assert box.x0 - 1 <= extent.x0 and extent.x1 <= box.x1 + 1 and box.y0 - 1 <= extent.y0 and \
-                extent.y1 <= box.y1 + 1, (name, tiny, text.get_text())
+            assert (
+                box.x0 - 1 <= extent.x0
+                and extent.x1 <= box.x1 + 1
+                and box.y0 - 1 <= extent.y0
+                and extent.y1 <= box.y1 + 1
+            ), (name, tiny, text.get_text())
         assert (selection.TINY_LABEL in figure._suptitle.get_text()) == tiny, name
         wide = [figure._suptitle, figure._supxlabel] + figure.legends  # the figure-wide texts and the legend
         for i, a in enumerate(wide):
-            for b in wide[i + 1:] + figure.axes:
+            for b in wide[i + 1 :] + figure.axes:
                 assert not overlap(a.get_window_extent(renderer), b.get_window_extent(renderer)), (name, a, b)
         for ax in figure.axes:
-            ticks = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()),
-                           key=lambda e: e.x0)
-            assert not any(overlap(a, b) for a, b in zip(ticks, ticks[1:])), (name, [t.get_text() for t in
-                                                                                    ax.get_xticklabels()])
+            ticks = sorted(
+                (t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()), key=lambda e: e.x0
+            )
+            assert not any(overlap(a, b) for a, b in zip(ticks, ticks[1:])), (
+                name,
+                [t.get_text() for t in ax.get_xticklabels()],
+            )
 
 
 def test_figure_captions_explain_the_marks(realistic_figures):
-    captions = {name: figure._supxlabel.get_text().replace("\n", " ") for (tiny, name), figure in
-                realistic_figures.items() if not tiny}
+    captions = {
+        name: figure._supxlabel.get_text().replace("\n", " ")
+        for (tiny, name), figure in realistic_figures.items()
+        if not tiny
+    }
     assert "violin" in captions["figure1_walltime.png"] and "median" in captions["figure1_walltime.png"]
     assert "train_wall_s" in captions["figure1_walltime.png"]
     assert "quartile" in captions["figure2_seeds.png"] and "median" in captions["figure2_seeds.png"]

@@ -15,6 +15,8 @@ import pytest
 
 import rxf_rouge
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 LICENSES = "/usr/share/common-licenses"
 
 
@@ -53,8 +55,13 @@ def real_pairs(tmp_path_factory):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, rxf_rouge.__file__, *args], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, rxf_rouge.__file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def test_wordnet_exceptions_db_has_5930_keys(rouge_cache):
@@ -71,14 +78,33 @@ def spl_direct_invocation(documents, eos, tmp_path):
         for kind, text in (("m", ref), ("s", summ)):
             sentences = [s for s in rxf_rouge.split_sentences(text, eos) if s]
             (tmp_path / f"{kind}{i}.spl").write_text("\n".join(sentences) + "\n")
-        config.append(f'<EVAL ID="{task}"><MODEL-ROOT>{tmp_path}</MODEL-ROOT><PEER-ROOT>{tmp_path}</PEER-ROOT>'
-                      f'<INPUT-FORMAT TYPE="SPL"></INPUT-FORMAT><PEERS><P ID="1">s{i}.spl</P></PEERS>'
-                      f'<MODELS><M ID="A">m{i}.spl</M></MODELS></EVAL>')
+        config.append(
+            f'<EVAL ID="{task}"><MODEL-ROOT>{tmp_path}</MODEL-ROOT><PEER-ROOT>{tmp_path}</PEER-ROOT>'
+            f'<INPUT-FORMAT TYPE="SPL"></INPUT-FORMAT><PEERS><P ID="1">s{i}.spl</P></PEERS>'
+            f'<MODELS><M ID="A">m{i}.spl</M></MODELS></EVAL>'
+        )
     config.append("</ROUGE-EVAL>")
     (tmp_path / "config.xml").write_text("\n".join(config))
-    return subprocess.run(["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"),
-                           "-c", "95", "-r", "1000", "-n", "2", "-a", "-m", str(tmp_path / "config.xml")],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [
+            "perl",
+            os.path.join(home, "ROUGE-1.5.5.pl"),
+            "-e",
+            os.path.join(home, "data"),
+            "-c",
+            "95",
+            "-r",
+            "1000",
+            "-n",
+            "2",
+            "-a",
+            "-m",
+            str(tmp_path / "config.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_perl_backend_equals_a_direct_rouge_invocation(rouge_cache, real_pairs, tmp_path):
@@ -109,8 +135,12 @@ def test_python_backend_within_a_point_of_perl(rouge_cache, real_pairs):
 # Porter; the exception's base form is not Porter-stemmed again. So children/child and feet/foot match
 # with a correct DB and not with an empty one, while mice/mouse and geese/goose never match
 # ("mouse" itself is Porter-stemmed to "mous"). ROUGE-1 recall of "the X ." against "the Y .":
-IRREGULAR = [("children", "child", 1.0, 0.5), ("feet", "foot", 1.0, 0.5),
-             ("mice", "mouse", 0.5, 0.5), ("geese", "goose", 0.5, 0.5)]
+IRREGULAR = [
+    ("children", "child", 1.0, 0.5),
+    ("feet", "foot", 1.0, 0.5),
+    ("mice", "mouse", 0.5, 0.5),
+    ("geese", "goose", 0.5, 0.5),
+]
 
 
 def one_word_documents(tmp_path, reference_word, summary_word):
@@ -125,8 +155,11 @@ def empty_wordnet_data(tmp_path):
     shutil.copytree(os.path.join(rxf_rouge.rouge_home(), "data"), broken)
     os.remove(broken / "WordNet-2.0.exc.db")
     exc = broken / "WordNet-2.0-Exceptions"
-    subprocess.run(["perl", str(exc / "buildExeptionDB.pl"), str(exc), "exc", str(broken / "WordNet-2.0.exc.db")],
-                   cwd=str(tmp_path), capture_output=True)
+    subprocess.run(
+        ["perl", str(exc / "buildExeptionDB.pl"), str(exc), "exc", str(broken / "WordNet-2.0.exc.db")],
+        cwd=str(tmp_path),
+        capture_output=True,
+    )
     assert rxf_rouge.wordnet_db_keys(str(broken / "WordNet-2.0.exc.db")) == 0
     return broken
 
@@ -137,8 +170,10 @@ def test_wordnet_exceptions_score_as_rouge_155_with_a_correct_db(rouge_cache, tm
         documents = one_word_documents(tmp_path, reference_word, summary_word)
         recall = lambda report: rxf_rouge.parse_report(report)["ROUGE-1"]["R"][0]  # noqa: E731
         assert recall(rxf_rouge.perl_rouge(documents, ".")) == with_db, reference_word
-        assert recall(rxf_rouge.perl_rouge(documents, ".", rouge_args=f"-e {broken} -c 95 -r 1000 -n 2 -a -m")) \
-            == with_empty_db, reference_word
+        assert (
+            recall(rxf_rouge.perl_rouge(documents, ".", rouge_args=f"-e {broken} -c 95 -r 1000 -n 2 -a -m"))
+            == with_empty_db
+        ), reference_word
         assert recall(rxf_rouge.perl_rouge(documents, ".", stemming=False)) == 0.5
 
 
@@ -147,8 +182,10 @@ def test_cli_report_format_and_saveto(rouge_cache, real_pairs, tmp_path):
     for backend in ("perl", "python"):
         proc = run_cli(*real_pairs, "--backend", backend, "-s", str(out))
         assert proc.returncode == 0, proc.stderr
-        lines = [l for l in proc.stdout.splitlines() if "Average" in l]
-        assert [l.split()[1:3] for l in lines] == [[m, f"Average_{s}:"] for m in ("ROUGE-1", "ROUGE-2", "ROUGE-L") for s in "RPF"]
+        lines = [line for line in proc.stdout.splitlines() if "Average" in line]
+        assert [line.split()[1:3] for line in lines] == [
+            [m, f"Average_{s}:"] for m in ("ROUGE-1", "ROUGE-2", "ROUGE-L") for s in "RPF"
+        ]
         assert re.fullmatch(r"1 ROUGE-1 Average_R: 0\.\d{5} \(95%-conf\.int\. 0\.\d{5} - 0\.\d{5}\)", lines[0])
         assert out.read_text() == proc.stdout
 
@@ -160,7 +197,10 @@ def test_files2rouge_options_n_nol_and_a(rouge_cache, real_pairs):
         assert sorted(rxf_rouge.parse_report(proc.stdout)) == ["ROUGE-1", "ROUGE-2", "ROUGE-3"]
     default = run_cli(*real_pairs, "-q").stdout
     assert run_cli(*real_pairs, "-q", "-a", "-c 95 -r 1000 -n 2 -a").stdout == default  # -m still appended
-    assert run_cli(*real_pairs, "-q", "-a", "-c 95 -r 1000 -n 2 -a", "-nm").stdout == run_cli(*real_pairs, "-q", "-nm").stdout
+    assert (
+        run_cli(*real_pairs, "-q", "-a", "-c 95 -r 1000 -n 2 -a", "-nm").stdout
+        == run_cli(*real_pairs, "-q", "-nm").stdout
+    )
     for bad, message in ((["--args=-c 95 -n 2", "-n", "3"], "cannot be combined"), (["-m"], "stemming is the default")):
         proc = run_cli(*real_pairs, *bad)
         assert proc.returncode == 2 and message in proc.stderr
@@ -190,27 +230,41 @@ def test_missing_perl_module_gives_the_install_command(tmp_path, monkeypatch):
         rxf_rouge.check_perl()
 
 
-@pytest.mark.parametrize("raw,tokenized", [
-    ('Mr. Smith (the mayor) said "we can\'t stop now." He arrived at 5 p.m. yesterday; the U.S. team won 3-1... '
-     'It cost $5.50!',
-     "Mr. Smith -LRB- the mayor -RRB- said `` we ca n't stop now . '' He arrived at 5 p.m. yesterday ; the U.S. "
-     "team won 3-1 ... It cost $ 5.50 !"),
-    ("The licenses are free. By contrast, the GPL is not.", "The licenses are free . By contrast , the GPL is not ."),
-    ('He said: "Go." Then left.', "He said : `` Go . '' Then left ."),
-])
+@pytest.mark.parametrize(
+    "raw,tokenized",
+    [
+        (
+            'Mr. Smith (the mayor) said "we can\'t stop now." He arrived at 5 p.m. yesterday; the U.S. team won 3-1... '
+            "It cost $5.50!",
+            "Mr. Smith -LRB- the mayor -RRB- said `` we ca n't stop now . '' He arrived at 5 p.m. yesterday ; the U.S. "
+            "team won 3-1 ... It cost $ 5.50 !",
+        ),
+        (
+            "The licenses are free. By contrast, the GPL is not.",
+            "The licenses are free . By contrast , the GPL is not .",
+        ),
+        ('He said: "Go." Then left.', "He said : `` Go . '' Then left ."),
+    ],
+)
 def test_ptb_tokenize_follows_ptb_conventions(raw, tokenized):
     assert rxf_rouge.ptb_tokenize(raw) == tokenized
 
 
 def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache, tmp_path):
     raw = "One sentence. Another one.\n\nA third (short) one.\n"
-    proc = subprocess.run([sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"],
-                          input=raw, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"],
+        input=raw,
+        capture_output=True,
+        text=True,
+    )
     assert proc.stdout == "One sentence . Another one .\n\nA third -LRB- short -RRB- one .\n"
     (tmp_path / "ref").write_text("The cat sat down. Dogs were barking loudly.\n")
     (tmp_path / "sum").write_text("Dogs were barking loudly. The cat sat down.\n")
     untokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-q").stdout)
-    tokenized = rxf_rouge.parse_report(run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-q", "--ptb-tokenize").stdout)
+    tokenized = rxf_rouge.parse_report(
+        run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-q", "--ptb-tokenize").stdout
+    )
     # without tokenisation no " ." separates the sentences: ROUGE-L compares one long sentence with
     # another and the swapped order costs half; split into sentences, each is matched whole
     assert tokenized["ROUGE-1"]["F"][0] == untokenized["ROUGE-1"]["F"][0] == 1.0
@@ -218,6 +272,7 @@ def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache
 
 
 # ---------------------------------------------------------------------------------- issue 14
+
 
 def one_line_error(proc, tool="rxf-rouge"):
     """The single stderr line of a refused command (exit 1, nothing on stdout, no traceback)."""
@@ -230,8 +285,12 @@ def one_line_error(proc, tool="rxf-rouge"):
 
 def test_importing_the_scorer_imports_neither_fairseq_nor_torch():
     check = "import rxf_rouge, sys; assert 'fairseq' not in sys.modules and 'torch' not in sys.modules"
-    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.abspath(rxf_rouge.__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(rxf_rouge.__file__)),
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -346,18 +405,40 @@ def test_every_option_has_help_text():
     assert "ROUGE-1.5.5" in backend.help and "rouge-score" in backend.help
 
 
-PROJECT_SPELLINGS = ["--rouge-n", "3", "--no-rouge-l", "--no-stemming", "--ignore-empty-reference",
-                     "--ignore-empty-summary", "--save-to", "out.txt"]
+PROJECT_SPELLINGS = [
+    "--rouge-n",
+    "3",
+    "--no-rouge-l",
+    "--no-stemming",
+    "--ignore-empty-reference",
+    "--ignore-empty-summary",
+    "--save-to",
+    "out.txt",
+]
 FILES2ROUGE_SHORT = ["-n", "3", "-nol", "-nm", "-ir", "-is", "-s", "out.txt"]
-FILES2ROUGE_LONG = ["--rouge_n", "3", "--no_rouge_l", "--no_stemming", "--ignore_empty_reference",
-                    "--ignore_empty_summary", "--saveto", "out.txt"]
+FILES2ROUGE_LONG = [
+    "--rouge_n",
+    "3",
+    "--no_rouge_l",
+    "--no_stemming",
+    "--ignore_empty_reference",
+    "--ignore_empty_summary",
+    "--saveto",
+    "out.txt",
+]
 
 
 def test_project_spellings_and_files2rouge_aliases_mean_the_same(tmp_path):
     parse = lambda flags: vars(rxf_rouge.build_parser().parse_args(["ref", "sum", *flags]))  # noqa: E731
     assert parse(PROJECT_SPELLINGS) == parse(FILES2ROUGE_SHORT) == parse(FILES2ROUGE_LONG) != parse([])
-    assert parse(PROJECT_SPELLINGS) | {"rouge_n": 2, "no_rouge_l": False, "no_stemming": False, "saveto": None,
-                                       "ignore_empty_reference": False, "ignore_empty_summary": False} == parse([])
+    assert parse(PROJECT_SPELLINGS) | {
+        "rouge_n": 2,
+        "no_rouge_l": False,
+        "no_stemming": False,
+        "saveto": None,
+        "ignore_empty_reference": False,
+        "ignore_empty_summary": False,
+    } == parse([])
     (tmp_path / "ref").write_text("the cat sat .\n\nbirds fly high .\n")
     (tmp_path / "sum").write_text("the cats sat down .\nnothing .\n\n")
     pair = str(tmp_path / "ref"), str(tmp_path / "sum")
@@ -397,9 +478,13 @@ def test_sigterm_and_ctrl_c_stop_rouge_and_remove_its_temporary_files(rouge_cach
         (tmp_path / name).write_text("".join(" ".join(rng.choices(words, k=60)) + " .\n" for _ in range(3000)))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    proc = subprocess.Popen([sys.executable, rxf_rouge.__file__, str(tmp_path / "ref"), str(tmp_path / "sum")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, TMPDIR=str(tmp)))
+    proc = subprocess.Popen(
+        [sys.executable, rxf_rouge.__file__, str(tmp_path / "ref"), str(tmp_path / "sum")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TMPDIR=str(tmp)),
+    )
     try:
         deadline = time.time() + 60
         while not (children := rouge_children(proc.pid)) and proc.poll() is None and time.time() < deadline:
@@ -421,8 +506,16 @@ def test_benchmark_commands_for_the_readme_numbers_run(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # PYTHONPATH: rxf_repro is not (yet) in setup.py's packages, so the installed rxf_rouge cannot import it
     env = dict(os.environ, PYTHONPATH=root)
-    run = lambda *a: subprocess.run([sys.executable, os.path.join(root, "benchmarks", "rouge.py"), *a],  # noqa: E731
-                                    capture_output=True, text=True, cwd=root, env=env)
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, os.path.join(root, "benchmarks", "rouge.py"), *a],  # noqa: E731
+            capture_output=True,
+            text=True,
+            cwd=root,
+            env=env,
+        )
+
     timing = run("timing", "--documents", "30", "--backend", "perl", "--out", str(tmp_path / "t.json"))
     assert timing.returncode == 0, timing.stderr
     result = json.loads(timing.stdout)

@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from rxf_repro import runs
-from rxf_repro import attempts
+from rxf_repro import attempts, runs
 from tests.helpers import REPO, TINY_ROBERTA
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def fake_log(*attempts_lines, started=1000.0):
@@ -38,8 +39,10 @@ def valid(update, accuracy):
 
 def test_the_best_checkpoint_of_an_earlier_attempt_is_the_records():
     """The issue's case: attempt 1 reached 51.5 at update 15, then was killed; the resumed attempt never beat it."""
-    log = fake_log(([(10, "valid", valid(10, 50.0)), (20, "valid", valid(15, 51.5))], None),
-                   ([(30, "valid", valid(30, 50.2)), (40, "valid", valid(40, 50.9))], 0))
+    log = fake_log(
+        ([(10, "valid", valid(10, 50.0)), (20, "valid", valid(15, 51.5))], None),
+        ([(30, "valid", valid(30, 50.2)), (40, "valid", valid(40, 50.9))], 0),
+    )
     found = attempts.read_attempts(log)
     assert [a.resumed for a in found] == [False, True] and found[0].exit_code is None and found[1].exit_code == 0
     best = attempts.best_validation(found, "accuracy", True)
@@ -61,30 +64,71 @@ def test_the_update_stored_in_checkpoint_best_wins_over_the_log():
 
 
 def test_a_fresh_start_forgets_the_attempts_before_it():
-    log = fake_log(([(5, "valid", valid(5, 90.0))], None)) + attempts.header(2, False, 2000.0, "again") + \
-        "2026-01-01 00:00:00 | INFO | valid | " + json.dumps(valid(3, 40.0)) + "\n"
+    log = (
+        fake_log(([(5, "valid", valid(5, 90.0))], None))
+        + attempts.header(2, False, 2000.0, "again")
+        + "2026-01-01 00:00:00 | INFO | valid | "
+        + json.dumps(valid(3, 40.0))
+        + "\n"
+    )
     found = attempts.read_attempts(log)
     assert len(found) == 1 and attempts.best_validation(found, "accuracy", True).update == 3
 
 
 def test_no_validation_is_one_line_naming_the_log():
     with pytest.raises(attempts.AttemptError, match="runs/x/train.log: no validation with valid_accuracy"):
-        attempts.best_validation(attempts.read_attempts(fake_log(([(1, "train", {"loss": "1"})], 0))), "accuracy",
-                                 True, "runs/x/train.log")
+        attempts.best_validation(
+            attempts.read_attempts(fake_log(([(1, "train", {"loss": "1"})], 0))), "accuracy", True, "runs/x/train.log"
+        )
 
 
 # ------------------------------------------------------------------------------------ real rxf-run runs
 
-TINY = ["--tiny", "--cpu", "--seeds", "1", "--progress-every", "0.5",
-        "--set", "optimization.max_update=12", "--set", "lr_scheduler.warmup_updates=1",
-        "--set", "lr_scheduler.total_num_update=12", "--set", "optimization.lr=[0.001]",
-        "--set", "checkpoint.save_interval_updates=3", "--set", "common.log_interval=1",
-        "--", *TINY_ROBERTA, "--batch-size", "16", "--dropout", "0.1"]
+TINY = [
+    "--tiny",
+    "--cpu",
+    "--seeds",
+    "1",
+    "--progress-every",
+    "0.5",
+    "--set",
+    "optimization.max_update=12",
+    "--set",
+    "lr_scheduler.warmup_updates=1",
+    "--set",
+    "lr_scheduler.total_num_update=12",
+    "--set",
+    "optimization.lr=[0.001]",
+    "--set",
+    "checkpoint.save_interval_updates=3",
+    "--set",
+    "common.log_interval=1",
+    "--",
+    *TINY_ROBERTA,
+    "--batch-size",
+    "16",
+    "--dropout",
+    "0.1",
+]
 
 
 def rxf_run(glue_bin, checkpoint, save_root, *extra, wait=True):
-    command = [sys.executable, "-m", "rxf_repro.runs", "glue", "RTE", "r3f", "--data", str(glue_bin),
-               "--checkpoint", checkpoint, "--save-root", str(save_root), *extra, *TINY]
+    command = [
+        sys.executable,
+        "-m",
+        "rxf_repro.runs",
+        "glue",
+        "RTE",
+        "r3f",
+        "--data",
+        str(glue_bin),
+        "--checkpoint",
+        checkpoint,
+        "--save-root",
+        str(save_root),
+        *extra,
+        *TINY,
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     if not wait:
         return proc
@@ -113,7 +157,11 @@ def test_a_run_killed_and_resumed_records_what_an_uninterrupted_run_records(glue
     proc = rxf_run(glue_bin, pretrained_roberta, tmp_path / "split", wait=False)
     log = run_dir(tmp_path / "split") / "train.log"
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (log.exists() and "(epoch 1 @ 6 updates" in log.read_text()):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and not (log.exists() and "(epoch 1 @ 6 updates" in log.read_text())
+    ):
         time.sleep(0.2)
     time.sleep(0.5)  # fairseq copies the checkpoint it saved to checkpoint_best.pt and checkpoint_last.pt
     assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -144,7 +192,7 @@ def test_an_unreadable_checkpoint_last_says_what_to_do_and_force_starts_afresh(g
         (folder / "checkpoint_last.pt").write_bytes(broken)
         code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / "runs")
         assert code == 1 and "Traceback" not in err, err[-2000:]
-        (line,) = [l for l in err.splitlines() if l.startswith("rxf-run: error:")]
+        (line,) = [text for text in err.splitlines() if text.startswith("rxf-run: error:")]
         assert "checkpoint_last.pt: cannot be read as a fairseq checkpoint" in line
         assert "Delete it" in line and "--force" in line
     code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / "runs", "--force")
@@ -164,30 +212,50 @@ def rxf_run_error(*args):
 
 
 GLUE = ["glue", "RTE", "r3f", "--data", "/data/glue-bin", "--checkpoint", "/m.pt", "--dry-run"]
-SUMM = ["summarization", "cnn_dm", "r3f", "--data", "/d", "--checkpoint", "/b.pt", "--encoder-json", "/e.json",
-        "--vocab-bpe", "/v.bpe", "--dry-run"]
+SUMM = [
+    "summarization",
+    "cnn_dm",
+    "r3f",
+    "--data",
+    "/d",
+    "--checkpoint",
+    "/b.pt",
+    "--encoder-json",
+    "/e.json",
+    "--vocab-bpe",
+    "/v.bpe",
+    "--dry-run",
+]
 
 
-@pytest.mark.parametrize("args, message", [
-    (GLUE + ["--seeds", "1-3,2"], "names seed(s) 2 more than once"),
-    (GLUE + ["--seeds", "3-1"], "is an empty range"),
-    (GLUE + ["--seeds", "x"], "expected seeds such as 1-10"),
-    (GLUE + ["--num-gpus", "-3"], "--num-gpus: '-3': must be >= 1"),
-    (["probe", "retention", "r3f", "--data", "/d", "--checkpoint", "/m.pt", "--cycles", "0", "--dry-run"],
-     "--cycles: '0': must be >= 1"),
-    (SUMM + ["--gen-batch-size", "0"], "--gen-batch-size: '0': must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (GLUE + ["--seeds", "1-3,2"], "names seed(s) 2 more than once"),
+        (GLUE + ["--seeds", "3-1"], "is an empty range"),
+        (GLUE + ["--seeds", "x"], "expected seeds such as 1-10"),
+        (GLUE + ["--num-gpus", "-3"], "--num-gpus: '-3': must be >= 1"),
+        (
+            ["probe", "retention", "r3f", "--data", "/d", "--checkpoint", "/m.pt", "--cycles", "0", "--dry-run"],
+            "--cycles: '0': must be >= 1",
+        ),
+        (SUMM + ["--gen-batch-size", "0"], "--gen-batch-size: '0': must be >= 1"),
+    ],
+)
 def test_counts_and_seed_lists_are_checked_by_the_parser(args, message):
     code, err = rxf_run_error(*args)
     assert code == 2 and message in err, err
 
 
-@pytest.mark.parametrize("args, message", [
-    (GLUE + ["--set", "criterion.eps=-1"], "--eps"),
-    (GLUE + ["--set", "criterion.eps=nan"], "--eps"),
-    (GLUE + ["--set", "criterion.r3f_lambda=-1"], "--r3f-lambda"),
-    (SUMM + ["--set", "generation.beem=4"], "fairseq-generate would refuse this command"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (GLUE + ["--set", "criterion.eps=-1"], "--eps"),
+        (GLUE + ["--set", "criterion.eps=nan"], "--eps"),
+        (GLUE + ["--set", "criterion.r3f_lambda=-1"], "--r3f-lambda"),
+        (SUMM + ["--set", "generation.beem=4"], "fairseq-generate would refuse this command"),
+    ],
+)
 def test_out_of_range_values_and_unknown_keys_fail_in_a_dry_run(args, message):
     code, err = rxf_run_error(*args)
     assert code == 1 and message in err and len(err.strip().splitlines()) >= 1, err
@@ -210,8 +278,9 @@ def test_fairseq_drops_a_short_last_batch_so_every_evaluation_asks_for_batches_o
     import numpy as np
     from fairseq.data.data_utils import batch_by_size
 
-    kept = sum(len(b) for b in batch_by_size(np.arange(11490), lambda i: 10, max_sentences=32,
-                                             required_batch_size_multiple=8))
+    kept = sum(
+        len(b) for b in batch_by_size(np.arange(11490), lambda i: 10, max_sentences=32, required_batch_size_multiple=8)
+    )
     assert kept == 11488
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

@@ -13,12 +13,19 @@ import pytest
 from rxf_repro import runs
 from tests.helpers import REPO, TINY_BART, TINY_ROBERTA
 
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
 RUN_SCRIPTS = os.path.join(REPO, "run_scripts")
 
 # The paper, typed in from Appendix A.2 (Tables 5-9), independently of configs/.
 TABLE5 = {  # task: (lr, max updates, max sentences)
-    "MNLI": (5e-6, 123873, 8), "QNLI": (5e-6, 33112, 8), "QQP": (5e-6, 113272, 32), "SST-2": (5e-6, 20935, 32),
-    "RTE": (1e-5, 3120, 8), "MRPC": (1e-5, 2296, 16), "CoLA": (1e-5, 5336, 16),
+    "MNLI": (5e-6, 123873, 8),
+    "QNLI": (5e-6, 33112, 8),
+    "QQP": (5e-6, 113272, 32),
+    "SST-2": (5e-6, 20935, 32),
+    "RTE": (1e-5, 3120, 8),
+    "MRPC": (1e-5, 2296, 16),
+    "CoLA": (1e-5, 5336, 16),
 }
 TABLE7 = {"cnn_dm": (1024, 80000, 1000), "gigaword": (2048, 200000, 5000), "reddit_tifu": (2048, 200000, 5000)}
 GLUE_LAMBDAS, SUMM_LAMBDAS, XNLI_LAMBDAS = {0.1, 0.5, 1.0, 5.0}, {0.001, 0.01, 0.1}, {0.5, 1.0, 3.0, 5.0}
@@ -27,13 +34,17 @@ NOISE_TYPES = {"uniform", "normal"}
 
 def with_dry_run(args):
     args = list(args)
-    return args[:args.index("--")] + ["--dry-run"] + args[args.index("--"):] if "--" in args else args + ["--dry-run"]
+    return args[: args.index("--")] + ["--dry-run"] + args[args.index("--") :] if "--" in args else args + ["--dry-run"]
 
 
 def dry_run(script, *args, env=None):
     """The commands ``run_scripts/SCRIPT ARGS --dry-run`` prints."""
-    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, script), *with_dry_run(args)],
-                          env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", os.path.join(RUN_SCRIPTS, script), *with_dry_run(args)],
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
 
@@ -47,13 +58,24 @@ def rxf_run_dry(*args):
 
 
 def glue_dry(task, method, *args):
-    return rxf_run_dry("glue", task, method, "--data", "/data/glue-bin", "--checkpoint",
-                       GLUE_ENV["ROBERTA"], *args)
+    return rxf_run_dry("glue", task, method, "--data", "/data/glue-bin", "--checkpoint", GLUE_ENV["ROBERTA"], *args)
 
 
 def summ_dry(dataset, method, *args):
-    return rxf_run_dry("summarization", dataset, method, "--data", "/d", "--checkpoint", "/b/model.pt",
-                       "--encoder-json", "/bpe/encoder.json", "--vocab-bpe", "/bpe/vocab.bpe", *args)
+    return rxf_run_dry(
+        "summarization",
+        dataset,
+        method,
+        "--data",
+        "/d",
+        "--checkpoint",
+        "/b/model.pt",
+        "--encoder-json",
+        "/bpe/encoder.json",
+        "--vocab-bpe",
+        "/bpe/vocab.bpe",
+        *args,
+    )
 
 
 def flag(argv, name):
@@ -107,8 +129,18 @@ def test_glue_methods_and_std_plus_plus_trains_twice_as_long():
 
 
 def test_glue_environment_multi_gpu_and_overrides():
-    (train,) = dry_run("glue.sh", "SST-2", "r3f", "1", "--set", "criterion.r3f_lambda=0.5", "--", "--update-freq", "2",
-                       env=dict(GLUE_ENV, NUM_GPUS="8", FP16="0", SAVE_ROOT="/tmp/somewhere"))
+    (train,) = dry_run(
+        "glue.sh",
+        "SST-2",
+        "r3f",
+        "1",
+        "--set",
+        "criterion.r3f_lambda=0.5",
+        "--",
+        "--update-freq",
+        "2",
+        env=dict(GLUE_ENV, NUM_GPUS="8", FP16="0", SAVE_ROOT="/tmp/somewhere"),
+    )
     assert flag(train, "--distributed-world-size") == "8" and "--fp16" not in train
     assert float(flag(train, "--r3f-lambda")) == 0.5 and train[-2:] == ["--update-freq", "2"]
     assert flag(train, "--save-dir") == "/tmp/somewhere/glue/sst_2/r3f/noise_type=uniform,r3f_lambda=0.5/seed1"
@@ -136,32 +168,49 @@ def rxf_run_error(*args):
 def test_bad_overrides_and_missing_inputs_fail_before_anything_runs(tmp_path):
     base = ["glue", "RTE", "r3f", "--data", "/data/glue-bin", "--checkpoint", "/m.pt", "--seeds", "1", "--dry-run"]
     for args, message in (
-            (["--set", "criterion.r3f_lamda=0.5"], "unrecognized arguments: --r3f-lamda 0.5"),
-            (["--set", "optimization.max_update=abc"], "--max-update: invalid int value: 'abc'"),
-            (["--set", "foo=1"], "'foo' is not SECTION.KEY"),
-            (["--set", "max_update"], "expected KEY=VALUE"),
-            (["--", "--no-such-flag"], "unrecognized arguments: --no-such-flag")):
+        (["--set", "criterion.r3f_lamda=0.5"], "unrecognized arguments: --r3f-lamda 0.5"),
+        (["--set", "optimization.max_update=abc"], "--max-update: invalid int value: 'abc'"),
+        (["--set", "foo=1"], "'foo' is not SECTION.KEY"),
+        (["--set", "max_update"], "expected KEY=VALUE"),
+        (["--", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ):
         code, err = rxf_run_error(*base, *args)
         assert code == 1 and message in err, err
     # a real run checks its data and checkpoint first, naming the flag
-    code, err = rxf_run_error(*[a for a in base if a != "--dry-run"][:-2], "--seeds", "1",
-                              "--save-root", str(tmp_path))
+    code, err = rxf_run_error(*[a for a in base if a != "--dry-run"][:-2], "--seeds", "1", "--save-root", str(tmp_path))
     assert code == 1 and "--data /data/glue-bin/RTE-bin: no input0/dict.txt there" in err, err
     (tmp_path / "glue" / "RTE-bin" / "input0").mkdir(parents=True)
     (tmp_path / "glue" / "RTE-bin" / "input0" / "dict.txt").write_text("a 1\n")
-    code, err = rxf_run_error("glue", "rte", "r3f", "--data", str(tmp_path / "glue"), "--checkpoint", "/no/model.pt",
-                              "--save-root", str(tmp_path / "runs"))
+    code, err = rxf_run_error(
+        "glue",
+        "rte",
+        "r3f",
+        "--data",
+        str(tmp_path / "glue"),
+        "--checkpoint",
+        "/no/model.pt",
+        "--save-root",
+        str(tmp_path / "runs"),
+    )
     assert code == 1 and "--checkpoint /no/model.pt: no such file" in err, err
     assert not (tmp_path / "runs").exists()
 
 
 def test_missing_paths_and_bad_names_are_refused():
-    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), "RTE", "r3f", "--dry-run"],
-                          env={k: v for k, v in os.environ.items() if k not in GLUE_ENV}, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), "RTE", "r3f", "--dry-run"],
+        env={k: v for k, v in os.environ.items() if k not in GLUE_ENV},
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "GLUE_BIN" in proc.stderr
     for args, message in ((("XYZ", "r3f"), "unknown task 'XYZ'"), (("RTE", "r5f"), "invalid choice: 'r5f'")):
-        proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), *args, "--dry-run"],
-                              env=dict(os.environ, **GLUE_ENV), capture_output=True, text=True)
+        proc = subprocess.run(
+            ["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), *args, "--dry-run"],
+            env=dict(os.environ, **GLUE_ENV),
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr
 
 
@@ -177,12 +226,18 @@ def test_summarization_dry_run_has_the_papers_values(dataset):
     assert float(flag(train, "--dropout")) == 0.1 and float(flag(train, "--eps")) == 1e-5
     assert flag(train, "--lr-scheduler") == "polynomial_decay"
     commands = summ_dry(dataset, "r3f", "--sweep")
-    lambdas = {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in commands if c[2] == "fairseq_cli.train"}
+    lambdas = {
+        (float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in commands if c[2] == "fairseq_cli.train"
+    }
     assert lambdas == {(lam, noise) for lam in SUMM_LAMBDAS for noise in NOISE_TYPES}
     assert generate[2] == "fairseq_cli.generate" and flag(generate, "--no-repeat-ngram-size") == "3"
     if dataset == "cnn_dm":  # BART's published CNN/DM decoding
-        assert (flag(generate, "--beam"), flag(generate, "--lenpen"), flag(generate, "--max-len-b"),
-                flag(generate, "--min-len")) == ("4", "2.0", "140", "55")
+        assert (
+            flag(generate, "--beam"),
+            flag(generate, "--lenpen"),
+            flag(generate, "--max-len-b"),
+            flag(generate, "--min-len"),
+        ) == ("4", "2.0", "140", "55")
     # files2rouge's order: references first, then the system's summaries
     assert score[0] == "rxf-rouge" and score[1].endswith("test.ref") and score[2].endswith("test.hypo")
 
@@ -191,8 +246,9 @@ def test_xnli_dry_run_has_the_papers_values():
     commands = rxf_run_dry("xnli", "r4f", "--data", "/x", "--checkpoint", "/m.pt", "--sweep")
     trains = [c for c in commands if c[2] == "fairseq_cli.train"]
     assert len(trains) == 5 * len(XNLI_LAMBDAS) * len(NOISE_TYPES)  # 5 runs per setting
-    assert {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in trains} == \
-        {(lam, noise) for lam in XNLI_LAMBDAS for noise in NOISE_TYPES}
+    assert {(float(flag(c, "--r3f-lambda")), flag(c, "--noise-type")) for c in trains} == {
+        (lam, noise) for lam in XNLI_LAMBDAS for noise in NOISE_TYPES
+    }
     train, validate = commands[0], commands[1]
     assert float(flag(train, "--lr")) == 3e-5 and int(flag(train, "--max-update")) == 450000
     assert int(flag(train, "--max-tokens")) == 4400 and int(flag(train, "--batch-size")) == 8
@@ -220,15 +276,37 @@ def test_every_generated_command_parses_with_fairseqs_own_parser():
 
 def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
     """The configs are real fairseq-hydra-train configs: RTE with R4F, two updates of a tiny RoBERTa."""
-    tiny = ["model._name=roberta_base", "+model.encoder_layers=2", "+model.encoder_embed_dim=32",
-            "+model.encoder_ffn_embed_dim=64", "+model.encoder_attention_heads=2", "+model.max_positions=64",
-            "task.max_positions=64"]
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"), "--config-dir", os.path.join(REPO, "configs", "glue"),
-                           "--config-name", "rte", "method=r4f", f"task.data={toy_data['cls']}",
-                           "checkpoint.restore_file=none", "common.cpu=true", "common.fp16=false",
-                           f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}", "optimization.max_update=2",
-                           "checkpoint.no_save=true", "common.log_interval=1", *tiny],
-                          cwd=tmp_path, capture_output=True, text=True)
+    tiny = [
+        "model._name=roberta_base",
+        "+model.encoder_layers=2",
+        "+model.encoder_embed_dim=32",
+        "+model.encoder_ffn_embed_dim=64",
+        "+model.encoder_attention_heads=2",
+        "+model.max_positions=64",
+        "task.max_positions=64",
+    ]
+    proc = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"),
+            "--config-dir",
+            os.path.join(REPO, "configs", "glue"),
+            "--config-name",
+            "rte",
+            "method=r4f",
+            f"task.data={toy_data['cls']}",
+            "checkpoint.restore_file=none",
+            "common.cpu=true",
+            "common.fp16=false",
+            f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}",
+            "optimization.max_update=2",
+            "checkpoint.no_save=true",
+            "common.log_interval=1",
+            *tiny,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     output = proc.stdout + proc.stderr
     assert "criterion: RXFSentencePredictionR3FCriterion" in output and "RXFSentencePredictionR4FTask" in output
@@ -237,9 +315,14 @@ def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
 
 # ------------------------------------------------------------------------------- tiny runs, end to end
 
+
 def tiny_run(script, *args, env):
-    proc = subprocess.run(["bash", os.path.join(RUN_SCRIPTS, script), *args],
-                          env=dict(os.environ, CPU="1", **env), capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", os.path.join(RUN_SCRIPTS, script), *args],
+        env=dict(os.environ, CPU="1", **env),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return proc
 
@@ -250,9 +333,23 @@ def read_records(root):
     return load_records([str(root)])
 
 
-TINY_GLUE = ["--tiny", "--set", "optimization.max_update=6", "--set", "lr_scheduler.warmup_updates=1",
-             "--set", "lr_scheduler.total_num_update=6", "--set", "optimization.lr=[0.001]",
-             "--", *TINY_ROBERTA, "--batch-size", "16", "--log-interval", "1"]
+TINY_GLUE = [
+    "--tiny",
+    "--set",
+    "optimization.max_update=6",
+    "--set",
+    "lr_scheduler.warmup_updates=1",
+    "--set",
+    "lr_scheduler.total_num_update=6",
+    "--set",
+    "optimization.lr=[0.001]",
+    "--",
+    *TINY_ROBERTA,
+    "--batch-size",
+    "16",
+    "--log-interval",
+    "1",
+]
 
 
 def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_roberta, tmp_path):
@@ -264,7 +361,9 @@ def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_robe
     raw = os.path.join(toy_data["root"], "raw")
     for split in ("train", "valid"):
         labels = open(os.path.join(raw, f"{split}.label")).read().split()
-        (glue_bin / "STS-B-bin" / "label" / f"{split}.label").write_text("".join(f"{0.2 + 0.6 * int(v)}\n" for v in labels))
+        (glue_bin / "STS-B-bin" / "label" / f"{split}.label").write_text(
+            "".join(f"{0.2 + 0.6 * int(v)}\n" for v in labels)
+        )
     for sub in ("input0", "label"):  # a second validation split, as MNLI's dev_mismatched (valid1)
         for ext in ("bin", "idx"):
             shutil.copy(glue_bin / "RTE-bin" / sub / f"valid.{ext}", glue_bin / "RTE-bin" / sub / f"valid1.{ext}")
@@ -311,31 +410,101 @@ def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
 
     raw = tmp_path / "raw"
     raw.mkdir()
-    articles = ["the cat sat on the mat and then the cat slept .", "rain fell in the hills all night , then it stopped .",
-                "a man bought bread and milk at the shop .", "the team won the game in the last minute ."]
+    articles = [
+        "the cat sat on the mat and then the cat slept .",
+        "rain fell in the hills all night , then it stopped .",
+        "a man bought bread and milk at the shop .",
+        "the team won the game in the last minute .",
+    ]
     summaries = ["the cat slept .", "it rained all night .", "a man went shopping .", "the team won ."]
     for split, n in (("train", 4), ("val", 2), ("test", 3)):
         (raw / f"{split}.source").write_text("".join(articles[i % 4] + "\n" for i in range(n)))
         (raw / f"{split}.target").write_text("".join(summaries[i % 4] + "\n" for i in range(n)))
     summ_bin = tmp_path / "summ-bin"
-    proc = subprocess.run(["bash", os.path.join(REPO, "preprocess", "summarization.sh"), "cnn_dm", str(raw),
-                           str(summ_bin / "cnn_dm-bin"), "--encoder-json", tiny_bpe["encoder"], "--vocab-bpe",
-                           tiny_bpe["vocab"], "--dict", tiny_bpe["dict"]], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "bash",
+            os.path.join(REPO, "preprocess", "summarization.sh"),
+            "cnn_dm",
+            str(raw),
+            str(summ_bin / "cnn_dm-bin"),
+            "--encoder-json",
+            tiny_bpe["encoder"],
+            "--vocab-bpe",
+            tiny_bpe["vocab"],
+            "--dict",
+            tiny_bpe["dict"],
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     bart = ["--share-all-embeddings", "--share-decoder-input-output-embed", "--layernorm-embedding", *TINY_BART]
-    fairseq_cli("train", [str(summ_bin / "cnn_dm-bin"), "--task", "translation", "--source-lang", "source",
-                          "--target-lang", "target", *bart, "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "4",
-                          "--required-batch-size-multiple", "1",
-                          "--max-update", "2", "--save-dir", str(tmp_path / "bart"), "--no-epoch-checkpoints",
-                          "--cpu", "--seed", "1"])
+    fairseq_cli(
+        "train",
+        [
+            str(summ_bin / "cnn_dm-bin"),
+            "--task",
+            "translation",
+            "--source-lang",
+            "source",
+            "--target-lang",
+            "target",
+            *bart,
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-3",
+            "--batch-size",
+            "4",
+            "--required-batch-size-multiple",
+            "1",
+            "--max-update",
+            "2",
+            "--save-dir",
+            str(tmp_path / "bart"),
+            "--no-epoch-checkpoints",
+            "--cpu",
+            "--seed",
+            "1",
+        ],
+    )
     bpe_dir = os.path.dirname(tiny_bpe["encoder"])
-    env = {"SUMM_BIN": str(summ_bin), "BART": str(tmp_path / "bart" / "checkpoint_last.pt"), "BPE_DIR": bpe_dir,
-           "SAVE_ROOT": str(tmp_path / "runs")}
-    tiny_run("summarization.sh", "cnn_dm", "r3f", "--tiny", "--rouge-backend", "python", "--gen-batch-size", "4",
-             "--set", "optimization.max_update=4", "--set", "lr_scheduler.warmup_updates=1",
-             "--set", "lr_scheduler.total_num_update=4", "--set", "optimization.update_freq=[1]",
-             "--set", "generation.min_len=1", "--set", "generation.max_len_b=12", "--set", "generation.beam=2",
-             "--", *bart, "--lr", "1e-3", env=env)
+    env = {
+        "SUMM_BIN": str(summ_bin),
+        "BART": str(tmp_path / "bart" / "checkpoint_last.pt"),
+        "BPE_DIR": bpe_dir,
+        "SAVE_ROOT": str(tmp_path / "runs"),
+    }
+    tiny_run(
+        "summarization.sh",
+        "cnn_dm",
+        "r3f",
+        "--tiny",
+        "--rouge-backend",
+        "python",
+        "--gen-batch-size",
+        "4",
+        "--set",
+        "optimization.max_update=4",
+        "--set",
+        "lr_scheduler.warmup_updates=1",
+        "--set",
+        "lr_scheduler.total_num_update=4",
+        "--set",
+        "optimization.update_freq=[1]",
+        "--set",
+        "generation.min_len=1",
+        "--set",
+        "generation.max_len_b=12",
+        "--set",
+        "generation.beam=2",
+        "--",
+        *bart,
+        "--lr",
+        "1e-3",
+        env=env,
+    )
     (record,) = read_records(tmp_path / "runs")
     assert record["kind"] == "summarization" and record["task"] == "cnn_dm" and record["method"] == "r3f"
     assert set(record["metrics"]) == {"rouge1", "rouge2", "rougeL"}
@@ -348,8 +517,9 @@ def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
     assert "--no-repeat-ngram-size 3" in " ".join(record["generate"]) and record["rouge"][1].endswith("test.ref")
 
 
-@pytest.mark.parametrize("path", ["/plain/path", "runs/r3f_lambda=0.5,noise_type=normal/seed1", "it's", "/x\\y",
-                                  "/ends/with\\", "/a\\'b"])
+@pytest.mark.parametrize(
+    "path", ["/plain/path", "runs/r3f_lambda=0.5,noise_type=normal/seed1", "it's", "/x\\y", "/ends/with\\", "/a\\'b"]
+)
 def test_paths_survive_hydra_overrides(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 

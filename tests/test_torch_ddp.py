@@ -4,17 +4,21 @@ GPUs), on two CPU processes with gloo: fairseq itself cannot run that backend on
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def _worker(rank, data, port, results):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        import rxf_fairseq  # noqa: F401
         from fairseq.distributed import ModuleProxyWrapper
+
+        import rxf_fairseq  # noqa: F401
         from tests.helpers import build, classification_args, first_batch
 
         task, model, criterion, _ = build(classification_args(data, ["--task", "sentence_prediction_r4f"]))

@@ -65,7 +65,10 @@ def _write_lines(path: str, lines: Sequence[str]) -> None:
 
 
 def binarize_sentence_prediction(
-    raw: str, dest: str, splits: Sequence[str] = ("train", "valid"), workers: int = 1,
+    raw: str,
+    dest: str,
+    splits: Sequence[str] = ("train", "valid"),
+    workers: int = 1,
     srcdict: Optional[str] = None,
 ) -> None:
     """The ``input0/ label/`` layout of fairseq's ``sentence_prediction`` task (RoBERTa GLUE recipe),
@@ -86,16 +89,39 @@ def binarize_sentence_prediction(
 
 def binarize_monolingual(raw_prefix: str, dest: str, srcdict: str, workers: int = 1) -> None:
     """Masked-LM data (``--task masked_lm``) from ``{raw_prefix}.train`` / ``.valid`` text files."""
-    fairseq_preprocess([
-        "--only-source", "--workers", str(workers), "--srcdict", srcdict,
-        "--trainpref", raw_prefix + ".train", "--validpref", raw_prefix + ".valid", "--destdir", dest,
-    ])
+    fairseq_preprocess(
+        [
+            "--only-source",
+            "--workers",
+            str(workers),
+            "--srcdict",
+            srcdict,
+            "--trainpref",
+            raw_prefix + ".train",
+            "--validpref",
+            raw_prefix + ".valid",
+            "--destdir",
+            dest,
+        ]
+    )
 
 
 def binarize_seq2seq(raw: str, dest: str, workers: int = 1) -> None:
     """``translation``-task data with a joined dictionary, as BART's summarisation recipe."""
-    fairseq_preprocess([
-        "--source-lang", "src", "--target-lang", "tgt", "--joined-dictionary", "--workers", str(workers),
-        "--trainpref", os.path.join(raw, "train"), "--validpref", os.path.join(raw, "valid"),
-        "--destdir", dest,
-    ])
+    fairseq_preprocess(
+        [
+            "--source-lang",
+            "src",
+            "--target-lang",
+            "tgt",
+            "--joined-dictionary",
+            "--workers",
+            str(workers),
+            "--trainpref",
+            os.path.join(raw, "train"),
+            "--validpref",
+            os.path.join(raw, "valid"),
+            "--destdir",
+            dest,
+        ]
+    )

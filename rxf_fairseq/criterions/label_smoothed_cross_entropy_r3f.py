@@ -12,7 +12,13 @@ from fairseq.dataclass import ChoiceEnum
 
 from rxf.kl import symmetric_kl
 from rxf.noise import NOISE_TYPES
-from rxf_fairseq.criterions.r3f_common import ConsistencyCriterion, R3FConfig, check_r3f_args, noised_forward, set_r3f_options
+from rxf_fairseq.criterions.r3f_common import (
+    ConsistencyCriterion,
+    R3FConfig,
+    check_r3f_args,
+    noised_forward,
+    set_r3f_options,
+)
 from rxf_fairseq.model_parts import require_encoder_embedding
 
 # The paper's lambda grid for summarisation (Table 8), keyed by the configs/ folder that sweeps it; a test
@@ -30,9 +36,7 @@ class RXFLabelSmoothedCrossEntropyR3FConfig(LabelSmoothedCrossEntropyCriterionCo
     )
 
 
-@register_criterion(
-    "label_smoothed_cross_entropy_r3f", dataclass=RXFLabelSmoothedCrossEntropyR3FConfig
-)
+@register_criterion("label_smoothed_cross_entropy_r3f", dataclass=RXFLabelSmoothedCrossEntropyR3FConfig)
 class RXFLabelSmoothedCrossEntropyR3FCriterion(ConsistencyCriterion, LabelSmoothedCrossEntropyCriterion):
     """loss = fairseq's label_smoothed_cross_entropy + lambda * sample_size * KL_S / nsentences,
     where KL_S sums the symmetric KL of the decoder's output distributions over every non-padding
@@ -61,8 +65,9 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(ConsistencyCriterion, LabelSmooth
         require_encoder_embedding(model, self.criterion_name)
 
     def perturbed_logits(self, model, sample, clean_logits):
-        return noised_forward(model, lambda: model(**sample["net_input"])[0], self.noise_eps, self.noise_type,
-                              self.fast_r3f)
+        return noised_forward(
+            model, lambda: model(**sample["net_input"])[0], self.noise_eps, self.noise_type, self.fast_r3f
+        )
 
     def consistency_term(self, model, sample, sample_size, clean_logits, perturbed_logits):
         target = model.get_targets(sample, None)

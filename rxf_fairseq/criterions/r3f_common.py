@@ -34,22 +34,28 @@ SIGNIFICANT_DIGITS = 3  # fairseq rounds its losses to 3 decimals; a KL of 1e-7 
 class R3FConfig(FairseqDataclass):
     eps: float = field(
         default=1e-5,
-        metadata={"help": "noise scale: z ~ U(-eps, eps) or N(0, eps^2) is added to the encoder's "
-                  "token embeddings (never the decoder's) in the second forward pass; 0 = no noise"},
+        metadata={
+            "help": "noise scale: z ~ U(-eps, eps) or N(0, eps^2) is added to the encoder's "
+            "token embeddings (never the decoder's) in the second forward pass; 0 = no noise"
+        },
     )
     r3f_lambda: float = field(
         default=1.0,
-        metadata={"help": "weight of the symmetric-KL term, scaled as fairseq's examples/rxf; "
-                  "0 = standard fine-tuning (no second forward pass)"},
+        metadata={
+            "help": "weight of the symmetric-KL term, scaled as fairseq's examples/rxf; "
+            "0 = standard fine-tuning (no second forward pass)"
+        },
     )
     noise_type: ChoiceEnum(list(NOISE_TYPES)) = field(
         default="uniform", metadata={"help": "distribution of the embedding noise"}
     )
     fast_r3f: bool = field(
         default=False,
-        metadata={"help": "run the noised forward pass without gradient (2 forwards + 1 backward per "
-                  "update, the paper's Table 1 count). This optimises a one-sided consistency term "
-                  "(the clean prediction is pulled towards the noised one), not the paper's objective"},
+        metadata={
+            "help": "run the noised forward pass without gradient (2 forwards + 1 backward per "
+            "update, the paper's Table 1 count). This optimises a one-sided consistency term "
+            "(the clean prediction is pulled towards the noised one), not the paper's objective"
+        },
     )
 
 
@@ -69,12 +75,14 @@ def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
 
 
 def format_grids(grids: Mapping[str, Tuple[str, Sequence[float]]]) -> str:
-    return "; ".join(f"{bench}, {table}: {', '.join(f'{v:g}' for v in values)}"
-                     for bench, (table, values) in grids.items())
+    return "; ".join(
+        f"{bench}, {table}: {', '.join(f'{v:g}' for v in values)}" for bench, (table, values) in grids.items()
+    )
 
 
-def warn_if_lambda_off_grid(criterion_name: str, r3f_lambda: float, default: float,
-                            grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
+def warn_if_lambda_off_grid(
+    criterion_name: str, r3f_lambda: float, default: float, grids: Mapping[str, Tuple[str, Sequence[float]]]
+) -> None:
     """One warning at start-up when lambda is outside the range the paper searched for this criterion
     (0 is standard fine-tuning, not a setting of the grid, and is not warned about)."""
     values = [v for _, grid in grids.values() for v in grid]
@@ -83,12 +91,16 @@ def warn_if_lambda_off_grid(criterion_name: str, r3f_lambda: float, default: flo
     logger.warning(
         "--criterion %s: --r3f-lambda %g%s is outside the paper's grid (%s); results are not comparable "
         "with the paper's. Set --r3f-lambda (the configs/*/method/r3f.yaml files do) to silence this.",
-        criterion_name, r3f_lambda, " (the default)" if r3f_lambda == default else "", format_grids(grids),
+        criterion_name,
+        r3f_lambda,
+        " (the default)" if r3f_lambda == default else "",
+        format_grids(grids),
     )
 
 
-def set_r3f_options(criterion, cfg: R3FConfig, default_lambda: float,
-                    paper_grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
+def set_r3f_options(
+    criterion, cfg: R3FConfig, default_lambda: float, paper_grids: Mapping[str, Tuple[str, Sequence[float]]]
+) -> None:
     """Validate the R3F options and keep them on the criterion (``noise_eps``, not ``eps``: fairseq's
     label-smoothed cross entropy already uses that name for the smoothing)."""
     check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)

@@ -19,8 +19,10 @@ class RXFSentencePredictionOptions(SentencePredictionConfig):
 
     regression_target: bool = field(
         default=False,
-        metadata={"help": "regression (STS-B): the head predicts one number, trained with mean squared "
-                  "error, instead of classes"},
+        metadata={
+            "help": "regression (STS-B): the head predicts one number, trained with mean squared "
+            "error, instead of classes"
+        },
     )
     report_mcc: bool = field(
         default=False, metadata={"help": "also report Matthews correlation (CoLA's metric) on validation"}
@@ -30,8 +32,9 @@ class RXFSentencePredictionOptions(SentencePredictionConfig):
     )
     report_pearson_and_spearman: bool = field(
         default=False,
-        metadata={"help": "also report Pearson and Spearman correlations (STS-B) on validation; needs "
-                  "--regression-target"},
+        metadata={
+            "help": "also report Pearson and Spearman correlations (STS-B) on validation; needs --regression-target"
+        },
     )
 
 

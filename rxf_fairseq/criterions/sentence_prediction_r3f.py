@@ -6,8 +6,10 @@ from typing import Dict, Sequence, Tuple
 from fairseq.criterions import register_criterion
 
 from rxf_fairseq.criterions.r3f_common import R3FConfig, check_r3f_args, noised_forward, set_r3f_options
-from rxf_fairseq.criterions.sentence_prediction_consistency import (RXFSentencePredictionConsistency,
-                                                                    RXFSentencePredictionOptions)
+from rxf_fairseq.criterions.sentence_prediction_consistency import (
+    RXFSentencePredictionConsistency,
+    RXFSentencePredictionOptions,
+)
 
 # The paper's lambda grids for this criterion (Tables 6 and 9), keyed by the configs/ folder that sweeps
 # them; a test checks them against those configs' hydra.sweeper.params.
@@ -45,5 +47,4 @@ class RXFSentencePredictionR3FCriterion(RXFSentencePredictionConsistency):
         check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
 
     def perturbed_logits(self, model, sample, clean_logits):
-        return noised_forward(model, lambda: self.logits(model, sample), self.noise_eps, self.noise_type,
-                              self.fast_r3f)
+        return noised_forward(model, lambda: self.logits(model, sample), self.noise_eps, self.noise_type, self.fast_r3f)

@@ -10,8 +10,10 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from rxf.smart import SMART_NORMS, SmartAscent, adversarial_forward
 from rxf_fairseq.criterions.r3f_common import check_nonnegative_finite
-from rxf_fairseq.criterions.sentence_prediction_consistency import (RXFSentencePredictionConsistency,
-                                                                    RXFSentencePredictionOptions)
+from rxf_fairseq.criterions.sentence_prediction_consistency import (
+    RXFSentencePredictionConsistency,
+    RXFSentencePredictionOptions,
+)
 from rxf_fairseq.model_parts import find_encoder_token_embedding
 
 
@@ -50,18 +52,33 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
         super().__init__(cfg, task)
         self.check_options(cfg)
         self.consistency_weight = cfg.smart_lambda
-        self.ascent = SmartAscent(noise_var=cfg.smart_noise_var, steps=cfg.smart_steps,
-                                  step_size=cfg.smart_step_size, norm=str(cfg.smart_norm), epsilon=cfg.smart_epsilon)
+        self.ascent = SmartAscent(
+            noise_var=cfg.smart_noise_var,
+            steps=cfg.smart_steps,
+            step_size=cfg.smart_step_size,
+            norm=str(cfg.smart_norm),
+            epsilon=cfg.smart_epsilon,
+        )
 
     @classmethod
     def check_options(cls, cfg: RXFSentencePredictionSMARTConfig) -> None:
         """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        for flag, value in (("--smart-lambda", cfg.smart_lambda), ("--smart-noise-var", cfg.smart_noise_var),
-                            ("--smart-steps", cfg.smart_steps), ("--smart-step-size", cfg.smart_step_size),
-                            ("--smart-epsilon", cfg.smart_epsilon)):
+        for flag, value in (
+            ("--smart-lambda", cfg.smart_lambda),
+            ("--smart-noise-var", cfg.smart_noise_var),
+            ("--smart-steps", cfg.smart_steps),
+            ("--smart-step-size", cfg.smart_step_size),
+            ("--smart-epsilon", cfg.smart_epsilon),
+        ):
             check_nonnegative_finite(flag, value)
 
     def perturbed_logits(self, model, sample, clean_logits):
         embedding, scope = find_encoder_token_embedding(model)
-        return adversarial_forward(model, lambda net: self.logits(net, sample), embedding, scope,
-                                   lambda logits: self.consistency(clean_logits.detach(), logits)[0], self.ascent)
+        return adversarial_forward(
+            model,
+            lambda net: self.logits(net, sample),
+            embedding,
+            scope,
+            lambda logits: self.consistency(clean_logits.detach(), logits)[0],
+            self.ascent,
+        )

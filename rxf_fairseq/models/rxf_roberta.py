@@ -21,9 +21,18 @@ logger = logging.getLogger(__name__)
 
 FAIRSEQ_LAYERNORM_EPS = 1e-5  # torch's default, which fairseq's LayerNorm uses
 # what an rxf_roberta checkpoint tells a command line that does not say
-ARCH_KEYS = ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
-             "max_positions", "layernorm_eps", "activation_fn", "encoder_normalize_before", "layernorm_embedding",
-             "untie_weights_roberta")
+ARCH_KEYS = (
+    "encoder_layers",
+    "encoder_embed_dim",
+    "encoder_ffn_embed_dim",
+    "encoder_attention_heads",
+    "max_positions",
+    "layernorm_eps",
+    "activation_fn",
+    "encoder_normalize_before",
+    "layernorm_embedding",
+    "untie_weights_roberta",
+)
 
 
 def set_layernorm_eps(model: nn.Module, eps: float) -> int:
@@ -41,9 +50,13 @@ class RXFRobertaModel(RobertaModel):
     @staticmethod
     def add_args(parser):
         RobertaModel.add_args(parser)
-        parser.add_argument("--layernorm-eps", type=float, metavar="EPS",
-                            help="epsilon of every LayerNorm (fairseq's RoBERTa: 1e-5; Hugging Face BERT: 1e-12); "
-                                 "default: the --restore-file checkpoint's, else 1e-5")
+        parser.add_argument(
+            "--layernorm-eps",
+            type=float,
+            metavar="EPS",
+            help="epsilon of every LayerNorm (fairseq's RoBERTa: 1e-5; Hugging Face BERT: 1e-12); "
+            "default: the --restore-file checkpoint's, else 1e-5",
+        )
 
     @classmethod
     def build_model(cls, args, task):

@@ -31,6 +31,11 @@ class RXFSentencePredictionProbeTask(SentencePredictionTask):
         silenced = freeze_encoder(model, probe, dropout_types=(nn.Dropout, FairseqDropout))
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-        logger.info("linear probe %r: %d trainable parameters, %d frozen; dropout off in %d modules",
-                    name, trainable, frozen, len(silenced))
+        logger.info(
+            "linear probe %r: %d trainable parameters, %d frozen; dropout off in %d modules",
+            name,
+            trainable,
+            frozen,
+            len(silenced),
+        )
         return model

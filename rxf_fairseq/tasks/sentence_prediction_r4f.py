@@ -23,8 +23,10 @@ class RXFSentencePredictionTaskConfig(SentencePredictionConfig):
 
     no_shuffle: bool = field(
         default=False,
-        metadata={"help": "keep the examples in file order instead of one seeded permutation at load "
-                  "time (batches are still shuffled every epoch)"},
+        metadata={
+            "help": "keep the examples in file order instead of one seeded permutation at load "
+            "time (batches are still shuffled every epoch)"
+        },
     )
 
 
@@ -34,7 +36,9 @@ def spectrally_normalise_classification_head(model, head_name: str) -> None:
     norms = effective_spectral_norms(head)
     logger.info(
         "R4F: spectrally normalised %s of head %r; largest singular values %s",
-        ", ".join(layers), head_name, {k: round(v, 4) for k, v in norms.items()},
+        ", ".join(layers),
+        head_name,
+        {k: round(v, 4) for k, v in norms.items()},
     )
 
 

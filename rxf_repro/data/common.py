@@ -16,10 +16,29 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 from rxf_repro.cli import positive_int
 from rxf_repro.outputs import MARKER, OutputError, check_destination, clean_leftovers, output_folder, owner
 
-__all__ = ["MARKER", "OutputError", "PreprocessError", "TextEncoder", "atomic_output", "bpe_encode_file",
-           "check_output", "fairseq_preprocess", "load_gpt2_bpe", "load_sentencepiece", "load_wordpiece", "log",
-           "map_lines", "output_folder", "owner", "positive_int", "read_text_lines", "text_encoder", "worker_pool",
-           "wordpiece_encode_file", "write_summary"]
+__all__ = [
+    "MARKER",
+    "OutputError",
+    "PreprocessError",
+    "TextEncoder",
+    "atomic_output",
+    "bpe_encode_file",
+    "check_output",
+    "fairseq_preprocess",
+    "load_gpt2_bpe",
+    "load_sentencepiece",
+    "load_wordpiece",
+    "log",
+    "map_lines",
+    "output_folder",
+    "owner",
+    "positive_int",
+    "read_text_lines",
+    "text_encoder",
+    "worker_pool",
+    "wordpiece_encode_file",
+    "write_summary",
+]
 
 
 class PreprocessError(Exception):
@@ -38,6 +57,7 @@ def log(message: str) -> None:
 
 # ------------------------------------------------------------------------------------------ outputs
 
+
 def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), overwrite: bool = False) -> None:
     """Before any work: put back, or remove, what killed runs left beside ``dest`` (an earlier output renamed
     aside is restored, so a failing rerun still leaves it in place), then refuse a destination that
@@ -46,8 +66,10 @@ def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), ov
     try:
         clean_leftovers(dest)
     except OSError as error:
-        raise OutputError(f"output folder {dest}: cannot restore or remove a killed run's leftovers beside it "
-                          f"({error.strerror}: {error.filename}); remove them by hand") from None
+        raise OutputError(
+            f"output folder {dest}: cannot restore or remove a killed run's leftovers beside it "
+            f"({error.strerror}: {error.filename}); remove them by hand"
+        ) from None
     check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite)
 
 
@@ -81,8 +103,9 @@ def _start_worker(initializer: Optional[Callable] = None, initargs: Tuple = ()) 
             _WORKER_ERROR = str(error) if isinstance(error, PreprocessError) else repr(error)
 
 
-def worker_pool(processes: int, initializer: Optional[Callable] = None, initargs: Tuple = (),
-                **kwargs: Any) -> multiprocessing.pool.Pool:
+def worker_pool(
+    processes: int, initializer: Optional[Callable] = None, initargs: Tuple = (), **kwargs: Any
+) -> multiprocessing.pool.Pool:
     """``multiprocessing.Pool`` that Ctrl-C or SIGTERM cannot leave half-built: the signals wait while it forks
     its workers and starts its threads (a worker forked just before a ``SystemExit`` is never registered, and
     nothing would stop it), and each worker lets them through only once it has its own handlers."""
@@ -94,6 +117,7 @@ def worker_pool(processes: int, initializer: Optional[Callable] = None, initargs
 
 
 # ------------------------------------------------------------------------------------------ fairseq-preprocess
+
 
 @contextlib.contextmanager
 def _fairseq_pools_are_worker_pools() -> Iterator[None]:
@@ -163,6 +187,7 @@ def fairseq_preprocess(args: Sequence[str], cwd: Optional[str] = None) -> None:
 
 # ------------------------------------------------------------------------------------------ models
 
+
 def _loaded(key: Tuple, load: Callable[[], Any]) -> Any:
     global _MODEL, _MODEL_KEY
     if _MODEL_KEY != key:
@@ -179,7 +204,7 @@ def _read_utf8(path: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
+        line = data[: error.start].count(b"\n") + 1
         raise PreprocessError(f"{path}:{line}: not UTF-8 ({error.reason} at byte {error.start})") from None
 
 
@@ -192,27 +217,36 @@ def _gpt2_bpe(encoder_json: str, vocab_bpe: str) -> Any:
     try:
         encoder = json.loads(_read_utf8(encoder_json))
     except json.JSONDecodeError as error:
-        raise PreprocessError(f"{encoder_json}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}); "
-                              "give GPT-2's encoder.json") from None
+        raise PreprocessError(
+            f"{encoder_json}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}); "
+            "give GPT-2's encoder.json"
+        ) from None
     if not isinstance(encoder, dict) or not all(isinstance(k, str) and type(v) is int for k, v in encoder.items()):
         raise PreprocessError(f"{encoder_json}: not GPT-2's encoder.json (a JSON object of BPE symbol -> integer id)")
     missing = [s for s in bytes_to_unicode().values() if s not in encoder]
     if missing:
-        raise PreprocessError(f"{encoder_json}: lacks {len(missing)} of the 256 byte symbols (first {missing[0]!r}); "
-                              "give GPT-2's encoder.json")
+        raise PreprocessError(
+            f"{encoder_json}: lacks {len(missing)} of the 256 byte symbols (first {missing[0]!r}); "
+            "give GPT-2's encoder.json"
+        )
     lines = _read_utf8(vocab_bpe).split("\n")
     if not lines[0].startswith("#version"):
-        raise PreprocessError(f"{vocab_bpe}:1: expected GPT-2's '#version: 0.2' header line, got {lines[0][:40]!r} "
-                              "(the first line is skipped as a header); give GPT-2's vocab.bpe")
+        raise PreprocessError(
+            f"{vocab_bpe}:1: expected GPT-2's '#version: 0.2' header line, got {lines[0][:40]!r} "
+            "(the first line is skipped as a header); give GPT-2's vocab.bpe"
+        )
     merges = []
     for number, line in enumerate(lines[1:-1], start=2):  # as fairseq's get_encoder reads it
         merge = tuple(line.split())
         if len(merge) != 2:
-            raise PreprocessError(f"{vocab_bpe}:{number}: expected a merge of two symbols separated by a space, "
-                                  f"got {line[:40]!r}")
+            raise PreprocessError(
+                f"{vocab_bpe}:{number}: expected a merge of two symbols separated by a space, got {line[:40]!r}"
+            )
         if merge[0] + merge[1] not in encoder:
-            raise PreprocessError(f"{vocab_bpe}:{number}: merge {line!r} makes {merge[0] + merge[1]!r}, which is not "
-                                  f"in {encoder_json}: the two files do not belong together")
+            raise PreprocessError(
+                f"{vocab_bpe}:{number}: merge {line!r} makes {merge[0] + merge[1]!r}, which is not "
+                f"in {encoder_json}: the two files do not belong together"
+            )
         merges.append(merge)
     return Encoder(encoder=encoder, bpe_merges=merges)
 
@@ -232,8 +266,9 @@ def _sentencepiece(model: str) -> Any:
         processor = sentencepiece.SentencePieceProcessor(model_file=model)
     except Exception as error:
         reason = " ".join(str(error).split())[:200]
-        raise PreprocessError(f"{model}: not a sentencepiece model ({reason}); give XLM-R's "
-                              "sentencepiece.bpe.model") from None
+        raise PreprocessError(
+            f"{model}: not a sentencepiece model ({reason}); give XLM-R's sentencepiece.bpe.model"
+        ) from None
     if processor.get_piece_size() == 0:
         raise PreprocessError(f"{model}: a sentencepiece model with no pieces")
     return processor
@@ -250,8 +285,15 @@ def _guarded(func: Callable[[str], str], line: str) -> str:
     return func(line)
 
 
-def map_lines(func: Callable[[str], str], lines: Sequence[str], workers: int, initializer: Callable,
-              initargs: Tuple, label: str, every: float = 10.0) -> List[str]:
+def map_lines(
+    func: Callable[[str], str],
+    lines: Sequence[str],
+    workers: int,
+    initializer: Callable,
+    initargs: Tuple,
+    label: str,
+    every: float = 10.0,
+) -> List[str]:
     """``[func(line) for line in lines]`` in ``workers`` processes (each set up by ``initializer(*initargs)``,
     which is called here first, so that a bad model fails once, in this process), order kept, with progress on
     stderr every ``every`` seconds: encoding a large corpus takes minutes. An error on a line is a
@@ -275,8 +317,11 @@ def map_lines(func: Callable[[str], str], lines: Sequence[str], workers: int, in
 
     if workers > 1 and len(lines) > 1:
         with worker_pool(workers, initializer, initargs) as pool:
-            collect(pool.imap(functools.partial(_guarded, func), lines,
-                              chunksize=max(1, min(2000, len(lines) // (workers * 8)))))
+            collect(
+                pool.imap(
+                    functools.partial(_guarded, func), lines, chunksize=max(1, min(2000, len(lines) // (workers * 8)))
+                )
+            )
     else:
         collect(map(func, lines))
     return results
@@ -295,14 +340,16 @@ def bpe_encode_file(src: str, dest: str, encoder_json: str, vocab_bpe: str, work
     Returns the number of BPE tokens written."""
     with open(src, encoding="utf-8") as f:
         lines = f.read().split("\n")[:-1]
-    encoded = map_lines(_encode, lines, workers, _init_bpe, (encoder_json, vocab_bpe),
-                        label or f"BPE-encoding {os.path.basename(src)}")
+    encoded = map_lines(
+        _encode, lines, workers, _init_bpe, (encoder_json, vocab_bpe), label or f"BPE-encoding {os.path.basename(src)}"
+    )
     with open(dest, "w", encoding="utf-8") as f:
         f.write("\n".join(encoded) + "\n")
     return sum(len(line.split()) for line in encoded)
 
 
 # ------------------------------------------------------------------------------------------ WordPiece
+
 
 def _wordpiece(vocab: str) -> Any:
     """The source's own tokenizer: ``tokenizer.json`` beside ``vocab.txt`` when there is one (the exact pipeline
@@ -328,8 +375,10 @@ def _wordpiece(vocab: str) -> Any:
                     lower = bool(json.load(f).get("do_lower_case", True))
             tokenizer = BertWordPieceTokenizer(vocab, lowercase=lower)
     except Exception as error:
-        raise PreprocessError(f"{full if os.path.isfile(full) else vocab}: not a WordPiece tokenizer "
-                              f"({' '.join(str(error).split())[:200]})") from None
+        raise PreprocessError(
+            f"{full if os.path.isfile(full) else vocab}: not a WordPiece tokenizer "
+            f"({' '.join(str(error).split())[:200]})"
+        ) from None
     tokenizer.no_truncation()
     tokenizer.no_padding()
     if tokenizer.get_vocab_size() == 0:
@@ -352,11 +401,15 @@ def wordpiece_encode_file(src: str, dest: str, vocab: str, label: str = "") -> i
     started = time.time()
     encoded: List[str] = []
     for first in range(0, len(lines), 10000):
-        batch = tokenizer.encode_batch([line.strip() for line in lines[first:first + 10000]], add_special_tokens=False)
+        batch = tokenizer.encode_batch(
+            [line.strip() for line in lines[first : first + 10000]], add_special_tokens=False
+        )
         encoded += [" ".join(e.tokens) for e in batch]
         if len(lines) > 10000:
-            log(f"{label or 'WordPiece-encoding ' + os.path.basename(src)}: {len(encoded):,}/{len(lines):,} lines, "
-                f"{time.time() - started:.0f} s")
+            log(
+                f"{label or 'WordPiece-encoding ' + os.path.basename(src)}: {len(encoded):,}/{len(lines):,} lines, "
+                f"{time.time() - started:.0f} s"
+            )
     with open(dest, "w", encoding="utf-8") as f:
         f.write("\n".join(encoded) + "\n")
     return sum(len(line.split()) for line in encoded)
@@ -401,8 +454,10 @@ def text_encoder(encoder_json: Optional[str], vocab_bpe: Optional[str], wordpiec
     if wordpiece_vocab and (encoder_json or vocab_bpe):
         raise PreprocessError("give either --wordpiece-vocab or --encoder-json/--vocab-bpe, not both")
     if not wordpiece_vocab and not (encoder_json and vocab_bpe):
-        raise PreprocessError("give --encoder-json and --vocab-bpe (GPT-2 BPE: RoBERTa, BART), or --wordpiece-vocab "
-                              "(a BERT checkpoint imported with rxf-import-hf)")
+        raise PreprocessError(
+            "give --encoder-json and --vocab-bpe (GPT-2 BPE: RoBERTa, BART), or --wordpiece-vocab "
+            "(a BERT checkpoint imported with rxf-import-hf)"
+        )
     return TextEncoder(encoder_json, vocab_bpe, wordpiece_vocab)
 
 

@@ -21,10 +21,10 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -61,8 +61,9 @@ def read_manifest(path: str) -> List[Entry]:
             where = f"{path}:{number}"
             fields = line.split("\t")
             if len(fields) != 7:
-                raise DownloadError(f"{where}: {len(fields)} tab-separated fields, expected 7 "
-                                    "(name group dest sha256 bytes url source)")
+                raise DownloadError(
+                    f"{where}: {len(fields)} tab-separated fields, expected 7 (name group dest sha256 bytes url source)"
+                )
             name, group, dest, sha256, size, url, source = fields
             if name in names:
                 raise DownloadError(f"{where}: duplicate name {name!r}")
@@ -77,8 +78,17 @@ def read_manifest(path: str) -> List[Entry]:
                 raise DownloadError(f"{where}: url {url!r} is not http(s):// or file://")
             if sha256 != "-" and not source.strip():
                 raise DownloadError(f"{where}: a checksum needs its source (last column)")
-            entries.append(Entry(name, group, dest, None if sha256 == "-" else sha256,
-                                 None if size == "-" else int(size), url, source))
+            entries.append(
+                Entry(
+                    name,
+                    group,
+                    dest,
+                    None if sha256 == "-" else sha256,
+                    None if size == "-" else int(size),
+                    url,
+                    source,
+                )
+            )
     return entries
 
 
@@ -88,8 +98,10 @@ def select(entries: List[Entry], wanted: Sequence[str]) -> List[Entry]:
     for what in wanted:
         matches = entries if what == "all" else [e for e in entries if what in (e.name, e.group)]
         if not matches:
-            raise DownloadError(f"nothing called {what!r} in the manifest: give a group ({', '.join(groups)}), "
-                                "an entry name (--dry-run all lists them) or all")
+            raise DownloadError(
+                f"nothing called {what!r} in the manifest: give a group ({', '.join(groups)}), "
+                "an entry name (--dry-run all lists them) or all"
+            )
         chosen += [e for e in matches if e not in chosen]
     return chosen
 
@@ -114,7 +126,9 @@ def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -
         records[entry.dest] = digest
         path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write("# dest\tsha256, recorded on first download (no published checksum): see rxf_repro/data/downloads.tsv\n")
+            f.write(
+                "# dest\tsha256, recorded on first download (no published checksum): see rxf_repro/data/downloads.tsv\n"
+            )
             f.writelines(f"{dest}\t{sha}\n" for dest, sha in sorted(records.items()))
         os.replace(path + ".tmp", path)
     log(f"[{entry.name}] recorded SHA-256 {digest} ({size} bytes) in {path}")
@@ -221,9 +235,11 @@ def sha256_file(path: str) -> str:
 
 
 def unverified_refusal(entry: Entry, dest_dir: str) -> DownloadError:
-    return DownloadError(f"{entry.name}: no published checksum for {entry.url} ({entry.source}); pass "
-                         f"--allow-unverified to fetch it anyway: its SHA-256 is then recorded in "
-                         f"{os.path.join(dest_dir, LOCAL_CHECKSUMS)} and checked on every later run")
+    return DownloadError(
+        f"{entry.name}: no published checksum for {entry.url} ({entry.source}); pass "
+        f"--allow-unverified to fetch it anyway: its SHA-256 is then recorded in "
+        f"{os.path.join(dest_dir, LOCAL_CHECKSUMS)} and checked on every later run"
+    )
 
 
 def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
@@ -235,8 +251,10 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
     if os.path.exists(path):
         digest = sha256_file(path)
         if expected and digest != expected:
-            raise DownloadError(f"{path} is already there but its SHA-256 is {digest}, expected {expected} ({source}): "
-                                "delete it to download it again")
+            raise DownloadError(
+                f"{path} is already there but its SHA-256 is {digest}, expected {expected} ({source}): "
+                "delete it to download it again"
+            )
         if expected:
             return "already there, verified"
         if not allow_unverified:
@@ -257,10 +275,16 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
         if expected and digest != expected:
             wrong.append(f"SHA-256 {digest}, expected {expected}")
         if wrong:
-            hint = (" The server sent an HTML page, not the file (Google Drive's warning or quota page?): download it "
-                    f"in a browser to {path} and run this again to verify it." if is_html else "")
-            raise DownloadError(f"{entry.name}: checksum mismatch for {entry.url}: {'; '.join(wrong)} ({source}); "
-                                f"nothing was written.{hint}")
+            hint = (
+                " The server sent an HTML page, not the file (Google Drive's warning or quota page?): download it "
+                f"in a browser to {path} and run this again to verify it."
+                if is_html
+                else ""
+            )
+            raise DownloadError(
+                f"{entry.name}: checksum mismatch for {entry.url}: {'; '.join(wrong)} ({source}); "
+                f"nothing was written.{hint}"
+            )
         os.replace(part, path)
     finally:
         if os.path.exists(part):
@@ -274,6 +298,7 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
 def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, workers: int) -> None:
     """Every entry, ``workers`` at a time. The first failure (or Ctrl-C) stops the others, those not yet started and
     those running, which delete their partial files; it is raised once they have ended."""
+
     def one(entry: Entry) -> None:
         log(f"[{entry.name}] {download(entry, dest_dir, allow_unverified)}: {os.path.join(dest_dir, entry.dest)}")
 
@@ -297,13 +322,17 @@ def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, wo
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="preprocess/download.sh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="preprocess/download.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dest_dir", help="where the files go (each under the destination the manifest gives)")
     parser.add_argument("what", nargs="+", help="groups or entry names of the manifest, or all")
     parser.add_argument("--dry-run", action="store_true", help="list URLs, destinations and checksums; fetch nothing")
-    parser.add_argument("--allow-unverified", action="store_true",
-                        help="fetch entries without a published checksum (their SHA-256 is recorded on first use)")
+    parser.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="fetch entries without a published checksum (their SHA-256 is recorded on first use)",
+    )
     parser.add_argument("--manifest", default=MANIFEST, help="the manifest (default: rxf_repro/data/downloads.tsv)")
     parser.add_argument("--workers", type=positive_int, default=1, help="files fetched at the same time")
     args = parser.parse_args(argv)
@@ -313,9 +342,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             recorded = read_local_checksums(args.dest_dir)
             for entry in entries:
                 path = os.path.join(args.dest_dir, entry.dest)
-                check = (f"sha256 {entry.sha256}" if entry.sha256 else
-                         f"sha256 {recorded[entry.dest]} (recorded)" if entry.dest in recorded else
-                         "UNVERIFIED: no published checksum, needs --allow-unverified")
+                check = (
+                    f"sha256 {entry.sha256}"
+                    if entry.sha256
+                    else f"sha256 {recorded[entry.dest]} (recorded)"
+                    if entry.dest in recorded
+                    else "UNVERIFIED: no published checksum, needs --allow-unverified"
+                )
                 there = " [already there]" if os.path.exists(path) else ""
                 print(f"{entry.name}\t{entry.url}\t-> {path}\t{check}{there}")
             return 0

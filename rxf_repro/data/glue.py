@@ -23,9 +23,20 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from rxf_repro.data.common import (OutputError, PreprocessError, TextEncoder, check_output,
-                                       fairseq_preprocess, log, output_folder, owner, positive_int, read_text_lines,
-                                       text_encoder, write_summary)
+from rxf_repro.data.common import (
+    OutputError,
+    PreprocessError,
+    TextEncoder,
+    check_output,
+    fairseq_preprocess,
+    log,
+    output_folder,
+    owner,
+    positive_int,
+    read_text_lines,
+    text_encoder,
+    write_summary,
+)
 from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/glue.sh"
@@ -47,47 +58,95 @@ class Layout:
         return len(self.header) if self.header else self.n_columns
 
 
-MNLI_TRAIN = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-              "sentence1_parse", "sentence2_parse", "sentence1", "sentence2")
+MNLI_TRAIN = (
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+)
 STSB = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2")
 MRPC = ("#1 ID", "#2 ID", "#1 String", "#2 String")
 
 # task -> (label set, None for regression; {file stem: (fairseq split, layout)})
 TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
-    "CoLA": (frozenset("01"), {
-        "train": ("train", Layout(None, (3,), 1, n_columns=4)),
-        "dev": ("valid", Layout(None, (3,), 1, n_columns=4)),
-        "test": ("test", Layout(("index", "sentence"), (1,), None))}),
-    "SST-2": (frozenset("01"), {
-        "train": ("train", Layout(("sentence", "label"), (0,), 1)),
-        "dev": ("valid", Layout(("sentence", "label"), (0,), 1)),
-        "test": ("test", Layout(("index", "sentence"), (1,), None))}),
-    "MRPC": (frozenset("01"), {
-        "train": ("train", Layout(("Quality",) + MRPC, (3, 4), 0)),
-        "dev": ("valid", Layout(("Quality",) + MRPC, (3, 4), 0)),
-        "test": ("test", Layout(("index",) + MRPC, (3, 4), None))}),
-    "QQP": (frozenset("01"), {
-        "train": ("train", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
-        "dev": ("valid", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
-        "test": ("test", Layout(("id", "question1", "question2"), (1, 2), None))}),
-    "MNLI": (frozenset({"entailment", "neutral", "contradiction"}), {
-        "train": ("train", Layout(MNLI_TRAIN + ("label1", "gold_label"), (8, 9), 11)),
-        "dev_matched": ("valid", Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15)),
-        "dev_mismatched": ("valid1", Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15)),
-        "test_matched": ("test", Layout(MNLI_TRAIN, (8, 9), None)),
-        "test_mismatched": ("test1", Layout(MNLI_TRAIN, (8, 9), None))}),
-    "QNLI": (frozenset({"entailment", "not_entailment"}), {
-        "train": ("train", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
-        "dev": ("valid", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
-        "test": ("test", Layout(("index", "question", "sentence"), (1, 2), None))}),
-    "RTE": (frozenset({"entailment", "not_entailment"}), {
-        "train": ("train", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
-        "dev": ("valid", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
-        "test": ("test", Layout(("index", "sentence1", "sentence2"), (1, 2), None))}),
-    "STS-B": (None, {
-        "train": ("train", Layout(STSB + ("score",), (7, 8), 9)),
-        "dev": ("valid", Layout(STSB + ("score",), (7, 8), 9)),
-        "test": ("test", Layout(STSB, (7, 8), None))}),
+    "CoLA": (
+        frozenset("01"),
+        {
+            "train": ("train", Layout(None, (3,), 1, n_columns=4)),
+            "dev": ("valid", Layout(None, (3,), 1, n_columns=4)),
+            "test": ("test", Layout(("index", "sentence"), (1,), None)),
+        },
+    ),
+    "SST-2": (
+        frozenset("01"),
+        {
+            "train": ("train", Layout(("sentence", "label"), (0,), 1)),
+            "dev": ("valid", Layout(("sentence", "label"), (0,), 1)),
+            "test": ("test", Layout(("index", "sentence"), (1,), None)),
+        },
+    ),
+    "MRPC": (
+        frozenset("01"),
+        {
+            "train": ("train", Layout(("Quality",) + MRPC, (3, 4), 0)),
+            "dev": ("valid", Layout(("Quality",) + MRPC, (3, 4), 0)),
+            "test": ("test", Layout(("index",) + MRPC, (3, 4), None)),
+        },
+    ),
+    "QQP": (
+        frozenset("01"),
+        {
+            "train": ("train", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
+            "dev": ("valid", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
+            "test": ("test", Layout(("id", "question1", "question2"), (1, 2), None)),
+        },
+    ),
+    "MNLI": (
+        frozenset({"entailment", "neutral", "contradiction"}),
+        {
+            "train": ("train", Layout(MNLI_TRAIN + ("label1", "gold_label"), (8, 9), 11)),
+            "dev_matched": (
+                "valid",
+                Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15),
+            ),
+            "dev_mismatched": (
+                "valid1",
+                Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15),
+            ),
+            "test_matched": ("test", Layout(MNLI_TRAIN, (8, 9), None)),
+            "test_mismatched": ("test1", Layout(MNLI_TRAIN, (8, 9), None)),
+        },
+    ),
+    "QNLI": (
+        frozenset({"entailment", "not_entailment"}),
+        {
+            "train": ("train", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
+            "dev": ("valid", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
+            "test": ("test", Layout(("index", "question", "sentence"), (1, 2), None)),
+        },
+    ),
+    "RTE": (
+        frozenset({"entailment", "not_entailment"}),
+        {
+            "train": ("train", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
+            "dev": ("valid", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
+            "test": ("test", Layout(("index", "sentence1", "sentence2"), (1, 2), None)),
+        },
+    ),
+    "STS-B": (
+        None,
+        {
+            "train": ("train", Layout(STSB + ("score",), (7, 8), 9)),
+            "dev": ("valid", Layout(STSB + ("score",), (7, 8), 9)),
+            "test": ("test", Layout(STSB, (7, 8), None)),
+        },
+    ),
 }
 
 
@@ -100,8 +159,14 @@ class TSVSplit(NamedTuple):
     skipped: int
 
 
-def read_split(path: str, layout: Layout, labels: Optional[frozenset], skip_malformed: bool,
-               keep: Optional[int] = None, dataset: str = "GLUE's") -> TSVSplit:
+def read_split(
+    path: str,
+    layout: Layout,
+    labels: Optional[frozenset],
+    skip_malformed: bool,
+    keep: Optional[int] = None,
+    dataset: str = "GLUE's",
+) -> TSVSplit:
     """One TSV, validated row by row. With ``keep``, that column's values come last in the inputs (XNLI's
     language)."""
     lines = read_text_lines(path)  # split on \n only; not-UTF-8 bytes are an error naming the line
@@ -157,8 +222,10 @@ def check_labels_seen_in_training(train_path: str, train: TSVSplit, path: str, s
     seen = set(train.labels)
     for value, number in zip(split.labels, split.lines):
         if value not in seen:
-            raise PreprocessError(f"{path}:{number}: label {value!r} does not occur in {train_path}, from which the "
-                                  "label dictionary is built: it would become <unk>")
+            raise PreprocessError(
+                f"{path}:{number}: label {value!r} does not occur in {train_path}, from which the "
+                "label dictionary is built: it would become <unk>"
+            )
 
 
 @dataclass
@@ -176,7 +243,9 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
     labels, files = TASKS[task]
     source = os.path.join(glue_dir, task)
     present = {stem: spec for stem, spec in files.items() if os.path.isfile(os.path.join(source, f"{stem}.tsv"))}
-    missing = [f"{stem}.tsv" for stem, (split, layout) in files.items() if stem not in present and layout.label is not None]
+    missing = [
+        f"{stem}.tsv" for stem, (split, layout) in files.items() if stem not in present and layout.label is not None
+    ]
     if missing:
         raise PreprocessError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
     splits = {}
@@ -188,11 +257,17 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
         rows = read_split(path, layout, labels, skip_malformed)
         read[split] = (path, rows)
         splits[split] = (rows.inputs, rows.labels)
-        summary["splits"][split] = {"file": f"{stem}.tsv", "examples": len(rows.lines), "skipped_malformed": rows.skipped,
-                                    "labels": dict(Counter(rows.labels)) if labels is not None else None}
+        summary["splits"][split] = {
+            "file": f"{stem}.tsv",
+            "examples": len(rows.lines),
+            "skipped_malformed": rows.skipped,
+            "labels": dict(Counter(rows.labels)) if labels is not None else None,
+        }
         if rows.skipped:
-            log(f"[{task}] {stem}.tsv: skipped {rows.skipped} malformed rows (wrong number of fields or empty lines; "
-                "--skip-malformed)")
+            log(
+                f"[{task}] {stem}.tsv: skipped {rows.skipped} malformed rows (wrong number of fields or empty lines; "
+                "--skip-malformed)"
+            )
     if labels is not None:
         for split, (path, rows) in read.items():
             if split != "train":
@@ -221,8 +296,9 @@ def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: st
         for k in range(n_inputs):
             label = f"[{task}] {encoder.name}-encoding {split}.input{k}"
             log(label)
-            tokens = encoder.encode_file(os.path.join(raw, f"{split}.input{k}"),
-                                         os.path.join(raw, f"{split}.input{k}.bpe"), workers, label)
+            tokens = encoder.encode_file(
+                os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"), workers, label
+            )
             summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
     # 3. fairseq-preprocess, in ``folder``: prefixes relative to it, so no comma of the user's path reaches them
     prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
@@ -237,13 +313,33 @@ def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: st
 
     for k in range(n_inputs):
         log(f"[{task}] binarizing input{k}")
-        fairseq_preprocess(["--only-source", "--srcdict", dictionary, "--workers", str(workers),
-                            "--destdir", f"input{k}", *pref_args(f".input{k}.bpe")], cwd=folder)
+        fairseq_preprocess(
+            [
+                "--only-source",
+                "--srcdict",
+                dictionary,
+                "--workers",
+                str(workers),
+                "--destdir",
+                f"input{k}",
+                *pref_args(f".input{k}.bpe"),
+            ],
+            cwd=folder,
+        )
     label_dir = os.path.join(folder, "label")
     if labels is not None:
         log(f"[{task}] binarizing labels")
-        fairseq_preprocess(["--only-source", "--workers", str(workers), "--destdir", "label",
-                            *pref_args(".label", kinds=("train", "valid"))], cwd=folder)
+        fairseq_preprocess(
+            [
+                "--only-source",
+                "--workers",
+                str(workers),
+                "--destdir",
+                "label",
+                *pref_args(".label", kinds=("train", "valid")),
+            ],
+            cwd=folder,
+        )
     else:  # STS-B: regression targets in [0, 1], as text (fairseq's sentence_prediction reads them so)
         os.makedirs(label_dir)
         for split, (_, split_labels) in splits.items():
@@ -266,16 +362,31 @@ def check_all_destination(out: str, overwrite: bool) -> None:
     into OUT/TASK-bin, or this script before ALL was one output) is not such an output: say so."""
     if overwrite or not os.path.isdir(out) or os.path.islink(out) or owner(out) is not None:
         return
-    tasks = sorted(name for name in os.listdir(out) if name.endswith("-bin") and os.path.isdir(os.path.join(out, name))
-                   and (owner(os.path.join(out, name)) or os.path.isfile(os.path.join(out, name, "summary.json"))))
+    tasks = sorted(
+        name
+        for name in os.listdir(out)
+        if name.endswith("-bin")
+        and os.path.isdir(os.path.join(out, name))
+        and (owner(os.path.join(out, name)) or os.path.isfile(os.path.join(out, name, "summary.json")))
+    )
     if tasks:
-        raise OutputError(f"output folder {out}: holds task folders written one at a time ({', '.join(tasks)}), "
-                          "not one earlier ALL output, which replaces the whole folder; pass --overwrite to replace "
-                          f"all of {out} (anything else in it is deleted too), or choose another folder")
+        raise OutputError(
+            f"output folder {out}: holds task folders written one at a time ({', '.join(tasks)}), "
+            "not one earlier ALL output, which replaces the whole folder; pass --overwrite to replace "
+            f"all of {out} (anything else in it is deleted too), or choose another folder"
+        )
 
 
-def prepare(glue_dir: str, task: str, out: str, encoder: TextEncoder, dictionary: str,
-            workers: int = 1, skip_malformed: bool = False, overwrite: bool = False) -> List[Dict]:
+def prepare(
+    glue_dir: str,
+    task: str,
+    out: str,
+    encoder: TextEncoder,
+    dictionary: str,
+    workers: int = 1,
+    skip_malformed: bool = False,
+    overwrite: bool = False,
+) -> List[Dict]:
     """Check OUT, load the BPE (or WordPiece), read and validate every task, then build OUT (for ALL: every task in
     one temporary folder, renamed into place as one). Returns each task's summary."""
     tasks = sorted(TASKS) if task == "ALL" else [task]
@@ -300,23 +411,33 @@ def prepare(glue_dir: str, task: str, out: str, encoder: TextEncoder, dictionary
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every option with its help: ``--help`` shows them)."""
-    parser = argparse.ArgumentParser(prog="preprocess/glue.sh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="preprocess/glue.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("glue_dir", help="the official GLUE folder (with CoLA/, SST-2/, MNLI/, ...)")
     parser.add_argument("task", choices=sorted(TASKS) + ["ALL"], help="one task, or ALL: every task, into OUT/TASK-bin")
     parser.add_argument("out", help="output folder (for ALL: one sub-folder TASK-bin per task)")
     parser.add_argument("--encoder-json", help="GPT-2 BPE encoder.json (RoBERTa, BART; or an imported RoBERTa's)")
     parser.add_argument("--vocab-bpe", help="GPT-2 BPE vocab.bpe")
-    parser.add_argument("--wordpiece-vocab", metavar="VOCAB_TXT",
-                        help="instead of GPT-2 BPE: the vocab.txt of a BERT checkpoint imported with rxf-import-hf, "
-                             "encoded with its own tokenizer (tokenizer.json beside it, lower-casing included)")
+    parser.add_argument(
+        "--wordpiece-vocab",
+        metavar="VOCAB_TXT",
+        help="instead of GPT-2 BPE: the vocab.txt of a BERT checkpoint imported with rxf-import-hf, "
+        "encoded with its own tokenizer (tokenizer.json beside it, lower-casing included)",
+    )
     parser.add_argument("--dict", required=True, help="the model's dict.txt (RoBERTa's, or rxf-import-hf's)")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
-    parser.add_argument("--skip-malformed", action="store_true",
-                        help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT even if it is not an earlier output of this script for the same TASK/ALL "
-                             "(everything in it is deleted); without it such a folder is refused and left alone")
+    parser.add_argument(
+        "--skip-malformed",
+        action="store_true",
+        help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT even if it is not an earlier output of this script for the same TASK/ALL "
+        "(everything in it is deleted); without it such a folder is refused and left alone",
+    )
     return parser
 
 
@@ -326,8 +447,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         encoder = text_encoder(args.encoder_json, args.vocab_bpe, args.wordpiece_vocab)
-        summaries = prepare(args.glue_dir, args.task, args.out, encoder, args.dict,
-                            args.workers, args.skip_malformed, args.overwrite)
+        summaries = prepare(
+            args.glue_dir, args.task, args.out, encoder, args.dict, args.workers, args.skip_malformed, args.overwrite
+        )
     except (PreprocessError, OutputError) as error:
         print(f"glue: error: {error}", file=sys.stderr)
         return 1
@@ -337,9 +459,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for summary in summaries:
         task = summary["task"]
         for split, info in summary["splits"].items():
-            log(f"[{task}] {split}: {info['examples']} examples" +
-                (f", labels {info['labels']}" if info["labels"] else "") +
-                f", {summary.get('encoder', 'BPE')} tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}")
+            log(
+                f"[{task}] {split}: {info['examples']} examples"
+                + (f", labels {info['labels']}" if info["labels"] else "")
+                + f", {summary.get('encoder', 'BPE')} tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}"
+            )
         log(f"[{task}] done: {os.path.join(args.out, f'{task}-bin') if args.task == 'ALL' else args.out}")
     return 0
 

@@ -41,9 +41,19 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro.data.common import (OutputError, PreprocessError, bpe_encode_file, check_output,
-                                       fairseq_preprocess, load_gpt2_bpe, log, output_folder, positive_int,
-                                       read_text_lines, write_summary)
+from rxf_repro.data.common import (
+    OutputError,
+    PreprocessError,
+    bpe_encode_file,
+    check_output,
+    fairseq_preprocess,
+    load_gpt2_bpe,
+    log,
+    output_folder,
+    positive_int,
+    read_text_lines,
+    write_summary,
+)
 from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/summarization.sh"
@@ -54,19 +64,36 @@ LANGS = ("source", "target")
 
 # dataset -> [(layout name, sub-folders of RAW_DIR to look in, {split: [(source file, target file), ...]})]
 LAYOUTS: Dict[str, List[Tuple[str, Tuple[str, ...], Dict[str, List[Tuple[str, str]]]]]] = {
-    "cnn_dm": [("BART recipe", ("",), {
-        "train": [("train.source", "train.target")],
-        "valid": [("val.source", "val.target"), ("valid.source", "valid.target")],
-        "test": [("test.source", "test.target")]})],
+    "cnn_dm": [
+        (
+            "BART recipe",
+            ("",),
+            {
+                "train": [("train.source", "train.target")],
+                "valid": [("val.source", "val.target"), ("valid.source", "valid.target")],
+                "test": [("test.source", "test.target")],
+            },
+        )
+    ],
     "gigaword": [
-        ("org_data", ("", "org_data"), {
-            "train": [("train.src.txt", "train.tgt.txt")],
-            "valid": [("dev.src.txt", "dev.tgt.txt"), ("valid.src.txt", "valid.tgt.txt")],
-            "test": [("test.src.txt", "test.tgt.txt")]}),
-        ("sumdata", ("", "sumdata"), {
-            "train": [("train/train.article.txt", "train/train.title.txt")],
-            "valid": [("train/valid.article.filter.txt", "train/valid.title.filter.txt")],
-            "test": [("Giga/input.txt", "Giga/task1_ref0.txt")]}),
+        (
+            "org_data",
+            ("", "org_data"),
+            {
+                "train": [("train.src.txt", "train.tgt.txt")],
+                "valid": [("dev.src.txt", "dev.tgt.txt"), ("valid.src.txt", "valid.tgt.txt")],
+                "test": [("test.src.txt", "test.tgt.txt")],
+            },
+        ),
+        (
+            "sumdata",
+            ("", "sumdata"),
+            {
+                "train": [("train/train.article.txt", "train/train.title.txt")],
+                "valid": [("train/valid.article.filter.txt", "train/valid.title.filter.txt")],
+                "test": [("Giga/input.txt", "Giga/task1_ref0.txt")],
+            },
+        ),
     ],
 }
 DATASETS = ("cnn_dm", "gigaword", "reddit_tifu")
@@ -84,11 +111,15 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
                 continue
             files = {}
             for split, candidates in splits.items():
-                present = [(os.path.join(folder, s), os.path.join(folder, t)) for s, t in candidates
-                           if os.path.exists(os.path.join(folder, s)) or os.path.exists(os.path.join(folder, t))]
+                present = [
+                    (os.path.join(folder, s), os.path.join(folder, t))
+                    for s, t in candidates
+                    if os.path.exists(os.path.join(folder, s)) or os.path.exists(os.path.join(folder, t))
+                ]
                 if len(present) > 1:
-                    raise PreprocessError(f"{folder}: both {present[0][0]} and {present[1][0]} are there for {split}; "
-                                          "keep one")
+                    raise PreprocessError(
+                        f"{folder}: both {present[0][0]} and {present[1][0]} are there for {split}; keep one"
+                    )
                 if not present:
                     expected = " or ".join(f"{s} + {t}" for s, t in candidates)
                     raise PreprocessError(f"{folder}: missing {expected} ({split} split of the {name} layout)")
@@ -97,8 +128,10 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
                         raise PreprocessError(f"missing file: {path} (its {split} pair is there)")
                 files[split] = present[0]
             return name, files
-    expected = "; ".join(f"{name}: {', '.join(s + ' ' + t for c in splits.values() for s, t in c[:1])}"
-                         for name, _, splits in LAYOUTS[dataset])
+    expected = "; ".join(
+        f"{name}: {', '.join(s + ' ' + t for c in splits.values() for s, t in c[:1])}"
+        for name, _, splits in LAYOUTS[dataset]
+    )
     raise PreprocessError(f"{raw_dir}: no {dataset} files found (expected {expected})")
 
 
@@ -110,8 +143,10 @@ def read_pair(source: str, target: str, skip_empty: bool) -> Tuple[List[str], Li
     """Line-aligned sources and targets, validated; (sources, targets, examples skipped for being empty)."""
     sources, targets = read_text_lines(source), read_text_lines(target)
     if len(sources) != len(targets):
-        raise PreprocessError(f"{source} has {len(sources)} lines but {target} has {len(targets)}: source and target "
-                              "must be line-aligned, one example per line")
+        raise PreprocessError(
+            f"{source} has {len(sources)} lines but {target} has {len(targets)}: source and target "
+            "must be line-aligned, one example per line"
+        )
     kept_sources, kept_targets, skipped = [], [], 0
     for number, (src, tgt) in enumerate(zip(sources, targets), start=1):
         src, tgt = one_line(src), one_line(tgt)
@@ -146,8 +181,10 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
                 raise PreprocessError(f"{where}: expected a JSON object, got {type(post).__name__}")
             for field, types in (("id", (str,)), ("selftext_without_tldr", (str,)), ("tldr", (str, type(None)))):
                 if field not in post:
-                    raise PreprocessError(f"{where}: missing field {field!r} (every post of {TIFU_FILE} has "
-                                          "id, selftext_without_tldr and tldr)")
+                    raise PreprocessError(
+                        f"{where}: missing field {field!r} (every post of {TIFU_FILE} has "
+                        "id, selftext_without_tldr and tldr)"
+                    )
                 if not isinstance(post[field], types):
                     kind = type(post[field]).__name__
                     raise PreprocessError(f"{where}: field {field!r} is {kind}, expected a string")
@@ -179,9 +216,11 @@ def check_encodable(text: Optional[str], where: str, field: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise PreprocessError(f"{where}: field {field!r} has a lone surrogate {ascii(text[error.start])[1:-1]} at "
-                              f"character {error.start + 1} (half of a UTF-16 pair, escaped in the JSON): not text; "
-                              "fix or remove that post") from None
+        raise PreprocessError(
+            f"{where}: field {field!r} has a lone surrogate {ascii(text[error.start])[1:-1]} at "
+            f"character {error.start + 1} (half of a UTF-16 pair, escaped in the JSON): not text; "
+            "fix or remove that post"
+        ) from None
 
 
 def hash_split(post_id: str) -> str:
@@ -193,8 +232,10 @@ def read_pegasus_split(path: str) -> Dict[str, str]:
     """{post id: fairseq split} from TFDS's ``reddit_tifu_long_splits.json``: {"train": [ids], "validation": [...],
     "test": [...]}."""
     if not os.path.isfile(path):
-        raise PreprocessError(f"missing file: {path} (PEGASUS's split, released by TFDS: preprocess/download.sh DEST "
-                              "reddit_tifu fetches it; or pass --tifu-split hash)")
+        raise PreprocessError(
+            f"missing file: {path} (PEGASUS's split, released by TFDS: preprocess/download.sh DEST "
+            "reddit_tifu fetches it; or pass --tifu-split hash)"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -236,16 +277,28 @@ def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[Lis
         kept = {post_id for post_id, _, _ in posts}
         info["split_ids_not_in_data"] = sum(1 for post_id in split_of if post_id not in kept)
         if info["split_ids_not_in_data"]:
-            log(f"[reddit_tifu] {info['split_ids_not_in_data']} ids of {TIFU_SPLITS_FILE} are not posts with a tldr "
-                f"in {TIFU_FILE}: is it the same release?")
+            log(
+                f"[reddit_tifu] {info['split_ids_not_in_data']} ids of {TIFU_SPLITS_FILE} are not posts with a tldr "
+                f"in {TIFU_FILE}: is it the same release?"
+            )
     for split, (ids, _, _) in splits.items():
         if not ids:
             raise PreprocessError(f"{path}: no post falls in the {split} split ({convention} convention)")
     return splits, info
 
 
-def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: str, dictionary: str,
-            workers: int = 1, skip_empty: bool = False, tifu_split: str = "pegasus", overwrite: bool = False) -> Dict:
+def prepare(
+    dataset: str,
+    raw_dir: str,
+    out: str,
+    encoder_json: str,
+    vocab_bpe: str,
+    dictionary: str,
+    workers: int = 1,
+    skip_empty: bool = False,
+    tifu_split: str = "pegasus",
+    overwrite: bool = False,
+) -> Dict:
     inputs = (raw_dir, encoder_json, vocab_bpe, dictionary)
     check_output(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
     for path in (encoder_json, vocab_bpe, dictionary):
@@ -273,8 +326,11 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
             log(f"[{dataset}] reading {os.path.relpath(source, raw_dir)}, {os.path.relpath(target, raw_dir)}")
             sources, targets, skipped = read_pair(source, target, skip_empty)
             examples[split] = (sources, targets)
-            summary["splits"][split] = {"files": [os.path.relpath(p, raw_dir) for p in (source, target)],
-                                        "examples": len(sources), "skipped_empty": skipped}
+            summary["splits"][split] = {
+                "files": [os.path.relpath(p, raw_dir) for p in (source, target)],
+                "examples": len(sources),
+                "skipped_empty": skipped,
+            }
 
     dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in the temporary folder
     with output_folder(out, TOOL, KIND, inputs=inputs, overwrite=overwrite, info={"dataset": dataset}) as tmp:
@@ -288,15 +344,39 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
                     f.write("\n".join(lines) + "\n")
                 log(f"[{dataset}] BPE-encoding {split}.{lang}")
                 summary["splits"][split][f"{lang}_bpe_tokens"] = bpe_encode_file(
-                    os.path.join(raw, f"{split}.{lang}"), os.path.join(bpe, f"{split}.{lang}"),
-                    encoder_json, vocab_bpe, workers, label=f"[{dataset}] BPE-encoding {split}.{lang}")
+                    os.path.join(raw, f"{split}.{lang}"),
+                    os.path.join(bpe, f"{split}.{lang}"),
+                    encoder_json,
+                    vocab_bpe,
+                    workers,
+                    label=f"[{dataset}] BPE-encoding {split}.{lang}",
+                )
         # 3. fairseq-preprocess, as the recipe; prefixes relative to the temporary folder (fairseq splits them on
         # commas, which the user's output path may contain)
         log(f"[{dataset}] binarizing")
-        fairseq_preprocess(["--source-lang", "source", "--target-lang", "target",
-                            "--trainpref", os.path.join(".bpe", "train"), "--validpref", os.path.join(".bpe", "valid"),
-                            "--testpref", os.path.join(".bpe", "test"), "--destdir", ".", "--workers", str(workers),
-                            "--srcdict", dictionary, "--tgtdict", dictionary], cwd=tmp)
+        fairseq_preprocess(
+            [
+                "--source-lang",
+                "source",
+                "--target-lang",
+                "target",
+                "--trainpref",
+                os.path.join(".bpe", "train"),
+                "--validpref",
+                os.path.join(".bpe", "valid"),
+                "--testpref",
+                os.path.join(".bpe", "test"),
+                "--destdir",
+                ".",
+                "--workers",
+                str(workers),
+                "--srcdict",
+                dictionary,
+                "--tgtdict",
+                dictionary,
+            ],
+            cwd=tmp,
+        )
         shutil.rmtree(bpe)
         if split_ids is not None:
             with open(os.path.join(tmp, "splits.json"), "w") as f:
@@ -307,8 +387,9 @@ def prepare(dataset: str, raw_dir: str, out: str, encoder_json: str, vocab_bpe: 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every option with its help: ``--help`` shows them)."""
-    parser = argparse.ArgumentParser(prog="preprocess/summarization.sh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="preprocess/summarization.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", choices=DATASETS, help="which dataset RAW_DIR holds")
     parser.add_argument("raw_dir", help="the folder with the dataset's public files (see the list above)")
     parser.add_argument("out", help="output folder (fairseq's translation layout, source -> target)")
@@ -316,13 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     parser.add_argument("--dict", required=True, help="BART's dict.txt (GPT-2's, fairseq's gpt2_bpe/dict.txt)")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
-    parser.add_argument("--skip-empty", action="store_true",
-                        help="leave out examples whose source or target is empty (counted) instead of failing")
-    parser.add_argument("--tifu-split", choices=("pegasus", "hash"), default=None,
-                        help="reddit_tifu only: PEGASUS's released split (default) or a hash of the post id")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT even if it is not an earlier output of this script (everything in it is "
-                             "deleted); without it such a folder is refused and left alone")
+    parser.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="leave out examples whose source or target is empty (counted) instead of failing",
+    )
+    parser.add_argument(
+        "--tifu-split",
+        choices=("pegasus", "hash"),
+        default=None,
+        help="reddit_tifu only: PEGASUS's released split (default) or a hash of the post id",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT even if it is not an earlier output of this script (everything in it is "
+        "deleted); without it such a folder is refused and left alone",
+    )
     return parser
 
 
@@ -333,8 +424,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.tifu_split is not None and args.dataset != "reddit_tifu":
         parser.error("--tifu-split is for reddit_tifu only")
     try:
-        summary = prepare(args.dataset, args.raw_dir, args.out, args.encoder_json, args.vocab_bpe, args.dict,
-                          args.workers, args.skip_empty, args.tifu_split or "pegasus", args.overwrite)
+        summary = prepare(
+            args.dataset,
+            args.raw_dir,
+            args.out,
+            args.encoder_json,
+            args.vocab_bpe,
+            args.dict,
+            args.workers,
+            args.skip_empty,
+            args.tifu_split or "pegasus",
+            args.overwrite,
+        )
     except (PreprocessError, OutputError) as error:
         print(f"summarization: error: {error}", file=sys.stderr)
         return 1
@@ -343,8 +444,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     for split, info in summary["splits"].items():
         skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
-        log(f"[{args.dataset}] {split}: {info['examples']} examples{skipped}, BPE tokens "
-            f"source {info['source_bpe_tokens']} / target {info['target_bpe_tokens']}")
+        log(
+            f"[{args.dataset}] {split}: {info['examples']} examples{skipped}, BPE tokens "
+            f"source {info['source_bpe_tokens']} / target {info['target_bpe_tokens']}"
+        )
     if "posts_left_out" in summary:
         log(f"[{args.dataset}] split: {summary['split_convention']}; posts left out: {summary['posts_left_out']}")
     log(f"[{args.dataset}] done: {args.out}")

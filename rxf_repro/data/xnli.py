@@ -16,20 +16,47 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
-from rxf_repro.data.glue import TASKS, Layout, check_labels_seen_in_training, read_split
-from rxf_repro.data.common import (OutputError, PreprocessError, check_output, fairseq_preprocess,
-                                       load_sentencepiece, log, map_lines, output_folder, positive_int,
-                                       write_summary)
 from rxf_repro.catalog import XNLI_LANGUAGES
+from rxf_repro.data.common import (
+    OutputError,
+    PreprocessError,
+    check_output,
+    fairseq_preprocess,
+    load_sentencepiece,
+    log,
+    map_lines,
+    output_folder,
+    positive_int,
+    write_summary,
+)
+from rxf_repro.data.glue import TASKS, Layout, check_labels_seen_in_training, read_split
 from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
 
 LANGUAGES = XNLI_LANGUAGES  # the paper's Table 3 order (rxf_repro/catalog.py)
-XNLI_HEADER = ("language", "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
-               "sentence2_parse", "sentence1", "sentence2", "promptID", "pairID", "genre", "label1", "label2",
-               "label3", "label4", "label5", "sentence1_tokenized", "sentence2_tokenized", "match")
+XNLI_HEADER = (
+    "language",
+    "gold_label",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "promptID",
+    "pairID",
+    "genre",
+    "label1",
+    "label2",
+    "label3",
+    "label4",
+    "label5",
+    "sentence1_tokenized",
+    "sentence2_tokenized",
+    "match",
+)
 XNLI = Layout(XNLI_HEADER, (6, 7), 1)
 NLI_LABELS = TASKS["MNLI"][0]
 
@@ -50,8 +77,9 @@ def spm_encode(lines: List[str], model: str, workers: int) -> List[str]:
     return map_lines(_pieces, lines, workers, _init_sp, (model,), "[XNLI] sentencepiece")
 
 
-def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1,
-            overwrite: bool = False) -> Dict:
+def prepare(
+    mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1, overwrite: bool = False
+) -> Dict:
     sources = (mnli_dir, xnli_dir, sp_model, dictionary)
     check_output(out, TOOL, KIND, inputs=sources, overwrite=overwrite)
     for path in (sp_model, dictionary):
@@ -89,7 +117,10 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
             keep = [i for i, code in enumerate(languages) if code == lang]
             if not keep:
                 raise PreprocessError(f"{path}: no rows for language {lang!r}")
-            splits[f"{kind}_{lang}"] = ([[first[i] for i in keep], [second[i] for i in keep]], [labels[i] for i in keep])
+            splits[f"{kind}_{lang}"] = (
+                [[first[i] for i in keep], [second[i] for i in keep]],
+                [labels[i] for i in keep],
+            )
 
     summary = {"splits": {s: {"examples": len(v[1]), "labels": dict(Counter(v[1]))} for s, v in splits.items()}}
     dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in the temporary folder
@@ -109,18 +140,34 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
             with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
                 f.write("\n".join(labels) + "\n")
         extra = [s for s in splits if s not in ("train", "valid")]
-        for suffix, dest, dict_args in [(f".input{k}", f"input{k}", ["--srcdict", dictionary]) for k in (0, 1)] + \
-                                       [(".label", "label", [])]:
+        for suffix, dest, dict_args in [(f".input{k}", f"input{k}", ["--srcdict", dictionary]) for k in (0, 1)] + [
+            (".label", "label", [])
+        ]:
             log(f"[XNLI] binarizing {dest}")
             # prefixes relative to the temporary folder: fairseq splits --testpref on commas
-            fairseq_preprocess(["--only-source", *dict_args, "--workers", str(workers), "--destdir", dest,
-                                "--trainpref", os.path.join(".raw", "train" + suffix),
-                                "--validpref", os.path.join(".raw", "valid" + suffix),
-                                "--testpref", ",".join(os.path.join(".raw", s + suffix) for s in extra)], cwd=tmp)
+            fairseq_preprocess(
+                [
+                    "--only-source",
+                    *dict_args,
+                    "--workers",
+                    str(workers),
+                    "--destdir",
+                    dest,
+                    "--trainpref",
+                    os.path.join(".raw", "train" + suffix),
+                    "--validpref",
+                    os.path.join(".raw", "valid" + suffix),
+                    "--testpref",
+                    ",".join(os.path.join(".raw", s + suffix) for s in extra),
+                ],
+                cwd=tmp,
+            )
             # fairseq-preprocess names the test prefixes test, test1, ...: give them their XNLI names
             for i, split in enumerate(extra):
                 for ext in ("bin", "idx"):
-                    os.replace(os.path.join(tmp, dest, f"test{i or ''}.{ext}"), os.path.join(tmp, dest, f"{split}.{ext}"))
+                    os.replace(
+                        os.path.join(tmp, dest, f"test{i or ''}.{ext}"), os.path.join(tmp, dest, f"{split}.{ext}")
+                    )
         shutil.rmtree(raw)
         write_summary(tmp, summary)
     return summary
@@ -128,17 +175,21 @@ def prepare(mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: s
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every option with its help: ``--help`` shows them)."""
-    parser = argparse.ArgumentParser(prog="preprocess/xnli.sh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="preprocess/xnli.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mnli_dir", help="GLUE's MNLI folder (train.tsv, dev_matched.tsv): the English training data")
     parser.add_argument("xnli_dir", help="XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv)")
     parser.add_argument("out", help="output folder (splits train, valid, dev_LANG, test_LANG)")
     parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
     parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace OUT even if it is not an earlier output of this script (everything in it is "
-                             "deleted); without it such a folder is refused and left alone")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT even if it is not an earlier output of this script (everything in it is "
+        "deleted); without it such a folder is refused and left alone",
+    )
     return parser
 
 
@@ -147,8 +198,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        summary = prepare(args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers,
-                          args.overwrite)
+        summary = prepare(
+            args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers, args.overwrite
+        )
     except (PreprocessError, OutputError) as error:
         print(f"xnli: error: {error}", file=sys.stderr)
         return 1
@@ -156,8 +208,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"xnli: interrupted; {args.out} is as it was", file=sys.stderr)
         return 130
     for split, info in summary["splits"].items():
-        log(f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
-            f"pieces {info['input0_pieces'] + info['input1_pieces']}")
+        log(
+            f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
+            f"pieces {info['input0_pieces'] + info['input1_pieces']}"
+        )
     log(f"[XNLI] done: {args.out}")
     return 0
 
