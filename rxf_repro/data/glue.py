@@ -27,6 +27,7 @@ from rxf_repro.data.common import (
     OutputError,
     PreprocessError,
     TextEncoder,
+    add_overwrite_flag,
     check_output,
     fairseq_preprocess,
     log,
@@ -432,12 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip rows with the wrong number of fields and empty lines, counted (fairseq's recipe drops such QQP rows silently)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace OUT even if it is not an earlier output of this script for the same TASK/ALL "
-        "(everything in it is deleted); without it such a folder is refused and left alone",
-    )
+    add_overwrite_flag(parser, " for the same TASK/ALL")
     return parser
 
 

@@ -44,6 +44,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from rxf_repro.data.common import (
     OutputError,
     PreprocessError,
+    add_overwrite_flag,
     bpe_encode_file,
     check_output,
     fairseq_preprocess,
@@ -408,12 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="reddit_tifu only: PEGASUS's released split (default) or a hash of the post id",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace OUT even if it is not an earlier output of this script (everything in it is "
-        "deleted); without it such a folder is refused and left alone",
-    )
+    add_overwrite_flag(parser)
     return parser
 
 

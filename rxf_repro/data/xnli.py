@@ -20,6 +20,7 @@ from rxf_repro.catalog import XNLI_LANGUAGES
 from rxf_repro.data.common import (
     OutputError,
     PreprocessError,
+    add_overwrite_flag,
     check_output,
     fairseq_preprocess,
     load_sentencepiece,
@@ -184,12 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
     parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
     parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace OUT even if it is not an earlier output of this script (everything in it is "
-        "deleted); without it such a folder is refused and left alone",
-    )
+    add_overwrite_flag(parser)
     return parser
 
 

@@ -1,0 +1,240 @@
+"""One way to run a run: a ``RunSpec`` (its folder, its fairseq-train command, what it records) and the
+``Executor`` that every family and protocol of ``rxf-run`` hands its runs to.
+
+For each spec the executor does, in this order and nowhere else: print the commands (``--dry-run``); skip a
+run whose record exists (``--force`` starts it afresh); train or resume it, every attempt appended to
+``train.log``; find the validation behind ``checkpoint_best.pt`` across the attempts; run the spec's
+evaluation of that checkpoint; write the record once (``rxf_repro/records.py``).
+"""
+
+import glob
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from rxf_repro import attempts, process, records
+from rxf_repro.progress import Progress, duration
+
+
+class RunError(Exception):
+    """A run that cannot be set up or that failed; the message says which and where its log is."""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fairseq_tool(tool: str) -> List[str]:
+    return [sys.executable, "-m", f"fairseq_cli.{tool}"]
+
+
+def stream(
+    command: List[str], log_path: str, resumed: bool = False, progress: Optional[Progress] = None
+) -> Tuple[int, attempts.Attempt]:
+    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
+    attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
+    Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
+    previous = (
+        attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        if os.path.exists(log_path)
+        else []
+    )
+    number = (previous[-1].number + 1) if previous else 1
+    current = attempts.Attempt(number, resumed, time.time())
+    with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
+        logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
+        logf.flush()
+        proc = process.start_child(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
+        running.append(proc)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            elapsed = time.time() - current.started
+            logf.write(line)
+            logf.flush()
+            current.lines.append((elapsed, line.rstrip("\n")))
+            if progress is not None:
+                progress.line(elapsed, line)
+        code = proc.wait()
+        current.exit_code, current.wall_s = code, time.time() - current.started
+        logf.write(attempts.footer(number, code, current.wall_s))
+    return code, current
+
+
+def checkpoint_update(path: str) -> int:
+    """The update a fairseq checkpoint was saved at, read without loading its tensors; ``RunError`` saying what
+    to do if the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
+    import torch
+
+    import rxf_fairseq.checkpoint_compat as compat
+
+    compat.install()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["optimizer_history"][-1]["num_updates"])
+    except Exception as error:  # EOFError, RuntimeError (zip), UnpicklingError, KeyError, ...
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise RunError(
+            f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
+            f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
+            f"model, or pass --force to start the run afresh"
+        ) from None
+
+
+def max_update_of(argv: Sequence[str]) -> Optional[int]:
+    """The ``--max-update`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
+    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--max-update"]
+    try:
+        return int(found[-1]) if found and int(found[-1]) > 0 else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Trained:
+    """What training left: every attempt since the run's fresh start and the validation behind its best
+    checkpoint (``attempts.best_validation``)."""
+
+    run_dir: str
+    attempts: List[attempts.Attempt]
+    best: attempts.Best
+
+
+@dataclass
+class RunSpec:
+    """One run. ``fields`` are the record's fields known before it runs (kind, task, method, seed, hparams,
+    probe, ...); ``evaluate(executor, trained)`` returns the rest (``metrics`` and what the kind adds), running
+    any evaluation of the best checkpoint through ``executor.execute``; ``shown`` are the commands besides
+    training that ``--dry-run`` prints. A chain step (``keep_last=False``) drops its ``checkpoint_last.pt``
+    once recorded: only its best checkpoint is used again."""
+
+    label: str
+    run_dir: str
+    train: List[str]
+    cfg: Dict[str, Any]
+    fields: Dict[str, Any]
+    evaluate: Callable[["Executor", Trained], Dict[str, Any]]
+    shown: List[List[str]] = field(default_factory=list)
+    record_name: str = records.RECORD_NAME
+    keep_last: bool = True
+
+    @property
+    def best_checkpoint(self) -> str:
+        return os.path.join(self.run_dir, "checkpoint_best.pt")
+
+
+class Executor:
+    """Runs ``RunSpec``s under rxf-run's options: ``dry_run``, ``force``, ``tiny`` (recorded), ``progress_every``."""
+
+    def __init__(self, dry_run: bool = False, force: bool = False, tiny: bool = False, progress_every: float = 60):
+        self.dry_run, self.force, self.tiny, self.progress_every = dry_run, force, tiny, progress_every
+        self.tally: Counter = Counter()  # runs trained / done already, for the summary at the end
+
+    def run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
+        """The spec's record (None for a dry run or a run done already)."""
+        log(spec.label)
+        if self.dry_run:
+            for command in [spec.train, *spec.shown]:
+                print(shlex.join(command), flush=True)
+            return None
+        if self.done(spec.run_dir, spec.record_name):
+            return None
+        trained = self.train(spec.train, spec.run_dir, spec.cfg)
+        fields = spec.evaluate(self, trained)
+        record = self.record(
+            spec.run_dir,
+            spec.record_name,
+            **spec.fields,
+            **fields,
+            best_update=trained.best.update,
+            **attempts.timings(trained.attempts, trained.best),
+            attempts=attempts.summary(trained.attempts),
+            command=spec.train[2:],
+        )
+        last = os.path.join(spec.run_dir, "checkpoint_last.pt")
+        if not spec.keep_last and os.path.exists(last):
+            os.remove(last)
+        return record
+
+    def done(self, run_dir: str, record_name: str) -> bool:
+        if os.path.exists(os.path.join(run_dir, record_name)) and not self.force:
+            log(f"  done already: {run_dir}/{record_name} (--force re-runs)")
+            self.tally["done already"] += 1
+            return True
+        return False
+
+    def execute(
+        self,
+        command: List[str],
+        run_dir: str,
+        log_name: str,
+        resumed: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> attempts.Attempt:
+        """One attempt of ``command``, its output appended to ``run_dir/log_name``; raises ``RunError`` with the
+        log's tail if it fails."""
+        os.makedirs(run_dir, exist_ok=True)
+        log_path = os.path.join(run_dir, log_name)
+        code, current = stream(command, log_path, resumed, progress)
+        if code != 0:
+            tail = "\n".join(line for _, line in current.lines[-25:])
+            raise RunError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
+        return current
+
+    def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Trained:
+        """Train (or resume) the run in ``run_dir``."""
+        if self.force and os.path.isdir(run_dir):  # its earlier checkpoints, logs and records (it holds nothing else)
+            log(f"  --force: starting {run_dir} afresh")
+            shutil.rmtree(run_dir)
+        last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
+        log_path = os.path.join(run_dir, "train.log")
+        resumed = os.path.exists(last)
+        if resumed:
+            update = checkpoint_update(last)  # an unreadable one: one line saying what to do
+            log(f"  log: {log_path} (resuming from {last}, update {update})")
+        else:
+            for stale in glob.glob(os.path.join(run_dir, "checkpoint*.pt")):
+                os.remove(stale)  # an earlier attempt killed before its first checkpoint_last
+            log(f"  log: {log_path}")
+        checkpoint = cfg["checkpoint"]
+        metric = checkpoint.get("best_checkpoint_metric", "loss")
+        maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
+        progress = Progress(max_update_of(command), metric, every=self.progress_every)
+        current = self.execute(command, run_dir, "train.log", resumed, progress)
+        runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
+        saved = checkpoint_update(best_path) if os.path.exists(best_path) else None
+        try:
+            best = attempts.best_validation(runs_, metric, maximize, log_path, saved)
+        except attempts.AttemptError as error:
+            raise RunError(str(error)) from None
+        return Trained(run_dir, runs_, best)
+
+    def record(self, run_dir: str, record_name: str = records.RECORD_NAME, **fields: Any) -> Dict[str, Any]:
+        record = dict(fields, tiny=bool(self.tiny))
+        path = records.write_record(os.path.join(run_dir, record_name), record)
+        self.tally["trained"] += 1
+        log(
+            f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update "
+            f"{record['best_update']}, {duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)"
+        )
+        return record
+
+    def summary(self, started: float, save_root: str) -> str:
+        return (
+            f"rxf-run: {self.tally['trained']} run(s) trained, {self.tally['done already']} done already, in "
+            f"{duration(time.time() - started)}; records under {save_root}"
+        )
