@@ -13,11 +13,7 @@ and makes fairseq's checkpoint loading work on torch >= 2.6 without allowing cod
 """
 
 from rxf_fairseq import checkpoint_compat
-from rxf_fairseq.criterions import (  # noqa: F401
-    label_smoothed_cross_entropy_r3f,
-    sentence_prediction_r3f,
-    sentence_prediction_smart,
-)
+from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f, sentence_prediction_smart  # noqa: F401
 from rxf_fairseq.models import rxf_roberta  # noqa: F401
 from rxf_fairseq.tasks import sentence_prediction_probe, sentence_prediction_r4f  # noqa: F401
 

@@ -177,6 +177,9 @@ def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
     import torch
     from fairseq import checkpoint_utils
 
+    import rxf_fairseq.checkpoint_compat as compat
+
+    compat.install()  # torch >= 2.6 loads with weights_only: allow what fairseq's checkpoints hold
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": lm_bin})
     model = models[0].eval()
     dictionary = task.source_dictionary

@@ -15,15 +15,7 @@ from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f
 from rxf_repro import configs as rxf_configs
-from tests.helpers import (
-    NO_DROPOUT,
-    USER_DIR,
-    build,
-    classification_args,
-    fairseq_cli,
-    json_records,
-    seq2seq_args,
-)
+from tests.helpers import NO_DROPOUT, USER_DIR, build, classification_args, fairseq_cli, json_records, seq2seq_args
 
 LN2 = math.log(2)
 GRIDS = {

@@ -46,16 +46,23 @@ def test_tasks_mean_what_the_documentation_says():
             assert words[-1] == "." and words[0] in minilang.NAMES and words[1] in minilang.VERBS
 
 
-def test_quick_demo_end_to_end(tmp_path, capsys):
+def test_quick_demo_end_to_end(tmp_path):
     (tmp_path / "demo").mkdir()  # an earlier demo's output: replaced as a whole
     (tmp_path / "demo" / outputs.MARKER).write_text(json.dumps({"tool": "rxf-demo", "kind": "demo"}))
     (tmp_path / "demo" / "stale.txt").write_text("from an earlier run")
-    assert demo.main(["--quick", "--out", str(tmp_path / "demo")]) == 0
+    # the command itself, in a fresh interpreter: nothing the test process imported (rxf_fairseq) helps it
+    proc = subprocess.run(
+        [sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert (
         not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
     )
     assert [n for n in os.listdir(tmp_path) if n.startswith(".demo.")] == []
-    printed = capsys.readouterr().out
+    printed = proc.stdout
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
     assert "masked-LM accuracy" in printed and str(tmp_path / "demo") in printed

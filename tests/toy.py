@@ -65,11 +65,7 @@ def _write_lines(path: str, lines: Sequence[str]) -> None:
 
 
 def binarize_sentence_prediction(
-    raw: str,
-    dest: str,
-    splits: Sequence[str] = ("train", "valid"),
-    workers: int = 1,
-    srcdict: Optional[str] = None,
+    raw: str, dest: str, splits: Sequence[str] = ("train", "valid"), workers: int = 1, srcdict: Optional[str] = None
 ) -> None:
     """The ``input0/ label/`` layout of fairseq's ``sentence_prediction`` task (RoBERTa GLUE recipe),
     written to a temporary folder and renamed into place, so a failure leaves no half dataset."""

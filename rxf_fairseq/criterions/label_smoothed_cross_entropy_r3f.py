@@ -24,9 +24,7 @@ from rxf_fairseq.model_parts import require_encoder_embedding
 # The paper's lambda grid for summarisation (Table 8), keyed by the configs/ folder that sweeps it; a test
 # checks it against that config's hydra.sweeper.params. The default lambda (1.0, fairseq examples/rxf's) is
 # ten times its largest value, so a run on the default gets a warning.
-PAPER_LAMBDA_GRIDS: Dict[str, Tuple[str, Sequence[float]]] = {
-    "summarization": ("Table 8", (0.001, 0.01, 0.1)),
-}
+PAPER_LAMBDA_GRIDS: Dict[str, Tuple[str, Sequence[float]]] = {"summarization": ("Table 8", (0.001, 0.01, 0.1))}
 
 
 @dataclass
