@@ -187,10 +187,6 @@ def generate_flags(cfg: Dict[str, Any]) -> List[str]:
 # ------------------------------------------------------------------------------------- running
 
 
-def json_log(lines: Sequence[Tuple[Optional[float], str]], tag: str) -> List[Dict[str, Any]]:
-    return attempts.json_log(lines, tag)
-
-
 def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict[str, float]:
     """The metrics of the best validation; MNLI's mismatched accuracy from the ``valid1`` line that fairseq
     logged with it (same attempt, same update)."""
@@ -200,7 +196,7 @@ def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict
             metrics[name] = float(best.record[f"valid_{name}"])
     mismatched = [
         r
-        for r in json_log(runs_[best.attempt].lines, "valid1")
+        for r in attempts.json_log(runs_[best.attempt].lines, "valid1")
         if r.get("valid1_num_updates") == best.record.get("valid_num_updates")
     ]
     if mismatched and "valid1_accuracy" in mismatched[-1]:  # MNLI: valid1 = dev_mismatched
@@ -358,7 +354,7 @@ class Runner:
                 tested = executor.execute(test, trained.run_dir, "test.log")
                 metrics = {}
                 for lang in languages:
-                    found = [r for r in json_log(tested.lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
+                    found = [r for r in attempts.json_log(tested.lines, f"test_{lang}") if f"test_{lang}_accuracy" in r]
                     if not found:
                         raise RunError(
                             f"fairseq-validate printed no accuracy for test_{lang}: {trained.run_dir}/test.log"

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro import catalog
+from rxf_repro import catalog, records
 from rxf_repro import paper_results as paper
 from rxf_repro.catalog import method_name
 from rxf_repro.records import Record
@@ -49,8 +49,9 @@ def ordered_methods(methods: Sequence[str]) -> List[str]:
     return sorted(set(methods), key=method_rank)
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_finite_number(value: Any) -> bool:
+    """What a table may print: a number (``records.is_number``) that is finite."""
+    return records.is_number(value) and math.isfinite(value)
 
 
 def sample_std(values: Sequence[float]) -> Optional[float]:
@@ -111,7 +112,7 @@ def require_metrics(recs: Sequence[Record], names: Sequence[str], what: str) -> 
     """Each metric the report prints from ``recs``: present, and a finite number, in every one of them; else one
     line naming the records at fault (a mean over the seeds that have it would be labelled with the wrong n)."""
     for name in names:
-        bad = [r for r in recs if name in r.metrics and not is_number(r.metrics[name])]
+        bad = [r for r in recs if name in r.metrics and not is_finite_number(r.metrics[name])]
         if bad:
             raise ReportError(
                 f"{name_records(bad)}: metric {name!r} is {bad[0].metrics[name]!r}, not a finite "
@@ -130,7 +131,7 @@ def require_metrics(recs: Sequence[Record], names: Sequence[str], what: str) -> 
 def validation_or(recs: Sequence[Record], name: str) -> bool:
     """Whether every record carries the validation number ``name`` (then it, not the test, selects); a value
     that is there but not a finite number is an error, never a silent switch to the test score."""
-    bad = [r for r in recs if getattr(r, name) is not None and not is_number(getattr(r, name))]
+    bad = [r for r in recs if getattr(r, name) is not None and not is_finite_number(getattr(r, name))]
     if bad:
         raise ReportError(
             f"{name_records(bad)}: {name} is {getattr(bad[0], name)!r}, not a finite number (it "
