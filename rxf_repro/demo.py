@@ -16,20 +16,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List, Sequence, Tuple
 
 import yaml
 
-from rxf_repro import catalog, configs, minilang, outputs, process, records
+from rxf_repro import catalog, configs, execution, minilang, outputs, process, records
 from rxf_repro.cli import positive_int
 from rxf_repro.data.common import fairseq_preprocess
 
 PRESET = os.path.join(configs.config_root(), "demo.yaml")
-METHOD_NAMES = catalog.METHOD_NAMES
-PRETRAINED = catalog.PRETRAINED  # rxf-run's method for probes of the pretrained encoder itself (no fine-tuning)
 UNINFORMATIVE = 2.0  # points: a probe task whose pretrained probe is no further above its majority baseline
 
 
@@ -120,9 +117,6 @@ def pretrain(out: str, lm_bin: str, preset: Dict, seed: int) -> Tuple[str, float
     p = preset["pretrain"]
     save_dir = os.path.join(out, "pretrained")
     command = [
-        sys.executable,
-        "-m",
-        "fairseq_cli.train",
         lm_bin,
         "--task",
         "masked_lm",
@@ -163,9 +157,11 @@ def pretrain(out: str, lm_bin: str, preset: Dict, seed: int) -> Tuple[str, float
         "100",
     ]
     started = time.time()
+    execution.preload("fairseq_cli.train")
     with open(os.path.join(out, "pretrain.log"), "w") as f, process.children() as running:
-        running.append(process.start_child(command, stdout=f, stderr=subprocess.STDOUT, cwd=out))
-        code = running[-1].wait()
+        child = process.ForkedChild(execution.fairseq_main, ("fairseq_cli.train", command), f.fileno(), cwd=out)
+        running.append(child)
+        code = child.wait()
     if code != 0:
         raise SystemExit(f"rxf-demo: pretraining failed (exit {code}); log: {out}/pretrain.log")
     return os.path.join(save_dir, "checkpoint_last.pt"), time.time() - started
@@ -203,14 +199,12 @@ def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
 
 
 def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, runs_dir: str, preset: Dict) -> List[str]:
-    """``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the CPU; method ``none``
+    """rxf-run's arguments for ``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the
+    CPU; method ``none``
     probes the pretrained encoder itself (SST-2 included). Paths relative to the demo folder, where it runs, so
     the records stay true when the finished folder is renamed into place."""
-    probes = [t for t in minilang.TASKS if t != "SST-2" or method == PRETRAINED]
+    probes = [t for t in minilang.TASKS if t != "SST-2" or method == catalog.PRETRAINED]
     command = [
-        sys.executable,
-        "-m",
-        "rxf_repro.runs",
         "probe",
         "generalisation",
         method,
@@ -237,25 +231,25 @@ def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, run
 def run_protocols(
     jobs: List[Tuple[str, int]], glue_bin: str, checkpoint: str, out: str, preset: Dict, parallel: int
 ) -> None:
-    """Every (method, seed) as its own rxf-run process, ``parallel`` at a time (one CPU thread each)."""
+    """Every (method, seed) as its own rxf-run (``rxf_repro.runs.main`` in a fork of this process, which has
+    fairseq imported already), ``parallel`` at a time (one CPU thread each)."""
+    from rxf_repro import runs
+
     logs = os.path.join(out, "logs")
     os.makedirs(logs, exist_ok=True)
     glue_bin, checkpoint = os.path.relpath(glue_bin, out), os.path.relpath(checkpoint, out)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if parallel > 1 else dict(os.environ)
+    for module in ("fairseq_cli.train", "rxf_fairseq"):
+        execution.preload(module)
     pending, running, done = list(jobs), [], 0
     with process.children() as started_children:  # an error, Ctrl-C or SIGTERM stops every run still going
         while pending or running:
             while pending and len(running) < parallel:
                 method, seed = pending.pop(0)
                 path = os.path.join(logs, f"{method}-seed{seed}.log")
+                argv = protocol_command(method, seed, glue_bin, checkpoint, "runs", preset)
                 with open(path, "w") as log_file:
-                    proc = process.start_child(
-                        protocol_command(method, seed, glue_bin, checkpoint, "runs", preset),
-                        stdout=log_file,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        cwd=out,
-                    )
+                    proc = process.ForkedChild(runs.main, (argv,), output_fd=log_file.fileno(), cwd=out, env=env)
                 started_children.append(proc)
                 running.append((method, seed, path, proc, time.time()))
             time.sleep(0.5)
@@ -274,8 +268,8 @@ def run_protocols(
                     )
                 what = (
                     "pretrained encoder probed"
-                    if method == PRETRAINED
-                    else f"{METHOD_NAMES[method]}: fine-tuned and probed"
+                    if method == catalog.PRETRAINED
+                    else f"{catalog.METHOD_NAMES[method]}: fine-tuned and probed"
                 )
                 log(f"    {done}/{len(jobs)} {what} (seed {seed}) in {time.time() - started:.0f} s")
 
@@ -312,8 +306,8 @@ def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str
             # fairseq's "done training in X seconds": updates, validations and saves, without start-up
             "train_wall_s": [r["train_wall_s"] for r in tuned if r.get("train_wall_s") is not None],
         }
-    pretrained = {t: probe_values(found, PRETRAINED, t) for t in minilang.TASKS}
-    numbers[PRETRAINED] = {
+    pretrained = {t: probe_values(found, catalog.PRETRAINED, t) for t in minilang.TASKS}
+    numbers[catalog.PRETRAINED] = {
         "probes": pretrained,
         "probe_mean": [statistics.mean(v) for v in zip(*(pretrained[t] for t in probes))]
         if all(pretrained[t] for t in probes)
@@ -323,7 +317,7 @@ def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str
     header = (
         ["method", "SST-2 accuracy"]
         + [f"{t} probe" for t in probes]
-        + ["probe mean", "fine-tuning time (s)", f"vs {METHOD_NAMES[methods[0]]}"]
+        + ["probe mean", "fine-tuning time (s)", f"vs {catalog.METHOD_NAMES[methods[0]]}"]
     )
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.append(
@@ -331,7 +325,7 @@ def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str
         + " | ".join(
             ["pretrained, not fine-tuned", f"{_mean_std(pretrained['SST-2'])} (linear probe)"]
             + [_mean_std(pretrained[t]) for t in probes]
-            + [_mean_std(numbers[PRETRAINED]["probe_mean"]), "", ""]
+            + [_mean_std(numbers[catalog.PRETRAINED]["probe_mean"]), "", ""]
         )
         + " |"
     )
@@ -341,7 +335,7 @@ def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str
         lines.append(
             "| "
             + " | ".join(
-                [METHOD_NAMES[method], _mean_std(n["SST-2"]) + " (fine-tuned)"]
+                [catalog.METHOD_NAMES[method], _mean_std(n["SST-2"]) + " (fine-tuned)"]
                 + [_mean_std(n["probes"][t]) for t in probes]
                 + [_mean_std(n["probe_mean"]), _mean_std(n["train_wall_s"]), ratio]
             )
@@ -362,7 +356,7 @@ def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str
 def informative_probes(numbers: Dict, baselines: Dict[str, float]) -> List[str]:
     """Probe tasks on which the pretrained encoder's probe beats the majority baseline by more than
     ``UNINFORMATIVE`` points: only there can fine-tuning lose something measurable."""
-    pretrained = numbers[PRETRAINED]["probes"]
+    pretrained = numbers[catalog.PRETRAINED]["probes"]
     return [
         t
         for t in minilang.TASKS
@@ -381,7 +375,7 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
         f"Fine-tuning on the SST-2-like task: {len(beat)} of {len(methods)} methods beat the majority baseline "
         f"({baselines['SST-2']:.1f}%) with every seed."
     )
-    pretrained = numbers[PRETRAINED]["probes"]
+    pretrained = numbers[catalog.PRETRAINED]["probes"]
     probes = [t for t in minilang.TASKS if t != "SST-2"]
     if all(pretrained[t] for t in probes):
         useful = informative_probes(numbers, baselines)
@@ -400,7 +394,7 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
         for task in useful:
             before = statistics.mean(pretrained[task])
             changes = ", ".join(
-                f"{METHOD_NAMES[m]} {statistics.mean(numbers[m]['probes'][task]) - before:+.1f}"
+                f"{catalog.METHOD_NAMES[m]} {statistics.mean(numbers[m]['probes'][task]) - before:+.1f}"
                 for m in methods
                 if numbers[m]["probes"][task]
             )
@@ -413,9 +407,9 @@ def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, fl
     if times.get(methods[0]):
         out.append(
             "Cost: fine-tuning time (fairseq's training loop, without start-up) relative to "
-            + METHOD_NAMES[methods[0]]
+            + catalog.METHOD_NAMES[methods[0]]
             + ": "
-            + ", ".join(f"{METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times)
+            + ", ".join(f"{catalog.METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times)
             + "."
         )
     return "\n".join(out)
@@ -441,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=sorted(set(METHOD_NAMES) - {PRETRAINED}),
+        choices=sorted(set(catalog.METHOD_NAMES) - {catalog.PRETRAINED}),
         help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)",
     )
     parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")
@@ -492,10 +486,10 @@ def run(args: argparse.Namespace, out: str) -> str:
     checkpoint, seconds = pretrain(out, lm_bin, preset, args.seed)
     mlm = masked_lm_accuracy(checkpoint, lm_bin)
     log(f"    {seconds:.0f} s; masked-LM accuracy {mlm[0]:.1f}% (most-frequent-word baseline {mlm[1]:.1f}%)")
-    jobs = [(m, s) for s in range(1, seeds + 1) for m in [PRETRAINED] + list(methods)]
+    jobs = [(m, s) for s in range(1, seeds + 1) for m in [catalog.PRETRAINED] + list(methods)]
     log(
         f"[3/5] {len(jobs)} runs of the generalisation protocol (fine-tune SST-2, probe RTE/MRPC/CoLA; and probes of "
-        f"the pretrained encoder): {', '.join(METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time"
+        f"the pretrained encoder): {', '.join(catalog.METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time"
     )
     run_protocols(jobs, glue_bin, checkpoint, out, preset, args.jobs)
     log("[4/5] rxf-report: tables and figures")

@@ -31,16 +31,72 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+FAIRSEQ_LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"  # as fairseq_cli's modules set it
+
+
 def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
+def in_process_module(command: Sequence[str]) -> Optional[str]:
+    """``fairseq_cli.X`` for a ``fairseq_tool`` command (one this interpreter can run in a fork), else None."""
+    if len(command) > 2 and command[0] == sys.executable and command[1] == "-m":
+        if command[2].startswith("fairseq_cli."):
+            return command[2]
+    return None
+
+
+def preload(module: str) -> None:
+    """Import a fairseq_cli module here, before forking, so that no run pays for it again. Its import configures
+    the root logger to print on our stdout; that is undone (the forked run configures its own)."""
+    import importlib
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    importlib.import_module(module)
+    root.handlers[:], root.level = handlers, level
+
+
+def fairseq_main(module: str, argv: Sequence[str]) -> int:
+    """In a forked child: what ``python -m MODULE ARGV...`` does, in this already-started interpreter: fairseq's
+    logging on stdout at ``$LOGLEVEL`` (INFO), the thread count ``$OMP_NUM_THREADS`` asks for, then the module's
+    ``cli_main`` (fairseq seeds every generator from ``--seed`` itself, so the run is the same run)."""
+    import importlib
+    import logging
+
+    logging.basicConfig(
+        format=FAIRSEQ_LOG_FORMAT,
+        datefmt="%Y-%m-%d %H:%M:%S",
+        level=os.environ.get("LOGLEVEL", "INFO").upper(),
+        stream=sys.stdout,
+        force=True,
+    )
+    for name in list(logging.root.manager.loggerDict):  # levels a parent (rxf-demo) may have set
+        logger = logging.root.manager.loggerDict[name]
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        import torch
+
+        torch.set_num_threads(int(threads))
+    sys.argv = [module.replace(".", "/") + ".py", *argv]
+    importlib.import_module(module).cli_main()
+    return 0
+
+
 def stream(
-    command: List[str], log_path: str, resumed: bool = False, progress: Optional[Progress] = None
+    command: List[str],
+    log_path: str,
+    resumed: bool = False,
+    progress: Optional[Progress] = None,
+    in_process: bool = False,
 ) -> Tuple[int, attempts.Attempt]:
     """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
     attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
-    Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
+    With ``in_process`` a fairseq_cli command runs in a fork of this interpreter (``process.ForkedChild``)
+    instead of a new one. Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
     previous = (
         attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
         if os.path.exists(log_path)
@@ -51,14 +107,19 @@ def stream(
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
         logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
         logf.flush()
-        proc = process.start_child(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
+        module = in_process_module(command) if in_process else None
+        if module is not None:
+            preload(module)
+            proc: Any = process.ForkedChild(fairseq_main, (module, command[3:]))
+        else:
+            proc = process.start_child(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
         running.append(proc)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -137,10 +198,19 @@ class RunSpec:
 
 
 class Executor:
-    """Runs ``RunSpec``s under rxf-run's options: ``dry_run``, ``force``, ``tiny`` (recorded), ``progress_every``."""
+    """Runs ``RunSpec``s under rxf-run's options: ``dry_run``, ``force``, ``tiny`` (recorded), ``progress_every``,
+    ``in_process`` (fairseq's commands in a fork of this interpreter rather than a new one each)."""
 
-    def __init__(self, dry_run: bool = False, force: bool = False, tiny: bool = False, progress_every: float = 60):
+    def __init__(
+        self,
+        dry_run: bool = False,
+        force: bool = False,
+        tiny: bool = False,
+        progress_every: float = 60,
+        in_process: bool = True,
+    ):
         self.dry_run, self.force, self.tiny, self.progress_every = dry_run, force, tiny, progress_every
+        self.in_process = in_process
         self.tally: Counter = Counter()  # runs trained / done already, for the summary at the end
 
     def run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
@@ -188,7 +258,7 @@ class Executor:
         log's tail if it fails."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
-        code, current = stream(command, log_path, resumed, progress)
+        code, current = stream(command, log_path, resumed, progress, self.in_process)
         if code != 0:
             tail = "\n".join(line for _, line in current.lines[-25:])
             raise RunError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")

@@ -80,14 +80,13 @@ TABLE2_MEDIAN: Dict[str, Dict[str, Dict[str, Number]]] = {
 }
 
 # Table 3: XNLI test, zero-shot from English MNLI, XLM-R large (Base: the XLM-R paper), average of 5 runs.
-XNLI_LANGUAGES = catalog.XNLI_LANGUAGES  # Table 3's column order
 
 
 def _xnli_row(cells: str) -> Dict[str, Number]:
     """One row of Table 3 as printed: the 15 languages in the paper's order, then the average."""
     values: Sequence[str] = cells.split()
-    assert len(values) == len(XNLI_LANGUAGES) + 1, values
-    return dict(zip(XNLI_LANGUAGES + ("avg",), map(_number, values)))
+    assert len(values) == len(catalog.XNLI_LANGUAGES) + 1, values
+    return dict(zip(catalog.XNLI_LANGUAGES + ("avg",), map(_number, values)))
 
 
 TABLE3: Dict[str, Dict[str, Number]] = {

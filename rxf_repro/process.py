@@ -8,10 +8,12 @@ Standard library only.
 """
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
-from typing import Iterator, List, Sequence
+import sys
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
 
@@ -29,6 +31,72 @@ def exit_on_sigterm() -> None:
 def start_child(command: Sequence[str], **kwargs) -> subprocess.Popen:
     """``subprocess.Popen`` in a new process group (stopped as a whole by ``stop_child``)."""
     return subprocess.Popen(list(command), start_new_session=True, **kwargs)
+
+
+class ForkedChild:
+    """A child that runs ``target(*args)`` in a fork of this interpreter (a ``multiprocessing`` fork-context
+    process): what is imported here already (fairseq, torch, the plugin) costs it nothing, which is the point.
+    Its own process group, as ``start_child``'s; its stdout and stderr to ``output_fd``, or to a pipe read
+    through ``stdout`` when ``output_fd`` is None; ``os.chdir(cwd)`` and ``env`` applied in the child. The same
+    ``pid``, ``stdout``, ``poll``, ``wait`` and ``returncode`` as a ``subprocess.Popen``; its exit status is
+    ``target``'s return value (an int, 0 for None), a ``SystemExit``'s, or 1 after an uncaught exception (its
+    traceback in the output). On the way out multiprocessing stops what the target left running (fairseq's
+    data-loader workers) and removes its temporary folders, as a normal interpreter exit does."""
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        args: Sequence[Any] = (),
+        output_fd: Optional[int] = None,
+        cwd: Optional[str] = None,
+        env: Optional[dict] = None,
+    ):
+        self.returncode: Optional[int] = None
+        self.stdout = None
+        read_end = None
+        if output_fd is None:
+            read_end, output_fd = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write our buffered output a second time
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(target=_child, args=(target, args, output_fd, read_end, cwd, env))
+        self._process.start()
+        self.pid = self._process.pid
+        if read_end is not None:
+            os.close(output_fd)
+            self.stdout = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None and not self._process.is_alive():
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"forked child {self.pid}", timeout or 0)
+        self.returncode = self._process.exitcode
+        return self.returncode
+
+
+def _child(target, args, output_fd: int, read_end: Optional[int], cwd: Optional[str], env) -> None:
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if read_end is not None:
+        os.close(read_end)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(output_fd)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+    if cwd:
+        os.chdir(cwd)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    code = target(*args)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def stop_child(proc: subprocess.Popen, grace: float = 10.0) -> None:

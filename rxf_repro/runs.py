@@ -30,8 +30,6 @@ from rxf_repro.execution import Executor, RunError, RunSpec, Trained, fairseq_to
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
-GLUE_TASKS, XNLI_LANGUAGES, SUMMARIZATION = catalog.GLUE_TASKS, catalog.XNLI_LANGUAGES, tuple(catalog.SUMMARIZATION)
-METHODS = catalog.FAMILY_METHODS
 # config section -> the fairseq-train flag its ``_name`` becomes
 NAME_FLAGS = {
     "task": "--task",
@@ -209,7 +207,14 @@ class Runner:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.executor = Executor(args.dry_run, args.force, bool(args.tiny), args.progress_every)
+        self.executor = Executor(
+            args.dry_run,
+            args.force,
+            bool(args.tiny),
+            args.progress_every,
+            # a multi-GPU run spawns its workers afresh anyway; it keeps the plain command
+            in_process=args.in_process and args.num_gpus == 1,
+        )
         self._composed: Dict[Tuple, Tuple[Dict[str, Any], Dict[str, List[str]]]] = {}
 
     # -- command construction
@@ -299,7 +304,7 @@ class Runner:
     def check_glue_inputs(self, names: Sequence[str]) -> None:
         for name in sorted(set(names)):
             self.check_inputs(
-                os.path.join(self.args.data, f"{GLUE_TASKS[name]}-bin"),
+                os.path.join(self.args.data, f"{catalog.GLUE_TASKS[name]}-bin"),
                 os.path.join("input0", "dict.txt"),
                 f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)",
             )
@@ -314,7 +319,7 @@ class Runner:
         self, family: str, name: str, method: str, cfg: Dict[str, Any], hparams: Dict[str, Any], seed: int, run_dir: str
     ) -> RunSpec:
         """A GLUE fine-tuning run (Table 2), its metrics those of the best validation."""
-        task = GLUE_TASKS[name]
+        task = catalog.GLUE_TASKS[name]
         fields = dict(kind="glue", task=task, method=method, seed=seed, hparams=hparams)
         return self.spec(
             f"[{family}] {task} {method} {hparams or ''} seed {seed}", cfg, run_dir, fields, validation_metrics
@@ -322,8 +327,8 @@ class Runner:
 
     def run_glue(self) -> int:
         a = self.args
-        name = config_name(a.task, GLUE_TASKS)
-        data = os.path.join(a.data, f"{GLUE_TASKS[name]}-bin")
+        name = config_name(a.task, catalog.GLUE_TASKS)
+        data = os.path.join(a.data, f"{catalog.GLUE_TASKS[name]}-bin")
         if not a.dry_run:
             self.check_glue_inputs([name])
         for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, data, a.checkpoint):
@@ -332,7 +337,7 @@ class Runner:
 
     def run_xnli(self) -> int:
         a = self.args
-        languages = a.languages or list(XNLI_LANGUAGES)
+        languages = a.languages or list(catalog.XNLI_LANGUAGES)
         if not a.dry_run:
             self.check_inputs(
                 a.data,
@@ -425,7 +430,13 @@ class Runner:
         """(config, hparams) of one GLUE fine-tuning or probing step from ``restore``."""
         a = self.args
         cfg, grid = self.compose(
-            "glue", name, method, os.path.join(a.data, f"{GLUE_TASKS[name]}-bin"), restore, extra_overrides, user
+            "glue",
+            name,
+            method,
+            os.path.join(a.data, f"{catalog.GLUE_TASKS[name]}-bin"),
+            restore,
+            extra_overrides,
+            user,
         )
         return cfg, {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
 
@@ -442,7 +453,7 @@ class Runner:
             name, a.method, restore, seed, [f"++criterion.classification_head_name={name}_head", *setting]
         )
         spec = self.glue_spec("probe", name, a.method, cfg, hparams, seed, run_dir)
-        spec.label = f"[probe] fine-tune {GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}"
+        spec.label = f"[probe] fine-tune {catalog.GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}"
         if chained:
             spec.record_name, spec.keep_last = STEP_RECORD, False
         self.executor.run(spec)
@@ -457,14 +468,14 @@ class Runner:
         cfg, _ = self.glue_step(name, "probe", restore, seed, user=self.probe_overrides())
         fields = dict(
             kind="probe",
-            task=GLUE_TASKS[name],
+            task=catalog.GLUE_TASKS[name],
             method=a.method,
             seed=seed,
             hparams=hparams,
             probe=info,
             probed_checkpoint=restore,
         )
-        label = f"[probe] probe {GLUE_TASKS[name]} on the encoder of {restore}"
+        label = f"[probe] probe {catalog.GLUE_TASKS[name]} on the encoder of {restore}"
         self.executor.run(self.spec(label, cfg, run_dir, fields, validation_metrics))
 
     def probe_overrides(self) -> List[str]:
@@ -482,12 +493,12 @@ class Runner:
         a = self.args
         if a.method == PRETRAINED:
             return self.run_pretrained_probes()
-        order = [config_name(t, GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
+        order = [config_name(t, catalog.GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
         first = "sst_2" if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            probed = ["sst_2"] + [config_name(t, GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
+            probed = ["sst_2"] + [config_name(t, catalog.GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
             self.check_glue_inputs(order if a.protocol != "generalisation" else probed)
-        first_data = os.path.join(a.data, f"{GLUE_TASKS[first]}-bin")
+        first_data = os.path.join(a.data, f"{catalog.GLUE_TASKS[first]}-bin")
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
@@ -505,34 +516,38 @@ class Runner:
             )
         if a.sweep or any(o.lstrip("+~").startswith("criterion.") for o in a.set or []):
             raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
-        names = [config_name(t, GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
+        names = [config_name(t, catalog.GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
         if not a.dry_run:
             self.check_glue_inputs(names)
         info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source="SST-2")
         for seed in a.seeds:
             root = os.path.join(a.save_root, "probing", "generalisation", PRETRAINED, "default", f"seed{seed}")
             for name in names:
-                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed, info, {})
+                self.probe_step(
+                    name, a.checkpoint, os.path.join(root, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, {}
+                )
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
         a = self.args
-        chain = [GLUE_TASKS[t] for t in order]
+        chain = [catalog.GLUE_TASKS[t] for t in order]
         if a.protocol == "generalisation":
             best = self.finetune_step(
                 "sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting, chained=False
             )
             info = records.probe_info("generalisation", ["SST-2"], finetuned_on="SST-2")
             for name in a.probe_tasks or GENERALISATION_PROBES:
-                name = config_name(name, GLUE_TASKS)
-                self.probe_step(name, best, os.path.join(root, f"probe-{GLUE_TASKS[name]}"), seed, info, hparams)
+                name = config_name(name, catalog.GLUE_TASKS)
+                self.probe_step(
+                    name, best, os.path.join(root, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, hparams
+                )
         elif a.protocol == "degradation":
             current = a.checkpoint
             for step, name in enumerate(order):
                 current = self.finetune_step(
-                    name, current, os.path.join(root, f"step{step}-{GLUE_TASKS[name]}"), seed, setting
+                    name, current, os.path.join(root, f"step{step}-{catalog.GLUE_TASKS[name]}"), seed, setting
                 )
-                info = records.probe_info("degradation", chain, step, finetuned_on=GLUE_TASKS[name])
+                info = records.probe_info("degradation", chain, step, finetuned_on=catalog.GLUE_TASKS[name])
                 self.probe_step(
                     order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed, info, hparams
                 )
@@ -543,12 +558,12 @@ class Runner:
                     where = os.path.join(root, f"cycle{cycle}-step{step}")
                     info = records.probe_info("retention", chain, step, cycle, finetuned_on=last)
                     self.probe_step(
-                        name, current, os.path.join(where, f"probe-{GLUE_TASKS[name]}"), seed, info, hparams
+                        name, current, os.path.join(where, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, hparams
                     )
                     current = self.finetune_step(
-                        name, current, os.path.join(where, f"finetune-{GLUE_TASKS[name]}"), seed, setting
+                        name, current, os.path.join(where, f"finetune-{catalog.GLUE_TASKS[name]}"), seed, setting
                     )
-                    last = GLUE_TASKS[name]
+                    last = catalog.GLUE_TASKS[name]
 
 
 def validation_metrics(executor: Executor, trained: Trained) -> Dict[str, Any]:
@@ -599,7 +614,7 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
     }
 
 
-def config_name(task: str, names: Dict[str, str] = GLUE_TASKS) -> str:
+def config_name(task: str, names: Dict[str, str] = catalog.GLUE_TASKS) -> str:
     """``RTE``, ``rte``, ``SST-2`` and ``sst_2`` all name configs/glue/sst_2.yaml."""
     try:
         return catalog.glue_config(task)
@@ -672,6 +687,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--tiny", action="store_true", help="mark the records as tiny test runs, not paper scale")
         p.add_argument(
+            "--fresh-interpreter",
+            dest="in_process",
+            action="store_false",
+            help="start each fairseq command in a new Python, exactly as --dry-run prints it, instead of a fork "
+            "of this one (which has fairseq imported already: ~4 s less a run on a CPU, the same results; "
+            "--num-gpus above 1 always starts afresh)",
+        )
+        p.add_argument(
             "--progress-every",
             type=float,
             default=30.0,
@@ -688,23 +711,25 @@ def build_parser() -> argparse.ArgumentParser:
     roberta = "the pretrained RoBERTa checkpoint to fine-tune (e.g. roberta.large/model.pt)"
     glue = sub.add_parser("glue", help="GLUE (Table 2)")
     glue.add_argument("task", help="MNLI QNLI QQP SST-2 RTE MRPC CoLA STS-B (or the config name, e.g. sst_2)")
-    common(glue, METHODS["glue"], "1-10", glue_data, roberta)
+    common(glue, catalog.FAMILY_METHODS["glue"], "1-10", glue_data, roberta)
     xnli = sub.add_parser("xnli", help="XNLI zero-shot (Table 3)")
     common(
         xnli,
-        METHODS["xnli"],
+        catalog.FAMILY_METHODS["xnli"],
         "1-5",
         "the folder preprocess/xnli.sh writes (MNLI train/valid and test_LANG splits)",
         "the pretrained XLM-R checkpoint to fine-tune (e.g. xlmr.large/model.pt)",
     )
-    xnli.add_argument("--languages", nargs="+", choices=XNLI_LANGUAGES, help="test languages (default: all 15)")
+    xnli.add_argument("--languages", nargs="+", choices=catalog.XNLI_LANGUAGES, help="test languages (default: all 15)")
     summ = sub.add_parser("summarization", help="BART summarisation (Table 4)")
     summ.add_argument(
-        "dataset", choices=SUMMARIZATION, help="the dataset (its config: configs/summarization/DATASET.yaml)"
+        "dataset",
+        choices=tuple(catalog.SUMMARIZATION),
+        help="the dataset (its config: configs/summarization/DATASET.yaml)",
     )
     common(
         summ,
-        METHODS["summarization"],
+        catalog.FAMILY_METHODS["summarization"],
         "1",
         "the folder preprocess/summarization.sh DATASET RAW OUT writes (OUT, with dict.source.txt)",
         "the pretrained BART checkpoint to fine-tune (e.g. bart.large/model.pt)",

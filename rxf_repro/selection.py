@@ -212,6 +212,19 @@ def select_setting(
     )
 
 
+def select_on_validation(
+    recs: Sequence[Record], valid: str, maximize: bool, test: Callable[[Record], float], test_by: str
+) -> Selection:
+    """The setting with the best mean over seeds of the validation number ``valid`` (higher is better if
+    ``maximize``) when every record has it, else with the highest mean of the test score ``test(record)``
+    (``selected_by`` then says ``test_by``)."""
+    if validation_or(recs, valid):
+        best = "mean" if maximize else "lowest mean"
+        by = f"{best} {valid} over seeds"
+        return select_setting(recs, lambda r: float(getattr(r, valid)), statistics.fmean, maximize, by)
+    return select_setting(recs, test, statistics.fmean, True, f"{test_by} (no {valid} in every record)")
+
+
 def by_task_method(recs: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]]:
     groups: Dict[Tuple[str, str], List[Record]] = {}
     for r in recs:
@@ -322,18 +335,13 @@ def xnli_results(recs: Sequence[Record], with_paper: bool = True) -> List[XnliEn
             f"that language, and averages over different languages are not "
             f"comparable",
         )
-        if validation_or(group, "valid_accuracy"):
-            chosen = select_setting(
-                group, lambda r: float(r.valid_accuracy), statistics.fmean, True, "mean valid_accuracy over seeds"
-            )
-        else:
-            chosen = select_setting(
-                group,
-                lambda r: statistics.fmean(float(r.metrics[lang]) for lang in languages),
-                statistics.fmean,
-                True,
-                "mean test average over languages (no valid_accuracy in every record)",
-            )
+        chosen = select_on_validation(
+            group,
+            "valid_accuracy",
+            True,
+            lambda r: statistics.fmean(float(r.metrics[lang]) for lang in languages),
+            "mean test average over languages",
+        )
         means = {lang: statistics.fmean(float(r.metrics[lang]) for r in chosen.runs) for lang in languages}
         row = paper.TABLE3_ROW_FOR_METHOD.get(method) if with_paper else None
         results.append(
@@ -361,18 +369,9 @@ def summarization_results(recs: Sequence[Record], with_paper: bool = True) -> Li
     results = []
     for (task, method), group in sorted(by_task_method(recs).items()):
         require_metrics(group, catalog.ROUGE, f"{task} {method_name(method)}: Table 4 shows it")
-        if validation_or(group, "valid_loss"):
-            chosen = select_setting(
-                group, lambda r: float(r.valid_loss), statistics.fmean, False, "lowest mean valid_loss over seeds"
-            )
-        else:
-            chosen = select_setting(
-                group,
-                lambda r: float(r.metrics["rougeL"]),
-                statistics.fmean,
-                True,
-                "mean test rougeL over seeds (no valid_loss in every record)",
-            )
+        chosen = select_on_validation(
+            group, "valid_loss", False, lambda r: float(r.metrics["rougeL"]), "mean test rougeL over seeds"
+        )
         row = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         results.append(
             SummarizationEntry(

@@ -155,6 +155,11 @@ def selections_table(entries: Sequence[Entry], task_header: Optional[str]) -> Li
     return ["## Selected settings and seeds", "", md_table(header, rows)]
 
 
+def selection_columns(e: Entry, tiny: Any) -> List[Any]:
+    """The columns every table's CSV ends with: the selected setting, what selected it, whether the runs were tiny."""
+    return [setting_label(e.selection.hparams), e.selection.selected_by, tiny]
+
+
 # ------------------------------------------------------------------------------------------ Table 2
 
 
@@ -246,9 +251,7 @@ def table2_files(
                         rounded(getattr(e, stat)[m]),
                         published_row.get(m),
                         len(e.values[m]),
-                        setting_label(e.selection.hparams),
-                        e.selection.selected_by,
-                        tiny,
+                        *selection_columns(e, tiny),
                     ]
                 )
     return {
@@ -306,9 +309,7 @@ def table3_files(
                     (e.paper or {}).get(lang),
                     e.paper_row or "",
                     e.n,
-                    setting_label(e.selection.hparams),
-                    e.selection.selected_by,
-                    tiny,
+                    *selection_columns(e, tiny),
                 ]
             )
     return {
@@ -364,9 +365,7 @@ def table4_files(
             (e.paper or {}).get(name),
             e.paper_row or "",
             e.n,
-            setting_label(e.selection.hparams),
-            e.selection.selected_by,
-            tiny,
+            *selection_columns(e, tiny),
         ]
         for e in ordered
         for name in catalog.ROUGE

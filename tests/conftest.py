@@ -5,7 +5,7 @@ import pytest
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
 from tests import toy
-from tests.helpers import MINILM, TINY_ROBERTA, USER_DIR, benchmark_module, fairseq_cli, import_hf
+from tests.helpers import MINILM, TINY_ROBERTA, benchmark_module, fairseq_args, fairseq_cli, import_hf
 
 
 @pytest.fixture(scope="session")
@@ -29,35 +29,9 @@ def toy_data(tmp_path_factory):
 def pretrained_roberta(toy_data):
     """A tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint."""
     save_dir = os.path.join(toy_data["root"], "pretrained")
-    fairseq_cli(
-        "train",
-        [
-            toy_data["lm"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            "masked_lm",
-            "--criterion",
-            "masked_lm",
-            *TINY_ROBERTA,
-            "--tokens-per-sample",
-            "32",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "1e-3",
-            "--batch-size",
-            "16",
-            "--max-update",
-            "5",
-            "--save-dir",
-            save_dir,
-            "--no-epoch-checkpoints",
-            "--cpu",
-            "--seed",
-            "1",
-        ],
-    )
+    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
+    extra = ["--max-update", "5", "--save-dir", save_dir, "--no-epoch-checkpoints"]
+    fairseq_cli("train", fairseq_args(toy_data["lm"], "masked_lm", "masked_lm", model, extra))
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
-from tests.reference import load_reference_criterion  # noqa: F401  (re-exported for the tests)
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "rxf_fairseq")
 
@@ -84,33 +82,59 @@ def benchmark_module(name: str):
     return module
 
 
-def classification_args(data: str, extra: Sequence[str] = ()) -> List[str]:
+def load_reference_criterion(module_name: str):
+    """fairseq's ``examples/rxf/rxf_src/MODULE.py``, unregistered (``benchmarks/reference.py``)."""
+    return benchmark_module("reference").load_reference_criterion(module_name)
+
+
+RESET = ["--reset-optimizer", "--reset-dataloader", "--reset-meters"]  # fine-tuning from a pretrained checkpoint
+CLASSIFICATION = ["--num-classes", "2", "--init-token", "0", "--separator-token", "2"]
+
+
+def bpe_flags(bpe: Dict[str, str], dictionary: Optional[str] = None) -> List[str]:
+    """The GPT-2 BPE flags of the pipelines and rxf-run, for the ``tiny_bpe`` fixture (or a dict of the same keys)."""
+    return ["--encoder-json", bpe["encoder"], "--vocab-bpe", bpe["vocab"], "--dict", dictionary or bpe["dict"]]
+
+
+def preprocess_command(script: str, *args) -> List[str]:
+    """``bash preprocess/SCRIPT ARGS...``."""
+    return ["bash", os.path.join(REPO, "preprocess", script), *map(str, args)]
+
+
+def run_tool(command: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    """``command`` with its output captured as text, the scripts' ``$PYTHON`` this interpreter."""
+    return subprocess.run(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        **kwargs,
+    )
+
+
+def fairseq_args(
+    data: str, task: str, criterion: str, model: Sequence[str], extra: Sequence[str] = (), batch_size: int = 16
+) -> List[str]:
+    """``DATA --user-dir rxf_fairseq --task TASK MODEL... --criterion CRITERION`` with Adam at lr 1e-3, seed 1, on
+    the CPU; ``extra`` last (fairseq's parser: the last of a repeated flag wins)."""
     return [
         data,
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "sentence_prediction",
-        "--num-classes",
-        "2",
-        "--init-token",
-        "0",
-        "--separator-token",
-        "2",
-        *TINY_ROBERTA,
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-3",
-        "--batch-size",
-        "16",
-        "--cpu",
-        "--seed",
-        "1",
-        "--criterion",
-        "sentence_prediction_r3f",
-        *extra,
+        *("--user-dir", USER_DIR, "--task", task, *model, "--optimizer", "adam", "--lr", "1e-3"),
+        *("--batch-size", str(batch_size), "--cpu", "--seed", "1", "--criterion", criterion, *extra),
     ]
+
+
+def classification_args(
+    data: str,
+    extra: Sequence[str] = (),
+    task: str = "sentence_prediction",
+    criterion: str = "sentence_prediction_r3f",
+    restore: Optional[str] = None,
+) -> List[str]:
+    """A binary sentence-classification run of the tiny RoBERTa (fine-tuned from ``restore`` if given)."""
+    start = ["--restore-file", restore, *RESET] if restore else []
+    return fairseq_args(data, task, criterion, [*CLASSIFICATION, *TINY_ROBERTA], [*start, *extra])
 
 
 def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:

@@ -29,6 +29,7 @@ from tests.helpers import (
     build,
     capture_model_outputs,
     classification_args,
+    fairseq_args,
     fairseq_cli,
     first_batch,
     load_reference_criterion,
@@ -154,54 +155,13 @@ def test_bad_arguments_fail_at_start_up_naming_the_flag(toy_data):
 
 def masked_lm_args(toy_data, criterion):
     """A task whose models have no classification head (fairseq's masked_lm), with our criterion."""
-    return [
-        toy_data["lm"],
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "masked_lm",
-        "--criterion",
-        criterion,
-        *TINY_ROBERTA,
-        "--tokens-per-sample",
-        "32",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-3",
-        "--batch-size",
-        "16",
-        "--max-update",
-        "2",
-        "--cpu",
-        "--no-save",
-    ]
+    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
+    return fairseq_args(toy_data["lm"], "masked_lm", criterion, model, ["--max-update", "2", "--no-save"])
 
 
 def arch_without_heads_args(toy_data, task):
-    return [
-        toy_data["cls"],
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        task,
-        "--num-classes",
-        "2",
-        "--arch",
-        "lstm_lm",
-        "--criterion",
-        "sentence_prediction_r3f",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-3",
-        "--batch-size",
-        "16",
-        "--max-update",
-        "2",
-        "--cpu",
-        "--no-save",
-    ]
+    model = ["--num-classes", "2", "--arch", "lstm_lm"]
+    return fairseq_args(toy_data["cls"], task, "sentence_prediction_r3f", model, ["--max-update", "2", "--no-save"])
 
 
 @pytest.mark.parametrize("case", ["r3f on masked_lm", "smart on masked_lm", "r4f task on lstm_lm", "eps inf"])

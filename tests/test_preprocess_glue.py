@@ -4,12 +4,11 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from rxf_repro.outputs import MARKER, owner
-from tests.helpers import REPO, tree_digest
+from tests.helpers import REPO, bpe_flags, run_tool, tree_digest
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -94,26 +93,7 @@ def write_glue(root, files=GLUE_FILES):
 
 
 def run_glue(glue_dir, task, out, tiny_bpe, *extra):
-    return subprocess.run(
-        [
-            "bash",
-            GLUE_SH,
-            str(glue_dir),
-            task,
-            str(out),
-            "--encoder-json",
-            tiny_bpe["encoder"],
-            "--vocab-bpe",
-            tiny_bpe["vocab"],
-            "--dict",
-            tiny_bpe["dict"],
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
+    return run_tool(["bash", GLUE_SH, str(glue_dir), task, str(out), *bpe_flags(tiny_bpe), *extra])
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import pytest
 
 from benchmarks.preprocess import synthetic_glue
 from rxf_repro.outputs import MARKER, owner
-from tests.helpers import REPO, as_from_a_terminal, tree_digest
+from tests.helpers import REPO, as_from_a_terminal, bpe_flags, preprocess_command, tree_digest
+from tests.helpers import run_tool as run
 from tests.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, glue_all, write_glue  # noqa: F401,F811
 from tests.test_preprocess_summarization import CNN_DM, write_lines
 from tests.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
@@ -33,7 +34,7 @@ def inputs(tmp_path_factory, tiny_bpe, tiny_spm):
     glue = write_glue(root / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith(("RTE/", "MNLI/"))})
     xnli = write_xnli(root / "XNLI-1.0")
     cnn_dm = write_lines(root / "cnn_dm", {k: v[:2] for k, v in CNN_DM.items()})
-    bpe = ["--encoder-json", tiny_bpe["encoder"], "--vocab-bpe", tiny_bpe["vocab"], "--dict", tiny_bpe["dict"]]
+    bpe = bpe_flags(tiny_bpe)
     spm = ["--sentencepiece-model", tiny_spm["model"], "--dict", tiny_spm["dict"]]
     args = {
         "glue": [str(glue), "RTE"],
@@ -52,17 +53,6 @@ def inputs(tmp_path_factory, tiny_bpe, tiny_spm):
         ]
 
     return command
-
-
-def run(command, **kwargs):
-    return subprocess.run(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHON": sys.executable},
-        **kwargs,
-    )
 
 
 def assert_one_line_error(proc, pipeline, *needles):
@@ -187,20 +177,7 @@ def sst2_commands(tmp_path, tiny_bpe):
     small = write_glue(tmp_path / "small", {k: v for k, v in GLUE_FILES.items() if k.startswith("SST-2/")})
     big = synthetic_glue(tmp_path / "big", 15000, random.Random(1))[0]
     return [
-        [
-            "bash",
-            os.path.join(REPO, "preprocess", "glue.sh"),
-            str(glue),
-            "SST-2",
-            str(tmp_path / "out"),
-            "--encoder-json",
-            tiny_bpe["encoder"],
-            "--vocab-bpe",
-            tiny_bpe["vocab"],
-            "--dict",
-            tiny_bpe["dict"],
-        ]
-        for glue in (small, big)
+        preprocess_command("glue.sh", glue, "SST-2", tmp_path / "out", *bpe_flags(tiny_bpe)) for glue in (small, big)
     ]
 
 
@@ -315,20 +292,7 @@ def test_all_is_one_output_and_each_task_folder_a_task_output(glue_all):
 
 
 def run_all(glue, out, tiny_bpe, *extra):
-    return [
-        "bash",
-        os.path.join(REPO, "preprocess", "glue.sh"),
-        str(glue),
-        "ALL",
-        str(out),
-        "--encoder-json",
-        tiny_bpe["encoder"],
-        "--vocab-bpe",
-        tiny_bpe["vocab"],
-        "--dict",
-        tiny_bpe["dict"],
-        *extra,
-    ]
+    return preprocess_command("glue.sh", glue, "ALL", out, *bpe_flags(tiny_bpe), *extra)
 
 
 def test_a_killed_all_run_leaves_the_old_out_whole(tmp_path, tiny_bpe):
@@ -475,21 +439,7 @@ def test_lone_surrogate_in_reddit_tifu_is_one_line(tmp_path, tiny_bpe):
     posts = [dict(TIFU_POSTS[0], tldr="bad \ud800 tldr")] + TIFU_POSTS[1:]
     raw = write_tifu(tmp_path / "raw", posts)
     assert '"bad \\ud800 tldr"' in (raw / "tifu_all_tokenized_and_filtered.json").read_text().splitlines()[0]
-    proc = run(
-        [
-            "bash",
-            os.path.join(REPO, "preprocess", "summarization.sh"),
-            "reddit_tifu",
-            str(raw),
-            str(tmp_path / "out"),
-            "--encoder-json",
-            tiny_bpe["encoder"],
-            "--vocab-bpe",
-            tiny_bpe["vocab"],
-            "--dict",
-            tiny_bpe["dict"],
-        ]
-    )
+    proc = run(preprocess_command("summarization.sh", "reddit_tifu", raw, tmp_path / "out", *bpe_flags(tiny_bpe)))
     assert_one_line_error(
         proc,
         "summarization",

@@ -5,13 +5,12 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from rxf_repro.data import summarization
 from rxf_repro.outputs import MARKER, output_folder
-from tests.helpers import REPO, benchmark_module
+from tests.helpers import REPO, benchmark_module, bpe_flags, run_tool
 from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
@@ -98,43 +97,11 @@ def write_tifu(root, posts=TIFU_POSTS, splits=TIFU_SPLITS):
 
 
 def run_sh(dataset, raw, out, tiny_bpe, *extra):
-    return subprocess.run(
-        [
-            "bash",
-            SUMMARIZATION_SH,
-            dataset,
-            str(raw),
-            str(out),
-            "--encoder-json",
-            tiny_bpe["encoder"],
-            "--vocab-bpe",
-            tiny_bpe["vocab"],
-            "--dict",
-            tiny_bpe["dict"],
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
+    return run_tool(["bash", SUMMARIZATION_SH, dataset, str(raw), str(out), *bpe_flags(tiny_bpe), *extra])
 
 
 def run_main(dataset, raw, out, tiny_bpe, *extra, dictionary=None):
-    return summarization.main(
-        [
-            dataset,
-            str(raw),
-            str(out),
-            "--encoder-json",
-            tiny_bpe["encoder"],
-            "--vocab-bpe",
-            tiny_bpe["vocab"],
-            "--dict",
-            dictionary or tiny_bpe["dict"],
-            *extra,
-        ]
-    )
+    return summarization.main([dataset, str(raw), str(out), *bpe_flags(tiny_bpe, dictionary), *extra])
 
 
 def decode(data, split, tiny_bpe):

@@ -3,11 +3,10 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, run_tool
 from tests.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
@@ -101,24 +100,8 @@ def tiny_spm(tmp_path_factory):
 
 
 def run_xnli(mnli, xnli, out, tiny_spm, *extra):
-    return subprocess.run(
-        [
-            "bash",
-            XNLI_SH,
-            str(mnli),
-            str(xnli),
-            str(out),
-            "--sentencepiece-model",
-            tiny_spm["model"],
-            "--dict",
-            tiny_spm["dict"],
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
+    spm = ["--sentencepiece-model", tiny_spm["model"], "--dict", tiny_spm["dict"]]
+    return run_tool(["bash", XNLI_SH, str(mnli), str(xnli), str(out), *spm, *extra])
 
 
 def decode(data, split, column, tiny_spm):

@@ -6,96 +6,23 @@ import pytest
 import torch
 
 from rxf.probing import LinearProbeHead
-from tests.helpers import TINY_ROBERTA, USER_DIR, build, fairseq_cli
+from tests.helpers import TINY_ROBERTA, build, classification_args, fairseq_cli
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def finetuned(toy_data, pretrained_roberta, save_dir, task="sentence_prediction_r4f"):
-    fairseq_cli(
-        "train",
-        [
-            toy_data["cls"],
-            "--user-dir",
-            USER_DIR,
-            "--task",
-            task,
-            "--num-classes",
-            "2",
-            "--init-token",
-            "0",
-            "--separator-token",
-            "2",
-            *TINY_ROBERTA,
-            "--restore-file",
-            pretrained_roberta,
-            "--reset-optimizer",
-            "--reset-dataloader",
-            "--reset-meters",
-            "--criterion",
-            "sentence_prediction_r3f",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "1e-3",
-            "--batch-size",
-            "16",
-            "--max-update",
-            "4",
-            "--save-dir",
-            save_dir,
-            "--cpu",
-            "--no-epoch-checkpoints",
-            "--seed",
-            "1",
-        ],
-    )
+    extra = ["--max-update", "4", "--save-dir", save_dir, "--no-epoch-checkpoints"]
+    fairseq_cli("train", classification_args(toy_data["cls"], extra, task=task, restore=pretrained_roberta))
     return os.path.join(save_dir, "checkpoint_last.pt")
 
 
 def probe_args(data, restore, save_dir, extra=()):
-    return [
-        data,
-        "--user-dir",
-        USER_DIR,
-        "--task",
-        "sentence_prediction_probe",
-        "--num-classes",
-        "2",
-        "--init-token",
-        "0",
-        "--separator-token",
-        "2",
-        *TINY_ROBERTA,
-        "--restore-file",
-        restore,
-        "--reset-optimizer",
-        "--reset-dataloader",
-        "--reset-meters",
-        "--criterion",
-        "sentence_prediction",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "1e-2",
-        "--weight-decay",
-        "0.01",
-        "--batch-size",
-        "16",
-        "--max-update",
-        "6",
-        "--save-dir",
-        save_dir,
-        "--cpu",
-        "--no-epoch-checkpoints",
-        "--seed",
-        "2",
-        "--dropout",
-        "0.3",
-        "--attention-dropout",
-        "0.3",
-        *extra,
-    ]
+    options = ["--lr", "1e-2", "--weight-decay", "0.01", "--max-update", "6", "--save-dir", save_dir]
+    options += ["--no-epoch-checkpoints", "--seed", "2", "--dropout", "0.3", "--attention-dropout", "0.3"]
+    return classification_args(
+        data, [*options, *extra], task="sentence_prediction_probe", criterion="sentence_prediction", restore=restore
+    )
 
 
 def encoder_state(path):

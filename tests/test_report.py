@@ -17,7 +17,7 @@ from rxf_repro import catalog, figures, outputs, records, report, selection
 from rxf_repro import paper_results as paper
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-LANGS = paper.XNLI_LANGUAGES
+LANGS = catalog.XNLI_LANGUAGES
 
 
 def put(root, kind, task, method, seed, metrics, hparams=None, tiny=False, checked=True, **extra):

@@ -92,11 +92,11 @@ TINY = [
     "--progress-every",
     "0.5",
     "--set",
-    "optimization.max_update=12",
+    "optimization.max_update=30",
     "--set",
     "lr_scheduler.warmup_updates=1",
     "--set",
-    "lr_scheduler.total_num_update=12",
+    "lr_scheduler.total_num_update=30",
     "--set",
     "optimization.lr=[0.001]",
     "--set",
@@ -169,7 +169,8 @@ def test_a_run_killed_and_resumed_records_what_an_uninterrupted_run_records(glue
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-2000:]
     assert not (run_dir(tmp_path / "split") / "record.json").exists()
-    leftover = subprocess.run(["pgrep", "-f", str(run_dir(tmp_path / "split"))], capture_output=True, text=True)
+    # a forked run's command line is rxf-run's (with --save-root ...split), a fresh interpreter's has the run folder
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "split")], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "fairseq-train outlived rxf-run"
 
     code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / "split")
@@ -182,6 +183,34 @@ def test_a_run_killed_and_resumed_records_what_an_uninterrupted_run_records(glue
     text = log.read_text()
     assert text.count(attempts.HEADER) == 3  # two headers and the second attempt's footer: both logs kept
     assert '"valid_num_updates": "3"' in text.split("# rxf-run attempt 2")[0]  # attempt 1's validations are there
+
+
+def logged_numbers(log_path):
+    """Every train/valid json line's numbers except the timings: what a run computed, update by update."""
+    timing = ("wall", "ups", "wps", "gb_free", "train_wall", "valid_wall")
+    numbers = []
+    for line in open(log_path, encoding="utf-8"):
+        for tag in (" | train_inner | ", " | train | ", " | valid | "):
+            if tag in line:
+                record = json.loads(line.split(tag, 1)[1])
+                numbers.append((tag, {k: v for k, v in record.items() if not k.endswith(timing)}))
+    return numbers
+
+
+def test_a_run_in_a_fork_computes_what_a_fresh_interpreter_computes(glue_bin, pretrained_roberta, tmp_path):
+    """rxf-run runs fairseq-train in a fork of itself (fairseq already imported); --fresh-interpreter starts
+    ``python -m fairseq_cli.train`` as the dry run prints it. The same run either way, update by update."""
+    found = {}
+    for mode, extra in (("fork", []), ("fresh", ["--fresh-interpreter"])):
+        code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / mode, *extra)
+        assert code == 0, err[-3000:]
+        found[mode] = json.load(open(run_dir(tmp_path / mode) / "record.json"))
+        found[mode]["numbers"] = logged_numbers(run_dir(tmp_path / mode) / "train.log")
+    assert len(found["fork"]["numbers"]) > 30  # train_inner every update, valid every 3
+    for key in ("numbers", "metrics", "best_update"):
+        assert found["fork"][key] == found["fresh"][key]
+    same = [a.replace(str(tmp_path / "fork"), str(tmp_path / "fresh")) for a in found["fork"]["command"]]
+    assert same == found["fresh"]["command"]
 
 
 def test_an_unreadable_checkpoint_last_says_what_to_do_and_force_starts_afresh(glue_bin, pretrained_roberta, tmp_path):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rxf_repro import runs
+from rxf_repro import catalog, runs
 from tests.helpers import REPO, TINY_BART, TINY_ROBERTA
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
@@ -257,18 +257,18 @@ def test_xnli_dry_run_has_the_papers_values():
     assert flag(train, "--adam-betas") == "(0.9,0.98)" and flag(train, "--lr-scheduler") == "polynomial_decay"
     assert float(flag(train, "--eps")) == 1e-5 and flag(train, "--arch") == "roberta_large"
     assert flag(train, "--task") == "sentence_prediction_r4f" and flag(train, "--optimizer") == "adam"
-    assert flag(validate, "--valid-subset").split(",") == [f"test_{lang}" for lang in runs.XNLI_LANGUAGES]
+    assert flag(validate, "--valid-subset").split(",") == [f"test_{lang}" for lang in catalog.XNLI_LANGUAGES]
 
 
 def test_every_generated_command_parses_with_fairseqs_own_parser():
     from fairseq import options
 
-    for task in runs.GLUE_TASKS:
-        for method in runs.METHODS["glue"]:
+    for task in catalog.GLUE_TASKS:
+        for method in catalog.FAMILY_METHODS["glue"]:
             (train,) = glue_dry(task, method, "--seeds", "1")
             args = options.parse_args_and_arch(options.get_training_parser(), train[3:])
             assert args.lr == [float(flag(train, "--lr"))]
-    for dataset in runs.SUMMARIZATION:
+    for dataset in catalog.SUMMARIZATION:
         train, generate, _ = summ_dry(dataset, "r3f")
         assert options.parse_args_and_arch(options.get_training_parser(), train[3:]).share_all_embeddings
         assert options.parse_args_and_arch(options.get_generation_parser(), generate[3:]).beam >= 4

@@ -59,11 +59,8 @@ class Layout:
         return len(self.header) if self.header else self.n_columns
 
 
-MNLI_TRAIN = (
-    "index",
-    "promptID",
-    "pairID",
-    "genre",
+# MultiNLI's sentence columns, in its order (XNLI's files have them too, rxf_repro/data/xnli.py)
+NLI_SENTENCES = (
     "sentence1_binary_parse",
     "sentence2_binary_parse",
     "sentence1_parse",
@@ -71,6 +68,7 @@ MNLI_TRAIN = (
     "sentence1",
     "sentence2",
 )
+MNLI_TRAIN = ("index", "promptID", "pairID", "genre", *NLI_SENTENCES)
 STSB = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2")
 MRPC = ("#1 ID", "#2 ID", "#1 String", "#2 String")
 

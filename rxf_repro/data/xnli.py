@@ -30,22 +30,16 @@ from rxf_repro.data.common import (
     positive_int,
     write_summary,
 )
-from rxf_repro.data.glue import TASKS, Layout, check_labels_seen_in_training, read_split
+from rxf_repro.data.glue import NLI_SENTENCES, TASKS, Layout, check_labels_seen_in_training, read_split
 from rxf_repro.process import exit_on_sigterm
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
 
-LANGUAGES = XNLI_LANGUAGES  # the paper's Table 3 order (rxf_repro/catalog.py)
 XNLI_HEADER = (
     "language",
     "gold_label",
-    "sentence1_binary_parse",
-    "sentence2_binary_parse",
-    "sentence1_parse",
-    "sentence2_parse",
-    "sentence1",
-    "sentence2",
+    *NLI_SENTENCES,
     "promptID",
     "pairID",
     "genre",
@@ -110,11 +104,11 @@ def prepare(
         rows = read_split(path, XNLI, NLI_LABELS, False, keep=0, dataset="XNLI-1.0's")
         check_labels_seen_in_training(train_path, train, path, rows)
         (first, second, languages), labels = rows.inputs, rows.labels
-        unknown = sorted(set(languages) - set(LANGUAGES))
+        unknown = sorted(set(languages) - set(XNLI_LANGUAGES))
         if unknown:
             row = rows.lines[languages.index(unknown[0])]
             raise PreprocessError(f"{path}:{row}: language {unknown[0]!r} is not one of XNLI's 15")
-        for lang in LANGUAGES:
+        for lang in XNLI_LANGUAGES:
             keep = [i for i, code in enumerate(languages) if code == lang]
             if not keep:
                 raise PreprocessError(f"{path}: no rows for language {lang!r}")

@@ -1,4 +1,5 @@
-"""fairseq's own ``examples/rxf`` criterions, loadable next to ours for parity tests and benchmarks.
+"""fairseq's own ``examples/rxf`` criterions, loadable next to ours: the cost benchmark's ``reference_r3f`` row
+and the parity tests (which load this file through ``tests/helpers.benchmark_module``).
 
 They register the same names as ours (``sentence_prediction_r3f``, ...), so they are imported from
 the installed fairseq package with registration switched off rather than through ``--user-dir``.
