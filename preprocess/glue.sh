@@ -8,6 +8,7 @@ usage: preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --encoder-json FILE --vocab-
                           [--workers N] [--skip-malformed] [--overwrite]
        preprocess/glue.sh GLUE_DIR TASK|ALL OUT_DIR --wordpiece-vocab FILE --dict FILE [...]
   TASK: CoLA SST-2 MRPC QQP MNLI QNLI RTE STS-B (ALL: each into OUT_DIR/TASK-bin, OUT_DIR replaced as one)
+        or make demo's WN-POS WN-LEX WN-DEF WN-BSHIFT (their TSVs: preprocess/wordnet.sh)
   --encoder-json, --vocab-bpe  GPT-2 BPE's encoder.json and vocab.bpe
   --wordpiece-vocab   instead of GPT-2 BPE: vocab.txt of a BERT checkpoint imported with rxf-import-hf
   --dict              the model's dict.txt (RoBERTa's: preprocess/download.sh fetches these three; or rxf-import-hf's)

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from rxf_repro.data import wordnet
 from rxf_repro.data.common import (
     OutputError,
     PreprocessError,
@@ -149,6 +150,27 @@ TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
 }
 
 
+_SINGLE = {
+    "train": ("train", Layout(("sentence", "label"), (0,), 1)),
+    "dev": ("valid", Layout(("sentence", "label"), (0,), 1)),
+}  # SST-2's layout, labelled splits only
+_PAIR = {split: spec for split, spec in TASKS["RTE"][1].items() if split != "test"}  # RTE's layout
+# GLUE-shaped tasks on WordNet's English for make demo (rxf_repro/data/wordnet.py writes their TSVs): binarized as
+# GLUE's are; ALL is GLUE's tasks only
+MINIATURE_TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
+    "WN-POS": (frozenset(wordnet.POS_NAMES.values()), _SINGLE),
+    "WN-LEX": (frozenset(wordnet.LEXICOGRAPHER_FILES.values()), _SINGLE),
+    "WN-DEF": (frozenset("01"), _PAIR),
+    "WN-BSHIFT": (frozenset("01"), _SINGLE),
+}
+assert set(MINIATURE_TASKS) == set(wordnet.TASKS)
+
+
+def task_spec(task: str) -> Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]:
+    """(label set, {file stem: (split, layout)}) of a GLUE task or a miniature one."""
+    return TASKS[task] if task in TASKS else MINIATURE_TASKS[task]
+
+
 class TSVSplit(NamedTuple):
     """One validated TSV: the text of each input column, the labels, the file line of each kept row."""
 
@@ -239,7 +261,7 @@ class TaskData:
 
 def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskData:
     """Read and validate every file of one task; nothing is written."""
-    labels, files = TASKS[task]
+    labels, files = task_spec(task)
     source = os.path.join(glue_dir, task)
     present = {stem: spec for stem, spec in files.items() if os.path.isfile(os.path.join(source, f"{stem}.tsv"))}
     missing = [
@@ -277,8 +299,8 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
 def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: str, workers: int = 1) -> Dict:
     """GPT-2 BPE (or WordPiece), then fairseq-preprocess, into ``folder`` (a temporary folder of ``output_folder``)."""
     task, splits, summary = data.task, data.splits, data.summary
-    labels = TASKS[task][0]
-    n_inputs = len(next(iter(TASKS[task][1].values()))[1].inputs)
+    labels, files = task_spec(task)
+    n_inputs = len(next(iter(files.values()))[1].inputs)
     dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in ``folder``
     raw = os.path.join(folder, ".raw")
     os.makedirs(raw)
@@ -414,7 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="preprocess/glue.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("glue_dir", help="the official GLUE folder (with CoLA/, SST-2/, MNLI/, ...)")
-    parser.add_argument("task", choices=sorted(TASKS) + ["ALL"], help="one task, or ALL: every task, into OUT/TASK-bin")
+    parser.add_argument(
+        "task",
+        choices=sorted(TASKS) + ["ALL"] + list(MINIATURE_TASKS),
+        help="one task, or ALL: every GLUE task, into OUT/TASK-bin; or one of make demo's WordNet tasks "
+        "(preprocess/wordnet.sh writes their TSVs)",
+    )
     parser.add_argument("out", help="output folder (for ALL: one sub-folder TASK-bin per task)")
     parser.add_argument("--encoder-json", help="GPT-2 BPE encoder.json (RoBERTa, BART; or an imported RoBERTa's)")
     parser.add_argument("--vocab-bpe", help="GPT-2 BPE vocab.bpe")

@@ -1,0 +1,157 @@
+"""make demo's WordNet tasks: deterministic, balanced, no synset in two splits, bad input in one line."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rxf_repro.data import glue, wordnet
+from tests.helpers import REPO, preprocess_command, run_tool
+
+FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")  # cut from Debian's wordnet-base (its README)
+SIZES = {"train": 60, "dev": 24}
+
+
+def build(out, *extra):
+    return run_tool(
+        preprocess_command("wordnet.sh", out, "--wordnet-dir", FIXTURE, "--train", "60", "--dev", "24", *extra)
+    )
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            h.update(name.encode() + open(os.path.join(root, name), "rb").read())
+    return h.hexdigest()
+
+
+def read_tsv(path):
+    rows = [line.split("\t") for line in open(path, encoding="utf-8").read().splitlines()]
+    return rows[0], rows[1:]
+
+
+def test_the_parser_reads_words_definitions_and_examples():
+    line = (
+        "00002098 00 a 01 able 0 005 = 05207437 n 0000 = 05624029 n 0000 + 05624029 n 0101 + 05207437 n 0101 ! "
+        "00002312 a 0101 | (usually followed by `to') having the necessary means or skill or know-how or authority to "
+        'do something; "able to swim"; "she was able to program her computer"  '
+    )
+    s = wordnet.parse_data_line(line, "data.adj:30")
+    assert (s.key, s.pos, s.words) == ("a00002098", "a", ("able",))
+    assert (
+        s.definition.startswith("(usually followed by `to') having the necessary means")
+        and "able to" not in s.definition
+    )
+    assert s.examples == ("able to swim", "she was able to program her computer")
+    satellite = wordnet.parse_data_line("00003700 00 s 02 abaxial 0 dorsal(p) 4 000 | facing away  ", "x:1")
+    assert satellite.words == ("abaxial", "dorsal") and satellite.key == "a00003700"
+
+
+def test_tasks_are_balanced_and_no_synset_is_in_two_splits():
+    synsets = wordnet.read_wordnet(FIXTURE)
+    built = wordnet.build_tasks(synsets, SIZES, seed=1)
+    assert set(built) == set(wordnet.TASKS)
+    texts = {split: set() for split in wordnet.SPLITS}  # what each split's synsets may contribute
+    for s in synsets:
+        texts[wordnet.split_of(s, 1)].update({s.definition, *s.examples, *s.words})
+    for task, splits in built.items():
+        for split, examples in splits.items():
+            counts = {label: sum(1 for _, lab in examples if lab == label) for _, label in examples}
+            assert len(set(counts.values())) == 1 and len(counts) == len(glue.MINIATURE_TASKS[task][0]), (task, counts)
+            for inputs, label in examples:
+                text = inputs[-1] if task != "WN-BSHIFT" or label == "0" else None
+                if text is not None:
+                    assert text in texts[split], (task, split, text)
+    # the splits partition the synsets, about 80/20, the same for every task
+    keys = {split: {s.key for s in synsets if wordnet.split_of(s, 1) == split} for split in wordnet.SPLITS}
+    assert not keys["train"] & keys["dev"] and 0.1 < len(keys["dev"]) / len(synsets) < 0.3
+
+
+def test_a_shifted_sentence_has_two_adjacent_words_swapped():
+    examples = wordnet.build_tasks(wordnet.read_wordnet(FIXTURE), SIZES, 1, ["WN-BSHIFT"])["WN-BSHIFT"]["train"]
+    originals = {e for s in wordnet.read_wordnet(FIXTURE) for e in s.examples}
+    for (sentence,), label in examples:
+        if label == "0":
+            assert sentence in originals
+            continue
+        words = sentence.split()
+        swapped = [words[:i] + [words[i + 1], words[i]] + words[i + 2 :] for i in range(len(words) - 1)]
+        assert sentence not in originals and any(" ".join(w) in originals for w in swapped)
+
+
+def test_a_definition_pair_is_the_words_own_or_not_one_of_its_senses():
+    synsets = wordnet.read_wordnet(FIXTURE)
+    senses = {}
+    for s in synsets:
+        for w in s.words:
+            senses.setdefault(w.lower(), set()).add(s.definition)
+    for (word, definition), label in wordnet.build_tasks(synsets, SIZES, 1, ["WN-DEF"])["WN-DEF"]["train"]:
+        assert (definition in senses[word.lower()]) == (label == "1"), (word, definition, label)
+
+
+def test_the_command_is_deterministic_and_writes_glues_layout(tmp_path):
+    first, again, other = build(tmp_path / "a"), build(tmp_path / "b"), build(tmp_path / "c", "--seed", "2")
+    assert first.returncode == again.returncode == other.returncode == 0, first.stderr[-2000:]
+    assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
+    assert sorted(os.listdir(tmp_path / "a")) == sorted([*wordnet.TASKS, "summary.json", ".rxf-output.json"])
+    header, rows = read_tsv(tmp_path / "a" / "WN-DEF" / "dev.tsv")
+    assert header == ["index", "sentence1", "sentence2", "label"] and len(rows) == 24
+    header, rows = read_tsv(tmp_path / "a" / "WN-LEX" / "train.tsv")
+    assert header == ["sentence", "label"] and {r[1] for r in rows} == set(wordnet.LEXICOGRAPHER_FILES.values())
+    summary = json.load(open(tmp_path / "a" / "summary.json"))
+    assert summary["tasks"]["WN-POS"]["dev"]["majority_baseline"] == 25.0
+    assert summary["tasks"]["WN-LEX"]["train"]["majority_baseline"] == pytest.approx(100 / 6, abs=0.01)
+
+
+@pytest.mark.parametrize("case", ["bad line", "missing file"])
+def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(tmp_path, case):
+    source = tmp_path / "wordnet"
+    shutil.copytree(FIXTURE, source)
+    if case == "bad line":
+        lines = open(source / "data.verb").read().splitlines(keepends=True)
+        lines[31] = "00001740 29 v not-a-count\n"
+        open(source / "data.verb", "w").writelines(lines)
+        needle = f"{source / 'data.verb'}:32: not a WordNet data line"
+    else:
+        os.remove(source / "data.adv")
+        needle = (
+            f"{source / 'data.adv'}: missing (WordNet 3.0's database files; on Debian: apt-get install wordnet-base)"
+        )
+    proc = run_tool(preprocess_command("wordnet.sh", tmp_path / "out", "--wordnet-dir", source))
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("wordnet: error: ")]
+    assert proc.returncode == 1 and len(errors) == 1 and needle in errors[0] and "Traceback" not in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["wordnet"]
+
+
+@pytest.mark.slow
+def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, minilm):
+    assert build(tmp_path / "tsv").returncode == 0
+    out = tmp_path / "bin"
+    proc = run_tool(
+        preprocess_command(
+            "glue.sh",
+            tmp_path / "tsv",
+            "WN-LEX",
+            out,
+            "--wordpiece-vocab",
+            minilm / "vocab.txt",
+            "--dict",
+            minilm / "dict.txt",
+        )
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    labels = sorted(line.split()[0] for line in open(out / "label" / "dict.txt") if not line.startswith("madeupword"))
+    assert labels == sorted(wordnet.LEXICOGRAPHER_FILES.values())
+    summary = json.load(open(out / "summary.json"))
+    assert summary["splits"]["train"]["examples"] == 60 and summary["splits"]["valid"]["examples"] == 18
+    assert (
+        "ALL"
+        in subprocess.run(
+            [sys.executable, "-m", "rxf_repro.data.glue", "--help"], capture_output=True, text=True, cwd=REPO
+        ).stdout
+    )
