@@ -33,6 +33,7 @@ __all__ = [
     "output_folder",
     "owner",
     "positive_int",
+    "run_pipeline",
     "read_text_lines",
     "text_encoder",
     "worker_pool",
@@ -479,6 +480,19 @@ def read_text_lines(path: str) -> List[str]:
                 line = line[1:]
             lines.append(line)
     return lines
+
+
+def run_pipeline(name: str, out: str, work: Callable[[], Any]) -> Tuple[int, Any]:
+    """(exit status, ``work()``'s result) of a pipeline's ``main``: a ``PreprocessError`` or ``OutputError`` is one
+    line ``NAME: error: ...`` and status 1; Ctrl-C is 130 with OUT as it was (the output folder's cleanup has run)."""
+    try:
+        return 0, work()
+    except (PreprocessError, OutputError) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 1, None
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; {out} is as it was", file=sys.stderr)
+        return 130, None
 
 
 def add_overwrite_flag(parser: Any, scope: str = "") -> None:

@@ -36,6 +36,7 @@ from rxf_repro.data.common import (
     owner,
     positive_int,
     read_text_lines,
+    run_pipeline,
     text_encoder,
     write_summary,
 )
@@ -466,17 +467,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def work():
         encoder = text_encoder(args.encoder_json, args.vocab_bpe, args.wordpiece_vocab)
-        summaries = prepare(
+        return prepare(
             args.glue_dir, args.task, args.out, encoder, args.dict, args.workers, args.skip_malformed, args.overwrite
         )
-    except (PreprocessError, OutputError) as error:
-        print(f"glue: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"glue: interrupted; {args.out} is as it was", file=sys.stderr)
-        return 130
+
+    code, summaries = run_pipeline("glue", args.out, work)
+    if code:
+        return code
     for summary in summaries:
         task = summary["task"]
         for split, info in summary["splits"].items():

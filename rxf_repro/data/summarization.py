@@ -42,7 +42,6 @@ from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro.data.common import (
-    OutputError,
     PreprocessError,
     add_overwrite_flag,
     bpe_encode_file,
@@ -53,6 +52,7 @@ from rxf_repro.data.common import (
     output_folder,
     positive_int,
     read_text_lines,
+    run_pipeline,
     write_summary,
 )
 from rxf_repro.process import exit_on_sigterm
@@ -419,8 +419,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.tifu_split is not None and args.dataset != "reddit_tifu":
         parser.error("--tifu-split is for reddit_tifu only")
-    try:
-        summary = prepare(
+    code, summary = run_pipeline(
+        "summarization",
+        args.out,
+        lambda: prepare(
             args.dataset,
             args.raw_dir,
             args.out,
@@ -431,13 +433,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.skip_empty,
             args.tifu_split or "pegasus",
             args.overwrite,
-        )
-    except (PreprocessError, OutputError) as error:
-        print(f"summarization: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"summarization: interrupted; {args.out} is as it was", file=sys.stderr)
-        return 130
+        ),
+    )
+    if code:
+        return code
     for split, info in summary["splits"].items():
         skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
         log(

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro.data.common import (
-    OutputError,
     PreprocessError,
     add_overwrite_flag,
     check_output,
@@ -41,6 +40,7 @@ from rxf_repro.data.common import (
     output_folder,
     positive_int,
     read_text_lines,
+    run_pipeline,
     write_summary,
 )
 from rxf_repro.process import exit_on_sigterm
@@ -286,14 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     exit_on_sigterm()
     args = build_parser().parse_args(argv)
-    try:
-        prepare(args.wordnet_dir, args.out, {"train": args.train, "dev": args.dev}, args.seed, args.overwrite)
-    except (PreprocessError, OutputError) as error:
-        print(f"wordnet: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"wordnet: interrupted; {args.out} is as it was", file=sys.stderr)
-        return 130
+    sizes = {"train": args.train, "dev": args.dev}
+    code, _ = run_pipeline(
+        "wordnet", args.out, lambda: prepare(args.wordnet_dir, args.out, sizes, args.seed, args.overwrite)
+    )
+    if code:
+        return code
     log(f"[wordnet] done: {args.out}")
     return 0
 

@@ -18,7 +18,6 @@ from typing import Dict, List, Optional, Sequence
 
 from rxf_repro.catalog import XNLI_LANGUAGES
 from rxf_repro.data.common import (
-    OutputError,
     PreprocessError,
     add_overwrite_flag,
     check_output,
@@ -28,6 +27,7 @@ from rxf_repro.data.common import (
     map_lines,
     output_folder,
     positive_int,
+    run_pipeline,
     write_summary,
 )
 from rxf_repro.data.glue import NLI_SENTENCES, TASKS, Layout, check_labels_seen_in_training, read_split
@@ -187,16 +187,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        summary = prepare(
+    code, summary = run_pipeline(
+        "xnli",
+        args.out,
+        lambda: prepare(
             args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers, args.overwrite
-        )
-    except (PreprocessError, OutputError) as error:
-        print(f"xnli: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"xnli: interrupted; {args.out} is as it was", file=sys.stderr)
-        return 130
+        ),
+    )
+    if code:
+        return code
     for split, info in summary["splits"].items():
         log(
             f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
