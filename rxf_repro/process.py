@@ -87,7 +87,8 @@ def _child(target, args, output_fd: int, read_end: Optional[int], cwd: Optional[
         os.close(read_end)
     os.dup2(output_fd, 1)
     os.dup2(output_fd, 2)
-    os.close(output_fd)
+    if output_fd > 2:
+        os.close(output_fd)
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
     if cwd:
