@@ -21,6 +21,10 @@ GLUE_TASKS: Dict[str, str] = {
     "sst_2": "SST-2",
     "sts_b": "STS-B",
 }
+# make demo's GLUE-shaped tasks on WordNet's English (rxf_repro/data/wordnet.py writes them): config name -> name
+DEMO_TASKS: Dict[str, str] = {"wn_pos": "WN-POS", "wn_lex": "WN-LEX", "wn_def": "WN-DEF", "wn_bshift": "WN-BSHIFT"}
+# every task of configs/glue: what rxf-run's glue family fine-tunes and its probes probe (GLUE's first)
+TASKS: Dict[str, str] = {**GLUE_TASKS, **DEMO_TASKS}
 XNLI_LANGUAGES: Tuple[str, ...] = (
     "en",
     "fr",
@@ -73,11 +77,12 @@ def method_name(method: str) -> str:
 
 
 def glue_config(task: str) -> str:
-    """``RTE``, ``rte``, ``SST-2`` and ``sst_2`` all name configs/glue/sst_2.yaml; ValueError otherwise."""
-    for key, paper in GLUE_TASKS.items():
-        if task in (key, paper) or task.lower().replace("-", "_") == key:
+    """``SST-2`` and ``sst_2`` (or ``WN-POS`` and ``wn_pos``) name configs/glue/sst_2.yaml (wn_pos.yaml); ValueError
+    otherwise."""
+    for key, name in TASKS.items():
+        if task in (key, name) or task.lower().replace("-", "_") == key:
             return key
-    raise ValueError(f"unknown task {task!r}; one of: {', '.join(GLUE_TASKS.values())}")
+    raise ValueError(f"unknown task {task!r}; one of: {', '.join(TASKS.values())}")
 
 
 def primary_metric(task: str) -> str:
@@ -95,7 +100,7 @@ def check_consistent() -> List[str]:
         missing = [m for m in wanted if m != PRETRAINED and m not in configs.methods(family)]
         if missing:
             problems.append(f"{family}: no method file for {missing}")
-    for name in GLUE_TASKS:
+    for name in TASKS:
         if not os.path.isfile(os.path.join(configs.folder("glue"), f"{name}.yaml")):
             problems.append(f"configs/glue/{name}.yaml is missing")
     for name in SUMMARIZATION:

@@ -65,17 +65,13 @@ def fairseq_main(module: str, argv: Sequence[str]) -> int:
     import importlib
     import logging
 
-    logging.basicConfig(
+    logging.basicConfig(  # force: the root logger's handlers and level as a fresh interpreter's (rxf-demo sets them)
         format=FAIRSEQ_LOG_FORMAT,
         datefmt="%Y-%m-%d %H:%M:%S",
         level=os.environ.get("LOGLEVEL", "INFO").upper(),
         stream=sys.stdout,
         force=True,
     )
-    for name in list(logging.root.manager.loggerDict):  # levels a parent (rxf-demo) may have set
-        logger = logging.root.manager.loggerDict[name]
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(logging.NOTSET)
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         import torch

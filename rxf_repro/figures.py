@@ -371,7 +371,7 @@ def glue_figures(
     by_task: Dict[str, List[GlueEntry]] = {}
     for e in glue:
         by_task.setdefault(e.task, []).append(e)
-    task_order = [t for t in catalog.GLUE_TASKS.values() if t in by_task]
+    task_order = [t for t in catalog.TASKS.values() if t in by_task]
     files: List[Tuple[str, Writer]] = []
     summary: Dict[str, Any] = {}
 

@@ -53,7 +53,7 @@ VERSION = 1
 KINDS: Tuple[str, ...] = tuple(catalog.FAMILY_METHODS)  # one kind per rxf-run family
 METHODS: Tuple[str, ...] = catalog.METHOD_ORDER
 RECORD_NAME = "record.json"
-GLUE_TASK_NAMES: Tuple[str, ...] = tuple(catalog.GLUE_TASKS.values())
+GLUE_TASK_NAMES: Tuple[str, ...] = tuple(catalog.TASKS.values())  # GLUE's and the demo's GLUE-shaped tasks
 # The metrics a GLUE or probe record keeps from fairseq's validation line (``valid_NAME``), and MNLI's mismatched one.
 GLUE_METRICS: Tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_and_spearman", "loss")
 MISMATCHED = "accuracy_mm"

@@ -304,7 +304,7 @@ class Runner:
     def check_glue_inputs(self, names: Sequence[str]) -> None:
         for name in sorted(set(names)):
             self.check_inputs(
-                os.path.join(self.args.data, f"{catalog.GLUE_TASKS[name]}-bin"),
+                os.path.join(self.args.data, f"{catalog.TASKS[name]}-bin"),
                 os.path.join("input0", "dict.txt"),
                 f"preprocess/glue.sh GLUE_DIR ALL {self.args.data} (--data is the folder of TASK-bin/)",
             )
@@ -319,7 +319,7 @@ class Runner:
         self, family: str, name: str, method: str, cfg: Dict[str, Any], hparams: Dict[str, Any], seed: int, run_dir: str
     ) -> RunSpec:
         """A GLUE fine-tuning run (Table 2), its metrics those of the best validation."""
-        task = catalog.GLUE_TASKS[name]
+        task = catalog.TASKS[name]
         fields = dict(kind="glue", task=task, method=method, seed=seed, hparams=hparams)
         return self.spec(
             f"[{family}] {task} {method} {hparams or ''} seed {seed}", cfg, run_dir, fields, validation_metrics
@@ -327,8 +327,8 @@ class Runner:
 
     def run_glue(self) -> int:
         a = self.args
-        name = config_name(a.task, catalog.GLUE_TASKS)
-        data = os.path.join(a.data, f"{catalog.GLUE_TASKS[name]}-bin")
+        name = config_name(a.task)
+        data = os.path.join(a.data, f"{catalog.TASKS[name]}-bin")
         if not a.dry_run:
             self.check_glue_inputs([name])
         for cfg, hparams, seed, run_dir in self.runs("glue", name, a.method, data, a.checkpoint):
@@ -430,13 +430,7 @@ class Runner:
         """(config, hparams) of one GLUE fine-tuning or probing step from ``restore``."""
         a = self.args
         cfg, grid = self.compose(
-            "glue",
-            name,
-            method,
-            os.path.join(a.data, f"{catalog.GLUE_TASKS[name]}-bin"),
-            restore,
-            extra_overrides,
-            user,
+            "glue", name, method, os.path.join(a.data, f"{catalog.TASKS[name]}-bin"), restore, extra_overrides, user
         )
         return cfg, {k.split(".")[-1]: lookup(cfg, k) for k in sorted(grid)}
 
@@ -453,7 +447,7 @@ class Runner:
             name, a.method, restore, seed, [f"++criterion.classification_head_name={name}_head", *setting]
         )
         spec = self.glue_spec("probe", name, a.method, cfg, hparams, seed, run_dir)
-        spec.label = f"[probe] fine-tune {catalog.GLUE_TASKS[name]} with {a.method} (seed {seed}) from {restore}"
+        spec.label = f"[probe] fine-tune {catalog.TASKS[name]} with {a.method} (seed {seed}) from {restore}"
         if chained:
             spec.record_name, spec.keep_last = STEP_RECORD, False
         self.executor.run(spec)
@@ -468,14 +462,14 @@ class Runner:
         cfg, _ = self.glue_step(name, "probe", restore, seed, user=self.probe_overrides())
         fields = dict(
             kind="probe",
-            task=catalog.GLUE_TASKS[name],
+            task=catalog.TASKS[name],
             method=a.method,
             seed=seed,
             hparams=hparams,
             probe=info,
             probed_checkpoint=restore,
         )
-        label = f"[probe] probe {catalog.GLUE_TASKS[name]} on the encoder of {restore}"
+        label = f"[probe] probe {catalog.TASKS[name]} on the encoder of {restore}"
         self.executor.run(self.spec(label, cfg, run_dir, fields, validation_metrics))
 
     def probe_overrides(self) -> List[str]:
@@ -493,12 +487,12 @@ class Runner:
         a = self.args
         if a.method == PRETRAINED:
             return self.run_pretrained_probes()
-        order = [config_name(t, catalog.GLUE_TASKS) for t in a.chain] if a.chain else list(PROBE_CHAIN)
-        first = "sst_2" if a.protocol == "generalisation" else order[0]
+        order = [config_name(t) for t in a.chain] if a.chain else list(PROBE_CHAIN)
+        first = config_name(a.source_task) if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            probed = ["sst_2"] + [config_name(t, catalog.GLUE_TASKS) for t in a.probe_tasks or GENERALISATION_PROBES]
+            probed = [first] + [config_name(t) for t in a.probe_tasks or GENERALISATION_PROBES]
             self.check_glue_inputs(order if a.protocol != "generalisation" else probed)
-        first_data = os.path.join(a.data, f"{catalog.GLUE_TASKS[first]}-bin")
+        first_data = os.path.join(a.data, f"{catalog.TASKS[first]}-bin")
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
@@ -516,38 +510,41 @@ class Runner:
             )
         if a.sweep or any(o.lstrip("+~").startswith("criterion.") for o in a.set or []):
             raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
-        names = [config_name(t, catalog.GLUE_TASKS) for t in a.probe_tasks or ("sst_2",) + GENERALISATION_PROBES]
+        source = config_name(a.source_task)
+        names = [config_name(t) for t in a.probe_tasks or (source,) + GENERALISATION_PROBES]
         if not a.dry_run:
             self.check_glue_inputs(names)
-        info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source="SST-2")
+        info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source=catalog.TASKS[source])
         for seed in a.seeds:
             root = os.path.join(a.save_root, "probing", "generalisation", PRETRAINED, "default", f"seed{seed}")
             for name in names:
-                self.probe_step(
-                    name, a.checkpoint, os.path.join(root, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, {}
-                )
+                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{catalog.TASKS[name]}"), seed, info, {})
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
         a = self.args
-        chain = [catalog.GLUE_TASKS[t] for t in order]
+        chain = [catalog.TASKS[t] for t in order]
         if a.protocol == "generalisation":
+            source = catalog.TASKS[config_name(a.source_task)]
             best = self.finetune_step(
-                "sst_2", a.checkpoint, os.path.join(root, "finetune-SST-2"), seed, setting, chained=False
+                config_name(source),
+                a.checkpoint,
+                os.path.join(root, f"finetune-{source}"),
+                seed,
+                setting,
+                chained=False,
             )
-            info = records.probe_info("generalisation", ["SST-2"], finetuned_on="SST-2")
+            info = records.probe_info("generalisation", [source], finetuned_on=source)
             for name in a.probe_tasks or GENERALISATION_PROBES:
-                name = config_name(name, catalog.GLUE_TASKS)
-                self.probe_step(
-                    name, best, os.path.join(root, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, hparams
-                )
+                name = config_name(name)
+                self.probe_step(name, best, os.path.join(root, f"probe-{catalog.TASKS[name]}"), seed, info, hparams)
         elif a.protocol == "degradation":
             current = a.checkpoint
             for step, name in enumerate(order):
                 current = self.finetune_step(
-                    name, current, os.path.join(root, f"step{step}-{catalog.GLUE_TASKS[name]}"), seed, setting
+                    name, current, os.path.join(root, f"step{step}-{catalog.TASKS[name]}"), seed, setting
                 )
-                info = records.probe_info("degradation", chain, step, finetuned_on=catalog.GLUE_TASKS[name])
+                info = records.probe_info("degradation", chain, step, finetuned_on=catalog.TASKS[name])
                 self.probe_step(
                     order[0], current, os.path.join(root, f"step{step}-probe-{chain[0]}"), seed, info, hparams
                 )
@@ -558,12 +555,12 @@ class Runner:
                     where = os.path.join(root, f"cycle{cycle}-step{step}")
                     info = records.probe_info("retention", chain, step, cycle, finetuned_on=last)
                     self.probe_step(
-                        name, current, os.path.join(where, f"probe-{catalog.GLUE_TASKS[name]}"), seed, info, hparams
+                        name, current, os.path.join(where, f"probe-{catalog.TASKS[name]}"), seed, info, hparams
                     )
                     current = self.finetune_step(
-                        name, current, os.path.join(where, f"finetune-{catalog.GLUE_TASKS[name]}"), seed, setting
+                        name, current, os.path.join(where, f"finetune-{catalog.TASKS[name]}"), seed, setting
                     )
-                    last = catalog.GLUE_TASKS[name]
+                    last = catalog.TASKS[name]
 
 
 def validation_metrics(executor: Executor, trained: Trained) -> Dict[str, Any]:
@@ -614,8 +611,8 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
     }
 
 
-def config_name(task: str, names: Dict[str, str] = catalog.GLUE_TASKS) -> str:
-    """``RTE``, ``rte``, ``SST-2`` and ``sst_2`` all name configs/glue/sst_2.yaml."""
+def config_name(task: str) -> str:
+    """``SST-2`` and ``sst_2`` both name configs/glue/sst_2.yaml (``catalog.glue_config``); ``RunError`` if none does."""
     try:
         return catalog.glue_config(task)
     except ValueError as error:
@@ -710,7 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     roberta = "the pretrained RoBERTa checkpoint to fine-tune (e.g. roberta.large/model.pt)"
     glue = sub.add_parser("glue", help="GLUE (Table 2)")
-    glue.add_argument("task", help="MNLI QNLI QQP SST-2 RTE MRPC CoLA STS-B (or the config name, e.g. sst_2)")
+    glue.add_argument(
+        "task",
+        help="MNLI QNLI QQP SST-2 RTE MRPC CoLA STS-B, or make demo's WN-POS WN-LEX WN-DEF WN-BSHIFT (or the "
+        "config name, e.g. sst_2)",
+    )
     common(glue, catalog.FAMILY_METHODS["glue"], "1-10", glue_data, roberta)
     xnli = sub.add_parser("xnli", help="XNLI zero-shot (Table 3)")
     common(
@@ -758,6 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(probe, ("std", "std++", "r3f", "r4f", "fast-r3f", "smart", "none"), "1-3", glue_data, roberta)
     probe.add_argument("--cycles", type=positive_int, default=3, help="retention: cycles of the chain (default 3)")
+    probe.add_argument(
+        "--source-task",
+        default="SST-2",
+        help="generalisation: the task fine-tuned on before the probes (default the paper's SST-2; make demo: WN-POS)",
+    )
     probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
     probe.add_argument(
         "--chain",

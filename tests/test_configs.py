@@ -13,7 +13,7 @@ from tests.helpers import REPO
 GLUE = os.path.join(REPO, "configs", "glue")
 
 
-@pytest.mark.parametrize("task", sorted(catalog.GLUE_TASKS))
+@pytest.mark.parametrize("task", sorted(catalog.TASKS))
 def test_standard_plus_plus_doubles_every_length_of_the_task(task):
     """Standard++: twice the task's max updates, decay length and 6% warmup, in YAML (longer/TASK_std++.yaml)."""
     base = configs.read_yaml(os.path.join(GLUE, f"{task}.yaml"))

@@ -155,3 +155,40 @@ def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, 
             [sys.executable, "-m", "rxf_repro.data.glue", "--help"], capture_output=True, text=True, cwd=REPO
         ).stdout
     )
+
+
+def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
+    """The generalisation protocol with --source-task: make demo's order of runs, each with its task's config."""
+    from tests.test_run_scripts import flag, rxf_run_dry
+
+    common = ["--data", "/wn-bin", "--checkpoint", "/minilm/model.pt", "--seeds", "1", "--save-root", str(tmp_path)]
+    probes = ["--probe-tasks", "WN-LEX", "WN-DEF", "WN-BSHIFT"]
+    commands = rxf_run_dry("probe", "generalisation", "r3f", *common, "--source-task", "WN-POS", *probes)
+    assert [c[3] for c in commands] == [f"/wn-bin/{t}-bin" for t in wordnet.TASKS]
+    assert [flag(c, "--num-classes") for c in commands] == ["4", "6", "2", "2"]
+    assert [flag(c, "--task") for c in commands] == ["sentence_prediction"] + ["sentence_prediction_probe"] * 3
+    assert flag(commands[0], "--save-dir").endswith("/seed1/finetune-WN-POS")
+    assert {flag(c, "--restore-file") for c in commands[1:]} == {
+        flag(commands[0], "--save-dir") + "/checkpoint_best.pt"
+    }
+    pretrained = rxf_run_dry("probe", "generalisation", "none", *common, "--source-task", "WN-POS", *probes)
+    assert [c[3] for c in pretrained] == [f"/wn-bin/{t}-bin" for t in wordnet.TASKS[1:]]
+    from tests.test_run_attempts import rxf_run_error
+
+    code, err = rxf_run_error("probe", "generalisation", "r3f", *common, "--source-task", "WN-NOPE", "--dry-run")
+    assert code == 1 and "unknown task 'WN-NOPE'" in err.strip().splitlines()[-1]
+
+
+def test_records_and_the_report_know_the_wordnet_tasks(tmp_path):
+    from rxf_repro import records, report
+
+    for seed, accuracy in ((1, 91.0), (2, 93.0)):
+        run = tmp_path / "runs" / f"s{seed}"
+        record = {"kind": "glue", "task": "WN-POS", "method": "std", "seed": seed, "hparams": {}}
+        records.write_record(str(run / "record.json"), dict(record, metrics={"accuracy": accuracy}, tiny=True))
+        probe = dict(record, kind="probe", task="WN-LEX", metrics={"accuracy": 70.0 + seed}, tiny=True)
+        probe["probe"] = records.probe_info("generalisation", ["WN-POS"], finetuned_on="WN-POS")
+        records.write_record(str(run / "probe" / "record.json"), probe)
+    assert report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--no-paper"]) == 0
+    table2 = open(tmp_path / "report" / "table2.md").read()
+    assert "WN-POS" in table2 and "93.0" in table2  # the max over the two seeds

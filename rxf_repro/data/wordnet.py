@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from rxf_repro import catalog
 from rxf_repro.data.common import (
     PreprocessError,
     add_overwrite_flag,
@@ -51,9 +52,7 @@ DEFAULT_DIR = "/usr/share/wordnet"  # Debian's wordnet-base
 FILES = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}  # data.FILE -> WordNet's part-of-speech letter
 POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
 LEXICOGRAPHER_FILES = {4: "act", 5: "animal", 6: "artifact", 10: "communication", 18: "person", 20: "plant"}  # noun.*
-FINETUNE_TASK = "WN-POS"
-PROBE_TASKS = ("WN-LEX", "WN-DEF", "WN-BSHIFT")
-TASKS = (FINETUNE_TASK,) + PROBE_TASKS
+TASKS = tuple(catalog.DEMO_TASKS.values())  # WN-POS (fine-tuned on), then the probes WN-LEX, WN-DEF, WN-BSHIFT
 SPLITS = {"train": "train.tsv", "dev": "dev.tsv"}
 DEV_SHARE = 0.2
 
