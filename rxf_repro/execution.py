@@ -268,9 +268,16 @@ class Executor:
         last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
         log_path = os.path.join(run_dir, "train.log")
         resumed = os.path.exists(last)
+        finished = False
         if resumed:
             update = checkpoint_update(last)  # an unreadable one: one line saying what to do
-            log(f"  log: {log_path} (resuming from {last}, update {update})")
+            max_update = max_update_of(command)
+            # killed after fairseq's last save but before it exited: resuming would train an update more than asked
+            finished = max_update is not None and update >= max_update
+            if finished:
+                log(f"  log: {log_path} (training had finished: {last} is at update {update}; not resumed)")
+            else:
+                log(f"  log: {log_path} (resuming from {last}, update {update})")
         else:
             for stale in glob.glob(os.path.join(run_dir, "checkpoint*.pt")):
                 os.remove(stale)  # an earlier attempt killed before its first checkpoint_last
@@ -278,10 +285,12 @@ class Executor:
         checkpoint = cfg["checkpoint"]
         metric = checkpoint.get("best_checkpoint_metric", "loss")
         maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
-        progress = Progress(max_update_of(command), metric, every=self.progress_every)
-        current = self.execute(command, run_dir, "train.log", resumed, progress)
+        if not finished:
+            progress = Progress(max_update_of(command), metric, every=self.progress_every)
+            current = self.execute(command, run_dir, "train.log", resumed, progress)
         runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
-        runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
+        if not finished:
+            runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
         saved = checkpoint_update(best_path) if os.path.exists(best_path) else None
         try:
             best = attempts.best_validation(runs_, metric, maximize, log_path, saved)

@@ -184,6 +184,23 @@ def logged_numbers(log_path):
     return numbers
 
 
+def test_a_run_killed_after_its_last_save_is_recorded_without_training_again(glue_bin, pretrained_roberta, tmp_path):
+    """Killed between fairseq's save at max_update and the record: resuming would train update max_update + 1
+    (fairseq's loop does), so the rerun records the finished run from its log and checkpoints instead."""
+    code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / "runs")
+    assert code == 0, err[-3000:]
+    folder = run_dir(tmp_path / "runs")
+    first = json.load(open(folder / "record.json"))
+    os.remove(folder / "record.json")  # as a kill right after the last checkpoint leaves it
+    log_before = (folder / "train.log").read_text()
+    code, _, err = rxf_run(glue_bin, pretrained_roberta, tmp_path / "runs")
+    assert code == 0, err[-3000:]
+    assert "training had finished" in err and (folder / "train.log").read_text() == log_before
+    again = json.load(open(folder / "record.json"))
+    assert again["best_update"] == first["best_update"] == 12 and again["metrics"] == first["metrics"]
+    assert again["attempts"] == first["attempts"]
+
+
 def test_a_run_in_a_fork_computes_what_a_fresh_interpreter_computes(glue_bin, pretrained_roberta, tmp_path):
     """rxf-run runs fairseq-train in a fork of itself (fairseq already imported); --fresh-interpreter starts
     ``python -m fairseq_cli.train`` as the dry run prints it. The same run either way, update by update."""
