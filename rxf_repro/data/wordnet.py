@@ -1,7 +1,8 @@
 """WordNet 3.0 (Debian's ``wordnet-base``: ``/usr/share/wordnet/data.{noun,verb,adj,adv}``) -> GLUE-shaped tasks
 on real English for ``make demo``: one folder per task with ``train.tsv`` and ``dev.tsv`` in the layout of a GLUE
 task, which ``preprocess/glue.sh`` then binarizes like GLUE itself (its ``--wordpiece-vocab`` path for an imported
-BERT encoder). Deterministic: the same WordNet files and ``--seed`` give the same bytes.
+BERT encoder). Deterministic: the same WordNet files and ``--seed`` give the same TSVs and ``summary.json``, byte
+for byte.
 
 The tasks (labels balanced; sizes per split are options):
 
