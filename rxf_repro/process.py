@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
@@ -30,7 +31,45 @@ def exit_on_sigterm() -> None:
 
 def start_child(command: Sequence[str], **kwargs) -> subprocess.Popen:
     """``subprocess.Popen`` in a new process group (stopped as a whole by ``stop_child``)."""
-    return subprocess.Popen(list(command), start_new_session=True, **kwargs)
+    with _interrupts_deferred() as started:
+        started.append(subprocess.Popen(list(command), start_new_session=True, **kwargs))
+    return started[0]
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list]:
+    """Ctrl-C and SIGTERM held back while a child starts, then delivered with the child stopped.
+
+    A signal that lands after the fork but before the caller holds the child (inside ``Popen``) would otherwise
+    raise there: the caller's ``finally`` never sees the child, which goes on running (rxf-rouge's ROUGE-1.5.5.pl
+    outlived a Ctrl-C so, once in CI). The block appends what it starts to the yielded list; a signal received
+    meanwhile stops those children, then reaches the handler that was in place. Outside the main thread (where
+    no handler can be set) the block runs unguarded."""
+    started: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield started
+        return
+    received: List[int] = []
+    here = os.getpid()
+
+    def defer(signum, frame) -> None:
+        if os.getpid() != here:  # a forked child not yet past ForkedChild's own handlers: it was told to stop
+            os._exit(128 + signum)
+        received.append(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: a handler not set from Python
+            previous[sig] = signal.signal(sig, defer)
+    try:
+        yield started
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        for child in started:
+            stop_child(child)
+        signal.raise_signal(received[0])
 
 
 class ForkedChild:
@@ -60,8 +99,10 @@ class ForkedChild:
             stream.flush()  # or the child would write our buffered output a second time
         context = multiprocessing.get_context("fork")
         self._process = context.Process(target=_child, args=(target, args, output_fd, read_end, cwd, env))
-        self._process.start()
-        self.pid = self._process.pid
+        with _interrupts_deferred() as started:
+            self._process.start()
+            self.pid = self._process.pid
+            started.append(self)
         if read_end is not None:
             os.close(output_fd)
             self.stdout = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")
@@ -107,8 +148,11 @@ def stop_child(proc: subprocess.Popen, grace: float = 10.0) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
+        except ProcessLookupError:  # a forked child that has not yet made its group; not reaped, so the pid is its
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                return
         try:
             proc.wait(timeout=wait)
             return

@@ -149,6 +149,57 @@ def test_sigterm_runs_cleanup_and_stops_the_children(tmp_path):
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
 
+SIGNAL_DURING_START = """
+import os, signal, subprocess, sys
+sys.path.insert(0, {repo!r})
+from rxf_repro import process
+process.exit_on_sigterm()
+started = []
+real_popen, real_fork = subprocess.Popen, os.fork
+
+def popen(*args, **kwargs):  # the child exists, start_child has not returned: the signal lands now
+    child = real_popen(*args, **kwargs)
+    started.append(child.pid)
+    signal.raise_signal(signal.{sig})
+    return child
+
+def fork():
+    pid = real_fork()
+    if pid:
+        started.append(pid)
+        signal.raise_signal(signal.{sig})
+    return pid
+
+subprocess.Popen, os.fork = popen, fork
+try:
+    {start}
+    print("the signal was lost")
+except BaseException as error:
+    subprocess.Popen, os.fork = real_popen, real_fork
+    try:
+        os.waitpid(started[0], os.WNOHANG)
+        print("running", type(error).__name__)
+        os.kill(started[0], signal.SIGKILL)
+    except ChildProcessError:  # stopped and reaped
+        print("stopped", type(error).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    "start",
+    ['process.start_child(["sleep", "300"])', "process.ForkedChild(__import__('time').sleep, (300,))"],
+    ids=["start_child", "ForkedChild"],
+)
+@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit")])
+def test_a_signal_while_a_child_starts_stops_the_child_and_then_interrupts(tmp_path, start, sig, raised):
+    """Ctrl-C or SIGTERM between the fork and the caller holding the child (rxf-rouge's ROUGE-1.5.5.pl outlived
+    one so in CI): the child is stopped, then the signal raises as it would have."""
+    script = tmp_path / "start.py"
+    script.write_text(SIGNAL_DURING_START.format(repo=REPO, sig=sig, start=start))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == f"stopped {raised}\n", proc.stderr
+
+
 def test_a_parent_folder_we_cannot_write_in_is_one_line_before_any_work(read_only_folder):
     ran = []
     with pytest.raises(outputs.OutputError, match=r"cannot write in .*read-only \(permission denied\)"):
