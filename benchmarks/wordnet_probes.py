@@ -15,14 +15,11 @@ import argparse
 import collections
 import os
 import time
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 
-
-def read_tsv(path: str) -> List[Tuple[Tuple[str, ...], str]]:
-    rows = [line.split("\t") for line in open(path, encoding="utf-8").read().splitlines()[1:]]
-    return [((r[0],) if len(r) == 2 else (r[1], r[2]), r[-1]) for r in rows]
+from rxf_repro.data import glue
 
 
 def cls_features(model, tokenizer, inputs: Sequence[Tuple[str, ...]], batch: int = 64) -> torch.Tensor:
@@ -69,7 +66,8 @@ def main() -> None:
     tokenizer, model = BertTokenizerFast.from_pretrained(source), BertModel.from_pretrained(source).eval()
     for task in sorted(t for t in os.listdir(args.tasks) if os.path.isdir(os.path.join(args.tasks, t))):
         started = time.time()
-        train, dev = (read_tsv(os.path.join(args.tasks, task, f"{s}.tsv")) for s in ("train", "dev"))
+        splits = glue.read_task(args.tasks, task).splits  # validated as preprocess/glue.sh reads them
+        train, dev = (list(zip(zip(*inputs), labels)) for inputs, labels in (splits["train"], splits["valid"]))
         labels = {label: i for i, label in enumerate(sorted({label for _, label in train}))}
         train_y = torch.tensor([labels[label] for _, label in train])
         dev_y = torch.tensor([labels[label] for _, label in dev])

@@ -52,6 +52,8 @@ def preload(module: str) -> None:
     import importlib
     import logging
 
+    if module in sys.modules:
+        return
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     importlib.import_module(module)
@@ -269,9 +271,9 @@ class Executor:
         log_path = os.path.join(run_dir, "train.log")
         resumed = os.path.exists(last)
         finished = False
+        max_update = max_update_of(command)
         if resumed:
             update = checkpoint_update(last)  # an unreadable one: one line saying what to do
-            max_update = max_update_of(command)
             # killed after fairseq's last save but before it exited: resuming would train an update more than asked
             finished = max_update is not None and update >= max_update
             if finished:
@@ -286,7 +288,7 @@ class Executor:
         metric = checkpoint.get("best_checkpoint_metric", "loss")
         maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
         if not finished:
-            progress = Progress(max_update_of(command), metric, every=self.progress_every)
+            progress = Progress(max_update, metric, every=self.progress_every)
             current = self.execute(command, run_dir, "train.log", resumed, progress)
         runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
         if not finished:

@@ -487,10 +487,10 @@ class Runner:
         a = self.args
         if a.method == PRETRAINED:
             return self.run_pretrained_probes()
-        order = [config_name(t) for t in a.chain] if a.chain else list(PROBE_CHAIN)
-        first = config_name(a.source_task) if a.protocol == "generalisation" else order[0]
+        order = a.chain or list(PROBE_CHAIN)
+        first = a.source_task if a.protocol == "generalisation" else order[0]
         if not a.dry_run:
-            probed = [first] + [config_name(t) for t in a.probe_tasks or GENERALISATION_PROBES]
+            probed = [first, *(a.probe_tasks or GENERALISATION_PROBES)]
             self.check_glue_inputs(order if a.protocol != "generalisation" else probed)
         first_data = os.path.join(a.data, f"{catalog.TASKS[first]}-bin")
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
@@ -510,8 +510,8 @@ class Runner:
             )
         if a.sweep or any(o.lstrip("+~").startswith("criterion.") for o in a.set or []):
             raise RunError("method none fine-tunes nothing: --sweep and --set criterion.* do not apply")
-        source = config_name(a.source_task)
-        names = [config_name(t) for t in a.probe_tasks or (source,) + GENERALISATION_PROBES]
+        source = a.source_task
+        names = a.probe_tasks or [source, *GENERALISATION_PROBES]
         if not a.dry_run:
             self.check_glue_inputs(names)
         info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source=catalog.TASKS[source])
@@ -525,18 +525,12 @@ class Runner:
         a = self.args
         chain = [catalog.TASKS[t] for t in order]
         if a.protocol == "generalisation":
-            source = catalog.TASKS[config_name(a.source_task)]
+            source = catalog.TASKS[a.source_task]
             best = self.finetune_step(
-                config_name(source),
-                a.checkpoint,
-                os.path.join(root, f"finetune-{source}"),
-                seed,
-                setting,
-                chained=False,
+                a.source_task, a.checkpoint, os.path.join(root, f"finetune-{source}"), seed, setting, chained=False
             )
             info = records.probe_info("generalisation", [source], finetuned_on=source)
             for name in a.probe_tasks or GENERALISATION_PROBES:
-                name = config_name(name)
                 self.probe_step(name, best, os.path.join(root, f"probe-{catalog.TASKS[name]}"), seed, info, hparams)
         elif a.protocol == "degradation":
             current = a.checkpoint
@@ -617,6 +611,14 @@ def config_name(task: str) -> str:
         return catalog.glue_config(task)
     except ValueError as error:
         raise RunError(str(error)) from None
+
+
+def task_config(text: str) -> str:
+    """argparse type of --source-task, --probe-tasks and --chain: the task's config name (``config_name``)."""
+    try:
+        return catalog.glue_config(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def seeds(text: str) -> List[int]:
@@ -761,13 +763,17 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--cycles", type=positive_int, default=3, help="retention: cycles of the chain (default 3)")
     probe.add_argument(
         "--source-task",
+        type=task_config,
         default="SST-2",
         help="generalisation: the task fine-tuned on before the probes (default the paper's SST-2; make demo: WN-POS)",
     )
-    probe.add_argument("--probe-tasks", nargs="+", help="generalisation: tasks to probe (default the paper's six)")
+    probe.add_argument(
+        "--probe-tasks", nargs="+", type=task_config, help="generalisation: tasks to probe (default the paper's six)"
+    )
     probe.add_argument(
         "--chain",
         nargs="+",
+        type=task_config,
         help="degradation/retention: the task chain, source first (default the paper's SST-2 QNLI QQP RTE)",
     )
     probe.add_argument(

@@ -32,11 +32,6 @@ def digest(folder):
     return h.hexdigest()
 
 
-def read_tsv(path):
-    rows = [line.split("\t") for line in open(path, encoding="utf-8").read().splitlines()]
-    return rows[0], rows[1:]
-
-
 def test_the_parser_reads_words_definitions_and_examples():
     line = (
         "00002098 00 a 01 able 0 005 = 05207437 n 0000 = 05624029 n 0000 + 05624029 n 0101 + 05207437 n 0101 ! "
@@ -101,10 +96,10 @@ def test_the_command_is_deterministic_and_writes_glues_layout(tmp_path):
     assert first.returncode == again.returncode == other.returncode == 0, first.stderr[-2000:]
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
     assert sorted(os.listdir(tmp_path / "a")) == sorted([*wordnet.TASKS, "summary.json", ".rxf-output.json"])
-    header, rows = read_tsv(tmp_path / "a" / "WN-DEF" / "dev.tsv")
-    assert header == ["index", "sentence1", "sentence2", "label"] and len(rows) == 24
-    header, rows = read_tsv(tmp_path / "a" / "WN-LEX" / "train.tsv")
-    assert header == ["sentence", "label"] and {r[1] for r in rows} == set(wordnet.LEXICOGRAPHER_FILES.values())
+    inputs, labels = glue.read_task(str(tmp_path / "a"), "WN-DEF").splits["valid"]  # RTE's header and columns
+    assert len(inputs) == 2 and len(labels) == 24
+    inputs, labels = glue.read_task(str(tmp_path / "a"), "WN-LEX").splits["train"]  # SST-2's
+    assert len(inputs) == 1 and set(labels) == set(wordnet.LEXICOGRAPHER_FILES.values())
     summary = json.load(open(tmp_path / "a" / "summary.json"))
     assert summary["tasks"]["WN-POS"]["dev"]["majority_baseline"] == 25.0
     assert summary["tasks"]["WN-LEX"]["train"]["majority_baseline"] == pytest.approx(100 / 6, abs=0.01)
@@ -178,7 +173,7 @@ def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
     from tests.test_run_attempts import rxf_run_error
 
     code, err = rxf_run_error("probe", "generalisation", "r3f", *common, "--source-task", "WN-NOPE", "--dry-run")
-    assert code == 1 and "unknown task 'WN-NOPE'" in err.strip().splitlines()[-1]
+    assert code == 2 and "argument --source-task: unknown task 'WN-NOPE'" in err.strip().splitlines()[-1]
 
 
 def test_records_and_the_report_know_the_wordnet_tasks(tmp_path):
