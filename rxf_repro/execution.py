@@ -38,10 +38,14 @@ def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
+PROBE_FEATURES = "rxf_fairseq.probe_features"  # the linear probe fit on cached features (rxf-run --probe-fit cached)
+
+
 def in_process_module(command: Sequence[str]) -> Optional[str]:
-    """``fairseq_cli.X`` for a ``fairseq_tool`` command (one this interpreter can run in a fork), else None."""
+    """``fairseq_cli.X`` (or the plugin's probe fitter) for a ``python -m`` command this interpreter can run in a
+    fork, else None."""
     if len(command) > 2 and command[0] == sys.executable and command[1] == "-m":
-        if command[2].startswith("fairseq_cli."):
+        if command[2].startswith("fairseq_cli.") or command[2] == PROBE_FEATURES:
             return command[2]
     return None
 

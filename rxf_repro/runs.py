@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from rxf_repro import attempts, catalog, configs, process, records
 from rxf_repro.cli import positive_int
-from rxf_repro.execution import Executor, RunError, RunSpec, Trained, fairseq_tool, log
+from rxf_repro.execution import PROBE_FEATURES, Executor, RunError, RunSpec, Trained, fairseq_tool, log
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
@@ -470,7 +470,10 @@ class Runner:
             probed_checkpoint=restore,
         )
         label = f"[probe] probe {catalog.TASKS[name]} on the encoder of {restore}"
-        self.executor.run(self.spec(label, cfg, run_dir, fields, validation_metrics))
+        spec = self.spec(label, cfg, run_dir, fields, validation_metrics)
+        if a.probe_fit == "cached":  # the same probe, fit on the frozen encoder's features computed once
+            spec.train = [sys.executable, "-m", PROBE_FEATURES, *spec.train[3:]]
+        self.executor.run(spec)
 
     def probe_overrides(self) -> List[str]:
         """``--set`` without the method's ``criterion.*`` options (the probe trains with the stock criterion),
@@ -766,6 +769,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=task_config,
         default="SST-2",
         help="generalisation: the task fine-tuned on before the probes (default the paper's SST-2; make demo: WN-POS)",
+    )
+    probe.add_argument(
+        "--probe-fit",
+        choices=["trained", "cached"],
+        default="trained",
+        help="how each linear probe is fit: trained by fairseq-train as the paper's (default), or cached: the frozen "
+        "encoder's features computed once and the layer fit by L-BFGS (python -m rxf_fairseq.probe_features)",
     )
     probe.add_argument(
         "--probe-tasks", nargs="+", type=task_config, help="generalisation: tasks to probe (default the paper's six)"

@@ -16,7 +16,7 @@ from torch import nn
 
 from rxf.kl import squared_prediction_change, symmetric_kl
 from rxf.noise import check_noise_args, noised_token_embeddings, perturbed_token_embeddings, sample_embedding_noise
-from rxf.probing import freeze_encoder
+from rxf.probing import accuracy, choose_l2, fit_linear_probe, freeze_encoder
 from rxf.smart import SmartAscent, adversarial_forward, ascent_direction
 from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
 
@@ -377,3 +377,27 @@ def test_ascent_passes_run_inside_the_wrapper_the_final_pass_through_it():
         SmartAscent(noise_var=0.01, steps=2, step_size=0.05, norm="inf", epsilon=1e-6),
     )
     assert wrapped.calls == 1 and wrapped.module.calls == 1  # two ascent passes on the bare model, unseen
+
+
+def test_the_cached_linear_probe_is_logistic_regression_read_on_raw_features():
+    """fit_linear_probe: standardised inside, folded back (the layer reads raw features); a stronger L2 gives
+    smaller weights; the L2 is chosen without the validation features; on features that hold the label linearly
+    the probe finds it, on noise it is near chance."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (600,), generator=g)
+    features = torch.randn(600, 8, generator=g) * torch.tensor([5.0, 0.1, 1, 1, 1, 1, 1, 1]) + 40.0
+    features[:, 1] += 0.6 * labels  # the label, on a small, offset, unscaled feature
+    layer = fit_linear_probe(features[:400], labels[:400], 3, 1e-4)
+    mean, std = features[:400].double().mean(0), features[:400].double().std(0) + 1e-6
+    assert accuracy(layer, features[400:], labels[400:]) > 95
+    strong = fit_linear_probe(features[:400], labels[:400], 3, 1.0)
+    assert (strong.weight * std.float()).norm() < (layer.weight * std.float()).norm() / 5
+    standardised = nn.Linear(8, 3)  # the folded layer equals the standardised fit it came from
+    with torch.no_grad():
+        standardised.weight.copy_(layer.weight * std.float())
+        standardised.bias.copy_(layer.bias + layer.weight.double() @ mean)
+    assert torch.allclose(standardised(((features.double() - mean) / std).float()), layer(features), atol=1e-3)
+    l2, scores = choose_l2(features[:400], labels[:400], 3)
+    assert [value for value, _ in scores] == [1e-4, 1e-3, 1e-2, 1e-1] and l2 in (1e-4, 1e-3, 1e-2, 1e-1)
+    noise = torch.randn(600, 8, generator=g)
+    assert accuracy(fit_linear_probe(noise[:400], labels[:400], 3, 1e-2), noise[400:], labels[400:]) < 45

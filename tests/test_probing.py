@@ -82,6 +82,35 @@ def test_probe_model_has_no_trainable_encoder_and_no_dropout(toy_data):
     assert logits.shape == (1, 2)
 
 
+def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(toy_data, pretrained_roberta, tmp_path):
+    """python -m rxf_fairseq.probe_features: the features it caches are those the probe's head reads (the accuracy
+    it logs is what fairseq's criterion computes through the model with the fitted layer as its head), and the
+    encoder it probes is the fine-tuned checkpoint's, frozen."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from rxf_fairseq import probe_features
+
+    source = finetuned(toy_data, pretrained_roberta, str(tmp_path / "std"), task="sentence_prediction")
+    argv = probe_args(toy_data["cls"], source, str(tmp_path / "unused"))
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
+    accuracy, model = probe_features.main(cfg)
+    before, _ = encoder_state(source)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+    task, _, criterion, _ = build(argv)
+    task.load_dataset("valid")
+    itr = task.get_batch_iterator(task.dataset("valid"), max_sentences=7, seed=1).next_epoch_itr(shuffle=False)
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for sample in itr:
+            _, _, logging_output = criterion(model, sample)
+            correct += int(logging_output["ncorrect"])
+            total += int(logging_output["nsentences"])
+    assert total == 96 and accuracy == pytest.approx(100.0 * correct / total, abs=1e-9)
+    assert 50 < accuracy <= 100  # the toy task's sentiment word is in the features
+
+
 def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     """run_scripts/probe.sh on tiny data: every fine-tuning and probing step runs, one record per probe,
     in the order and with the chain positions of Figures 3, 4 and 5."""
