@@ -17,7 +17,7 @@ STAMP := $(VENV)/.rxf-installed
 # The TORCH this .venv was made with: a different TORCH on the command line re-installs torch in it.
 TORCH_SPEC := $(VENV)/.rxf-torch
 
-.PHONY: install perl-deps test test-fast lint demo bench clean FORCE
+.PHONY: install perl-deps wordnet-deps test test-fast lint demo bench clean FORCE
 
 install: $(STAMP)
 
@@ -29,7 +29,7 @@ $(STAMP): setup.py $(TORCH_SPEC)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e '.[test,hf]'
+	$(BIN)/python -m pip install -e '.[test,hf,demo]'
 	@# fairseq-fixed pulls torchaudio 2.11.1, which cannot load with torch 2.13 and makes transformers fail at
 	@# import; no torchaudio build matches torch 2.13, and fairseq's text tasks never use it.
 	$(BIN)/python -m pip uninstall -y -q torchaudio
@@ -42,6 +42,16 @@ perl-deps:
 	    apt-get update -qq && apt-get install -y -qq libxml-parser-perl libwww-perl >/dev/null; \
 	  else \
 	    echo "rxf-rouge's perl backend needs: sudo apt-get install -y libxml-parser-perl libwww-perl" >&2; exit 1; \
+	  fi; }
+
+# make demo's tasks are built from WordNet 3.0 (Debian's wordnet-base, /usr/share/wordnet); installed when we are root.
+# The tests use a cut of the same files (tests/fixtures/wordnet).
+wordnet-deps:
+	@test -f /usr/share/wordnet/data.noun || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq wordnet-base >/dev/null; \
+	  else \
+	    echo "make demo needs WordNet 3.0: sudo apt-get install -y wordnet-base" >&2; exit 1; \
 	  fi; }
 
 test: $(STAMP) perl-deps
@@ -59,7 +69,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: $(STAMP)
+demo: $(STAMP) wordnet-deps
 	$(BIN)/rxf-demo $(DEMO_ARGS)
 
 bench: $(STAMP)

