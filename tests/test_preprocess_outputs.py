@@ -251,9 +251,13 @@ def test_sigterm_or_ctrl_c_during_encoding_stops_the_workers_and_leaves_the_old_
         proc.send_signal(signal.SIGTERM)
     else:  # the terminal sends Ctrl-C's SIGINT to the whole foreground process group
         os.killpg(proc.pid, signal.SIGINT)
-    code = proc.wait(60)
+    try:  # read while it stops: a pipeline blocked on a full stderr pipe would look like a hang
+        rest = proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own process group: the pool's workers too
+        raise AssertionError(f"still running 60 s after {how}; its stderr:\n{proc.communicate()[1][-3000:]}")
+    code = proc.returncode
     assert_all_gone(children + children_of(proc.pid))
-    rest = proc.stderr.read()  # every writer has gone: no hang
     assert code == (143 if how == "SIGTERM" else 130), rest[-3000:]
     assert "Traceback" not in rest, rest[-3000:]
     if how == "Ctrl-C":
