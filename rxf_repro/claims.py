@@ -25,15 +25,12 @@ class Interval:
     high: Optional[float]
     n: int
 
-    def text(self, digits: int = 1) -> str:
+    def text(self, digits: int = 1, signed: bool = True) -> str:
+        """``+1.2 [-0.3, +2.7]`` (a difference; ``signed=False``: ``1.2 [0.3, 2.7]``), or ``1.2 (n=1)``."""
         if self.low is None or self.high is None:
             return f"{self.value:.{digits}f} (n={self.n})"
-        return f"{self.value:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
-
-    def plain(self, digits: int = 1) -> str:
-        if self.low is None or self.high is None:
-            return f"{self.value:.{digits}f} (n={self.n})"
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+        sign = "+" if signed else ""
+        return f"{self.value:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
 
     def to_dict(self) -> Dict[str, Optional[float]]:
         return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}

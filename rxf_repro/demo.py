@@ -29,15 +29,12 @@ import yaml
 
 from rxf_repro import catalog, claims, configs, execution, outputs, process, records
 from rxf_repro.cli import positive_int
+from rxf_repro.execution import log
 
 PRESET = os.path.join(configs.config_root(), "demo.yaml")
 PRESETS = ("default", "quick", "full")
 REGULARISED = ("r3f", "r4f", "fast-r3f", "smart")  # the methods whose lambda is chosen on dev
 NAME = catalog.METHOD_NAMES
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def load_preset(name: str) -> Dict[str, Any]:
@@ -293,14 +290,14 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
         f"| Method | {task} accuracy [95% CI] | minus {NAME[reference]}, paired by seed [95% CI] | verdict |",
         "|---|---|---|---|",
     ]
-    lines.append(f"| {NAME[reference]} | {claims.mean_interval(values(ref[task])).plain()} | | |")
+    lines.append(f"| {NAME[reference]} | {claims.mean_interval(values(ref[task])).text(signed=False)} | | |")
     verdicts["accuracy"] = {}
     for m in others:
         difference = claims.paired(numbers[m][task], ref[task])
         verdict = claims.verdict(difference)
         verdicts["accuracy"][m] = {"difference": difference.to_dict() if difference else None, "verdict": verdict}
         lines.append(
-            f"| {NAME[m]} | {claims.mean_interval(values(numbers[m][task])).plain()} | "
+            f"| {NAME[m]} | {claims.mean_interval(values(numbers[m][task])).text(signed=False)} | "
             f"{difference.text() if difference else '-'} | {verdict} |"
         )
     lines.append(f"| majority baseline | {baselines[task]:.1f} | | |")
@@ -318,7 +315,7 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
         verdict = claims.verdict(ratio, claimed_above=1.0, higher_is_claimed=False)
         verdicts["spread"][m] = {"variance_ratio": ratio.to_dict() if ratio else None, "verdict": verdict}
         lines.append(
-            f"| {NAME[m]} | {spread(values(numbers[m][task]))} | {ratio.plain(2) if ratio else '-'} | {verdict} |"
+            f"| {NAME[m]} | {spread(values(numbers[m][task]))} | {ratio.text(2, signed=False) if ratio else '-'} | {verdict} |"
         )
 
     lines += [
@@ -388,7 +385,9 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
             by_seed = [numbers[m]["train_wall_s"][s] / ref["train_wall_s"][s] for s in shared]
             ratio = claims.mean_interval(by_seed) if by_seed else None
             verdicts["time"][m] = {"ratio_to_reference": ratio.to_dict() if ratio else None}
-        lines.append(f"| {NAME[m]} | {claims.mean_interval(seconds).plain(0)} | {ratio.plain(2) if ratio else ''} |")
+        lines.append(
+            f"| {NAME[m]} | {claims.mean_interval(seconds).text(0, signed=False)} | {ratio.text(2, signed=False) if ratio else ''} |"
+        )
     if "smart" in methods:
         for m in ("r3f", "r4f"):
             if m in methods:
@@ -594,7 +593,6 @@ def run(args: argparse.Namespace, out: str) -> str:
     if report.main(report_argv + ["--figure1-task", preset["finetune_task"]]) != 0:
         raise SystemExit("rxf-demo: rxf-report failed")
     log("[5/5] the claims")
-    found = records.load_records([os.path.join(out, "runs")])
     numbers = collect(found, preset, methods, chosen)
     table, verdicts = claim_tables(numbers, preset, methods, baselines)
     sentences = verdict_sentences(verdicts, numbers, preset, methods)

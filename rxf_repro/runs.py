@@ -310,9 +310,20 @@ class Runner:
             )
 
     # -- the runs of each family, as specs for the executor
-    def spec(self, label: str, cfg: Dict[str, Any], run_dir: str, fields: Dict[str, Any], evaluate, **more) -> RunSpec:
-        """A run of ``cfg`` in ``run_dir`` with the seed of ``fields``: its fairseq-train command built here."""
-        train = fairseq_tool("train") + self.train_argv(cfg, run_dir, fields["seed"])
+    def spec(
+        self,
+        label: str,
+        cfg: Dict[str, Any],
+        run_dir: str,
+        fields: Dict[str, Any],
+        evaluate,
+        module: Optional[str] = None,
+        **more,
+    ) -> RunSpec:
+        """A run of ``cfg`` in ``run_dir`` with the seed of ``fields``: its fairseq-train command built here (run by
+        ``python -m MODULE`` instead with ``module``, a tool that takes fairseq-train's arguments)."""
+        tool = [sys.executable, "-m", module] if module else fairseq_tool("train")
+        train = tool + self.train_argv(cfg, run_dir, fields["seed"])
         return RunSpec(label=label, run_dir=run_dir, train=train, cfg=cfg, fields=fields, evaluate=evaluate, **more)
 
     def glue_spec(
@@ -470,10 +481,9 @@ class Runner:
             probed_checkpoint=restore,
         )
         label = f"[probe] probe {catalog.TASKS[name]} on the encoder of {restore}"
-        spec = self.spec(label, cfg, run_dir, fields, validation_metrics)
-        if a.probe_fit == "cached":  # the same probe, fit on the frozen encoder's features computed once
-            spec.train = [sys.executable, "-m", PROBE_FEATURES, *spec.train[3:]]
-        self.executor.run(spec)
+        # cached: the same probe, fit on the frozen encoder's features computed once
+        module = PROBE_FEATURES if a.probe_fit == "cached" else None
+        self.executor.run(self.spec(label, cfg, run_dir, fields, validation_metrics, module))
 
     def probe_overrides(self) -> List[str]:
         """``--set`` without the method's ``criterion.*`` options (the probe trains with the stock criterion),
