@@ -66,10 +66,8 @@ def install() -> None:
     if _INSTALLED:
         return
     add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
-    if add_safe_globals is None:  # torch < 2.4 has no weights_only default to work around
-        _INSTALLED = True
-        return
-    add_safe_globals(checkpoint_safe_globals())
+    if add_safe_globals is not None:  # torch < 2.4 has no weights_only default to work around
+        add_safe_globals(checkpoint_safe_globals())
 
     from fairseq import checkpoint_utils
 
@@ -78,9 +76,15 @@ def install() -> None:
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
         try:
-            return original(path, *args, **kwargs)
+            state = original(path, *args, **kwargs)
         except pickle.UnpicklingError as error:
             raise _refuse(path, error) from None
+        # Released checkpoints (RoBERTa, BART) have no "criterion" entry: fairseq wrote one only for a criterion
+        # with parameters, and its trainer reads state["criterion"] when the criterion it loads into has some
+        # (SMART's teacher). None is what fairseq 0.12 writes for a criterion without parameters.
+        if isinstance(state, dict):
+            state.setdefault("criterion", None)
+        return state
 
     load_checkpoint_to_cpu.__wrapped_by_rxf__ = True
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu

@@ -26,7 +26,7 @@ from rxf_fairseq.model_parts import find_encoder_token_embedding
 logger = logging.getLogger(__name__)
 
 # What each criterion logs as its consistency term, per sentence and in nats (see the module docstring).
-CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err")
+CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err", "smart_bregman")
 SIGNIFICANT_DIGITS = 3  # fairseq rounds its losses to 3 decimals; a KL of 1e-7 needs significant digits
 
 
@@ -189,7 +189,9 @@ class ConsistencyCriterion:
     one pass. A criterion sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines
     - ``check_model(model)``: refuse a model it cannot perturb (called once per model),
     - ``perturbed_logits(model, sample, clean_logits)`` -> (logits, ``NoiseRecord``): the perturbed pass(es),
-    - ``consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)`` -> (term, log key).
+    - ``consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)`` -> (term, log key),
+    and may add terms of its own with ``further_terms(model, sample, clean_logits)`` -> [(weight, term, log key)]
+    (SMART's proximal term), due even when lambda is 0 if ``further_terms_due()``.
     """
 
     criterion_name: str
@@ -202,9 +204,11 @@ class ConsistencyCriterion:
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
             self.check_model(model)
-            self._checked_model = model
+            # Not as a submodule: the model's parameters would become the criterion's, and fairseq saves a
+            # criterion with parameters in every checkpoint (a second copy of the model on GPU).
+            object.__setattr__(self, "_checked_model", model)
         stock = super().forward
-        if self.consistency_weight == 0:  # standard fine-tuning: no second pass at all
+        if self.consistency_weight == 0 and not self.further_terms_due():  # standard fine-tuning: one pass
             loss, sample_size, logging_output = stock(model, sample, reduce)
             return loss, sample_size, log_task_loss(logging_output)
         loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
@@ -212,11 +216,20 @@ class ConsistencyCriterion:
         if clean is None:
             return loss, sample_size, logging_output
         clean_logits = clean[0]
-        perturbed_logits, record = self.perturbed_logits(model, sample, clean_logits)
-        log_noise_audit(logging_output, record)
-        term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
-        loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
+        if self.consistency_weight != 0:
+            perturbed_logits, record = self.perturbed_logits(model, sample, clean_logits)
+            log_noise_audit(logging_output, record)
+            term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
+            loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
+        for weight, term, key in self.further_terms(model, sample, clean_logits):
+            loss = add_consistency_term(loss, logging_output, weight, term, key)
         return loss, sample_size, logging_output
+
+    def further_terms_due(self) -> bool:
+        return False
+
+    def further_terms(self, model, sample, clean_logits) -> List[Tuple[float, Any, str]]:
+        return []
 
     @classmethod
     def reduce_metrics(cls, logging_outputs) -> None:
