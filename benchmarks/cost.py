@@ -1,5 +1,5 @@
-"""Cost per update of standard fine-tuning, R3F, R4F, fast R3F, SMART (S=1, 2) and fairseq's
-examples/rxf R3F, side by side (the paper's Table 1, measured).
+"""Cost per update of standard fine-tuning, R3F, R4F, fast R3F, SMART (S=1, 2, with and without its proximal term)
+and fairseq's examples/rxf R3F, side by side (the paper's Table 1, measured).
 
 Each method runs in its own process (so memory high-water marks do not mix) through fairseq's own
 ``Trainer.train_step``, as ``fairseq-train`` does (``--fp16`` included), on a synthetic batch of
@@ -31,8 +31,18 @@ METHODS = {
     "r3f": ("sentence_prediction", ["--criterion", "sentence_prediction_r3f"]),
     "r4f": ("sentence_prediction_r4f", ["--criterion", "sentence_prediction_r3f"]),
     "fast_r3f": ("sentence_prediction", ["--criterion", "sentence_prediction_r3f", "--fast-r3f"]),
+    # SMART as published (ascent projected onto the eps-ball + the proximal term against its momentum teacher),
+    # with S = 1 or 2 ascent steps, and without the proximal term (--smart-mu 0: the ascent alone)
     "smart_s1": ("sentence_prediction", ["--criterion", "sentence_prediction_smart", "--smart-steps", "1"]),
     "smart_s2": ("sentence_prediction", ["--criterion", "sentence_prediction_smart", "--smart-steps", "2"]),
+    "smart_s1_mu0": (
+        "sentence_prediction",
+        ["--criterion", "sentence_prediction_smart", "--smart-steps", "1", "--smart-mu", "0"],
+    ),
+    "smart_s2_mu0": (
+        "sentence_prediction",
+        ["--criterion", "sentence_prediction_smart", "--smart-steps", "2", "--smart-mu", "0"],
+    ),
     "reference_r3f": ("sentence_prediction", ["--criterion", "sentence_prediction"]),  # criterion swapped below
 }
 PAPER_TABLE_1 = {
@@ -42,6 +52,8 @@ PAPER_TABLE_1 = {
     "fast_r3f": "2/1",
     "smart_s1": "2/2",
     "smart_s2": "3/3",
+    "smart_s1_mu0": "2/2",
+    "smart_s2_mu0": "3/3",
     "reference_r3f": "2/1",
 }
 VOCAB = 1000

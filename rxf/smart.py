@@ -1,50 +1,110 @@
-"""SMART's adversarial perturbation (Jiang et al., 2019), as namisan/mt-dnn's ``SmartPerturbation``: noise
-delta_0 ~ N(0, sigma^2) on the token embeddings, then S steps of gradient ascent on the consistency term,
-delta_s = delta_(s-1) + eta * direction(grad at delta_(s-1)), the direction normalised per token.
+"""SMART (Jiang et al., 2020: "SMART: Robust and Efficient Fine-Tuning for Pre-trained Natural Language Models
+through Principled Regularized Optimization", ACL 2020, arXiv 1911.03437), the adversarial baseline of the
+paper's Table 2 and Figures 1-5, with no framework. SMART is two things:
 
-Differences from mt-dnn, all deliberate: the steps accumulate onto the initial noise, so S = 0 is exactly
-R3F with normal noise of scale sigma, and S > 1 is supported; the ascent increases whatever term the caller
-trains on (our criterion: the symmetric KL; mt-dnn: a one-sided KL). Neither the projection onto an
-eps-ball nor the Bregman proximal term of SMART (2020) is here yet; both belong in this module.
+1. Smoothness-inducing adversarial regularisation (their Eq. 1-2; our paper's Eq. 2): lambda_s * l_s(f(x), f(x~))
+   with x~ the worst point of an eps-ball around the token embeddings x, found as their Algorithm 1 does
+   (lines 6-10): x~ = x + delta, delta_0 ~ N(0, sigma^2 I), then T_x~ times
+   ``g = grad_delta l_s / ||grad_delta l_s||_p`` and ``delta <- Proj_{||delta||_p <= eps}(delta + eta * g)``.
+   The norms are per example (the ball is around each x_i); p = inf in their experiments, p = 2 here too.
+   ``SmartAscent`` with ``style="smart"``.
+2. Bregman proximal point optimisation (their Eq. 3-4 and Algorithm 1 line 14): + mu * l_s(f(x; theta),
+   f(x; theta~)), theta~ a momentum "teacher", theta~ <- (1 - beta) theta + beta theta~ after every update
+   (their S = 1), theta~ = theta_0 at the start. ``MomentumTeacher``.
+
+The published values (their "Implementation Details"): eps = 1e-5, sigma = 1e-5, eta = 1e-3, mu = 1, lambda_s in
+{1, 3, 5}, beta = 0.99 for the first 10% of the updates and 0.999 for the rest, S = 1, T_x~ = 1. Our paper's
+Table 1 calls the ascent steps S (SMART's T_x~); the options here follow our paper: ``steps`` is T_x~.
+
+mt-dnn's ``SmartPerturbation`` (namisan/mt-dnn), which earlier versions of this module implemented, is not the
+published method: its direction is normalised per token and delta is never projected (after one step each token's
+inf-norm is near eta = 100 eps). It is kept as ``style="mt-dnn"`` for comparison, and has no teacher.
+
+In both, the ascent increases the consistency term the caller trains on, the initial noise is drawn exactly as
+R3F's normal noise (``rxf.noise``), and S = 0 is R3F with normal noise of scale sigma.
 """
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from rxf.noise import NoiseRecord, perturbed_token_embeddings, sample_embedding_noise
 
-SMART_NORMS = ("inf", "l2", "l1")
+ASCENT_STYLES = ("smart", "mt-dnn")
+SMART_NORMS = ("inf", "l2")  # the balls the published ascent projects onto
+MTDNN_NORMS = ("inf", "l2", "l1")  # mt-dnn's norm_p
 
 
-def ascent_direction(grad: Tensor, norm: str, epsilon: float) -> Tensor:
-    """The per-token steepest-ascent direction under ``norm`` (mt-dnn's ``_norm_grad``)."""
-    if norm == "l2":
-        return grad / (grad.norm(dim=-1, keepdim=True) + epsilon)
-    if norm == "l1":
-        return grad.sign()
-    return grad / (grad.abs().amax(dim=-1, keepdim=True) + epsilon)
+def _per_example(values: Tensor) -> Tensor:
+    """``values`` (one per element) reduced to one per example (the first dimension), shaped to broadcast back."""
+    return values.reshape(values.shape[0], -1)
+
+
+def example_norm(t: Tensor, norm: str) -> Tensor:
+    """The ``norm`` ("inf" or "l2") of each example's slice of ``t``, shaped ``(batch, 1, ..., 1)``."""
+    flat = _per_example(t)
+    value = flat.abs().amax(dim=1) if norm == "inf" else flat.norm(dim=1)
+    return value.reshape(-1, *([1] * (t.dim() - 1)))
+
+
+def project(delta: Tensor, norm: str, radius: float) -> Tensor:
+    """Each example's delta projected onto the ``norm`` ball of ``radius`` (inf: clamped element-wise; l2:
+    scaled down to the sphere when outside)."""
+    if norm == "inf":
+        return delta.clamp(-radius, radius)
+    length = example_norm(delta, "l2")
+    return delta * torch.clamp(radius / length.clamp_min(torch.finfo(delta.dtype).tiny), max=1.0)
+
+
+def ascent_direction(grad: Tensor, norm: str, epsilon: float, per: str = "example") -> Tensor:
+    """The steepest-ascent direction under ``norm``: the gradient divided by its norm (plus ``epsilon``), per
+    example (SMART) or per token (mt-dnn's ``_norm_grad``; its l1 is the sign)."""
+    if per == "token":
+        if norm == "l2":
+            return grad / (grad.norm(dim=-1, keepdim=True) + epsilon)
+        if norm == "l1":
+            return grad.sign()
+        return grad / (grad.abs().amax(dim=-1, keepdim=True) + epsilon)
+    return grad / (example_norm(grad, norm) + epsilon)
 
 
 @dataclass(frozen=True)
 class SmartAscent:
-    """How delta is found (mt-dnn's names in brackets): sigma of delta_0 (``noise_var``), S steps, step size
-    eta (``adv_step_size``), the per-token ``norm`` of the direction (``norm_p``: one of ``SMART_NORMS``) and
-    the ``epsilon`` added to it."""
+    """How delta is found: ``sigma`` of delta_0, ``steps`` ascent steps (T_x~) of size ``step_size`` (eta), the
+    ``norm`` of the direction and of the ball, the ball's ``radius`` (eps), the ``epsilon`` added to the
+    gradient's norm, and the ``style``: "smart" (published: per-example direction, projection onto the ball) or
+    "mt-dnn" (per-token direction, no projection; ``radius`` unused)."""
 
-    noise_var: float
+    sigma: float
     steps: int
     step_size: float
     norm: str
-    epsilon: float
+    radius: float = 1e-5
+    epsilon: float = 1e-6
+    style: str = "smart"
+
+    def __post_init__(self) -> None:
+        if self.style not in ASCENT_STYLES:
+            raise ValueError(f"SMART ascent style {self.style!r}: expected one of {', '.join(ASCENT_STYLES)}")
+        norms = SMART_NORMS if self.style == "smart" else MTDNN_NORMS
+        if self.norm not in norms:
+            raise ValueError(
+                f"SMART norm {self.norm!r} with the {self.style} ascent: expected one of {', '.join(norms)}"
+                + (" (l1 is mt-dnn's only)" if self.norm == "l1" else "")
+            )
 
     def step(self, delta: Tensor, grad: Tensor) -> Tensor:
-        """delta_s from delta_(s-1) and the gradient of the term there, detached (each pass is a new graph);
-        the direction is computed in fp32."""
-        direction = ascent_direction(grad.float(), self.norm, self.epsilon)
-        return delta.detach() + (self.step_size * direction).to(delta.dtype)
+        """delta_s from delta_(s-1) and the gradient of the term there, detached (each pass is a new graph),
+        computed in fp32."""
+        per = "token" if self.style == "mt-dnn" else "example"
+        moved = delta.detach().float() + self.step_size * ascent_direction(grad.float(), self.norm, self.epsilon, per)
+        if self.style == "smart":
+            moved = project(moved, self.norm, self.radius)
+        return moved.to(delta.dtype)
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
@@ -76,7 +136,7 @@ def adversarial_forward(
     def add_delta(embeddings: Tensor) -> Tensor:
         nonlocal delta
         if delta is None:  # delta_0, drawn exactly as R3F's normal noise
-            delta = sample_embedding_noise(embeddings, ascent.noise_var, "normal").requires_grad_()
+            delta = sample_embedding_noise(embeddings, ascent.sigma, "normal").requires_grad_()
         return embeddings + delta
 
     bare = _unwrapped(model)
@@ -90,3 +150,119 @@ def adversarial_forward(
     with perturbed_token_embeddings(embedding, scope, add_delta) as record:
         output = run(model)
     return output, record
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")  # a parameter's name may not hold a dot
+
+
+class MomentumTeacher(nn.Module):
+    """theta~ of SMART's Bregman proximal point step: fp32 copies of a model's parameters (``copies``) and the
+    number of updates they have absorbed (``absorbed``), both frozen parameters, so they are saved with the
+    module's state_dict (fairseq keeps a criterion's in its checkpoints) and a resumed run continues exactly.
+
+    ``absorb(model)`` once per update, before that update's forward passes: the first call copies theta_0; the
+    t-th after it sets theta~ <- beta_t theta~ + (1 - beta_t) theta_t, beta_t = ``beta_start`` while
+    t <= ``start_fraction`` * ``total_updates`` and ``beta`` after (``total_updates`` 0: ``beta`` always).
+    ``outputs(model, run)`` is ``run(model)`` with theta~ in place of the model's parameters, in evaluation mode
+    (no dropout) and without gradient. Copies made from a state_dict before the model is seen are checked
+    against the model's parameters at the first ``absorb``.
+    """
+
+    def __init__(
+        self, beta: float = 0.999, beta_start: float = 0.99, start_fraction: float = 0.1, total_updates: int = 0
+    ):
+        super().__init__()
+        for name, value in (("beta", beta), ("beta_start", beta_start)):
+            if not (math.isfinite(value) and 0 <= value < 1):
+                raise ValueError(f"SMART momentum {name} must be in [0, 1), got {value!r}")
+        if not (math.isfinite(start_fraction) and 0 <= start_fraction <= 1):
+            raise ValueError(f"SMART momentum start fraction must be in [0, 1], got {start_fraction!r}")
+        self.beta, self.beta_start, self.start_fraction = beta, beta_start, start_fraction
+        self.total_updates = max(0, int(total_updates))
+        self.copies = nn.ParameterDict()
+        self.absorbed = nn.Parameter(torch.zeros((), dtype=torch.long), requires_grad=False)
+
+    def beta_at(self, t: int) -> float:
+        """beta for the t-th update absorbed after theta_0 (t >= 1)."""
+        if self.total_updates and t <= self.start_fraction * self.total_updates:
+            return self.beta_start
+        return self.beta
+
+    @staticmethod
+    def _parameters_of(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
+        return list(_unwrapped(model).named_parameters())
+
+    def _check_matches(self, params: List[Tuple[str, nn.Parameter]]) -> None:
+        names = {_key(n) for n, _ in params}
+        if set(self.copies.keys()) != names:
+            missing, extra = sorted(names - set(self.copies.keys())), sorted(set(self.copies.keys()) - names)
+            raise ValueError(
+                "the SMART teacher restored from the checkpoint does not match the model "
+                f"(missing {missing[:3]}, extra {extra[:3]})"
+            )
+        for name, p in params:
+            if self.copies[_key(name)].shape != p.shape:
+                raise ValueError(
+                    f"the SMART teacher's {name} has shape {tuple(self.copies[_key(name)].shape)}, "
+                    f"the model's {tuple(p.shape)}"
+                )
+
+    @torch.no_grad()
+    def absorb(self, model: nn.Module) -> None:
+        params = self._parameters_of(model)
+        if int(self.absorbed) == 0 and not len(self.copies):
+            for name, p in params:
+                self.copies[_key(name)] = nn.Parameter(p.detach().float().clone(), requires_grad=False)
+            self.absorbed.fill_(1)
+            return
+        self._check_matches(params)
+        beta = self.beta_at(int(self.absorbed))
+        for name, p in params:
+            copy = self.copies[_key(name)]
+            copy.mul_(beta).add_(p.detach().float(), alpha=1.0 - beta)
+        self.absorbed.add_(1)
+
+    @contextmanager
+    def swapped_in(self, model: nn.Module) -> Iterator[None]:
+        """The model's parameters hold theta~ (cast to their dtype) inside the block, their own values after."""
+        params = self._parameters_of(model)
+        self._check_matches(params)
+        saved: Dict[str, Tensor] = {}
+        try:
+            for name, p in params:
+                saved[name] = p.data
+                p.data = self.copies[_key(name)].detach().to(device=p.device, dtype=p.dtype)
+            yield
+        finally:
+            for name, p in params:
+                if name in saved:
+                    p.data = saved[name]
+
+    @torch.no_grad()
+    def outputs(self, model: nn.Module, run: Callable[[nn.Module], Tensor]) -> Tensor:
+        bare = _unwrapped(model)
+        was_training = bare.training
+        bare.eval()
+        try:
+            with self.swapped_in(bare):
+                return run(bare)
+        finally:
+            bare.train(was_training)
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        # The copies exist only once a model has been absorbed: make them from the checkpoint's, on this module's
+        # device, so that loading a saved teacher into a fresh one works before any model is seen.
+        start = prefix + "copies."
+        for key in [k for k in state_dict if k.startswith(start)]:
+            name = key[len(start) :]
+            if name not in self.copies:
+                value = state_dict[key]
+                self.copies[name] = nn.Parameter(
+                    torch.empty(value.shape, dtype=torch.float32, device=self.absorbed.device), requires_grad=False
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

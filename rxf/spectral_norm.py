@@ -19,8 +19,10 @@ WARMUP_POWER_ITERATIONS = 100
 
 class SpectralNormLinear(nn.Linear):
     """``nn.Linear`` applying W / sigma_hat(W), sigma_hat from power iteration (Miyato et al., 2018):
-    one step per training forward, ``WARMUP_POWER_ITERATIONS`` when created or loaded, so that
-    sigma_hat, which can only under-estimate sigma, starts at sigma."""
+    one step per training forward, ``WARMUP_POWER_ITERATIONS`` when created or when loaded from a state
+    dict without the vectors (a head trained without R4F), so that sigma_hat, which can only under-estimate
+    sigma, starts at sigma. Vectors loaded from a state dict are used as they are: a resumed run continues
+    exactly, and an evaluation uses the sigma_hat the run trained with."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, eps: float = 1e-12):
         super().__init__(in_features, out_features, bias)
@@ -66,13 +68,14 @@ class SpectralNormLinear(nn.Linear):
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
-        # A head trained without R4F has no power-iteration vectors: start them afresh.
+        # A head trained without R4F has no power-iteration vectors: start them afresh (warmed at first use).
+        saved = all(prefix + name in state_dict for name in ("sn_u", "sn_v"))
         for name in ("sn_u", "sn_v"):
             state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        self._warm = False
+        self._warm = saved
 
 
 def _replace_child(root: nn.Module, dotted: str, new: nn.Module) -> None:

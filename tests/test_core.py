@@ -2,6 +2,7 @@
 where it enters a model, spectral normalisation, the probe's surgery, SMART's ascent) work on plain torch
 modules. No fairseq model here."""
 
+import copy
 import math
 import os
 import subprocess
@@ -17,7 +18,7 @@ from torch import nn
 from rxf.kl import squared_prediction_change, symmetric_kl
 from rxf.noise import check_noise_args, noised_token_embeddings, perturbed_token_embeddings, sample_embedding_noise
 from rxf.probing import accuracy, choose_l2, fit_linear_probe, freeze_encoder
-from rxf.smart import SmartAscent, adversarial_forward, ascent_direction
+from rxf.smart import MomentumTeacher, SmartAscent, adversarial_forward, ascent_direction, project
 from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,6 +263,40 @@ def test_spectral_norm_linear_loads_heads_trained_without_r4f():
     assert torch.equal(again[0].sn_u, r4f[0].sn_u)
 
 
+def test_a_loaded_r4f_head_uses_the_saved_power_iteration_vectors_as_they_are():
+    """Resume and evaluation exact: after training steps sigma_hat is one power iteration behind the weight; a
+    loaded copy keeps that sigma_hat (no re-warm), so it gives the same outputs, the same effective norms and,
+    trained on, the same weights as the original."""
+    torch.manual_seed(3)
+    head = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(head)
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.5)
+    x = torch.randn(16, 8)
+
+    def steps(model, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+
+    steps(head, optimizer, 3)
+    saved = copy.deepcopy(head.state_dict())
+    before = effective_spectral_norms(head)
+    loaded = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 2))
+    spectrally_normalise_head(loaded)
+    loaded.load_state_dict(saved)
+    assert effective_spectral_norms(loaded) == before
+    head.eval(), loaded.eval()
+    assert torch.equal(loaded(x), head(x))
+    head.train(), loaded.train()
+    resumed = torch.optim.SGD(loaded.parameters(), lr=0.5)
+    resumed.load_state_dict(optimizer.state_dict())
+    steps(head, optimizer, 2)
+    steps(loaded, resumed, 2)
+    for key, value in head.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
 def test_fairseqs_own_spectral_norm_is_replaced_not_stacked():
     head = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.utils.spectral_norm(nn.Linear(6, 2)))
     spectrally_normalise_head(head)
@@ -298,54 +333,98 @@ def test_freeze_encoder_trains_only_the_head_and_switches_off_every_dropout_type
     assert freeze_encoder(model, head) == ["1"]  # by default, torch's nn.Dropout only
 
 
-# ----------------------------------------------------------------------------------------- SMART's ascent
+# ----------------------------------------------------------------------------------------- SMART
 
 
-def test_ascent_directions_are_unit_per_token():
+def test_ascent_directions_are_unit_per_example_smart_and_per_token_mtdnn():
     g = torch.randn(2, 3, 8)
-    assert torch.allclose(ascent_direction(g, "l2", 0).norm(dim=-1), torch.ones(2, 3))
-    assert torch.allclose(ascent_direction(g, "inf", 0).abs().amax(dim=-1), torch.ones(2, 3))
-    assert torch.equal(ascent_direction(g, "l1", 0), g.sign())
+    assert torch.allclose(ascent_direction(g, "l2", 0).reshape(2, -1).norm(dim=1), torch.ones(2))
+    assert torch.allclose(ascent_direction(g, "inf", 0).reshape(2, -1).abs().amax(dim=1), torch.ones(2))
+    assert torch.allclose(ascent_direction(g, "l2", 0, per="token").norm(dim=-1), torch.ones(2, 3))
+    assert torch.allclose(ascent_direction(g, "inf", 0, per="token").abs().amax(dim=-1), torch.ones(2, 3))
+    assert torch.equal(ascent_direction(g, "l1", 0, per="token"), g.sign())
 
 
-def test_an_ascent_step_is_eta_times_the_direction_and_starts_a_new_graph():
+def test_projection_onto_each_examples_ball():
+    delta = torch.randn(3, 4, 5)
+    delta[1] *= 1e-3  # inside its ball: unchanged by either projection
+    inf = project(delta, "inf", 0.01)
+    assert inf.abs().max() <= 0.01 and torch.equal(inf[1], delta[1])
+    l2 = project(delta, "l2", 0.01)
+    norms = l2.reshape(3, -1).norm(dim=1)
+    assert torch.allclose(norms[[0, 2]], torch.full((2,), 0.01)) and torch.equal(l2[1], delta[1])
+    assert torch.allclose(F.normalize(l2[0].flatten(), dim=0), F.normalize(delta[0].flatten(), dim=0))
+
+
+def test_an_mtdnn_step_is_eta_times_the_per_token_direction_unprojected_and_starts_a_new_graph():
     delta = torch.zeros(2, 3, 4, dtype=torch.float16, requires_grad=True)
     grad = torch.randn(2, 3, 4)
-    stepped = SmartAscent(noise_var=0.0, steps=1, step_size=0.5, norm="l1", epsilon=0.0).step(delta, grad)
+    ascent = SmartAscent(sigma=0.0, steps=1, step_size=0.5, norm="l1", radius=1e-5, epsilon=0.0, style="mt-dnn")
+    stepped = ascent.step(delta, grad)
     assert stepped.dtype == torch.float16 and stepped.grad_fn is None
-    assert torch.equal(stepped, (0.5 * grad.sign()).half())
+    assert torch.equal(stepped, (0.5 * grad.sign()).half())  # far outside the 1e-5 ball: mt-dnn never projects
 
 
-def smart(model, tokens, steps, step_size=0.05, norm="inf", seed=1):
+def test_smart_refuses_what_it_does_not_define():
+    with pytest.raises(ValueError, match="l1 is mt-dnn's only"):
+        SmartAscent(sigma=0.0, steps=1, step_size=0.1, norm="l1")
+    with pytest.raises(ValueError, match="style"):
+        SmartAscent(sigma=0.0, steps=1, step_size=0.1, norm="inf", style="freelb")
+
+
+class RecordingAscent(SmartAscent):
+    """Keeps every delta its steps return."""
+
+    def step(self, delta, grad):
+        stepped = super().step(delta, grad)
+        object.__getattribute__(self, "seen").append(stepped.detach().clone())
+        return stepped
+
+
+def smart(model, tokens, steps, step_size=0.05, norm="inf", seed=1, style="smart", radius=0.05, seen=None):
     clean = model(tokens).detach()
     torch.manual_seed(seed)
+    ascent = RecordingAscent(sigma=0.01, steps=steps, step_size=step_size, norm=norm, radius=radius, style=style)
+    object.__setattr__(ascent, "seen", seen if seen is not None else [])
     output, record = adversarial_forward(
         model,
         lambda net: net(tokens),
         model.encoder.embed_tokens,
         model.encoder,
         lambda logits: symmetric_kl(clean, logits),
-        SmartAscent(noise_var=0.01, steps=steps, step_size=step_size, norm=norm, epsilon=1e-6),
+        ascent,
     )
     return output, record, symmetric_kl(clean, output).item()
 
 
-def test_smart_without_ascent_is_r3f_normal_noise():
+@pytest.mark.parametrize("style", ["smart", "mt-dnn"])
+def test_smart_without_ascent_is_r3f_normal_noise(style):
     model, tokens = tiny_model()
-    output, record, _ = smart(model, tokens, steps=0)
+    output, record, _ = smart(model, tokens, steps=0, style=style)
     torch.manual_seed(1)
     with noised_token_embeddings(model.encoder.embed_tokens, model.encoder, 0.01, "normal"):
         r3f = model(tokens)
     assert torch.equal(output, r3f) and record.applications == 1
 
 
-@pytest.mark.parametrize("norm", ["inf", "l2", "l1"])
-def test_ascent_increases_the_term_and_the_final_pass_trains(norm):
+@pytest.mark.parametrize("norm", ["inf", "l2"])
+def test_every_published_ascent_step_ends_inside_the_eps_ball(norm):
     model, tokens = tiny_model()
-    _, _, start = smart(model, tokens, steps=0)
-    one, record, after_one = smart(model, tokens, steps=1, norm=norm)
-    _, _, after_two = smart(model, tokens, steps=2, norm=norm)
-    assert start < after_one < after_two
+    seen = []
+    smart(model, tokens, steps=4, step_size=0.5, norm=norm, radius=0.02, seen=seen)  # eta = 25 eps
+    assert len(seen) == 4
+    for delta in seen:
+        size = delta.reshape(delta.shape[0], -1)
+        size = size.abs().amax(dim=1) if norm == "inf" else size.norm(dim=1)
+        assert (size <= 0.02 * (1 + 1e-5)).all() and (size >= 0.02 * (1 - 1e-5)).all()  # on the sphere
+
+
+@pytest.mark.parametrize("style,norm", [("smart", "inf"), ("smart", "l2"), ("mt-dnn", "inf"), ("mt-dnn", "l1")])
+def test_ascent_increases_the_term_and_the_final_pass_trains(style, norm):
+    model, tokens = tiny_model()
+    _, _, start = smart(model, tokens, steps=0, style=style)
+    one, record, after_one = smart(model, tokens, steps=1, norm=norm, style=style)
+    assert start < after_one
     assert record.applications == 1  # the record is the final pass's
     one.sum().backward()
     assert model.out.weight.grad.abs().sum() > 0
@@ -374,9 +453,81 @@ def test_ascent_passes_run_inside_the_wrapper_the_final_pass_through_it():
         model.encoder.embed_tokens,
         model.encoder,
         lambda logits: symmetric_kl(clean, logits),
-        SmartAscent(noise_var=0.01, steps=2, step_size=0.05, norm="inf", epsilon=1e-6),
+        SmartAscent(sigma=0.01, steps=2, step_size=0.05, norm="inf", radius=0.05),
     )
     assert wrapped.calls == 1 and wrapped.module.calls == 1  # two ascent passes on the bare model, unseen
+
+
+def sgd_step(model, tokens, lr=0.2):
+    model.zero_grad()
+    F.cross_entropy(model(tokens), torch.zeros(len(tokens), dtype=torch.long)).backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.sub_(lr * p.grad)
+
+
+def test_the_teacher_starts_at_theta_0_and_follows_the_model_with_its_momentum():
+    model, tokens = tiny_model()
+    teacher = MomentumTeacher(beta=0.9, beta_start=0.5, start_fraction=0.2, total_updates=10)
+    assert [teacher.beta_at(t) for t in (1, 2, 3)] == [0.5, 0.5, 0.9]
+    teacher.absorb(CountingWrapper(model))  # theta_0, through a DDP-style wrapper
+    assert int(teacher.absorbed) == 1
+    assert torch.equal(teacher.outputs(model, lambda net: net(tokens)), model.eval()(tokens))
+    model.train()
+    before = copy.deepcopy(teacher.state_dict())
+    sgd_step(model, tokens)
+    teacher.absorb(model)
+    for name, p in model.named_parameters():
+        expected = 0.5 * before["copies." + name.replace(".", "__")] + 0.5 * p.detach()
+        assert torch.allclose(teacher.copies[name.replace(".", "__")], expected), name
+    assert model.training  # outputs() puts the model back as it was
+    assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_the_proximal_term_is_zero_at_the_first_step_and_grows_as_the_model_moves():
+    model, tokens = tiny_model()
+    teacher = MomentumTeacher(beta=0.9, beta_start=0.9, total_updates=0)
+    terms = []
+    for _ in range(4):
+        teacher.absorb(model)
+        terms.append(symmetric_kl(teacher.outputs(model, lambda net: net(tokens)), model(tokens)).item())
+        sgd_step(model, tokens)
+    assert terms[0] == 0 and 0 < terms[1] < terms[2] < terms[3]
+
+
+def test_a_teacher_saved_and_loaded_into_a_fresh_one_continues_exactly():
+    model, tokens = tiny_model()
+    teacher = MomentumTeacher(beta=0.99, beta_start=0.9, start_fraction=0.5, total_updates=4)
+    for _ in range(2):
+        teacher.absorb(model)
+        sgd_step(model, tokens)
+    restored = MomentumTeacher(beta=0.99, beta_start=0.9, start_fraction=0.5, total_updates=4)
+    restored.load_state_dict(copy.deepcopy(teacher.state_dict()))  # strict, before any model is seen
+    for t in (teacher, restored):
+        t.absorb(model)
+    assert teacher.state_dict().keys() == restored.state_dict().keys()
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, restored.state_dict()[key]), key
+    other, _ = tiny_model()
+    other.out = nn.Linear(8, 4)  # another head
+    with pytest.raises(ValueError, match="does not match the model|has shape"):
+        restored.absorb(other)
+
+
+def test_the_teachers_weights_are_swapped_in_and_always_back_out():
+    model, tokens = tiny_model()
+    teacher = MomentumTeacher()
+    teacher.absorb(model)
+    sgd_step(model, tokens)
+    own = {n: p.detach().clone() for n, p in model.named_parameters()}
+    storage = {n: p.data_ptr() for n, p in model.named_parameters()}
+    with pytest.raises(RuntimeError, match="inside"):
+        with teacher.swapped_in(model):
+            assert not torch.equal(model.out.weight, own["out.weight"])
+            raise RuntimeError("inside")
+    for n, p in model.named_parameters():
+        assert p.data_ptr() == storage[n] and torch.equal(p, own[n]), n
 
 
 def test_the_cached_linear_probe_is_logistic_regression_read_on_raw_features():

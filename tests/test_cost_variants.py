@@ -45,8 +45,10 @@ def test_smart_without_ascent_is_r3f_with_the_same_normal_noise(toy_data):
         "sentence_prediction_smart",
         "--smart-steps",
         "0",
-        "--smart-noise-var",
+        "--smart-sigma",
         "0.05",
+        "--smart-mu",
+        "0",
     )
     _, r3f, _ = roberta(toy_data, *NO_DROPOUT, "--eps", "0.05", "--noise-type", "normal")
     smart_loss, smart_log, smart_grad, _ = loss_and_head_grad(model, smart, sample)
@@ -61,10 +63,14 @@ def test_smart_ascent_increases_the_kl_and_gradients_flow(toy_data):
         *NO_DROPOUT,
         "--criterion",
         "sentence_prediction_smart",
-        "--smart-noise-var",
+        "--smart-sigma",
         "0.01",
         "--smart-step-size",
         "0.05",
+        "--smart-eps",
+        "0.05",
+        "--smart-mu",
+        "0",
     )
     model, no_ascent, sample = roberta(toy_data, *common, "--smart-steps", "0")
     _, one, _ = roberta(toy_data, *common, "--smart-steps", "1")
@@ -77,6 +83,40 @@ def test_smart_ascent_increases_the_kl_and_gradients_flow(toy_data):
     clean, final = outputs[0][0], outputs[2][0]
     assert clean.grad.abs().sum() > 0 and final.grad.abs().sum() > 0  # the term trains through both
     assert grad1.abs().sum() > 0
+
+
+def test_smart_proximal_term_is_zero_at_the_first_update_and_grows_as_the_model_moves(toy_data):
+    """--smart-lambda 0: the proximal term alone (its pass runs although lambda is 0); the teacher absorbs the
+    model once per update (each train() the trainer makes), however many micro-batches the update has."""
+    model, criterion, sample = roberta(
+        toy_data, *NO_DROPOUT, "--criterion", "sentence_prediction_smart", "--smart-lambda", "0", "--max-update", "40"
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    terms = []
+    for _ in range(4):
+        criterion.train()
+        for _ in range(2):  # --update-freq 2: two forwards, one absorption
+            with capture_model_outputs(model) as outputs:
+                loss, _, log = criterion(model, sample)
+            loss.backward()
+        terms.append(log["smart_bregman"].item())
+        assert len(outputs) == 2  # the clean pass and the teacher's
+        optimizer.step()
+        optimizer.zero_grad()
+    teacher = criterion.teacher
+    assert int(teacher.absorbed) == 4 and teacher.total_updates == 40  # --max-update reaches the criterion
+    assert teacher.beta_at(4) == 0.99 and teacher.beta_at(5) == 0.999  # SMART's schedule: 0.99 for 10% of them
+    assert terms[0] == 0 and 0 < terms[1] < terms[2] < terms[3], terms
+    assert [n for n, p in criterion.named_parameters() if p.requires_grad] == []  # nothing of the teacher trains
+
+
+@pytest.mark.parametrize("flags", [[], ["--criterion", "sentence_prediction_smart", "--smart-mu", "0"]])
+def test_a_criterion_never_holds_the_models_parameters(toy_data, flags):
+    """fairseq saves a criterion that has parameters in every checkpoint: the model must not become one of its
+    submodules (on GPU each checkpoint would hold the model twice)."""
+    model, criterion, sample = roberta(toy_data, *flags)
+    criterion(model, sample)[0].backward()
+    assert list(criterion.parameters()) == []
 
 
 def test_bad_smart_flags_are_named(toy_data):

@@ -118,15 +118,16 @@ def test_consistency_terms_keep_significant_digits_not_decimals():
 
 
 def test_smart_logs_its_term_under_its_own_key(toy_data):
-    task, model, criterion = classifier(
-        toy_data, "--criterion", "sentence_prediction_smart", "--smart-noise-var", "0.05"
-    )
+    task, model, criterion = classifier(toy_data, "--criterion", "sentence_prediction_smart", "--smart-sigma", "0.05")
     (sample,) = batches(task, 1)
     _, _, log = criterion(model, sample)
     assert log["smart_symm_kl"].item() > 0 and "symm_kl" not in log
-    assert log["loss"].item() == pytest.approx(log["task_loss"].item() + log["smart_symm_kl"].item(), rel=1e-6)
+    assert log["smart_bregman"].item() >= 0  # the proximal term (mu = 1), against the teacher just copied
+    total = log["task_loss"].item() + log["smart_symm_kl"].item() + log["smart_bregman"].item()
+    assert log["loss"].item() == pytest.approx(total, rel=1e-6)
     values, _ = smoothed(type(criterion), [log])
     assert values["smart_symm_kl"] > 0 and "symm_kl" not in values and "task_loss" in values
+    assert "smart_bregman" in values
 
 
 def test_seq2seq_logs_the_label_smoothed_task_loss_next_to_fairseqs_nll_loss(toy_data):
@@ -156,7 +157,7 @@ def test_metrics_are_the_same_when_worker_logs_are_summed_first(toy_data, criter
         task, model, crit, _ = build(seq2seq_args(toy_data["s2s"], ["--eps", "0.1", "--r3f-lambda", "0.1"]))
         samples = batches(task, 2, split="train", size=4)
     else:
-        noise = ["--smart-noise-var", "0.1"] if criterion == "sentence_prediction_smart" else ["--eps", "0.1"]
+        noise = ["--smart-sigma", "0.1"] if criterion == "sentence_prediction_smart" else ["--eps", "0.1"]
         task, model, crit, _ = build(classification_args(toy_data["cls"], ["--criterion", criterion, *noise]))
         samples = batches(task, 2)
     model.train()

@@ -258,10 +258,19 @@ def test_tasks_and_criteria_without_classification_heads_name_the_flag(toy_data)
             ["--criterion", "sentence_prediction_smart", "--smart-lambda", "inf"],
             "--smart-lambda must be >= 0 and finite",
         ),
-        (["--criterion", "sentence_prediction_smart", "--smart-noise-var", "nan"], "--smart-noise-var must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-sigma", "nan"], "--smart-sigma must be >= 0"),
         (["--criterion", "sentence_prediction_smart", "--smart-step-size", "inf"], "--smart-step-size must be >= 0"),
-        (["--criterion", "sentence_prediction_smart", "--smart-epsilon=-1e-6"], "--smart-epsilon must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-eps", "inf"], "--smart-eps must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-grad-eps=-1e-6"], "--smart-grad-eps must be >= 0"),
         (["--criterion", "sentence_prediction_smart", "--smart-steps", "-2"], "--smart-steps must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-mu", "nan"], "--smart-mu must be >= 0"),
+        (["--criterion", "sentence_prediction_smart", "--smart-beta", "1"], r"--smart-beta must be in \[0, 1\)"),
+        (["--criterion", "sentence_prediction_smart", "--smart-beta-warmup", "2"], "--smart-beta-warmup must be in"),
+        (["--criterion", "sentence_prediction_smart", "--smart-norm", "l1"], "--smart-norm l1 is mt-dnn's"),
+        (
+            ["--criterion", "sentence_prediction_smart", "--distributed-world-size", "2", "--ddp-backend", "c10d"],
+            "--ddp-backend c10d cannot wrap with 2 workers: use --ddp-backend legacy_ddp",
+        ),
     ],
 )
 def test_non_finite_or_negative_options_fail_at_start_up_naming_the_flag(toy_data, flags, match):

@@ -22,6 +22,7 @@ def old_format_checkpoint(path: str, dest: str) -> str:
     no ``cfg``, numpy scalars in ``extra_state``."""
     state = torch.load(path, weights_only=False)
     state["args"] = state.pop("cfg")["model"]
+    del state["criterion"]  # written only for a criterion with parameters
     state["extra_state"]["val_loss"] = np.float64(state["extra_state"]["val_loss"])
     state["extra_state"]["best"] = np.float32(1.5)
     torch.save(state, dest)
@@ -44,6 +45,37 @@ def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_
     assert float(last["train_symm_kl"]) > 0
     assert 0 <= float(last["train_accuracy"]) <= 100 and float(last["train_accuracy"]) > 1  # percent
     assert "valid_accuracy" in json_records(out, "valid")[-1]
+
+
+def test_smart_and_its_teacher_start_from_an_official_checkpoint(toy_data, pretrained_roberta, tmp_path):
+    """A released checkpoint has no "criterion" entry, which fairseq's trainer reads when the criterion has
+    parameters (SMART's teacher); with --reset-optimizer a checkpoint's own teacher is not used either."""
+    old = old_format_checkpoint(pretrained_roberta, str(tmp_path / "old.pt"))
+    smart = ["--criterion", "sentence_prediction_smart", "--max-update", "3", *LOG]
+    out = fairseq_cli(
+        "train",
+        classification_args(
+            toy_data["cls"], [*smart, "--restore-file", old, *RESET, "--save-dir", str(tmp_path / "a")]
+        ),
+    ).stdout
+    first = json_records(out, "train_inner")
+    assert len(first) == 3 and float(first[-1]["smart_bregman"]) > 0
+    again = fairseq_cli(
+        "train",
+        classification_args(
+            toy_data["cls"],
+            [
+                *smart,
+                "--restore-file",
+                str(tmp_path / "a" / "checkpoint_last.pt"),
+                *RESET,
+                "--save-dir",
+                str(tmp_path / "b"),
+            ],
+        ),
+    ).stdout
+    assert "the checkpoint's SMART teacher is not used" in again
+    assert int(torch.load(str(tmp_path / "b" / "checkpoint_last.pt"))["criterion"]["teacher.absorbed"]) == 3
 
 
 def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained_roberta, tmp_path):
@@ -157,9 +189,19 @@ def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):
     assert len(hypotheses) == 40
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained_roberta, tmp_path):
+METHOD_FLAGS = {
+    "r3f": ["--eps", "1e-2"],
+    "r4f": ["--eps", "1e-2", "--task", "sentence_prediction_r4f"],  # power-iteration vectors in the model's state
+    # its teacher (and its momentum schedule, counted over 10 updates also by the run stopped at 4)
+    "smart": ["--criterion", "sentence_prediction_smart", "--smart-sigma", "1e-2", "--smart-eps", "1e-2"]
+    + ["--smart-total-updates", "10"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_FLAGS))
+def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained_roberta, tmp_path, method):
     common = classification_args(
-        toy_data["cls"], ["--restore-file", "checkpoint_last.pt", "--no-epoch-checkpoints", "--eps", "1e-2", *LOG]
+        toy_data["cls"], ["--restore-file", "checkpoint_last.pt", "--no-epoch-checkpoints", *LOG, *METHOD_FLAGS[method]]
     )
 
     def run(save_dir, max_update):
@@ -169,11 +211,19 @@ def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained
     run(tmp_path / "split", 4)  # interrupted mid-epoch (25 batches an epoch)
     resumed = run(tmp_path / "split", 10)
     assert "Loaded checkpoint" in resumed and "@ 4 updates" in resumed
-    whole = torch.load(str(tmp_path / "whole" / "checkpoint_last.pt"))["model"]
-    split = torch.load(str(tmp_path / "split" / "checkpoint_last.pt"))["model"]
-    assert whole.keys() == split.keys()
-    for key in whole:
-        assert torch.equal(whole[key], split[key]), key
+    whole = torch.load(str(tmp_path / "whole" / "checkpoint_last.pt"))
+    split = torch.load(str(tmp_path / "split" / "checkpoint_last.pt"))
+    for part in ("model", "criterion"):  # the criterion: SMART's teacher (None for the others)
+        if method != "smart" and part == "criterion":
+            assert whole[part] is None and split[part] is None
+            continue
+        assert whole[part].keys() == split[part].keys()
+        for key in whole[part]:
+            assert torch.equal(whole[part][key], split[part][key]), (part, key)
+    if method == "smart":
+        assert int(split["criterion"]["teacher.absorbed"]) == 10  # theta_0 and the first 9 updates
+    if method == "r4f":
+        assert any(key.endswith("sn_u") for key in whole["model"])
 
 
 def write_malicious_checkpoint(path: str, marker: str) -> None:
@@ -222,7 +272,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretrained_roberta, tmp_path):
+@pytest.mark.parametrize("method", ["r3f", "smart"])
+def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretrained_roberta, tmp_path, method):
     common = classification_args(
         toy_data["cls"],
         [
@@ -230,6 +281,7 @@ def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretraine
             pretrained_roberta,
             *RESET,
             *NO_DROPOUT,
+            *({"r3f": [], "smart": ["--criterion", "sentence_prediction_smart"]}[method]),  # their defaults
             "--max-update",
             "4",
             "--batch-size",
@@ -275,10 +327,14 @@ def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretraine
     assert all(w.returncode == 0 for w in workers), outputs[0][-3000:] + outputs[1][-3000:]
     one = torch.load(str(tmp_path / "one" / "checkpoint_last.pt"))
     two = torch.load(str(tmp_path / "two" / "checkpoint_last.pt"))
-    for key, value in one["model"].items():
-        torch.testing.assert_close(two["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for part in ("model", "criterion") if method == "smart" else ("model",):  # SMART: its teacher too
+        for key, value in one[part].items():
+            torch.testing.assert_close(two[part][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    term = "smart_symm_kl" if method == "smart" else "symm_kl"
     for a, b in zip(json_records(single, "train_inner"), json_records(outputs[0], "train_inner"), strict=True):
         assert a["bsz"] == b["bsz"] == "16"
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), abs=2e-3)  # logged with 3 decimals
         # each setup draws its own noise, so the KL agrees in scale, not digit for digit
-        assert 0.1 < float(a["symm_kl"]) / float(b["symm_kl"]) < 10
+        assert 0.1 < float(a[term]) / float(b[term]) < 10
+        if method == "smart":
+            assert float(a["smart_bregman"]) == pytest.approx(float(b["smart_bregman"]), rel=0.1, abs=1e-6)

@@ -1,34 +1,98 @@
-"""SMART (Jiang et al., 2019) as a baseline: the perturbation of R3F's consistency term is pushed towards the
-largest term by gradient ascent first (``rxf/smart.py``: mt-dnn's ``SmartPerturbation``); the final term is
-the full symmetric KL with gradients through both passes, as our R3F's.
+"""SMART (Jiang et al., 2020) as a baseline, as published (``rxf/smart.py``): fairseq's sentence_prediction loss
++ lambda_s * KL_S(f(x) || f(x + delta)), delta found by projected gradient ascent on an eps-ball around each
+example's token embeddings, + mu * KL_S(f(x; theta) || f(x; theta~)), the Bregman proximal point term against a
+momentum teacher theta~ updated after every update. Both terms train through the model's clean pass; the
+adversarial one also through its perturbed pass, as our R3F's. ``--smart-ascent mt-dnn --smart-mu 0`` is
+namisan/mt-dnn's variant (per-token direction, no projection, no teacher).
+
+The teacher (fp32 copies of the parameters) lives in the criterion, so fairseq saves it in every checkpoint
+(its ``criterion`` entry) and restores it on resume; the checkpoints are one fp32 model larger.
 """
 
+import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.criterions import register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from omegaconf import II
+from torch import nn
 
-from rxf.smart import SMART_NORMS, SmartAscent, adversarial_forward
+from rxf.smart import ASCENT_STYLES, MTDNN_NORMS, MomentumTeacher, SmartAscent, adversarial_forward
 from rxf_fairseq.criterions.r3f_common import check_nonnegative_finite
 from rxf_fairseq.criterions.sentence_prediction_consistency import (
     RXFSentencePredictionConsistency,
     RXFSentencePredictionOptions,
 )
+from rxf_fairseq.errors import OptionError
 from rxf_fairseq.model_parts import find_encoder_token_embedding
+
+logger = logging.getLogger(__name__)
+
+# torch's DistributedDataParallel refuses a module without trainable parameters, which the teacher is; fairseq
+# wraps a criterion that has parameters in its data-parallel wrapper of the chosen backend.
+BACKENDS_WITHOUT_FROZEN_CRITERION = ("c10d", "pytorch_ddp", "fully_sharded")
 
 
 @dataclass
 class SMARTOptions(FairseqDataclass):
-    smart_lambda: float = field(default=1.0, metadata={"help": "weight of the adversarial symmetric KL"})
-    smart_noise_var: float = field(
-        default=1e-5, metadata={"help": "sigma of the initial noise N(0, sigma^2) (mt-dnn's noise_var)"}
+    """SMART's options; the defaults are the values of Jiang et al. (2020), "Implementation Details"."""
+
+    smart_lambda: float = field(
+        default=1.0, metadata={"help": "lambda_s, weight of the adversarial symmetric KL (SMART searched 1, 3, 5)"}
     )
-    smart_steps: int = field(default=1, metadata={"help": "S, projected gradient-ascent steps; 0 = R3F-style"})
-    smart_step_size: float = field(default=1e-3, metadata={"help": "eta, the ascent step size"})
-    smart_norm: ChoiceEnum(list(SMART_NORMS)) = field(
-        default="inf", metadata={"help": "norm whose unit ball the per-token ascent direction is projected on"}
+    smart_ascent: ChoiceEnum(list(ASCENT_STYLES)) = field(
+        default="smart",
+        metadata={
+            "help": "smart: SMART's Algorithm 1 (direction normalised per example, delta projected onto the "
+            "--smart-eps ball); mt-dnn: namisan/mt-dnn's SmartPerturbation (direction normalised per token, "
+            "no projection)"
+        },
     )
-    smart_epsilon: float = field(default=1e-6, metadata={"help": "added to the norm when normalising"})
+    smart_sigma: float = field(
+        default=1e-5, metadata={"help": "sigma of the initial noise delta_0 ~ N(0, sigma^2) (SMART: 1e-5)"}
+    )
+    smart_steps: int = field(
+        default=1, metadata={"help": "ascent steps (the paper's S, SMART's T_x~; SMART: 1); 0 = R3F with normal noise"}
+    )
+    smart_step_size: float = field(default=1e-3, metadata={"help": "eta, the ascent step size (SMART: 1e-3)"})
+    smart_eps: float = field(
+        default=1e-5, metadata={"help": "eps, radius of the ball delta is projected onto (SMART: 1e-5)"}
+    )
+    smart_norm: ChoiceEnum(list(MTDNN_NORMS)) = field(
+        default="inf",
+        metadata={"help": "p of the ball and of the direction's normalisation (SMART: inf; l1: mt-dnn only)"},
+    )
+    smart_grad_eps: float = field(
+        default=1e-6, metadata={"help": "added to the gradient's norm when normalising it (mt-dnn's adv_epsilon)"}
+    )
+    smart_mu: float = field(
+        default=1.0,
+        metadata={
+            "help": "mu, weight of the Bregman proximal term KL_S(f(x; theta) || f(x; teacher)) (SMART: 1); "
+            "0 = no teacher"
+        },
+    )
+    smart_beta: float = field(
+        default=0.999, metadata={"help": "momentum of the teacher after the first --smart-beta-warmup (SMART: 0.999)"}
+    )
+    smart_beta_start: float = field(
+        default=0.99, metadata={"help": "momentum of the teacher during the first --smart-beta-warmup (SMART: 0.99)"}
+    )
+    smart_beta_warmup: float = field(
+        default=0.1, metadata={"help": "fraction of --max-update that uses --smart-beta-start (SMART: 0.1)"}
+    )
+    smart_total_updates: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "T, the updates the momentum schedule counts (default --max-update; set it when training "
+            "by --max-epoch)"
+        },
+    )
+    max_update: int = II("optimization.max_update")
+    reset_optimizer: bool = II("checkpoint.reset_optimizer")
+    ddp_backend: str = II("distributed_training.ddp_backend")
+    distributed_world_size: int = II("distributed_training.distributed_world_size")
 
 
 @dataclass
@@ -38,12 +102,16 @@ class RXFSentencePredictionSMARTConfig(RXFSentencePredictionOptions, SMARTOption
 
 @register_criterion("sentence_prediction_smart", dataclass=RXFSentencePredictionSMARTConfig)
 class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
-    """fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + delta_S)),
-    delta_0 ~ N(0, sigma^2), delta_s = delta_(s-1) + eta * direction(grad KL_S at delta_(s-1)).
-    Cost: 1 + S + 1 forwards and S + 1 backwards per update.
+    """fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + delta_S))
+    + mu * sum over sentences of KL_S(g.f(x; theta) || g.f(x; theta~)).
+    Cost: 1 + S + 1 forwards and S + 1 backwards per update, + 1 forward of the teacher when mu > 0.
 
-    The term is logged as ``smart_symm_kl`` (``smart_sq_err`` for regression), per sentence in nats like
-    R3F's ``symm_kl``, so a log never mixes up the two methods' terms."""
+    The terms are logged as ``smart_symm_kl`` (``smart_sq_err`` for regression) and ``smart_bregman``, per
+    sentence in nats like R3F's ``symm_kl``, so a log never mixes up the methods' terms.
+
+    The teacher absorbs the model's parameters once per update, at the first training forward after
+    ``train()`` (fairseq's trainer calls it once at the start of every update, however many micro-batches
+    ``--update-freq`` gives it)."""
 
     criterion_name = "sentence_prediction_smart"
     consistency_keys = ("smart_symm_kl", "smart_sq_err")
@@ -52,25 +120,80 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
         super().__init__(cfg, task)
         self.check_options(cfg)
         self.consistency_weight = cfg.smart_lambda
+        self.proximal_weight = cfg.smart_mu
         self.ascent = SmartAscent(
-            noise_var=cfg.smart_noise_var,
+            sigma=cfg.smart_sigma,
             steps=cfg.smart_steps,
             step_size=cfg.smart_step_size,
             norm=str(cfg.smart_norm),
-            epsilon=cfg.smart_epsilon,
+            radius=cfg.smart_eps,
+            epsilon=cfg.smart_grad_eps,
+            style=str(cfg.smart_ascent),
         )
+        self.teacher = None
+        if self.proximal_weight > 0:
+            total = int(cfg.smart_total_updates or cfg.max_update or 0)
+            if total <= 0:
+                logger.warning(
+                    "--criterion sentence_prediction_smart: no --max-update (or --smart-total-updates), so the "
+                    "teacher's momentum is "
+                    "--smart-beta %g from the first update (SMART uses --smart-beta-start for the first "
+                    "--smart-beta-warmup of the updates)",
+                    cfg.smart_beta,
+                )
+            self.teacher = MomentumTeacher(cfg.smart_beta, cfg.smart_beta_start, cfg.smart_beta_warmup, total)
+        self.new_run = bool(cfg.reset_optimizer)
+        self._update_started = True
 
     @classmethod
     def check_options(cls, cfg: RXFSentencePredictionSMARTConfig) -> None:
         """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
         for flag, value in (
             ("--smart-lambda", cfg.smart_lambda),
-            ("--smart-noise-var", cfg.smart_noise_var),
+            ("--smart-sigma", cfg.smart_sigma),
             ("--smart-steps", cfg.smart_steps),
             ("--smart-step-size", cfg.smart_step_size),
-            ("--smart-epsilon", cfg.smart_epsilon),
+            ("--smart-eps", cfg.smart_eps),
+            ("--smart-grad-eps", cfg.smart_grad_eps),
+            ("--smart-mu", cfg.smart_mu),
         ):
             check_nonnegative_finite(flag, value)
+        for flag, value in (("--smart-beta", cfg.smart_beta), ("--smart-beta-start", cfg.smart_beta_start)):
+            if not (0 <= value < 1):
+                raise OptionError(f"{flag} must be in [0, 1), got {value!r}")
+        if not (0 <= cfg.smart_beta_warmup <= 1):
+            raise OptionError(f"--smart-beta-warmup must be in [0, 1], got {cfg.smart_beta_warmup!r}")
+        if str(cfg.smart_ascent) == "smart" and str(cfg.smart_norm) == "l1":
+            raise OptionError(
+                "--smart-norm l1 is mt-dnn's (--smart-ascent mt-dnn); SMART projects onto inf or l2 balls"
+            )
+        world = int(cfg.distributed_world_size or 1)
+        if cfg.smart_mu > 0 and world > 1 and str(cfg.ddp_backend) in BACKENDS_WITHOUT_FROZEN_CRITERION:
+            raise OptionError(
+                f"--criterion sentence_prediction_smart keeps its teacher (--smart-mu {cfg.smart_mu:g}) in the "
+                f"criterion, which --ddp-backend {cfg.ddp_backend} cannot wrap with {world} workers: use "
+                "--ddp-backend legacy_ddp (or no_c10d), or --smart-mu 0"
+            )
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        """fairseq loads a criterion that has parameters (the teacher) from every checkpoint it restores. A run
+        resumed from its own checkpoint continues with the teacher saved there; a new run (--reset-optimizer:
+        fine-tuning from a pretrained or another run's checkpoint) and a checkpoint without a teacher start the
+        teacher from the model as loaded, at the first update."""
+        saved = {k: v for k, v in (state_dict or {}).items() if k.startswith("teacher.")}
+        if self.teacher is None or not saved or self.new_run:
+            if saved and self.teacher is not None:
+                logger.info(
+                    "--reset-optimizer: the checkpoint's SMART teacher is not used; the teacher starts from "
+                    "the model loaded, at the first update"
+                )
+            return nn.modules.module._IncompatibleKeys([], [])
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self._update_started = True  # the trainer's once-per-update call: the teacher absorbs at the next forward
+        return super().train(mode)
 
     def perturbed_logits(self, model, sample, clean_logits):
         embedding, scope = find_encoder_token_embedding(model)
@@ -82,3 +205,16 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
             lambda logits: self.consistency(clean_logits.detach(), logits)[0],
             self.ascent,
         )
+
+    def further_terms_due(self) -> bool:
+        return self.teacher is not None
+
+    def further_terms(self, model, sample, clean_logits):
+        if self.teacher is None:
+            return []
+        if self._update_started:
+            self.teacher.absorb(model)
+            self._update_started = False
+        teacher_logits = self.teacher.outputs(model, lambda net: self.logits(net, sample))
+        term, key = self.consistency(teacher_logits.detach(), clean_logits)
+        return [(self.proximal_weight, term, "smart_bregman")]
