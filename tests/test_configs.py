@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rxf_repro import catalog, configs
+from rxf_repro import catalog, configs, runs
 from tests.helpers import REPO
 
 GLUE = os.path.join(REPO, "configs", "glue")
@@ -60,6 +60,27 @@ def test_grids_are_read_with_hydras_sweep_grammar_and_xnli_has_its_own():
     assert glue["criterion.r3f_lambda"] == ["0.1", "0.5", "1.0", "5.0"]  # Table 6
     assert xnli["criterion.r3f_lambda"] == ["0.5", "1.0", "3.0", "5.0"]  # Table 9
     assert configs.parse_grid({"a": "range(1,4)"}) == {"a": ["1", "2", "3"]}
+
+
+@pytest.mark.parametrize("family", ["glue", "xnli", "summarization"])
+def test_every_method_searches_as_many_settings_per_task(family):
+    """The paper's "hyper-parameter search with equivalent fixed budgets per method": each method's grid in
+    configs/ has the same number of settings (GLUE 8, XNLI 8, summarisation 6), Standard's over the learning rate."""
+    over = ["++task.data=x", "++checkpoint.restore_file=y"]
+    tasks = {"glue": ["rte", "cola", "sst_2"], "xnli": ["xnli"], "summarization": ["cnn_dm"]}[family]
+    folder = "summarization" if family == "summarization" else "glue"
+    sizes = {}
+    for task in tasks:
+        for method in catalog.FAMILY_METHODS[family]:
+            _, grid = configs.compose(folder, task, method, over)
+            sizes[(task, method)] = len(runs.settings(grid, sweep=True))
+    assert set(sizes.values()) == {6 if family == "summarization" else 8}, sizes
+    _, std = configs.compose(folder, tasks[0], "std", over)
+    assert list(std) == ["optimization.lr"]
+    if family == "glue":
+        assert {"[5e-06]", "[1e-05]"} <= set(std["optimization.lr"])  # Table 5's rates are in it
+        lr, _ = configs.compose(folder, "rte", "std", [*over, "++optimization.lr=[2e-05]"])
+        assert lr["optimization"]["lr"] == [2e-05]  # a setting of the grid, as rxf-run --sweep applies it
 
 
 def test_r4f_and_fast_r3f_are_r3f_plus_one_change():

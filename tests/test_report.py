@@ -392,11 +392,12 @@ def test_table2_files(full_report):
         }
     ]
     text = open(os.path.join(full_report, "table2.md")).read()
-    header = "| method | MNLI m/mm | QQP acc/F1 | RTE | CoLA (MCC) | SST-2 | STS-B (Pearson)* |"
+    header = "| method | MNLI m/mm | QQP acc/F1 | RTE | CoLA (MCC) | SST-2 | STS-B (Pearson)* | settings searched |"
     assert text.count(header) == 2  # the max table and the median table
-    assert "| R3F (ours) | 92.00/91.00 | - | 90.00 | - | 97.00 | - |" in text
-    assert "| R3F (paper) | 91.1/91.3 | 92.4/89.9 | 88.5 | 71.2 | 97.0 | - |" in text
-    assert "| R4F (ours) | - | 91.50/88.00 | - | - | - | - |" in text  # the median table
+    # the last column: the settings each method's records hold per task (the search budget)
+    assert "| R3F (ours) | 92.00/91.00 | - | 90.00 | - | 97.00 | - | 1-2 |" in text
+    assert "| R3F (paper) | 91.1/91.3 | 92.4/89.9 | 88.5 | 71.2 | 97.0 | - |  |" in text
+    assert "| R4F (ours) | - | 91.50/88.00 | - | - | - | - | 1 |" in text  # the median table
     assert "R3F (fast) (paper)" not in text and "not in the paper" in text
     assert selection.TINY_LABEL not in text
 
@@ -824,7 +825,7 @@ def test_a_second_metric_no_seed_has_is_the_papers_dash(tmp_path, capsys):
     for seed in (1, 2):
         put(tmp_path / "recs", "glue", "MNLI", "r3f", seed, {"accuracy": 90.0 + seed})
     assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
-    assert "| R3F (ours) | 92.00/- |" in open(tmp_path / "out" / "table2.md").read()
+    assert "| R3F (ours) | 92.00/- | 1 |" in open(tmp_path / "out" / "table2.md").read()
 
 
 def test_selection_and_time_numbers_are_checked_too(tmp_path, capsys):
@@ -1089,7 +1090,7 @@ def test_summary_paths_are_relative_to_the_report(full_report):
 
 def test_figure1_says_which_time_it_shows(full_report):
     measure = summary(full_report)["figure1"]["measure"]
-    assert measure.startswith("time_to_best_s: wall-clock seconds from the start of fairseq-train")
+    assert measure.startswith("time_to_best_s: wall-clock seconds of training, from the first training step")
     assert "not fairseq's train_wall_s" in measure and measure in figures.FIGURE1_CAPTION
 
 
