@@ -137,29 +137,57 @@ def best_validation(
     return Best(*[(i, r) for i, r in valid if sign * float(r[key]) == best][-1])
 
 
+def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[float]]:
+    """``[[update, value], ...]``: ``metric`` at every validation of the attempts, in order (the run's learning
+    curve on its validation set; a resumed attempt's validations follow the earlier ones')."""
+    key = f"valid_{metric}"
+    return [
+        [int(r["valid_num_updates"]), float(r[key])]
+        for attempt in attempts
+        for r in json_log(attempt.lines, "valid")
+        if key in r and "valid_num_updates" in r
+    ]
+
+
+def _training_start(attempt: Attempt) -> Optional[float]:
+    """Seconds from the attempt's start to its first training step ("begin training epoch"); None if none."""
+    began = [e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None]
+    return began[0] if began else None
+
+
+def _training_time(attempt: Attempt) -> Optional[float]:
+    """fairseq's "done training in X seconds" (the training loop with its validations and saves); a killed
+    attempt counts from its first training step to its last time-stamped line. None if it never trained."""
+    done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
+    if done:
+        return done[-1]
+    began = _training_start(attempt)
+    return max(0.0, attempt.last_elapsed() - began) if began is not None else None
+
+
 def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
     """The record's times, summed over attempts:
 
-    - ``time_to_best_s``: wall time until the best checkpoint's validation was logged (the paper's Figure 1):
-      every earlier attempt's duration plus the time into the attempt that logged it;
+    - ``time_to_best_s``: training time until the best checkpoint's validation was logged (the paper's Figure 1:
+      "the training time in seconds to best checkpoint"), from the first training step: the training time of
+      every earlier attempt plus the time from the first training step of the attempt that logged it (start-up,
+      imports and checkpoint loading excluded: they are ``startup_s``);
+    - ``startup_s``: the time each attempt took from its start to its first training step, summed;
     - ``wall_time_s``: every attempt's duration;
-    - ``train_wall_s``: fairseq's "done training in X seconds" (the training loop with its validations and
-      saves, without start-up) of each attempt; a killed attempt counts from "begin training epoch" to its last
-      time-stamped line. None if no attempt got as far as training.
+    - ``train_wall_s``: each attempt's training time (see ``_training_time``). None if no attempt got as far as
+      training.
     """
-    before = sum(a.duration for a in attempts[: best.attempt])
     elapsed = best.record.get("_elapsed")
-    train = []
-    for attempt in attempts:
-        done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
-        if done:
-            train.append(done[-1])
-            continue
-        began = [e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None]
-        if began:
-            train.append(max(0.0, attempt.last_elapsed() - began[0]))
+    began = _training_start(attempts[best.attempt])
+    earlier = [_training_time(a) or 0.0 for a in attempts[: best.attempt]]
+    to_best = None
+    if elapsed is not None and began is not None:
+        to_best = round(sum(earlier) + max(0.0, elapsed - began), 2)
+    train = [s for s in (_training_time(a) for a in attempts) if s is not None]
+    starts = [s for s in (_training_start(a) for a in attempts) if s is not None]
     return {
-        "time_to_best_s": round(before + elapsed, 2) if elapsed is not None else None,
+        "time_to_best_s": to_best,
+        "startup_s": round(sum(starts), 2) if starts else None,
         "wall_time_s": round(sum(a.duration for a in attempts), 2),
         "train_wall_s": round(sum(train), 2) if train else None,
     }

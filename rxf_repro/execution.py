@@ -174,6 +174,7 @@ class Trained:
     run_dir: str
     attempts: List[attempts.Attempt]
     best: attempts.Best
+    curve: List[List[float]]  # [[update, value], ...] of the checkpoint metric at every validation
 
 
 @dataclass
@@ -232,6 +233,7 @@ class Executor:
             **spec.fields,
             **fields,
             best_update=trained.best.update,
+            valid_curve=trained.curve,
             **attempts.timings(trained.attempts, trained.best),
             attempts=attempts.summary(trained.attempts),
             command=spec.train[2:],
@@ -302,7 +304,7 @@ class Executor:
             best = attempts.best_validation(runs_, metric, maximize, log_path, saved)
         except attempts.AttemptError as error:
             raise RunError(str(error)) from None
-        return Trained(run_dir, runs_, best)
+        return Trained(run_dir, runs_, best, attempts.validation_curve(runs_, metric))
 
     def record(self, run_dir: str, record_name: str = records.RECORD_NAME, **fields: Any) -> Dict[str, Any]:
         record = dict(fields, tiny=bool(self.tiny))

@@ -40,11 +40,11 @@ PROBE_FIGURES = {
     "retention": ("figure5_retention.png", "Figure 5: probing, retention over cycles"),
 }
 TIME_MEASURE = (
-    "time_to_best_s: wall-clock seconds from the start of fairseq-train until the validation of the "
-    "best checkpoint was logged (start-up and data loading included, training after the best "
-    "checkpoint not; a resumed run adds up its attempts). It is not fairseq's train_wall_s ('done "
-    "training in X seconds': the whole training loop to max_update, start-up excluded), which "
-    "rxf-demo's cost ratios use, so the two give different ratios."
+    "time_to_best_s: wall-clock seconds of training, from the first training step until the validation "
+    "of the best checkpoint was logged (the paper's 'training time in seconds to best checkpoint': start-up, "
+    "imports and checkpoint loading excluded, training after the best checkpoint too; a resumed run adds up "
+    "its attempts). It is not fairseq's train_wall_s ('done training in X seconds': the whole training loop "
+    "to max_update), which rxf-demo's cost ratios use, so the two give different ratios."
 )
 
 

@@ -11,7 +11,10 @@ A record is a JSON object (one file, ``<run dir>/record.json``)::
       "hparams": {"r3f_lambda": 1.0, "noise_type": "uniform", "lr": [1e-05], ...},  # the grid's keys, as run
       "metrics": {"accuracy": 88.5},   # as fairseq logs them (see below)
       "best_update": 2800,       # update of checkpoint_best.pt (by the task's metric), across every attempt
-      "time_to_best_s": 1234.5,  # wall time until that checkpoint's validation, summed over the attempts before it
+      "valid_curve": [[1000, 85.1], ...],  # [update, value] of that metric at every validation, every attempt
+      "time_to_best_s": 1234.5,  # training time until that checkpoint's validation, from the first training step
+                                 # (start-up excluded), summed over the attempts before it
+      "startup_s": 20.5,         # each attempt's time from its start to its first training step, summed
       "wall_time_s": 1400.0,     # whole run, every attempt
       "train_wall_s": 1200.0,    # fairseq's "done training in X seconds": the training loop with its validations
                                  # and checkpoint saves, without start-up, summed over attempts (absent if none trained)
@@ -294,7 +297,9 @@ class Record:
     version: int = VERSION
     tiny: bool = False
     best_update: Optional[int] = None
+    valid_curve: Optional[List[List[float]]] = None
     time_to_best_s: Optional[float] = None
+    startup_s: Optional[float] = None
     wall_time_s: Optional[float] = None
     train_wall_s: Optional[float] = None
     attempts: Optional[List[Attempt]] = None
@@ -362,7 +367,18 @@ class Record:
         typed("tiny", self.tiny, isinstance(self.tiny, bool), "true or false")
         if self.best_update is not None:
             count("best_update", self.best_update, 0)
-        for name in ("time_to_best_s", "wall_time_s", "train_wall_s"):
+        if self.valid_curve is not None:
+            typed(
+                "valid_curve",
+                self.valid_curve,
+                isinstance(self.valid_curve, list)
+                and all(
+                    isinstance(p, list) and len(p) == 2 and is_integer(p[0]) and p[0] >= 0 and is_number(p[1])
+                    for p in self.valid_curve
+                ),
+                "a list of [update, value] pairs",
+            )
+        for name in ("time_to_best_s", "startup_s", "wall_time_s", "train_wall_s"):
             seconds(name, getattr(self, name))
         if self.attempts is not None:
             typed(

@@ -39,18 +39,25 @@ def valid(update, accuracy):
 
 def test_the_best_checkpoint_of_an_earlier_attempt_is_the_records():
     """The issue's case: attempt 1 reached 51.5 at update 15, then was killed; the resumed attempt never beat it."""
+    begin = "begin training epoch 1"
     log = fake_log(
-        ([(10, "valid", valid(10, 50.0)), (20, "valid", valid(15, 51.5))], None),
-        ([(30, "valid", valid(30, 50.2)), (40, "valid", valid(40, 50.9))], 0),
+        ([(4, "fairseq.trainer", begin), (10, "valid", valid(10, 50.0)), (20, "valid", valid(15, 51.5))], None),
+        ([(25, "fairseq.trainer", begin), (30, "valid", valid(30, 50.2)), (40, "valid", valid(40, 50.9))], 0),
     )
     found = attempts.read_attempts(log)
     assert [a.resumed for a in found] == [False, True] and found[0].exit_code is None and found[1].exit_code == 0
     best = attempts.best_validation(found, "accuracy", True)
     assert best.update == 15 and best.attempt == 0
     times = attempts.timings(found, best)
-    # attempt 1 was killed: its duration is its last time-stamped line (20 s); the best came 20 s into it
-    assert times["time_to_best_s"] == pytest.approx(20, abs=1)
+    # attempt 1 was killed: its duration is its last time-stamped line (20 s); it began training 4 s in and the
+    # best came 20 s in: 16 s of training to the best, and start-up 4 s + 25 s (the resumed attempt's)
+    assert times["time_to_best_s"] == pytest.approx(16, abs=1)
+    assert times["startup_s"] == pytest.approx(4 + 25, abs=1)
     assert times["wall_time_s"] == pytest.approx(20 + 41, abs=1)
+    assert times["train_wall_s"] == pytest.approx(16 + 15, abs=1)
+    # a best in the second attempt: all of the first attempt's training, then the second's up to it
+    later = attempts.Best(1, dict(attempts.json_log(found[1].lines, "valid")[1]))
+    assert attempts.timings(found, later)["time_to_best_s"] == pytest.approx(16 + 15, abs=1)
 
 
 def test_ties_across_attempts_go_to_the_last_as_fairseq_overwrites_checkpoint_best():
