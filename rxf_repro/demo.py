@@ -229,6 +229,17 @@ def per_seed(recs: List[Dict], value) -> Dict[int, float]:
     return {r["seed"]: value(r) for r in sorted(recs, key=lambda r: r["seed"])}
 
 
+def stopped_improving(record: Dict) -> Optional[bool]:
+    """Whether a fine-tuning run had converged: its dev accuracy at the last validation no higher than at an
+    earlier one (None without at least two validations). fairseq's checkpoint_best.pt is the *last* validation
+    reaching the best value, so a run whose last two validations tie has its best checkpoint at the last update
+    although it had stopped improving."""
+    curve = [value for _, value in record.get("valid_curve") or []]
+    if len(curve) < 2:
+        return None
+    return max(curve[:-1]) >= curve[-1]
+
+
 def collect(found: List[Dict], preset: Dict, methods: Sequence[str], chosen: Dict) -> Dict[str, Dict]:
     """{method: {finetune_task: {seed: acc}, "probes": {task: {seed: acc}}, "train_wall_s": {seed: s}, ...}} for the
     chosen setting of each method, and ``none``: the pretrained encoder's probes."""
@@ -261,6 +272,7 @@ def collect(found: List[Dict], preset: Dict, methods: Sequence[str], chosen: Dic
             "train_wall_s": per_seed(tuned, lambda r: r["train_wall_s"]),
             "best_update": per_seed(tuned, lambda r: r["best_update"]),
             "max_update": per_seed(tuned, lambda r: execution.max_update_of(r["command"])),
+            "stopped_improving": per_seed(tuned, stopped_improving),
         }
     none = [r for r in found if r["kind"] == "probe" and r["method"] == catalog.PRETRAINED]
     out[catalog.PRETRAINED] = {
@@ -599,6 +611,7 @@ def run(args: argparse.Namespace, out: str) -> str:
     task = preset["finetune_task"]
     runs_ = [(m, s) for m in methods for s in numbers[m]["best_update"]]
     early = [(m, s) for m, s in runs_ if numbers[m]["best_update"][s] < (numbers[m]["max_update"][s] or 0)]
+    converged = [(m, s) for m, s in runs_ if numbers[m]["stopped_improving"].get(s)]
     pretrained = numbers[catalog.PRETRAINED]["probes"]
     elapsed = time.time() - started
     informative = [
@@ -624,7 +637,9 @@ def run(args: argparse.Namespace, out: str) -> str:
                 or "none"
             )
             + ".",
-            f"Best checkpoint before the last update in {len(early)} of {len(runs_)} fine-tuning runs.",
+            f"Converged (dev accuracy at the last validation no higher than at an earlier one) in {len(converged)} "
+            f"of {len(runs_)} fine-tuning runs; fairseq's checkpoint_best.pt (the last validation reaching the best "
+            f"value) is from before the last update in {len(early)} of them.",
             f"Probes on which the pretrained encoder is >= 5 points above majority: {', '.join(informative) or 'none'}.",
             "",
             table,
@@ -659,10 +674,12 @@ def run(args: argparse.Namespace, out: str) -> str:
                 "train_wall_s": values(numbers[m]["train_wall_s"]),
                 "best_update": values(numbers[m]["best_update"]),
                 "max_update": values(numbers[m]["max_update"]),
+                "stopped_improving": values(numbers[m]["stopped_improving"]),
             }
             for m in methods
         },
         "best_before_last_update": {"runs": len(early), "of": len(runs_)},
+        "stopped_improving": {"runs": len(converged), "of": len(runs_)},
         "verdicts": verdicts,
         "verdict_sentences": sentences,
         "seconds": elapsed,

@@ -45,6 +45,9 @@ def test_quick_demo_end_to_end(tmp_path):
         assert len(numbers["WN-POS"]) == 1 and set(numbers["probes"]) == {"WN-LEX", "WN-DEF", "WN-BSHIFT"}
         assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
         assert numbers["max_update"] == [6]
+        assert numbers["stopped_improving"][0] in (True, False)  # the quick runs validate twice (2 epochs)
+    runs = {"of": 3, "runs": sum(summary["methods"][m]["stopped_improving"][0] for m in ("std", "r3f", "r4f"))}
+    assert summary["stopped_improving"] == runs and summary["best_before_last_update"]["of"] == 3
     # the pretrained encoder, probed on every task; R3F's lambda chosen on dev from the quick grid
     assert {t: len(v) for t, v in summary["methods"]["none"]["probes"].items()} == dict.fromkeys(
         summary["majority_baselines"], 1
@@ -65,6 +68,14 @@ def test_quick_demo_end_to_end(tmp_path):
         "encoder/model.pt",
     ):
         assert os.path.getsize(tmp_path / "demo" / name) > 0, name
+
+
+def test_a_run_has_converged_when_its_last_validation_is_no_better_than_an_earlier_one():
+    curve = [[13, 80.0], [26, 85.0], [39, 84.7]]
+    assert demo.stopped_improving({"valid_curve": curve}) is True
+    assert demo.stopped_improving({"valid_curve": curve[:2] + [[39, 85.0]]}) is True  # a tie: fairseq's best is last
+    assert demo.stopped_improving({"valid_curve": curve[:2] + [[39, 85.3]]}) is False
+    assert demo.stopped_improving({"valid_curve": curve[:1]}) is None and demo.stopped_improving({}) is None
 
 
 def test_without_wordnet_the_demo_says_what_to_install_and_writes_nothing(tmp_path):
