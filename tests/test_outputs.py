@@ -154,6 +154,9 @@ import os, signal, subprocess, sys
 sys.path.insert(0, {repo!r})
 from rxf_repro import process
 process.exit_on_sigterm()
+# Ctrl-C as an interactive shell delivers it: a job started in the background by a non-interactive shell (`make
+# test &`) inherits SIGINT ignored, and an ignored signal cannot be tested
+signal.signal(signal.SIGINT, signal.default_int_handler)
 started = []
 real_popen, real_fork = subprocess.Popen, os.fork
 
