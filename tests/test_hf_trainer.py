@@ -1,0 +1,260 @@
+"""R3F and R4F for transformers' Trainer (``rxf.hf``): the noise reaches the model, eps 0 adds exactly 0, the term
+is the plugin's (parity with fairseq on the imported MiniLM), padding is masked, R4F's head stays 1-Lipschitz and
+reloads with the same outputs."""
+
+import json
+import os
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("transformers")
+
+from transformers import (  # noqa: E402
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForSequenceClassification,
+    TrainingArguments,
+)
+
+from rxf.hf import R3FTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
+from rxf.kl import symmetric_kl  # noqa: E402
+from rxf.noise import noised_token_embeddings  # noqa: E402
+from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
+
+NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+
+
+def tiny_bert(num_labels=2, **config):
+    torch.manual_seed(0)
+    settings = dict(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+        **NO_DROPOUT,
+    )
+    settings.update(config)
+    return BertForSequenceClassification(BertConfig(**settings))
+
+
+def batch(n=4, length=10, num_labels=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 100, (n, length), generator=g)
+    mask = torch.ones(n, length, dtype=torch.long)
+    mask[0, 7:] = 0  # one padded sentence
+    labels = torch.randint(0, num_labels, (n,), generator=g) if num_labels > 1 else torch.randn(n, generator=g)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def trainer(model, tmp_path, **options):
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        per_device_train_batch_size=4,
+        max_steps=6,
+        learning_rate=1e-2,
+        logging_steps=2,
+    )
+    return R3FTrainer(model=model, args=args, **options)
+
+
+def test_the_noise_reaches_the_model_once_and_eps_0_adds_exactly_0(tmp_path):
+    model = tiny_bert().train()
+    inputs = batch()
+    zero = trainer(model, tmp_path, eps=0.0)
+    stock = zero.__class__.__mro__[1].compute_loss(zero, model, dict(inputs))  # transformers' own Trainer
+    assert torch.equal(zero.compute_loss(model, dict(inputs)), stock)  # no dropout, no noise: KL exactly 0
+    noised = trainer(model, tmp_path, eps=1e-2)
+    _, record = noised.noised_outputs(model, {k: v for k, v in inputs.items() if k != "labels"})
+    assert record.applications == 1  # the word embeddings' output, once per pass
+    assert noised.compute_loss(model, dict(inputs)) > stock
+    assert noised._r3f_log["symm_kl"][-1] > 0
+
+
+def test_gradients_go_through_both_passes_unless_fast(tmp_path):
+    model = tiny_bert().train()
+    seen = []
+    handle = model.classifier.register_forward_hook(lambda m, a, out: seen.append(out))
+    for fast in (False, True):
+        seen.clear()
+        trainer(model, tmp_path, eps=1e-2, fast_r3f=fast).compute_loss(model, dict(batch())).backward()
+        assert len(seen) == 2 and (seen[1].grad_fn is None) == fast
+    handle.remove()
+
+
+def test_models_r3f_cannot_perturb_are_refused(tmp_path):
+    class NoEmbeddings(nn.Module):
+        config = BertConfig()
+
+        def get_input_embeddings(self):
+            return None
+
+    with pytest.raises(ValueError, match="NoEmbeddings has no input embeddings"):
+        input_embedding_and_scope(NoEmbeddings())
+    multi = tiny_bert(num_labels=3, problem_type="multi_label_classification").train()
+    inputs = dict(batch(), labels=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="multi_label_classification"):
+        trainer(multi, tmp_path).compute_loss(multi, inputs)
+    with pytest.raises(ValueError, match="r3f_lambda must be >= 0"):
+        trainer(tiny_bert(), tmp_path, r3f_lambda=float("nan"))
+
+
+def test_bf16_computes_the_term_in_fp32_and_reports_how_much_noise_survived(tmp_path):
+    model = tiny_bert().to(torch.bfloat16).train()
+    t = trainer(model, tmp_path, eps=1e-5)
+    clean = model(**{k: v for k, v in batch().items() if k != "labels"}).logits
+    noised, record = t.noised_outputs(model, {k: v for k, v in batch().items() if k != "labels"})
+    assert clean.dtype == torch.bfloat16 and symmetric_kl(clean, noised.logits).dtype == torch.float32
+    t.compute_loss(model, dict(batch()))
+    changed = t._r3f_log["noise_changed_pct"][0]
+    assert 0 <= changed < 50  # most of a 1e-5 noise rounds away in bf16 embeddings
+    assert record.changed is not None and record.elements == 4 * 10 * 32
+
+
+def test_regression_uses_the_squared_change(tmp_path):
+    model = tiny_bert(num_labels=1).train()
+    t = trainer(model, tmp_path, eps=1e-2)
+    t.compute_loss(model, dict(batch(num_labels=1)))
+    assert set(t._r3f_log) == {"noise_sq_err"} and t._r3f_log["noise_sq_err"][0] > 0
+
+
+def test_seq2seq_noise_stays_in_the_encoder_and_padding_is_masked(tmp_path):
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=60,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=32,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+    model = BartForConditionalGeneration(config).train()
+    embedding, scope = input_embedding_and_scope(model)
+    assert scope is model.get_encoder() and embedding.weight is model.get_input_embeddings().weight
+    ids = torch.randint(4, 60, (3, 8))
+    labels = torch.randint(4, 60, (3, 6))
+    labels[0, 4:] = -100  # padding of the targets
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    t = trainer(model, tmp_path, eps=1e-2)
+    torch.manual_seed(5)
+    t.compute_loss(model, dict(inputs))
+    with torch.no_grad():
+        clean = model(**inputs).logits
+        torch.manual_seed(5)
+        with noised_token_embeddings(embedding, scope, 1e-2, "uniform") as record:
+            noised = model(**inputs).logits
+    assert record.applications == 1  # the encoder's call; the decoder shares the matrix and stays clean
+    expected = symmetric_kl(clean, noised, labels.ne(-100)).item() / 3
+    assert t._r3f_log["symm_kl"][0] == pytest.approx(expected, rel=1e-4)
+    assert expected < symmetric_kl(clean, noised).item() / 3  # the masked positions would have added to it
+
+
+def test_r4f_keeps_every_head_matrix_1_lipschitz_and_reloads_with_the_same_outputs(tmp_path):
+    model = tiny_bert()
+    assert apply_r4f(model) == ["classifier", "bert.pooler.dense"]
+    data = [{k: v[i] for k, v in batch(n=8, seed=s).items()} for s in range(3) for i in range(8)]
+    t = trainer(model, tmp_path, eps=1e-2, train_dataset=data)
+    t.train()
+    assert any("symm_kl" in entry for entry in t.state.log_history)
+    for name in ("classifier", "bert.pooler.dense"):
+        (sigma,) = effective_spectral_norms(nn.Sequential(model.get_submodule(name))).values()
+        assert sigma <= 1 + 1e-3, name
+    model.save_pretrained(str(tmp_path / "saved"))
+    assert json.load(open(tmp_path / "saved" / "config.json"))["rxf_r4f_layers"] == ["classifier", "bert.pooler.dense"]
+    reloaded = load_r4f(BertForSequenceClassification, str(tmp_path / "saved")).eval()
+    inputs = {k: v for k, v in batch().items() if k != "labels"}
+    with torch.no_grad():
+        assert torch.equal(reloaded(**inputs).logits, model.eval()(**inputs).logits)
+    with pytest.raises(ValueError, match="not saved with R4F"):
+        tiny_bert().save_pretrained(str(tmp_path / "plain"))
+        load_r4f(BertForSequenceClassification, str(tmp_path / "plain"))
+
+
+def test_parity_with_the_fairseq_plugin_on_the_imported_minilm(minilm):
+    """The same MiniLM weights in fairseq (rxf-import-hf) and in transformers, the head copied across: the same
+    logits, and with dropout 0 the same mean R3F term over many noise draws (each framework draws its own)."""
+    from fairseq import checkpoint_utils
+    from transformers import AutoTokenizer
+
+    import rxf_fairseq  # noqa: F401
+    from rxf_fairseq.model_parts import find_encoder_token_embedding
+
+    source = json.load(open(minilm / "import.json"))["source"]
+    theirs = BertForSequenceClassification.from_pretrained(source, num_labels=3, **NO_DROPOUT).eval()
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(minilm / "model.pt")], arg_overrides={"data": str(minilm)}
+    )
+    ours = models[0].eval()
+    ours.register_classification_head("parity", num_classes=3)
+    head = ours.classification_heads["parity"]
+    with torch.no_grad():  # fairseq's head is BERT's pooler + classifier: dense, tanh, linear on the first token
+        head.dense.weight.copy_(theirs.bert.pooler.dense.weight)
+        head.dense.bias.copy_(theirs.bert.pooler.dense.bias)
+        head.out_proj.weight.copy_(theirs.classifier.weight)
+        head.out_proj.bias.copy_(theirs.classifier.bias)
+    sentences = ["Linear probes read what an encoder knows.", "It rained.", "A noun names a thing."]
+    tokenized = AutoTokenizer.from_pretrained(source)(sentences, padding=True, return_tensors="pt")
+    vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    index = {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3}
+    for i, line in enumerate((minilm / "dict.txt").read_text(encoding="utf-8").splitlines()):
+        index[line.rsplit(" ", 1)[0]] = 4 + i
+    tokens = torch.tensor([[index[vocab[i]] for i in row] for row in tokenized["input_ids"].tolist()])
+    tokens[~tokenized["attention_mask"].bool()] = 1
+
+    def fairseq_logits():
+        return ours(tokens, features_only=True, classification_head_name="parity")[0]
+
+    def hf_logits():
+        return theirs(**tokenized).logits
+
+    with torch.no_grad():
+        clean_ours, clean_theirs = fairseq_logits(), hf_logits()
+        assert (clean_ours - clean_theirs).abs().max() <= 1e-3
+        # each draw seeded alike for both: the same noise tensor (the embeddings have the same shape), so the
+        # comparison is of the term, not of two samples of it (one draw's term varies by ~60%)
+        eps, draws = 1e-2, 50
+        terms = {"fairseq": [], "transformers": []}
+        for draw in range(draws):
+            torch.manual_seed(draw)
+            with noised_token_embeddings(*find_encoder_token_embedding(ours), eps, "uniform"):
+                terms["fairseq"].append(symmetric_kl(clean_ours, fairseq_logits()).item())
+            torch.manual_seed(draw)
+            with noised_token_embeddings(*input_embedding_and_scope(theirs), eps, "uniform"):
+                terms["transformers"].append(symmetric_kl(clean_theirs, hf_logits()).item())
+    means = {k: sum(v) / draws for k, v in terms.items()}
+    ratios = torch.tensor(terms["transformers"]) / torch.tensor(terms["fairseq"])
+    print(
+        f"\nmean R3F term over {draws} draws at eps {eps}: {means}; per-draw ratio {ratios.min():.4f}-{ratios.max():.4f}"
+    )
+    assert means["fairseq"] > 0 and means["transformers"] == pytest.approx(means["fairseq"], rel=0.05)
+    assert (ratios - 1).abs().max() < 0.01  # draw by draw, too
+    assert os.path.basename(source)  # the source folder the import recorded
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    """README's transformers example, as written, with MODEL a tiny BERT saved here and a tiny dataset."""
+    import re
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    (code,) = re.findall(r"^```python\n(.*?)^```", readme, re.S | re.M)
+    tiny_bert().save_pretrained(str(tmp_path / "model"))
+    train = [{k: v[i] for k, v in batch(n=8).items()} for i in range(8)]
+    monkeypatch.chdir(tmp_path)
+    scope = {"MODEL": str(tmp_path / "model"), "train": train}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["model"].config.rxf_r4f_layers == ["classifier", "bert.pooler.dense"]
