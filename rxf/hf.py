@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from rxf.kl import squared_prediction_change, symmetric_kl
 from rxf.noise import check_noise_args, noised_token_embeddings
-from rxf.spectral_norm import SpectralNormLinear, spectrally_normalise_head
+from rxf.smart import unwrapped
+from rxf.spectral_norm import SpectralNormLinear, spectrally_normalised
 
 try:
     from transformers import Trainer
@@ -39,16 +40,10 @@ R4F_CONFIG_KEY = "rxf_r4f_layers"
 HEAD_NAMES = ("classifier", "classification_head")  # BERT/RoBERTa/XLM-R; BART
 
 
-def _unwrapped(model: nn.Module) -> nn.Module:
-    while hasattr(model, "module"):  # DistributedDataParallel and the like
-        model = model.module
-    return model
-
-
 def input_embedding_and_scope(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
     """The token-embedding layer R3F perturbs and the module inside whose forward its calls are perturbed: the
     encoder for an encoder-decoder model, the model itself otherwise. ValueError naming what is missing."""
-    bare = _unwrapped(model)
+    bare = unwrapped(model)
     get = getattr(bare, "get_input_embeddings", None)
     embedding = get() if callable(get) else None
     if not isinstance(embedding, nn.Module):
@@ -69,7 +64,7 @@ def input_embedding_and_scope(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
 
 
 def _is_regression(model: nn.Module, logits: Tensor) -> bool:
-    config = getattr(_unwrapped(model), "config", None)
+    config = getattr(unwrapped(model), "config", None)
     problem = getattr(config, "problem_type", None)
     if problem == "multi_label_classification":
         raise ValueError(
@@ -165,7 +160,7 @@ class R3FTrainer(Trainer):
 def head_linear_layers(model: nn.Module) -> List[str]:
     """The dotted names of the classification head's linear layers: the head's (``classifier`` or
     ``classification_head``) and, for BERT-like models, the pooler's, which feeds the classifier."""
-    bare = _unwrapped(model)
+    bare = unwrapped(model)
     names = []
     for head in HEAD_NAMES:
         module = getattr(bare, head, None)
@@ -187,7 +182,7 @@ def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[
     """Spectrally normalise every linear layer of the classification head (or the ``layers`` named), in place,
     sharing the parameters (an optimizer holding them keeps working); returns the names, also kept in
     ``model.config.rxf_r4f_layers`` for ``load_r4f``."""
-    bare = _unwrapped(model)
+    bare = unwrapped(model)
     names = list(layers) if layers is not None else head_linear_layers(bare)
     for name in names:
         parent_name, _, child = name.rpartition(".")
@@ -197,10 +192,7 @@ def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[
             continue
         if not isinstance(module, nn.Linear):
             raise ValueError(f"R4F: {name} is a {type(module).__name__}, not a linear layer")
-        wrapper = nn.Sequential()  # spectrally_normalise_head converts the linear layers of a container
-        wrapper.add_module("layer", module)
-        spectrally_normalise_head(wrapper)
-        setattr(parent, child, wrapper.layer)
+        setattr(parent, child, spectrally_normalised(module))
     if getattr(bare, "config", None) is not None:
         setattr(bare.config, R4F_CONFIG_KEY, names)
     return names
@@ -220,9 +212,7 @@ def load_r4f(model_class: Type, folder: str, **kwargs: Any) -> nn.Module:
     missing = sorted(expected - set(vectors))
     if missing:
         raise ValueError(f"{folder}: the saved weights lack R4F's power-iteration vectors {missing[:2]}")
-    model.load_state_dict(vectors, strict=False)
-    for name in layers:  # the vectors are the ones the model trained with: no re-warm
-        model.get_submodule(name)._warm = True
+    model.load_state_dict(vectors, strict=False)  # loaded vectors are used as they are (no re-warm)
     return model
 
 

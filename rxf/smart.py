@@ -107,7 +107,7 @@ class SmartAscent:
         return moved.to(delta.dtype)
 
 
-def _unwrapped(model: nn.Module) -> nn.Module:
+def unwrapped(model: nn.Module) -> nn.Module:
     """The module inside DDP-style wrappers (``.module``: torch's DistributedDataParallel and the proxies
     around it)."""
     while hasattr(model, "module"):
@@ -139,7 +139,7 @@ def adversarial_forward(
             delta = sample_embedding_noise(embeddings, ascent.sigma, "normal").requires_grad_()
         return embeddings + delta
 
-    bare = _unwrapped(model)
+    bare = unwrapped(model)
     for _ in range(ascent.steps):
         with torch.enable_grad(), perturbed_token_embeddings(embedding, scope, add_delta):
             output = run(bare)
@@ -182,6 +182,7 @@ class MomentumTeacher(nn.Module):
         self.total_updates = max(0, int(total_updates))
         self.copies = nn.ParameterDict()
         self.absorbed = nn.Parameter(torch.zeros((), dtype=torch.long), requires_grad=False)
+        self._matched = None  # the model the copies were last checked against (checked once per model)
 
     def beta_at(self, t: int) -> float:
         """beta for the t-th update absorbed after theta_0 (t >= 1)."""
@@ -191,9 +192,11 @@ class MomentumTeacher(nn.Module):
 
     @staticmethod
     def _parameters_of(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
-        return list(_unwrapped(model).named_parameters())
+        return list(unwrapped(model).named_parameters())
 
-    def _check_matches(self, params: List[Tuple[str, nn.Parameter]]) -> None:
+    def _check_matches(self, model: nn.Module, params: List[Tuple[str, nn.Parameter]]) -> None:
+        if self._matched is model:
+            return
         names = {_key(n) for n, _ in params}
         if set(self.copies.keys()) != names:
             missing, extra = sorted(names - set(self.copies.keys())), sorted(set(self.copies.keys()) - names)
@@ -207,6 +210,7 @@ class MomentumTeacher(nn.Module):
                     f"the SMART teacher's {name} has shape {tuple(self.copies[_key(name)].shape)}, "
                     f"the model's {tuple(p.shape)}"
                 )
+        object.__setattr__(self, "_matched", model)  # not as a submodule: the model is not the teacher's
 
     @torch.no_grad()
     def absorb(self, model: nn.Module) -> None:
@@ -215,8 +219,9 @@ class MomentumTeacher(nn.Module):
             for name, p in params:
                 self.copies[_key(name)] = nn.Parameter(p.detach().float().clone(), requires_grad=False)
             self.absorbed.fill_(1)
+            object.__setattr__(self, "_matched", unwrapped(model))
             return
-        self._check_matches(params)
+        self._check_matches(unwrapped(model), params)
         beta = self.beta_at(int(self.absorbed))
         for name, p in params:
             copy = self.copies[_key(name)]
@@ -227,7 +232,7 @@ class MomentumTeacher(nn.Module):
     def swapped_in(self, model: nn.Module) -> Iterator[None]:
         """The model's parameters hold theta~ (cast to their dtype) inside the block, their own values after."""
         params = self._parameters_of(model)
-        self._check_matches(params)
+        self._check_matches(unwrapped(model), params)
         saved: Dict[str, Tensor] = {}
         try:
             for name, p in params:
@@ -241,7 +246,7 @@ class MomentumTeacher(nn.Module):
 
     @torch.no_grad()
     def outputs(self, model: nn.Module, run: Callable[[nn.Module], Tensor]) -> Tensor:
-        bare = _unwrapped(model)
+        bare = unwrapped(model)
         was_training = bare.training
         bare.eval()
         try:
@@ -266,3 +271,4 @@ class MomentumTeacher(nn.Module):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+        self._matched = None  # new copies: check them against the next model seen

@@ -92,6 +92,11 @@ def _without_torch_spectral_norm(linear: nn.Linear) -> nn.Linear:
     return linear
 
 
+def spectrally_normalised(linear: nn.Linear) -> SpectralNormLinear:
+    """``linear`` as a ``SpectralNormLinear`` sharing its parameters (fairseq's torch spectral norm undone first)."""
+    return SpectralNormLinear.from_linear(_without_torch_spectral_norm(linear))
+
+
 def spectrally_normalise_head(head: nn.Module) -> List[str]:
     """Turn every ``nn.Linear`` of ``head`` into a ``SpectralNormLinear`` (in place; layers already
     converted are kept). Returns the names of all normalised layers; raises if there are none."""
@@ -100,7 +105,7 @@ def spectrally_normalise_head(head: nn.Module) -> List[str]:
         if isinstance(module, SpectralNormLinear):
             names.append(name)
         elif isinstance(module, nn.Linear):
-            _replace_child(head, name, SpectralNormLinear.from_linear(_without_torch_spectral_norm(module)))
+            _replace_child(head, name, spectrally_normalised(module))
             names.append(name)
     if not names:
         raise ValueError(f"{type(head).__name__} has no linear layer to spectrally normalise")

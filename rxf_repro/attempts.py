@@ -155,13 +155,13 @@ def _training_start(attempt: Attempt) -> Optional[float]:
     return began[0] if began else None
 
 
-def _training_time(attempt: Attempt) -> Optional[float]:
+def _training_time(attempt: Attempt, began: Optional[float]) -> Optional[float]:
     """fairseq's "done training in X seconds" (the training loop with its validations and saves); a killed
-    attempt counts from its first training step to its last time-stamped line. None if it never trained."""
+    attempt counts from its first training step (``began``, ``_training_start``) to its last time-stamped line.
+    None if it never trained."""
     done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
     if done:
         return done[-1]
-    began = _training_start(attempt)
     return max(0.0, attempt.last_elapsed() - began) if began is not None else None
 
 
@@ -178,13 +178,14 @@ def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
       training.
     """
     elapsed = best.record.get("_elapsed")
-    began = _training_start(attempts[best.attempt])
-    earlier = [_training_time(a) or 0.0 for a in attempts[: best.attempt]]
+    starts = [_training_start(a) for a in attempts]
+    train = [_training_time(a, s) for a, s in zip(attempts, starts)]
+    began = starts[best.attempt]
     to_best = None
     if elapsed is not None and began is not None:
-        to_best = round(sum(earlier) + max(0.0, elapsed - began), 2)
-    train = [s for s in (_training_time(a) for a in attempts) if s is not None]
-    starts = [s for s in (_training_start(a) for a in attempts) if s is not None]
+        to_best = round(sum(s or 0.0 for s in train[: best.attempt]) + max(0.0, elapsed - began), 2)
+    train = [s for s in train if s is not None]
+    starts = [s for s in starts if s is not None]
     return {
         "time_to_best_s": to_best,
         "startup_s": round(sum(starts), 2) if starts else None,
