@@ -1,5 +1,6 @@
-"""R3F and R4F for Hugging Face transformers' ``Trainer``, on the core the fairseq plugin uses (``rxf.noise``,
-``rxf.kl``, ``rxf.spectral_norm``). transformers is imported here only; nothing in the fairseq plugin imports this.
+"""R3F, R4F and SMART for Hugging Face transformers' ``Trainer``, on the core the fairseq plugin uses (``rxf.noise``,
+``rxf.kl``, ``rxf.spectral_norm``, ``rxf.smart``). transformers is imported here only; nothing in the fairseq plugin
+imports this.
 
 - ``R3FTrainer(model=..., args=..., r3f_lambda=1.0, eps=1e-5, noise_type="uniform", fast_r3f=False)``: a
   ``transformers.Trainer`` whose loss is the model's own (with ``Trainer``'s label smoothing when
@@ -16,9 +17,13 @@
   and pooler, RoBERTa's ``classifier.dense``/``out_proj``, BART's ``classification_head``), recorded in
   ``model.config.rxf_r4f_layers``; ``load_r4f(model_class, folder)`` reloads what ``save_pretrained`` wrote, the
   power-iteration vectors included, so the outputs are the same.
+- ``SMARTTrainer(model=..., args=..., smart_lambda=1.0, smart_mu=1.0, ...)``: SMART as published (the plugin's
+  ``sentence_prediction_smart``, its flags as keyword options): the adversarial term on the same embedding hook
+  (``rxf.smart.adversarial_forward``) and the proximal term against a momentum teacher saved with each checkpoint.
 """
 
 import json
+import logging
 import math
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
@@ -27,14 +32,16 @@ import torch
 from torch import Tensor, nn
 
 from rxf.kl import squared_prediction_change, symmetric_kl
-from rxf.noise import check_noise_args, noised_token_embeddings
-from rxf.smart import unwrapped
+from rxf.noise import NoiseRecord, check_noise_args, noised_token_embeddings
+from rxf.smart import MomentumTeacher, SmartAscent, adversarial_forward, unwrapped
 from rxf.spectral_norm import SpectralNormLinear, spectrally_normalised
 
 try:
     from transformers import Trainer
 except ImportError as error:  # pragma: no cover - the hf extra is not installed
     raise ImportError("rxf.hf needs transformers: pip install 'rxf-fairseq[hf]'") from error
+
+logger = logging.getLogger(__name__)
 
 R4F_CONFIG_KEY = "rxf_r4f_layers"
 HEAD_NAMES = ("classifier", "classification_head")  # BERT/RoBERTa/XLM-R; BART
@@ -84,25 +91,36 @@ def consistency_term(model: nn.Module, clean: Tensor, noised: Tensor, labels: Op
     return symmetric_kl(clean, noised), "symm_kl"
 
 
-class R3FTrainer(Trainer):
-    """``transformers.Trainer`` + lambda * R3F's consistency term (see the module docstring)."""
+def _check_weight(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value!r}")
+    return float(value)
 
-    def __init__(
-        self,
-        *args: Any,
-        r3f_lambda: float = 1.0,
-        eps: float = 1e-5,
-        noise_type: str = "uniform",
-        fast_r3f: bool = False,
-        **kwargs: Any,
-    ):
-        check_noise_args(eps, noise_type)
-        if not (isinstance(r3f_lambda, (int, float)) and math.isfinite(r3f_lambda) and r3f_lambda >= 0):
-            raise ValueError(f"r3f_lambda must be >= 0 and finite, got {r3f_lambda!r}")
+
+def _logits(outputs) -> Tensor:
+    return outputs["logits"] if isinstance(outputs, dict) else outputs[1]
+
+
+class ConsistencyTrainer(Trainer):
+    """``transformers.Trainer`` + weighted consistency terms of the model's logits (``terms``, which R3FTrainer and
+    SMARTTrainer define); each term is summed over sentences (and target positions) and divided by the sentences,
+    and logged per sentence, unweighted, as the mean since the last log."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.r3f_lambda, self.eps, self.noise_type, self.fast_r3f = float(r3f_lambda), eps, noise_type, fast_r3f
-        input_embedding_and_scope(self.model)  # refuse a model R3F cannot perturb, before training
-        self._r3f_log: Dict[str, List[float]] = {}
+        input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
+        self._terms_log: Dict[str, List[float]] = {}
+
+    def regularised(self) -> bool:
+        """Whether the terms are computed at all (a weight of 0 trains as transformers' own Trainer)."""
+        raise NotImplementedError
+
+    def terms(
+        self, model: nn.Module, inputs: Dict[str, Any], clean: Tensor, labels: Optional[Tensor]
+    ) -> List[Tuple[float, Tensor, str]]:
+        """(weight, term summed over the batch's sentences, log name) of each term; ``inputs`` without the labels
+        when ``Trainer`` smooths them (the model then computes no loss of its own)."""
+        raise NotImplementedError
 
     def _scale_for_accumulation(self, num_items_in_batch) -> float:
         """1 / the accumulation steps when ``Trainer`` takes the loss as already scaled for them (it then does not
@@ -115,6 +133,59 @@ class R3FTrainer(Trainer):
         steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
         return 1.0 / steps if scaled else 1.0
 
+    def note_noise(self, record: NoiseRecord) -> None:
+        """Log how much of the perturbation survived rounding (fp16/bf16 embeddings only)."""
+        if record.changed is not None and record.elements:
+            self._terms_log.setdefault("noise_changed_pct", []).append(100.0 * float(record.changed) / record.elements)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training or not self.regularised():
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        labels = inputs.get("labels")
+        # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
+        further_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
+        loss, outputs = super().compute_loss(
+            model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        clean = _logits(outputs)
+        sentences = clean.shape[0]
+        scale = self._scale_for_accumulation(num_items_in_batch) / sentences
+        for weight, term, key in self.terms(model, further_inputs, clean, labels):
+            loss = loss + weight * scale * term
+            self._terms_log.setdefault(key, []).append(float(term.detach()) / sentences)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Training logs get the mean of each term (per sentence, in nats, not weighted) since the last log."""
+        if "loss" in logs and self._terms_log:
+            for key, values in self._terms_log.items():
+                logs[key] = float(f"{sum(values) / len(values):.3g}")
+            self._terms_log = {}
+        super().log(logs, *args, **kwargs)
+
+
+class R3FTrainer(ConsistencyTrainer):
+    """``transformers.Trainer`` + lambda * R3F's consistency term (see the module docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        r3f_lambda: float = 1.0,
+        eps: float = 1e-5,
+        noise_type: str = "uniform",
+        fast_r3f: bool = False,
+        **kwargs: Any,
+    ):
+        check_noise_args(eps, noise_type)
+        self.r3f_lambda = _check_weight("r3f_lambda", r3f_lambda)
+        self.eps, self.noise_type, self.fast_r3f = eps, noise_type, bool(fast_r3f)
+        super().__init__(*args, **kwargs)
+
+    def regularised(self) -> bool:
+        return self.r3f_lambda > 0
+
     def noised_outputs(self, model: nn.Module, inputs: Dict[str, Any]):
         """The second forward pass, with R3F noise on the encoder's token embeddings (without gradient if fast)."""
         embedding, scope = input_embedding_and_scope(model)
@@ -123,35 +194,126 @@ class R3FTrainer(Trainer):
                 outputs = model(**inputs)
         return outputs, record
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not model.training or self.r3f_lambda == 0:
-            return super().compute_loss(
-                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-            )
-        labels = inputs.get("labels")
-        # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
-        noised_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
-        loss, outputs = super().compute_loss(
-            model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
-        )
-        clean = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
-        noised_out, record = self.noised_outputs(model, noised_inputs)
-        noised = noised_out["logits"] if isinstance(noised_out, dict) else noised_out[1]
-        term, key = consistency_term(model, clean, noised, labels)
-        sentences = clean.shape[0]
-        loss = loss + self.r3f_lambda * self._scale_for_accumulation(num_items_in_batch) * term / sentences
-        self._r3f_log.setdefault(key, []).append(float(term.detach()) / sentences)
-        if record.changed is not None and record.elements:
-            self._r3f_log.setdefault("noise_changed_pct", []).append(100.0 * float(record.changed) / record.elements)
-        return (loss, outputs) if return_outputs else loss
+    def terms(self, model, inputs, clean, labels):
+        noised_out, record = self.noised_outputs(model, inputs)
+        self.note_noise(record)
+        term, key = consistency_term(model, clean, _logits(noised_out), labels)
+        return [(self.r3f_lambda, term, key)]
 
-    def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
-        """Training logs get the mean R3F term (per sentence, in nats, not weighted by lambda) since the last log."""
-        if "loss" in logs and self._r3f_log:
-            for key, values in self._r3f_log.items():
-                logs[key] = float(f"{sum(values) / len(values):.3g}")
-            self._r3f_log = {}
-        super().log(logs, *args, **kwargs)
+
+SMART_TEACHER_FILE = "smart_teacher.pt"
+
+
+class SMARTTrainer(ConsistencyTrainer):
+    """``transformers.Trainer`` + SMART as published (``rxf.smart``, the plugin's ``sentence_prediction_smart``):
+    + smart_lambda * the consistency term against the worst point delta of an eps-ball around the encoder's token
+    embeddings (projected gradient ascent from delta_0 ~ N(0, smart_sigma^2)), + smart_mu * the consistency term
+    against a momentum teacher (the Bregman proximal point term, logged as ``smart_bregman``).
+
+    The options are the plugin's flags without their dashes, with SMART's published defaults. The teacher absorbs
+    the model once per optimizer update (at the update's first micro-batch; ``smart_total_updates`` defaults to the
+    Trainer's ``max_steps``) and is saved in every checkpoint folder as ``smart_teacher.pt`` beside the optimizer's
+    state, so ``train(resume_from_checkpoint=...)`` continues with it; a checkpoint without one (or a new run) starts
+    the teacher from the model at the first update."""
+
+    def __init__(
+        self,
+        *args: Any,
+        smart_lambda: float = 1.0,
+        smart_ascent: str = "smart",
+        smart_sigma: float = 1e-5,
+        smart_steps: int = 1,
+        smart_step_size: float = 1e-3,
+        smart_eps: float = 1e-5,
+        smart_norm: str = "inf",
+        smart_grad_eps: float = 1e-6,
+        smart_mu: float = 1.0,
+        smart_beta: float = 0.999,
+        smart_beta_start: float = 0.99,
+        smart_beta_warmup: float = 0.1,
+        smart_total_updates: Optional[int] = None,
+        **kwargs: Any,
+    ):
+        self.smart_lambda = _check_weight("smart_lambda", smart_lambda)
+        self.smart_mu = _check_weight("smart_mu", smart_mu)
+        for name, value in (
+            ("smart_sigma", smart_sigma),
+            ("smart_step_size", smart_step_size),
+            ("smart_eps", smart_eps),
+            ("smart_grad_eps", smart_grad_eps),
+        ):
+            _check_weight(name, value)
+        if not (isinstance(smart_steps, int) and smart_steps >= 0):
+            raise ValueError(f"smart_steps must be an integer >= 0, got {smart_steps!r}")
+        if smart_total_updates is not None and not (isinstance(smart_total_updates, int) and smart_total_updates > 0):
+            raise ValueError(f"smart_total_updates must be a positive integer or None, got {smart_total_updates!r}")
+        self.ascent = SmartAscent(
+            smart_sigma, smart_steps, smart_step_size, smart_norm, smart_eps, smart_grad_eps, smart_ascent
+        )
+        self.teacher = (
+            MomentumTeacher(smart_beta, smart_beta_start, smart_beta_warmup, smart_total_updates or 0)
+            if self.smart_mu > 0
+            else None
+        )
+        self._total_given = smart_total_updates is not None
+        self._absorbed_at: Optional[int] = None  # the global step whose update the teacher has absorbed
+        super().__init__(*args, **kwargs)
+
+    def regularised(self) -> bool:
+        return self.smart_lambda > 0 or self.teacher is not None
+
+    def terms(self, model, inputs, clean, labels):
+        embedding, scope = input_embedding_and_scope(model)
+
+        def run(net: nn.Module) -> Tensor:
+            return _logits(net(**inputs))
+
+        found: List[Tuple[float, Tensor, str]] = []
+        if self.smart_lambda > 0:
+            perturbed, record = adversarial_forward(
+                model,
+                run,
+                embedding,
+                scope,
+                lambda logits: consistency_term(model, clean.detach(), logits, labels)[0],
+                self.ascent,
+            )
+            self.note_noise(record)
+            term, key = consistency_term(model, clean, perturbed, labels)
+            found.append((self.smart_lambda, term, f"smart_{'symm_kl' if key == 'symm_kl' else 'sq_err'}"))
+        if self.teacher is not None:
+            self._absorb_once_per_update(model)
+            teacher_logits = self.teacher.outputs(model, run)
+            term, _ = consistency_term(model, teacher_logits.detach(), clean, labels)
+            found.append((self.smart_mu, term, "smart_bregman"))
+        return found
+
+    def _absorb_once_per_update(self, model: nn.Module) -> None:
+        step = self.state.global_step
+        if self._absorbed_at == step:
+            return
+        if not self._total_given and self.state.max_steps:
+            self.teacher.total_updates = int(self.state.max_steps)
+        self.teacher.absorb(model)
+        self._absorbed_at = step
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.teacher is not None and len(self.teacher.copies) and self.args.should_save:
+            torch.save(self.teacher.state_dict(), os.path.join(output_dir, SMART_TEACHER_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Optional[str]) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or self.teacher is None:
+            return
+        path = os.path.join(checkpoint, SMART_TEACHER_FILE)
+        if not os.path.isfile(path):
+            logger.warning(
+                "%s: no %s; the SMART teacher starts from the model at the first update", checkpoint, SMART_TEACHER_FILE
+            )
+            return
+        self.teacher.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.teacher.to(next(unwrapped(self.model).parameters()).device)
 
 
 # ------------------------------------------------------------------------------------------------ R4F

@@ -19,7 +19,7 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
-from rxf.hf import R3FTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
+from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
 from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
@@ -52,8 +52,8 @@ def batch(n=4, length=10, num_labels=2, seed=1):
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def trainer(model, tmp_path, **options):
-    args = TrainingArguments(
+def training_args(tmp_path, **overrides):
+    settings = dict(
         output_dir=str(tmp_path / "out"),
         report_to=[],
         use_cpu=True,
@@ -64,7 +64,12 @@ def trainer(model, tmp_path, **options):
         learning_rate=1e-2,
         logging_steps=2,
     )
-    return R3FTrainer(model=model, args=args, **options)
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+def trainer(model, tmp_path, **options):
+    return R3FTrainer(model=model, args=training_args(tmp_path), **options)
 
 
 def test_the_noise_reaches_the_model_once_and_eps_0_adds_exactly_0(tmp_path):
@@ -77,7 +82,7 @@ def test_the_noise_reaches_the_model_once_and_eps_0_adds_exactly_0(tmp_path):
     _, record = noised.noised_outputs(model, {k: v for k, v in inputs.items() if k != "labels"})
     assert record.applications == 1  # the word embeddings' output, once per pass
     assert noised.compute_loss(model, dict(inputs)) > stock
-    assert noised._r3f_log["symm_kl"][-1] > 0
+    assert noised._terms_log["symm_kl"][-1] > 0
 
 
 def test_gradients_go_through_both_passes_unless_fast(tmp_path):
@@ -115,7 +120,7 @@ def test_bf16_computes_the_term_in_fp32_and_reports_how_much_noise_survived(tmp_
     noised, record = t.noised_outputs(model, {k: v for k, v in batch().items() if k != "labels"})
     assert clean.dtype == torch.bfloat16 and symmetric_kl(clean, noised.logits).dtype == torch.float32
     t.compute_loss(model, dict(batch()))
-    changed = t._r3f_log["noise_changed_pct"][0]
+    changed = t._terms_log["noise_changed_pct"][0]
     assert 0 <= changed < 50  # most of a 1e-5 noise rounds away in bf16 embeddings
     assert record.changed is not None and record.elements == 4 * 10 * 32
 
@@ -124,7 +129,7 @@ def test_regression_uses_the_squared_change(tmp_path):
     model = tiny_bert(num_labels=1).train()
     t = trainer(model, tmp_path, eps=1e-2)
     t.compute_loss(model, dict(batch(num_labels=1)))
-    assert set(t._r3f_log) == {"noise_sq_err"} and t._r3f_log["noise_sq_err"][0] > 0
+    assert set(t._terms_log) == {"noise_sq_err"} and t._terms_log["noise_sq_err"][0] > 0
 
 
 def test_seq2seq_noise_stays_in_the_encoder_and_padding_is_masked(tmp_path):
@@ -160,7 +165,7 @@ def test_seq2seq_noise_stays_in_the_encoder_and_padding_is_masked(tmp_path):
             noised = model(**inputs).logits
     assert record.applications == 1  # the encoder's call; the decoder shares the matrix and stays clean
     expected = symmetric_kl(clean, noised, labels.ne(-100)).item() / 3
-    assert t._r3f_log["symm_kl"][0] == pytest.approx(expected, rel=1e-4)
+    assert t._terms_log["symm_kl"][0] == pytest.approx(expected, rel=1e-4)
     assert expected < symmetric_kl(clean, noised).item() / 3  # the masked positions would have added to it
 
 
@@ -258,3 +263,84 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     scope = {"MODEL": str(tmp_path / "model"), "train": train}
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["model"].config.rxf_r4f_layers == ["classifier", "bert.pooler.dense"]
+
+
+# ------------------------------------------------------------------------------------------------ SMART
+
+
+def smart_trainer(model, tmp_path, train_dataset=None, args=None, **options):
+    return SMARTTrainer(
+        model=model, args=training_args(tmp_path, **(args or {})), train_dataset=train_dataset, **options
+    )
+
+
+def examples(n_batches=3, n=8):
+    return [{k: v[i] for k, v in batch(n=n, seed=s).items()} for s in range(n_batches) for i in range(n)]
+
+
+def test_smart_without_ascent_or_teacher_is_r3f_with_normal_noise(tmp_path):
+    model = tiny_bert().train()
+    smart = smart_trainer(model, tmp_path, smart_steps=0, smart_mu=0.0, smart_sigma=1e-2)
+    r3f = trainer(model, tmp_path, eps=1e-2, noise_type="normal")
+    torch.manual_seed(3)
+    expected = r3f.compute_loss(model, dict(batch()))
+    torch.manual_seed(3)
+    assert torch.equal(smart.compute_loss(model, dict(batch())), expected)
+    assert smart._terms_log["smart_symm_kl"] == r3f._terms_log["symm_kl"]
+
+
+def test_smart_ascent_raises_the_term_above_its_starting_noise(tmp_path):
+    model = tiny_bert().train()
+    terms = {}
+    for steps in (0, 1):
+        t = smart_trainer(model, tmp_path, smart_steps=steps, smart_mu=0.0, smart_sigma=1e-3, smart_eps=1e-2)
+        torch.manual_seed(4)
+        t.compute_loss(model, dict(batch()))
+        terms[steps] = t._terms_log["smart_symm_kl"][0]
+    assert terms[1] > 2 * terms[0]  # the worst point of the 1e-2 ball, found from delta_0 of scale 1e-3
+
+
+def test_smart_teacher_absorbs_once_per_update_and_starts_at_theta_0(tmp_path):
+    model = tiny_bert()
+    t = smart_trainer(model, tmp_path, examples(), args=dict(gradient_accumulation_steps=2, logging_steps=1))
+    forwards = []
+    t.teacher.register_forward_pre_hook(lambda *a: forwards.append(1))  # never called as a module itself
+    t.train()
+    assert int(t.teacher.absorbed) == 6 and not forwards  # 6 updates of 2 micro-batches each
+    assert t.teacher.total_updates == 6  # from max_steps
+    bregman = [e["smart_bregman"] for e in t.state.log_history if "smart_bregman" in e]
+    assert bregman[0] == 0.0 and bregman[-1] > 0  # theta~ = theta_0 during the first update, then it lags behind
+    assert all(e["smart_symm_kl"] > 0 for e in t.state.log_history if "smart_symm_kl" in e)
+
+
+def test_smart_resumed_from_a_checkpoint_continues_exactly(tmp_path):
+    def run(out, resume=None, steps=4):
+        model = tiny_bert()
+        t = smart_trainer(
+            model,
+            tmp_path,
+            examples(n_batches=2),
+            args=dict(output_dir=str(out), max_steps=steps, save_strategy="steps", save_steps=2, seed=7),
+        )
+        t.train(resume_from_checkpoint=resume)
+        return model, t.teacher
+
+    whole, whole_teacher = run(tmp_path / "whole")
+    assert (tmp_path / "whole" / "checkpoint-2" / "smart_teacher.pt").is_file()
+    resumed, resumed_teacher = run(tmp_path / "resumed", resume=str(tmp_path / "whole" / "checkpoint-2"))
+    assert int(resumed_teacher.absorbed) == int(whole_teacher.absorbed) == 4
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    for name, copy in whole_teacher.copies.items():
+        assert torch.allclose(copy, resumed_teacher.copies[name], atol=1e-6), name
+
+
+def test_smart_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="smart_lambda must be >= 0"):
+        smart_trainer(tiny_bert(), tmp_path, smart_lambda=float("nan"))
+    with pytest.raises(ValueError, match="l1 is mt-dnn's only"):
+        smart_trainer(tiny_bert(), tmp_path, smart_norm="l1")
+    with pytest.raises(ValueError, match="momentum beta must be in"):
+        smart_trainer(tiny_bert(), tmp_path, smart_beta=1.0)
+    with pytest.raises(ValueError, match="smart_steps must be an integer"):
+        smart_trainer(tiny_bert(), tmp_path, smart_steps=1.5)
