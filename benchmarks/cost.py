@@ -225,6 +225,27 @@ def pool(runs: List[Dict]) -> Dict:
     }
 
 
+def run_in_rounds(script: str, argv: List[str], methods: List[str], rounds: int) -> List[Dict]:
+    """Each method measured by ``script --child METHOD`` in its own process (its last line ``RESULT {json}``),
+    ``rounds`` times in rotating order, and pooled per method."""
+    runs: Dict[str, List[Dict]] = {m: [] for m in methods}
+    for round_ in range(rounds):
+        order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]
+        for i, method in enumerate(order, 1):
+            print(f"[round {round_ + 1}/{rounds}, {i}/{len(order)}] {method} ...", file=sys.stderr, flush=True)
+            proc = subprocess.run(
+                [sys.executable, os.path.abspath(script), *argv, "--child", method],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+            if proc.returncode != 0 or not lines:
+                raise SystemExit(f"benchmark of {method} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+            runs[method].append(json.loads(lines[-1][len("RESULT ") :]))
+    return [pool(runs[m]) for m in methods]
+
+
 def table(results: List[Dict], args) -> str:
     base = next(r for r in results if r["method"] == "standard")
     memory = "peak GPU memory (MB)" if args.device == "cuda" else "peak RSS growth in training (MB)"
@@ -300,22 +321,7 @@ def main(argv=None) -> None:
         return
 
     own = list(argv if argv is not None else sys.argv[1:])
-    runs: Dict[str, List[Dict]] = {m: [] for m in methods}
-    for round_ in range(args.rounds):
-        order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]
-        for i, method in enumerate(order, 1):
-            print(f"[round {round_ + 1}/{args.rounds}, {i}/{len(order)}] {method} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), *own, "--child", method],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if proc.returncode != 0 or not lines:
-                raise SystemExit(f"benchmark of {method} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
-            runs[method].append(json.loads(lines[-1][len("RESULT ") :]))
-    results = [pool(runs[m]) for m in methods]
+    results = run_in_rounds(__file__, own, methods, args.rounds)
     report = table(results, args)
     import torch
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, benchmark_module
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -209,3 +209,65 @@ def test_cost_benchmark_times_an_imported_checkpoint(minilm, tmp_path):
     written = json.load(open(out))
     assert written["config"]["restore"] == str(minilm / "model.pt")
     assert {r["method"]: r["forwards_per_update"] for r in written["results"]} == {"standard": 1, "r3f": 2}
+
+
+def tiny_hf_model(folder):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    BertForSequenceClassification(config).save_pretrained(str(folder))
+    return str(folder)
+
+
+def test_trainer_cost_benchmark_counts_passes_per_method(tmp_path):
+    """benchmarks/cost_hf.py's measurement of every method in this process (a tiny BERT, 2 timed updates each);
+    its driver end to end on two methods."""
+    pytest.importorskip("transformers")
+    import argparse
+
+    cost_hf = benchmark_module("cost_hf")
+    model = tiny_hf_model(tmp_path / "bert")
+    argv = ["--model", model, "--seq-len", "8", "--batch", "4", "--warmup", "1", "--steps", "2", "--threads", "1"]
+    args = argparse.Namespace(
+        model=model, seq_len=8, batch=4, warmup=1, steps=2, device="cpu", fp16=False, bf16=False, threads=1
+    )
+    passes = {}
+    for method in cost_hf.METHODS:
+        args.scratch = str(tmp_path / "scratch")
+        result = cost_hf.measure(args, method)
+        assert len(result["seconds"]) == 2 and all(t > 0 for t in result["seconds"])
+        passes[method] = (result["forwards_per_update"], result["backwards_per_update"])
+    assert passes == {
+        "standard": (1, 1),
+        "r3f": (2, 1),
+        "fast_r3f": (2, 1),
+        "r4f": (2, 1),
+        "smart": (4, 2),  # clean, ascent, adversarial and the teacher's forward; the ascent's grad and the backward
+        "smart_mu0": (3, 2),
+        "snippet_r3f": (2, 1),
+    }
+    import torch
+
+    assert torch.autograd.backward.__name__ == "backward"  # the counters are gone again
+    out = tmp_path / "cost_hf.json"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "cost_hf.py"), *argv, "--methods", "standard,r3f"]
+        + ["--rounds", "1", "--json", str(out)],
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    written = json.load(open(out))
+    assert written["commit"] and written["command"][1] == "benchmarks/cost_hf.py"
+    assert [r["method"] for r in written["results"]] == ["standard", "r3f"]
+    assert "| r3f |" in proc.stdout and "| vs the snippet |" in proc.stdout
