@@ -1,7 +1,7 @@
 """Every command in README.md and docs/*.md runs, so a documented command that breaks fails ``make test``.
 
 A fenced ``bash`` block is run as a bash script (``set -euo pipefail``) in a workspace that has what the docs name:
-the repository's folders (``rxf_fairseq``, ``configs``, ``run_scripts``, ``preprocess``, ``benchmarks``), raw data in
+the repository's folders (``rxf_fairseq``, ``configs``, ``run_scripts``, ``preprocess``, ``benchmarks``, ``examples``), raw data in
 the official layouts (``glue_data``, ``XNLI-1.0``, ``cnn_dm``, ``gigaword``, ``reddit_tifu``), the binaries
 ``preprocess/`` makes from it, tiny stand-ins for ``roberta.large``, ``bart.large`` and ``xlmr.large``, the real
 all-MiniLM-L6-v2 imported into ``minilm``, run records under ``runs/``, and fairseq's tools at tiny size in front of PATH (``tests/doc_tools.py``). Each document runs in a
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make tes
 
 DOCS = ["README.md"] + sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md")))
 TOOLS = ("fairseq-train", "fairseq-hydra-train", "fairseq-generate", "fairseq-validate")
-LINKED = ("rxf_fairseq", "configs", "run_scripts", "preprocess", "benchmarks")
+LINKED = ("rxf_fairseq", "configs", "run_scripts", "preprocess", "benchmarks", "examples")
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(run|help|skip)\b(.*?)-->", re.S)
 
 
