@@ -158,10 +158,19 @@ class ConsistencyTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
-        """Training logs get the mean of each term (per sentence, in nats, not weighted) since the last log."""
+        """Training logs get the mean of each term (per sentence, in nats, not weighted) since the last log, over
+        every process's micro-batches (``Trainer`` logs on every process, so the sum is reduced as its loss is)."""
         if "loss" in logs and self._terms_log:
-            for key, values in self._terms_log.items():
-                logs[key] = float(f"{sum(values) / len(values):.3g}")
+            keys = sorted(self._terms_log)
+            totals = torch.tensor(
+                [[sum(self._terms_log[k]), len(self._terms_log[k])] for k in keys],
+                dtype=torch.float64,
+                device=self.args.device,
+            )
+            if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(totals)
+            for key, (total, count) in zip(keys, totals.tolist()):
+                logs[key] = float(f"{total / count:.3g}")
             self._terms_log = {}
         super().log(logs, *args, **kwargs)
 

@@ -1,0 +1,62 @@
+"""One process of tests/test_hf_trainer.py's two-process run (``torchrun --nproc_per_node 2``): a tiny BERT trained
+3 updates by R3FTrainer or SMARTTrainer under transformers' DDP (gloo, CPU); writes its model (and teacher) and its
+last training log to OUT/rankN.pt."""
+
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from transformers import BertConfig, BertForSequenceClassification, TrainingArguments  # noqa: E402
+
+from rxf.hf import R3FTrainer, SMARTTrainer  # noqa: E402
+
+
+def main(method: str, out: str) -> None:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    model = BertForSequenceClassification(config)  # with dropout: the ranks draw their own
+    g = torch.Generator().manual_seed(1)
+    data = [
+        {
+            "input_ids": torch.randint(5, 100, (10,), generator=g),
+            "attention_mask": torch.ones(10, dtype=torch.long),
+            "labels": torch.randint(0, 2, (), generator=g),
+        }
+        for _ in range(32)
+    ]
+    args = TrainingArguments(
+        output_dir=out,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=1e-2,
+        logging_steps=1,
+        ddp_backend="gloo",
+    )
+    trainer = (SMARTTrainer if method == "smart" else R3FTrainer)(model=model, args=args, train_dataset=data)
+    trainer.train()
+    state = dict(model.state_dict())
+    if trainer.__class__ is SMARTTrainer:
+        state.update({"teacher." + k: v for k, v in trainer.teacher.copies.items()})
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    torch.save(
+        {"state": state, "logs": logs, "world": args.world_size}, os.path.join(out, f"rank{args.process_index}.pt")
+    )
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
