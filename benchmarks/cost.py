@@ -31,6 +31,8 @@ METHODS = {
     "r3f": ("sentence_prediction", ["--criterion", "sentence_prediction_r3f"]),
     "r4f": ("sentence_prediction_r4f", ["--criterion", "sentence_prediction_r3f"]),
     "fast_r3f": ("sentence_prediction", ["--criterion", "sentence_prediction_r3f", "--fast-r3f"]),
+    # R3F's two passes as one forward of the batch concatenated with itself (--r3f-one-forward)
+    "r3f_one_forward": ("sentence_prediction", ["--criterion", "sentence_prediction_r3f", "--r3f-one-forward"]),
     # SMART as published (ascent projected onto the eps-ball + the proximal term against its momentum teacher),
     # with S = 1 or 2 ascent steps, and without the proximal term (--smart-mu 0: the ascent alone)
     "smart_s1": ("sentence_prediction", ["--criterion", "sentence_prediction_smart", "--smart-steps", "1"]),
@@ -50,6 +52,7 @@ PAPER_TABLE_1 = {
     "r3f": "2/1",
     "r4f": "2/1",
     "fast_r3f": "2/1",
+    "r3f_one_forward": "2/1",
     "smart_s1": "2/2",
     "smart_s2": "3/3",
     "smart_s1_mu0": "2/2",

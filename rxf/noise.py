@@ -12,7 +12,7 @@ them in fairseq's models (``rxf_fairseq/model_parts.py``).
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -66,12 +66,16 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 @contextlib.contextmanager
 def perturbed_token_embeddings(
-    embedding: nn.Module, scope: nn.Module, perturb: Callable[[Tensor], Tensor]
+    embedding: nn.Module,
+    scope: nn.Module,
+    perturb: Callable[[Tensor], Tensor],
+    rows: Optional[Callable[[], slice]] = None,
 ) -> Iterator[NoiseRecord]:
     """Within the block, every call of ``embedding`` made inside a forward pass of ``scope`` returns
     ``perturb(embeddings)``; gradients flow through it as through the clean output. ``scope`` is the
     module whose forward calls ``embedding`` (the encoder): when a decoder shares the embedding matrix,
-    its calls stay clean. On exit, raises if the perturbation never reached the model.
+    its calls stay clean. ``rows()``, if given, names the rows of the batch (first dimension) that are
+    perturbed; the others pass unchanged. On exit, raises if the perturbation never reached the model.
     """
     record = NoiseRecord()
     inside_scope = [False]
@@ -85,12 +89,19 @@ def perturbed_token_embeddings(
     def apply(module, args, output):
         if not inside_scope[0]:
             return None
-        perturbed = perturb(output)
+        chosen = rows() if rows is not None else slice(None)
+        original = output[chosen]
+        changed_part = perturb(original)
+        if rows is None:
+            perturbed = changed_part
+        else:
+            before, after = output[: chosen.start], output[chosen.stop :]
+            perturbed = torch.cat([before, changed_part, after], dim=0)
         record.applications += 1
         if output.dtype in LOW_PRECISION:
-            changed = (perturbed != output).sum()
+            changed = (changed_part != original).sum()
             record.changed = changed if record.changed is None else record.changed + changed
-            record.elements += output.numel()
+            record.elements += original.numel()
         return perturbed
 
     handles = [
@@ -115,3 +126,67 @@ def noised_token_embeddings(embedding: nn.Module, scope: nn.Module, eps: float, 
     return perturbed_token_embeddings(
         embedding, scope, lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
     )
+
+
+@dataclass
+class BothPasses:
+    """What ``both_passes_in_one_forward`` saw: the clean and the noised copy's first output (logits), and the
+    noise record of the noised copy."""
+
+    clean: Optional[Tensor] = None
+    noised: Optional[Tensor] = None
+    record: Optional[NoiseRecord] = None
+
+
+@contextlib.contextmanager
+def both_passes_in_one_forward(
+    model: nn.Module, embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str
+) -> Iterator[BothPasses]:
+    """R3F's clean and noised passes as one forward of the batch concatenated with itself. Within the block, the
+    one call of ``model`` runs on its tensor arguments repeated twice along the batch dimension (every argument
+    whose first dimension is the first one's), with fresh R3F noise added to the second copy's token embeddings
+    only (``embedding`` called inside ``scope``, as ``noised_token_embeddings``); it returns the first copy's part
+    of its first output to its caller (the rest of its output unchanged), so the caller's loss is that of the
+    clean pass, and ``BothPasses`` holds both copies' first outputs. The objective is the two-pass form's: the
+    copies share nothing but the weights (dropout draws independent masks for every row, as it does in two
+    passes). A second call of ``model`` inside the block is an error."""
+    both = BothPasses()
+    batch: List[int] = []
+
+    def before(module, args, kwargs):
+        if batch:
+            raise RuntimeError("both_passes_in_one_forward: the model was called more than once inside the block")
+        first = next((v for v in list(args) + list(kwargs.values()) if torch.is_tensor(v) and v.dim()), None)
+        if first is None:
+            raise ValueError("both_passes_in_one_forward: the model was called without a batched tensor argument")
+        size = first.shape[0]
+        batch.append(size)
+
+        def twice(value):
+            batched = torch.is_tensor(value) and value.dim() and value.shape[0] == size
+            return torch.cat([value, value], dim=0) if batched else value
+
+        return tuple(twice(a) for a in args), {k: twice(v) for k, v in kwargs.items()}
+
+    def after(module, args, kwargs, output):
+        first = output[0] if isinstance(output, (tuple, list)) else output
+        size = batch[0]
+        both.clean, both.noised = first[:size], first[size:]
+        if isinstance(output, (tuple, list)):
+            return type(output)([both.clean, *output[1:]])
+        return both.clean
+
+    def noise(embeddings: Tensor) -> Tensor:
+        return embeddings + sample_embedding_noise(embeddings, eps, noise_type)
+
+    handles = [
+        model.register_forward_pre_hook(before, with_kwargs=True),
+        model.register_forward_hook(after, with_kwargs=True),
+    ]
+    try:
+        with perturbed_token_embeddings(embedding, scope, noise, rows=lambda: slice(batch[0], 2 * batch[0])) as rec:
+            yield both
+    finally:
+        for handle in handles:
+            handle.remove()
+    both.record = rec

@@ -62,6 +62,7 @@ def test_cost_benchmark_counts_passes_per_method(tmp_path):
         "r3f": (2, 1),
         "r4f": (2, 1),
         "fast_r3f": (2, 1),
+        "r3f_one_forward": (1, 1),  # one forward of the doubled batch
         "smart_s1": (4, 2),  # clean, ascent, adversarial and the teacher's forward
         "smart_s2": (5, 3),
         "smart_s1_mu0": (3, 2),

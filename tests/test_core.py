@@ -566,3 +566,31 @@ def test_the_cached_linear_probe_is_logistic_regression_read_on_raw_features():
     assert [value for value, _ in scores] == [1e-4, 1e-3, 1e-2, 1e-1] and l2 in (1e-4, 1e-3, 1e-2, 1e-1)
     noise = torch.randn(600, 8, generator=g)
     assert accuracy(fit_linear_probe(noise[:400], labels[:400], 3, 1e-2), noise[400:], labels[400:]) < 45
+
+
+def test_both_passes_in_one_forward_noises_only_the_second_copy_and_counts_its_entries():
+    from rxf.noise import both_passes_in_one_forward
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(20, 8).to(torch.bfloat16)
+            self.out = nn.Linear(8, 3).to(torch.bfloat16)
+
+        def forward(self, tokens, lengths, flag=True):
+            return self.out(self.embed(tokens).mean(1)), {"lengths": lengths}
+
+    torch.manual_seed(0)
+    model, tokens = Tiny(), torch.randint(0, 20, (4, 5))
+    clean, extra = model(tokens, torch.full((4,), 5))
+    with both_passes_in_one_forward(model, model.embed, model, 0.5, "uniform") as both:
+        returned, returned_extra = model(tokens, torch.full((4,), 5), flag=False)
+    assert torch.equal(returned, clean) and torch.equal(both.clean, clean)  # the caller sees the clean copy
+    assert returned_extra["lengths"].shape == (8,)  # every batched argument doubled
+    assert both.noised.shape == clean.shape and not torch.equal(both.noised, clean)
+    assert both.record.applications == 1 and both.record.elements == 4 * 5 * 8  # the noised copy's entries only
+    assert 0 < int(both.record.changed) <= both.record.elements
+    with pytest.raises(RuntimeError, match="called more than once"):
+        with both_passes_in_one_forward(model, model.embed, model, 0.5, "uniform"):
+            model(tokens, torch.full((4,), 5))
+            model(tokens, torch.full((4,), 5))

@@ -151,3 +151,60 @@ def test_fp16_audit_counts_the_noise_that_rounds_away(scale):
     with noised_token_embeddings(model.encoder.embed_tokens, model.encoder, 1e-5, "uniform") as record:
         model.encoder(tokens)
     assert record.changed is None  # not audited (nor paid for) in fp32
+
+
+# ------------------------------------------------------------------ both passes in one forward (--r3f-one-forward)
+
+
+def all_grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def loss_and_grads(model, criterion, sample, seed=0):
+    model.zero_grad()
+    torch.manual_seed(seed)  # the same noise for both forms: with dropout 0 nothing else draws from the generator
+    with capture_model_outputs(model) as outputs:
+        loss, _, log = criterion(model, sample)
+    loss.backward()
+    return loss, log, all_grads(model), outputs
+
+
+def assert_same_step(two, one):
+    (loss2, log2, grads2, _), (loss1, log1, grads1, outputs1) = two, one
+    assert len(outputs1) == 1 and len(two[3]) == 2  # one forward of the doubled batch, against two
+    assert loss1.item() == pytest.approx(loss2.item(), rel=1e-5)
+    assert log1["symm_kl"].item() == pytest.approx(log2["symm_kl"].item(), rel=1e-4) and log2["symm_kl"] > 0
+    assert grads1.keys() == grads2.keys()
+    for name in grads2:
+        torch.testing.assert_close(grads1[name], grads2[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_one_forward_gives_the_two_pass_loss_and_gradients_for_classification(toy_data):
+    model, two_pass, sample = roberta(toy_data, *NO_DROPOUT, "--eps", "0.05")
+    _, one_forward, _ = roberta(toy_data, *NO_DROPOUT, "--eps", "0.05", "--r3f-one-forward")
+    assert_same_step(loss_and_grads(model, two_pass, sample), loss_and_grads(model, one_forward, sample))
+    model.eval()  # evaluation: one pass of the batch as it is, no term
+    with capture_model_outputs(model) as outputs:
+        one_forward(model, sample)
+    assert outputs[0][0].shape[0] == sample["nsentences"]
+
+
+def test_one_forward_gives_the_two_pass_loss_and_gradients_for_seq2seq_with_padding(toy_data):
+    from tests.test_criterions import bart, batch_of
+
+    task, model, two_pass = bart(toy_data, *NO_DROPOUT, "--eps", "0.05")
+    _, _, one_forward = bart(toy_data, *NO_DROPOUT, "--eps", "0.05", "--r3f-one-forward")
+    model.train()
+    sample = batch_of(task, same_lengths=False)
+    assert sample["target"].eq(task.target_dictionary.pad()).any()  # padded targets, masked in the term
+    assert_same_step(loss_and_grads(model, two_pass, sample), loss_and_grads(model, one_forward, sample))
+
+
+def test_one_forward_with_dropout_runs_one_doubled_pass_and_refuses_fast_r3f(toy_data):
+    model, criterion, sample = roberta(toy_data, "--eps", "0.05", "--r3f-one-forward")
+    loss, log, grads, outputs = loss_and_grads(model, criterion, sample)
+    assert len(outputs) == 1 and log["symm_kl"] > 0 and torch.isfinite(loss)
+    from rxf_fairseq.errors import OptionError
+
+    with pytest.raises(OptionError, match="--r3f-one-forward .* --fast-r3f"):
+        roberta(toy_data, "--r3f-one-forward", "--fast-r3f")

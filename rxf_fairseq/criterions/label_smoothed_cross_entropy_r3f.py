@@ -57,7 +57,7 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(ConsistencyCriterion, LabelSmooth
     @classmethod
     def check_options(cls, cfg: RXFLabelSmoothedCrossEntropyR3FConfig) -> None:
         """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+        check_r3f_args(cfg)
 
     def check_model(self, model) -> None:
         require_encoder_embedding(model, self.criterion_name)

@@ -19,7 +19,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
 from rxf.capture import captured_outputs, single_output
-from rxf.noise import NOISE_TYPES, NoiseRecord, check_noise_args, noised_token_embeddings
+from rxf.noise import NOISE_TYPES, NoiseRecord, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
 from rxf_fairseq.errors import OptionError
 from rxf_fairseq.model_parts import find_encoder_token_embedding
 
@@ -57,6 +57,14 @@ class R3FConfig(FairseqDataclass):
             "(the clean prediction is pulled towards the noised one), not the paper's objective"
         },
     )
+    r3f_one_forward: bool = field(
+        default=False,
+        metadata={
+            "help": "run the clean and the noised pass as one forward of the batch concatenated with itself (the "
+            "noise on the second copy only; the same objective, dropout masks independent as in two passes): "
+            "fewer, larger kernels; see docs/cost.md for when it is faster"
+        },
+    )
 
 
 def check_nonnegative_finite(flag: str, value: float, hint: str = "") -> None:
@@ -65,13 +73,18 @@ def check_nonnegative_finite(flag: str, value: float, hint: str = "") -> None:
         raise OptionError(f"{flag} must be >= 0 and finite, got {value!r}{'; ' + hint if hint else ''}")
 
 
-def check_r3f_args(eps: float, r3f_lambda: float, noise_type: str) -> None:
-    """Start-up validation, naming the flag at fault."""
+def check_r3f_args(cfg: R3FConfig) -> None:
+    """Start-up validation of the R3F options, naming the flag at fault."""
     try:
-        check_noise_args(eps, noise_type)
+        check_noise_args(cfg.eps, str(cfg.noise_type))
     except ValueError as error:
         raise OptionError(str(error)) from None
-    check_nonnegative_finite("--r3f-lambda", r3f_lambda, "0 = standard fine-tuning, the paper searches 0.001-5")
+    check_nonnegative_finite("--r3f-lambda", cfg.r3f_lambda, "0 = standard fine-tuning, the paper searches 0.001-5")
+    if cfg.fast_r3f and cfg.r3f_one_forward:
+        raise OptionError(
+            "--r3f-one-forward runs the noised copy in the clean pass's graph, with gradient; --fast-r3f runs it "
+            "without: choose one"
+        )
 
 
 def format_grids(grids: Mapping[str, Tuple[str, Sequence[float]]]) -> str:
@@ -103,12 +116,13 @@ def set_r3f_options(
 ) -> None:
     """Validate the R3F options and keep them on the criterion (``noise_eps``, not ``eps``: fairseq's
     label-smoothed cross entropy already uses that name for the smoothing)."""
-    check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+    check_r3f_args(cfg)
     warn_if_lambda_off_grid(criterion.criterion_name, cfg.r3f_lambda, default_lambda, paper_grids)
     criterion.noise_eps = cfg.eps
     criterion.consistency_weight = cfg.r3f_lambda
     criterion.noise_type = str(cfg.noise_type)
     criterion.fast_r3f = cfg.fast_r3f
+    criterion.one_forward = cfg.r3f_one_forward
 
 
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
@@ -211,6 +225,19 @@ class ConsistencyCriterion:
         if self.consistency_weight == 0 and not self.further_terms_due():  # standard fine-tuning: one pass
             loss, sample_size, logging_output = stock(model, sample, reduce)
             return loss, sample_size, log_task_loss(logging_output)
+        if getattr(self, "one_forward", False) and model.training and not self.further_terms_due():
+            with both_passes_in_one_forward(
+                model, *find_encoder_token_embedding(model), self.noise_eps, self.noise_type
+            ) as both:
+                loss, sample_size, logging_output = stock(model, sample, reduce)
+            log_task_loss(logging_output)
+            log_noise_audit(logging_output, both.record)
+            term, key = self.consistency_term(model, sample, sample_size, both.clean, both.noised)
+            return (
+                add_consistency_term(loss, logging_output, self.consistency_weight, term, key),
+                sample_size,
+                logging_output,
+            )
         loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
         log_task_loss(logging_output)
         if clean is None:

@@ -44,7 +44,7 @@ class RXFSentencePredictionR3FCriterion(RXFSentencePredictionConsistency):
     @classmethod
     def check_options(cls, cfg: RXFSentencePredictionR3FConfig) -> None:
         """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        check_r3f_args(cfg.eps, cfg.r3f_lambda, cfg.noise_type)
+        check_r3f_args(cfg)
 
     def perturbed_logits(self, model, sample, clean_logits):
         return noised_forward(model, lambda: self.logits(model, sample), self.noise_eps, self.noise_type, self.fast_r3f)
