@@ -182,6 +182,7 @@ class MomentumTeacher(nn.Module):
         self.total_updates = max(0, int(total_updates))
         self.copies = nn.ParameterDict()
         self.absorbed = nn.Parameter(torch.zeros((), dtype=torch.long), requires_grad=False)
+        self._count = 0  # ``absorbed`` on the host: reading the tensor every update would synchronise with a GPU
         self._matched = None  # the model the copies were last checked against (checked once per model)
 
     def beta_at(self, t: int) -> float:
@@ -215,18 +216,20 @@ class MomentumTeacher(nn.Module):
     @torch.no_grad()
     def absorb(self, model: nn.Module) -> None:
         params = self._parameters_of(model)
-        if int(self.absorbed) == 0 and not len(self.copies):
+        if self._count == 0 and not len(self.copies):
             for name, p in params:
                 self.copies[_key(name)] = nn.Parameter(p.detach().float().clone(), requires_grad=False)
             self.absorbed.fill_(1)
+            self._count = 1
             object.__setattr__(self, "_matched", unwrapped(model))
             return
         self._check_matches(unwrapped(model), params)
-        beta = self.beta_at(int(self.absorbed))
+        beta = self.beta_at(self._count)
         for name, p in params:
             copy = self.copies[_key(name)]
             copy.mul_(beta).add_(p.detach().float(), alpha=1.0 - beta)
         self.absorbed.add_(1)
+        self._count += 1
 
     @contextmanager
     def swapped_in(self, model: nn.Module) -> Iterator[None]:
@@ -272,3 +275,4 @@ class MomentumTeacher(nn.Module):
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         self._matched = None  # new copies: check them against the next model seen
+        self._count = int(self.absorbed)  # one read, at loading
