@@ -272,3 +272,49 @@ def test_trainer_cost_benchmark_counts_passes_per_method(tmp_path):
     assert written["commit"] and written["command"][1] == "benchmarks/cost_hf.py"
     assert [r["method"] for r in written["results"]] == ["standard", "r3f"]
     assert "| r3f |" in proc.stdout and "| vs the snippet |" in proc.stdout
+
+
+def test_gpu_check_runs_on_the_cpu_in_its_tiny_configuration(tmp_path):
+    """benchmarks/gpu_check.sh --device cpu --tiny, as make test runs it: every check passes, every record is there."""
+    out = tmp_path / "check"
+    proc = subprocess.run(
+        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh"), "--device", "cpu", "--tiny", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "set-up: fairseq" in proc.stdout and "already imports; nothing installed" in proc.stdout
+    report = json.load(open(out / "gpu_check.json"))
+    assert report["failures"] == [] and report["commit"]
+    runs = {t["check"]: t for t in report["training"]}
+    assert set(runs) == {"train r3f fp32", "train r4f fp32", "train lsce_r3f fp32"}
+    assert all(t["exit"] == 0 and t["losses_logged"] == t["updates"] and t["symm_kl"] for t in runs.values())
+    assert set(runs["train r4f fp32"]["spectral_norms"]) == {"dense", "out_proj"}
+    reads = {r["criterion"]: r for r in report["host_reads"]}
+    assert reads["sentence_prediction_r3f --r3f-one-forward"]["model_forwards_per_update"] == 1
+    assert reads["sentence_prediction_smart"]["model_forwards_per_update"] == 4  # clean, ascent, final, teacher
+    assert all(r["criterion_host_reads_per_update"] == 0 for r in reads.values())
+    assert {r["method"] for r in report["cost"]["results"]} == {"standard", "r3f", "r3f_one_forward"}
+    assert "## Host reads per update" in (out / "gpu_check.md").read_text()
+
+
+def test_gpu_check_names_a_criterion_that_reads_a_value_back_to_the_host(tmp_path, monkeypatch):
+    """The host-read count catches one float() of a tensor added to the R3F criterion (a GPU synchronisation)."""
+    import rxf_fairseq.criterions.r3f_common as common
+
+    gpu_check = benchmark_module("gpu_check")
+    data = gpu_check.make_data(str(tmp_path), gpu_check.SIZES["tiny"])
+    monkeypatch.setattr(gpu_check, "VARIANTS", gpu_check.VARIANTS[:2])  # stock sentence_prediction and R3F
+    original = common.add_consistency_term
+
+    def reading(loss, logging_output, weight, term, key):
+        float(term)  # what a careless log line does
+        return original(loss, logging_output, weight, term, key)
+
+    monkeypatch.setattr(common, "add_consistency_term", reading)
+    stock, r3f = gpu_check.host_reads(data, gpu_check.SIZES["tiny"], "cpu", "fp32", updates=2)
+    assert stock["failures"] == [] and stock["criterion_host_reads_per_update"] == 0
+    assert r3f["criterion_host_reads_per_update"] == 1
+    assert r3f["failures"] == ["host reads of the criterion per update: 1, its stock criterion's 0"]
