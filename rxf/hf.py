@@ -109,7 +109,8 @@ class ConsistencyTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
-        self._terms_log: Dict[str, List[float]] = {}
+        # detached tensors, read by the host only when logged (a float() per step would synchronise with a GPU)
+        self._terms_log: Dict[str, List[Tensor]] = {}
 
     def regularised(self) -> bool:
         """Whether the terms are computed at all (a weight of 0 trains as transformers' own Trainer)."""
@@ -136,7 +137,9 @@ class ConsistencyTrainer(Trainer):
     def note_noise(self, record: NoiseRecord) -> None:
         """Log how much of the perturbation survived rounding (fp16/bf16 embeddings only)."""
         if record.changed is not None and record.elements:
-            self._terms_log.setdefault("noise_changed_pct", []).append(100.0 * float(record.changed) / record.elements)
+            self._terms_log.setdefault("noise_changed_pct", []).append(
+                100.0 * record.changed.double() / record.elements
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not model.training or not self.regularised():
@@ -154,7 +157,7 @@ class ConsistencyTrainer(Trainer):
         scale = self._scale_for_accumulation(num_items_in_batch) / sentences
         for weight, term, key in self.terms(model, further_inputs, clean, labels):
             loss = loss + weight * scale * term
-            self._terms_log.setdefault(key, []).append(float(term.detach()) / sentences)
+            self._terms_log.setdefault(key, []).append(term.detach().double() / sentences)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -162,11 +165,12 @@ class ConsistencyTrainer(Trainer):
         every process's micro-batches (``Trainer`` logs on every process, so the sum is reduced as its loss is)."""
         if "loss" in logs and self._terms_log:
             keys = sorted(self._terms_log)
-            totals = torch.tensor(
-                [[sum(self._terms_log[k]), len(self._terms_log[k])] for k in keys],
-                dtype=torch.float64,
-                device=self.args.device,
-            )
+            totals = torch.stack(
+                [
+                    torch.stack([torch.stack(self._terms_log[k]).sum().cpu(), torch.tensor(len(self._terms_log[k]))])
+                    for k in keys
+                ]
+            ).to(dtype=torch.float64, device=self.args.device)
             if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.all_reduce(totals)
             for key, (total, count) in zip(keys, totals.tolist()):
