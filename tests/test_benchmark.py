@@ -318,3 +318,13 @@ def test_gpu_check_names_a_criterion_that_reads_a_value_back_to_the_host(tmp_pat
     assert stock["failures"] == [] and stock["criterion_host_reads_per_update"] == 0
     assert r3f["criterion_host_reads_per_update"] == 1
     assert r3f["failures"] == ["host reads of the criterion per update: 1, its stock criterion's 0"]
+
+
+def test_the_offline_bundle_script_parses_and_explains_itself():
+    """benchmarks/gpu_wheels.sh downloads (the network): here only its syntax, its usage and its refusal of options."""
+    script = os.path.join(REPO, "benchmarks", "gpu_wheels.sh")
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    usage = subprocess.run(["bash", script, "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and "Usage: benchmarks/gpu_wheels.sh [DEST]" in usage.stdout
+    bad = subprocess.run(["bash", script, "--dest"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown option --dest" in bad.stderr
