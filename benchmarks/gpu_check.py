@@ -41,7 +41,7 @@ SIZES = {
         "roberta": ["--arch", "roberta_large", "--max-positions", "512"],
         "bart": ["--arch", "bart_large"],
         "cost": ["--layers", "24", "--dim", "1024", "--heads", "16", "--ffn", "4096", "--seq-len", "256"],
-        "cost_rounds": ["--batch", "8", "--warmup", "3", "--steps", "10", "--rounds", "2"],
+        "cost_rounds": ["--batch", "8", "--warmup", "3", "--steps", "8", "--rounds", "2"],
         "cost_methods": "standard,r3f,r4f,fast_r3f,r3f_one_forward,smart_s1,reference_r3f",
         "vocab": 50000,
         "lengths": (32, 256),
@@ -239,20 +239,37 @@ def spectral_norms(checkpoint: str) -> Dict[str, float]:
     return norms
 
 
-def training_check(name: str, precision: str, data, size, device: str, updates: int, work: str) -> Dict:
+def start_training(name: str, precision: str, data, size, device: str, updates: int, work: str) -> Dict:
+    """fairseq-train of one criterion at one precision, started in the background (the runs check correctness, not
+    speed, so they share the device); ``finish_training`` waits for it and checks it."""
     save = os.path.join(work, f"{name}-{precision}")
     argv = run_argv(name, data, size, precision, device, updates, save)
-    started = time.time()
-    proc = subprocess.run(
+    os.makedirs(save, exist_ok=True)
+    log = open(save + ".log", "w", encoding="utf-8")
+    proc = subprocess.Popen(
         [sys.executable, "-c", "from fairseq_cli.train import cli_main; cli_main()", *argv],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
         cwd=REPO,
     )
-    seconds = time.time() - started
-    with open(save + ".log", "w", encoding="utf-8") as f:
-        f.write(proc.stdout)
+    return {
+        "name": name,
+        "precision": precision,
+        "updates": updates,
+        "save": save,
+        "proc": proc,
+        "log": log,
+        "started": time.time(),
+    }
+
+
+def finish_training(run: Dict) -> Dict:
+    name, precision, updates, save = run["name"], run["precision"], run["updates"], run["save"]
+    returncode = run["proc"].wait()
+    seconds = time.time() - run["started"]
+    run["log"].close()
+    text = open(save + ".log", encoding="utf-8").read()
+    proc = subprocess.CompletedProcess(run["proc"].args, returncode, stdout=text)
     log = parse_log(proc.stdout)
     losses = [float(e["loss"]) for e in log["inner"] if "loss" in e]
     result = {
@@ -525,14 +542,19 @@ def main(argv=None) -> int:
     precisions = ["fp32"] if args.device == "cpu" else ["fp16"]
     if args.device == "cuda" and torch.cuda.is_bf16_supported():
         precisions.append("bf16")
-    training = []
+    runs = []
     for precision in precisions:
         updates = size["updates"] if precision != "bf16" else size["bf16_updates"]
         for name in ("r3f", "r4f", "lsce_r3f"):
-            print(f"gpu_check: training {name} ({precision}, {updates} updates) ...", flush=True)
-            training.append(training_check(name, precision, data, size, args.device, updates, work))
+            runs.append(start_training(name, precision, data, size, args.device, updates, work))
+    print(f"gpu_check: training {len(runs)} runs side by side ({', '.join(precisions)}) ...", flush=True)
+    training = [finish_training(run) for run in runs]
+    for t in training:
+        print(f"gpu_check: {t['check']}: exit {t['exit']}, {t['seconds']} s, {len(t['failures'])} failures", flush=True)
+    # host reads do not depend on the model's size: counted on tiny shapes, on the device and precision of the runs
     print("gpu_check: host reads per update ...", flush=True)
-    reads = host_reads(data, size, args.device, precisions[0])
+    tiny_data = data if args.tiny else make_data(os.path.join(work, "tiny_data"), SIZES["tiny"])
+    reads = host_reads(tiny_data, SIZES["tiny"], args.device, precisions[0])
     print("gpu_check: cost per update (benchmarks/cost.py) ...", flush=True)
     cost = cost_check(size, args.device, args.out)
     from rxf_repro.provenance import provenance
