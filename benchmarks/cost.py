@@ -276,16 +276,12 @@ def table(results: List[Dict], args) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", type=int, default=4, help="encoder layers of the RoBERTa timed (default 4)")
-    parser.add_argument("--dim", type=int, default=256, help="embedding dimension (default 256)")
-    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    parser.add_argument("--ffn", type=int, default=1024, help="feed-forward dimension (default 1024)")
+def add_timing_arguments(parser: argparse.ArgumentParser, methods: List[str]) -> None:
+    """The options every cost benchmark shares (this one and benchmarks/cost_hf.py)."""
     parser.add_argument("--seq-len", type=int, default=122, help="tokens per sentence (default 122)")
     parser.add_argument("--batch", type=int, default=16, help="sentences per batch (default 16)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed updates before the timed ones (default 3)")
-    parser.add_argument("--steps", type=int, default=10, help="timed updates per method and round")
+    parser.add_argument("--steps", type=int, default=10, help="timed updates per method and round (default 10)")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -294,9 +290,47 @@ def main(argv=None) -> None:
         "(cancels slow drift in machine load between methods)",
     )
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
-    parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(methods), help="comma-separated subset of " + ",".join(methods))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+
+
+def chosen_methods(parser: argparse.ArgumentParser, args, known) -> List[str]:
+    """``--methods`` checked (known, standard among them) and the shared numeric options checked."""
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in known]
+    if unknown or "standard" not in methods:
+        parser.error(f"--methods: unknown {unknown}" if unknown else "--methods must include standard (the baseline)")
+    if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
+        parser.error("--steps, --warmup and --rounds must be >= 1")
+    return methods
+
+
+def write_results(path: str, script: str, argv: List[str], header: str, config: Dict, machine: str, results) -> None:
+    """The results file: provenance (date, commit, machine), the command, the set-up and every measurement."""
+    from rxf_repro.outputs import write_file_atomically
+    from rxf_repro.provenance import provenance
+
+    record = {
+        **provenance(),
+        "command": ["python", script, *argv],
+        "setup": header,
+        "config": config,
+        "device": machine,
+        "results": results,
+    }
+    write_file_atomically(path, json.dumps(record, indent=2) + "\n")
+    print(f"\nwritten: {path}", file=sys.stderr)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=4, help="encoder layers of the RoBERTa timed (default 4)")
+    parser.add_argument("--dim", type=int, default=256, help="embedding dimension (default 256)")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    parser.add_argument("--ffn", type=int, default=1024, help="feed-forward dimension (default 1024)")
+    add_timing_arguments(parser, list(METHODS))
+    parser.add_argument("--fp16", action="store_true", help="fairseq's --fp16 (CUDA only)")
     parser.add_argument(
         "--restore",
         metavar="MODEL_PT",
@@ -308,16 +342,10 @@ def main(argv=None) -> None:
         help="also write the results (with date, commit and machine) to this file; default: "
         "none written, the table is printed (the committed results are benchmarks/results/cost_cpu.json)",
     )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or "standard" not in methods:
-        parser.error(f"--methods: unknown {unknown}" if unknown else "--methods must include standard (the baseline)")
+    methods = chosen_methods(parser, args, METHODS)
     if args.fp16 and args.device != "cuda":
         parser.error("--fp16 needs --device cuda (fairseq's fp16 does not run on CPU)")
-    if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
-        parser.error("--steps, --warmup and --rounds must be >= 1")
 
     if args.child:
         print("RESULT " + json.dumps(measure(args, args.child)), flush=True)
@@ -342,27 +370,9 @@ def main(argv=None) -> None:
         f"median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up"
     )
     print(header + "\n\n" + report)
-    if not args.json:
-        return
-    from rxf_repro.outputs import write_file_atomically
-    from rxf_repro.provenance import provenance
-
-    write_file_atomically(
-        args.json,
-        json.dumps(
-            {
-                **provenance(),
-                "command": ["python", "benchmarks/cost.py", *own],
-                "setup": header,
-                "config": {k: v for k, v in vars(args).items() if k != "child"},
-                "device": machine,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n",
-    )
-    print(f"\nwritten: {args.json}", file=sys.stderr)
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k != "child"}
+        write_results(args.json, "benchmarks/cost.py", own, header, config, machine, results)
 
 
 if __name__ == "__main__":

