@@ -11,8 +11,9 @@ imports this.
   fp32: per sentence for sequence classification, the squared change of the prediction for regression
   (``num_labels == 1``), summed over the target positions (``labels != -100``, padding masked) per sentence for
   sequence-to-sequence models; the mean over the batch's sentences is weighted by lambda, as the plugin's. Logged as
-  ``symm_kl`` (``noise_sq_err`` for regression), with ``noise_changed_pct`` under fp16/bf16 (most of a 1e-5 noise
-  rounds away there). ``fast_r3f=True``: the noised pass without gradient (the plugin's ``--fast-r3f``).
+  ``symm_kl`` (``noise_sq_err`` for regression), with ``noise_changed_pct`` when the embeddings are fp16/bf16 (a
+  model loaded in half precision: most of a 1e-5 noise rounds away there; under ``TrainingArguments(fp16=True)``'s
+  autocast the embedding layer's output stays fp32, so there is nothing to audit and it is not logged). ``fast_r3f=True``: the noised pass without gradient (the plugin's ``--fast-r3f``).
 - ``apply_r4f(model)``: every linear layer of the classification head spectrally normalised (BERT's ``classifier``
   and pooler, RoBERTa's ``classifier.dense``/``out_proj``, BART's ``classification_head``), recorded in
   ``model.config.rxf_r4f_layers``; ``load_r4f(model_class, folder)`` reloads what ``save_pretrained`` wrote, the
@@ -109,6 +110,12 @@ class ConsistencyTrainer(Trainer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
+        # transformers takes a model whose forward has **kwargs for one that normalises its loss by the accumulated
+        # batch (num_items_in_batch), and then neither divides it by the accumulation steps nor leaves it per process;
+        # BERT's, RoBERTa's and BART's classification and seq2seq losses ignore num_items_in_batch (per-batch means),
+        # so the task loss would be the accumulation steps (and the processes) times too large against the terms.
+        # As a per-batch mean, the whole loss is divided by the steps, the task loss and the terms alike.
+        self.model_accepts_loss_kwargs = False
         # detached tensors, read by the host only when logged (a float() per step would synchronise with a GPU)
         self._terms_log: Dict[str, List[Tensor]] = {}
 
@@ -225,9 +232,10 @@ class SMARTTrainer(ConsistencyTrainer):
 
     The options are the plugin's flags without their dashes, with SMART's published defaults. The teacher absorbs
     the model once per optimizer update (at the update's first micro-batch; ``smart_total_updates`` defaults to the
-    Trainer's ``max_steps``) and is saved in every checkpoint folder as ``smart_teacher.pt`` beside the optimizer's
-    state, so ``train(resume_from_checkpoint=...)`` continues with it; a checkpoint without one (or a new run) starts
-    the teacher from the model at the first update."""
+    Trainer's ``max_steps``) and is saved as ``smart_teacher.pt`` in every checkpoint folder that holds the optimizer's
+    state (not with ``save_only_model``), so ``train(resume_from_checkpoint=...)`` continues with it; every ``train()``
+    without a checkpoint to resume from (a hyper-parameter search's trials included) starts a new teacher from the
+    model at its first update, and so does a checkpoint without one (with a warning)."""
 
     def __init__(
         self,
@@ -274,6 +282,15 @@ class SMARTTrainer(ConsistencyTrainer):
 
     def regularised(self) -> bool:
         return self.smart_lambda > 0 or self.teacher is not None
+
+    def train(self, resume_from_checkpoint=None, *args: Any, **kwargs: Any):
+        if self.teacher is not None:  # theta~ = theta_0 of this run (a resumed one loads the checkpoint's)
+            t = self.teacher
+            self.teacher = MomentumTeacher(
+                t.beta, t.beta_start, t.start_fraction, t.total_updates if self._total_given else 0
+            )
+            self._absorbed_at = None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def terms(self, model, inputs, clean, labels):
         embedding, scope = input_embedding_and_scope(model)

@@ -311,6 +311,8 @@ def test_smart_teacher_absorbs_once_per_update_and_starts_at_theta_0(tmp_path):
     bregman = [e["smart_bregman"] for e in t.state.log_history if "smart_bregman" in e]
     assert bregman[0] == 0.0 and bregman[-1] > 0  # theta~ = theta_0 during the first update, then it lags behind
     assert all(e["smart_symm_kl"] > 0 for e in t.state.log_history if "smart_symm_kl" in e)
+    t.train()  # a second run (as a hyper-parameter search's next trial): a new teacher, from this run's theta_0
+    assert int(t.teacher.absorbed) == 6
 
 
 def test_smart_resumed_from_a_checkpoint_continues_exactly(tmp_path):
@@ -376,3 +378,35 @@ def test_two_processes_under_ddp_stay_identical_and_log_the_mean_of_both(tmp_pat
     key = "smart_symm_kl" if method == "smart" else "symm_kl"
     assert len(ranks[0]["logs"]) == 3 and all(entry[key] > 0 for entry in ranks[0]["logs"])
     assert ranks[0]["logs"] == ranks[1]["logs"]  # every logged value reduced over the two processes
+
+
+def test_gradient_accumulation_keeps_the_terms_weight_against_the_task_loss(tmp_path):
+    """The same 8 sentences in one batch or in two accumulated halves: the same gradient, task loss and term alike
+    (transformers would otherwise leave BERT's per-batch mean loss undivided by the accumulation steps)."""
+    from rxf.hf import ConsistencyTrainer
+
+    class SquaredLogits(ConsistencyTrainer):  # a deterministic stand-in for the R3F term
+        weight = 1.0
+
+        def regularised(self):
+            return True
+
+        def terms(self, model, inputs, clean, labels):
+            return [(self.weight, clean.float().pow(2).sum(), "sq")]
+
+    data = batch(n=8)
+
+    def gradient(steps, weight):
+        model = tiny_bert()
+        args = training_args(tmp_path, gradient_accumulation_steps=steps, per_device_train_batch_size=8 // steps)
+        t = SquaredLogits(model=model, args=args)
+        t.weight = weight
+        t.create_optimizer_and_scheduler(num_training_steps=1)
+        t.current_gradient_accumulation_steps = steps
+        for part in range(steps):
+            rows = slice(part * 8 // steps, (part + 1) * 8 // steps)
+            t.training_step(model, {k: v[rows] for k, v in data.items()}, num_items_in_batch=torch.tensor(8))
+        return model.classifier.weight.grad.clone()
+
+    for weight in (0.0, 1.0):
+        torch.testing.assert_close(gradient(2, weight), gradient(1, weight), rtol=1e-4, atol=1e-6)
