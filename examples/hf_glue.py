@@ -121,7 +121,10 @@ def metrics_function(regression: bool, num_labels: int):
     import torch
 
     def compute(prediction) -> Dict[str, float]:
-        logits, gold = torch.as_tensor(prediction.predictions), torch.as_tensor(prediction.label_ids)
+        logits = prediction.predictions
+        if isinstance(logits, (tuple, list)):  # models that return more than their logits (BART's encoder states)
+            logits = logits[0]
+        logits, gold = torch.as_tensor(logits), torch.as_tensor(prediction.label_ids)
         if regression:
             x, y = logits.reshape(-1).double(), gold.reshape(-1).double()
             x, y = x - x.mean(), y - y.mean()
@@ -140,9 +143,15 @@ def metrics_function(regression: bool, num_labels: int):
 
 def build_trainer(model_args, data_args, method_args, training_args):
     """The model, tokenizer, datasets and the Trainer of ``--method``; ValueError naming what is wrong."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+    )
 
-    from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f
+    from rxf.hf import R4F_CONFIG_KEY, R3FTrainer, SMARTTrainer, apply_r4f, load_r4f
     from rxf_repro.encoders import model_folder
 
     if method_args.method not in METHODS:
@@ -152,26 +161,45 @@ def build_trainer(model_args, data_args, method_args, training_args):
     eval_file = data_args.validation_file or (
         data_args.data_dir and os.path.join(data_args.data_dir, f"{eval_stem}.tsv")
     )
+    if not (training_args.do_train or training_args.do_eval):
+        raise ValueError("nothing to do: give --do_train, --do_eval or both")
     if training_args.do_train and not train_file:
         raise ValueError("--do_train needs --data_dir or --train_file")
     if training_args.do_eval and not eval_file:
         raise ValueError("--do_eval needs --data_dir or --validation_file")
-    train = read_examples(train_file, train_layout, label_set, data_args.max_train_samples) if train_file else None
+    train = (
+        read_examples(train_file, train_layout, label_set, data_args.max_train_samples)
+        if training_args.do_train
+        else None
+    )
     evaluation = (
         read_examples(eval_file, eval_layout, label_set, data_args.max_eval_samples)
         if eval_file and (training_args.do_eval or training_args.eval_strategy != "no")
         else None
     )
     regression = label_set is None
-    names = [] if regression else sorted(set(train[1] if train else evaluation[1]))  # the training labels' ids
     folder = model_folder(model_args.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        folder,
-        num_labels=1 if regression else len(names),
-        id2label=None if regression else dict(enumerate(names)),
-        label2id=None if regression else {n: i for i, n in enumerate(names)},
-    )
+    config = AutoConfig.from_pretrained(folder)
+
+    def load(**options):  # a model saved with R4F reloads with its spectrally normalised head (rxf.hf.load_r4f)
+        if getattr(config, R4F_CONFIG_KEY, None):
+            return load_r4f(AutoModelForSequenceClassification, folder, **options)
+        return AutoModelForSequenceClassification.from_pretrained(folder, **options)
+
+    if regression:
+        names: List[str] = []
+        model = load(num_labels=1)
+    else:
+        if train is not None:
+            names = sorted(set(train[1]))  # label ids from the training labels
+        else:  # evaluation only: the fine-tuned model's own label ids when it has them
+            saved = config.id2label
+            values = [saved[i] for i in sorted(saved)]
+            names = values if set(evaluation[1]) <= set(values) else sorted(set(evaluation[1]))
+        model = load(
+            num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}
+        )
 
     def encode(split, path):
         if split is None:

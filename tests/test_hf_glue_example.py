@@ -25,7 +25,7 @@ def write_sst2(folder, rows=24):
     return folder
 
 
-def run_example(tmp_path, *extra):
+def run_example(tmp_path, *extra, train=True):
     argv = [
         sys.executable,
         SCRIPT,
@@ -35,7 +35,7 @@ def run_example(tmp_path, *extra):
         "sst2",  # run_glue.py's spelling of SST-2
         "--output_dir",
         str(tmp_path / "out"),
-        "--do_train",
+        *(["--do_train"] if train else []),
         "--do_eval",
         "--max_steps",
         "4",
@@ -76,6 +76,31 @@ def test_r4f_fine_tunes_saves_and_reloads_with_the_same_predictions(tmp_path):
     with torch.no_grad():
         again = load_r4f(AutoModelForSequenceClassification, str(out)).eval()
         assert torch.equal(model(**inputs).logits, again(**inputs).logits)
+    # evaluation only, of the saved model: its R4F head and its label ids, the same accuracy
+    argv = ["--model_name_or_path", str(out), "--output_dir", str(tmp_path / "eval")]
+    proc = run_example(tmp_path, "--data_dir", str(tmp_path / "SST-2"), "--method", "std", *argv, train=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.load(open(tmp_path / "eval" / "eval_results.json"))
+    assert again["eval_accuracy"] == results["eval_accuracy"]
+    assert again["eval_loss"] == pytest.approx(results["eval_loss"], rel=1e-5)
+
+
+def test_sts_b_is_regression_with_the_squared_change(tmp_path):
+    data = tmp_path / "STS-B"
+    data.mkdir()
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    rows = [header] + [
+        f"{i}\tmain\tf\t2012\t{i}\ts\ts\ta man plays a guitar {i}\ta man plays music {i}\t{i % 6 * 0.9:.1f}"
+        for i in range(16)
+    ]
+    for name in ("train.tsv", "dev.tsv"):
+        (data / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    proc = run_example(tmp_path, "--data_dir", str(data), "--method", "r3f", "--task_name", "STS-B")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(tmp_path / "out" / "eval_results.json"))
+    assert -1 <= results["eval_pearson"] <= 1
+    history = json.load(open(tmp_path / "out" / "trainer_state.json"))["log_history"]
+    assert all(entry["noise_sq_err"] >= 0 for entry in history if "loss" in entry)
 
 
 def test_smart_runs_with_its_options_from_the_command_line(tmp_path):
