@@ -147,9 +147,10 @@ def both_passes_in_one_forward(
     whose first dimension is the first one's), with fresh R3F noise added to the second copy's token embeddings
     only (``embedding`` called inside ``scope``, as ``noised_token_embeddings``); it returns the first copy's part
     of its first output to its caller (the rest of its output unchanged), so the caller's loss is that of the
-    clean pass, and ``BothPasses`` holds both copies' first outputs. The objective is the two-pass form's: the
-    copies share nothing but the weights (dropout draws independent masks for every row, as it does in two
-    passes). A second call of ``model`` inside the block is an error."""
+    clean pass, and ``BothPasses`` holds both copies' first outputs. The objective is the two-pass form's where the
+    model's randomness is drawn per element, as dropout's (independent masks for every row, as in two passes); what
+    is drawn once per forward for the whole batch (LayerDrop, quant-noise) the copies would share, and the caller
+    must refuse it. A second call of ``model`` inside the block is an error."""
     both = BothPasses()
     batch: List[int] = []
 

@@ -208,3 +208,14 @@ def test_one_forward_with_dropout_runs_one_doubled_pass_and_refuses_fast_r3f(toy
 
     with pytest.raises(OptionError, match="--r3f-one-forward .* --fast-r3f"):
         roberta(toy_data, "--r3f-one-forward", "--fast-r3f")
+
+
+def test_one_forward_refuses_what_would_be_drawn_once_for_both_copies(toy_data):
+    from rxf_fairseq.errors import OptionError
+
+    model, criterion, sample = roberta(toy_data, "--r3f-one-forward", "--encoder-layerdrop", "0.2")
+    with pytest.raises(OptionError, match="--r3f-one-forward with --encoder-layerdrop 0.2"):
+        criterion(model, sample)
+    model, criterion, sample = roberta(toy_data, "--r3f-one-forward", "--quant-noise-pq", "0.1")
+    with pytest.raises(OptionError, match="--r3f-one-forward with --quant-noise-pq 0.1"):
+        criterion(model, sample)

@@ -144,6 +144,27 @@ def log_task_loss(logging_output: Dict) -> Dict:
     return logging_output
 
 
+def check_one_forward(model) -> None:
+    """--r3f-one-forward keeps the two copies' randomness independent only where it is drawn per element (dropout);
+    LayerDrop and quant-noise draw once per forward for the whole batch: refused, naming the flag."""
+    from fairseq.modules import LayerDropModuleList
+
+    for name, module in model.named_modules():
+        if isinstance(module, LayerDropModuleList) and module.p > 0:
+            flag = "--decoder-layerdrop" if "decoder" in name else "--encoder-layerdrop"
+            raise OptionError(
+                f"--r3f-one-forward with {flag} {module.p:g}: LayerDrop drops the same layers for the whole doubled "
+                "batch, so the clean and noised copies would share them; use two passes (leave --r3f-one-forward out)"
+            )
+    for holder in (getattr(model, "args", None), getattr(model, "cfg", None)):
+        pq = getattr(holder, "quant_noise_pq", 0) or 0
+        if pq > 0:
+            raise OptionError(
+                f"--r3f-one-forward with --quant-noise-pq {pq:g}: its masks are drawn once per forward for the whole "
+                "doubled batch; use two passes (leave --r3f-one-forward out)"
+            )
+
+
 def add_consistency_term(loss, logging_output: Dict, weight: float, term, key: str):
     """loss + weight * term, with the total and the term logged (as tensors: no synchronisation)."""
     loss = loss + weight * term
@@ -218,6 +239,8 @@ class ConsistencyCriterion:
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
             self.check_model(model)
+            if getattr(self, "one_forward", False):
+                check_one_forward(model)
             # Not as a submodule: the model's parameters would become the criterion's, and fairseq saves a
             # criterion with parameters in every checkpoint (a second copy of the model on GPU).
             object.__setattr__(self, "_checked_model", model)
