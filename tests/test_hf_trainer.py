@@ -23,24 +23,9 @@ from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scop
 from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
+from tests.helpers import HF_NO_DROPOUT, tiny_bert  # noqa: E402
 
-NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
-
-
-def tiny_bert(num_labels=2, **config):
-    torch.manual_seed(0)
-    settings = dict(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=num_labels,
-        **NO_DROPOUT,
-    )
-    settings.update(config)
-    return BertForSequenceClassification(BertConfig(**settings))
+NO_DROPOUT = HF_NO_DROPOUT
 
 
 def batch(n=4, length=10, num_labels=2, seed=1):
