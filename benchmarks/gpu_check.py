@@ -560,13 +560,17 @@ def main(argv=None) -> int:
     data = make_data(os.path.join(work, "data"), size)
     # fairseq 0.12 turns --bf16 into its TPU path (options.py: args.tpu = True), which fails on a GPU: fp16 only
     precisions = ["fp32"] if args.device == "cpu" else ["fp16"]
-    runs = []
+    # side by side on a GPU (minutes of device time saved); one after the other on the CPU, whose 2 cores the tests
+    # share with other tests
+    together = args.device == "cuda"
+    print(f"gpu_check: training ({', '.join(precisions)}, {'side by side' if together else 'in turn'}) ...", flush=True)
+    runs, training = [], []
     for precision in precisions:
-        updates = size["updates"]
         for name in ("r3f", "r4f", "lsce_r3f"):
-            runs.append(start_training(name, precision, data, size, args.device, updates, work))
-    print(f"gpu_check: training {len(runs)} runs side by side ({', '.join(precisions)}) ...", flush=True)
-    training = [finish_training(run) for run in runs]
+            runs.append(start_training(name, precision, data, size, args.device, size["updates"], work))
+            if not together:
+                training.append(finish_training(runs.pop()))
+    training += [finish_training(run) for run in runs]
     for t in training:
         print(f"gpu_check: {t['check']}: exit {t['exit']}, {t['seconds']} s, {len(t['failures'])} failures", flush=True)
     # host reads do not depend on the model's size: counted on tiny shapes, on the device and precision of the runs
