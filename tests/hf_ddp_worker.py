@@ -9,10 +9,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transformers import TrainingArguments  # noqa: E402
 
 from rxf.hf import R3FTrainer, SMARTTrainer  # noqa: E402
-from tests.helpers import tiny_bert  # noqa: E402
+from tests.helpers import hf_training_args, tiny_bert  # noqa: E402
 
 
 def main(method: str, out: str) -> None:
@@ -26,18 +25,7 @@ def main(method: str, out: str) -> None:
         }
         for _ in range(32)
     ]
-    args = TrainingArguments(
-        output_dir=out,
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        per_device_train_batch_size=4,
-        max_steps=3,
-        learning_rate=1e-2,
-        logging_steps=1,
-        ddp_backend="gloo",
-    )
+    args = hf_training_args(out, max_steps=3, logging_steps=1, ddp_backend="gloo")
     trainer = (SMARTTrainer if method == "smart" else R3FTrainer)(model=model, args=args, train_dataset=data)
     trainer.train()
     state = dict(model.state_dict())

@@ -11,19 +11,13 @@ from torch import nn
 
 pytest.importorskip("transformers")
 
-from transformers import (  # noqa: E402
-    BartConfig,
-    BartForConditionalGeneration,
-    BertConfig,
-    BertForSequenceClassification,
-    TrainingArguments,
-)
+from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForSequenceClassification  # noqa: E402
 
 from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
 from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
-from tests.helpers import HF_NO_DROPOUT, tiny_bert  # noqa: E402
+from tests.helpers import HF_NO_DROPOUT, hf_training_args, tiny_bert  # noqa: E402
 
 NO_DROPOUT = HF_NO_DROPOUT
 
@@ -38,19 +32,7 @@ def batch(n=4, length=10, num_labels=2, seed=1):
 
 
 def training_args(tmp_path, **overrides):
-    settings = dict(
-        output_dir=str(tmp_path / "out"),
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        save_strategy="no",
-        per_device_train_batch_size=4,
-        max_steps=6,
-        learning_rate=1e-2,
-        logging_steps=2,
-    )
-    settings.update(overrides)
-    return TrainingArguments(**settings)
+    return hf_training_args(overrides.pop("output_dir", str(tmp_path / "out")), **overrides)
 
 
 def trainer(model, tmp_path, **options):
