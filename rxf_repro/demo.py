@@ -11,7 +11,7 @@
    frozen encoder on each probe task (fit on cached features, ``--probe-fit cached``), and the same probes of the
    pretrained encoder. Each regularised method's lambda is chosen on WN-POS's dev set from the preset's reduced
    grid on one seed; the other seeds run with the chosen value. The ``full`` preset adds every method, more seeds
-   and the degradation and retention protocols.
+   and the degradation and retention protocols (for R4F and Standard++, the paper's Figures 4-5).
 4. **The result**: ``rxf-report`` on the records (tables, figures), and one table per claim of the paper with 95%
    intervals over seeds (paired by seed against Standard) and the verdict those intervals allow
    (``rxf_repro/claims.py``): printed, and written to ``summary.md`` and ``summary.json``.
@@ -83,6 +83,17 @@ def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple
 
 def tasks_of(preset: Dict) -> List[str]:
     return [preset["finetune_task"], *preset["probe_tasks"]]
+
+
+def schedule(preset: Dict, protocols: Sequence[str], method: str, seeds: Sequence[int]) -> List[Tuple[str, int]]:
+    """(protocol, seed) of each of a method's runs: the generalisation protocol for every method; the chain protocols
+    (degradation, retention) only for the preset's ``chain_methods`` (default: every method)."""
+    return [
+        (protocol, seed)
+        for protocol in protocols
+        if protocol == "generalisation" or method in preset.get("chain_methods", [method])
+        for seed in seeds
+    ]
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -485,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRESETS,
         default="default",
         help="configs/demo.yaml's presets: default (Standard, R3F, R4F x 3 seeds, about 10 minutes on 2 cores), "
-        "full (every method, 5 seeds, the three protocols), quick (the tests': tiny sizes, a few updates)",
+        "full (every method x 5 seeds; degradation and retention: Standard++ and R4F x 5 seeds), quick (the tests': tiny sizes, a few updates)",
     )
     parser.add_argument(
         "--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick"
@@ -556,8 +567,7 @@ def run(args: argparse.Namespace, out: str) -> str:
     def runs_of(method: str, setting: Optional[Dict[str, Any]], skip_seed: Optional[int] = None) -> List[Job]:
         return [
             Job(protocol, method, seed, setting)
-            for protocol in protocols
-            for seed in seeds
+            for protocol, seed in schedule(preset, protocols, method, seeds)
             if not (protocol == "generalisation" and seed == skip_seed)
         ]
 
@@ -595,6 +605,12 @@ def run(args: argparse.Namespace, out: str) -> str:
         f"{', '.join(f'{NAME[m]} from {list(g.values())[0]}' for m, g in grids.items()) or '-'} chosen on dev on "
         f"seed {selection_seed}; {args.jobs} run(s) at a time"
     )
+    if len(protocols) > 1:
+        chained = [NAME[m] for m in methods if len(schedule(preset, protocols, m, seeds)) > len(seeds)]
+        log(
+            f"    {' and '.join(p for p in protocols if p != 'generalisation')} on {' -> '.join(preset['chain'])}, {preset.get('cycles', 2)} cycle(s): "
+            f"{', '.join(chained) or 'none of the methods'} x {len(seeds)} seed(s)"
+        )
     run_jobs(first, preset, glue_bin, checkpoint, out, args.jobs, then)
     log("[4/5] rxf-report: tables and figures")
     from rxf_repro import report

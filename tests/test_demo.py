@@ -154,3 +154,30 @@ def test_the_claim_tables_take_any_reference_method_and_missing_seeds():
     sentences = demo.verdict_sentences(verdicts, numbers, preset, ["r3f", "smart", "std"])
     assert sentences[3].startswith("4. Cost per run relative to R3F: SMART 2.00x;")
     assert "| SMART | 91.0 [88.5, 93.5] | -1.0 [-1.0, -1.0] | not supported |" in table
+
+
+def test_the_full_preset_chains_standard_plus_plus_and_r4f_and_generalises_every_method():
+    """The full preset: the generalisation protocol for every method; degradation and retention (9 fine-tuning runs
+    per method and seed) only for the paper's Figures 4-5 comparison, R4F and Standard++; every method and seed
+    chained when the preset names no chain_methods."""
+    preset = demo.load_preset("full")
+    seeds = [1, 2, 3, 4, 5]
+    plan = {m: demo.schedule(preset, preset["protocols"], m, seeds) for m in preset["methods"]}
+    assert plan["std"] == [("generalisation", s) for s in seeds]
+    assert (
+        plan["r4f"] == plan["std++"] == [(p, s) for p in ("generalisation", "degradation", "retention") for s in seeds]
+    )
+    assert {m: len(p) for m, p in plan.items()} == {
+        "std": 5,
+        "std++": 15,
+        "r3f": 5,
+        "r4f": 15,
+        "fast-r3f": 5,
+        "smart": 5,
+    }
+    assert demo.schedule({}, ["generalisation", "retention"], "std", [1, 2]) == [
+        ("generalisation", 1),
+        ("generalisation", 2),
+        ("retention", 1),
+        ("retention", 2),
+    ]
