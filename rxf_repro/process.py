@@ -31,29 +31,39 @@ def exit_on_sigterm() -> None:
 
 def start_child(command: Sequence[str], **kwargs) -> subprocess.Popen:
     """``subprocess.Popen`` in a new process group (stopped as a whole by ``stop_child``)."""
-    with _interrupts_deferred() as started:
-        started.append(subprocess.Popen(list(command), start_new_session=True, **kwargs))
-    return started[0]
+    with interrupts_deferred() as held:
+        held.started.append(subprocess.Popen(list(command), start_new_session=True, **kwargs))
+    return held.started[0]
+
+
+class Held:
+    """What an ``interrupts_deferred`` block holds: the children it started, the signals it received."""
+
+    def __init__(self) -> None:
+        self.started: list = []
+        self.received: List[int] = []
 
 
 @contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[list]:
-    """Ctrl-C and SIGTERM held back while a child starts, then delivered with the child stopped.
+def interrupts_deferred() -> Iterator[Held]:
+    """Ctrl-C and SIGTERM held back during the block, then delivered with the children it started stopped.
 
     A signal that lands after the fork but before the caller holds the child (inside ``Popen``) would otherwise
     raise there: the caller's ``finally`` never sees the child, which goes on running (rxf-rouge's ROUGE-1.5.5.pl
-    outlived a Ctrl-C so, once in CI). The block appends what it starts to the yielded list; a signal received
-    meanwhile stops those children, then reaches the handler that was in place. Outside the main thread (where
-    no handler can be set) the block runs unguarded."""
-    started: list = []
+    outlived a Ctrl-C so, once in CI). The same holds for code whose locks and threads an exception raised at any
+    bytecode can leave stuck (a ``multiprocessing.Pool``): the block looks at ``received`` where it is safe to
+    stop. The block appends what it starts to ``started``; a signal received meanwhile stops those children, then
+    reaches the handler that was in place. Outside the main thread (where no handler can be set) the block runs
+    unguarded."""
+    held = Held()
     if threading.current_thread() is not threading.main_thread():
-        yield started
+        yield held
         return
-    received: List[int] = []
+    received = held.received
     here = os.getpid()
 
     def defer(signum, frame) -> None:
-        if os.getpid() != here:  # a forked child not yet past ForkedChild's own handlers: it was told to stop
+        if os.getpid() != here:  # a forked child not yet past its own handlers: it was told to stop
             os._exit(128 + signum)
         received.append(signum)
 
@@ -62,12 +72,12 @@ def _interrupts_deferred() -> Iterator[list]:
         if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: a handler not set from Python
             previous[sig] = signal.signal(sig, defer)
     try:
-        yield started
+        yield held
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        for child in started:
+        for child in held.started:
             stop_child(child)
         signal.raise_signal(received[0])
 
@@ -99,10 +109,10 @@ class ForkedChild:
             stream.flush()  # or the child would write our buffered output a second time
         context = multiprocessing.get_context("fork")
         self._process = context.Process(target=_child, args=(target, args, output_fd, read_end, cwd, env))
-        with _interrupts_deferred() as started:
+        with interrupts_deferred() as held:
             self._process.start()
             self.pid = self._process.pid
-            started.append(self)
+            held.started.append(self)
         if read_end is not None:
             os.close(output_fd)
             self.stdout = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")

@@ -209,3 +209,57 @@ def test_a_parent_folder_we_cannot_write_in_is_one_line_before_any_work(read_onl
         with outputs.output_folder(str(read_only_folder / "out"), "tool-a", "kind-a", flag="--out"):
             ran.append(1)
     assert ran == []
+
+
+SIGNAL_DURING_POOL = """
+import multiprocessing, os, signal, sys, threading, time, traceback
+sys.path.insert(0, {repo!r})
+from rxf_repro import process
+from rxf_repro.data import common
+process.exit_on_sigterm()
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal (see SIGNAL_DURING_START)
+
+def slow(line):
+    time.sleep(0.05)
+    return line
+
+threading.Timer(1.0, os.kill, (os.getpid(), signal.{sig})).start()
+started = time.time()
+try:
+    common.map_lines(slow, [str(i) for i in range(2000)], 2, lambda: None, (), "test")
+    print("the signal was lost")
+except BaseException as error:
+    frames = traceback.extract_tb(error.__traceback__)
+    inside = sorted({{os.path.basename(f.filename) for f in frames}} & {{"pool.py", "threading.py", "queues.py"}})
+    print(type(error).__name__, [f.name for f in frames if f.name == "interrupts_deferred"], inside,
+          multiprocessing.active_children(), round(time.time() - started))
+"""
+
+
+@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit")])
+def test_a_signal_while_a_worker_pool_maps_lines_raises_once_the_pool_is_stopped(tmp_path, sig, raised):
+    """Ctrl-C or SIGTERM while ``map_lines``' pool works is raised after the pool is terminated, from
+    ``process.interrupts_deferred``, never inside the pool's locks and threads (where the main thread waits for
+    results: raised there, the exception could leave ``Pool.terminate`` waiting forever)."""
+    script = tmp_path / "signal_during_map_lines.py"
+    script.write_text(SIGNAL_DURING_POOL.format(repo=REPO, sig=sig))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] 1\n", proc.stderr
+
+
+def _fails_on_seven(line):
+    if line == "7":
+        raise ValueError("no sevens")
+    return line + "!"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_lines_keeps_the_order_and_names_the_line_that_failed(workers):
+    from rxf_repro.data import common
+
+    lines = [str(i) for i in range(40)]
+    assert common.map_lines(_fails_on_seven, lines[8:], workers, lambda: None, (), "test") == [
+        s + "!" for s in lines[8:]
+    ]
+    with pytest.raises(common.PreprocessError, match=r"^test: line 8: ValueError\('no sevens'\)$"):
+        common.map_lines(_fails_on_seven, lines, workers, lambda: None, (), "test")

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
+from rxf_repro import process
 from rxf_repro.cli import positive_int
 from rxf_repro.outputs import MARKER, OutputError, check_destination, clean_leftovers, output_folder, owner
 
@@ -100,7 +101,7 @@ def _start_worker(initializer: Optional[Callable] = None, initargs: Tuple = ()) 
     if initializer is not None:
         try:
             initializer(*initargs)
-        except Exception as error:  # reported through the results, see _guarded
+        except Exception as error:  # reported through the results, see _map_chunk
             _WORKER_ERROR = str(error) if isinstance(error, PreprocessError) else repr(error)
 
 
@@ -280,10 +281,22 @@ def load_sentencepiece(model: str) -> Any:
     return _loaded(("sentencepiece", model), functools.partial(_sentencepiece, model))
 
 
-def _guarded(func: Callable[[str], str], line: str) -> str:
+class _LineError(Exception):
+    """A line a pool worker could not map: ``args[0]`` is the ``repr`` of its error."""
+
+
+def _map_chunk(func: Callable[[str], str], chunk: Sequence[str]) -> Tuple[List[str], Optional[str]]:
+    """One pool task: ``func`` over a chunk of lines; the results up to the first line that fails, and the
+    ``repr`` of its error (None if none failed)."""
     if _WORKER_ERROR is not None:
         raise PreprocessError(_WORKER_ERROR)
-    return func(line)
+    done = []
+    for line in chunk:
+        try:
+            done.append(func(line))
+        except Exception as error:
+            return done, repr(error)
+    return done, None
 
 
 def map_lines(
@@ -298,7 +311,12 @@ def map_lines(
     """``[func(line) for line in lines]`` in ``workers`` processes (each set up by ``initializer(*initargs)``,
     which is called here first, so that a bad model fails once, in this process), order kept, with progress on
     stderr every ``every`` seconds: encoding a large corpus takes minutes. An error on a line is a
-    ``PreprocessError`` naming ``label`` and the line; the pool is terminated on any error, Ctrl-C or SIGTERM."""
+    ``PreprocessError`` naming ``label`` and the line; the pool is terminated on any error, Ctrl-C or SIGTERM.
+
+    Ctrl-C and SIGTERM are held while the pool runs and looked at between results, so that their exception is
+    raised once the pool is terminated, never inside its locks and threads: raised there, it could leave
+    ``Pool.terminate`` waiting forever (a pipeline stopped so during encoding hung twice under the full test
+    suite)."""
     initializer(*initargs)
     started = last = time.time()
     results: List[str] = []
@@ -314,18 +332,32 @@ def map_lines(
         except PreprocessError:
             raise
         except Exception as error:
-            raise PreprocessError(f"{label}: line {len(results) + 1}: {error!r}") from None
+            detail = error.args[0] if isinstance(error, _LineError) else repr(error)
+            raise PreprocessError(f"{label}: line {len(results) + 1}: {detail}") from None
 
     if workers > 1 and len(lines) > 1:
-        with worker_pool(workers, initializer, initargs) as pool:
-            collect(
-                pool.imap(
-                    functools.partial(_guarded, func), lines, chunksize=max(1, min(2000, len(lines) // (workers * 8)))
-                )
-            )
+        size = max(1, min(2000, len(lines) // (workers * 8)))
+        chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
+        with process.interrupts_deferred() as held, worker_pool(workers, initializer, initargs) as pool:
+            collect(_until_interrupted(pool.imap(functools.partial(_map_chunk, func), chunks), held))
     else:
         collect(map(func, lines))
     return results
+
+
+def _until_interrupted(chunks: Any, held: "process.Held") -> Iterator[str]:
+    """The lines' results from a pool's ``imap`` of ``_map_chunk``, until they end or a held Ctrl-C or SIGTERM
+    arrives; a line that failed raises ``_LineError`` in its place."""
+    while not held.received:
+        try:
+            done, error = chunks.next(timeout=0.1)
+        except multiprocessing.TimeoutError:
+            continue
+        except StopIteration:
+            return
+        yield from done
+        if error is not None:
+            raise _LineError(error)
 
 
 def _init_bpe(encoder_json: str, vocab_bpe: str) -> None:
