@@ -664,8 +664,11 @@ def run(args: argparse.Namespace, out: str) -> str:
             "",
             *sentences,
             "",
-            f"Total time: {elapsed:.0f} s. Figures: report/figure1_walltime.png, report/figure2_seeds.png, "
-            "report/figure3_generalisation.png.",
+            f"Total time: {elapsed:.0f} s. Figures: "
+            + ", ".join(
+                f"report/{name}" for name in sorted(os.listdir(os.path.join(out, "report"))) if name.endswith(".png")
+            )
+            + ".",
         ]
     )
     with open(os.path.join(out, "summary.md"), "w") as f:

