@@ -567,9 +567,11 @@ def main(argv=None) -> int:
     runs, training = [], []
     for precision in precisions:
         for name in ("r3f", "r4f", "lsce_r3f"):
-            runs.append(start_training(name, precision, data, size, args.device, size["updates"], work))
-            if not together:
-                training.append(finish_training(runs.pop()))
+            run = start_training(name, precision, data, size, args.device, size["updates"], work)
+            if together:
+                runs.append(run)
+            else:
+                training.append(finish_training(run))
     training += [finish_training(run) for run in runs]
     for t in training:
         print(f"gpu_check: {t['check']}: exit {t['exit']}, {t['seconds']} s, {len(t['failures'])} failures", flush=True)

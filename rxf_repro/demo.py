@@ -85,13 +85,19 @@ def tasks_of(preset: Dict) -> List[str]:
     return [preset["finetune_task"], *preset["probe_tasks"]]
 
 
+def chained(preset: Dict, method: str) -> bool:
+    """Whether a method runs the chain protocols (degradation, retention): the preset's ``chain_methods`` do
+    (default: every method)."""
+    return method in preset.get("chain_methods", [method])
+
+
 def schedule(preset: Dict, protocols: Sequence[str], method: str, seeds: Sequence[int]) -> List[Tuple[str, int]]:
-    """(protocol, seed) of each of a method's runs: the generalisation protocol for every method; the chain protocols
-    (degradation, retention) only for the preset's ``chain_methods`` (default: every method)."""
+    """(protocol, seed) of each of a method's runs: the generalisation protocol for every method, the chain
+    protocols for the ``chained`` ones."""
     return [
         (protocol, seed)
         for protocol in protocols
-        if protocol == "generalisation" or method in preset.get("chain_methods", [method])
+        if protocol == "generalisation" or chained(preset, method)
         for seed in seeds
     ]
 
@@ -496,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PRESETS,
         default="default",
         help="configs/demo.yaml's presets: default (Standard, R3F, R4F x 3 seeds, about 10 minutes on 2 cores), "
-        "full (every method x 5 seeds; degradation and retention: Standard++ and R4F x 5 seeds), quick (the tests': tiny sizes, a few updates)",
+        "full (every method x 5 seeds; degradation and retention: Standard++ and R4F x 5 seeds), quick (the "
+        "tests': tiny sizes, a few updates)",
     )
     parser.add_argument(
         "--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick"
@@ -606,10 +613,10 @@ def run(args: argparse.Namespace, out: str) -> str:
         f"seed {selection_seed}; {args.jobs} run(s) at a time"
     )
     if len(protocols) > 1:
-        chained = [NAME[m] for m in methods if len(schedule(preset, protocols, m, seeds)) > len(seeds)]
+        names = [NAME[m] for m in methods if chained(preset, m)]
         log(
-            f"    {' and '.join(p for p in protocols if p != 'generalisation')} on {' -> '.join(preset['chain'])}, {preset.get('cycles', 2)} cycle(s): "
-            f"{', '.join(chained) or 'none of the methods'} x {len(seeds)} seed(s)"
+            f"    {' and '.join(p for p in protocols if p != 'generalisation')} on {' -> '.join(preset['chain'])}, "
+            f"{preset.get('cycles', 2)} cycle(s): {', '.join(names) or 'none of the methods'} x {len(seeds)} seed(s)"
         )
     run_jobs(first, preset, glue_bin, checkpoint, out, args.jobs, then)
     log("[4/5] rxf-report: tables and figures")

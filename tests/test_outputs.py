@@ -232,7 +232,7 @@ except BaseException as error:
     frames = traceback.extract_tb(error.__traceback__)
     inside = sorted({{os.path.basename(f.filename) for f in frames}} & {{"pool.py", "threading.py", "queues.py"}})
     print(type(error).__name__, [f.name for f in frames if f.name == "interrupts_deferred"], inside,
-          multiprocessing.active_children(), round(time.time() - started))
+          multiprocessing.active_children(), "soon" if time.time() - started < 20 else "late")
 """
 
 
@@ -244,7 +244,7 @@ def test_a_signal_while_a_worker_pool_maps_lines_raises_once_the_pool_is_stopped
     script = tmp_path / "signal_during_map_lines.py"
     script.write_text(SIGNAL_DURING_POOL.format(repo=REPO, sig=sig))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
-    assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] 1\n", proc.stderr
+    assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] soon\n", proc.stderr  # not after all 50 s
 
 
 def _fails_on_seven(line):

@@ -281,13 +281,9 @@ def load_sentencepiece(model: str) -> Any:
     return _loaded(("sentencepiece", model), functools.partial(_sentencepiece, model))
 
 
-class _LineError(Exception):
-    """A line a pool worker could not map: ``args[0]`` is the ``repr`` of its error."""
-
-
-def _map_chunk(func: Callable[[str], str], chunk: Sequence[str]) -> Tuple[List[str], Optional[str]]:
-    """One pool task: ``func`` over a chunk of lines; the results up to the first line that fails, and the
-    ``repr`` of its error (None if none failed)."""
+def _map_chunk(func: Callable[[str], str], chunk: Sequence[str]) -> Tuple[List[str], Optional[Exception]]:
+    """One pool task: ``func`` over a chunk of lines; the results up to the first line that fails, and its error
+    (None if none failed)."""
     if _WORKER_ERROR is not None:
         raise PreprocessError(_WORKER_ERROR)
     done = []
@@ -295,7 +291,7 @@ def _map_chunk(func: Callable[[str], str], chunk: Sequence[str]) -> Tuple[List[s
         try:
             done.append(func(line))
         except Exception as error:
-            return done, repr(error)
+            return done, error
     return done, None
 
 
@@ -332,12 +328,11 @@ def map_lines(
         except PreprocessError:
             raise
         except Exception as error:
-            detail = error.args[0] if isinstance(error, _LineError) else repr(error)
-            raise PreprocessError(f"{label}: line {len(results) + 1}: {detail}") from None
+            raise PreprocessError(f"{label}: line {len(results) + 1}: {error!r}") from None
 
     if workers > 1 and len(lines) > 1:
         size = max(1, min(2000, len(lines) // (workers * 8)))
-        chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
+        chunks = (lines[i : i + size] for i in range(0, len(lines), size))
         with process.interrupts_deferred() as held, worker_pool(workers, initializer, initargs) as pool:
             collect(_until_interrupted(pool.imap(functools.partial(_map_chunk, func), chunks), held))
     else:
@@ -347,7 +342,7 @@ def map_lines(
 
 def _until_interrupted(chunks: Any, held: "process.Held") -> Iterator[str]:
     """The lines' results from a pool's ``imap`` of ``_map_chunk``, until they end or a held Ctrl-C or SIGTERM
-    arrives; a line that failed raises ``_LineError`` in its place."""
+    arrives; a line that failed raises its error in its place."""
     while not held.received:
         try:
             done, error = chunks.next(timeout=0.1)
@@ -357,7 +352,7 @@ def _until_interrupted(chunks: Any, held: "process.Held") -> Iterator[str]:
             return
         yield from done
         if error is not None:
-            raise _LineError(error)
+            raise error
 
 
 def _init_bpe(encoder_json: str, vocab_bpe: str) -> None:
