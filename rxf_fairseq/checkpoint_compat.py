@@ -60,14 +60,21 @@ def _refuse(path, error: pickle.UnpicklingError) -> UnsafeCheckpointError:
     )
 
 
+def allow_checkpoint_classes() -> None:
+    """Put fairseq's checkpoint classes on torch's process-wide allow-list (a set: adding twice is harmless).
+    Done before every load, not once: ``torch.serialization.safe_globals([...])``, as transformers' Trainer uses it
+    to resume, takes its classes (``numpy.dtype`` among them) off the list when it exits, ours included."""
+    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
+    if add_safe_globals is not None:  # torch < 2.4 has no weights_only default to work around
+        add_safe_globals(checkpoint_safe_globals())
+
+
 def install() -> None:
     """Allow-list fairseq's checkpoint classes and give unsafe checkpoints a clear error. Idempotent."""
     global _INSTALLED
     if _INSTALLED:
         return
-    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
-    if add_safe_globals is not None:  # torch < 2.4 has no weights_only default to work around
-        add_safe_globals(checkpoint_safe_globals())
+    allow_checkpoint_classes()
 
     from fairseq import checkpoint_utils
 
@@ -75,6 +82,7 @@ def install() -> None:
 
     @functools.wraps(original)
     def load_checkpoint_to_cpu(path, *args, **kwargs):
+        allow_checkpoint_classes()  # again: another library may have taken some off the process-wide list
         try:
             state = original(path, *args, **kwargs)
         except pickle.UnpicklingError as error:
