@@ -39,14 +39,10 @@ SMART_NORMS = ("inf", "l2")  # the balls the published ascent projects onto
 MTDNN_NORMS = ("inf", "l2", "l1")  # mt-dnn's norm_p
 
 
-def _per_example(values: Tensor) -> Tensor:
-    """``values`` (one per element) reduced to one per example (the first dimension), shaped to broadcast back."""
-    return values.reshape(values.shape[0], -1)
-
-
 def example_norm(t: Tensor, norm: str) -> Tensor:
-    """The ``norm`` ("inf" or "l2") of each example's slice of ``t``, shaped ``(batch, 1, ..., 1)``."""
-    flat = _per_example(t)
+    """The ``norm`` ("inf" or "l2") of each example's slice of ``t``, shaped ``(batch, 1, ..., 1)`` to broadcast
+    back onto ``t``."""
+    flat = t.reshape(t.shape[0], -1)  # one row per example (the first dimension)
     value = flat.abs().amax(dim=1) if norm == "inf" else flat.norm(dim=1)
     return value.reshape(-1, *([1] * (t.dim() - 1)))
 

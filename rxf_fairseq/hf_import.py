@@ -52,7 +52,7 @@ SENTENCES = (
 )
 
 
-class ImportError_(Exception):
+class HFImportError(Exception):
     """A source that cannot be imported; the message names the file and field, printed as one line."""
 
 
@@ -74,22 +74,22 @@ def find_source(src: str) -> str:
     try:
         return encoders.model_folder(src)
     except ValueError as error:
-        raise ImportError_(str(error)) from None
+        raise HFImportError(str(error)) from None
 
 
 def read_source(src: str) -> Source:
     folder = find_source(src)
     config_path = os.path.join(folder, "config.json")
     if not os.path.isfile(config_path):
-        raise ImportError_(f"{config_path}: missing (a Hugging Face model folder has config.json)")
+        raise HFImportError(f"{config_path}: missing (a Hugging Face model folder has config.json)")
     try:
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ImportError_(f"{config_path}: not JSON ({error})") from None
+        raise HFImportError(f"{config_path}: not JSON ({error})") from None
     model_type = config.get("model_type")
     if model_type not in SUPPORTED:
-        raise ImportError_(
+        raise HFImportError(
             f"{config_path}: model_type {model_type!r} is not supported (only {', '.join(SUPPORTED)}: "
             "post-LN encoders with learned absolute positions)"
         )
@@ -99,12 +99,12 @@ def read_source(src: str) -> Source:
         ("add_cross_attention", (False, None)),
     ):
         if config.get(key) not in allowed:
-            raise ImportError_(
+            raise HFImportError(
                 f"{config_path}: {key} {config.get(key)!r} is not supported (fairseq's RoBERTa has "
                 "learned absolute positions and no decoder)"
             )
     if config.get("hidden_act") not in ACTIVATIONS:
-        raise ImportError_(
+        raise HFImportError(
             f"{config_path}: hidden_act {config.get('hidden_act')!r} has no fairseq equivalent "
             f"(supported: {', '.join(ACTIVATIONS)})"
         )
@@ -117,14 +117,14 @@ def read_source(src: str) -> Source:
         "vocab_size",
     ):
         if not isinstance(config.get(key), int):
-            raise ImportError_(f"{config_path}: {key} missing or not a whole number")
+            raise HFImportError(f"{config_path}: {key} missing or not a whole number")
     weights = [
         os.path.join(folder, name)
         for name in ("model.safetensors", "pytorch_model.bin")
         if os.path.isfile(os.path.join(folder, name))
     ]
     if not weights:
-        raise ImportError_(f"{folder}: no model.safetensors or pytorch_model.bin")
+        raise HFImportError(f"{folder}: no model.safetensors or pytorch_model.bin")
     source = Source(folder, config, model_type, weights[0])
     if model_type == "bert":
         source.files["vocab"] = required(folder, "vocab.txt", "BERT's WordPiece vocabulary")
@@ -140,7 +140,7 @@ def read_source(src: str) -> Source:
 def required(folder: str, name: str, what: str) -> str:
     path = os.path.join(folder, name)
     if not os.path.isfile(path):
-        raise ImportError_(f"{path}: missing ({what})")
+        raise HFImportError(f"{path}: missing ({what})")
     return path
 
 
@@ -154,7 +154,7 @@ def load_weights(path: str) -> Dict:
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ImportError_(f"{path}: cannot be read ({type(error).__name__}: {str(error)[:200]})") from None
+        raise HFImportError(f"{path}: cannot be read ({type(error).__name__}: {str(error)[:200]})") from None
 
 
 def sha256(path: str) -> str:
@@ -196,7 +196,7 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
     if tokens and tokens[-1] == "":
         tokens.pop()
     if len(tokens) != vocab_size:
-        raise ImportError_(
+        raise HFImportError(
             f"{vocab_path}: {len(tokens)} tokens, but config.json's vocab_size is {vocab_size} (the "
             "embedding has that many rows)"
         )
@@ -204,7 +204,7 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
     specials = {"<s>": "[CLS]", "<pad>": "[PAD]", "</s>": "[SEP]", "<unk>": "[UNK]", "<mask>": "[MASK]"}
     for fairseq_symbol, token in specials.items():
         if token not in position:
-            raise ImportError_(f"{vocab_path}: no {token} token, which fairseq's {fairseq_symbol} maps to")
+            raise HFImportError(f"{vocab_path}: no {token} token, which fairseq's {fairseq_symbol} maps to")
     special_ids = {position[t] for t in specials.values()}
     ids: List[Optional[int]] = [position[specials[s]] for s in ("<s>", "<pad>", "</s>", "<unk>")]
     lines = []
@@ -212,7 +212,7 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
         if i in special_ids:
             continue
         if not token or any(c.isspace() for c in token):
-            raise ImportError_(
+            raise HFImportError(
                 f"{vocab_path}:{i + 1}: token {token!r} is empty or holds white space; a fairseq "
                 "dictionary cannot hold it"
             )
@@ -230,16 +230,16 @@ def roberta_vocabulary(vocab_json: str, vocab_size: int) -> Vocabulary:
         with open(vocab_json, encoding="utf-8") as f:
             vocab = json.load(f)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ImportError_(f"{vocab_json}: not JSON ({error})") from None
+        raise HFImportError(f"{vocab_json}: not JSON ({error})") from None
     if len(vocab) != vocab_size:
-        raise ImportError_(
+        raise HFImportError(
             f"{vocab_json}: {len(vocab)} tokens, but config.json's vocab_size is {vocab_size} (the "
             "embedding has that many rows)"
         )
     specials = {"<s>": "<s>", "<pad>": "<pad>", "</s>": "</s>", "<unk>": "<unk>", "<mask>": "<mask>"}
     for token in specials.values():
         if token not in vocab:
-            raise ImportError_(f"{vocab_json}: no {token} token")
+            raise HFImportError(f"{vocab_json}: no {token} token")
     special_ids = {vocab[t] for t in specials.values()}
     ids: List[Optional[int]] = [vocab[s] for s in ("<s>", "<pad>", "</s>", "<unk>")]
     lines = []
@@ -266,7 +266,7 @@ def take(weights: Dict, name: str, where: str):
     for candidate in (name, name.replace(".weight", ".gamma").replace(".bias", ".beta")):
         if candidate in weights:
             return weights.pop(candidate)
-    raise ImportError_(f"{where}: no tensor {name}")
+    raise HFImportError(f"{where}: no tensor {name}")
 
 
 def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
@@ -281,7 +281,7 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
     out = {}
     words = take(weights, "embeddings.word_embeddings.weight", where)
     if words.shape[0] != cfg["vocab_size"]:
-        raise ImportError_(
+        raise HFImportError(
             f"{where}: word embeddings have {words.shape[0]} rows, config.json's vocab_size is {cfg['vocab_size']}"
         )
     table = words[order].clone()
@@ -336,7 +336,7 @@ def convert(source: Source, vocab: Vocabulary) -> Tuple[Dict, List[str], bool]:
         out["encoder.lm_head.bias"] = bias
         decoder = weights.pop(mlm[3], None)
         if decoder is not None and not torch.equal(decoder, words):
-            raise ImportError_(
+            raise HFImportError(
                 f"{where}: the MLM decoder is not tied to the word embeddings, which fairseq's RoBERTa requires"
             )
         weights.pop(mlm[2].replace(".bias", ".decoder.bias"), None)  # the same tensor under its other name
@@ -409,13 +409,13 @@ def build_fairseq_model(source: Source, folder: str, state: Dict):
         state.setdefault(name, tensor)
     for name, tensor in state.items():
         if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ImportError_(
+            raise HFImportError(
                 f"{source.weights_file}: {name} has shape {tuple(tensor.shape)}, fairseq's model "
                 f"{tuple(expected[name].shape)}"
             )
     unknown = sorted(set(state) - set(expected))
     if unknown:
-        raise ImportError_(f"internal: tensors fairseq's model has no place for: {unknown[:5]}")
+        raise HFImportError(f"internal: tensors fairseq's model has no place for: {unknown[:5]}")
     model.load_state_dict(state, strict=True)
     return model.eval(), cfg
 
@@ -450,7 +450,7 @@ def parity(source: Source, vocab: Vocabulary, model) -> Dict:
     to_fairseq = vocab.fairseq_index()
     unknown = sorted({int(i) for i in ids[mask].unique()} - set(to_fairseq))
     if unknown:
-        raise ImportError_(f"internal: the source tokenizer produced ids with no fairseq index: {unknown[:5]}")
+        raise HFImportError(f"internal: the source tokenizer produced ids with no fairseq index: {unknown[:5]}")
     tokens = torch.tensor([[to_fairseq[int(i)] for i in row] for row in ids])
     tokens[~mask] = 1  # fairseq's <pad>
     with torch.no_grad():
@@ -489,7 +489,7 @@ def write(source: Source, dest_tmp: str) -> Dict:
     model, cfg = build_fairseq_model(source, dest_tmp, state)
     measured = parity(source, vocab, model)
     if not measured["max_abs_diff"] <= TOLERANCE:
-        raise ImportError_(
+        raise HFImportError(
             f"{source.folder}: the imported model's last hidden states differ from the source's by up "
             f"to {measured['max_abs_diff']:.3g} (> {TOLERANCE:g}) on real sentences; not written"
         )
@@ -583,7 +583,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             info={"source": os.path.abspath(source.folder)},
         ) as tmp:
             info = write(source, tmp)
-    except (ImportError_, outputs.OutputError) as error:
+    except (HFImportError, outputs.OutputError) as error:
         print(f"{TOOL}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

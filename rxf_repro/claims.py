@@ -87,7 +87,8 @@ def verdict(interval: Optional[Interval], claimed_above: float = 0.0, higher_is_
     return UNDECIDED
 
 
-def majority(verdicts: Sequence[str]) -> str:
-    """One verdict for several comparisons: the same verdict for all, or not distinguishable."""
+def unanimous(verdicts: Sequence[str]) -> str:
+    """The verdict of a claim made of several comparisons (e.g. less collapse on every probe task): theirs when all
+    agree, otherwise not distinguishable at this size (one contrary or undecided comparison leaves the claim open)."""
     kinds: List[str] = sorted(set(verdicts))
     return kinds[0] if len(kinds) == 1 else UNDECIDED

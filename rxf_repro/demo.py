@@ -33,7 +33,6 @@ from rxf_repro.execution import log
 
 PRESET = os.path.join(configs.config_root(), "demo.yaml")
 PRESETS = ("default", "quick", "full")
-REGULARISED = ("r3f", "r4f", "fast-r3f", "smart")  # the methods whose lambda is chosen on dev
 NAME = catalog.METHOD_NAMES
 
 
@@ -63,7 +62,8 @@ def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple
     encoder = os.path.join(out, "encoder")
     log(f"[1/5] importing {preset['encoder']} with rxf-import-hf")
     run_tool("rxf-import-hf", hf_import.main, [preset["encoder"], encoder])
-    info = json.load(open(os.path.join(encoder, "import.json")))
+    with open(os.path.join(encoder, "import.json")) as f:
+        info = json.load(f)
     log(f"    largest difference of the last hidden states from transformers': {info['parity']['max_abs_diff']:.1e}")
     tsv, glue_bin = os.path.join(out, "data", "wordnet"), os.path.join(out, "data", "glue-bin")
     sizes = preset["sizes"]
@@ -76,7 +76,8 @@ def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple
         run_tool(
             "preprocess/glue.sh", glue.main, [tsv, task, destination, "--wordpiece-vocab", vocab, "--dict", dictionary]
         )
-    summary = json.load(open(os.path.join(tsv, "summary.json")))
+    with open(os.path.join(tsv, "summary.json")) as f:
+        summary = json.load(f)
     baselines = {task: summary["tasks"][task]["dev"]["majority_baseline"] for task in tasks_of(preset)}
     return os.path.join(encoder, "model.pt"), glue_bin, baselines, info
 
@@ -181,7 +182,8 @@ def run_jobs(
                 running.remove(item)
                 done += 1
                 if proc.returncode != 0:
-                    tail = open(path).read()[-3000:]
+                    with open(path) as log_file:
+                        tail = log_file.read()[-3000:]
                     raise SystemExit(
                         f"rxf-demo: {job.label()} failed (exit {proc.returncode}); log: {os.path.relpath(path, out)} "
                         f"in the unfinished demo folder {out}, removed on exit:\n{tail}"
@@ -396,7 +398,7 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
             difference = claims.paired(numbers[m]["probes"][t], ref["probes"][t])
             cells.append(difference.text() if difference else "-")
             kinds.append(claims.verdict(difference))
-        verdict = claims.majority(kinds)
+        verdict = claims.unanimous(kinds)
         verdicts["collapse"]["less_than_standard"][m] = {
             "per_task": dict(zip(preset["probe_tasks"], kinds)),
             "verdict": verdict,

@@ -603,7 +603,7 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
         documents, _ = rxf_rouge.read_documents(reference, hypothesis, ".")
         documents = [(i, rxf_rouge.ptb_tokenize(r), rxf_rouge.ptb_tokenize(s)) for i, r, s in documents]
         if backend == "perl":
-            report = rxf_rouge.perl_rouge(documents, ".", True, None, False, 2, True)
+            report = rxf_rouge.perl_rouge(documents, ".", stemming=True, rouge_n=2, rouge_l=True)
         else:
             report = rxf_rouge.format_report(
                 rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2, rouge_l=True)

@@ -23,9 +23,12 @@ def test_quick_demo_end_to_end(tmp_path):
     (tmp_path / "demo").mkdir()  # an earlier demo's output: replaced as a whole
     (tmp_path / "demo" / outputs.MARKER).write_text(json.dumps({"tool": "rxf-demo", "kind": "demo"}))
     (tmp_path / "demo" / "stale.txt").write_text("from an earlier run")
-    # the command itself, in a fresh interpreter: nothing the test process imported (rxf_fairseq) helps it
-    proc = subprocess.run([*QUICK, "--out", str(tmp_path / "demo")], cwd=tmp_path, capture_output=True, text=True)
+    # the command itself, in a fresh interpreter: nothing the test process imported (rxf_fairseq) helps it; every
+    # file it opens closed (CPython frees an unclosed one at once, so the warning is certain, not up to the gc)
+    argv = [sys.executable, "-W", "always::ResourceWarning", *QUICK[1:], "--out", str(tmp_path / "demo")]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [line for line in proc.stderr.splitlines() if "ResourceWarning" in line] == []
     assert (
         not (tmp_path / "demo" / "stale.txt").exists() and outputs.owner(str(tmp_path / "demo"))["tool"] == "rxf-demo"
     )
@@ -47,7 +50,10 @@ def test_quick_demo_end_to_end(tmp_path):
         assert len(numbers["WN-POS"]) == 1 and set(numbers["probes"]) == {"WN-LEX", "WN-DEF", "WN-BSHIFT"}
         assert len(numbers["train_wall_s"]) == 1 and 0 < numbers["train_wall_s"][0] < 300
         assert numbers["max_update"] == [6]
-        assert numbers["stopped_improving"][0] in (True, False)  # the quick runs validate twice (2 epochs)
+        # the quick runs validate twice (2 epochs): a verdict, never None; and a best checkpoint before the last
+        # update means the last validation was lower than an earlier one
+        assert isinstance(numbers["stopped_improving"][0], bool)
+        assert numbers["stopped_improving"][0] or numbers["best_update"][0] == numbers["max_update"][0]
     runs = {"of": 3, "runs": sum(summary["methods"][m]["stopped_improving"][0] for m in ("std", "r3f", "r4f"))}
     assert summary["stopped_improving"] == runs and summary["best_before_last_update"]["of"] == 3
     # the pretrained encoder, probed on every task; R3F's lambda chosen on dev from the quick grid
@@ -100,8 +106,10 @@ def test_intervals_and_verdicts_follow_the_interval_not_the_mean():
     assert claims.paired({1: 1.0}, {2: 1.0}) is None and claims.verdict(None) == claims.UNDECIDED
     ratio = claims.variance_ratio([1.0, 1.1, 0.9, 1.0, 1.05], [0.0, 5.0, -5.0, 3.0, -3.0])
     assert ratio.high < 1 and claims.verdict(ratio, 1.0, higher_is_claimed=False) == claims.SUPPORTED
-    assert claims.majority([claims.SUPPORTED] * 2) == claims.SUPPORTED
-    assert claims.majority([claims.SUPPORTED, claims.UNDECIDED]) == claims.UNDECIDED
+    assert claims.unanimous([claims.SUPPORTED] * 2) == claims.SUPPORTED
+    assert claims.unanimous([claims.SUPPORTED, claims.UNDECIDED]) == claims.UNDECIDED
+    two_of_three = [claims.SUPPORTED, claims.SUPPORTED, claims.NOT_SUPPORTED]  # a majority, not a unanimous claim
+    assert claims.unanimous(two_of_three) == claims.UNDECIDED
 
 
 def test_a_folder_the_demo_did_not_write_is_refused_and_kept(tmp_path, capsys):

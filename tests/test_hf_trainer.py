@@ -16,6 +16,7 @@ from transformers import BartConfig, BartForConditionalGeneration, BertConfig, B
 from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
 from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
+from rxf.smart import SmartAscent, adversarial_forward  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
 from tests.helpers import HF_NO_DROPOUT, hf_training_args, tiny_bert  # noqa: E402
 
@@ -150,8 +151,9 @@ def test_r4f_keeps_every_head_matrix_1_lipschitz_and_reloads_with_the_same_outpu
     assert json.load(open(tmp_path / "saved" / "config.json"))["rxf_r4f_layers"] == ["classifier", "bert.pooler.dense"]
     reloaded = load_r4f(BertForSequenceClassification, str(tmp_path / "saved")).eval()
     inputs = {k: v for k, v in batch().items() if k != "labels"}
-    with torch.no_grad():
-        assert torch.equal(reloaded(**inputs).logits, model.eval()(**inputs).logits)
+    with torch.no_grad():  # a model built from its config and one from from_pretrained: the same weights, bits
+        # apart by reordering (6e-8 seen); re-warmed power iterations would be 4e-5 apart, raw weights 0.5
+        torch.testing.assert_close(reloaded(**inputs).logits, model.eval()(**inputs).logits, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="not saved with R4F"):
         tiny_bert().save_pretrained(str(tmp_path / "plain"))
         load_r4f(BertForSequenceClassification, str(tmp_path / "plain"))
@@ -245,26 +247,55 @@ def examples(n_batches=3, n=8):
     return [{k: v[i] for k, v in batch(n=n, seed=s).items()} for s in range(n_batches) for i in range(n)]
 
 
-def test_smart_without_ascent_or_teacher_is_r3f_with_normal_noise(tmp_path):
-    model = tiny_bert().train()
-    smart = smart_trainer(model, tmp_path, smart_steps=0, smart_mu=0.0, smart_sigma=1e-2)
-    r3f = trainer(model, tmp_path, eps=1e-2, noise_type="normal")
-    torch.manual_seed(3)
-    expected = r3f.compute_loss(model, dict(batch()))
-    torch.manual_seed(3)
-    assert torch.equal(smart.compute_loss(model, dict(batch())), expected)
-    assert [float(x) for x in smart._terms_log["smart_symm_kl"]] == [float(x) for x in r3f._terms_log["symm_kl"]]
+def test_smart_trainer_runs_rxf_smart_with_its_options_and_adds_the_terms_it_logs(tmp_path, monkeypatch):
+    """The wiring, not the method (rxf.smart's proofs, S = 0 being R3F with normal noise and the ascent raising the
+    term among them, are tests/test_core.py's): each step hands SMARTTrainer's options to ``adversarial_forward`` once,
+    on the model's input embeddings, with the consistency term against the clean pass as what the ascent raises; the
+    loss is the task loss + lambda * the term logged as smart_symm_kl + mu * the term against the teacher (theta_0 at
+    the first update, absorbed once per update), logged as smart_bregman."""
+    import rxf.hf
 
+    calls = []
 
-def test_smart_ascent_raises_the_term_above_its_starting_noise(tmp_path):
+    def spy(*args):
+        output, record = adversarial_forward(*args)
+        calls.append((args, output.detach()))
+        return output, record
+
+    monkeypatch.setattr(rxf.hf, "adversarial_forward", spy)
     model = tiny_bert().train()
-    terms = {}
-    for steps in (0, 1):
-        t = smart_trainer(model, tmp_path, smart_steps=steps, smart_mu=0.0, smart_sigma=1e-3, smart_eps=1e-2)
-        torch.manual_seed(4)
-        t.compute_loss(model, dict(batch()))
-        terms[steps] = float(t._terms_log["smart_symm_kl"][0])
-    assert terms[1] > 2 * terms[0]  # the worst point of the 1e-2 ball, found from delta_0 of scale 1e-3
+    options = dict(smart_sigma=1e-3, smart_steps=2, smart_step_size=0.05, smart_eps=1e-2, smart_norm="l2")
+    teacher_options = dict(smart_beta=0.9, smart_beta_start=0.8, smart_beta_warmup=0.2)
+    t = smart_trainer(
+        model, tmp_path, smart_lambda=3.0, smart_mu=0.5, smart_grad_eps=1e-7, **options, **teacher_options
+    )
+    assert (t.teacher.beta, t.teacher.beta_start, t.teacher.start_fraction) == (0.9, 0.8, 0.2)
+    inputs = batch()
+    bregman = []
+    for update in range(2):
+        t.state.global_step, t._terms_log = update, {}
+        calls.clear()
+        loss = t.compute_loss(model, dict(inputs))
+        (((wrapped, _, embedding, scope, objective, ascent), adversarial),) = calls
+        assert ascent == SmartAscent(sigma=1e-3, steps=2, step_size=0.05, norm="l2", radius=1e-2, epsilon=1e-7)
+        assert wrapped is model and (embedding, scope) == input_embedding_and_scope(model)
+        with torch.no_grad():
+            clean = model(**inputs)
+            teacher = t.teacher.outputs(model, lambda net: net(**inputs).logits)
+            term = symmetric_kl(clean.logits, adversarial).item()
+            assert objective(adversarial).item() == pytest.approx(term, rel=1e-5)
+        logged = {key: float(values[0]) for key, values in t._terms_log.items()}
+        assert logged.keys() == {"smart_symm_kl", "smart_bregman"}
+        assert logged["smart_symm_kl"] == pytest.approx(term / 4, rel=1e-5)
+        bregman.append(symmetric_kl(teacher, clean.logits).item() / 4)
+        assert logged["smart_bregman"] == pytest.approx(bregman[-1], rel=1e-5, abs=1e-12)
+        assert loss.item() == pytest.approx(clean.loss.item() + 3.0 * term / 4 + 0.5 * bregman[-1], rel=1e-5)
+        loss.backward()
+        with torch.no_grad():  # an update, so that the teacher lags behind
+            for p in model.parameters():
+                p -= 0.5 * p.grad
+                p.grad = None
+    assert int(t.teacher.absorbed) == 2 and bregman[0] == 0 and bregman[1] > 0
 
 
 def test_smart_teacher_absorbs_once_per_update_and_starts_at_theta_0(tmp_path):

@@ -1,8 +1,10 @@
 """R4F's model side: fairseq's ``sentence_prediction`` task with a 1-Lipschitz classification head.
 
-Spectral normalisation changes the head's parameters (``weight`` -> ``weight_orig`` + power-iteration
-buffers), so it must be in place when the model is built, before checkpoints are loaded and the
-optimizer is created; that is the task's ``build_model``, not the criterion.
+Spectral normalisation swaps each linear layer of the head for ``rxf.spectral_norm.SpectralNormLinear``,
+which keeps the raw parameter under ``weight`` (any RoBERTa or BART checkpoint loads into it) and adds the
+power-iteration vectors ``sn_u``/``sn_v`` as buffers. The swap must be in place when the model is built, before a
+checkpoint is loaded, so that a resumed or evaluated model reads back the vectors it trained with; that is the
+task's ``build_model``, which fairseq calls for training and loading alike, not the criterion.
 """
 
 import logging
