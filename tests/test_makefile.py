@@ -1,6 +1,8 @@
-"""The Makefile's install step: a TORCH given on the command line reaches an existing .venv."""
+"""The Makefile's install step: exactly the lock's versions, and a TORCH given on the command line reaches an
+existing .venv with the lock still holding for everything else."""
 
 import os
+import re
 import stat
 import subprocess
 
@@ -9,6 +11,8 @@ import pytest
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+
+LOCK = os.path.join(REPO, "constraints.txt")
 
 
 def fake_venv(root):
@@ -24,21 +28,51 @@ def fake_venv(root):
 def install(venv, *args):
     proc = subprocess.run(["make", "-s", "-C", REPO, "install", f"VENV={venv}", *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
 
 
-def torch_installs(root):
+def pip_installs(root):
     calls = (root / "calls.log").read_text().splitlines() if (root / "calls.log").exists() else []
-    return [c for c in calls if c.startswith("-m pip install torch")]
+    return [c for c in calls if c.startswith("-m pip install")]
 
 
-def test_a_new_torch_on_the_command_line_is_installed_into_an_existing_venv(tmp_path):
+def locked_torch():
+    (version,) = re.findall(r"^torch==(\S+)$", open(LOCK).read(), re.M)
+    return f"torch=={version}"
+
+
+def test_every_install_is_constrained_by_the_lock_and_a_new_torch_reaches_an_existing_venv(tmp_path):
     venv = fake_venv(tmp_path)
     install(venv)
-    assert torch_installs(tmp_path) == ["-m pip install torch==2.13.0"]
+    pins = f"-c {venv}/.rxf-constraints.txt --build-constraint {venv}/.rxf-constraints.txt"
+    calls = pip_installs(tmp_path)
+    assert calls == [
+        f"-m pip install -q -c {venv}/.rxf-constraints.txt --upgrade pip",
+        f"-m pip install {pins} -q --upgrade setuptools wheel",
+        f"-m pip install {pins} {locked_torch()}",
+        f"-m pip install {pins} -e .[test,hf,demo]",
+    ]
+    assert (venv / ".rxf-constraints.txt").read_text() == open(LOCK).read()
     install(venv)  # nothing changed: nothing installed
-    assert len(torch_installs(tmp_path)) == 1
+    assert len(pip_installs(tmp_path)) == 4
     install(venv, "TORCH=torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121")
     assert (
-        torch_installs(tmp_path)[-1] == "-m pip install torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
+        pip_installs(tmp_path)[-2]
+        == f"-m pip install {pins} torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
     )
+    # the lock still holds for everything but torch and its CUDA packages
+    pins_now = (venv / ".rxf-constraints.txt").read_text().splitlines()
+    assert not [p for p in pins_now if re.match(r"(torch|triton|nvidia-[\w-]+)==", p)]
+    assert "transformers==" in "\n".join(pins_now) and len(pins_now) > 50
     assert os.path.exists(venv / ".rxf-installed")
+
+
+def test_a_missing_lock_is_one_line_naming_make_lock(tmp_path):
+    venv = fake_venv(tmp_path)
+    proc = subprocess.run(
+        ["make", "-s", "-C", REPO, "install", f"VENV={venv}", f"LOCK={tmp_path / 'none.txt'}", "TORCH=torch"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and "none.txt is missing: `make lock` makes it" in proc.stderr
+    assert not (tmp_path / "calls.log").exists()
