@@ -10,6 +10,7 @@ evaluation of that checkpoint; write the record once (``rxf_repro/records.py``).
 import glob
 import json
 import os
+import pathlib
 import shlex
 import shutil
 import subprocess
@@ -51,7 +52,8 @@ def in_process_module(command: Sequence[str]) -> Optional[str]:
 
 
 def preload(module: str) -> None:
-    """Import a fairseq_cli module here, before forking, so that no run pays for it again. Its import configures
+    """Import a fairseq_cli module here, before forking, so that no run pays for it again; and torch._dynamo,
+    which torch's optimizers import at their first step (1.5 s a run otherwise). The module's import configures
     the root logger to print on our stdout; that is undone (the forked run configures its own)."""
     import importlib
     import logging
@@ -61,6 +63,7 @@ def preload(module: str) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     importlib.import_module(module)
+    importlib.import_module("torch._dynamo")
     root.handlers[:], root.level = handlers, level
 
 
@@ -100,7 +103,7 @@ def stream(
     With ``in_process`` a fairseq_cli command runs in a fork of this interpreter (``process.ForkedChild``)
     instead of a new one. Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
     previous = (
-        attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        attempts.read_attempts(pathlib.Path(log_path).read_text(encoding="utf-8", errors="replace"))
         if os.path.exists(log_path)
         else []
     )
@@ -124,13 +127,14 @@ def stream(
             )
         running.append(proc)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            elapsed = time.time() - current.started
-            logf.write(line)
-            logf.flush()
-            current.lines.append((elapsed, line.rstrip("\n")))
-            if progress is not None:
-                progress.line(elapsed, line)
+        with proc.stdout:  # the pipe's read end: closed once read to its end
+            for line in proc.stdout:
+                elapsed = time.time() - current.started
+                logf.write(line)
+                logf.flush()
+                current.lines.append((elapsed, line.rstrip("\n")))
+                if progress is not None:
+                    progress.line(elapsed, line)
         code = proc.wait()
         current.exit_code, current.wall_s = code, time.time() - current.started
         logf.write(attempts.footer(number, code, current.wall_s))
@@ -296,7 +300,7 @@ class Executor:
         if not finished:
             progress = Progress(max_update, metric, every=self.progress_every)
             current = self.execute(command, run_dir, "train.log", resumed, progress)
-        runs_ = attempts.read_attempts(open(log_path, encoding="utf-8", errors="replace").read())
+        runs_ = attempts.read_attempts(pathlib.Path(log_path).read_text(encoding="utf-8", errors="replace"))
         if not finished:
             runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
         saved = checkpoint_update(best_path) if os.path.exists(best_path) else None

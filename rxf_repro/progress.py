@@ -37,10 +37,12 @@ class Progress:
         max_update: Optional[int],
         metric: Optional[str] = None,
         every: float = 30.0,
-        out: IO[str] = sys.stderr,
+        out: Optional[IO[str]] = None,
         indent: str = "    ",
     ):
-        self.max_update, self.metric, self.every, self.out, self.indent = max_update, metric, every, out, indent
+        # sys.stderr when the run starts (not when this module was imported): a forked rxf-run has its own
+        self.out = out if out is not None else sys.stderr
+        self.max_update, self.metric, self.every, self.indent = max_update, metric, every, indent
         self.first: Optional[tuple] = None  # (elapsed, update) of the first training log line
         self.last_print = time.time()
         self.best: Optional[float] = None

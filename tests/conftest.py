@@ -1,38 +1,46 @@
 import os
 import shutil
+from pathlib import Path
 
-import pytest
+# One thread per test process, set before torch loads its OpenMP runtime: `make test` runs two pytest-xdist workers on
+# two cores (more threads only contend), and a process that never started OpenMP threads forks safely (the tests run
+# fairseq in forks of themselves, as rxf-run does). Children inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
 from tests import toy
-from tests.helpers import MINILM, TINY_ROBERTA, benchmark_module, fairseq_args, fairseq_cli, import_hf
+from tests.helpers import MINILM, TINY_ROBERTA, benchmark_module, built_once, fairseq_args, fairseq_cli, import_hf
+
+
+def _build_toy_data(root: Path) -> None:
+    raw = str(root / "raw")
+    toy.write_classification_raw(raw, {"train": 400, "valid": 96}, seed=1)
+    toy.binarize_sentence_prediction(raw, str(root / "cls"))
+    for split in ("train", "valid"):
+        shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
+    toy.binarize_monolingual(os.path.join(raw, "lm"), str(root / "lm"), str(root / "cls" / "input0" / "dict.txt"))
+    toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
+    toy.binarize_seq2seq(raw, str(root / "s2s"))
+    # a tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint
+    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
+    extra = ["--max-update", "5", "--save-dir", str(root / "pretrained"), "--no-epoch-checkpoints"]
+    fairseq_cli("train", fairseq_args(str(root / "lm"), "masked_lm", "masked_lm", model, extra))
 
 
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory):
-    """Binarized toy classification (``cls``), seq2seq (``s2s``) and masked-LM (``lm``) data."""
-    root = str(tmp_path_factory.mktemp("toy"))
-    raw = os.path.join(root, "raw")
-    toy.write_classification_raw(raw, {"train": 400, "valid": 96}, seed=1)
-    toy.binarize_sentence_prediction(raw, os.path.join(root, "cls"))
-    for split in ("train", "valid"):
-        shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
-    toy.binarize_monolingual(
-        os.path.join(raw, "lm"), os.path.join(root, "lm"), os.path.join(root, "cls", "input0", "dict.txt")
-    )
-    toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
-    toy.binarize_seq2seq(raw, os.path.join(root, "s2s"))
-    return {name: os.path.join(root, name) for name in ("cls", "s2s", "lm")} | {"root": root}
+    """Binarized toy classification (``cls``), seq2seq (``s2s``) and masked-LM (``lm``) data, and the tiny
+    pretrained RoBERTa of ``pretrained_roberta``."""
+    root = built_once(tmp_path_factory, "toy", _build_toy_data)
+    return {name: str(root / name) for name in ("cls", "s2s", "lm")} | {"root": str(root)}
 
 
 @pytest.fixture(scope="session")
 def pretrained_roberta(toy_data):
     """A tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint."""
-    save_dir = os.path.join(toy_data["root"], "pretrained")
-    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
-    extra = ["--max-update", "5", "--save-dir", save_dir, "--no-epoch-checkpoints"]
-    fairseq_cli("train", fairseq_args(toy_data["lm"], "masked_lm", "masked_lm", model, extra))
-    return os.path.join(save_dir, "checkpoint_last.pt")
+    return os.path.join(toy_data["root"], "pretrained", "checkpoint_last.pt")
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +72,12 @@ def read_only_folder(tmp_path):
     subprocess.run(["umount", str(folder)], check=False)
 
 
+def _import_minilm(root: Path) -> None:
+    proc = import_hf(MINILM, root / "minilm")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory):
     """all-MiniLM-L6-v2 from its PyPI package, imported with rxf-import-hf."""
-    dest = tmp_path_factory.mktemp("minilm") / "minilm"
-    proc = import_hf(MINILM, dest)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return dest
+    return built_once(tmp_path_factory, "minilm", _import_minilm) / "minilm"

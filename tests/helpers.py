@@ -4,10 +4,14 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import filelock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "rxf_fairseq")
@@ -105,13 +109,10 @@ def as_from_a_terminal() -> None:
 
 
 def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:
-    """``rxf-import-hf SRC DEST ...`` in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-m", "rxf_fairseq.hf_import", str(src), str(dest), *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    """``rxf-import-hf SRC DEST ...`` in a fork of this interpreter (its ``main``), stdout and stderr together."""
+    from rxf_fairseq import hf_import
+
+    return forked(hf_import.main, ([str(src), str(dest), *map(str, extra)],), check=False, name="rxf-import-hf")
 
 
 def benchmark_module(name: str):
@@ -233,18 +234,50 @@ def first_batch(task, split: str = "valid", batch_size: int = 8) -> Dict:
 def fairseq_cli(
     tool: str, argv: Sequence[str], cwd: Optional[str] = None, check: bool = True, env: Optional[Dict[str, str]] = None
 ) -> subprocess.CompletedProcess:
-    """Run ``fairseq-<tool>`` (train, generate, validate) with this interpreter."""
-    proc = subprocess.run(
-        [sys.executable, "-m", f"fairseq_cli.{tool}", *argv],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"fairseq-{tool} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+    """``fairseq-<tool> ARGV`` (train, generate, validate, preprocess) in a fork of this interpreter, which has
+    fairseq imported already: rxf-run's own way of running fairseq (``execution.fairseq_main`` in a
+    ``process.ForkedChild``, proven to compute what a fresh interpreter computes by
+    ``test_a_run_in_a_fork_computes_what_a_fresh_interpreter_computes``). stdout and stderr together."""
+    from rxf_repro import execution
+
+    module = f"fairseq_cli.{tool}"
+    execution.preload(module)
+    return forked(execution.fairseq_main, (module, list(argv)), cwd, check, env, f"fairseq-{tool}")
+
+
+def forked(
+    target, args: Sequence, cwd: Optional[str] = None, check: bool = True, env=None, name: str = ""
+) -> subprocess.CompletedProcess:
+    """``target(*args)`` in a ``process.ForkedChild`` (its exit status ``target``'s int), its output captured."""
+    from rxf_repro import process
+
+    with process.children() as running:
+        child = process.ForkedChild(target, args, cwd=cwd, env=env)
+        running.append(child)
+        output = child.stdout.read()
+        child.stdout.close()
+        code = child.wait()
+    proc = subprocess.CompletedProcess([name or getattr(target, "__name__", "target"), *map(str, args)], code, output)
+    if check and code != 0:
+        raise AssertionError(f"{proc.args[0]} failed ({code}):\n{output[-6000:]}")
     return proc
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``build(folder)`` fills once per test run, shared by every pytest-xdist worker: the first worker to
+    ask builds it under a file lock while the others wait, then all read it (pytest-xdist's documented pattern).
+    ``build`` gets an empty folder; the result counts only once it returned (a failed build is retried by the next
+    worker that asks, and fails there too)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # popen-gwN's parent: this run's
+    folder, done = shared / name, shared / f"{name}.done"
+    with filelock.FileLock(str(shared / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 def json_records(output: str, kind: str) -> List[Dict]:

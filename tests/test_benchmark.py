@@ -10,53 +10,31 @@ import time
 
 import pytest
 
-from tests.helpers import REPO, benchmark_module
+from tests.helpers import REPO, benchmark_module, forked
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
-def test_cost_benchmark_counts_passes_per_method(tmp_path):
-    out = tmp_path / "cost.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "cost.py"),
-            "--layers",
-            "1",
-            "--dim",
-            "16",
-            "--heads",
-            "2",
-            "--ffn",
-            "32",
-            "--seq-len",
-            "12",
-            "--batch",
-            "4",
-            "--warmup",
-            "1",
-            "--steps",
-            "2",
-            "--rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    written = json.load(open(out))
-    assert (
-        written["date"]
-        and written["commit"]
-        and written["machine"]["cpu"]
-        and written["command"][1] == "benchmarks/cost.py"
-    )
-    results = {r["method"]: r for r in written["results"]}
-    passes = {m: (r["forwards_per_update"], r["backwards_per_update"]) for m, r in results.items()}
+TINY_COST = ["--layers", "1", "--dim", "16", "--heads", "2", "--ffn", "32", "--seq-len", "12", "--batch", "4"]
+TINY_COST += ["--warmup", "1", "--steps", "2", "--rounds", "1", "--threads", "1"]
+
+
+def measured(cost, argv, method):
+    """``benchmarks/cost.py ARGV --child METHOD`` (the measurement the driver runs in a fresh Python per method) in a
+    fork of this interpreter: its ``RESULT`` line."""
+    proc = forked(cost.main, ([*argv, "--child", method],), name="benchmarks/cost.py")
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_cost_benchmark_counts_passes_per_method():
+    """Every method's measurement, each in a fork (its counters patch torch), and the table of all of them; the
+    driver, which runs them in fresh Pythons, end to end in test_cost_benchmark_times_an_imported_checkpoint."""
+    import argparse
+
+    cost = benchmark_module("cost")
+    results = [cost.pool([measured(cost, TINY_COST, method)]) for method in cost.METHODS]
+    passes = {r["method"]: (r["forwards_per_update"], r["backwards_per_update"]) for r in results}
     assert passes == {
         "standard": (1, 1),
         "r3f": (2, 1),
@@ -69,51 +47,30 @@ def test_cost_benchmark_counts_passes_per_method(tmp_path):
         "smart_s2_mu0": (4, 3),
         "reference_r3f": (2, 1),
     }
-    assert all(r["seconds_per_update"] > 0 and r["cpu_seconds_per_update"] > 0 for r in results.values())
-    assert "| CPU s/update (median) |" in proc.stdout
-    for method in results:
-        assert f"| {method} |" in proc.stdout
+    assert all(r["seconds_per_update"] > 0 and r["cpu_seconds_per_update"] > 0 for r in results)
+    table = cost.table(results, argparse.Namespace(device="cpu"))
+    assert "| CPU s/update (median) |" in table
+    for method in passes:
+        assert f"| {method} |" in table
 
 
 def test_cost_benchmark_rejects_bad_arguments():
-    proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "cost.py"), "--methods", "r3f,nope"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = forked(benchmark_module("cost").main, (["--methods", "r3f,nope"],), check=False)
     assert proc.returncode == 2 and "--methods: unknown ['nope']" in proc.stdout
 
 
 def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
     """benchmarks/preprocess.py's synthetic inputs are in the official formats: the pipelines accept them."""
     out = tmp_path / "preprocess.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "preprocess.py"),
-            "--pipelines",
-            "glue,reddit_tifu",
-            "--lines",
-            "2500",
-            "--json",
-            str(out),
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    preprocess = benchmark_module("preprocess")
+    argv = ["--pipelines", "glue,reddit_tifu", "--lines", "500", "--json", str(out), "--work", str(tmp_path / "work")]
+    forked(preprocess.main, (argv,), cwd=REPO, name="benchmarks/preprocess.py")
     record = json.load(open(out))
     results = {r["pipeline"]: r for r in record["results"]}
-    assert {p: r["synthetic_examples"] for p, r in results.items()} == {"glue": 2500, "reddit_tifu": 2500}
+    assert {p: r["synthetic_examples"] for p, r in results.items()} == {"glue": 500, "reddit_tifu": 500}
     assert all(r["fixtures_s"] > 0 and r["examples_per_s"] > 0 for r in results.values())
     summary = json.load(open(tmp_path / "work" / "reddit_tifu" / "synthetic-bin" / "summary.json"))
-    assert {s: v["examples"] for s, v in summary["splits"].items()} == {"train": 2450, "valid": 25, "test": 25}
+    assert {s: v["examples"] for s, v in summary["splits"].items()} == {"train": 490, "valid": 5, "test": 5}
     tiny = sorted(os.listdir(tmp_path / "work" / "glue" / "fixtures-bin"))  # the tiny input: ALL, every task
     assert tiny == [
         ".rxf-output.json",
@@ -133,13 +90,7 @@ def test_preprocess_benchmark_inputs_pass_the_pipelines_checks(tmp_path):
     machine = record["machine"]
     assert machine["cores"] == os.cpu_count() and machine["python"] == platform.python_version()
     assert machine["cpu"] and machine["torch"] == importlib.metadata.version("torch")
-    bad = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "preprocess.py"), "--pipelines", "nope"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    bad = forked(preprocess.main, (["--pipelines", "nope"],), check=False)
     assert bad.returncode == 2 and "--pipelines: unknown ['nope']" in bad.stdout
 
 
@@ -178,38 +129,22 @@ def test_preprocess_benchmark_writes_no_results_file_unless_asked_and_imports_no
 
 
 def test_cost_benchmark_times_an_imported_checkpoint(minilm, tmp_path):
+    """The driver end to end (its measurement in a fresh Python, as it always runs it) on rxf-import-hf's
+    checkpoint: the table, and the results file with when, from which commit, on what."""
     out = tmp_path / "cost.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO, "benchmarks", "cost.py"),
-            "--restore",
-            str(minilm / "model.pt"),
-            "--methods",
-            "standard,r3f",
-            "--seq-len",
-            "8",
-            "--batch",
-            "2",
-            "--warmup",
-            "1",
-            "--steps",
-            "1",
-            "--rounds",
-            "1",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    cost = benchmark_module("cost")
+    restore = ["--restore", str(minilm / "model.pt"), "--seq-len", "8", "--batch", "2", "--threads", "1"]
+    restore += ["--warmup", "1", "--steps", "1", "--rounds", "1"]
+    proc = forked(cost.main, ([*restore, "--methods", "standard", "--json", str(out)],), cwd=REPO)
     assert f"the checkpoint {minilm / 'model.pt'}" in proc.stdout
+    assert "| CPU s/update (median) |" in proc.stdout and "| standard |" in proc.stdout
     written = json.load(open(out))
     assert written["config"]["restore"] == str(minilm / "model.pt")
-    assert {r["method"]: r["forwards_per_update"] for r in written["results"]} == {"standard": 1, "r3f": 2}
+    assert written["date"] and written["commit"] and written["machine"]["cpu"]
+    assert written["command"][1] == "benchmarks/cost.py" and "--restore" in written["command"]
+    assert [(r["method"], r["forwards_per_update"]) for r in written["results"]] == [("standard", 1)]
+    assert written["results"][0]["seconds_per_update"] > 0
+    assert measured(cost, restore, "r3f")["forwards_per_update"] == 2
 
 
 def tiny_hf_model(folder):
@@ -249,20 +184,14 @@ def test_trainer_cost_benchmark_counts_passes_per_method(tmp_path):
     import torch
 
     assert torch.autograd.backward.__name__ == "backward"  # the counters are gone again
+    # its driver end to end, in a fork of this interpreter (the measurement in a fresh Python, as it always runs it)
     out = tmp_path / "cost_hf.json"
-    proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "benchmarks", "cost_hf.py"), *argv, "--methods", "standard,r3f"]
-        + ["--rounds", "1", "--json", str(out)],
-        cwd=str(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    argv += ["--methods", "standard", "--rounds", "1", "--json", str(out)]
+    proc = forked(cost_hf.main, (argv,), cwd=str(tmp_path), name="benchmarks/cost_hf.py")
     written = json.load(open(out))
     assert written["commit"] and written["command"][1] == "benchmarks/cost_hf.py"
-    assert [r["method"] for r in written["results"]] == ["standard", "r3f"]
-    assert "| r3f |" in proc.stdout and "| vs the snippet |" in proc.stdout
+    assert [r["method"] for r in written["results"]] == ["standard"]
+    assert "| standard |" in proc.stdout and "| vs the snippet |" in proc.stdout
 
 
 def test_gpu_check_runs_on_the_cpu_in_its_tiny_configuration(tmp_path):

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rxf_repro import catalog, configs, runs
-from tests.helpers import REPO
+from tests.helpers import REPO, fairseq_cli
 
 GLUE = os.path.join(REPO, "configs", "glue")
 
@@ -27,13 +27,13 @@ def test_standard_plus_plus_doubles_every_length_of_the_task(task):
     assert standard["optimization"]["max_update"] == base["optimization"]["max_update"]
 
 
-def test_fairseq_hydra_train_itself_trains_standard_plus_plus_twice_as_long():
-    tool = os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train")
+def test_fairseq_hydra_train_itself_trains_standard_plus_plus_twice_as_long(tmp_path):
     shown = {}
     for method in ("std", "std++"):
-        proc = subprocess.run(
+        # fairseq-hydra-train's cli_main in a fork of this interpreter, as fairseq_cli runs fairseq-train
+        proc = fairseq_cli(
+            "hydra_train",
             [
-                tool,
                 "--config-dir",
                 GLUE,
                 "--config-name",
@@ -44,11 +44,8 @@ def test_fairseq_hydra_train_itself_trains_standard_plus_plus_twice_as_long():
                 "--cfg",
                 "job",
             ],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
+            cwd=str(tmp_path),
         )
-        assert proc.returncode == 0, proc.stderr[-2000:]
         section = proc.stdout.split("\noptimization:\n", 1)[1]
         shown[method] = int(section.split("max_update:", 1)[1].split()[0])
     assert shown == {"std": 3120, "std++": 6240}
@@ -125,34 +122,12 @@ def test_an_installed_copy_carries_the_configs_and_runs_from_any_folder(tmp_path
     assert shipped == source and "glue/longer/rte_std++.yaml" in shipped
     assert (build / "rxf_repro" / "data" / "downloads.tsv").exists()
     env = dict(os.environ, PYTHONPATH=str(build))
-    proc = subprocess.run(
-        [sys.executable, "-c", "from rxf_repro import configs; print(configs.config_root())"],
-        cwd="/",
-        env=env,
-        capture_output=True,
-        text=True,
+    script = (
+        "import sys; from rxf_repro import configs, runs; print(configs.config_root(), flush=True); "
+        "sys.exit(runs.main(['glue', 'RTE', 'r3f', '--dry-run', '--data', 'X', '--checkpoint', 'Y', '--seeds', '1']))"
     )
-    assert proc.stdout.strip() == str(build / "rxf_repro" / "configs"), proc.stderr
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rxf_repro.runs",
-            "glue",
-            "RTE",
-            "r3f",
-            "--dry-run",
-            "--data",
-            "X",
-            "--checkpoint",
-            "Y",
-            "--seeds",
-            "1",
-        ],
-        cwd="/",
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd="/", env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "fairseq_cli.train X/RTE-bin" in proc.stdout and "--max-update 3120" in proc.stdout
+    root, *commands = proc.stdout.splitlines()
+    assert root == str(build / "rxf_repro" / "configs"), proc.stderr
+    assert "fairseq_cli.train X/RTE-bin" in commands[0] and "--max-update 3120" in commands[0]

@@ -176,7 +176,7 @@ def test_prediction_lists_make_the_logs_unsummable(toy_data):
     assert not criterion.logging_outputs_can_be_summed()
 
 
-def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_data):
+def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_data, tmp_path):
     out = fairseq_cli(
         "train",
         classification_args(
@@ -195,6 +195,7 @@ def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_dat
                 "2",
             ],
         ),
+        cwd=str(tmp_path),  # fairseq makes ./checkpoints, --no-save or not
     ).stdout
     records = json_records(out, "train_inner") + json_records(out, "train")
     assert len(records) == 3
@@ -210,12 +211,13 @@ def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_dat
     assert valid["valid_task_loss"] == valid["valid_loss"] and "valid_symm_kl" not in valid
 
 
-def test_fairseq_train_warns_once_about_the_seq2seq_default_lambda(toy_data):
+def test_fairseq_train_warns_once_about_the_seq2seq_default_lambda(toy_data, tmp_path):
     out = fairseq_cli(
         "train",
         seq2seq_args(
             toy_data["s2s"], ["--max-update", "2", "--no-save", "--log-format", "json", "--log-interval", "1"]
         ),
+        cwd=str(tmp_path),  # fairseq makes ./checkpoints, --no-save or not
     ).stdout
     assert out.count("outside the paper's grid") == 1
     (line,) = [line for line in out.splitlines() if "outside the paper's grid" in line]

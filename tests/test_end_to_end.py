@@ -1,15 +1,15 @@
 """fairseq-train / fairseq-generate with ``--user-dir rxf_fairseq``, as users run them."""
 
 import os
+import shutil
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from tests.helpers import NO_DROPOUT, REPO, USER_DIR, classification_args, fairseq_cli, json_records, seq2seq_args
+from rxf_repro import execution, process
+from tests.helpers import NO_DROPOUT, USER_DIR, classification_args, fairseq_cli, json_records, seq2seq_args
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -29,17 +29,12 @@ def old_format_checkpoint(path: str, dest: str) -> str:
     return dest
 
 
-@pytest.mark.parametrize("layout", ["cfg", "args"])
-def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_path, layout):
-    restore = (
-        pretrained_roberta if layout == "cfg" else old_format_checkpoint(pretrained_roberta, str(tmp_path / "old.pt"))
-    )
-    out = fairseq_cli(
-        "train",
-        classification_args(
-            toy_data["cls"], ["--restore-file", restore, *RESET, "--max-update", "6", "--no-save", *LOG]
-        ),
-    ).stdout
+def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_path):
+    """fairseq's current layout (``cfg``); the released checkpoints' older one (``args``) loads in
+    test_smart_and_its_teacher_start_from_an_official_checkpoint."""
+    extra = ["--restore-file", pretrained_roberta, *RESET, "--max-update", "4", "--no-save", *LOG]
+    # cwd: with --no-save fairseq still makes its --save-dir, ./checkpoints
+    out = fairseq_cli("train", classification_args(toy_data["cls"], extra), cwd=str(tmp_path)).stdout
     assert "Loaded checkpoint" in out
     last = json_records(out, "train")[-1]
     assert float(last["train_symm_kl"]) > 0
@@ -48,8 +43,9 @@ def test_roberta_r3f_from_official_checkpoint(toy_data, pretrained_roberta, tmp_
 
 
 def test_smart_and_its_teacher_start_from_an_official_checkpoint(toy_data, pretrained_roberta, tmp_path):
-    """A released checkpoint has no "criterion" entry, which fairseq's trainer reads when the criterion has
-    parameters (SMART's teacher); with --reset-optimizer a checkpoint's own teacher is not used either."""
+    """A released checkpoint (the older layout: options in ``args``, numpy scalars) has no "criterion" entry, which
+    fairseq's trainer reads when the criterion has parameters (SMART's teacher); with --reset-optimizer a
+    checkpoint's own teacher is not used either."""
     old = old_format_checkpoint(pretrained_roberta, str(tmp_path / "old.pt"))
     smart = ["--criterion", "sentence_prediction_smart", "--max-update", "3", *LOG]
     out = fairseq_cli(
@@ -58,6 +54,7 @@ def test_smart_and_its_teacher_start_from_an_official_checkpoint(toy_data, pretr
             toy_data["cls"], [*smart, "--restore-file", old, *RESET, "--save-dir", str(tmp_path / "a")]
         ),
     ).stdout
+    assert "Loaded checkpoint" in out
     first = json_records(out, "train_inner")
     assert len(first) == 3 and float(first[-1]["smart_bregman"]) > 0
     again = fairseq_cli(
@@ -66,6 +63,8 @@ def test_smart_and_its_teacher_start_from_an_official_checkpoint(toy_data, pretr
             toy_data["cls"],
             [
                 *smart,
+                "--max-update",
+                "1",
                 "--restore-file",
                 str(tmp_path / "a" / "checkpoint_last.pt"),
                 *RESET,
@@ -75,7 +74,8 @@ def test_smart_and_its_teacher_start_from_an_official_checkpoint(toy_data, pretr
         ),
     ).stdout
     assert "the checkpoint's SMART teacher is not used" in again
-    assert int(torch.load(str(tmp_path / "b" / "checkpoint_last.pt"))["criterion"]["teacher.absorbed"]) == 3
+    # a fresh teacher: one absorption in one update (the checkpoint's, 3 absorbed, would have made it 4)
+    assert int(torch.load(str(tmp_path / "b" / "checkpoint_last.pt"))["criterion"]["teacher.absorbed"]) == 1
 
 
 def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained_roberta, tmp_path):
@@ -105,15 +105,8 @@ def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained
         u, v = state["model"][prefix + layer + ".sn_u"].double(), state["model"][prefix + layer + ".sn_v"].double()
         sigma_hat = u @ w @ v
         assert torch.linalg.matrix_norm(w / sigma_hat, ord=2).item() == pytest.approx(1.0, abs=1e-3)
-    # the hub interface (Python) loads and predicts with it once rxf_fairseq is imported
-    hub = subprocess.run(
-        [sys.executable, "-c", HUB_SCRIPT, str(tmp_path), toy_data["cls"]],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert hub.returncode == 0 and "prediction shape (1, 2)" in hub.stdout, hub.stdout[-3000:]
+    # the hub interface (Python) loads and predicts with it once rxf_fairseq is imported (as it is here)
+    assert hub_prediction_shape(str(tmp_path), toy_data["cls"]) == (1, 2)
     # and fairseq-validate rebuilds the R4F model from its own checkpoint
     fairseq_cli(
         "validate",
@@ -138,18 +131,17 @@ def test_r4f_spectral_norms_stay_at_most_one_after_training(toy_data, pretrained
     )
 
 
-HUB_SCRIPT = """
-import sys
-import torch
-import rxf_fairseq
-from fairseq.models.roberta import RobertaModel
-model = RobertaModel.from_pretrained(sys.argv[1], "checkpoint_last.pt", data_name_or_path=sys.argv[2],
-                                     bpe="characters")  # offline: no GPT-2 BPE download
-model.eval()
-words = model.task.source_dictionary.encode_line("not bad at all", append_eos=True, add_if_not_exist=False).tolist()
-tokens = torch.tensor([0] + words, dtype=torch.long)  # <s> sentence </s>, as --init-token 0
-print("prediction shape", tuple(model.predict("sentence_classification_head", tokens).shape))
-"""
+def hub_prediction_shape(model_dir: str, data: str) -> tuple:
+    from fairseq.models.roberta import RobertaModel
+
+    model = RobertaModel.from_pretrained(
+        model_dir, "checkpoint_last.pt", data_name_or_path=data, bpe="characters"
+    )  # offline: no GPT-2 BPE download
+    model.eval()
+    words = model.task.source_dictionary.encode_line("not bad at all", append_eos=True, add_if_not_exist=False)
+    tokens = torch.tensor([0] + words.tolist(), dtype=torch.long)  # <s> sentence </s>, as --init-token 0
+    with torch.no_grad():
+        return tuple(model.predict("sentence_classification_head", tokens).shape)
 
 
 def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):
@@ -192,25 +184,31 @@ def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):
 METHOD_FLAGS = {
     "r3f": ["--eps", "1e-2"],
     "r4f": ["--eps", "1e-2", "--task", "sentence_prediction_r4f"],  # power-iteration vectors in the model's state
-    # its teacher (and its momentum schedule, counted over 10 updates also by the run stopped at 4)
-    "smart": ["--criterion", "sentence_prediction_smart", "--smart-sigma", "1e-2", "--smart-eps", "1e-2"]
-    + ["--smart-total-updates", "10"],
+    "smart": [
+        "--criterion",
+        "sentence_prediction_smart",
+        "--smart-sigma",
+        "1e-2",
+        "--smart-eps",
+        "1e-2",
+    ],  # its teacher
 }
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_FLAGS))
-def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained_roberta, tmp_path, method):
+def test_resume_after_interruption_equals_uninterrupted_run(toy_data, tmp_path, method):
+    """A run killed after its save at update 3 (mid-epoch: 25 batches an epoch) and run again from that checkpoint
+    ends bit for bit where the uninterrupted run ends: the uninterrupted run's own save at update 3 is what the
+    killed run would have left."""
     common = classification_args(
         toy_data["cls"], ["--restore-file", "checkpoint_last.pt", "--no-epoch-checkpoints", *LOG, *METHOD_FLAGS[method]]
     )
-
-    def run(save_dir, max_update):
-        return fairseq_cli("train", common + ["--save-dir", str(save_dir), "--max-update", str(max_update)]).stdout
-
-    run(tmp_path / "whole", 10)
-    run(tmp_path / "split", 4)  # interrupted mid-epoch (25 batches an epoch)
-    resumed = run(tmp_path / "split", 10)
-    assert "Loaded checkpoint" in resumed and "@ 4 updates" in resumed
+    common += ["--max-update", "6", "--save-interval-updates", "3"]
+    fairseq_cli("train", common + ["--save-dir", str(tmp_path / "whole")])
+    (tmp_path / "split").mkdir()
+    shutil.copy(tmp_path / "whole" / "checkpoint_1_3.pt", tmp_path / "split" / "checkpoint_last.pt")
+    resumed = fairseq_cli("train", common + ["--save-dir", str(tmp_path / "split")]).stdout
+    assert "Loaded checkpoint" in resumed and "@ 3 updates" in resumed
     whole = torch.load(str(tmp_path / "whole" / "checkpoint_last.pt"))
     split = torch.load(str(tmp_path / "split" / "checkpoint_last.pt"))
     for part in ("model", "criterion"):  # the criterion: SMART's teacher (None for the others)
@@ -221,7 +219,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(toy_data, pretrained
         for key in whole[part]:
             assert torch.equal(whole[part][key], split[part][key]), (part, key)
     if method == "smart":
-        assert int(split["criterion"]["teacher.absorbed"]) == 10  # theta_0 and the first 9 updates
+        assert int(split["criterion"]["teacher.absorbed"]) == 6  # theta_0 and the first 5 updates
     if method == "r4f":
         assert any(key.endswith("sn_u") for key in whole["model"])
 
@@ -240,6 +238,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(toy_data, tmp_path):
     train = fairseq_cli(
         "train",
         classification_args(toy_data["cls"], ["--restore-file", evil, *RESET, "--max-update", "1", "--no-save"]),
+        cwd=str(tmp_path),  # fairseq makes ./checkpoints, --no-save or not
         check=False,
     )
     generate = fairseq_cli(
@@ -297,34 +296,19 @@ def test_two_cpu_workers_match_one_worker_with_update_freq_2(toy_data, pretraine
     single = fairseq_cli("train", common + ["--update-freq", "2", "--save-dir", str(tmp_path / "one")]).stdout
 
     port = free_port()
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fairseq_cli.train",
-                *common,
-                "--save-dir",
-                str(tmp_path / "two"),
-                "--distributed-world-size",
-                "2",
-                "--distributed-rank",
-                str(rank),
-                "--distributed-no-spawn",
-                "--distributed-backend",
-                "gloo",
-                "--distributed-init-method",
-                f"tcp://127.0.0.1:{port}",
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs[0][-3000:] + outputs[1][-3000:]
+    distributed = ["--distributed-world-size", "2", "--distributed-no-spawn", "--distributed-backend", "gloo"]
+    distributed += ["--distributed-init-method", f"tcp://127.0.0.1:{port}", "--save-dir", str(tmp_path / "two")]
+    execution.preload("fairseq_cli.train")
+    with process.children() as workers:  # two forks of this interpreter, as fairseq_cli runs one
+        for rank in (0, 1):
+            with open(tmp_path / f"rank{rank}.log", "w") as out:
+                argv = common + [*distributed, "--distributed-rank", str(rank)]
+                workers.append(
+                    process.ForkedChild(execution.fairseq_main, ("fairseq_cli.train", argv), output_fd=out.fileno())
+                )
+        codes = [worker.wait(timeout=150) for worker in workers]
+    outputs = [(tmp_path / f"rank{rank}.log").read_text() for rank in (0, 1)]
+    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     one = torch.load(str(tmp_path / "one" / "checkpoint_last.pt"))
     two = torch.load(str(tmp_path / "two" / "checkpoint_last.pt"))
     for part in ("model", "criterion") if method == "smart" else ("model",):  # SMART: its teacher too

@@ -10,7 +10,7 @@ import pytest
 
 from rxf_fairseq import hf_import
 from rxf_repro import outputs
-from tests.helpers import MINILM, REPO, USER_DIR, fairseq_cli, import_hf, json_records
+from tests.helpers import MINILM, REPO, USER_DIR, built_once, fairseq_cli, import_hf, json_records
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -128,17 +128,14 @@ def test_a_roberta_layout_checkpoint_built_with_transformers_imports_with_parity
         src
     )  # no tokenizer.json: transformers builds RoBERTa's tokenizer from vocab.json + merges.txt
     proc = import_hf(src, tmp_path / "imported")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:]
     info = json.load(open(tmp_path / "imported" / "import.json"))
     assert info["model_type"] == "roberta" and info["mlm_head"] == "imported"
     assert info["parity"]["max_abs_diff"] <= 1e-3 and info["parity"]["padded_batch"]
     assert (tmp_path / "imported" / "encoder.json").exists() and (tmp_path / "imported" / "vocab.bpe").exists()
 
 
-@pytest.fixture(scope="session")
-def wordpiece_rte(minilm, tmp_path_factory):
-    """A GLUE-layout RTE (real English sentences) encoded with MiniLM's WordPiece and dictionary."""
-    root = tmp_path_factory.mktemp("wp")
+def _write_wordpiece_rte(root, minilm) -> None:
     rte = root / "glue" / "RTE"
     rte.mkdir(parents=True)
     pairs = [
@@ -169,7 +166,13 @@ def wordpiece_rte(minilm, tmp_path_factory):
         env=dict(os.environ, PYTHON=sys.executable),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "RTE-bin"
+
+
+@pytest.fixture(scope="session")
+def wordpiece_rte(minilm, tmp_path_factory):
+    """A GLUE-layout RTE (real English sentences) encoded with MiniLM's WordPiece and dictionary, built once per
+    test run."""
+    return built_once(tmp_path_factory, "wordpiece-rte", lambda root: _write_wordpiece_rte(root, minilm)) / "RTE-bin"
 
 
 def test_wordpiece_data_path_gives_the_source_tokenizers_ids(minilm, wordpiece_rte):
@@ -237,7 +240,7 @@ def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_
             "1",
             "--save-dir",
             str(tmp_path / "run"),
-            "--no-epoch-checkpoints",
+            "--no-save",  # not 90 MB of MiniLM written and copied twice: the loading and training are the point
         ],
     )
     assert "Loaded checkpoint" in proc.stdout

@@ -6,15 +6,22 @@ import pytest
 import torch
 
 from rxf.probing import LinearProbeHead
-from tests.helpers import TINY_ROBERTA, build, classification_args, fairseq_cli
+from tests.helpers import TINY_ROBERTA, build, built_once, classification_args, fairseq_cli
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
-def finetuned(toy_data, pretrained_roberta, save_dir, task="sentence_prediction_r4f"):
-    extra = ["--max-update", "4", "--save-dir", save_dir, "--no-epoch-checkpoints"]
-    fairseq_cli("train", classification_args(toy_data["cls"], extra, task=task, restore=pretrained_roberta))
-    return os.path.join(save_dir, "checkpoint_last.pt")
+@pytest.fixture(scope="session")
+def finetuned_r4f(toy_data, pretrained_roberta, tmp_path_factory):
+    """An R4F model (spectral-norm head) fine-tuned from the pretrained one: what the probes below read, once per
+    test run."""
+
+    def finetune(folder):
+        extra = ["--max-update", "4", "--save-dir", str(folder), "--no-epoch-checkpoints"]
+        task = "sentence_prediction_r4f"
+        fairseq_cli("train", classification_args(toy_data["cls"], extra, task=task, restore=pretrained_roberta))
+
+    return str(built_once(tmp_path_factory, "probing-r4f", finetune) / "checkpoint_last.pt")
 
 
 def probe_args(data, restore, save_dir, extra=()):
@@ -32,8 +39,8 @@ def encoder_state(path):
     }
 
 
-def test_probe_freezes_the_encoder_bit_for_bit_and_trains_one_linear_layer(toy_data, pretrained_roberta, tmp_path):
-    source = finetuned(toy_data, pretrained_roberta, str(tmp_path / "r4f"))  # an R4F model (spectral-norm head)
+def test_probe_freezes_the_encoder_bit_for_bit_and_trains_one_linear_layer(toy_data, finetuned_r4f, tmp_path):
+    source = finetuned_r4f  # an R4F model (spectral-norm head)
     fairseq_cli("train", probe_args(toy_data["cls"], source, str(tmp_path / "probe")))
     before, old_head = encoder_state(source)
     after, new_head = encoder_state(str(tmp_path / "probe" / "checkpoint_last.pt"))
@@ -82,7 +89,7 @@ def test_probe_model_has_no_trainable_encoder_and_no_dropout(toy_data):
     assert logits.shape == (1, 2)
 
 
-def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(toy_data, pretrained_roberta, tmp_path):
+def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(toy_data, finetuned_r4f, tmp_path):
     """python -m rxf_fairseq.probe_features: the features it caches are those the probe's head reads (the accuracy
     it logs is what fairseq's criterion computes through the model with the fitted layer as its head), and the
     encoder it probes is the fine-tuned checkpoint's, frozen."""
@@ -91,7 +98,7 @@ def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(t
 
     from rxf_fairseq import probe_features
 
-    source = finetuned(toy_data, pretrained_roberta, str(tmp_path / "std"), task="sentence_prediction")
+    source = finetuned_r4f
     argv = probe_args(toy_data["cls"], source, str(tmp_path / "unused"))
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
     accuracy, model = probe_features.main(cfg)
@@ -107,7 +114,9 @@ def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(t
             _, _, logging_output = criterion(model, sample)
             correct += int(logging_output["ncorrect"])
             total += int(logging_output["nsentences"])
-    assert total == 96 and accuracy == pytest.approx(100.0 * correct / total, abs=1e-9)
+    # the same examples right: two paths (cached features, batches of 7 here) whose last bits may differ by machine,
+    # so one near-tie may fall the other way
+    assert total == 96 and accuracy == pytest.approx(100.0 * correct / total, abs=100.0 / total + 1e-9)
     assert 50 < accuracy <= 100  # the toy task's sentiment word is in the features
 
 
@@ -117,8 +126,10 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     import shutil
     import subprocess
 
+    from rxf_repro import runs
     from rxf_repro.records import load_records
-    from tests.helpers import REPO
+    from tests.helpers import REPO, forked
+    from tests.test_run_scripts import rxf_run_argv
 
     glue_bin = tmp_path / "glue-bin"
     for task in ("SST-2", "QNLI", "QQP", "RTE", "MRPC"):
@@ -142,19 +153,21 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
         "16",
         "--no-last-checkpoints",
     ]
-    # the paper's chain has four tasks; two keep the test short (the order logic is the same)
+    # the paper's chain has four tasks; two keep the test short (the order logic is the same). The script's one
+    # real run is the first; the others: its argv for rxf-run, run in a fork of this interpreter
     for protocol, extra in (
         ("generalisation", ["--probe-tasks", "MRPC"]),
         ("degradation", ["--chain", "SST-2", "RTE"]),
         ("retention", ["--cycles", "2", "--chain", "SST-2", "QNLI"]),
     ):
-        proc = subprocess.run(
-            ["bash", os.path.join(REPO, "run_scripts", "probe.sh"), protocol, "r4f", "1", *extra, *tiny],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        args = [protocol, "r4f", "1", *extra, *tiny]
+        if protocol == "generalisation":
+            proc = subprocess.run(
+                ["bash", os.path.join(REPO, "run_scripts", "probe.sh"), *args], env=env, capture_output=True, text=True
+            )
+            assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        else:
+            forked(runs.main, (rxf_run_argv("probe.sh", *args, env=env),))
     found = load_records([str(tmp_path / "runs")])
     probes = [r for r in found if r["kind"] == "probe"]
     assert all(r["method"] == "r4f" and r["tiny"] for r in found)

@@ -6,12 +6,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
+import tempfile
 
 import pytest
 
 from rxf_repro import catalog, runs
-from tests.helpers import REPO, TINY_BART, TINY_ROBERTA
+from tests.helpers import REPO, TINY_BART, TINY_ROBERTA, fairseq_cli, forked
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -34,19 +34,46 @@ NOISE_TYPES = {"uniform", "normal"}
 
 def with_dry_run(args):
     args = list(args)
+    if "--dry-run" in args:
+        return args
     return args[: args.index("--")] + ["--dry-run"] + args[args.index("--") :] if "--" in args else args + ["--dry-run"]
 
 
+def wrapper_argv(script, *args, env=None):
+    """``bash run_scripts/SCRIPT ARGS`` with a recorder of its arguments in place of ``$PYTHON``: (the finished
+    process, the argv it handed that Python, or None if it started none). The script's own work (environment,
+    seeds, ``--``, usage) without starting rxf-run; each script's one real run is
+    test_glue_classification_and_regression_end_to_end (glue.sh), test_xnli_zero_shot_end_to_end (xnli.sh),
+    test_summarization_train_generate_score_end_to_end (summarization.sh) and test_probing's
+    test_the_three_protocols_end_to_end (probe.sh)."""
+    with tempfile.TemporaryDirectory(prefix="rxf-wrapper-") as folder:
+        recorder = os.path.join(folder, "python")
+        with open(recorder, "w") as f:
+            f.write('#!/bin/sh\nprintf \'%s\\0\' "$@" > "$(dirname "$0")/argv"\n')
+        os.chmod(recorder, 0o755)
+        proc = subprocess.run(
+            ["bash", os.path.join(RUN_SCRIPTS, script), *args],
+            env=dict(os.environ, **(env or {}), PYTHON=recorder),
+            capture_output=True,
+            text=True,
+        )
+        recorded = os.path.join(folder, "argv")
+        argv = open(recorded).read().split("\0")[:-1] if os.path.exists(recorded) else None
+    return proc, argv
+
+
+def rxf_run_argv(script, *args, env=None):
+    """rxf-run's argv (after ``-m rxf_repro.runs``) as ``run_scripts/SCRIPT ARGS`` makes it."""
+    proc, argv = wrapper_argv(script, *args, env=env)
+    assert proc.returncode == 0 and argv is not None, proc.stderr[-3000:]
+    assert argv[:2] == ["-m", "rxf_repro.runs"], argv
+    return argv[2:]
+
+
 def dry_run(script, *args, env=None):
-    """The commands ``run_scripts/SCRIPT ARGS --dry-run`` prints."""
-    proc = subprocess.run(
-        ["bash", os.path.join(RUN_SCRIPTS, script), *with_dry_run(args)],
-        env=dict(os.environ, **(env or {})),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
+    """The commands ``run_scripts/SCRIPT ARGS --dry-run`` prints: the script's argv for rxf-run, run in this
+    process."""
+    return rxf_run_dry(*rxf_run_argv(script, *with_dry_run(args), env=env))
 
 
 def rxf_run_dry(*args):
@@ -161,7 +188,10 @@ def test_an_interrupted_run_continues_from_its_last_checkpoint(tmp_path):
 def rxf_run_error(*args):
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = runs.main(list(args))
+        try:
+            code = runs.main(list(args))
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
     return code, err.getvalue()
 
 
@@ -197,21 +227,11 @@ def test_bad_overrides_and_missing_inputs_fail_before_anything_runs(tmp_path):
 
 
 def test_missing_paths_and_bad_names_are_refused():
-    proc = subprocess.run(
-        ["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), "RTE", "r3f", "--dry-run"],
-        env={k: v for k, v in os.environ.items() if k not in GLUE_ENV},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 2 and "GLUE_BIN" in proc.stderr
+    proc, argv = wrapper_argv("glue.sh", "RTE", "r3f", "--dry-run", env={k: "" for k in GLUE_ENV})
+    assert proc.returncode == 2 and "GLUE_BIN" in proc.stderr and argv is None
     for args, message in ((("XYZ", "r3f"), "unknown task 'XYZ'"), (("RTE", "r5f"), "invalid choice: 'r5f'")):
-        proc = subprocess.run(
-            ["bash", os.path.join(RUN_SCRIPTS, "glue.sh"), *args, "--dry-run"],
-            env=dict(os.environ, **GLUE_ENV),
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+        code, err = rxf_run_error(*rxf_run_argv("glue.sh", *args, "--dry-run", env=GLUE_ENV))
+        assert code not in (0, None) and message in err, err
 
 
 @pytest.mark.parametrize("dataset", sorted(TABLE7))
@@ -285,9 +305,10 @@ def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
         "+model.max_positions=64",
         "task.max_positions=64",
     ]
-    proc = subprocess.run(
+    # fairseq-hydra-train's cli_main in a fork of this interpreter, as fairseq_cli runs fairseq-train
+    proc = fairseq_cli(
+        "hydra_train",
         [
-            os.path.join(os.path.dirname(sys.executable), "fairseq-hydra-train"),
             "--config-dir",
             os.path.join(REPO, "configs", "glue"),
             "--config-name",
@@ -303,12 +324,9 @@ def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
             "common.log_interval=1",
             *tiny,
         ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+        cwd=str(tmp_path),
     )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    output = proc.stdout + proc.stderr
+    output = proc.stdout
     assert "criterion: RXFSentencePredictionR3FCriterion" in output and "RXFSentencePredictionR4FTask" in output
     assert '"train_num_updates": "2"' in output and "train_symm_kl" in output
 
@@ -368,10 +386,11 @@ def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_robe
         for ext in ("bin", "idx"):
             shutil.copy(glue_bin / "RTE-bin" / sub / f"valid.{ext}", glue_bin / "RTE-bin" / sub / f"valid1.{ext}")
     env = {"GLUE_BIN": str(glue_bin), "ROBERTA": pretrained_roberta, "SAVE_ROOT": str(tmp_path / "runs")}
-    tiny_run("glue.sh", "RTE", "r3f", "1", "2", "--set", "dataset.valid_subset='valid,valid1'", *TINY_GLUE, env=env)
-    tiny_run("glue.sh", "STS-B", "r4f", "1", *TINY_GLUE, env=env)
+    # the script's one real run; STS-B and the rerun: its argv for rxf-run, run in a fork of this interpreter
+    tiny_run("glue.sh", "RTE", "r3f", "1", "--set", "dataset.valid_subset='valid,valid1'", *TINY_GLUE, env=env)
+    forked(runs.main, (rxf_run_argv("glue.sh", "STS-B", "r4f", "1", *TINY_GLUE, env=dict(env, CPU="1")),))
     records = {(r["task"], r["seed"]): r for r in read_records(tmp_path / "runs")}
-    assert set(records) == {("RTE", 1), ("RTE", 2), ("STS-B", 1)}
+    assert set(records) == {("RTE", 1), ("STS-B", 1)}
     rte = records[("RTE", 1)]
     assert rte["kind"] == "glue" and rte["method"] == "r3f" and rte["tiny"] is True
     assert rte["hparams"] == {"noise_type": "uniform", "r3f_lambda": 1.0}
@@ -384,8 +403,8 @@ def test_glue_classification_and_regression_end_to_end(toy_data, pretrained_robe
     log = open(os.path.join(os.path.dirname(rte["path"]), "train.log")).read()
     assert f'"valid_num_updates": "{rte["best_update"]}"' in log
     # a finished run is not run again
-    again = tiny_run("glue.sh", "RTE", "r3f", "1", *TINY_GLUE, env=env)
-    assert "done already" in again.stderr
+    again = forked(runs.main, (rxf_run_argv("glue.sh", "RTE", "r3f", "1", *TINY_GLUE, env=dict(env, CPU="1")),))
+    assert "done already" in again.stdout
 
 
 def test_xnli_zero_shot_end_to_end(toy_data, pretrained_roberta, tmp_path):
@@ -406,8 +425,6 @@ def test_xnli_zero_shot_end_to_end(toy_data, pretrained_roberta, tmp_path):
 def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
     """preprocess/summarization.sh -> a tiny BART "pretrained" checkpoint -> run_scripts/summarization.sh:
     R3F fine-tuning, fairseq-generate with the config's decoding settings, rxf-rouge, one record."""
-    from tests.helpers import fairseq_cli
-
     raw = tmp_path / "raw"
     raw.mkdir()
     articles = [

@@ -42,9 +42,10 @@ def test_r4f_under_torch_ddp_two_cpu_workers(toy_data):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
+    # forks of this interpreter (torch, fairseq and the plugin imported already), not fresh ones; gloo runs in forks
+    ctx = mp.get_context("fork")
     results = ctx.SimpleQueue()
-    mp.start_processes(_worker, args=(toy_data["cls"], port, results), nprocs=2, start_method="spawn")
+    mp.start_processes(_worker, args=(toy_data["cls"], port, results), nprocs=2, start_method="fork")
     equal, symm_kl, grad_mass = results.get()
     assert equal, "DDP left different gradients on the two ranks"
     assert symm_kl > 0 and grad_mass > 0
