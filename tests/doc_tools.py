@@ -1,18 +1,32 @@
-"""The documented commands at tiny size: what ``tests/test_docs.py`` puts on PATH in front of fairseq's tools.
+"""The documented commands at tiny size, run cheaply: what ``tests/test_docs.py`` puts on PATH (and in ``$PYTHON``).
 
 ``python tests/doc_tools.py fairseq-train ARGS...`` runs ``fairseq-train ARGS...`` exactly as documented, plus what
 makes it run on a CPU in seconds: ``--fp16``/``--bf16`` dropped (they do not run on a CPU) and ``--cpu`` added, the
 documented ``--arch`` (roberta_large, bart_large) at the tests' tiny size (the tiny stand-in checkpoints have that
 size), two updates. Everything else (data paths, --user-dir, criteria, tasks, restore files, save dirs, decoding
-options) is the documented command's own, so a documented command that breaks fails here too.
+options) is the documented command's own, so a documented command that breaks fails here too. The same for the
+project's console scripts (``rxf-run``, ``rxf-report``, ``rxf-rouge``, ...), for ``python -c CODE`` and ``python
+FILE.py``, and for ``$PYTHON -m rxf_repro.X``/``rxf_fairseq.X`` (what ``preprocess/*.sh`` and ``run_scripts/*.sh``
+``exec``), unchanged but for one thing: a pipeline's ``--workers N`` runs with one process (its output does not depend on N:
+``test_rerun_is_idempotent_and_usage_is_printed`` of glue and xnli; eight processes on the tests' two cores only
+contend).
+
+Where to run it: with ``$RXF_DOC_TOOLS`` naming a ``ToolServer``'s socket (``test_docs.py`` serves one while a block
+runs), the command runs in a fork of the test process, which has fairseq and the project imported already (a fresh
+interpreter importing fairseq costs 5-7 s, each of a document's two dozen commands): its own process group, the
+command's working directory, environment, stdin, stdout and stderr, and its exit status (``rxf-run``'s way of
+running fairseq, ``rxf_repro.process.ForkedChild`` with ``rxf_repro.execution.fairseq_main``). Without it, the real
+tool is ``exec``-ed in a fresh interpreter.
 """
 
+import json
 import os
+import socket
 import sys
 from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.helpers import TINY_BART, TINY_ROBERTA  # noqa: E402
+from tests.helpers import TINY_BART, TINY_ROBERTA, USER_DIR  # noqa: E402
 
 # the tests' tiny sizes, with room for the docs' sentences (byte-level toy BPE: a token per character or so)
 DOC_ROBERTA = TINY_ROBERTA + ["--max-positions", "512"]
@@ -36,6 +50,11 @@ HYDRA_TINY = [
 # a --multirun sweep of the whole grid is 8 trainings: two settings show the sweep, its folders and its paths
 HYDRA_SWEEP = ['hydra.sweeper.params={criterion.r3f_lambda:"0.1,5.0",criterion.noise_type:uniform}']
 
+FAIRSEQ_TOOLS = ("fairseq-train", "fairseq-hydra-train", "fairseq-generate", "fairseq-validate")
+PYTHON = "python"  # on PATH and in $PYTHON: `-m rxf_repro.X`/`rxf_fairseq.X`, `-c CODE` and `FILE.py` served
+SERVED_PACKAGES = ("rxf_repro.", "rxf_fairseq.")
+SOCKET = "RXF_DOC_TOOLS"
+
 
 def last_value(argv: List[str], flag: str):
     values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
@@ -58,10 +77,167 @@ def tiny(tool: str, argv: List[str]) -> List[str]:
     return out
 
 
+def one_worker(argv: List[str]) -> List[str]:
+    """A pipeline's arguments with ``--workers N`` as ``--workers 1``."""
+    return [("1" if i and argv[i - 1] == "--workers" else a) for i, a in enumerate(argv)]
+
+
+# ------------------------------------------------------------------------------------------ the client (a shim)
+
+
+def ask_server(kind: str, name: str, argv: List[str]) -> int:
+    """Have the test process run the command in a fork with our stdin, stdout and stderr; its exit status."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(os.environ[SOCKET])
+        socket.send_fds(sock, [b"x"], [0, 1, 2])
+        request = {"kind": kind, "name": name, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        sock.sendall(json.dumps(request).encode())
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := sock.recv(64):
+            reply += chunk
+    code = int(reply or b"1")
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N
+
+
 def main() -> None:
     tool, argv = sys.argv[1], sys.argv[2:]
+    served = bool(os.environ.get(SOCKET))
+    if tool == PYTHON:
+        if served and len(argv) > 1 and argv[0] == "-m" and argv[1].startswith(SERVED_PACKAGES):
+            sys.exit(ask_server("module", argv[1], argv[2:]))
+        if served and len(argv) > 1 and argv[0] == "-c":
+            sys.exit(ask_server("code", argv[1], argv[2:]))
+        if served and argv and argv[0].endswith(".py") and os.path.isfile(argv[0]):
+            sys.exit(ask_server("file", argv[0], argv[1:]))
+        os.execv(sys.executable, [sys.executable, *argv])
+    if served:
+        sys.exit(ask_server("fairseq" if tool in FAIRSEQ_TOOLS else "script", tool, argv))
     real = os.path.join(os.path.dirname(sys.executable), tool)
-    os.execv(real, [real, *tiny(tool, argv)])
+    os.execv(real, [real, *(tiny(tool, argv) if tool in FAIRSEQ_TOOLS else argv)])
+
+
+# ------------------------------------------------------------------------------------------ the server (in the test)
+
+
+def _known_user_dir(argv: List[str]) -> None:
+    """fairseq imports ``--user-dir DIR`` unless a module of that name is imported from that very path, and refuses
+    the name otherwise: the docs' ``rxf_fairseq`` (a link to the plugin, imported here already) is that module."""
+    from fairseq import utils
+
+    memo = getattr(utils.import_user_module, "memo", set())
+    utils.import_user_module.memo = memo
+    named = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--user-dir"]
+    named += [a.split("=", 1)[1] for a in argv if a.startswith("common.user_dir=")]
+    for path in named:
+        if os.path.realpath(path) == os.path.realpath(USER_DIR):
+            memo.add(os.path.abspath(path))
+
+
+def _run(request: dict, fds: List[int]) -> int:
+    """In the fork: the client's stdin and stdout (its stderr is already ours), then the command."""
+    import importlib.metadata
+    import runpy
+
+    os.dup2(fds[0], 0)
+    os.dup2(fds[1], 1)
+    for fd in set(fds[:2]) - {0, 1, 2}:
+        os.close(fd)
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
+    kind, name, argv = request["kind"], request["name"], request["argv"]
+    if kind == "fairseq":
+        from rxf_repro import execution
+
+        _known_user_dir(argv)
+        return execution.fairseq_main("fairseq_cli." + name[len("fairseq-") :].replace("-", "_"), tiny(name, argv))
+    if kind == "module":
+        sys.argv = [name, *(one_worker(argv) if name.startswith("rxf_repro.data.") else argv)]
+        runpy.run_module(name, run_name="__main__", alter_sys=True)
+        return 0
+    if kind == "code":  # python -c CODE ARGS: the working directory first on the path, as there
+        sys.argv = ["-c", *argv]
+        sys.path.insert(0, "")
+        exec(compile(name, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        return 0
+    if kind == "file":  # python FILE ARGS: FILE's folder first on the path, as there
+        sys.argv = [name, *argv]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(name)))
+        runpy.run_path(name, run_name="__main__")
+        return 0
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name=name)
+    sys.argv = [name, *argv]
+    code = entry.load()()
+    return code if isinstance(code, int) else 0
+
+
+class ToolServer:
+    """Runs the shims' commands in forks of this process, for as long as a block's shell runs (``serve``)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = tempfile.mkdtemp(prefix="rxf-doc-")  # a short path: a socket's must fit in 108 bytes
+        self.path = os.path.join(self.folder, "socket")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(8)
+        self.running: list = []  # (connection, child)
+
+    def _start(self, conn: socket.socket) -> None:
+        from rxf_repro import process
+
+        _, fds, _, _ = socket.recv_fds(conn, 16, 3)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        request = json.loads(data)
+        try:
+            child = process.ForkedChild(_run, (request, fds), output_fd=fds[2], cwd=request["cwd"], env=request["env"])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.running.append((conn, child))
+
+    def _reap(self) -> None:
+        for conn, child in list(self.running):
+            if child.poll() is not None:
+                conn.sendall(str(child.returncode).encode())
+                conn.close()
+                self.running.remove((conn, child))
+
+    def serve(self, shell, timeout: float) -> None:
+        """Serve until ``shell`` (a ``subprocess.Popen``) has ended and so has every command it asked for; past
+        ``timeout`` seconds, or on any error, stop them all and raise."""
+        import select
+        import subprocess
+        import time
+
+        from rxf_repro import process
+
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._reap()
+                if shell.poll() is not None and not self.running:
+                    return
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(shell.args, timeout)
+                if select.select([self.listener], [], [], 0.02)[0]:
+                    self._start(self.listener.accept()[0])
+        finally:
+            for conn, child in self.running:
+                process.stop_child(child, grace=2.0)
+                conn.close()
+            self.running.clear()
+            if shell.poll() is None:
+                shell.kill()
+                shell.wait()
+
+    def close(self) -> None:
+        import shutil
+
+        self.listener.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 
 from rxf_repro.data import download
 from tests.helpers import REPO
+from tests.pipelines import call_main
 
 DOWNLOAD_SH = os.path.join(REPO, "preprocess", "download.sh")
 
@@ -30,10 +31,14 @@ def manifest(path, rows):
     return path
 
 
-def run(dest, *args, manifest_path=None):
-    extra = ["--manifest", str(manifest_path)] if manifest_path else []
+def run(dest, *args, manifest_path=None, script=False):
+    """``preprocess/download.sh DEST ARGS... [--manifest FILE]``: its ``main`` in this process, or with ``script`` the
+    shell script itself."""
+    argv = [str(dest), *args, *(["--manifest", str(manifest_path)] if manifest_path else [])]
+    if not script:
+        return call_main(download.main, argv, "preprocess/download.sh")
     return subprocess.run(
-        ["bash", DOWNLOAD_SH, str(dest), *args, *extra],
+        ["bash", DOWNLOAD_SH, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -207,6 +212,8 @@ def server():
 
 
 def test_http_drive_warning_page_quota_page_and_404(server, tmp_path):
+    """The script itself, end to end (docs/data.md's download block says this test runs it against a local server);
+    the other tests call the ``main`` it ``exec``s."""
     mf = manifest(
         tmp_path / "downloads.tsv",
         [
@@ -216,12 +223,12 @@ def test_http_drive_warning_page_quota_page_and_404(server, tmp_path):
         ],
     )
     dest = tmp_path / "dest"
-    proc = run(dest, "drive", manifest_path=mf)
+    proc = run(dest, "drive", manifest_path=mf, script=True)
     assert proc.returncode == 0, proc.stderr
     assert "following the download form" in proc.stderr and (dest / "big.json").read_bytes() == GOOD
-    proc = run(dest, "quota", manifest_path=mf)
+    proc = run(dest, "quota", manifest_path=mf, script=True)
     assert proc.returncode == 1 and "The server sent an HTML page, not the file" in proc.stderr
-    proc = run(dest, "gone", manifest_path=mf)
+    proc = run(dest, "gone", manifest_path=mf, script=True)
     assert proc.returncode == 1 and "HTTP 404" in proc.stderr
     assert sorted(os.listdir(dest)) == ["big.json"]
 

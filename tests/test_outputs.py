@@ -6,12 +6,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from rxf_repro import outputs
 from tests.helpers import REPO
+from tests.pipelines import kill_group
 
 
 def dead_pid() -> int:
@@ -139,14 +139,33 @@ def test_sigterm_runs_cleanup_and_stops_the_children(tmp_path):
             time.sleep(300)
     """)
     )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    child = int(proc.stdout.readline())
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 143
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        child = int(proc.stdout.readline())  # printed inside both blocks: SIGTERM from now on meets the cleanup
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        kill_group(proc.pid)
+        proc.wait()
+        proc.stdout.close()
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def run_script(path) -> subprocess.CompletedProcess:
+    """``python PATH`` in its own process group, which is killed, whatever is left of it, if it runs past 60 s."""
+    proc = subprocess.Popen(
+        [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 SIGNAL_DURING_START = """
@@ -199,7 +218,7 @@ def test_a_signal_while_a_child_starts_stops_the_child_and_then_interrupts(tmp_p
     one so in CI): the child is stopped, then the signal raises as it would have."""
     script = tmp_path / "start.py"
     script.write_text(SIGNAL_DURING_START.format(repo=REPO, sig=sig, start=start))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    proc = run_script(script)
     assert proc.stdout == f"stopped {raised}\n", proc.stderr
 
 
@@ -212,7 +231,7 @@ def test_a_parent_folder_we_cannot_write_in_is_one_line_before_any_work(read_onl
 
 
 SIGNAL_DURING_POOL = """
-import multiprocessing, os, signal, sys, threading, time, traceback
+import multiprocessing, os, signal, sys, time, traceback
 sys.path.insert(0, {repo!r})
 from rxf_repro import process
 from rxf_repro.data import common
@@ -220,10 +239,11 @@ process.exit_on_sigterm()
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal (see SIGNAL_DURING_START)
 
 def slow(line):
+    if line == "0":  # the first line's worker: the signal lands while the pool works, however slow the machine
+        os.kill(os.getppid(), signal.{sig})
     time.sleep(0.05)
     return line
 
-threading.Timer(1.0, os.kill, (os.getpid(), signal.{sig})).start()
 started = time.time()
 try:
     common.map_lines(slow, [str(i) for i in range(2000)], 2, lambda: None, (), "test")
@@ -243,7 +263,7 @@ def test_a_signal_while_a_worker_pool_maps_lines_raises_once_the_pool_is_stopped
     results: raised there, the exception could leave ``Pool.terminate`` waiting forever)."""
     script = tmp_path / "signal_during_map_lines.py"
     script.write_text(SIGNAL_DURING_POOL.format(repo=REPO, sig=sig))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    proc = run_script(script)
     assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] soon\n", proc.stderr  # not after all 50 s
 
 

@@ -1,4 +1,7 @@
-"""preprocess/glue.sh on fixtures in the official GLUE formats, with the tiny GPT-2 BPE and dict of conftest.py."""
+"""preprocess/glue.sh on fixtures in the official GLUE formats, with the tiny GPT-2 BPE and dict of conftest.py.
+
+The shell script runs for real once (``glue_all``: every task, two workers); every other test calls the ``main`` it
+``exec``s, in this process (``tests/pipelines.py``)."""
 
 import hashlib
 import json
@@ -8,7 +11,8 @@ import subprocess
 import pytest
 
 from rxf_repro.outputs import MARKER, owner
-from tests.helpers import REPO, bpe_flags, run_tool, tree_digest
+from tests.helpers import REPO, bpe_flags, built_once, run_tool, tree_digest
+from tests.pipelines import pipeline
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
@@ -93,16 +97,23 @@ def write_glue(root, files=GLUE_FILES):
 
 
 def run_glue(glue_dir, task, out, tiny_bpe, *extra):
-    return run_tool(["bash", GLUE_SH, str(glue_dir), task, str(out), *bpe_flags(tiny_bpe), *extra])
+    """``preprocess/glue.sh GLUE_DIR TASK OUT --encoder-json ... EXTRA...`` as its ``main``, in this process."""
+    return pipeline("glue", [glue_dir, task, out, *bpe_flags(tiny_bpe), *extra])
 
 
 @pytest.fixture(scope="session")
 def glue_all(tmp_path_factory, tiny_bpe):
-    root = tmp_path_factory.mktemp("glue")
-    glue = write_glue(root / "glue_data")
-    proc = run_glue(glue, "ALL", root / "bin", tiny_bpe, "--workers", "2")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return root / "bin", proc.stderr
+    """``bash preprocess/glue.sh glue_data ALL bin ... --workers 2``: the script itself, end to end, once per test run
+    (shared by the xdist workers and by test_preprocess_outputs.py); ``(bin, its stderr)``."""
+
+    def build(root):
+        glue = write_glue(root / "glue_data")
+        proc = run_tool(["bash", GLUE_SH, str(glue), "ALL", str(root / "bin"), *bpe_flags(tiny_bpe), "--workers", "2"])
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        (root / "stderr.txt").write_text(proc.stderr)
+
+    root = built_once(tmp_path_factory, "glue_all", build)
+    return root / "bin", (root / "stderr.txt").read_text()
 
 
 def decode_split(data, tiny_bpe, split, column, num_classes, regression=False):
@@ -259,7 +270,9 @@ def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_bpe):
     assert usage.returncode == 0 and usage.stdout.startswith("usage: preprocess/glue.sh")
 
 
-def test_an_output_folder_that_would_destroy_something_is_refused(tmp_path, tiny_bpe):
+def test_an_output_folder_that_holds_the_inputs_is_refused(tmp_path, tiny_bpe):
+    """The inputs glue.sh names to ``rxf_repro.outputs`` (the rule: test_outputs.py's
+    ``test_links_files_and_inputs_are_refused_before_any_work``): the GLUE folder, a task's folder, a folder above."""
     glue = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k[:4] in ("CoLA", "RTE/")})
     before = tree_digest(glue)
     for out, message in (
@@ -269,11 +282,7 @@ def test_an_output_folder_that_would_destroy_something_is_refused(tmp_path, tiny
     ):
         proc = run_glue(glue, "CoLA", out, tiny_bpe)
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes" / "todo.txt").write_text("mine")
-    proc = run_glue(glue, "CoLA", tmp_path / "notes", tiny_bpe)
-    assert proc.returncode == 1 and "is not an earlier glue-binaries output of preprocess/glue.sh" in proc.stderr
-    assert tree_digest(glue) == before and (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    assert tree_digest(glue) == before
 
 
 def test_all_validates_every_task_before_writing_any(tmp_path, tiny_bpe):

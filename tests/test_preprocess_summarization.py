@@ -1,5 +1,8 @@
 """preprocess/summarization.sh on fixtures in the public formats of CNN/DailyMail (BART recipe), Gigaword (org_data,
-sumdata) and Reddit TIFU (Kim et al.'s JSON lines), with the tiny GPT-2 BPE of conftest.py."""
+sumdata) and Reddit TIFU (Kim et al.'s JSON lines), with the tiny GPT-2 BPE of conftest.py.
+
+The shell script runs for real once (CNN/DailyMail with two workers, in ``built``); every other run calls the ``main``
+it ``exec``s, in this process (``tests/pipelines.py``)."""
 
 import hashlib
 import json
@@ -10,7 +13,8 @@ import pytest
 
 from rxf_repro.data import summarization
 from rxf_repro.outputs import MARKER, output_folder
-from tests.helpers import REPO, benchmark_module, bpe_flags, run_tool
+from tests.helpers import REPO, benchmark_module, bpe_flags, built_once, run_tool
+from tests.pipelines import pipeline
 from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
@@ -101,7 +105,8 @@ def run_sh(dataset, raw, out, tiny_bpe, *extra):
 
 
 def run_main(dataset, raw, out, tiny_bpe, *extra, dictionary=None):
-    return summarization.main([dataset, str(raw), str(out), *bpe_flags(tiny_bpe, dictionary), *extra])
+    """``preprocess/summarization.sh DATASET RAW OUT --encoder-json ... EXTRA...`` as its ``main``, in this process."""
+    return pipeline("summarization", [dataset, raw, out, *bpe_flags(tiny_bpe, dictionary), *extra])
 
 
 def decode(data, split, tiny_bpe):
@@ -139,21 +144,28 @@ def decode(data, split, tiny_bpe):
     )
 
 
+DATASETS = ("cnn_dm", "gigaword", "reddit_tifu")
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, tiny_bpe):
-    """Each dataset run end to end through the .sh entry point."""
-    root = tmp_path_factory.mktemp("summarization")
-    runs = {
-        "cnn_dm": (write_lines(root / "cnn_dm", CNN_DM), ["--workers", "2"]),
-        "gigaword": (write_lines(root / "gigaword" / "org_data", GIGAWORD).parent, []),
-        "reddit_tifu": (write_tifu(root / "reddit_tifu"), []),
-    }
-    results = {}
-    for dataset, (raw, extra) in runs.items():
-        proc = run_sh(dataset, raw, root / f"{dataset}-bin", tiny_bpe, *extra)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        results[dataset] = (root / f"{dataset}-bin", proc.stderr)
-    return results
+    """Each dataset's binaries and the run's stderr, built once per test run: CNN/DailyMail through the .sh entry
+    point (the script itself, end to end, two workers), the others through its ``main``."""
+
+    def build(root):
+        runs = {
+            "cnn_dm": (write_lines(root / "cnn_dm", CNN_DM), ["--workers", "2"]),
+            "gigaword": (write_lines(root / "gigaword" / "org_data", GIGAWORD).parent, []),
+            "reddit_tifu": (write_tifu(root / "reddit_tifu"), []),
+        }
+        for dataset, (raw, extra) in runs.items():
+            run = run_sh if dataset == "cnn_dm" else run_main
+            proc = run(dataset, raw, root / f"{dataset}-bin", tiny_bpe, *extra)
+            assert proc.returncode == 0, proc.stderr[-4000:]
+            (root / f"{dataset}.stderr").write_text(proc.stderr, encoding="utf-8")
+
+    root = built_once(tmp_path_factory, "summarization", build)
+    return {d: (root / f"{d}-bin", (root / f"{d}.stderr").read_text(encoding="utf-8")) for d in DATASETS}
 
 
 def test_cnn_dm_round_trips_through_fairseq_translation_task(built, tiny_bpe):
@@ -187,7 +199,7 @@ def test_gigaword_keeps_its_text_as_given(built, tiny_bpe):
 
 def test_gigaword_sumdata_layout_gives_the_same_binaries(built, tiny_bpe, tmp_path):
     raw = write_lines(tmp_path / "sumdata", SUMDATA, newline="\r\n")  # and CRLF line endings change nothing
-    assert run_main("gigaword", raw, tmp_path / "out", tiny_bpe) == 0
+    assert run_main("gigaword", raw, tmp_path / "out", tiny_bpe).returncode == 0
     for split in ("train", "valid", "test"):
         for lang in ("source", "target"):
             name = f"{split}.source-target.{lang}.bin"
@@ -214,7 +226,7 @@ def test_reddit_tifu_long_config_and_pegasus_split(built, tiny_bpe):
 def test_reddit_tifu_hash_split_is_deterministic_and_documented(tmp_path, tiny_bpe):
     posts = [tifu_post(f"p{i:03d}", f"story number {i}", f"summary {i}") for i in range(40)]
     raw = write_tifu(tmp_path / "raw", posts, splits=None)
-    assert run_main("reddit_tifu", raw, tmp_path / "a", tiny_bpe, "--tifu-split", "hash") == 0
+    assert run_main("reddit_tifu", raw, tmp_path / "a", tiny_bpe, "--tifu-split", "hash").returncode == 0
     splits = json.load(open(tmp_path / "a" / "splits.json"))
     expected = {"train": [], "valid": [], "test": []}
     for post in posts:  # first 8 bytes of SHA-256 of the id, modulo 10: 0-7 train, 8 valid, 9 test
@@ -222,14 +234,15 @@ def test_reddit_tifu_hash_split_is_deterministic_and_documented(tmp_path, tiny_b
         expected["train" if bucket < 8 else "valid" if bucket == 8 else "test"].append(post["id"])
     assert splits == {"convention": "hash", **expected} and all(expected.values())
     assert decode(tmp_path / "a", "valid", tiny_bpe)[0] == [f"story number {int(i[1:])}" for i in expected["valid"]]
-    assert run_main("reddit_tifu", raw, tmp_path / "b", tiny_bpe, "--tifu-split", "hash", "--workers", "2") == 0
+    proc = run_main("reddit_tifu", raw, tmp_path / "b", tiny_bpe, "--tifu-split", "hash", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert data_digest(tmp_path / "a") == data_digest(tmp_path / "b")
 
 
 def test_skip_empty_leaves_out_and_counts(tmp_path, tiny_bpe):
     files = dict(CNN_DM, **{"train.target": ["one", "", "three"]})
     raw = write_lines(tmp_path / "raw", files)
-    assert run_main("cnn_dm", raw, tmp_path / "out", tiny_bpe, "--skip-empty") == 0
+    assert run_main("cnn_dm", raw, tmp_path / "out", tiny_bpe, "--skip-empty").returncode == 0
     summary = json.load(open(tmp_path / "out" / "summary.json"))
     assert summary["splits"]["train"]["examples"] == 2 and summary["splits"]["train"]["skipped_empty"] == 1
     assert decode(tmp_path / "out", "train", tiny_bpe)[1] == ["one", "three"]
@@ -323,7 +336,7 @@ def write_raw(root, dataset):
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, tiny_bpe, capsys, case):
+def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, tiny_bpe, case):
     dataset, changes, message = BAD[case]
     raw = write_raw(tmp_path / "raw", dataset)
     for name, content in changes.items():
@@ -337,8 +350,9 @@ def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, 
     with output_folder(str(out), summarization.TOOL, summarization.KIND) as earlier:  # an earlier output
         with open(os.path.join(earlier, "summary.json"), "w") as f:
             f.write("an earlier complete output")
-    assert run_main(dataset, raw, out, tiny_bpe) == 1
-    stderr = capsys.readouterr().err
+    proc = run_main(dataset, raw, out, tiny_bpe)
+    stderr = proc.stderr
+    assert proc.returncode == 1, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("summarization: error: ")]
     assert len(errors) == 1 and message.format(raw=raw) in errors[0], stderr
     assert sorted(os.listdir(out)) == [MARKER, "summary.json"]
@@ -346,19 +360,18 @@ def test_bad_input_fails_naming_file_and_line_and_leaves_output_alone(tmp_path, 
     assert [p for p in os.listdir(tmp_path) if p.startswith(".out.tmp")] == []
 
 
-def test_failure_after_writing_started_leaves_nothing(tmp_path, tiny_bpe, capsys):
+def test_failure_after_writing_started_leaves_nothing(tmp_path, tiny_bpe):
     """fairseq-preprocess refusing a bad dict.txt happens after BPE: the half-built folder is removed."""
     raw = write_lines(tmp_path / "raw", CNN_DM)
     bad_dict = tmp_path / "dict.txt"
     bad_dict.write_text("0 5\nnot-a-count-line\n")
-    assert run_main("cnn_dm", raw, tmp_path / "out", tiny_bpe, dictionary=str(bad_dict)) == 1
-    assert "fairseq-preprocess" in capsys.readouterr().err
+    proc = run_main("cnn_dm", raw, tmp_path / "out", tiny_bpe, dictionary=str(bad_dict))
+    assert proc.returncode == 1 and "fairseq-preprocess" in proc.stderr, proc.stderr[-3000:]
     assert sorted(os.listdir(tmp_path)) == ["dict.txt", "raw"]
 
 
 def test_usage_and_flag_checks(tmp_path, tiny_bpe):
     usage = subprocess.run(["bash", SUMMARIZATION_SH], stderr=subprocess.PIPE, text=True)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/summarization.sh DATASET")
-    with pytest.raises(SystemExit) as error:
-        run_main("cnn_dm", tmp_path, tmp_path / "out", tiny_bpe, "--tifu-split", "hash")
-    assert error.value.code == 2
+    proc = run_main("cnn_dm", tmp_path, tmp_path / "out", tiny_bpe, "--tifu-split", "hash")
+    assert proc.returncode == 2 and "--tifu-split is for reddit_tifu only" in proc.stderr

@@ -1,4 +1,7 @@
-"""preprocess/xnli.sh on XNLI-1.0-format fixtures and a tiny sentencepiece model trained here."""
+"""preprocess/xnli.sh on XNLI-1.0-format fixtures and a tiny sentencepiece model trained here.
+
+The shell script runs for real once (``test_xnli_zero_shot_splits_per_language``); every other test calls the ``main``
+it ``exec``s, in this process (``tests/pipelines.py``)."""
 
 import json
 import os
@@ -6,7 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.helpers import REPO, run_tool
+from tests.helpers import REPO, built_once, run_tool
+from tests.pipelines import pipeline
 from tests.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
 
 pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
@@ -77,11 +81,9 @@ def write_xnli(root, rows_by_kind=None):
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_spm(tmp_path_factory):
+def _train_tiny_spm(root):
     import sentencepiece as spm
 
-    root = tmp_path_factory.mktemp("spm")
     (root / "text.txt").write_text("\n".join(list(SENTENCES.values()) * 10), encoding="utf-8")
     spm.SentencePieceTrainer.train(
         input=str(root / "text.txt"),
@@ -96,12 +98,26 @@ def tiny_spm(tmp_path_factory):
     processor = spm.SentencePieceProcessor(model_file=str(root / "sentencepiece.bpe.model"))
     pieces = [processor.id_to_piece(i) for i in range(3, processor.get_piece_size())]  # fairseq adds <unk> <s> </s>
     (root / "dict.txt").write_text("".join(f"{p} 1\n" for p in pieces), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_spm(tmp_path_factory):
+    """A sentencepiece BPE model of XLM-R's kind trained on the 15 languages' sentences, and its fairseq dict.txt
+    (trained once per test run: test_preprocess_outputs.py uses it too)."""
+    import sentencepiece as spm
+
+    root = built_once(tmp_path_factory, "tiny_spm", _train_tiny_spm)
+    processor = spm.SentencePieceProcessor(model_file=str(root / "sentencepiece.bpe.model"))
     return {"model": str(root / "sentencepiece.bpe.model"), "dict": str(root / "dict.txt"), "processor": processor}
 
 
+def spm_flags(tiny_spm):
+    return ["--sentencepiece-model", tiny_spm["model"], "--dict", tiny_spm["dict"]]
+
+
 def run_xnli(mnli, xnli, out, tiny_spm, *extra):
-    spm = ["--sentencepiece-model", tiny_spm["model"], "--dict", tiny_spm["dict"]]
-    return run_tool(["bash", XNLI_SH, str(mnli), str(xnli), str(out), *spm, *extra])
+    """``preprocess/xnli.sh MNLI XNLI OUT --sentencepiece-model ... EXTRA...`` as its ``main``, in this process."""
+    return pipeline("xnli", [mnli, xnli, out, *spm_flags(tiny_spm), *extra])
 
 
 def decode(data, split, column, tiny_spm):
@@ -113,11 +129,12 @@ def decode(data, split, column, tiny_spm):
 
 
 def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
+    """``bash preprocess/xnli.sh ... --workers 2``, the script itself, end to end."""
     mnli = write_glue(tmp_path / "glue", {k: v for k, v in GLUE_FILES.items() if k.startswith("MNLI/")}) / "MNLI"
     xnli = write_xnli(tmp_path / "XNLI-1.0")
-    proc = run_xnli(mnli, xnli, tmp_path / "out", tiny_spm, "--workers", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "out"
+    proc = run_tool(["bash", XNLI_SH, str(mnli), str(xnli), str(out), *spm_flags(tiny_spm), "--workers", "2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert decode(out, "train", 0, tiny_spm) == ['He said "go home.', "The cat sat.", "The new law passed."]
     assert decode(out, "valid", 1, tiny_spm) == ["The rights are nice."]
     for lang, text in SENTENCES.items():  # every language, both kinds, separately loadable, lossless
@@ -146,6 +163,9 @@ def test_xnli_zero_shot_splits_per_language(tmp_path, tiny_spm):
         dataset = task.load_dataset(split)
         assert len(dataset) == 1
         assert labels[int(dataset[0]["target"]) + labels.nspecial] == label  # not <unk>
+    # one process makes the same binaries as two
+    assert run_xnli(mnli, xnli, tmp_path / "one", tiny_spm, "--workers", "1").returncode == 0
+    assert data_digest(tmp_path / "one") == data_digest(out)
 
 
 BAD = {  # case -> (file, its new text or None to delete it, message)
@@ -232,7 +252,7 @@ def test_rerun_is_idempotent_and_usage_is_printed(tmp_path, tiny_spm):
     xnli = write_xnli(tmp_path / "XNLI-1.0")
     assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm).returncode == 0
     first = data_digest(tmp_path / "out")
-    assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm, "--workers", "2").returncode == 0
+    assert run_xnli(mnli, xnli, tmp_path / "out", tiny_spm).returncode == 0  # with two workers: the test above
     assert data_digest(tmp_path / "out") == first
     usage = subprocess.run(["bash", XNLI_SH], stderr=subprocess.PIPE, text=True)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/xnli.sh")

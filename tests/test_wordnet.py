@@ -4,23 +4,23 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from rxf_repro import outputs
 from rxf_repro.data import glue, wordnet
 from tests.helpers import REPO, preprocess_command, run_tool
+from tests.pipelines import pipeline
 
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")  # cut from Debian's wordnet-base (its README)
 SIZES = {"train": 60, "dev": 24}
 
 
-def build(out, *extra):
-    return run_tool(
-        preprocess_command("wordnet.sh", out, "--wordnet-dir", FIXTURE, "--train", "60", "--dev", "24", *extra)
-    )
+def build(out, *extra, script=False):
+    """``preprocess/wordnet.sh OUT --wordnet-dir FIXTURE --train 60 --dev 24 EXTRA...``: its ``main`` in this process,
+    or with ``script`` the shell script itself."""
+    argv = [out, "--wordnet-dir", FIXTURE, "--train", "60", "--dev", "24", *extra]
+    return run_tool(preprocess_command("wordnet.sh", *argv)) if script else pipeline("wordnet", argv)
 
 
 def digest(folder):
@@ -92,7 +92,12 @@ def test_a_definition_pair_is_the_words_own_or_not_one_of_its_senses():
 
 
 def test_the_command_is_deterministic_and_writes_glues_layout(tmp_path):
-    first, again, other = build(tmp_path / "a"), build(tmp_path / "b"), build(tmp_path / "c", "--seed", "2")
+    """The script end to end once (``a``), its ``main`` again with the same seed and with another."""
+    first, again, other = (
+        build(tmp_path / "a", script=True),
+        build(tmp_path / "b"),
+        build(tmp_path / "c", "--seed", "2"),
+    )
     assert first.returncode == again.returncode == other.returncode == 0, first.stderr[-2000:]
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
     assert sorted(os.listdir(tmp_path / "a")) == sorted([*wordnet.TASKS, "summary.json", ".rxf-output.json"])
@@ -119,7 +124,7 @@ def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(tmp_path, case
         needle = (
             f"{source / 'data.adv'}: missing (WordNet 3.0's database files; on Debian: apt-get install wordnet-base)"
         )
-    proc = run_tool(preprocess_command("wordnet.sh", tmp_path / "out", "--wordnet-dir", source))
+    proc = pipeline("wordnet", [tmp_path / "out", "--wordnet-dir", source])
     errors = [line for line in proc.stderr.splitlines() if line.startswith("wordnet: error: ")]
     assert proc.returncode == 1 and len(errors) == 1 and needle in errors[0] and "Traceback" not in proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["wordnet"]
@@ -129,29 +134,14 @@ def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(tmp_path, case
 def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, minilm):
     assert build(tmp_path / "tsv").returncode == 0
     out = tmp_path / "bin"
-    proc = run_tool(
-        preprocess_command(
-            "glue.sh",
-            tmp_path / "tsv",
-            "WN-LEX",
-            out,
-            "--wordpiece-vocab",
-            minilm / "vocab.txt",
-            "--dict",
-            minilm / "dict.txt",
-        )
-    )
+    argv = [tmp_path / "tsv", "WN-LEX", out, "--wordpiece-vocab", minilm / "vocab.txt", "--dict", minilm / "dict.txt"]
+    proc = pipeline("glue", argv)  # preprocess/glue.sh's main (the script itself: test_preprocess_glue.py)
     assert proc.returncode == 0, proc.stderr[-2000:]
     labels = sorted(line.split()[0] for line in open(out / "label" / "dict.txt") if not line.startswith("madeupword"))
     assert labels == sorted(wordnet.LEXICOGRAPHER_FILES.values())
     summary = json.load(open(out / "summary.json"))
     assert summary["splits"]["train"]["examples"] == 60 and summary["splits"]["valid"]["examples"] == 18
-    assert (
-        "ALL"
-        in subprocess.run(
-            [sys.executable, "-m", "rxf_repro.data.glue", "--help"], capture_output=True, text=True, cwd=REPO
-        ).stdout
-    )
+    assert "ALL" in pipeline("glue", ["--help"]).stdout
 
 
 def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):

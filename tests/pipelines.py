@@ -1,0 +1,190 @@
+"""The project's commands run the cheap way for the tests: their ``main`` in this process (``call_main``; the data
+pipelines, ``preprocess/*.sh``, each ``exec``-ing ``python -m rxf_repro.data.NAME``: ``pipeline``), or in a fork of it
+when a test signals or kills the run (``start_pipeline``).
+
+A fresh interpreter that imports fairseq costs 5-7 s on the test machine; the pipelines' work on the tests' inputs costs
+a fraction of that. So each shell wrapper runs for real, end to end, in one test of its own module, and every other test
+calls the same ``main`` the wrapper ``exec``s, with the same arguments."""
+
+import contextlib
+import importlib
+import io
+import os
+import select
+import signal
+import subprocess
+import time
+from typing import Callable, Iterable, List, Optional, Sequence
+
+from rxf_repro import process
+
+
+def call_main(main: Callable[[List[str]], Optional[int]], argv: Iterable, name: str) -> subprocess.CompletedProcess:
+    """A command's ``main(ARGV)`` in this process, as the command ``NAME ARGV...``: its exit status (argparse's 2
+    included), stdout and stderr. The SIGTERM handler that ``main`` may install is put back afterwards."""
+    args = [str(a) for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as error:  # argparse's 2, --help's 0; a message instead of a number is 1
+                code = 0 if error.code is None else error.code if isinstance(error.code, int) else 1
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return subprocess.CompletedProcess([name, *args], code or 0, out.getvalue(), err.getvalue())
+
+
+def pipeline(name: str, argv: Iterable) -> subprocess.CompletedProcess:
+    """``preprocess/NAME.sh ARGV...`` as ``rxf_repro.data.NAME.main(ARGV)`` in this process (``call_main``)."""
+    return call_main(importlib.import_module(f"rxf_repro.data.{name}").main, argv, f"preprocess/{name}.sh")
+
+
+_DELAY = 0.0  # seconds per line of GPT-2 BPE encoding, in a run of start_pipeline
+_STALL: Optional[str] = None  # a line holding this is never done encoding (until the test kills the run)
+_ENCODE: Optional[Callable[[str], str]] = None
+
+
+def _slow_encode(line: str) -> str:
+    """``rxf_repro.data.common._encode``, slowed down: the pool's (or the main process's) work on each line."""
+    if _STALL is not None and _STALL in line:
+        time.sleep(3600)
+    time.sleep(_DELAY)
+    return _ENCODE(line)
+
+
+def _run_slowly(name: str, argv: List[str], delay: float, stall: Optional[str]) -> int:
+    global _DELAY, _STALL, _ENCODE
+    from rxf_repro.data import common
+
+    if delay or stall:
+        _DELAY, _STALL, _ENCODE = delay, stall, common._encode
+        common._encode = _slow_encode  # a module-level function: the pool's workers (forked from here) unpickle it
+    return importlib.import_module(f"rxf_repro.data.{name}").main(argv)
+
+
+def start_pipeline(
+    name: str, argv: Iterable, encode_delay: float = 0.0, stall_on: Optional[str] = None
+) -> process.ForkedChild:
+    """``preprocess/NAME.sh ARGV...`` in a fork of this process (its own process group, as the ``exec``-ed interpreter
+    of the shell wrapper would be in a terminal's job): SIGTERM or Ctrl-C reach the same ``main``, Ctrl-C with its
+    default handler. Its stdout and stderr together, read with ``read_until`` and ``read_rest``.
+
+    A test that signals the run during its GPT-2 BPE encoding makes sure the encoding still runs when the signal
+    lands, whatever the scheduler does: ``encode_delay`` seconds per line, or no end to the line holding
+    ``stall_on``. Only the speed of that one function changes; the pipeline, its pool and its cleanup are the
+    real ones."""
+    return process.ForkedChild(_run_slowly, (name, [str(a) for a in argv], encode_delay, stall_on))
+
+
+def read_until(child: process.ForkedChild, text: str, within: float = 120.0) -> str:
+    """The child's output up to the line holding ``text`` (never blocking past ``within`` seconds, whatever the
+    scheduler does); fails, naming what was read, if the child ends or the time runs out first."""
+    fd, seen, deadline = child.stdout.fileno(), b"", time.monotonic() + within
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, min(left, 1.0)))[0] if left > 0 else []
+        chunk = os.read(fd, 65536) if ready else b""
+        if ready and not chunk:
+            raise AssertionError(f"the run ended before printing {text!r}:\n{seen.decode()[-3000:]}")
+        if not ready and left <= 0:
+            raise AssertionError(f"no {text!r} within {within:.0f} s:\n{seen.decode()[-3000:]}")
+        seen += chunk
+    return seen.decode(errors="replace")
+
+
+def read_rest(child: process.ForkedChild, within: float = 60.0) -> str:
+    """The rest of the child's output until it ends (its exit status then in ``child.returncode``); fails, after
+    killing its process group, if it still runs ``within`` seconds from now."""
+    fd, seen, deadline = child.stdout.fileno(), b"", time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            kill_group(child.pid)
+            raise AssertionError(f"still running {within:.0f} s later:\n{seen.decode()[-3000:]}")
+        if select.select([fd], [], [], min(left, 1.0))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            seen += chunk
+    child.wait(max(1.0, deadline - time.monotonic()))
+    return seen.decode(errors="replace")
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL to a child's process group (it and the workers it forked), if any of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def children_of(pid: int) -> List[int]:
+    """The pids whose parent is ``pid`` (a pipeline's pool workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def group_members(pgid: int) -> List[int]:
+    """The live (not zombie) processes of process group ``pgid``: a run's, what it started included."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def assert_group_gone(pgid: int, within: float = 20.0) -> None:
+    """Nothing of process group ``pgid`` runs within ``within`` seconds; what does is killed, and the test fails."""
+    deadline = time.monotonic() + within
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = group_members(pgid)
+    kill_group(pgid)
+    assert not left, f"{left} of process group {pgid} outlived the run"
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for_children(pid: int, within: float = 60.0) -> List[int]:
+    """The children of ``pid`` once there are any (a pool's workers have started); fails after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = [p for p in children_of(pid) if running(p)]
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} started no worker within {within:.0f} s")
+
+
+def assert_all_gone(pids: Sequence[int], within: float = 20.0) -> None:
+    """Every pid ends within ``within`` seconds; those that do not are killed, and the test fails."""
+    deadline = time.monotonic() + within
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in pids if running(pid)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived the run"
