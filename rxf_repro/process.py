@@ -17,6 +17,7 @@ import threading
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 SIGTERM_EXIT = 128 + signal.SIGTERM
+STOPPING = {signal.SIGINT, signal.SIGTERM}  # the signals that stop a tool and its children
 
 
 def _raise_exit(signum, frame) -> None:
@@ -110,7 +111,14 @@ class ForkedChild:
         context = multiprocessing.get_context("fork")
         self._process = context.Process(target=_child, args=(target, args, output_fd, read_end, cwd, env))
         with interrupts_deferred() as held:
-            self._process.start()
+            # Blocked across the fork, unblocked by the child once its own handlers are set: a signal sent to the
+            # child in between stays pending instead of reaching CPython's after-fork reset, which drops it (the
+            # child then ran on until stop_child's SIGKILL, 10 s later). Ours is delivered on the way out.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+            try:
+                self._process.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self.pid = self._process.pid
             held.started.append(self)
         if read_end is not None:
@@ -134,6 +142,7 @@ def _child(target, args, output_fd: int, read_end: Optional[int], cwd: Optional[
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)  # blocked by the parent across the fork
     if read_end is not None:
         os.close(read_end)
     os.dup2(output_fd, 1)
