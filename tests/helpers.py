@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -180,6 +181,18 @@ def classification_args(
     return fairseq_args(data, task, criterion, [*CLASSIFICATION, *TINY_ROBERTA], [*start, *extra])
 
 
+def masked_lm_args(toy_data, criterion: str) -> List[str]:
+    """A task whose models have no classification head (fairseq's masked_lm), with ``criterion``."""
+    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
+    return fairseq_args(toy_data["lm"], "masked_lm", criterion, model, ["--max-update", "2", "--no-save"])
+
+
+def arch_without_heads_args(toy_data, task: str) -> List[str]:
+    """An architecture without classification heads (an LSTM LM) under a sentence-prediction ``task``."""
+    model = ["--num-classes", "2", "--arch", "lstm_lm"]
+    return fairseq_args(toy_data["cls"], task, "sentence_prediction_r3f", model, ["--max-update", "2", "--no-save"])
+
+
 def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:
     return [
         data,
@@ -208,6 +221,40 @@ def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:
         "0.1",
         *extra,
     ]
+
+
+RUN_SCRIPTS_DIR = os.path.join(REPO, "run_scripts")
+
+
+def wrapper_argv(script, *args, env=None):
+    """``bash run_scripts/SCRIPT ARGS`` with a recorder of its arguments in place of ``$PYTHON``: (the finished
+    process, the argv it handed that Python, or None if it started none). The script's own work (environment,
+    seeds, ``--``, usage) without starting rxf-run; each script's one real run is
+    test_glue_classification_and_regression_end_to_end (glue.sh), test_xnli_zero_shot_end_to_end (xnli.sh),
+    test_summarization_train_generate_score_end_to_end (summarization.sh) and test_probing's
+    test_the_three_protocols_end_to_end (probe.sh)."""
+    with tempfile.TemporaryDirectory(prefix="rxf-wrapper-") as folder:
+        recorder = os.path.join(folder, "python")
+        with open(recorder, "w") as f:
+            f.write('#!/bin/sh\nprintf \'%s\\0\' "$@" > "$(dirname "$0")/argv"\n')
+        os.chmod(recorder, 0o755)
+        proc = subprocess.run(
+            ["bash", os.path.join(RUN_SCRIPTS_DIR, script), *args],
+            env=dict(os.environ, **(env or {}), PYTHON=recorder),
+            capture_output=True,
+            text=True,
+        )
+        recorded = os.path.join(folder, "argv")
+        argv = open(recorded).read().split("\0")[:-1] if os.path.exists(recorded) else None
+    return proc, argv
+
+
+def script_rxf_run_argv(script, *args, env=None):
+    """rxf-run's argv (after ``-m rxf_repro.runs``) as ``run_scripts/SCRIPT ARGS`` makes it."""
+    proc, argv = wrapper_argv(script, *args, env=env)
+    assert proc.returncode == 0 and argv is not None, proc.stderr[-3000:]
+    assert argv[:2] == ["-m", "rxf_repro.runs"], argv
+    return argv[2:]
 
 
 def build(argv: Sequence[str]):

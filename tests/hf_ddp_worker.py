@@ -1,4 +1,4 @@
-"""One process of tests/test_hf_trainer.py's two-process run (``torchrun --nproc_per_node 2``): a tiny BERT trained
+"""One process of tests/integration/test_hf_ddp.py's two-process run (``torchrun --nproc_per_node 2``): a tiny BERT trained
 3 updates by R3FTrainer or SMARTTrainer under transformers' DDP (gloo, CPU); writes its model (and teacher) and its
 last training log to OUT/rankN.pt."""
 

@@ -16,6 +16,8 @@ import subprocess
 import time
 from typing import Callable, Iterable, List, Optional, Sequence
 
+import psutil
+
 from rxf_repro import process
 
 
@@ -118,33 +120,13 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def children_of(pid: int) -> List[int]:
-    """The pids whose parent is ``pid`` (a pipeline's pool workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def group_members(pgid: int) -> List[int]:
     """The live (not zombie) processes of process group ``pgid``: a run's, what it started included."""
     found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.append(int(entry))
+    for proc in psutil.process_iter():
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getpgid(proc.pid) == pgid and running(proc.pid):
+                found.append(proc.pid)
     return found
 
 
@@ -161,9 +143,8 @@ def assert_group_gone(pgid: int, within: float = 20.0) -> None:
 def running(pid: int) -> bool:
     """Alive and not a zombie."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
@@ -171,7 +152,7 @@ def wait_for_children(pid: int, within: float = 60.0) -> List[int]:
     """The children of ``pid`` once there are any (a pool's workers have started); fails after ``within`` seconds."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = [p for p in children_of(pid) if running(p)]
+        found = [child.pid for child in psutil.Process(pid).children() if running(child.pid)]
         if found:
             return found
         time.sleep(0.02)

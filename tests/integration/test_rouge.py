@@ -1,6 +1,7 @@
 """rxf-rouge on real English text (the GNU licenses every Debian machine carries)."""
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -11,12 +12,12 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 import rxf_rouge
+from tests.helpers import REPO
 from tests.pipelines import call_main, kill_group
-
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 LICENSES = "/usr/share/common-licenses"
 
@@ -453,16 +454,10 @@ def test_project_spellings_and_files2rouge_aliases_mean_the_same(tmp_path):
 def rouge_children(pid):
     """pids of the running ROUGE-1.5.5.pl processes whose parent is ``pid``."""
     found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid and b"ROUGE-1.5.5.pl" in cmdline:
-            found.append(int(entry))
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if any("ROUGE-1.5.5.pl" in part for part in child.cmdline()):
+                found.append(child.pid)
     return found
 
 
@@ -521,7 +516,7 @@ def test_ctrl_c_is_130_and_says_nothing_was_written(tmp_path, monkeypatch):
 
 
 def test_benchmark_commands_for_the_readme_numbers_run(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = REPO
     # PYTHONPATH: rxf_repro is not (yet) in setup.py's packages, so the installed rxf_rouge cannot import it
     env = dict(os.environ, PYTHONPATH=root)
 

@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
 from argparse import Namespace
 
 import pytest
@@ -23,16 +21,13 @@ from rxf_fairseq.model_parts import find_encoder_token_embedding
 from rxf_fairseq.tasks.sentence_prediction_r4f import spectrally_normalise_classification_head
 from tests.helpers import (
     NO_DROPOUT,
-    REPO,
-    TINY_ROBERTA,
-    USER_DIR,
+    arch_without_heads_args,
     build,
     capture_model_outputs,
     classification_args,
-    fairseq_args,
-    fairseq_cli,
     first_batch,
     load_reference_criterion,
+    masked_lm_args,
     seq2seq_args,
 )
 
@@ -151,87 +146,6 @@ def test_bad_arguments_fail_at_start_up_naming_the_flag(toy_data):
         build(classification_args(toy_data["cls"], ["--r3f-lambda", "-0.5"]))
     with pytest.raises(SystemExit):  # argparse: "--noise-type: invalid choice: 'gaussian'"
         build(classification_args(toy_data["cls"], ["--noise-type", "gaussian"]))
-
-
-def masked_lm_args(toy_data, criterion):
-    """A task whose models have no classification head (fairseq's masked_lm), with our criterion."""
-    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
-    return fairseq_args(toy_data["lm"], "masked_lm", criterion, model, ["--max-update", "2", "--no-save"])
-
-
-def arch_without_heads_args(toy_data, task):
-    model = ["--num-classes", "2", "--arch", "lstm_lm"]
-    return fairseq_args(toy_data["cls"], task, "sentence_prediction_r3f", model, ["--max-update", "2", "--no-save"])
-
-
-@pytest.mark.parametrize("case", ["r3f on masked_lm", "smart on masked_lm", "r4f task on lstm_lm", "eps inf"])
-def test_fairseq_train_reports_unusable_setups_in_one_line(toy_data, case):
-    """Real fairseq-train: one line ``fairseq-train: error: FLAG ...``, exit 1, no traceback (fairseq's own
-    path was ``AttributeError: 'MaskedLMTask' object has no attribute 'label_dictionary'``)."""
-    argv, expected = {
-        "r3f on masked_lm": (
-            masked_lm_args(toy_data, "sentence_prediction_r3f"),
-            "fairseq-train: error: --criterion sentence_prediction_r3f trains the classification "
-            "head --classification-head-name 'sentence_classification_head', but --task masked_lm",
-        ),
-        "smart on masked_lm": (
-            masked_lm_args(toy_data, "sentence_prediction_smart"),
-            "fairseq-train: error: --criterion sentence_prediction_smart trains the classification "
-            "head --classification-head-name",
-        ),
-        "r4f task on lstm_lm": (
-            arch_without_heads_args(toy_data, "sentence_prediction_r4f"),
-            "fairseq-train: error: --task sentence_prediction_r4f needs the classification head "
-            "--classification-head-name 'sentence_classification_head', but --arch lstm_lm",
-        ),
-        "eps inf": (
-            classification_args(toy_data["cls"], ["--eps", "inf", "--max-update", "2", "--no-save"]),
-            "fairseq-train: error: --eps must be >= 0 and finite",
-        ),
-    }[case]
-    proc = fairseq_cli("train", argv, check=False)
-    assert proc.returncode == 1, proc.stdout[-3000:]
-    assert proc.stdout.rstrip().splitlines()[-1].startswith(expected), proc.stdout[-3000:]
-    assert "Traceback" not in proc.stdout and "AttributeError" not in proc.stdout
-
-
-def test_fairseq_hydra_train_reports_a_bad_option_without_a_traceback(toy_data, tmp_path):
-    tiny = [
-        "model._name=roberta_base",
-        "+model.encoder_layers=2",
-        "+model.encoder_embed_dim=32",
-        "+model.encoder_ffn_embed_dim=64",
-        "+model.encoder_attention_heads=2",
-        "+model.max_positions=64",
-        "task.max_positions=64",
-    ]
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fairseq_cli.hydra_train",
-            "--config-dir",
-            os.path.join(REPO, "configs", "glue"),
-            "--config-name",
-            "rte",
-            "method=r3f",
-            f"task.data={toy_data['cls']}",
-            "checkpoint.restore_file=none",
-            "common.cpu=true",
-            "common.fp16=false",
-            f"common.user_dir={USER_DIR}",
-            "checkpoint.no_save=true",
-            "criterion.eps=inf",
-            *tiny,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HYDRA_FULL_ERROR": ""},
-    )
-    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]
-    assert "fairseq-hydra-train: error: --eps must be >= 0 and finite" in proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_tasks_and_criteria_without_classification_heads_name_the_flag(toy_data):

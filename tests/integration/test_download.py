@@ -16,7 +16,6 @@ from tests.pipelines import call_main
 
 DOWNLOAD_SH = os.path.join(REPO, "preprocess", "download.sh")
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 GOOD = b"the real file \xf0\x9f\x93\xa6\n" * 1000
 HEADER = "# name\tgroup\tdest\tsha256\tbytes\turl\tsource\n"

@@ -10,10 +10,8 @@ import subprocess
 import pytest
 
 from tests.helpers import REPO, built_once, run_tool
+from tests.integration.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
 from tests.pipelines import pipeline
-from tests.test_preprocess_glue import GLUE_FILES, data_digest, write_glue
-
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 XNLI_SH = os.path.join(REPO, "preprocess", "xnli.sh")
 HEADER = (
@@ -218,7 +216,7 @@ def test_bad_input_fails_with_file_and_line_and_leaves_the_earlier_output_alone(
     import shutil
 
     from tests.helpers import tree_digest
-    from tests.test_preprocess_glue import MNLI_HEAD, mnli_row
+    from tests.integration.test_preprocess_glue import MNLI_HEAD, mnli_row
 
     name, change, message = BAD[case]
     shutil.copytree(good_xnli[0], tmp_path, dirs_exist_ok=True)

@@ -14,12 +14,11 @@ import pytest
 from rxf_repro.data import summarization
 from rxf_repro.outputs import MARKER, output_folder
 from tests.helpers import REPO, benchmark_module, bpe_flags, built_once, run_tool
+from tests.integration.test_preprocess_glue import data_digest
 from tests.pipelines import pipeline
-from tests.test_preprocess_glue import data_digest
 
 SUMMARIZATION_SH = os.path.join(REPO, "preprocess", "summarization.sh")
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 LONG_ARTICLE = " ".join(f"word{i % 97} ({i})" for i in range(6000))  # ~60 KB on one line
 CNN_DM = {  # as the scripts of the BART recipe write them: untokenised, cased, one example per line

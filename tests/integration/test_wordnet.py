@@ -13,7 +13,6 @@ from tests.helpers import REPO, preprocess_command, run_tool
 from tests.pipelines import pipeline
 
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")  # cut from Debian's wordnet-base (its README)
-SIZES = {"train": 60, "dev": 24}
 
 
 def build(out, *extra, script=False):
@@ -30,65 +29,6 @@ def digest(folder):
         for name in sorted(set(files) - {outputs.MARKER}):
             h.update(name.encode() + open(os.path.join(root, name), "rb").read())
     return h.hexdigest()
-
-
-def test_the_parser_reads_words_definitions_and_examples():
-    line = (
-        "00002098 00 a 01 able 0 005 = 05207437 n 0000 = 05624029 n 0000 + 05624029 n 0101 + 05207437 n 0101 ! "
-        "00002312 a 0101 | (usually followed by `to') having the necessary means or skill or know-how or authority to "
-        'do something; "able to swim"; "she was able to program her computer"  '
-    )
-    s = wordnet.parse_data_line(line, "data.adj:30")
-    assert (s.key, s.pos, s.words) == ("a00002098", "a", ("able",))
-    assert (
-        s.definition.startswith("(usually followed by `to') having the necessary means")
-        and "able to" not in s.definition
-    )
-    assert s.examples == ("able to swim", "she was able to program her computer")
-    satellite = wordnet.parse_data_line("00003700 00 s 02 abaxial 0 dorsal(p) 4 000 | facing away  ", "x:1")
-    assert satellite.words == ("abaxial", "dorsal") and satellite.key == "a00003700"
-
-
-def test_tasks_are_balanced_and_no_synset_is_in_two_splits():
-    synsets = wordnet.read_wordnet(FIXTURE)
-    built = wordnet.build_tasks(synsets, SIZES, seed=1)
-    assert set(built) == set(wordnet.TASKS)
-    texts = {split: set() for split in wordnet.SPLITS}  # what each split's synsets may contribute
-    for s in synsets:
-        texts[wordnet.split_of(s, 1)].update({s.definition, *s.examples, *s.words})
-    for task, splits in built.items():
-        for split, examples in splits.items():
-            counts = {label: sum(1 for _, lab in examples if lab == label) for _, label in examples}
-            assert len(set(counts.values())) == 1 and len(counts) == len(glue.MINIATURE_TASKS[task][0]), (task, counts)
-            for inputs, label in examples:
-                text = inputs[-1] if task != "WN-BSHIFT" or label == "0" else None
-                if text is not None:
-                    assert text in texts[split], (task, split, text)
-    # the splits partition the synsets, about 80/20, the same for every task
-    keys = {split: {s.key for s in synsets if wordnet.split_of(s, 1) == split} for split in wordnet.SPLITS}
-    assert not keys["train"] & keys["dev"] and 0.1 < len(keys["dev"]) / len(synsets) < 0.3
-
-
-def test_a_shifted_sentence_has_two_adjacent_words_swapped():
-    examples = wordnet.build_tasks(wordnet.read_wordnet(FIXTURE), SIZES, 1, ["WN-BSHIFT"])["WN-BSHIFT"]["train"]
-    originals = {e for s in wordnet.read_wordnet(FIXTURE) for e in s.examples}
-    for (sentence,), label in examples:
-        if label == "0":
-            assert sentence in originals
-            continue
-        words = sentence.split()
-        swapped = [words[:i] + [words[i + 1], words[i]] + words[i + 2 :] for i in range(len(words) - 1)]
-        assert sentence not in originals and any(" ".join(w) in originals for w in swapped)
-
-
-def test_a_definition_pair_is_the_words_own_or_not_one_of_its_senses():
-    synsets = wordnet.read_wordnet(FIXTURE)
-    senses = {}
-    for s in synsets:
-        for w in s.words:
-            senses.setdefault(w.lower(), set()).add(s.definition)
-    for (word, definition), label in wordnet.build_tasks(synsets, SIZES, 1, ["WN-DEF"])["WN-DEF"]["train"]:
-        assert (definition in senses[word.lower()]) == (label == "1"), (word, definition, label)
 
 
 def test_the_command_is_deterministic_and_writes_glues_layout(tmp_path):
@@ -130,7 +70,6 @@ def test_bad_input_is_one_line_naming_the_file_and_writes_nothing(tmp_path, case
     assert sorted(os.listdir(tmp_path)) == ["wordnet"]
 
 
-@pytest.mark.slow
 def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, minilm):
     assert build(tmp_path / "tsv").returncode == 0
     out = tmp_path / "bin"
@@ -146,7 +85,7 @@ def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, 
 
 def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
     """The generalisation protocol with --source-task: make demo's order of runs, each with its task's config."""
-    from tests.test_run_scripts import flag, rxf_run_dry
+    from tests.unit.test_run_commands import flag, rxf_run_dry
 
     common = ["--data", "/wn-bin", "--checkpoint", "/minilm/model.pt", "--seeds", "1", "--save-root", str(tmp_path)]
     probes = ["--probe-tasks", "WN-LEX", "WN-DEF", "WN-BSHIFT"]
@@ -160,7 +99,7 @@ def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
     }
     pretrained = rxf_run_dry("probe", "generalisation", "none", *common, "--source-task", "WN-POS", *probes)
     assert [c[3] for c in pretrained] == [f"/wn-bin/{t}-bin" for t in wordnet.TASKS[1:]]
-    from tests.test_run_attempts import rxf_run_error
+    from tests.unit.test_attempts import rxf_run_error
 
     code, err = rxf_run_error("probe", "generalisation", "r3f", *common, "--source-task", "WN-NOPE", "--dry-run")
     assert code == 2 and "argument --source-task: unknown task 'WN-NOPE'" in err.strip().splitlines()[-1]

@@ -14,8 +14,6 @@ from rxf_repro.outputs import MARKER, owner
 from tests.helpers import REPO, bpe_flags, built_once, run_tool, tree_digest
 from tests.pipelines import pipeline
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
 GLUE_SH = os.path.join(REPO, "preprocess", "glue.sh")
 MNLI_HEAD = (
     "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"

@@ -1,5 +1,5 @@
 """What the three pipelines (preprocess/{glue,xnli,summarization}.sh) do to their output folder, as wiring: the rules
-themselves live in ``rxf_repro.outputs`` and ``rxf_repro.process`` and are proven there once, in tests/test_outputs.py
+themselves live in ``rxf_repro.outputs`` and ``rxf_repro.process`` and are proven there once, in tests/unit/test_outputs.py and tests/integration/test_process.py
 (a user's folder or another tool's output refused and left intact, ``--overwrite``, links, files, inputs, a parent we
 cannot write in, a killed run's leftovers, Ctrl-C and SIGTERM while a worker pool maps lines). Here each pipeline is
 shown to go through them (one test per pipeline), and what is the pipelines' own is proven: ``glue.sh ALL`` is one
@@ -20,6 +20,9 @@ import pytest
 from rxf_repro import process
 from rxf_repro.outputs import MARKER, owner
 from tests.helpers import REPO, bpe_flags, run_tool, tree_digest
+from tests.integration.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, glue_all, write_glue  # noqa: F401,F811
+from tests.integration.test_preprocess_summarization import CNN_DM, write_lines
+from tests.integration.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
 from tests.pipelines import (
     assert_all_gone,
     assert_group_gone,
@@ -30,11 +33,6 @@ from tests.pipelines import (
     start_pipeline,
     wait_for_children,
 )
-from tests.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, glue_all, write_glue  # noqa: F401,F811
-from tests.test_preprocess_summarization import CNN_DM, write_lines
-from tests.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
-
-pytestmark = pytest.mark.slow  # runs the pipelines: make test-fast skips it
 
 TOOLS = {"glue": "preprocess/glue.sh", "xnli": "preprocess/xnli.sh", "summarization": "preprocess/summarization.sh"}
 KINDS = {"glue": "glue-binaries", "xnli": "xnli-binaries", "summarization": "summarization-binaries"}
@@ -128,13 +126,10 @@ def test_every_pipeline_turns_sigterm_into_its_cleanup(name):
     """Each ``main`` calls ``process.exit_on_sigterm()`` first, so SIGTERM runs the cleanup Ctrl-C runs (no
     temporary folder, no worker left: proven for glue.sh end to end below, for the mechanism in test_outputs.py)."""
     module = importlib.import_module(f"rxf_repro.data.{name}")
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        with pytest.raises(SystemExit):
-            module.main(["--help"])
-        assert signal.getsignal(signal.SIGTERM) is process._raise_exit
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever an earlier test's main left (conftest restores it after)
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert signal.getsignal(signal.SIGTERM) is process._raise_exit
 
 
 # ------------------------------------------------------------------------------------------ kills and leftovers
@@ -344,7 +339,7 @@ def test_a_comma_in_the_output_path_works(tmp_path, inputs, tiny_bpe, name):
 
 
 def test_lone_surrogate_in_reddit_tifu_is_one_line(tmp_path, tiny_bpe):
-    from tests.test_preprocess_summarization import TIFU_POSTS, write_tifu
+    from tests.integration.test_preprocess_summarization import TIFU_POSTS, write_tifu
 
     posts = [dict(TIFU_POSTS[0], tldr="bad \ud800 tldr")] + TIFU_POSTS[1:]
     raw = write_tifu(tmp_path / "raw", posts)

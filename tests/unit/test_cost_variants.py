@@ -42,7 +42,7 @@ def test_fast_r3f_has_the_exact_loss_value_but_no_gradient_through_the_noised_pa
 
 def test_the_smart_criterion_runs_rxf_smart_with_its_flags_and_trains_through_both_passes(toy_data, monkeypatch):
     """The wiring, not the method (rxf.smart's proofs, S = 0 being R3F with normal noise and the ascent raising the
-    term among them, are tests/test_core.py's; the logged keys and units, tests/test_criterion_logs.py's): the flags
+    term among them, are tests/unit/test_core.py's; the logged keys and units, tests/unit/test_criterion_logs.py's): the flags
     reach ``adversarial_forward``, called once on the encoder's token embeddings to raise the term against the clean
     pass; the term of its output is the one logged, and it trains through the clean and the final pass."""
     from rxf_fairseq.criterions import sentence_prediction_smart
@@ -176,7 +176,7 @@ def test_one_forward_gives_the_two_pass_loss_and_gradients_for_classification(to
 
 
 def test_one_forward_gives_the_two_pass_loss_and_gradients_for_seq2seq_with_padding(toy_data):
-    from tests.test_criterions import bart, batch_of
+    from tests.unit.test_criterions import bart, batch_of
 
     task, model, two_pass = bart(toy_data, *NO_DROPOUT, "--eps", "0.05")
     _, _, one_forward = bart(toy_data, *NO_DROPOUT, "--eps", "0.05", "--r3f-one-forward")

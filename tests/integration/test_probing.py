@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from rxf.probing import LinearProbeHead
-from tests.helpers import TINY_ROBERTA, build, built_once, classification_args, fairseq_cli
-
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
+from tests.helpers import TINY_ROBERTA, build, built_once, classification_args, fairseq_cli, script_rxf_run_argv
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +127,6 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
     from rxf_repro import runs
     from rxf_repro.records import load_records
     from tests.helpers import REPO, forked
-    from tests.test_run_scripts import rxf_run_argv
 
     glue_bin = tmp_path / "glue-bin"
     for task in ("SST-2", "QNLI", "QQP", "RTE", "MRPC"):
@@ -167,7 +164,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
             )
             assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         else:
-            forked(runs.main, (rxf_run_argv("probe.sh", *args, env=env),))
+            forked(runs.main, (script_rxf_run_argv("probe.sh", *args, env=env),))
     found = load_records([str(tmp_path / "runs")])
     probes = [r for r in found if r["kind"] == "probe"]
     assert all(r["method"] == "r4f" and r["tiny"] for r in found)
@@ -217,7 +214,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
 def test_probe_dry_run_settings_and_method_options(tmp_path):
     """The method's options (--set criterion.*, --sweep) reach the fine-tuning steps only; each setting has its own
     folder, and the probes record the setting of the encoder they probed; probes keep no checkpoint."""
-    from tests.test_run_scripts import flag, rxf_run_dry
+    from tests.unit.test_run_commands import flag, rxf_run_dry
 
     base = [
         "probe",
@@ -270,7 +267,7 @@ def test_probe_dry_run_settings_and_method_options(tmp_path):
 
 
 def test_method_none_probes_the_pretrained_model_itself(tmp_path):
-    from tests.test_run_scripts import flag, rxf_run_dry, rxf_run_error
+    from tests.unit.test_run_commands import flag, rxf_run_dry, rxf_run_error
 
     commands = rxf_run_dry(
         "probe",

@@ -12,8 +12,6 @@ from rxf_fairseq import hf_import
 from rxf_repro import outputs
 from tests.helpers import MINILM, REPO, USER_DIR, built_once, fairseq_cli, import_hf, json_records
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
 
 def test_the_pypi_minilm_imports_with_its_sizes_vocabulary_and_parity(minilm):
     info = json.load(open(minilm / "import.json"))

@@ -11,8 +11,6 @@ import torch
 from rxf_repro import execution, process
 from tests.helpers import NO_DROPOUT, USER_DIR, classification_args, fairseq_cli, json_records, seq2seq_args
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
 RESET = ["--reset-optimizer", "--reset-dataloader", "--reset-meters"]
 LOG = ["--log-format", "json", "--log-interval", "1"]
 

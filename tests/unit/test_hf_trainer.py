@@ -18,9 +18,7 @@ from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.smart import SmartAscent, adversarial_forward  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
-from tests.helpers import HF_NO_DROPOUT, hf_training_args, tiny_bert  # noqa: E402
-
-NO_DROPOUT = HF_NO_DROPOUT
+from tests.helpers import REPO, hf_training_args, tiny_bert  # noqa: E402
 
 
 def batch(n=4, length=10, num_labels=2, seed=1):
@@ -159,72 +157,11 @@ def test_r4f_keeps_every_head_matrix_1_lipschitz_and_reloads_with_the_same_outpu
         load_r4f(BertForSequenceClassification, str(tmp_path / "plain"))
 
 
-def test_parity_with_the_fairseq_plugin_on_the_imported_minilm(minilm):
-    """The same MiniLM weights in fairseq (rxf-import-hf) and in transformers, the head copied across: the same
-    logits, and with dropout 0 the same mean R3F term over many noise draws (each framework draws its own)."""
-    from fairseq import checkpoint_utils
-    from transformers import AutoTokenizer
-
-    import rxf_fairseq  # noqa: F401
-    from rxf_fairseq.model_parts import find_encoder_token_embedding
-
-    source = json.load(open(minilm / "import.json"))["source"]
-    theirs = BertForSequenceClassification.from_pretrained(source, num_labels=3, **NO_DROPOUT).eval()
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
-        [str(minilm / "model.pt")], arg_overrides={"data": str(minilm)}
-    )
-    ours = models[0].eval()
-    ours.register_classification_head("parity", num_classes=3)
-    head = ours.classification_heads["parity"]
-    with torch.no_grad():  # fairseq's head is BERT's pooler + classifier: dense, tanh, linear on the first token
-        head.dense.weight.copy_(theirs.bert.pooler.dense.weight)
-        head.dense.bias.copy_(theirs.bert.pooler.dense.bias)
-        head.out_proj.weight.copy_(theirs.classifier.weight)
-        head.out_proj.bias.copy_(theirs.classifier.bias)
-    sentences = ["Linear probes read what an encoder knows.", "It rained.", "A noun names a thing."]
-    tokenized = AutoTokenizer.from_pretrained(source)(sentences, padding=True, return_tensors="pt")
-    vocab = (minilm / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    index = {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3}
-    for i, line in enumerate((minilm / "dict.txt").read_text(encoding="utf-8").splitlines()):
-        index[line.rsplit(" ", 1)[0]] = 4 + i
-    tokens = torch.tensor([[index[vocab[i]] for i in row] for row in tokenized["input_ids"].tolist()])
-    tokens[~tokenized["attention_mask"].bool()] = 1
-
-    def fairseq_logits():
-        return ours(tokens, features_only=True, classification_head_name="parity")[0]
-
-    def hf_logits():
-        return theirs(**tokenized).logits
-
-    with torch.no_grad():
-        clean_ours, clean_theirs = fairseq_logits(), hf_logits()
-        assert (clean_ours - clean_theirs).abs().max() <= 1e-3
-        # each draw seeded alike for both: the same noise tensor (the embeddings have the same shape), so the
-        # comparison is of the term, not of two samples of it (one draw's term varies by ~60%)
-        eps, draws = 1e-2, 50
-        terms = {"fairseq": [], "transformers": []}
-        for draw in range(draws):
-            torch.manual_seed(draw)
-            with noised_token_embeddings(*find_encoder_token_embedding(ours), eps, "uniform"):
-                terms["fairseq"].append(symmetric_kl(clean_ours, fairseq_logits()).item())
-            torch.manual_seed(draw)
-            with noised_token_embeddings(*input_embedding_and_scope(theirs), eps, "uniform"):
-                terms["transformers"].append(symmetric_kl(clean_theirs, hf_logits()).item())
-    means = {k: sum(v) / draws for k, v in terms.items()}
-    ratios = torch.tensor(terms["transformers"]) / torch.tensor(terms["fairseq"])
-    print(
-        f"\nmean R3F term over {draws} draws at eps {eps}: {means}; per-draw ratio {ratios.min():.4f}-{ratios.max():.4f}"
-    )
-    assert means["fairseq"] > 0 and means["transformers"] == pytest.approx(means["fairseq"], rel=0.05)
-    assert (ratios - 1).abs().max() < 0.01  # draw by draw, too
-    assert os.path.basename(source)  # the source folder the import recorded
-
-
 def test_the_readme_example_runs(tmp_path, monkeypatch):
     """README's transformers example, as written, with MODEL a tiny BERT saved here and a tiny dataset."""
     import re
 
-    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    readme = open(os.path.join(REPO, "README.md")).read()
     (code,) = re.findall(r"^```python\n(.*?)^```", readme, re.S | re.M)
     tiny_bert().save_pretrained(str(tmp_path / "model"))
     train = [{k: v[i] for k, v in batch(n=8).items()} for i in range(8)]
@@ -249,7 +186,7 @@ def examples(n_batches=3, n=8):
 
 def test_smart_trainer_runs_rxf_smart_with_its_options_and_adds_the_terms_it_logs(tmp_path, monkeypatch):
     """The wiring, not the method (rxf.smart's proofs, S = 0 being R3F with normal noise and the ascent raising the
-    term among them, are tests/test_core.py's): each step hands SMARTTrainer's options to ``adversarial_forward`` once,
+    term among them, are tests/unit/test_core.py's): each step hands SMARTTrainer's options to ``adversarial_forward`` once,
     on the model's input embeddings, with the consistency term against the clean pass as what the ascent raises; the
     loss is the task loss + lambda * the term logged as smart_symm_kl + mu * the term against the teacher (theta_0 at
     the first update, absorbed once per update), logged as smart_bregman."""
@@ -344,38 +281,6 @@ def test_smart_options_are_checked(tmp_path):
         smart_trainer(tiny_bert(), tmp_path, smart_beta=1.0)
     with pytest.raises(ValueError, match="smart_steps must be an integer"):
         smart_trainer(tiny_bert(), tmp_path, smart_steps=1.5)
-
-
-@pytest.mark.parametrize("method", ["r3f", "smart"])
-def test_two_processes_under_ddp_stay_identical_and_log_the_mean_of_both(tmp_path, method):
-    """transformers' DDP (torchrun, gloo on CPU): each process perturbs its own batches; the models (and SMART's
-    teachers) stay identical, and the logged terms are the mean over both processes' batches, as the loss is."""
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hf_ddp_worker.py")
-    proc = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), worker]
-        + [method, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(str(tmp_path / f"rank{r}.pt"), weights_only=True) for r in (0, 1)]
-    assert ranks[0]["world"] == ranks[1]["world"] == 2
-    state0, state1 = ranks[0]["state"], ranks[1]["state"]
-    assert state0.keys() == state1.keys() and any(k.startswith("teacher.") for k in state0) == (method == "smart")
-    for name in state0:
-        assert torch.equal(state0[name], state1[name]), name
-    key = "smart_symm_kl" if method == "smart" else "symm_kl"
-    assert len(ranks[0]["logs"]) == 3 and all(entry[key] > 0 for entry in ranks[0]["logs"])
-    assert ranks[0]["logs"] == ranks[1]["logs"]  # every logged value reduced over the two processes
 
 
 def test_gradient_accumulation_keeps_the_terms_weight_against_the_task_loss(tmp_path):

@@ -4,12 +4,9 @@ GPUs), on two CPU processes with gloo: fairseq itself cannot run that backend on
 import os
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 
 def _worker(rank, data, port, results):

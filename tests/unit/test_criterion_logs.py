@@ -15,7 +15,7 @@ from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f
 from rxf_repro import configs as rxf_configs
-from tests.helpers import NO_DROPOUT, USER_DIR, build, classification_args, fairseq_cli, json_records, seq2seq_args
+from tests.helpers import NO_DROPOUT, USER_DIR, build, classification_args, seq2seq_args
 
 LN2 = math.log(2)
 GRIDS = {
@@ -48,10 +48,6 @@ def smoothed(criterion_class, logs):
 def summed(logs):
     """What fairseq's trainer hands reduce_metrics when logging_outputs_can_be_summed(): one log, the sum."""
     return [{key: sum(log[key] for log in logs) for key in logs[0]}]
-
-
-def decimals(text: str) -> int:
-    return len(text.split(".", 1)[1]) if "." in text and "e" not in text else 0
 
 
 # ------------------------------------------------------------------------------------------ what is logged
@@ -174,57 +170,6 @@ def test_metrics_are_the_same_when_worker_logs_are_summed_first(toy_data, criter
 def test_prediction_lists_make_the_logs_unsummable(toy_data):
     _, _, criterion = classifier(toy_data, "--report-mcc")
     assert not criterion.logging_outputs_can_be_summed()
-
-
-def test_fairseq_train_json_log_gives_the_total_the_task_loss_and_the_kl(toy_data, tmp_path):
-    out = fairseq_cli(
-        "train",
-        classification_args(
-            toy_data["cls"],
-            [
-                "--eps",
-                "0.1",
-                "--r3f-lambda",
-                "2",
-                "--max-update",
-                "4",
-                "--no-save",
-                "--log-format",
-                "json",
-                "--log-interval",
-                "2",
-            ],
-        ),
-        cwd=str(tmp_path),  # fairseq makes ./checkpoints, --no-save or not
-    ).stdout
-    records = json_records(out, "train_inner") + json_records(out, "train")
-    assert len(records) == 3
-    for record in records:
-        prefix = "train_" if "train_loss" in record else ""
-        loss, task_loss, kl = (record[prefix + key] for key in ("loss", "task_loss", "symm_kl"))
-        assert decimals(loss) <= 3 and decimals(task_loss) <= 3
-        assert float(kl) > 0 and float(kl) == float(f"{float(kl):.3g}")  # 3 significant digits
-        # loss and task_loss in bits (3 decimals each), symm_kl in nats
-        assert float(loss) == pytest.approx(float(task_loss) + 2 * float(kl) / LN2, abs=1.1e-3)
-        assert float(task_loss) < float(loss)
-    (valid,) = json_records(out, "valid")
-    assert valid["valid_task_loss"] == valid["valid_loss"] and "valid_symm_kl" not in valid
-
-
-def test_fairseq_train_warns_once_about_the_seq2seq_default_lambda(toy_data, tmp_path):
-    out = fairseq_cli(
-        "train",
-        seq2seq_args(
-            toy_data["s2s"], ["--max-update", "2", "--no-save", "--log-format", "json", "--log-interval", "1"]
-        ),
-        cwd=str(tmp_path),  # fairseq makes ./checkpoints, --no-save or not
-    ).stdout
-    assert out.count("outside the paper's grid") == 1
-    (line,) = [line for line in out.splitlines() if "outside the paper's grid" in line]
-    assert "| WARNING |" in line and "--r3f-lambda 1 (the default)" in line
-    assert "summarization, Table 8: 0.001, 0.01, 0.1" in line
-    last = json_records(out, "train")[-1]
-    assert {"train_loss", "train_task_loss", "train_nll_loss", "train_symm_kl"} <= last.keys()
 
 
 # ------------------------------------------------------------------------------------- the lambda grid

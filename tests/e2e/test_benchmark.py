@@ -12,9 +12,6 @@ import pytest
 
 from tests.helpers import REPO, benchmark_module, forked
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
-
 TINY_COST = ["--layers", "1", "--dim", "16", "--heads", "2", "--ffn", "32", "--seq-len", "12", "--batch", "4"]
 TINY_COST += ["--warmup", "1", "--steps", "2", "--rounds", "1", "--threads", "1"]
 
@@ -186,12 +183,12 @@ def test_trainer_cost_benchmark_counts_passes_per_method(tmp_path):
     assert torch.autograd.backward.__name__ == "backward"  # the counters are gone again
     # its driver end to end, in a fork of this interpreter (the measurement in a fresh Python, as it always runs it)
     out = tmp_path / "cost_hf.json"
-    argv += ["--methods", "standard", "--rounds", "1", "--json", str(out)]
+    argv += ["--methods", "standard,r3f", "--rounds", "1", "--json", str(out)]
     proc = forked(cost_hf.main, (argv,), cwd=str(tmp_path), name="benchmarks/cost_hf.py")
     written = json.load(open(out))
     assert written["commit"] and written["command"][1] == "benchmarks/cost_hf.py"
-    assert [r["method"] for r in written["results"]] == ["standard"]
-    assert "| standard |" in proc.stdout and "| vs the snippet |" in proc.stdout
+    assert [(r["method"], r["forwards_per_update"]) for r in written["results"]] == [("standard", 1), ("r3f", 2)]
+    assert "| standard |" in proc.stdout and "| r3f |" in proc.stdout and "| vs the snippet |" in proc.stdout
 
 
 def test_gpu_check_runs_on_the_cpu_in_its_tiny_configuration(tmp_path):

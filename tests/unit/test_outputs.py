@@ -2,16 +2,11 @@
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from rxf_repro import outputs
-from tests.helpers import REPO
-from tests.pipelines import kill_group
 
 
 def dead_pid() -> int:
@@ -124,147 +119,12 @@ def test_write_file_atomically_replaces_whole_files(tmp_path):
     assert (tmp_path / "a" / "r.json").read_text() == "2\n" and os.listdir(tmp_path / "a") == ["r.json"]
 
 
-def test_sigterm_runs_cleanup_and_stops_the_children(tmp_path):
-    """A tool with exit_on_sigterm and children(): SIGTERM leaves no child and no temporary folder."""
-    script = tmp_path / "tool.py"
-    script.write_text(
-        textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {REPO!r})
-        from rxf_repro import outputs, process
-        process.exit_on_sigterm()
-        with outputs.output_folder({str(tmp_path / "out")!r}, "tool-a", "kind-a") as tmp, process.children() as kids:
-            kids.append(process.start_child(["sleep", "300"]))
-            print(kids[0].pid, flush=True)
-            time.sleep(300)
-    """)
-    )
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        child = int(proc.stdout.readline())  # printed inside both blocks: SIGTERM from now on meets the cleanup
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        kill_group(proc.pid)
-        proc.wait()
-        proc.stdout.close()
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
-    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
-
-
-def run_script(path) -> subprocess.CompletedProcess:
-    """``python PATH`` in its own process group, which is killed, whatever is left of it, if it runs past 60 s."""
-    proc = subprocess.Popen(
-        [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        kill_group(proc.pid)
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
-SIGNAL_DURING_START = """
-import os, signal, subprocess, sys
-sys.path.insert(0, {repo!r})
-from rxf_repro import process
-process.exit_on_sigterm()
-# Ctrl-C as an interactive shell delivers it: a job started in the background by a non-interactive shell (`make
-# test &`) inherits SIGINT ignored, and an ignored signal cannot be tested
-signal.signal(signal.SIGINT, signal.default_int_handler)
-started = []
-real_popen, real_fork = subprocess.Popen, os.fork
-
-def popen(*args, **kwargs):  # the child exists, start_child has not returned: the signal lands now
-    child = real_popen(*args, **kwargs)
-    started.append(child.pid)
-    signal.raise_signal(signal.{sig})
-    return child
-
-def fork():
-    pid = real_fork()
-    if pid:
-        started.append(pid)
-        signal.raise_signal(signal.{sig})
-    return pid
-
-subprocess.Popen, os.fork = popen, fork
-try:
-    {start}
-    print("the signal was lost")
-except BaseException as error:
-    subprocess.Popen, os.fork = real_popen, real_fork
-    try:
-        os.waitpid(started[0], os.WNOHANG)
-        print("running", type(error).__name__)
-        os.kill(started[0], signal.SIGKILL)
-    except ChildProcessError:  # stopped and reaped
-        print("stopped", type(error).__name__)
-"""
-
-
-@pytest.mark.parametrize(
-    "start",
-    ['process.start_child(["sleep", "300"])', "process.ForkedChild(__import__('time').sleep, (300,))"],
-    ids=["start_child", "ForkedChild"],
-)
-@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit")])
-def test_a_signal_while_a_child_starts_stops_the_child_and_then_interrupts(tmp_path, start, sig, raised):
-    """Ctrl-C or SIGTERM between the fork and the caller holding the child (rxf-rouge's ROUGE-1.5.5.pl outlived
-    one so in CI): the child is stopped, then the signal raises as it would have."""
-    script = tmp_path / "start.py"
-    script.write_text(SIGNAL_DURING_START.format(repo=REPO, sig=sig, start=start))
-    proc = run_script(script)
-    assert proc.stdout == f"stopped {raised}\n", proc.stderr
-
-
 def test_a_parent_folder_we_cannot_write_in_is_one_line_before_any_work(read_only_folder):
     ran = []
     with pytest.raises(outputs.OutputError, match=r"cannot write in .*read-only \(permission denied\)"):
         with outputs.output_folder(str(read_only_folder / "out"), "tool-a", "kind-a", flag="--out"):
             ran.append(1)
     assert ran == []
-
-
-SIGNAL_DURING_POOL = """
-import multiprocessing, os, signal, sys, time, traceback
-sys.path.insert(0, {repo!r})
-from rxf_repro import process
-from rxf_repro.data import common
-process.exit_on_sigterm()
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal (see SIGNAL_DURING_START)
-
-def slow(line):
-    if line == "0":  # the first line's worker: the signal lands while the pool works, however slow the machine
-        os.kill(os.getppid(), signal.{sig})
-    time.sleep(0.05)
-    return line
-
-started = time.time()
-try:
-    common.map_lines(slow, [str(i) for i in range(2000)], 2, lambda: None, (), "test")
-    print("the signal was lost")
-except BaseException as error:
-    frames = traceback.extract_tb(error.__traceback__)
-    inside = sorted({{os.path.basename(f.filename) for f in frames}} & {{"pool.py", "threading.py", "queues.py"}})
-    print(type(error).__name__, [f.name for f in frames if f.name == "interrupts_deferred"], inside,
-          multiprocessing.active_children(), "soon" if time.time() - started < 20 else "late")
-"""
-
-
-@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit")])
-def test_a_signal_while_a_worker_pool_maps_lines_raises_once_the_pool_is_stopped(tmp_path, sig, raised):
-    """Ctrl-C or SIGTERM while ``map_lines``' pool works is raised after the pool is terminated, from
-    ``process.interrupts_deferred``, never inside the pool's locks and threads (where the main thread waits for
-    results: raised there, the exception could leave ``Pool.terminate`` waiting forever)."""
-    script = tmp_path / "signal_during_map_lines.py"
-    script.write_text(SIGNAL_DURING_POOL.format(repo=REPO, sig=sig))
-    proc = run_script(script)
-    assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] soon\n", proc.stderr  # not after all 50 s
 
 
 def _fails_on_seven(line):

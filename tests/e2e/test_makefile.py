@@ -6,11 +6,7 @@ import re
 import stat
 import subprocess
 
-import pytest
-
 from tests.helpers import REPO
-
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
 
 LOCK = os.path.join(REPO, "constraints.txt")
 
