@@ -1,26 +1,41 @@
-"""The documented commands at tiny size, run cheaply: what ``tests/test_docs.py`` puts on PATH (and in ``$PYTHON``).
+"""The documented commands at tiny size, run cheaply: what ``tests/e2e/test_docs.py`` puts on PATH (and in ``$PYTHON``).
 
 ``python tests/doc_tools.py fairseq-train ARGS...`` runs ``fairseq-train ARGS...`` exactly as documented, plus what
 makes it run on a CPU in seconds: ``--fp16``/``--bf16`` dropped (they do not run on a CPU) and ``--cpu`` added, the
 documented ``--arch`` (roberta_large, bart_large) at the tests' tiny size (the tiny stand-in checkpoints have that
 size), two updates. Everything else (data paths, --user-dir, criteria, tasks, restore files, save dirs, decoding
 options) is the documented command's own, so a documented command that breaks fails here too. The same for the
-project's console scripts (``rxf-run``, ``rxf-report``, ``rxf-rouge``, ...), for ``python -c CODE`` and ``python
-FILE.py``, and for ``$PYTHON -m rxf_repro.X``/``rxf_fairseq.X`` (what ``preprocess/*.sh`` and ``run_scripts/*.sh``
-``exec``), unchanged but for one thing: a pipeline's ``--workers N`` runs with one process (its output does not depend on N:
-``test_rerun_is_idempotent_and_usage_is_printed`` of glue and xnli; eight processes on the tests' two cores only
-contend).
+project's console scripts (``rxf-run``, ``rxf-report``, ``rxf-rouge``, ...) and for ``$PYTHON -m rxf_repro.X``/
+``rxf_fairseq.X`` (what ``preprocess/*.sh`` and ``run_scripts/*.sh`` ``exec``), unchanged but for one thing: a
+pipeline's ``--workers N`` runs with one process. Its outputs do not depend on N (one process against two:
+``test_rerun_is_idempotent_and_usage_is_printed`` in ``tests/integration/test_preprocess_glue.py``,
+``test_xnli_zero_shot_splits_per_language`` in ``test_preprocess_xnli.py``,
+``test_reddit_tifu_hash_split_is_deterministic_and_documented`` in ``test_preprocess_summarization.py``), and the
+documented eight, each a fork of the test process, cost the docs' tests 54 s more on two cores (64 s against 10 s for
+data.md's blocks and README's). Any other ``python`` command (``python -c CODE``, ``python FILE.py``) is ``exec``-ed
+in a fresh interpreter, as documented: in a fork of the test process it would see what the tests imported, and a
+documented ``python -c "import rxf_fairseq; ..."`` would pass with its import left out (fresh, each of the two
+``python -c`` blocks costs about 3 s more; ``examples/hf_glue.py`` is no slower).
 
-Where to run it: with ``$RXF_DOC_TOOLS`` naming a ``ToolServer``'s socket (``test_docs.py`` serves one while a block
-runs), the command runs in a fork of the test process, which has fairseq and the project imported already (a fresh
+Where a served command runs: with ``$RXF_DOC_TOOLS`` naming a ``ToolServer``'s socket (``test_docs.py`` serves one
+while a block runs), in a fork of the test process, which has fairseq and the project imported already (a fresh
 interpreter importing fairseq costs 5-7 s, each of a document's two dozen commands): its own process group, the
 command's working directory, environment, stdin, stdout and stderr, and its exit status (``rxf-run``'s way of
-running fairseq, ``rxf_repro.process.ForkedChild`` with ``rxf_repro.execution.fairseq_main``). Without it, the real
-tool is ``exec``-ed in a fresh interpreter.
+running fairseq, ``rxf_repro.process.ForkedChild`` with ``rxf_repro.execution.fairseq_main``). What the test process
+imported hides nothing here, since each of these tools imports what it uses itself (a fairseq tool its ``cli_main``, a
+console script its entry point, ``-m`` its module). What a fork does not reproduce: ``atexit`` handlers (a fork ends
+with ``os._exit``), the locale's stream encoding (its streams are UTF-8, undecodable bytes replaced, whatever
+``LANG`` says), an uncaught Ctrl-C's exit status 130 (a fork reports 1, with the traceback), and fairseq's registries
+as a fresh tool finds them: the plugin's criteria, tasks and architectures are registered in the test process, so a
+fairseq command that left out ``--user-dir rxf_fairseq`` would still find them (``test_docs.py`` checks that every
+documented one names it). Without
+``$RXF_DOC_TOOLS``, the real tool is ``exec``-ed in a fresh interpreter.
 """
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 from typing import List
@@ -51,7 +66,7 @@ HYDRA_TINY = [
 HYDRA_SWEEP = ['hydra.sweeper.params={criterion.r3f_lambda:"0.1,5.0",criterion.noise_type:uniform}']
 
 FAIRSEQ_TOOLS = ("fairseq-train", "fairseq-hydra-train", "fairseq-generate", "fairseq-validate")
-PYTHON = "python"  # on PATH and in $PYTHON: `-m rxf_repro.X`/`rxf_fairseq.X`, `-c CODE` and `FILE.py` served
+PYTHON = "python"  # on PATH and in $PYTHON: `-m rxf_repro.X`/`rxf_fairseq.X` served, the rest exec-ed
 SERVED_PACKAGES = ("rxf_repro.", "rxf_fairseq.")
 SOCKET = "RXF_DOC_TOOLS"
 
@@ -93,10 +108,13 @@ def ask_server(kind: str, name: str, argv: List[str]) -> int:
         request = {"kind": kind, "name": name, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         sock.sendall(json.dumps(request).encode())
         sock.shutdown(socket.SHUT_WR)
-        reply = b""
-        while chunk := sock.recv(64):
+        reply = b""  # a status line, not the connection's end: that waits on every process holding the connection
+        while not reply.endswith(b"\n") and (chunk := sock.recv(64)):
             reply += chunk
-    code = int(reply or b"1")
+    if not reply.endswith(b"\n"):
+        print(f"doc_tools: {name}: no exit status from the test process (it stopped serving)", file=sys.stderr)
+        return 1
+    code = int(reply)
     return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N
 
 
@@ -106,10 +124,6 @@ def main() -> None:
     if tool == PYTHON:
         if served and len(argv) > 1 and argv[0] == "-m" and argv[1].startswith(SERVED_PACKAGES):
             sys.exit(ask_server("module", argv[1], argv[2:]))
-        if served and len(argv) > 1 and argv[0] == "-c":
-            sys.exit(ask_server("code", argv[1], argv[2:]))
-        if served and argv and argv[0].endswith(".py") and os.path.isfile(argv[0]):
-            sys.exit(ask_server("file", argv[0], argv[1:]))
         os.execv(sys.executable, [sys.executable, *argv])
     if served:
         sys.exit(ask_server("fairseq" if tool in FAIRSEQ_TOOLS else "script", tool, argv))
@@ -134,11 +148,15 @@ def _known_user_dir(argv: List[str]) -> None:
             memo.add(os.path.abspath(path))
 
 
-def _run(request: dict, fds: List[int]) -> int:
-    """In the fork: the client's stdin and stdout (its stderr is already ours), then the command."""
+def _run(request: dict, fds: List[int], inherited: List[socket.socket]) -> int:
+    """In the fork: none of the server's sockets, the client's stdin and stdout (its stderr is already ours), then the
+    command. A fork holding another command's connection would keep that command's shim waiting, and with it the
+    pipe the shim writes: ``A | B`` would never end."""
     import importlib.metadata
     import runpy
 
+    for sock in inherited:
+        sock.close()
     os.dup2(fds[0], 0)
     os.dup2(fds[1], 1)
     for fd in set(fds[:2]) - {0, 1, 2}:
@@ -154,20 +172,9 @@ def _run(request: dict, fds: List[int]) -> int:
         sys.argv = [name, *(one_worker(argv) if name.startswith("rxf_repro.data.") else argv)]
         runpy.run_module(name, run_name="__main__", alter_sys=True)
         return 0
-    if kind == "code":  # python -c CODE ARGS: the working directory first on the path, as there
-        sys.argv = ["-c", *argv]
-        sys.path.insert(0, "")
-        exec(compile(name, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
-        return 0
-    if kind == "file":  # python FILE ARGS: FILE's folder first on the path, as there
-        sys.argv = [name, *argv]
-        sys.path.insert(0, os.path.dirname(os.path.abspath(name)))
-        runpy.run_path(name, run_name="__main__")
-        return 0
     (entry,) = importlib.metadata.entry_points(group="console_scripts", name=name)
     sys.argv = [name, *argv]
-    code = entry.load()()
-    return code if isinstance(code, int) else 0
+    raise SystemExit(entry.load()())  # the wrapper's sys.exit(main()): None 0, an int itself, else printed and 1
 
 
 class ToolServer:
@@ -182,6 +189,7 @@ class ToolServer:
         self.listener.bind(self.path)
         self.listener.listen(8)
         self.running: list = []  # (connection, child)
+        self.served: List[str] = []  # the names of the commands served, in order (the harness's own test)
 
     def _start(self, conn: socket.socket) -> None:
         from rxf_repro import process
@@ -191,8 +199,12 @@ class ToolServer:
         while chunk := conn.recv(65536):
             data += chunk
         request = json.loads(data)
+        self.served.append(request["name"])
         try:
-            child = process.ForkedChild(_run, (request, fds), output_fd=fds[2], cwd=request["cwd"], env=request["env"])
+            inherited = [self.listener, conn, *(running for running, _ in self.running)]
+            child = process.ForkedChild(
+                _run, (request, fds, inherited), output_fd=fds[2], cwd=request["cwd"], env=request["env"]
+            )
         finally:
             for fd in fds:
                 os.close(fd)
@@ -201,13 +213,15 @@ class ToolServer:
     def _reap(self) -> None:
         for conn, child in list(self.running):
             if child.poll() is not None:
-                conn.sendall(str(child.returncode).encode())
+                with contextlib.suppress(OSError):  # a client that is gone (its shell was stopped) needs no status
+                    conn.sendall(f"{child.returncode}\n".encode())
                 conn.close()
                 self.running.remove((conn, child))
 
     def serve(self, shell, timeout: float) -> None:
-        """Serve until ``shell`` (a ``subprocess.Popen``) has ended and so has every command it asked for; past
-        ``timeout`` seconds, or on any error, stop them all and raise."""
+        """Serve until ``shell`` (a ``subprocess.Popen`` started in its own session) has ended and so has every
+        command it asked for; past ``timeout`` seconds, or on any error, stop them all and raise. Whatever the shell
+        started that still runs (a command not served, a background job) is killed with its process group."""
         import select
         import subprocess
         import time
@@ -225,13 +239,13 @@ class ToolServer:
                 if select.select([self.listener], [], [], 0.02)[0]:
                     self._start(self.listener.accept()[0])
         finally:
-            for conn, child in self.running:
+            with contextlib.suppress(ProcessLookupError):  # none of the group is left
+                os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+            for conn, child in self.running:  # each fork is its own session
                 process.stop_child(child, grace=2.0)
                 conn.close()
             self.running.clear()
-            if shell.poll() is None:
-                shell.kill()
-                shell.wait()
 
     def close(self) -> None:
         import shutil

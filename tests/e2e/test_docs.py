@@ -11,9 +11,10 @@ What runs, block by block: every command of a block runs, the shell's own way (p
 ``preprocess/*.sh`` and ``run_scripts/*.sh`` themselves). The programs they start that would each import fairseq in a
 fresh interpreter (5-7 s here, two dozen times per run of the docs) run instead in a fork of this test process,
 with the command's own arguments, working directory, environment and standard streams (``tests/doc_tools.py``):
-fairseq's tools at tiny size, the project's console scripts (``rxf-run``, ``rxf-report``, ``rxf-rouge``, ...),
-``python -c CODE``, ``python FILE.py`` and ``$PYTHON -m rxf_repro.X``/``rxf_fairseq.X`` (what the shell scripts
-``exec``, with a pipeline's ``--workers`` as 1). Everything else runs as written.
+fairseq's tools at tiny size, the project's console scripts (``rxf-run``, ``rxf-report``, ``rxf-rouge``, ...) and
+``$PYTHON -m rxf_repro.X``/``rxf_fairseq.X`` (what the shell scripts ``exec``, with a pipeline's ``--workers`` as 1).
+Everything else runs as written, ``python -c CODE`` and ``python FILE.py`` included (in a fresh interpreter: a fork
+would have imported for them what they must import themselves).
 
 The rule, decided block by block: no run block is only parsed or left out. Four of the documented preprocessing
 commands have the arguments the workspace was built with (GLUE ALL, XNLI, CNN/DailyMail), and the pipelines' own tests
@@ -35,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List
@@ -46,13 +48,18 @@ from tests.doc_tools import DOC_BART, DOC_ROBERTA
 from tests.helpers import CLASSIFICATION, REPO, benchmark_module, bpe_flags, built_once, fairseq_args, fairseq_cli
 from tests.pipelines import pipeline
 
-pytestmark = pytest.mark.slow  # fairseq or a pipeline in subprocesses: make test-fast skips it
-
 DOCS = ["README.md"] + sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md")))
 TOOLS = ("fairseq-train", "fairseq-hydra-train", "fairseq-generate", "fairseq-validate")
 LINKED = ("rxf_fairseq", "configs", "run_scripts", "preprocess", "benchmarks", "examples")
 ONE_BATCH = ["--required-batch-size-multiple", "1"]
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(run|help|skip)\b(.*?)-->", re.S)
+# Measured with -n 2 on two busy cores: the slowest block (README.md:109) 11-22 s; the slowest document (README.md)
+# 23-42 s, plus 9-10 s of setup (the workspace build, or the wait for the other worker's). A block gets twice the
+# slowest; a document twice the slowest with its setup, plus one block's limit: a block that hangs is stopped by
+# serve, whose error names it, before pytest-timeout's stack dump (which names no block) even at twice the load.
+BLOCK_TIMEOUT = 45
+DOC_TIMEOUT = 150
+pytestmark = pytest.mark.timeout(DOC_TIMEOUT)
 
 
 @dataclass
@@ -95,6 +102,12 @@ def test_the_docs_have_runnable_blocks_and_say_why_one_is_not_run():
         assert "..." not in block.text, f"{block}: '...' in a command block; write the command out"
         if block.mode != "run":
             assert block.why, f"{block}: doc-test {block.mode} needs its reason in parentheses"
+        for command in commands(block):
+            if command.split()[0] in doc_tools.FAIRSEQ_TOOLS and "user_dir=" not in command:
+                assert "--user-dir" in command, (  # served, it would find the plugin the test process registered
+                    f"{block}: {command.split()[0]} without --user-dir rxf_fairseq: the real tool would not find the "
+                    "plugin's criteria, tasks and architectures; add it"
+                )
 
 
 # ------------------------------------------------------------------------------------------- workspace
@@ -256,7 +269,7 @@ def workspace(tmp_path_factory, minilm):
     return str(built_once(tmp_path_factory, "docs-workspace", lambda root: build_workspace(root, minilm)))
 
 
-def run_block(block: Block, where: str, server: doc_tools.ToolServer) -> None:
+def run_block(block: Block, where: str, server: doc_tools.ToolServer, timeout: float = BLOCK_TIMEOUT) -> None:
     if block.mode == "skip":
         return
     script = block.text
@@ -278,14 +291,15 @@ def run_block(block: Block, where: str, server: doc_tools.ToolServer) -> None:
             stderr=err,
             start_new_session=True,  # its own process group: stopped as a whole if the block runs too long
         )
-        server.serve(shell, timeout=600)
+        try:
+            server.serve(shell, timeout)
+            failure = f"the documented command failed (exit {shell.returncode})" if shell.returncode else ""
+        except subprocess.TimeoutExpired:
+            failure = f"the documented commands ran past {timeout:g} s and were stopped (a hang? BLOCK_TIMEOUT)"
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    assert shell.returncode == 0, (
-        f"{block}: the documented command failed (exit {shell.returncode}):\n{script}\n"
-        f"--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-5000:]}"
-    )
+    assert not failure, f"{block}: {failure}:\n{script}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-5000:]}"
 
 
 @pytest.fixture
@@ -304,23 +318,98 @@ def test_every_documented_command_runs(doc, workspace, server, tmp_path):
         run_block(block, where, server)
 
 
-BROKEN = [  # a failing command of each kind that runs in a fork of the test process
-    "fairseq-train glue-bin/RTE-bin --no-such-flag",
-    "preprocess/glue.sh glue_data RTE out --encoder-json missing.json --vocab-bpe gpt2_bpe/vocab.bpe --dict x",
-    "rxf-report no-such-folder --out report",
-    "python -c 'import sys; sys.exit(3)'",
-    "python benchmarks/no_such_file.py",
+BROKEN = [  # a failing command of each way a command runs: (command, what the test process served, from its stderr)
+    # a fairseq tool, in a fork
+    (
+        "fairseq-train glue-bin/RTE-bin --arch roberta_large --no-such-flag",
+        ["fairseq-train"],
+        "arguments: --no-such-flag",
+    ),
+    # a shell script run as written, which exec-s a pipeline, in a fork
+    (
+        "preprocess/glue.sh glue_data RTE out --encoder-json missing.json --vocab-bpe gpt2_bpe/vocab.bpe --dict x",
+        ["rxf_repro.data.glue"],
+        "missing file: missing.json",
+    ),
+    # a console script, in a fork
+    ("rxf-report no-such-folder --out report", ["rxf-report"], "no-such-folder: no such file or folder"),
+    # python -c and python FILE.py, in a fresh interpreter (the shim exec-s it: its status is the block's)
+    ("python -c 'import sys; sys.exit(3)'", [], ""),
+    ("python benchmarks/cost.py --no-such-flag", [], "unrecognized arguments: --no-such-flag"),
 ]
 
 
 def test_a_broken_command_fails_the_doc_test(workspace, server, tmp_path):
     """The harness itself: a command that fails makes the test fail, naming the document and line, whichever way it
-    runs; a command served in a fork reads and writes the block's own standard streams."""
+    runs (each served as it says, its stderr the block's); a command served in a fork reads and writes the block's own
+    standard streams."""
     where = str(tmp_path / "ws")
     shutil.copytree(workspace, where, symlinks=True)
-    for command in BROKEN:
-        with pytest.raises(AssertionError, match="doc.md:3: the documented command failed"):
+    for command, served, said in BROKEN:
+        server.served.clear()
+        with pytest.raises(AssertionError, match="doc.md:3: the documented command failed") as failed:
             run_block(Block("doc.md", 3, "run", "", command + "\n"), where, server)
+        assert server.served == served, command
+        assert said in str(failed.value).split("--- stderr", 1)[1], command
     run_block(Block("doc.md", 9, "help", "slow", "rxf-rouge test.ref test.hypo\n"), where, server)
-    streams = 'test "$(python -c \'print(6 * 7)\')" = 42\ntest "$(echo \'Fine (yes).\' | rxf-ptb-tokenize)" = "Fine -LRB- yes -RRB- ."\n'
+    streams = 'test "$(echo \'Fine (yes).\' | rxf-ptb-tokenize)" = "Fine -LRB- yes -RRB- ."\n'
     run_block(Block("doc.md", 12, "run", "", streams), where, server)
+
+
+def test_a_pipe_of_served_commands_ends(workspace, server, tmp_path):
+    """``A | B``, both served, B started while A runs: B's fork must not hold A's connection open (A's shim would
+    wait on it, holding open the pipe B reads to its end)."""
+    where = str(tmp_path / "ws")
+    shutil.copytree(workspace, where, symlinks=True)
+    pipe = "(sleep 2; echo 'Fine (yes).') | rxf-ptb-tokenize | (sleep 1; rxf-ptb-tokenize)"
+    run_block(Block("doc.md", 5, "run", "", f'test "$({pipe})" = "Fine -LRB- yes -RRB- ."\n'), where, server, 20)
+
+
+def test_a_block_past_its_time_is_stopped_with_all_it_started(server, tmp_path):
+    """Past the block's time the test fails naming the block, and nothing the block started runs on (here a command
+    that is not served, in the background)."""
+    block = Block("doc.md", 7, "run", "", "sleep 37 &\necho $! > sleep.pid\nwait\n")
+    with pytest.raises(AssertionError, match=r"doc.md:7: the documented commands ran past 1 s"):
+        run_block(block, str(tmp_path), server, timeout=1)
+    pid = int((tmp_path / "sleep.pid").read_text())
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid), "the block's background sleep outlived the block"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has ended: it waits only for a parent, here init, to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+class Entry:
+    """A console_scripts entry point whose ``main`` returns ``returned``."""
+
+    def __init__(self, returned) -> None:
+        self.returned = returned
+
+    def load(self):
+        return lambda: self.returned
+
+
+def test_a_served_console_script_exits_as_its_wrapper_would(monkeypatch, tmp_path):
+    """The wrapper pip writes is ``sys.exit(main())``: None is 0, an int itself, anything else printed and 1."""
+    from rxf_repro import process
+
+    for returned, status in ((None, 0), (3, 3), ("rxf-x: no runs under 'x'", 1)):
+        monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: [Entry(returned)])
+        request = {"kind": "script", "name": "rxf-x", "argv": []}
+        with open(tmp_path / "out", "w+") as out, open(os.devnull) as nothing:
+            fds = [nothing.fileno(), os.dup(out.fileno())]  # stdin, stdout: the fork closes output_fd once dup-ed
+            try:
+                child = process.ForkedChild(doc_tools._run, (request, fds, []), output_fd=out.fileno())
+            finally:
+                os.close(fds[1])
+            assert child.wait(60) == status, returned
+            out.seek(0)
+            assert out.read() == (f"{returned}\n" if status == 1 else ""), returned
