@@ -2,8 +2,10 @@
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -255,6 +257,44 @@ def script_rxf_run_argv(script, *args, env=None):
     assert proc.returncode == 0 and argv is not None, proc.stderr[-3000:]
     assert argv[:2] == ["-m", "rxf_repro.runs"], argv
     return argv[2:]
+
+
+def with_dry_run(args):
+    """``args`` with ``--dry-run`` added, before a ``--`` and the fairseq flags after it."""
+    args = list(args)
+    if "--dry-run" in args:
+        return args
+    return args[: args.index("--")] + ["--dry-run"] + args[args.index("--") :] if "--" in args else args + ["--dry-run"]
+
+
+def rxf_run_dry(*args):
+    """The commands ``rxf-run ARGS --dry-run`` prints, each split as the shell would, run in this process."""
+    from rxf_repro import runs
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert runs.main(with_dry_run(args)) == 0
+    return [shlex.split(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def flag(argv, name):
+    """The value(s) after the last ``name`` (fairseq's argparse: the last one wins)."""
+    positions = [i for i, a in enumerate(argv) if a == name]
+    assert positions, f"{name} missing from {argv}"
+    return argv[positions[-1] + 1]
+
+
+def rxf_run_error(*args):
+    """``rxf-run ARGS`` in this process: its exit status (argparse's too) and what it wrote on stderr."""
+    from rxf_repro import runs
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            code = runs.main(list(args))
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+    return code, err.getvalue()
 
 
 def build(argv: Sequence[str]):

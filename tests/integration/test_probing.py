@@ -214,7 +214,7 @@ def test_the_three_protocols_end_to_end(toy_data, pretrained_roberta, tmp_path):
 def test_probe_dry_run_settings_and_method_options(tmp_path):
     """The method's options (--set criterion.*, --sweep) reach the fine-tuning steps only; each setting has its own
     folder, and the probes record the setting of the encoder they probed; probes keep no checkpoint."""
-    from tests.unit.test_run_commands import flag, rxf_run_dry
+    from tests.helpers import flag, rxf_run_dry
 
     base = [
         "probe",
@@ -267,7 +267,7 @@ def test_probe_dry_run_settings_and_method_options(tmp_path):
 
 
 def test_method_none_probes_the_pretrained_model_itself(tmp_path):
-    from tests.unit.test_run_commands import flag, rxf_run_dry, rxf_run_error
+    from tests.helpers import flag, rxf_run_dry, rxf_run_error
 
     commands = rxf_run_dry(
         "probe",

@@ -85,7 +85,7 @@ def test_glue_sh_binarizes_a_wordnet_task_with_the_imported_wordpiece(tmp_path, 
 
 def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
     """The generalisation protocol with --source-task: make demo's order of runs, each with its task's config."""
-    from tests.unit.test_run_commands import flag, rxf_run_dry
+    from tests.helpers import flag, rxf_run_dry
 
     common = ["--data", "/wn-bin", "--checkpoint", "/minilm/model.pt", "--seeds", "1", "--save-root", str(tmp_path)]
     probes = ["--probe-tasks", "WN-LEX", "WN-DEF", "WN-BSHIFT"]
@@ -99,7 +99,7 @@ def test_rxf_run_fine_tunes_on_wn_pos_and_probes_the_wordnet_tasks(tmp_path):
     }
     pretrained = rxf_run_dry("probe", "generalisation", "none", *common, "--source-task", "WN-POS", *probes)
     assert [c[3] for c in pretrained] == [f"/wn-bin/{t}-bin" for t in wordnet.TASKS[1:]]
-    from tests.unit.test_attempts import rxf_run_error
+    from tests.helpers import rxf_run_error
 
     code, err = rxf_run_error("probe", "generalisation", "r3f", *common, "--source-task", "WN-NOPE", "--dry-run")
     assert code == 2 and "argument --source-task: unknown task 'WN-NOPE'" in err.strip().splitlines()[-1]

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from rxf_repro import attempts, runs
+from tests.helpers import rxf_run_error
 
 
 def fake_log(*attempts_lines, started=1000.0):
@@ -82,16 +83,6 @@ def test_no_validation_is_one_line_naming_the_log():
 
 
 # ------------------------------------------------------------------------------------ real rxf-run runs
-
-
-def rxf_run_error(*args):
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            code = runs.main(list(args))
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-    return code, err.getvalue()
 
 
 GLUE = ["glue", "RTE", "r3f", "--data", "/data/glue-bin", "--checkpoint", "/m.pt", "--dry-run"]

@@ -1,14 +1,11 @@
 """run_scripts/ and configs/: the paper's values, the commands they make, and one tiny run per path."""
 
-import contextlib
-import io
 import os
-import shlex
 
 import pytest
 
 from rxf_repro import catalog, runs
-from tests.helpers import script_rxf_run_argv, wrapper_argv
+from tests.helpers import flag, rxf_run_dry, rxf_run_error, script_rxf_run_argv, with_dry_run, wrapper_argv
 
 # The paper, typed in from Appendix A.2 (Tables 5-9), independently of configs/.
 TABLE5 = {  # task: (lr, max updates, max sentences)
@@ -25,25 +22,10 @@ GLUE_LAMBDAS, SUMM_LAMBDAS, XNLI_LAMBDAS = {0.1, 0.5, 1.0, 5.0}, {0.001, 0.01, 0
 NOISE_TYPES = {"uniform", "normal"}
 
 
-def with_dry_run(args):
-    args = list(args)
-    if "--dry-run" in args:
-        return args
-    return args[: args.index("--")] + ["--dry-run"] + args[args.index("--") :] if "--" in args else args + ["--dry-run"]
-
-
 def dry_run(script, *args, env=None):
     """The commands ``run_scripts/SCRIPT ARGS --dry-run`` prints: the script's argv for rxf-run, run in this
     process."""
     return rxf_run_dry(*script_rxf_run_argv(script, *with_dry_run(args), env=env))
-
-
-def rxf_run_dry(*args):
-    """The same, in this process (``rxf-run`` as the scripts call it; fairseq is imported once)."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert runs.main(with_dry_run(args)) == 0
-    return [shlex.split(line) for line in out.getvalue().splitlines() if line.strip()]
 
 
 def glue_dry(task, method, *args):
@@ -65,13 +47,6 @@ def summ_dry(dataset, method, *args):
         "/bpe/vocab.bpe",
         *args,
     )
-
-
-def flag(argv, name):
-    """The value(s) after the last ``name`` (fairseq's argparse: the last one wins)."""
-    positions = [i for i, a in enumerate(argv) if a == name]
-    assert positions, f"{name} missing from {argv}"
-    return argv[positions[-1] + 1]
 
 
 GLUE_ENV = {"GLUE_BIN": "/data/glue-bin", "ROBERTA": "/ckpt/roberta.large/model.pt"}
@@ -164,16 +139,6 @@ def test_an_interrupted_run_continues_from_its_last_checkpoint(tmp_path):
     assert again[at] == "--restore-file" and flag(again, "--restore-file") == checkpoint
     assert again[:at] + again[at + 2 :] == [a for a in first if a not in resets]
     assert again[-2:] == ["--update-freq", "2"]  # the user's fairseq flags stay last
-
-
-def rxf_run_error(*args):
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            code = runs.main(list(args))
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-    return code, err.getvalue()
 
 
 def test_bad_overrides_and_missing_inputs_fail_before_anything_runs(tmp_path):
