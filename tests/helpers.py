@@ -57,6 +57,16 @@ TINY_BART = [
     "--max-target-positions",
     "64",
 ]
+# TINY_ROBERTA as fairseq-hydra-train overrides
+HYDRA_TINY_ROBERTA = [
+    "model._name=roberta_base",
+    "+model.encoder_layers=2",
+    "+model.encoder_embed_dim=32",
+    "+model.encoder_ffn_embed_dim=64",
+    "+model.encoder_attention_heads=2",
+    "+model.max_positions=64",
+    "task.max_positions=64",
+]
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.helpers import REPO, fairseq_cli
+from tests.helpers import HYDRA_TINY_ROBERTA, REPO, fairseq_cli
 
 GLUE = os.path.join(REPO, "configs", "glue")
 
@@ -68,15 +68,7 @@ def test_an_installed_copy_carries_the_configs_and_runs_from_any_folder(tmp_path
 
 def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
     """The configs are real fairseq-hydra-train configs: RTE with R4F, two updates of a tiny RoBERTa."""
-    tiny = [
-        "model._name=roberta_base",
-        "+model.encoder_layers=2",
-        "+model.encoder_embed_dim=32",
-        "+model.encoder_ffn_embed_dim=64",
-        "+model.encoder_attention_heads=2",
-        "+model.max_positions=64",
-        "task.max_positions=64",
-    ]
+    tiny = HYDRA_TINY_ROBERTA
     # fairseq-hydra-train's cli_main in a fork of this interpreter, as fairseq_cli runs fairseq-train
     proc = fairseq_cli(
         "hydra_train",

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.helpers import (
+    HYDRA_TINY_ROBERTA,
     REPO,
     USER_DIR,
     arch_without_heads_args,
@@ -51,15 +52,7 @@ def test_fairseq_train_reports_unusable_setups_in_one_line(toy_data, case, tmp_p
 
 
 def test_fairseq_hydra_train_reports_a_bad_option_without_a_traceback(toy_data, tmp_path):
-    tiny = [
-        "model._name=roberta_base",
-        "+model.encoder_layers=2",
-        "+model.encoder_embed_dim=32",
-        "+model.encoder_ffn_embed_dim=64",
-        "+model.encoder_attention_heads=2",
-        "+model.max_positions=64",
-        "task.max_positions=64",
-    ]
+    tiny = HYDRA_TINY_ROBERTA
     proc = subprocess.run(
         [
             sys.executable,
