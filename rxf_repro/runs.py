@@ -606,7 +606,7 @@ def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, flo
             report = rxf_rouge.perl_rouge(documents, ".", stemming=True, rouge_n=2, rouge_l=True)
         else:
             report = rxf_rouge.format_report(
-                rxf_rouge.python_rouge(documents, ".", True, 1000, rouge_n=2, rouge_l=True)
+                rxf_rouge.python_rouge(documents, ".", stemming=True, n_samples=1000, rouge_n=2, rouge_l=True)
             )
     except rxf_rouge.RougeError as error:
         raise RunError(f"rxf-rouge {reference} {hypothesis}: {error}") from None
