@@ -58,12 +58,10 @@ def preload(module: str) -> None:
     import importlib
     import logging
 
-    if module in sys.modules:
-        return
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    importlib.import_module(module)
-    importlib.import_module("torch._dynamo")
+    for name in (module, "torch._dynamo"):  # each imported once: import_module returns one already in sys.modules
+        importlib.import_module(name)
     root.handlers[:], root.level = handlers, level
 
 

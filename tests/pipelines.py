@@ -8,7 +8,6 @@ calls the same ``main`` the wrapper ``exec``s, with the same arguments."""
 
 import contextlib
 import importlib
-import io
 import os
 import select
 import signal
@@ -19,23 +18,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import psutil
 
 from rxf_repro import process
-
-
-def call_main(main: Callable[[List[str]], Optional[int]], argv: Iterable, name: str) -> subprocess.CompletedProcess:
-    """A command's ``main(ARGV)`` in this process, as the command ``NAME ARGV...``: its exit status (argparse's 2
-    included), stdout and stderr. The SIGTERM handler that ``main`` may install is put back afterwards."""
-    args = [str(a) for a in argv]
-    out, err = io.StringIO(), io.StringIO()
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(args)
-            except SystemExit as error:  # argparse's 2, --help's 0; a message instead of a number is 1
-                code = 0 if error.code is None else error.code if isinstance(error.code, int) else 1
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    return subprocess.CompletedProcess([name, *args], code or 0, out.getvalue(), err.getvalue())
+from tests.helpers import call_main
 
 
 def pipeline(name: str, argv: Iterable) -> subprocess.CompletedProcess:

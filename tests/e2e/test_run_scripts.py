@@ -7,7 +7,16 @@ import subprocess
 import pytest
 
 from rxf_repro import runs
-from tests.helpers import REPO, RUN_SCRIPTS_DIR, TINY_BART, TINY_ROBERTA, fairseq_cli, forked, script_rxf_run_argv
+from tests.helpers import (
+    REPO,
+    RUN_SCRIPTS_DIR,
+    SUMMARIZATION_TRANSLATION,
+    TINY_BART,
+    TINY_ROBERTA,
+    fairseq_cli,
+    forked,
+    script_rxf_run_argv,
+)
 
 
 def tiny_run(script, *args, env):
@@ -137,12 +146,7 @@ def test_summarization_train_generate_score_end_to_end(tiny_bpe, tmp_path):
         "train",
         [
             str(summ_bin / "cnn_dm-bin"),
-            "--task",
-            "translation",
-            "--source-lang",
-            "source",
-            "--target-lang",
-            "target",
+            *SUMMARIZATION_TRANSLATION,
             *bart,
             "--optimizer",
             "adam",

@@ -9,9 +9,17 @@ import pytest
 import torch
 
 from rxf_repro import execution, process
-from tests.helpers import NO_DROPOUT, USER_DIR, classification_args, fairseq_cli, json_records, seq2seq_args
+from tests.helpers import (
+    NO_DROPOUT,
+    RESET,
+    TOY_TRANSLATION,
+    USER_DIR,
+    classification_args,
+    fairseq_cli,
+    json_records,
+    seq2seq_args,
+)
 
-RESET = ["--reset-optimizer", "--reset-dataloader", "--reset-meters"]
 LOG = ["--log-format", "json", "--log-interval", "1"]
 
 
@@ -158,12 +166,7 @@ def test_bart_r3f_summarisation_then_generate(toy_data, tmp_path):
             USER_DIR,
             "--path",
             str(tmp_path / "checkpoint_last.pt"),
-            "--task",
-            "translation",
-            "--source-lang",
-            "src",
-            "--target-lang",
-            "tgt",
+            *TOY_TRANSLATION,
             "--gen-subset",
             "valid",
             "--beam",
@@ -240,22 +243,7 @@ def test_malicious_checkpoint_is_refused_and_never_runs(toy_data, tmp_path):
         check=False,
     )
     generate = fairseq_cli(
-        "generate",
-        [
-            toy_data["s2s"],
-            "--user-dir",
-            USER_DIR,
-            "--path",
-            evil,
-            "--task",
-            "translation",
-            "--source-lang",
-            "src",
-            "--target-lang",
-            "tgt",
-            "--cpu",
-        ],
-        check=False,
+        "generate", [toy_data["s2s"], "--user-dir", USER_DIR, "--path", evil, *TOY_TRANSLATION, "--cpu"], check=False
     )
     for proc in (train, generate):
         assert proc.returncode != 0

@@ -10,7 +10,7 @@ import pytest
 
 from rxf_fairseq import hf_import
 from rxf_repro import outputs
-from tests.helpers import MINILM, REPO, USER_DIR, built_once, fairseq_cli, import_hf, json_records
+from tests.helpers import MINILM, REPO, RESET, USER_DIR, built_once, fairseq_cli, import_hf, json_records
 
 
 def test_the_pypi_minilm_imports_with_its_sizes_vocabulary_and_parity(minilm):
@@ -208,9 +208,7 @@ def test_fairseq_train_fine_tunes_the_imported_model(minilm, wordpiece_rte, tmp_
             "rxf_roberta",
             "--restore-file",
             str(minilm / "model.pt"),
-            "--reset-optimizer",
-            "--reset-dataloader",
-            "--reset-meters",
+            *RESET,
             "--num-classes",
             "2",
             "--init-token",
@@ -263,9 +261,7 @@ def test_masked_lm_continues_from_the_imported_model(minilm, wordpiece_rte, tmp_
             "rxf_roberta",
             "--restore-file",
             str(minilm / "model.pt"),
-            "--reset-optimizer",
-            "--reset-dataloader",
-            "--reset-meters",
+            *RESET,
             "--tokens-per-sample",
             "128",
             "--sample-break-mode",

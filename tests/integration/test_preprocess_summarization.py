@@ -13,7 +13,7 @@ import pytest
 
 from rxf_repro.data import summarization
 from rxf_repro.outputs import MARKER, output_folder
-from tests.helpers import REPO, benchmark_module, bpe_flags, built_once, run_tool
+from tests.helpers import REPO, SUMMARIZATION_TRANSLATION, benchmark_module, bpe_flags, built_once, run_tool
 from tests.integration.test_preprocess_glue import data_digest
 from tests.pipelines import pipeline
 
@@ -116,18 +116,7 @@ def decode(data, split, tiny_bpe):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     args = options.parse_args_and_arch(
-        options.get_training_parser(),
-        [
-            str(data),
-            "--task",
-            "translation",
-            "--source-lang",
-            "source",
-            "--target-lang",
-            "target",
-            "--arch",
-            "bart_base",
-        ],
+        options.get_training_parser(), [str(data), *SUMMARIZATION_TRANSLATION, "--arch", "bart_base"]
     )
     task = tasks.setup_task(convert_namespace_to_omegaconf(args).task)
     task.load_dataset(split)

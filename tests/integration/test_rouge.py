@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 import rxf_rouge
-from tests.helpers import REPO
-from tests.pipelines import call_main, kill_group
+from tests.helpers import REPO, call_main
+from tests.pipelines import kill_group
 
 LICENSES = "/usr/share/common-licenses"
 

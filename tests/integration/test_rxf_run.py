@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rxf_repro import attempts, execution, process, runs
-from tests.helpers import TINY_ROBERTA, forked
+from tests.helpers import TINY_ROBERTA, forked, json_records
 from tests.pipelines import running
 
 
@@ -58,7 +58,7 @@ def glue_bin(toy_data, tmp_path):
 def best_in_log(text):
     """The validation behind checkpoint_best.pt by fairseq's rule, read from every attempt of a train.log: the
     highest accuracy, a tie going to the later one (fairseq overwrites checkpoint_best.pt on a tie)."""
-    validations = [json.loads(line.split(" | valid | ", 1)[1]) for line in text.splitlines() if " | valid | " in line]
+    validations = json_records(text, "valid")
     return max(validations, key=lambda v: (float(v["valid_accuracy"]), int(v["valid_num_updates"])))
 
 
@@ -129,13 +129,12 @@ def test_a_run_stopped_by_sigterm_resumes_and_records_the_best_across_its_attemp
 def logged_numbers(log_path):
     """Every train/valid json line's numbers except the timings: what a run computed, update by update."""
     timing = ("wall", "ups", "wps", "gb_free", "train_wall", "valid_wall")
-    numbers = []
-    for line in open(log_path, encoding="utf-8"):
-        for tag in (" | train_inner | ", " | train | ", " | valid | "):
-            if tag in line:
-                record = json.loads(line.split(tag, 1)[1])
-                numbers.append((tag, {k: v for k, v in record.items() if not k.endswith(timing)}))
-    return numbers
+    text = open(log_path, encoding="utf-8").read()
+    return [
+        (kind, {k: v for k, v in record.items() if not k.endswith(timing)})
+        for kind in ("train_inner", "train", "valid")
+        for record in json_records(text, kind)
+    ]
 
 
 def test_a_run_in_a_fork_computes_what_a_fresh_interpreter_computes(glue_bin, pretrained_roberta, tmp_path):

@@ -1,15 +1,13 @@
 """rxf-run after interruptions: every attempt's log kept, records true across attempts, unreadable checkpoints,
 --force, and the option checks that run before anything trains."""
 
-import contextlib
-import io
 import json
 import time
 
 import pytest
 
 from rxf_repro import attempts, runs
-from tests.helpers import rxf_run_error
+from tests.helpers import flag, rxf_run_dry, rxf_run_error
 
 
 def fake_log(*attempts_lines, started=1000.0):
@@ -156,10 +154,9 @@ def test_fairseq_drops_a_short_last_batch_so_every_evaluation_asks_for_batches_o
         len(b) for b in batch_by_size(np.arange(11490), lambda i: 10, max_sentences=32, required_batch_size_multiple=8)
     )
     assert kept == 11488
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert runs.main([*SUMM[:-1], "--seeds", "1", "--dry-run"]) == 0
-        assert runs.main(["xnli", "r3f", "--data", "/x", "--checkpoint", "/m.pt", "--seeds", "1", "--dry-run"]) == 0
-    evaluations = [c for c in out.getvalue().splitlines() if "fairseq_cli.generate" in c or "fairseq_cli.validate" in c]
+    commands = rxf_run_dry(*SUMM[:-1], "--seeds", "1") + rxf_run_dry(
+        "xnli", "r3f", "--data", "/x", "--checkpoint", "/m.pt", "--seeds", "1"
+    )
+    evaluations = [c for c in commands if c[2] in ("fairseq_cli.generate", "fairseq_cli.validate")]
     assert len(evaluations) == 2
-    assert all("--required-batch-size-multiple 1" in c for c in evaluations)
+    assert all(flag(c, "--required-batch-size-multiple") == "1" for c in evaluations)

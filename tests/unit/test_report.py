@@ -292,14 +292,6 @@ def realistic_records(root, tiny=False):
                     )
 
 
-@pytest.fixture(autouse=True)
-def sigterm_handler_restored():
-    """report.main installs rxf_repro's SIGTERM handler in this process; put pytest's back after each test."""
-    before = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, before)
-
-
 def run(argv, capsys):
     code = report.main([str(a) for a in argv])
     captured = capsys.readouterr()
