@@ -41,18 +41,13 @@ import sys
 from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.helpers import TINY_BART, TINY_ROBERTA, USER_DIR  # noqa: E402
+from tests.helpers import HYDRA_TINY_ROBERTA, TINY_BART, TINY_ROBERTA, USER_DIR  # noqa: E402
 
 # the tests' tiny sizes, with room for the docs' sentences (byte-level toy BPE: a token per character or so)
 DOC_ROBERTA = TINY_ROBERTA + ["--max-positions", "512"]
 DOC_BART = TINY_BART + ["--max-source-positions", "512", "--max-target-positions", "512"]
 UPDATES = ["--max-update", "2", "--total-num-update", "2", "--warmup-updates", "1"]
-HYDRA_TINY = [
-    "model._name=roberta_base",
-    "+model.encoder_layers=2",
-    "+model.encoder_embed_dim=32",
-    "+model.encoder_ffn_embed_dim=64",
-    "+model.encoder_attention_heads=2",
+HYDRA_TINY = [o for o in HYDRA_TINY_ROBERTA if "max_positions" not in o] + [
     "+model.max_positions=512",
     "task.max_positions=512",
     "common.cpu=true",
