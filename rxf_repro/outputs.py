@@ -123,6 +123,12 @@ def _mode_for_umask() -> int:
     return 0o777 & ~umask
 
 
+def file_mode() -> int:
+    """The mode ``open`` gives a new file under the current umask (``mkstemp`` gives 0600, which would hide a record
+    or a download from the group sharing the folder)."""
+    return 0o666 & _mode_for_umask()
+
+
 def replace_folder(tmp: str, dest: str) -> None:
     """Put the finished folder ``tmp`` at ``dest``: old one aside, new one in, old one deleted."""
     dest = os.path.abspath(dest)
@@ -188,7 +194,7 @@ def write_file_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & _mode_for_umask())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

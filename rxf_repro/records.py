@@ -11,7 +11,7 @@ A record is a JSON object (one file, ``<run dir>/record.json``)::
       "hparams": {"r3f_lambda": 1.0, "noise_type": "uniform", "lr": [1e-05], ...},  # the grid's keys, as run
       "metrics": {"accuracy": 88.5},   # as fairseq logs them (see below)
       "best_update": 2800,       # update of checkpoint_best.pt (by the task's metric), across every attempt
-      "valid_curve": [[1000, 85.1], ...],  # [update, value] of that metric at every validation, every attempt
+      "valid_curve": [[1000, 85.1], ...],  # [update, value] of that metric at every validated update, all attempts
       "time_to_best_s": 1234.5,  # training time until that checkpoint's validation, from the first training step
                                  # (start-up excluded), summed over the attempts before it
       "startup_s": 20.5,         # each attempt's time from its start to its first training step, summed
@@ -45,17 +45,18 @@ the same. Records are parsed as JSON, never evaluated from log lines. Standard l
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from rxf_repro import catalog
+from rxf_repro import catalog, outputs
 
 VERSION = 1
 KINDS: Tuple[str, ...] = tuple(catalog.FAMILY_METHODS)  # one kind per rxf-run family
 METHODS: Tuple[str, ...] = catalog.METHOD_ORDER
 RECORD_NAME = "record.json"
+STEP_RECORD_NAME = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
+RECORD_NAMES = (RECORD_NAME, STEP_RECORD_NAME)
 GLUE_TASK_NAMES: Tuple[str, ...] = tuple(catalog.TASKS.values())  # GLUE's and the demo's GLUE-shaped tasks
 # The metrics a GLUE or probe record keeps from fairseq's validation line (``valid_NAME``), and MNLI's mismatched one.
 GLUE_METRICS: Tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_and_spearman", "loss")
@@ -426,17 +427,7 @@ class Record:
 def write_record(path: str, record: Dict[str, Any]) -> str:
     """Check every field (``Record.from_dict``) and write atomically (a crashed writer never leaves half a record)."""
     checked = Record.from_dict(dict(record, version=record.get("version", VERSION)), path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".record-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(checked.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    outputs.write_file_atomically(path, json.dumps(checked.to_dict(), indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -28,6 +28,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from rxf_repro import outputs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(HERE, "downloads.tsv")
 LOCAL_CHECKSUMS = "checksums.local.tsv"
@@ -285,6 +287,7 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
                 f"{entry.name}: checksum mismatch for {entry.url}: {'; '.join(wrong)} ({source}); "
                 f"nothing was written.{hint}"
             )
+        os.chmod(part, outputs.file_mode())  # mkstemp's 0600 would hide the file from the group
         os.replace(part, path)
     finally:
         if os.path.exists(part):
