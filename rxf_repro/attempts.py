@@ -138,15 +138,17 @@ def best_validation(
 
 
 def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[float]]:
-    """``[[update, value], ...]``: ``metric`` at every validation of the attempts, in order (the run's learning
-    curve on its validation set; a resumed attempt's validations follow the earlier ones')."""
+    """``[[update, value], ...]``: ``metric`` at every validated update of the attempts, in update order (the run's
+    learning curve on its validation set). An attempt killed after a validation but before its checkpoint was
+    saved has that validation repeated by the attempt resuming it: the update counts once, with the later value,
+    so a run interrupted any number of times has the curve of an uninterrupted one."""
     key = f"valid_{metric}"
-    return [
-        [int(r["valid_num_updates"]), float(r[key])]
-        for attempt in attempts
-        for r in json_log(attempt.lines, "valid")
-        if key in r and "valid_num_updates" in r
-    ]
+    curve: Dict[int, float] = {}
+    for attempt in attempts:
+        for r in json_log(attempt.lines, "valid"):
+            if key in r and "valid_num_updates" in r:
+                curve[int(r["valid_num_updates"])] = float(r[key])
+    return [[update, value] for update, value in sorted(curve.items())]
 
 
 def _training_start(attempt: Attempt) -> Optional[float]:

@@ -1,12 +1,18 @@
 """One way to run a run: a ``RunSpec`` (its folder, its fairseq-train command, what it records) and the
 ``Executor`` that every family and protocol of ``rxf-run`` hands its runs to.
 
-For each spec the executor does, in this order and nowhere else: print the commands (``--dry-run``); skip a
-run whose record exists (``--force`` starts it afresh); train or resume it, every attempt appended to
-``train.log``; find the validation behind ``checkpoint_best.pt`` across the attempts; run the spec's
-evaluation of that checkpoint; write the record once (``rxf_repro/records.py``).
+For each spec the executor does, in this order and nowhere else: print the commands (``--dry-run``); take the
+run's lock (``rxf_repro/runlock.py``; a run another process trains is skipped); skip a run whose record exists
+(``--force`` starts it afresh); train or resume it, every attempt appended to ``train.log``; find the validation
+behind ``checkpoint_best.pt`` across the attempts; run the spec's evaluation of that checkpoint; write the record
+once (``rxf_repro/records.py``).
+
+A *unit* is what one process trains under one lock: a run, or a protocol whose steps each start from the one
+before (``Executor.unit``). The Slurm launcher (``rxf_repro/slurm.py``) plans the units (``plan``) and has each
+of its array tasks execute one (``only``).
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -18,9 +24,9 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from rxf_repro import attempts, process, records
+from rxf_repro import attempts, process, records, runlock
 from rxf_repro.progress import Progress, duration
 
 
@@ -159,6 +165,21 @@ def checkpoint_update(path: str) -> int:
         ) from None
 
 
+RESETS = ("--reset-optimizer", "--reset-dataloader", "--reset-meters")  # fine-tuning's start from a pretrained model
+
+
+def restore_file_of(argv: Sequence[str]) -> Optional[str]:
+    """The ``--restore-file`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
+    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--restore-file"]
+    return found[-1] if found else None
+
+
+def resuming(argv: Sequence[str], last: str) -> List[str]:
+    """``argv`` continuing an interrupted run from its ``last`` checkpoint: ``--restore-file LAST`` appended (a
+    later one wins) and fine-tuning's resets dropped (they would restart the optimizer, the data and the meters)."""
+    return [a for a in argv if a not in RESETS] + ["--restore-file", last]
+
+
 def max_update_of(argv: Sequence[str]) -> Optional[int]:
     """The ``--max-update`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
     found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--max-update"]
@@ -201,10 +222,25 @@ class RunSpec:
     def best_checkpoint(self) -> str:
         return os.path.join(self.run_dir, "checkpoint_best.pt")
 
+    @property
+    def record_path(self) -> str:
+        return os.path.join(self.run_dir, self.record_name)
+
+
+@dataclass
+class Planned:
+    """A run as the Slurm launcher plans it: the unit (folder) that trains it, and whether its record exists."""
+
+    unit: str
+    spec: RunSpec
+    done: bool
+
 
 class Executor:
     """Runs ``RunSpec``s under rxf-run's options: ``dry_run``, ``force``, ``tiny`` (recorded), ``progress_every``,
-    ``in_process`` (fairseq's commands in a fork of this interpreter rather than a new one each)."""
+    ``in_process`` (fairseq's commands in a fork of this interpreter rather than a new one each). With a ``plan``
+    list it trains nothing and appends a ``Planned`` per run instead; with ``only`` (a unit's folder) it runs that
+    unit's runs and passes over the others without a word."""
 
     def __init__(
         self,
@@ -213,18 +249,69 @@ class Executor:
         tiny: bool = False,
         progress_every: float = 60,
         in_process: bool = True,
+        plan: Optional[List[Planned]] = None,
+        only: Optional[str] = None,
     ):
         self.dry_run, self.force, self.tiny, self.progress_every = dry_run, force, tiny, progress_every
         self.in_process = in_process
-        self.tally: Counter = Counter()  # runs trained / done already, for the summary at the end
+        self.plan, self.only = plan, (os.path.abspath(only) if only else None)
+        self.tally: Counter = Counter()  # runs trained / done already / trained elsewhere, for the summary
+        self._unit: Optional[str] = None  # the unit whose lock this process holds now
+
+    def selected(self, folder: str) -> bool:
+        return self.only is None or os.path.abspath(folder) == self.only
+
+    @contextlib.contextmanager
+    def unit(self, folder: str) -> Iterator[bool]:
+        """The runs of the block are one unit, ``folder``'s: the block goes on (True) only when the unit is this
+        process's to run: selected by ``only`` and its lock taken (nobody else training it). A run outside any
+        unit block is a unit of its own."""
+        if not self.selected(folder):
+            yield False
+            return
+        if self.dry_run or self.plan is not None:
+            self._unit = folder
+            try:
+                yield True
+            finally:
+                self._unit = None
+            return
+        try:
+            with runlock.holding(folder) as held:
+                if not held:
+                    owner = runlock.owner_text(runlock.read_owner(folder))
+                    log(f"  skipped: {folder} is being trained by {owner}")
+                    self.tally["trained elsewhere"] += 1
+                    yield False
+                    return
+                self._unit = folder
+                try:
+                    yield True
+                finally:
+                    self._unit = None
+        except runlock.LockError as error:
+            raise RunError(str(error)) from None
 
     def run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
-        """The spec's record (None for a dry run or a run done already)."""
+        """The spec's record (None for a dry run, a planned run, a run done already or one trained elsewhere)."""
+        if self._unit is None and not self.selected(spec.run_dir):
+            return None
         log(spec.label)
+        if self.plan is not None:
+            done = os.path.exists(spec.record_path) and not self.force
+            self.plan.append(Planned(self._unit or spec.run_dir, spec, done))
         if self.dry_run:
             for command in [spec.train, *spec.shown]:
                 print(shlex.join(command), flush=True)
+        if self.dry_run or self.plan is not None:
             return None
+        if self._unit is not None:
+            return self.locked_run(spec)
+        with self.unit(spec.run_dir) as mine:
+            return self.locked_run(spec) if mine else None
+
+    def locked_run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
+        """``run`` with the unit's lock held."""
         if self.done(spec.run_dir, spec.record_name):
             return None
         trained = self.train(spec.train, spec.run_dir, spec.cfg)
@@ -272,9 +359,9 @@ class Executor:
 
     def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Trained:
         """Train (or resume) the run in ``run_dir``."""
-        if self.force and os.path.isdir(run_dir):  # its earlier checkpoints, logs and records (it holds nothing else)
+        if self.force and os.path.isdir(run_dir):
             log(f"  --force: starting {run_dir} afresh")
-            shutil.rmtree(run_dir)
+            clear_run_dir(run_dir)
         last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
         log_path = os.path.join(run_dir, "train.log")
         resumed = os.path.exists(last)
@@ -295,6 +382,8 @@ class Executor:
         checkpoint = cfg["checkpoint"]
         metric = checkpoint.get("best_checkpoint_metric", "loss")
         maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
+        if resumed and restore_file_of(command) != last:  # the spec was made before the run's lock was taken
+            command = resuming(command, last)
         if not finished:
             progress = Progress(max_update, metric, every=self.progress_every)
             current = self.execute(command, run_dir, "train.log", resumed, progress)
@@ -319,7 +408,22 @@ class Executor:
         return record
 
     def summary(self, started: float, save_root: str) -> str:
+        elsewhere = self.tally["trained elsewhere"]
         return (
-            f"rxf-run: {self.tally['trained']} run(s) trained, {self.tally['done already']} done already, in "
-            f"{duration(time.time() - started)}; records under {save_root}"
+            f"rxf-run: {self.tally['trained']} run(s) trained, {self.tally['done already']} done already"
+            + (f", {elsewhere} being trained by another process" if elsewhere else "")
+            + f", in {duration(time.time() - started)}; records under {save_root}"
         )
+
+
+def clear_run_dir(run_dir: str) -> None:
+    """Delete what a run folder holds (its checkpoints, logs, records and a protocol's step folders) but its lock,
+    its holder's note and its Slurm job: ``--force`` empties the folder of a run this process holds."""
+    for name in os.listdir(run_dir):
+        if name in runlock.KEPT:
+            continue
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)

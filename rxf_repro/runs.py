@@ -24,9 +24,19 @@ import sys
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from rxf_repro import attempts, catalog, configs, process, records
+from rxf_repro import attempts, catalog, configs, process, records, slurm, status
 from rxf_repro.cli import positive_int
-from rxf_repro.execution import PROBE_FEATURES, Executor, RunError, RunSpec, Trained, fairseq_tool, log
+from rxf_repro.execution import (
+    PROBE_FEATURES,
+    Executor,
+    Planned,
+    RunError,
+    RunSpec,
+    Trained,
+    fairseq_tool,
+    log,
+    resuming,
+)
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
@@ -39,7 +49,6 @@ NAME_FLAGS = {
     "lr_scheduler": "--lr-scheduler",
 }
 PROBE_CHAIN, GENERALISATION_PROBES, PRETRAINED = catalog.PROBE_CHAIN, catalog.GENERALISATION_PROBES, catalog.PRETRAINED
-STEP_RECORD = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 # fairseq (main, so fairseq-fixed) drops the last batch of an evaluation when it is not a multiple of
 # --required-batch-size-multiple (default 8): XNLI's 5,010 test sentences per language would be scored on 5,008, CNN/DM's
 # 11,490 test articles summarised 11,488 times. Every evaluation here keeps every example.
@@ -205,7 +214,7 @@ def glue_metrics(runs_: Sequence[attempts.Attempt], best: attempts.Best) -> Dict
 class Runner:
     """Options shared by the three families; one ``run_*`` method per family."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, plan: Optional[List[Planned]] = None, only: Optional[str] = None):
         self.args = args
         self.executor = Executor(
             args.dry_run,
@@ -214,6 +223,8 @@ class Runner:
             args.progress_every,
             # a multi-GPU run spawns its workers afresh anyway; it keeps the plain command
             in_process=args.in_process and args.num_gpus == 1,
+            plan=plan,
+            only=only,
         )
         self._composed: Dict[Tuple, Tuple[Dict[str, Any], Dict[str, List[str]]]] = {}
 
@@ -272,11 +283,9 @@ class Runner:
             argv += ["--log-format", "json"]
         if a.num_gpus > 1:
             argv += ["--distributed-world-size", str(a.num_gpus)]
-        if os.path.exists(os.path.join(run_dir, "checkpoint_last.pt")) and not a.force:  # continue an interrupted run
-            argv += ["--restore-file", os.path.join(run_dir, "checkpoint_last.pt")]
-            for flag in ("--reset-optimizer", "--reset-dataloader", "--reset-meters"):
-                while flag in argv:
-                    argv.remove(flag)
+        last = os.path.join(run_dir, "checkpoint_last.pt")
+        if os.path.exists(last) and not a.force:  # shown so by --dry-run; the executor decides with the lock held
+            argv = resuming(argv, last)
         return argv + list(a.fairseq_args)
 
     def settings_of(
@@ -460,7 +469,7 @@ class Runner:
         spec = self.glue_spec("probe", name, a.method, cfg, hparams, seed, run_dir)
         spec.label = f"[probe] fine-tune {catalog.TASKS[name]} with {a.method} (seed {seed}) from {restore}"
         if chained:
-            spec.record_name, spec.keep_last = STEP_RECORD, False
+            spec.record_name, spec.keep_last = records.STEP_RECORD_NAME, False
         self.executor.run(spec)
         return spec.best_checkpoint
 
@@ -509,7 +518,9 @@ class Runner:
         for _, hparams, tag, over in self.settings_of("glue", first, a.method, first_data, a.checkpoint):
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
-                self.protocol(order, root, seed, over, hparams)
+                with self.executor.unit(root) as mine:  # each step starts from the one before: one unit
+                    if mine:
+                        self.protocol(order, root, seed, over, hparams)
         return 0
 
     def run_pretrained_probes(self) -> int:
@@ -530,8 +541,11 @@ class Runner:
         info = records.probe_info("generalisation", [], finetuned_on=PRETRAINED, source=catalog.TASKS[source])
         for seed in a.seeds:
             root = os.path.join(a.save_root, "probing", "generalisation", PRETRAINED, "default", f"seed{seed}")
-            for name in names:
-                self.probe_step(name, a.checkpoint, os.path.join(root, f"probe-{catalog.TASKS[name]}"), seed, info, {})
+            with self.executor.unit(root) as mine:
+                if mine:
+                    for name in names:
+                        run_dir = os.path.join(root, f"probe-{catalog.TASKS[name]}")
+                        self.probe_step(name, a.checkpoint, run_dir, seed, info, {})
         return 0
 
     def protocol(self, order: List[str], root: str, seed: int, setting: List[str], hparams: Dict[str, Any]) -> None:
@@ -715,6 +729,43 @@ def build_parser() -> argparse.ArgumentParser:
             "(default 30; fairseq's full output is in each run's train.log)",
         )
         p.add_argument("--config-dir", default=None, help=argparse.SUPPRESS)  # tests: another configs/
+        launch = p.add_argument_group("launching on Slurm (docs/cluster.md)")
+        launch.add_argument(
+            "--launcher",
+            choices=["local", "slurm"],
+            default="local",
+            help="local: train the runs here, one after another (default); slurm: submit them as one job array "
+            "through submitit, one array task per run (a probing protocol: per protocol), and return",
+        )
+        launch.add_argument("--partition", help="the Slurm partition (default: the cluster's)")
+        launch.add_argument(
+            "--max-parallel", type=positive_int, help=f"array tasks running at once (default {slurm.MAX_PARALLEL})"
+        )
+        launch.add_argument(
+            "--time-min",
+            type=positive_int,
+            help=f"each job's time limit in minutes (default {slurm.TIME_MIN}); a run that needs longer is requeued before the "
+            "limit and resumes from its checkpoint_last.pt",
+        )
+        launch.add_argument("--cpus-per-run", type=positive_int, help=f"CPUs per run (default {slurm.CPUS_PER_RUN})")
+        launch.add_argument(
+            "--gpus-per-run", type=int, default=None, help="GPUs per run (default: --num-gpus; 0 with --cpu)"
+        )
+        launch.add_argument("--mem-gb", type=positive_int, default=None, help="memory per run (default: the cluster's)")
+        launch.add_argument(
+            "--slurm-set",
+            action="append",
+            type=slurm.slurm_set,
+            metavar="KEY=VALUE",
+            help="any other sbatch option, e.g. account=myproj or qos=high or constraint=volta32gb (repeatable)",
+        )
+        launch.add_argument(
+            "--wait",
+            action="store_true",
+            help="block until every job has ended (a requeued job's later executions included), printing each "
+            "run's state changes; exit 0 only if every asked run has its record",
+        )
+        launch.add_argument("--poll-every", type=float, default=10.0, help=argparse.SUPPRESS)  # --wait's poll (tests)
 
     glue_data = (
         "the folder of TASK-bin/ folders that preprocess/glue.sh GLUE_DIR ALL OUT writes (OUT); "
@@ -766,6 +817,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rxf-rouge's scorer: perl = the official ROUGE-1.5.5 (the paper's numbers), python = "
         "Google's rouge-score (no Perl needed; close to, not equal to, perl)",
     )
+    state = sub.add_parser(
+        "status",
+        help="the state of every run folder under SAVE_ROOT: done, running, queued, failed or interrupted",
+        description=status.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    state.add_argument("save_root", metavar="SAVE_ROOT", help="the --save-root of the runs")
     probe = sub.add_parser("probe", help="representational-collapse probing (Figures 3-5)")
     probe.add_argument(
         "protocol",
@@ -806,22 +864,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: List[str] = []
+SLURM_ONLY = ("partition", "max_parallel", "time_min", "cpus_per_run", "gpus_per_run", "mem_gb", "slurm_set", "wait")
+
+
+def main(argv: Optional[Sequence[str]] = None, only: Optional[str] = None) -> int:
+    """rxf-run. ``only`` (a unit's folder): run that unit here and nothing else, whatever ``--launcher`` says (what a
+    Slurm array task does, ``rxf_repro/slurm.py``)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    argv, extra = given, []
     if "--" in argv:
         argv, extra = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.family == "status":
+        return status.main(args.save_root)
     args.fairseq_args = extra
     if args.cpu:
         args.fp16 = False
-    runner = Runner(args)
+    if args.launcher == "local" and only is None:
+        given_slurm = [o for o in SLURM_ONLY if getattr(args, o) not in (None, False, [])]
+        if given_slurm:
+            parser.error(f"--{given_slurm[0].replace('_', '-')} is for --launcher slurm")
+    slurm_plan: Optional[List[Planned]] = [] if args.launcher == "slurm" and only is None else None
+    runner = Runner(args, plan=slurm_plan, only=only)
     process.exit_on_sigterm()
     started = time.time()
     try:
         check_overrides(args.set or [])
         check_overrides(getattr(args, "probe_set", None) or [], "--probe-set")
         code = getattr(runner, f"run_{args.family}")()
+        if slurm_plan is not None:
+            return slurm.submit(args, given, slurm_plan)
     except (RunError, records.RecordError) as error:
         print(f"rxf-run: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,210 @@
+"""``rxf-run ... --launcher slurm``: the runs go to Slurm through submitit, one job array, one array task per unit.
+
+A unit is what one process trains under one lock (``execution.Executor.unit``): a run, or a probing protocol
+whose steps each start from the one before. The submitting ``rxf-run`` plans the units exactly as a local call
+would (the same composed configs, the same run folders), leaves out those whose records exist, those another
+process is training and those already queued in a live Slurm job, and submits the rest as one array. Each array
+task runs ``rxf-run`` again with the same arguments, restricted to its unit (``runs.main(argv, only=UNIT)``), so a
+run trained by Slurm is trained, resumed, evaluated and recorded by the same code as a local one, under the same
+lock. Each unit's folder gets ``slurm-job.json`` (job id, log files): ``rxf-run status`` reads it.
+
+Preemption, time limits and requeues:
+
+- a job warned before its time limit (submitit's ``--signal=USR2@90``) or preempted with that signal is requeued
+  by submitit's checkpointing (``RunJob.checkpoint``): the fairseq child is stopped, and the next execution
+  continues from ``checkpoint_last.pt`` as a new attempt of the run;
+- a SIGTERM is Slurm's (``scontrol requeue``, preemption, ``scancel``): the execution stops its child and ends;
+  when Slurm runs the job again it resumes the same way. An execution's exit status is therefore not the run's
+  result: ``--wait`` follows the jobs until they have ended for good and then looks for the records.
+
+Standard library here; submitit is imported when a job is submitted.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Sequence
+
+from rxf_repro import outputs, runlock, status
+from rxf_repro.execution import Planned, RunError, log
+
+LOG_FOLDER = "slurm-logs"  # under SAVE_ROOT: submitit's scripts, pickles and each array task's stdout/stderr
+MAX_PARALLEL, TIME_MIN, CPUS_PER_RUN = 64, 1440, 8  # --max-parallel, --time-min, --cpus-per-run by default
+MAX_TIMEOUTS = 20  # requeues after a time-limit warning before submitit gives up (preemptions do not count)
+OWN_OPTIONS = {  # sbatch options that rxf-run's own flags set: --slurm-set must not set them behind their back
+    "partition": "--partition",
+    "time": "--time-min",
+    "cpus-per-task": "--cpus-per-run",
+    "gpus-per-node": "--gpus-per-run",
+    "gpus": "--gpus-per-run",
+    "mem": "--mem-gb",
+    "array": "--max-parallel",
+}
+
+
+class RunJob:
+    """What an array task executes: ``rxf-run`` with the submitted arguments, in the submitting folder, restricted
+    to one unit. Checkpointable the submitit way: on a time-limit warning or a preemption signal submitit calls
+    ``checkpoint``, requeues the job with the same arguments and exits; the next execution resumes the run from
+    its ``checkpoint_last.pt``."""
+
+    def __call__(self, argv: Sequence[str], cwd: str, unit: str) -> str:
+        from rxf_repro import runs
+
+        os.chdir(cwd)
+        argv = list(argv)
+        if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 and "--force" in argv:
+            argv.remove("--force")  # --force starts the run afresh once: a requeued execution resumes it
+        code = runs.main(argv, only=unit)
+        if code != 0:
+            raise RunError(f"rxf-run exited {code} for {unit}: see this job's log")
+        return unit
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def slurm_set(text: str) -> Dict[str, str]:
+    """argparse type of ``--slurm-set KEY=VALUE``: one more ``#SBATCH --KEY=VALUE`` (``--slurm-set requeue=`` for a
+    flag without a value)."""
+    import argparse
+
+    key, eq, value = text.partition("=")
+    key = key.strip().lstrip("-")
+    if not eq or not re.fullmatch(r"[a-z][a-z0-9_-]*", key):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE with KEY an sbatch option, e.g. account=myproj")
+    if key.replace("_", "-") in OWN_OPTIONS:
+        raise argparse.ArgumentTypeError(f"{text!r}: use {OWN_OPTIONS[key.replace('_', '-')]} instead")
+    return {key.replace("-", "_"): value}
+
+
+def sbatch_parameters(args: Any, count: int) -> Dict[str, Any]:
+    """submitit's parameters for an array of ``count`` units under rxf-run's options."""
+    gpus = args.gpus_per_run if args.gpus_per_run is not None else (0 if args.cpu else args.num_gpus)
+    parallel = min(args.max_parallel or MAX_PARALLEL, count)
+    extra: Dict[str, Any] = {"requeue": True}  # a preempted job goes back to the queue rather than failing
+    for item in args.slurm_set or []:
+        extra.update(item)
+    parameters: Dict[str, Any] = dict(
+        name=f"rxf-{args.family}",
+        timeout_min=args.time_min or TIME_MIN,
+        nodes=1,
+        tasks_per_node=1,  # fairseq spawns one worker per GPU itself (--distributed-world-size)
+        cpus_per_task=args.cpus_per_run or CPUS_PER_RUN,
+        slurm_array_parallelism=parallel,
+        slurm_additional_parameters=extra,
+    )
+    if gpus:
+        parameters["gpus_per_node"] = gpus
+    if args.partition:
+        parameters["slurm_partition"] = args.partition
+    if args.mem_gb is not None:
+        parameters["mem_gb"] = args.mem_gb
+    return parameters
+
+
+def units_of(planned: Sequence[Planned]) -> Dict[str, List[Planned]]:
+    """The planned runs by unit, in plan order."""
+    units: Dict[str, List[Planned]] = {}
+    for item in planned:
+        units.setdefault(os.path.abspath(item.unit), []).append(item)
+    return units
+
+
+def to_submit(units: Dict[str, List[Planned]]) -> List[str]:
+    """The units that need a job: some run without its record, nobody training it, no live job queued for it."""
+    pending = [unit for unit, runs in units.items() if not all(item.done for item in runs)]
+    for unit, runs in units.items():
+        if unit not in pending:
+            log(f"  done already: {unit} (--force re-runs)")
+    live = status.job_states([job for job in map(status.job_of, pending) if job])
+    chosen = []
+    for unit in pending:
+        holder = runlock.held_by_another(unit)
+        job = status.job_of(unit)
+        if holder is not None:
+            log(f"  skipped: {unit} is being trained by {runlock.owner_text(holder)}")
+        elif job and status.SLURM_STATES.get(live.get(job, ""), "") in ("queued", "running"):
+            log(f"  skipped: {unit} is in Slurm job {job} already ({live[job]})")
+        else:
+            chosen.append(unit)
+    return chosen
+
+
+def submit(args: Any, argv: Sequence[str], planned: Sequence[Planned]) -> int:
+    """Submit the planned units that need it as one job array; with ``--wait`` follow them to the end."""
+    units = units_of(planned)
+    chosen = to_submit(units)
+    asked = [item for runs in units.values() for item in runs]
+    if args.dry_run:
+        log(f"rxf-run: --dry-run: would submit {len(chosen)} unit(s) as one Slurm job array")
+        return 0
+    if not chosen:
+        log("rxf-run: nothing to submit")
+        return wait(args, [], asked) if args.wait else 0
+    if shutil.which("sbatch") is None:
+        raise RunError("--launcher slurm: sbatch is not on PATH; run rxf-run where Slurm's commands are (a login node)")
+    import submitit
+
+    folder = os.path.join(os.path.abspath(args.save_root), LOG_FOLDER, "%j")
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUTS)
+    executor.update_parameters(**sbatch_parameters(args, len(chosen)))
+    cwd = os.getcwd()
+    started = time.time()
+    try:
+        jobs = executor.map_array(RunJob(), [list(argv)] * len(chosen), [cwd] * len(chosen), chosen)
+    except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as error:
+        raise RunError(f"sbatch refused the job array: {str(error).strip().splitlines()[-1]}") from None
+    for unit, job in zip(chosen, jobs):
+        marker = {
+            "job_id": job.job_id,
+            "submitted": datetime.datetime.now().isoformat(timespec="seconds"),
+            "stdout": str(job.paths.stdout),
+            "stderr": str(job.paths.stderr),
+            "runs": [item.spec.run_dir for item in units[unit]],
+        }
+        outputs.write_file_atomically(os.path.join(unit, runlock.JOB_NAME), json.dumps(marker, indent=1) + "\n")
+    array = jobs[0].job_id.split("_")[0]
+    parallel = min(args.max_parallel or MAX_PARALLEL, len(chosen))
+    print(
+        f"rxf-run: submitted {len(chosen)} unit(s) as Slurm job array {array} ({parallel} at a time) in "
+        f"{time.time() - started:.1f} s\n  logs: {os.path.dirname(folder)}/{array}_*/\n"
+        f"  follow: rxf-run status {args.save_root}",
+        flush=True,
+    )
+    return wait(args, chosen, asked) if args.wait else 0
+
+
+def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
+    """Until no asked unit is queued or running (a requeued job's later executions included), printing each
+    unit's state changes; 0 if every asked run then has its record."""
+    units = sorted({os.path.abspath(item.unit) for item in asked})
+    records = {unit: [item.spec.record_path for item in asked if os.path.abspath(item.unit) == unit] for unit in units}
+
+    seen: Dict[str, str] = {}
+    while True:
+        jobs = status.job_states([job for job in map(status.job_of, units) if job])
+        states = {unit: status.state_of(unit, unit, all(map(os.path.exists, records[unit])), jobs) for unit in units}
+        for unit, (state, detail) in states.items():
+            if seen.get(unit) != state:
+                print(f"rxf-run: {state:<11} {unit}{'  ' + detail if detail else ''}", flush=True)
+                seen[unit] = state
+        if not any(state in ("queued", "running") for state, _ in states.values()):
+            break
+        time.sleep(args.poll_every)
+    missing = [item.spec.record_path for item in asked if not os.path.exists(item.spec.record_path)]
+    if missing:
+        print(
+            f"rxf-run: {len(missing)} of {len(asked)} run(s) have no record: rxf-run status {args.save_root}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"rxf-run: all {len(asked)} run(s) have their record under {args.save_root}", flush=True)
+    return 0
