@@ -54,6 +54,13 @@ def toy_data(tmp_path_factory):
     return {name: str(root / name) for name in ("cls", "s2s", "lm")} | {"root": str(root)}
 
 
+@pytest.fixture
+def glue_bin(toy_data, tmp_path):
+    """rxf-run's --data for RTE: the toy classification data as ``glue-bin/RTE-bin``."""
+    shutil.copytree(toy_data["cls"], tmp_path / "glue-bin" / "RTE-bin")
+    return tmp_path / "glue-bin"
+
+
 @pytest.fixture(scope="session")
 def pretrained_roberta(toy_data):
     """A tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint."""

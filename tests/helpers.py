@@ -70,6 +70,37 @@ HYDRA_TINY_ROBERTA = [
     "+model.max_positions=64",
     "task.max_positions=64",
 ]
+
+
+def tiny(updates: int, seeds: str = "1") -> List[str]:
+    """rxf-run's options for tiny RTE runs of ``updates`` updates (validated and saved every 3) of TINY_ROBERTA."""
+    sets = [f"optimization.max_update={updates}", "lr_scheduler.warmup_updates=1"]
+    sets += [f"lr_scheduler.total_num_update={updates}", "optimization.lr=[0.001]"]
+    sets += ["checkpoint.save_interval_updates=3", "common.log_interval=1"]
+    options = ["--tiny", "--cpu", "--seeds", seeds, "--progress-every", "0.5"]
+    return (
+        options
+        + [a for o in sets for a in ("--set", o)]
+        + ["--", *TINY_ROBERTA, "--batch-size", "16", "--dropout", "0.1"]
+    )
+
+
+def rxf_run_argv(glue_bin, checkpoint, save_root, *extra, updates: int = 12, seeds: str = "1") -> List[str]:
+    """``rxf-run glue RTE r3f`` over tiny runs (``tiny``) of the toy data copied as ``glue_bin/RTE-bin``."""
+    glue = [
+        "glue",
+        "RTE",
+        "r3f",
+        "--data",
+        str(glue_bin),
+        "--checkpoint",
+        str(checkpoint),
+        "--save-root",
+        str(save_root),
+    ]
+    return [*glue, *extra, *tiny(updates, seeds)]
+
+
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 

@@ -3,32 +3,17 @@
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import time
 import warnings
 
 import psutil
-import pytest
 import torch
 
 from rxf_repro import attempts, execution, process, runs
-from tests.helpers import TINY_ROBERTA, forked, json_records
+from tests.helpers import forked, json_records, rxf_run_argv
 from tests.pipelines import running
-
-
-def tiny(updates):
-    """rxf-run's options for a tiny RTE run of ``updates`` updates, validated and saved every 3."""
-    sets = [f"optimization.max_update={updates}", "lr_scheduler.warmup_updates=1"]
-    sets += [f"lr_scheduler.total_num_update={updates}", "optimization.lr=[0.001]"]
-    sets += ["checkpoint.save_interval_updates=3", "common.log_interval=1"]
-    options = ["--tiny", "--cpu", "--seeds", "1", "--progress-every", "0.5"]
-    return (
-        options
-        + [a for o in sets for a in ("--set", o)]
-        + ["--", *TINY_ROBERTA, "--batch-size", "16", "--dropout", "0.1"]
-    )
 
 
 def rxf_run(glue_bin, checkpoint, save_root, *extra, updates=12):
@@ -40,19 +25,8 @@ def rxf_run(glue_bin, checkpoint, save_root, *extra, updates=12):
     return proc.returncode, proc.stdout
 
 
-def rxf_run_argv(glue_bin, checkpoint, save_root, *extra, updates=12):
-    glue = ["glue", "RTE", "r3f", "--data", str(glue_bin), "--checkpoint", checkpoint, "--save-root", str(save_root)]
-    return [*glue, *extra, *tiny(updates)]
-
-
 def run_dir(save_root):
     return save_root / "glue" / "rte" / "r3f" / "noise_type=uniform,r3f_lambda=1.0" / "seed1"
-
-
-@pytest.fixture
-def glue_bin(toy_data, tmp_path):
-    shutil.copytree(toy_data["cls"], tmp_path / "glue-bin" / "RTE-bin")
-    return tmp_path / "glue-bin"
 
 
 def best_in_log(text):
