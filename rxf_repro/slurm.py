@@ -175,7 +175,7 @@ def submit(args: Any, argv: Sequence[str], planned: Sequence[Planned]) -> int:
     parallel = min(args.max_parallel or MAX_PARALLEL, len(chosen))
     print(
         f"rxf-run: submitted {len(chosen)} unit(s) as Slurm job array {array} ({parallel} at a time) in "
-        f"{time.time() - started:.1f} s\n  logs: {os.path.dirname(folder)}/{array}_*/\n"
+        f"{time.time() - started:.2f} s\n  logs: {os.path.dirname(folder)}/{array}_*/\n"
         f"  follow: rxf-run status {args.save_root}",
         flush=True,
     )

@@ -12,23 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 
 import rxf_fairseq  # noqa: F401  registers our components before fairseq parses any --user-dir
-from tests import toy
-from tests.helpers import MINILM, TINY_ROBERTA, benchmark_module, built_once, fairseq_args, fairseq_cli, import_hf
-
-
-def _build_toy_data(root: Path) -> None:
-    raw = str(root / "raw")
-    toy.write_classification_raw(raw, {"train": 400, "valid": 96}, seed=1)
-    toy.binarize_sentence_prediction(raw, str(root / "cls"))
-    for split in ("train", "valid"):
-        shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
-    toy.binarize_monolingual(os.path.join(raw, "lm"), str(root / "lm"), str(root / "cls" / "input0" / "dict.txt"))
-    toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
-    toy.binarize_seq2seq(raw, str(root / "s2s"))
-    # a tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint
-    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
-    extra = ["--max-update", "5", "--save-dir", str(root / "pretrained"), "--no-epoch-checkpoints"]
-    fairseq_cli("train", fairseq_args(str(root / "lm"), "masked_lm", "masked_lm", model, extra))
+from tests.helpers import MINILM, benchmark_module, build_toy_data, built_once, import_hf
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +34,7 @@ def _process_state_restored():
 def toy_data(tmp_path_factory):
     """Binarized toy classification (``cls``), seq2seq (``s2s``) and masked-LM (``lm``) data, and the tiny
     pretrained RoBERTa of ``pretrained_roberta``."""
-    root = built_once(tmp_path_factory, "toy", _build_toy_data)
+    root = built_once(tmp_path_factory, "toy", build_toy_data)
     return {name: str(root / name) for name in ("cls", "s2s", "lm")} | {"root": str(root)}
 
 

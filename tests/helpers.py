@@ -448,3 +448,22 @@ def tree_digest(root) -> str:
                 digest.update(name.encode())
                 digest.update(open(os.path.join(dirpath, name), "rb").read())
     return digest.hexdigest()
+
+
+def build_toy_data(root: Path) -> None:
+    """The toy data of the ``toy_data`` fixture under ``root``: ``cls``, ``s2s``, ``lm`` and a tiny RoBERTa pretrained
+    with fairseq's masked_lm in ``pretrained`` (benchmarks/cluster.py builds its own the same way)."""
+    from tests import toy
+
+    raw = str(root / "raw")
+    toy.write_classification_raw(raw, {"train": 400, "valid": 96}, seed=1)
+    toy.binarize_sentence_prediction(raw, str(root / "cls"))
+    for split in ("train", "valid"):
+        shutil.copy(os.path.join(raw, f"{split}.input0"), os.path.join(raw, f"lm.{split}"))
+    toy.binarize_monolingual(os.path.join(raw, "lm"), str(root / "lm"), str(root / "cls" / "input0" / "dict.txt"))
+    toy.write_seq2seq_raw(raw, {"train": 120, "valid": 40}, seed=2)
+    toy.binarize_seq2seq(raw, str(root / "s2s"))
+    # a tiny RoBERTa pretrained with fairseq's masked_lm: an official-format checkpoint
+    model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
+    extra = ["--max-update", "5", "--save-dir", str(root / "pretrained"), "--no-epoch-checkpoints"]
+    fairseq_cli("train", fairseq_args(str(root / "lm"), "masked_lm", "masked_lm", model, extra))
