@@ -47,6 +47,22 @@ OWN_OPTIONS = {  # sbatch options that rxf-run's own flags set: --slurm-set must
 }
 
 
+def import_submitit() -> Any:
+    """submitit, imported without its import-time ``logging.config.dictConfig``, which would shut down every logging
+    handler of the process importing it (``SUBMITIT_LOG_LEVEL=NOCONFIG`` for the import only: the jobs, which inherit
+    this environment at sbatch time, keep submitit's own log lines)."""
+    previous = os.environ.get("SUBMITIT_LOG_LEVEL")
+    os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
+    try:
+        import submitit
+    finally:
+        if previous is None:
+            del os.environ["SUBMITIT_LOG_LEVEL"]
+        else:
+            os.environ["SUBMITIT_LOG_LEVEL"] = previous
+    return submitit
+
+
 class RunJob:
     """What an array task executes: ``rxf-run`` with the submitted arguments, in the submitting folder, restricted
     to one unit. Checkpointable the submitit way: on a time-limit warning or a preemption signal submitit calls
@@ -66,9 +82,7 @@ class RunJob:
         return unit
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-        import submitit
-
-        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+        return import_submitit().helpers.DelayedSubmission(self, *args, **kwargs)
 
 
 def slurm_set(text: str) -> Dict[str, str]:
@@ -151,8 +165,7 @@ def submit(args: Any, argv: Sequence[str], planned: Sequence[Planned]) -> int:
         return wait(args, [], asked) if args.wait else 0
     if shutil.which("sbatch") is None:
         raise RunError("--launcher slurm: sbatch is not on PATH; run rxf-run where Slurm's commands are (a login node)")
-    import submitit
-
+    submitit = import_submitit()
     folder = os.path.join(os.path.abspath(args.save_root), LOG_FOLDER, "%j")
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUTS)
     executor.update_parameters(**sbatch_parameters(args, len(chosen)))

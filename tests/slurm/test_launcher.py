@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from rxf_repro import attempts, execution, process, runs
-from tests.helpers import HYDRA_TINY_ROBERTA, REPO, call_main, forked, rxf_run_argv
+from tests.helpers import HYDRA_TINY_ROBERTA, REPO, forked, rxf_run_argv
 
 pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.timeout(300)]
 SLURM = ["--launcher", "slurm", "--cpus-per-run", "1", "--time-min", "10", "--poll-every", "0.5"]
@@ -24,9 +24,10 @@ def run_folder(save_root, seed=1):
 
 
 def rxf_run(*argv):
-    """``rxf-run ARGV`` (its ``main``) in this process: (exit status, stdout + stderr)."""
-    proc = call_main(runs.main, argv, "rxf-run")
-    return proc.returncode, proc.stdout + proc.stderr
+    """``rxf-run ARGV`` (its ``main``) in a fork of this process, as a user's own process: (exit status, stdout +
+    stderr). What submitting does to its process (submitit's import, its executor) stays in the fork."""
+    proc = forked(runs.main, ([str(a) for a in argv],), check=False)
+    return proc.returncode, proc.stdout
 
 
 def local_records(glue_bin, checkpoint, save_root, updates, seeds):
