@@ -46,7 +46,7 @@ def test_every_install_is_constrained_by_the_lock_and_a_new_torch_reaches_an_exi
         f"-m pip install -q -c {venv}/.rxf-constraints.txt --upgrade pip",
         f"-m pip install {pins} -q --upgrade setuptools wheel",
         f"-m pip install {pins} {locked_torch()}",
-        f"-m pip install {pins} -e .[test,hf,demo]",
+        f"-m pip install {pins} -e .[test,hf,demo,slurm]",
     ]
     assert (venv / ".rxf-constraints.txt").read_text() == open(LOCK).read()
     install(venv)  # nothing changed: nothing installed
