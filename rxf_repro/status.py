@@ -49,21 +49,23 @@ LOGS = ("train.log", "test.log", "generate.log")  # a run's logs, by the step th
 STOPPED_EXITS = {130, 143, -2, -9, -15, 137}  # Ctrl-C, SIGTERM, SIGKILL: the attempt was stopped, not failed
 
 
-def job_of(unit: str) -> Optional[str]:
-    """The Slurm job a unit was last submitted as (``slurm-job.json``), or None."""
+def _job_field(unit: str, key: str) -> Optional[str]:
+    """A field of the unit's ``slurm-job.json`` (the Slurm job it was last submitted as), or None."""
     try:
         with open(os.path.join(unit, runlock.JOB_NAME), encoding="utf-8") as f:
-            return str(json.load(f)["job_id"])
+            return str(json.load(f)[key])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def job_of(unit: str) -> Optional[str]:
+    """The Slurm job id a unit was last submitted as (``12_3`` for an array task), or None."""
+    return _job_field(unit, "job_id")
 
 
 def job_log(unit: str) -> Optional[str]:
-    try:
-        with open(os.path.join(unit, runlock.JOB_NAME), encoding="utf-8") as f:
-            return str(json.load(f)["stderr"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The stderr file of the unit's Slurm job (submitit's), or None."""
+    return _job_field(unit, "stderr")
 
 
 def _expand(job_id: str) -> List[str]:

@@ -101,6 +101,20 @@ def rxf_run_argv(glue_bin, checkpoint, save_root, *extra, updates: int = 12, see
     return [*glue, *extra, *tiny(updates, seeds)]
 
 
+def hydra_tiny_run(data: str, max_update: int = 2) -> List[str]:
+    """fairseq-hydra-train overrides for a tiny CPU run of our configs on ``data`` from scratch (HYDRA_TINY_ROBERTA)."""
+    return [
+        f"task.data={data}",
+        "checkpoint.restore_file=none",
+        "common.cpu=true",
+        "common.fp16=false",
+        f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}",
+        f"optimization.max_update={max_update}",
+        "common.log_interval=1",
+        *HYDRA_TINY_ROBERTA,
+    ]
+
+
 NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropout", "0", "--pooler-dropout", "0"]
 
 

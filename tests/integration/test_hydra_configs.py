@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.helpers import HYDRA_TINY_ROBERTA, REPO, fairseq_cli
+from tests.helpers import REPO, fairseq_cli, hydra_tiny_run
 
 GLUE = os.path.join(REPO, "configs", "glue")
 
@@ -68,7 +68,6 @@ def test_an_installed_copy_carries_the_configs_and_runs_from_any_folder(tmp_path
 
 def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
     """The configs are real fairseq-hydra-train configs: RTE with R4F, two updates of a tiny RoBERTa."""
-    tiny = HYDRA_TINY_ROBERTA
     # fairseq-hydra-train's cli_main in a fork of this interpreter, as fairseq_cli runs fairseq-train
     proc = fairseq_cli(
         "hydra_train",
@@ -78,15 +77,8 @@ def test_fairseq_hydra_train_reads_the_same_configs(toy_data, tmp_path):
             "--config-name",
             "rte",
             "method=r4f",
-            f"task.data={toy_data['cls']}",
-            "checkpoint.restore_file=none",
-            "common.cpu=true",
-            "common.fp16=false",
-            f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}",
-            "optimization.max_update=2",
+            *hydra_tiny_run(toy_data["cls"]),
             "checkpoint.no_save=true",
-            "common.log_interval=1",
-            *tiny,
         ],
         cwd=str(tmp_path),
     )

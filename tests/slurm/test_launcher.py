@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from rxf_repro import attempts, execution, process, runs
-from tests.helpers import HYDRA_TINY_ROBERTA, REPO, forked, rxf_run_argv
+from tests.helpers import REPO, forked, hydra_tiny_run, rxf_run_argv
 
 pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.timeout(300)]
 SLURM = ["--launcher", "slurm", "--cpus-per-run", "1", "--time-min", "10", "--poll-every", "0.5"]
@@ -176,14 +176,7 @@ def test_fairseq_hydra_train_multirun_on_slurm_through_submitit(toy_data, tmp_pa
         "hydra.launcher.gpus_per_node=0",
         "criterion.r3f_lambda=0.5,1.0",
         "criterion.noise_type=uniform",
-        f"task.data={toy_data['cls']}",
-        "checkpoint.restore_file=none",
-        "common.cpu=true",
-        "common.fp16=false",
-        f"common.user_dir={os.path.join(REPO, 'rxf_fairseq')}",
-        "optimization.max_update=2",
-        "common.log_interval=1",
-        *HYDRA_TINY_ROBERTA,
+        *hydra_tiny_run(toy_data["cls"]),
     ]
     proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
