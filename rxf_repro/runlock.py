@@ -12,6 +12,7 @@ it needs a shared file system with locks (NFS v4, Lustre and GPFS have them).
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -21,6 +22,11 @@ from typing import Any, Dict, Iterator, Optional
 import filelock
 
 from rxf_repro import outputs
+
+# filelock logs every acquire and release at DEBUG, and importing fairseq's models sets the root logger to DEBUG on
+# stderr (fairseq/models/wav2vec/wav2vec2_classification.py calls logging.basicConfig(level=logging.DEBUG)): rxf-run's
+# output and its Slurm jobs' logs would carry two lines per lock and per status probe.
+logging.getLogger("filelock").setLevel(logging.WARNING)
 
 LOCK_NAME = ".rxf-run.lock"
 OWNER_NAME = ".rxf-run.owner"

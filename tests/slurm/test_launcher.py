@@ -126,6 +126,29 @@ def test_a_job_requeued_mid_run_resumes_and_records_what_an_uninterrupted_run_re
     assert len(here["valid_curve"]) >= 10 and "loss" in here["metrics"]  # every 3 updates, compared above
 
 
+def test_a_job_warned_with_usr2_checkpoints_requeues_itself_and_resumes(glue_bin, pretrained_roberta, tmp_path):
+    """SIGUSR2 is what submitit has Slurm send before the time limit (--signal=USR2@90), and a preemption notice:
+    submitit's handler calls RunJob.checkpoint and requeues the job, whose next execution resumes the run."""
+    argv = rxf_run_argv(glue_bin, pretrained_roberta, tmp_path / "slurm", *SLURM, updates=30)
+    code, out = rxf_run(*argv)
+    assert code == 0, out
+    folder = run_folder(tmp_path / "slurm")
+    log = folder / "train.log"
+    wait_for(lambda: log.exists() and "@ 6 updates" in log.read_text(), 120, "the save at update 6")
+    job = job_id(folder)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # to the job's steps: submitit's python
+    again = rxf_run_argv(glue_bin, pretrained_roberta, tmp_path / "slurm", *SLURM, "--wait", updates=30)
+    code, out = rxf_run(*again)
+    assert code == 0, out[-4000:]
+    attempts_ = record(folder)["attempts"]
+    assert [a["resumed"] for a in attempts_] == [False, True] and attempts_[0]["exit"] is None, attempts_
+    job_log = json.loads((folder / "slurm-job.json").read_text())["stderr"]
+    with open(job_log) as f:
+        text = f.read()
+    assert "Caught signal SIGUSR2" in text and "Calling checkpoint method" in text, text[-3000:]
+    assert "DEBUG:filelock" not in text  # no lock chatter in a job's log
+
+
 def test_a_failed_run_and_a_cancelled_job_say_so_in_status(glue_bin, pretrained_roberta, tmp_path):
     not_a_checkpoint = tmp_path / "model.pt"
     not_a_checkpoint.write_text("not a checkpoint\n")
