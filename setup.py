@@ -51,6 +51,7 @@ setup(
         # fairseq logs "Please install tensorboardX" at import (tasks/text_to_speech.py), before every tool's --help;
         # with it installed that line goes and fairseq-train's --tensorboard-logdir works.
         "tensorboardX",
+        "filelock",  # one trainer per run folder (rxf_repro/runlock.py)
     ],
     extras_require={
         # rxf-import-hf (it checks each import against transformers' own forward pass), the WordPiece data path and

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from rxf_repro import attempts, process, records, runlock
+from rxf_repro import attempts, outputs, process, records, runlock
 from rxf_repro.progress import Progress, duration
 
 
@@ -251,10 +251,13 @@ class Executor:
         in_process: bool = True,
         plan: Optional[List[Planned]] = None,
         only: Optional[str] = None,
+        on_unit: Optional[Callable[[str], None]] = None,
     ):
         self.dry_run, self.force, self.tiny, self.progress_every = dry_run, force, tiny, progress_every
         self.in_process = in_process
         self.plan, self.only = plan, (os.path.abspath(only) if only else None)
+        self.on_unit = on_unit  # called with a unit's folder once its lock is taken (a Slurm task claims it)
+        self.only_seen = False  # ``only`` was among the units the arguments plan
         self.tally: Counter = Counter()  # runs trained / done already / trained elsewhere, for the summary
         self._unit: Optional[str] = None  # the unit whose lock this process holds now
 
@@ -269,6 +272,7 @@ class Executor:
         if not self.selected(folder):
             yield False
             return
+        self.only_seen = True
         if self.dry_run or self.plan is not None:
             self._unit = folder
             try:
@@ -284,6 +288,10 @@ class Executor:
                     self.tally["trained elsewhere"] += 1
                     yield False
                     return
+                if self.force:
+                    self.start_afresh(folder)
+                if self.on_unit is not None:
+                    self.on_unit(folder)
                 self._unit = folder
                 try:
                     yield True
@@ -291,6 +299,22 @@ class Executor:
                     self._unit = None
         except runlock.LockError as error:
             raise RunError(str(error)) from None
+
+    def start_afresh(self, folder: str) -> None:
+        """``--force``: empty the unit's folder (its runs' checkpoints, logs and records), once. A Slurm job requeued
+        after it did so resumes instead (its note, ``runlock.FORCED_NAME``, names the job), so a preempted forced
+        sweep neither starts over nor mixes old steps with new ones."""
+        job = runlock.slurm_job()
+        note = os.path.join(folder, runlock.FORCED_NAME)
+        if job is not None and os.path.exists(note):
+            with open(note, encoding="utf-8") as f:
+                if f.read().strip() == job:
+                    log(f"  --force: {folder} was started afresh by this job's first execution; resuming it")
+                    return
+        log(f"  --force: starting {folder} afresh")
+        clear_run_dir(folder)
+        if job is not None:
+            outputs.write_file_atomically(note, job + "\n")
 
     def run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
         """The spec's record (None for a dry run, a planned run, a run done already or one trained elsewhere)."""
@@ -333,7 +357,7 @@ class Executor:
         return record
 
     def done(self, run_dir: str, record_name: str) -> bool:
-        if os.path.exists(os.path.join(run_dir, record_name)) and not self.force:
+        if os.path.exists(os.path.join(run_dir, record_name)):  # --force emptied the unit when it took its lock
             log(f"  done already: {run_dir}/{record_name} (--force re-runs)")
             self.tally["done already"] += 1
             return True
@@ -359,9 +383,6 @@ class Executor:
 
     def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Trained:
         """Train (or resume) the run in ``run_dir``."""
-        if self.force and os.path.isdir(run_dir):
-            log(f"  --force: starting {run_dir} afresh")
-            clear_run_dir(run_dir)
         last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
         log_path = os.path.join(run_dir, "train.log")
         resumed = os.path.exists(last)
@@ -420,8 +441,8 @@ def clear_run_dir(run_dir: str) -> None:
     """Delete what a run folder holds (its checkpoints, logs, records and a protocol's step folders) but its lock,
     its holder's note and its Slurm job: ``--force`` empties the folder of a run this process holds."""
     for name in os.listdir(run_dir):
-        if name in runlock.KEPT:
-            continue
+        if name in runlock.KEPT or any(name.startswith(f".{kept}.tmp-") for kept in runlock.KEPT):
+            continue  # a kept file, or one being written (write_file_atomically's temporary name)
         path = os.path.join(run_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)

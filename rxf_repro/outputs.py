@@ -118,8 +118,14 @@ def check_destination(
 
 
 def _mode_for_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
+    """0o777 without the process's umask, read from /proc where it can be (``os.umask`` sets it to read it: a thread
+    creating a file meanwhile would get mode 0777 or 0666)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0)
+        os.umask(umask)
     return 0o777 & ~umask
 
 

@@ -142,6 +142,10 @@ def _child(target, args, output_fd: int, read_end: Optional[int], cwd: Optional[
     os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Slurm signals every process of a job step: SIGUSR2 (a time-limit warning, a preemption notice) is for the
+    # parent's handler (submitit's checkpoint and requeue, which then stops this child), not a second copy of it here
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(signal.SIGCONT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPPING)  # blocked by the parent across the fork
     if read_end is not None:
         os.close(read_end)

@@ -11,6 +11,7 @@ it needs a shared file system with locks (NFS v4, Lustre and GPFS have them).
 """
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -30,8 +31,10 @@ logging.getLogger("filelock").setLevel(logging.WARNING)
 
 LOCK_NAME = ".rxf-run.lock"
 OWNER_NAME = ".rxf-run.owner"
-JOB_NAME = "slurm-job.json"  # the Slurm job a unit was submitted as (rxf_repro/slurm.py)
+JOB_NAME = "slurm-job.json"  # the Slurm job a unit was submitted as, or is trained by (rxf_repro/slurm.py)
+FORCED_NAME = ".rxf-run.forced"  # the Slurm job whose --force emptied the unit (execution.Executor.start_afresh)
 KEPT = (LOCK_NAME, OWNER_NAME, JOB_NAME)  # what ``--force`` keeps when it empties a run folder
+WAIT_S = 5.0  # how long a trainer waits for a lock: a status probe holds it for an instant
 
 
 class LockError(Exception):
@@ -63,8 +66,10 @@ def read_owner(folder: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def _lock(folder: str) -> filelock.FileLock:
-    return filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=0, mode=outputs.file_mode())
+def _lock(folder: str, timeout: float = 0) -> filelock.FileLock:
+    # fallback_to_soft=False: on a file system without locks, an error rather than a marker file a crash leaves behind
+    path = os.path.join(folder, LOCK_NAME)
+    return filelock.FileLock(path, timeout=timeout, mode=outputs.file_mode(), fallback_to_soft=False)
 
 
 @contextlib.contextmanager
@@ -72,23 +77,26 @@ def holding(folder: str) -> Iterator[bool]:
     """The folder's lock for the block: yields True when this process holds it, False when another does (the
     block must then leave the folder alone)."""
     os.makedirs(folder, exist_ok=True)
-    lock = _lock(folder)
+    lock = _lock(folder, WAIT_S)
     try:
         lock.acquire()
     except filelock.Timeout:
         yield False
         return
     except OSError as error:
-        raise LockError(
-            f"{folder}: cannot lock {LOCK_NAME} ({error.strerror}); rxf-run needs a file system with locks"
-        ) from None
+        why = (
+            "the folder is someone else's"
+            if error.errno in (errno.EACCES, errno.EPERM)
+            else "rxf-run needs a file system with locks (NFS v4, Lustre with -o flock, GPFS)"
+        )
+        raise LockError(f"{folder}: cannot lock {LOCK_NAME} ({error.strerror}): {why}") from None
     try:
         owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "slurm_job": slurm_job(),
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": " ".join(["rxf-run", *sys.argv[1:]]) if sys.argv else None,
+            "command": None if slurm_job() else " ".join(["rxf-run", *sys.argv[1:]]),  # a job's argv: submitit's
         }
         outputs.write_file_atomically(os.path.join(folder, OWNER_NAME), json.dumps(owner) + "\n")
         yield True

@@ -25,7 +25,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from rxf_repro import attempts, catalog, configs, process, records, slurm, status
-from rxf_repro.cli import positive_int
+from rxf_repro.cli import non_negative_int, positive_int
 from rxf_repro.execution import (
     PROBE_FEATURES,
     Executor,
@@ -225,6 +225,7 @@ class Runner:
             in_process=args.in_process and args.num_gpus == 1,
             plan=plan,
             only=only,
+            on_unit=slurm.claim if only else None,
         )
         self._composed: Dict[Tuple, Tuple[Dict[str, Any], Dict[str, List[str]]]] = {}
 
@@ -749,7 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         launch.add_argument("--cpus-per-run", type=positive_int, help=f"CPUs per run (default {slurm.CPUS_PER_RUN})")
         launch.add_argument(
-            "--gpus-per-run", type=int, default=None, help="GPUs per run (default: --num-gpus; 0 with --cpu)"
+            "--gpus-per-run", type=non_negative_int, help="GPUs per run (default: --num-gpus; 0 with --cpu)"
         )
         launch.add_argument("--mem-gb", type=positive_int, default=None, help="memory per run (default: the cluster's)")
         launch.add_argument(
@@ -895,6 +896,8 @@ def main(argv: Optional[Sequence[str]] = None, only: Optional[str] = None) -> in
         code = getattr(runner, f"run_{args.family}")()
         if slurm_plan is not None:
             return slurm.submit(args, given, slurm_plan)
+        if only is not None and not runner.executor.only_seen:
+            raise RunError(f"{only}: not among the runs these arguments give (were configs/ changed since submitting?)")
     except (RunError, records.RecordError) as error:
         print(f"rxf-run: error: {error}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ Preemption, time limits and requeues:
   when Slurm runs the job again it resumes the same way. An execution's exit status is therefore not the run's
   result: ``--wait`` follows the jobs until they have ended for good and then looks for the records.
 
-Standard library here; submitit is imported when a job is submitted.
+submitit is imported when a job is submitted (``import_submitit``), not with this module.
 """
 
 import datetime
@@ -35,16 +35,31 @@ from rxf_repro.execution import Planned, RunError, log
 
 LOG_FOLDER = "slurm-logs"  # under SAVE_ROOT: submitit's scripts, pickles and each array task's stdout/stderr
 MAX_PARALLEL, TIME_MIN, CPUS_PER_RUN = 64, 1440, 8  # --max-parallel, --time-min, --cpus-per-run by default
-MAX_TIMEOUTS = 20  # requeues after a time-limit warning before submitit gives up (preemptions do not count)
+MAX_TIMEOUTS = 20
+QUERY_RETRIES = 30  # --wait's polls in a row that may fail to reach Slurm before it judges the runs without it  # requeues after a time-limit warning before submitit gives up (preemptions do not count)
 OWN_OPTIONS = {  # sbatch options that rxf-run's own flags set: --slurm-set must not set them behind their back
     "partition": "--partition",
     "time": "--time-min",
     "cpus-per-task": "--cpus-per-run",
     "gpus-per-node": "--gpus-per-run",
     "gpus": "--gpus-per-run",
+    "gpus-per-task": "--gpus-per-run",
+    "gres": "--gpus-per-run",
     "mem": "--mem-gb",
+    "mem-per-cpu": "--mem-gb",
+    "mem-per-gpu": "--mem-gb",
     "array": "--max-parallel",
 }
+SET_BY_RXF_RUN = (  # sbatch options the launcher itself depends on: one job, one node, its log files, its signal
+    "nodes",
+    "ntasks",
+    "ntasks-per-node",
+    "output",
+    "error",
+    "signal",
+    "job-name",
+    "wrap",
+)
 
 
 def import_submitit() -> Any:
@@ -73,10 +88,7 @@ class RunJob:
         from rxf_repro import runs
 
         os.chdir(cwd)
-        argv = list(argv)
-        if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 and "--force" in argv:
-            argv.remove("--force")  # --force starts the run afresh once: a requeued execution resumes it
-        code = runs.main(argv, only=unit)
+        code = runs.main(list(argv), only=unit)  # with --force: afresh once per job (Executor.start_afresh)
         if code != 0:
             raise RunError(f"rxf-run exited {code} for {unit}: see this job's log")
         return unit
@@ -85,7 +97,22 @@ class RunJob:
         return import_submitit().helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-def slurm_set(text: str) -> Dict[str, str]:
+def claim(unit: str) -> None:
+    """In an array task that has just taken its unit's lock: the unit's ``slurm-job.json`` names this job (it may
+    name another submission's, queued for the same unit by a concurrent rxf-run, whose task then skips it)."""
+    job = runlock.slurm_job()
+    if job is None or status.job_of(unit) == job:
+        return
+    marker = {"job_id": job, "claimed": datetime.datetime.now().isoformat(timespec="seconds")}
+    try:
+        paths = import_submitit().JobEnvironment().paths
+        marker.update(stdout=str(paths.stdout), stderr=str(paths.stderr))
+    except Exception:  # not a submitit job (an sbatch script of the user's own that calls rxf-run): no log paths
+        pass
+    outputs.write_file_atomically(os.path.join(unit, runlock.JOB_NAME), json.dumps(marker, indent=1) + "\n")
+
+
+def slurm_set(text: str) -> Dict[str, Any]:
     """argparse type of ``--slurm-set KEY=VALUE``: one more ``#SBATCH --KEY=VALUE`` (``--slurm-set requeue=`` for a
     flag without a value)."""
     import argparse
@@ -94,9 +121,14 @@ def slurm_set(text: str) -> Dict[str, str]:
     key = key.strip().lstrip("-")
     if not eq or not re.fullmatch(r"[a-z][a-z0-9_-]*", key):
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE with KEY an sbatch option, e.g. account=myproj")
-    if key.replace("_", "-") in OWN_OPTIONS:
-        raise argparse.ArgumentTypeError(f"{text!r}: use {OWN_OPTIONS[key.replace('_', '-')]} instead")
-    return {key.replace("-", "_"): value}
+    name = key.replace("_", "-")
+    if name in OWN_OPTIONS:
+        raise argparse.ArgumentTypeError(f"{text!r}: use {OWN_OPTIONS[name]} instead")
+    if name in SET_BY_RXF_RUN:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: rxf-run sets --{name} itself (one run per job, its logs, its signal)"
+        )
+    return {key.replace("-", "_"): value if value else True}  # requeue= -> #SBATCH --requeue
 
 
 def sbatch_parameters(args: Any, count: int) -> Dict[str, Any]:
@@ -138,7 +170,7 @@ def to_submit(units: Dict[str, List[Planned]]) -> List[str]:
     for unit, runs in units.items():
         if unit not in pending:
             log(f"  done already: {unit} (--force re-runs)")
-    live = status.job_states([job for job in map(status.job_of, pending) if job])
+    live = status.job_states([job for job in map(status.job_of, pending) if job]) or {}
     chosen = []
     for unit in pending:
         holder = runlock.held_by_another(unit)
@@ -202,8 +234,14 @@ def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
     records = {unit: [item.spec.record_path for item in asked if os.path.abspath(item.unit) == unit] for unit in units}
 
     seen: Dict[str, str] = {}
+    failures = 0
     while True:
         jobs = status.job_states([job for job in map(status.job_of, units) if job])
+        if jobs is None and failures < QUERY_RETRIES:  # squeue failed (slurmctld busy?): ask again
+            failures += 1
+            time.sleep(args.poll_every)
+            continue
+        jobs, failures = jobs or {}, 0
         states = {unit: status.state_of(unit, unit, all(map(os.path.exists, records[unit])), jobs) for unit in units}
         for unit, (state, detail) in states.items():
             if seen.get(unit) != state:

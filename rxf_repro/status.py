@@ -6,8 +6,6 @@ attempt or its job ended in an error: the last error line and the log follow) or
 cancelled, out of time, or stopped before its record). Slurm's view comes from the job id a submission wrote into
 the unit's folder (``slurm-job.json``), asked of ``squeue`` (which needs no accounting) and then ``sacct``; so it
 works after the submitting process has gone, and for local runs, which have no job.
-
-Standard library only.
 """
 
 import json
@@ -80,13 +78,15 @@ def _expand(job_id: str) -> List[str]:
     return out
 
 
-def _query(command: List[str]) -> Dict[str, str]:
+def _query(command: List[str]) -> Optional[Dict[str, str]]:
+    """``JOB|STATE`` lines of squeue or sacct as a dict; None when the command could not answer (missing, timed out,
+    slurmctld or slurmdbd unreachable). A job id the command does not know is an answer: no line for it."""
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return {}
+        return None
     if result.returncode != 0:
-        return {}
+        return {} if "Invalid job id" in result.stderr else None
     states = {}
     for line in result.stdout.splitlines():
         job, _, state = line.strip().partition("|")
@@ -96,18 +96,22 @@ def _query(command: List[str]) -> Dict[str, str]:
     return states
 
 
-def job_states(jobs: Iterable[str]) -> Dict[str, str]:
+def job_states(jobs: Iterable[str]) -> Optional[Dict[str, str]]:
     """Slurm's state of each job (``12`` or ``12_3``): ``squeue`` first (it knows every job that is queued or
     running, and recently ended ones, without accounting), then ``sacct`` for the rest. A job neither knows (no
-    Slurm here, or no accounting and ended long ago) is left out."""
+    accounting, and ended long ago) is left out. None when squeue could not answer (no Slurm here, or slurmctld
+    unreachable): nothing is known."""
     jobs = sorted(set(jobs))
     states: Dict[str, str] = {}
     for array in sorted({job.split("_")[0] for job in jobs}):
-        states.update(_query(["squeue", "-h", "-r", "-t", "all", "-j", array, "-o", "%i|%T"]))
+        answer = _query(["squeue", "-h", "-r", "-t", "all", "-j", array, "-o", "%i|%T"])
+        if answer is None:
+            return None
+        states.update(answer)
     unknown = [job for job in jobs if job not in states]
     if unknown:
         arrays = ",".join(sorted({job.split("_")[0] for job in unknown}))
-        states.update(_query(["sacct", "-n", "-P", "-X", "-j", arrays, "-o", "JobID,State"]))
+        states.update(_query(["sacct", "-n", "-P", "-X", "-j", arrays, "-o", "JobID,State"]) or {})
     return {job: states[job] for job in jobs if job in states}
 
 
@@ -126,10 +130,12 @@ EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")  # a tr
 
 
 def _error_line(lines: Iterable[str]) -> str:
-    """The last exception line of a log (a traceback ends with it, its message may go on below), else its last line."""
+    """What a log says went wrong: rxf-run's own error line, else the last exception line (a traceback ends with it,
+    its message may go on below), else its last line."""
     text = [line.rstrip() for line in lines if line.strip() and not line.startswith("# rxf-run")]
+    ours = [line for line in text if line.startswith("rxf-run: error: ")]
     errors = [line for line in text if EXCEPTION.match(line)]
-    line = (errors or text or ["(no output)"])[-1]
+    line = (ours or errors or text or ["(no output)"])[-1]
     return line if len(line) <= 300 else line[:297] + "..."
 
 
@@ -137,7 +143,7 @@ def _tail(path: Optional[str]) -> str:
     if not path or not os.path.isfile(path):
         return "(no log)"
     with open(path, encoding="utf-8", errors="replace") as f:
-        return _error_line(f.read().splitlines()[-50:])
+        return _error_line(f.read().splitlines()[-200:])
 
 
 def _last_update(attempt: attempts.Attempt) -> str:
@@ -150,20 +156,29 @@ def _last_update(attempt: attempts.Attempt) -> str:
 
 def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str]) -> Tuple[str, str]:
     """(state, detail) of ``folder``, a run folder or a whole unit (``done``: its record(s) are there); its lock and
-    Slurm job are ``unit``'s (``jobs``: ``job_states``)."""
-    if done:
-        return "done", ""
-    log_path, last = _last_attempt(folder)
+    Slurm job are ``unit``'s (``jobs``: ``job_states``). A holder or a live job outranks a record: ``--force``
+    replaces the record of a run it trains again."""
     holder = runlock.held_by_another(unit)
     if holder is not None:
+        _, last = _last_attempt(folder)
         return "running", f"({runlock.owner_text(holder)}{_last_update(last) if last else ''})"
     job = job_of(unit)
     slurm = jobs.get(job, "") if job else ""
     ours = SLURM_STATES.get(slurm, "ended" if slurm else "")
     if ours in ("queued", "running"):
         return ours, f"(Slurm job {job}: {slurm})"
+    if done:
+        return "done", ""
+    log_path, last = _last_attempt(folder)
     if ours == "interrupted":
         return "interrupted", f"(Slurm job {job}: {slurm}; run the same rxf-run again to resume it)"
+    if ours == "failed":  # FAILED, OUT_OF_MEMORY: the run's own error if its last attempt failed, else the job's
+        if last is not None and last.exit_code not in (None, 0, *STOPPED_EXITS):
+            return (
+                "failed",
+                f"{_error_line(line for _, line in last.lines)} (Slurm job {job}: {slurm}; log: {log_path})",
+            )
+        return "failed", f"{_tail(job_log(unit))} (Slurm job {job}: {slurm}; log: {job_log(unit)})"
     if last is not None:
         if last.exit_code is None or last.exit_code in STOPPED_EXITS:
             how = "killed" if last.exit_code is None else f"stopped, exit {last.exit_code}"
@@ -205,7 +220,12 @@ def main(save_root: str) -> int:
         print(f"rxf-run: error: status: {save_root}: no such folder", file=sys.stderr)
         return 1
     folders = run_folders(save_root)
-    jobs = job_states([job for job in (job_of(unit) for _, unit in folders) if job])
+    asked = [job for job in (job_of(unit) for _, unit in folders) if job]
+    jobs = job_states(asked)
+    if jobs is None:
+        if asked:
+            print("rxf-run status: squeue did not answer: Slurm's view left out", file=sys.stderr)
+        jobs = {}
     tally: Dict[str, int] = {}
     for folder, unit in folders:
         done = any(os.path.exists(os.path.join(folder, name)) for name in records.RECORD_NAMES)

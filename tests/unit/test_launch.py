@@ -105,8 +105,12 @@ def test_status_reads_every_state_from_the_folders_and_slurm(tmp_path, monkeypat
     job_marker(cancelled, "41_1")
     (cancelled / "train.log").write_text(ATTEMPT_KILLED)
     crashed_log = tmp_path / "41_2_log.err"
-    crashed_log.write_text(
-        "Traceback (most recent call last):\nrxf_repro.execution.RunError: --data x: no input0/dict.txt\n"
+    crashed_log.write_text(  # as a submitit job's log ends when rxf-run failed before its run
+        "rxf-run: error: --data x/RTE-bin: no input0/dict.txt there; make the data with preprocess/glue.sh\n"
+        "submitit ERROR (2026-12-06 15:32:31,016) - Submitted job triggered an exception\n"
+        "Traceback (most recent call last):\n"
+        '  File "<frozen runpy>", line 198, in _run_module_as_main\n'
+        "rxf_repro.execution.RunError: rxf-run exited 1 for /runs/x: see this job's log\n"
     )
     crashed = root / "glue" / "rte" / "r3f" / "default" / "seed7"
     job_marker(crashed, "41_2", crashed_log)
@@ -129,7 +133,7 @@ def test_status_reads_every_state_from_the_folders_and_slurm(tmp_path, monkeypat
     assert lines[str(killed)].startswith("interrupted ") and "attempt 1 killed" in lines[str(killed)]
     assert lines[str(queued)].startswith("queued ") and "Slurm job 41_0: PENDING" in lines[str(queued)]
     assert lines[str(cancelled)].startswith("interrupted ") and "41_1: CANCELLED" in lines[str(cancelled)]
-    assert lines[str(crashed)].startswith("failed ") and "no input0/dict.txt" in lines[str(crashed)]
+    assert lines[str(crashed)].startswith("failed ") and "rxf-run: error: --data x/RTE-bin" in lines[str(crashed)]
     assert str(crashed_log) in lines[str(crashed)]
     step = protocol / "step0-SST-2"
     assert lines[str(step)].startswith("running ") and "Slurm job 42_0: RUNNING" in lines[str(step)]
@@ -189,9 +193,13 @@ def test_sbatch_options_and_their_checks():
     cpu = parser.parse_args([*base, "--cpu", "--partition", "debug", "--time-min", "5", "--mem-gb", "4"])
     params = slurm.sbatch_parameters(cpu, 1)
     assert "gpus_per_node" not in params and params["slurm_partition"] == "debug" and params["mem_gb"] == 4
+    assert slurm.slurm_set("requeue=") == {"requeue": True} and slurm.slurm_set("qos=high") == {"qos": "high"}
     for bad, message in (
         (["--slurm-set", "partition=x"], "use --partition instead"),
+        (["--slurm-set", "mem-per-cpu=4G"], "use --mem-gb instead"),
+        (["--slurm-set", "signal=USR1@60"], "rxf-run sets --signal itself"),
         (["--slurm-set", "qos"], "expected KEY=VALUE"),
+        (["--gpus-per-run", "-1"], "must be >= 0"),
     ):
         proc = call_main(runs.main, [*base, *bad], "rxf-run")
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
@@ -225,3 +233,32 @@ def test_a_validation_repeated_by_a_resumed_attempt_counts_once():
     resumed_from_3 = attempt(2, True, [(6, 55.0), (9, 60.0)])
     curve = attempts.validation_curve([killed_before_its_save, resumed_from_3], "accuracy")
     assert curve == [[3, 50.0], [6, 55.0], [9, 60.0]]
+
+
+def test_a_live_job_outranks_a_record_that_force_will_replace(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "seed1"
+    job_marker(run, "8_0")
+    (run / "record.json").write_text("{}")
+    fake_squeue(tmp_path, monkeypatch, {"8_0": "PENDING"})
+    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]))[0] == "queued"
+    fake_squeue(tmp_path, monkeypatch, {"8_0": "COMPLETED"})
+    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]))[0] == "done"
+    (tmp_path / "bin" / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Socket timed out' >&2\nexit 1\n")
+    assert status.job_states(["8_0"]) is None  # slurmctld unreachable: nothing known, --wait asks again
+
+
+def test_force_empties_a_unit_once_per_slurm_job_and_a_requeued_execution_resumes(tmp_path, monkeypatch):
+    unit = tmp_path / "probing" / "retention" / "r3f" / "default" / "seed1"
+    step = unit / "cycle1-step0" / "finetune-SST-2"
+    step.mkdir(parents=True)
+    (step / "finetune.json").write_text("{}")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    with Executor(force=True).unit(str(unit)) as mine:
+        assert mine and not step.exists()  # the first execution: afresh
+    step.mkdir(parents=True)
+    (step / "finetune.json").write_text("{}")  # what it trained before Slurm requeued it
+    with Executor(force=True).unit(str(unit)) as mine:
+        assert mine and (step / "finetune.json").exists()  # the same job again: resumes
+    monkeypatch.setenv("SLURM_JOB_ID", "78")
+    with Executor(force=True).unit(str(unit)) as mine:
+        assert mine and not step.exists()  # a new --force submission: afresh again
