@@ -10,24 +10,33 @@ imports this.
   applications and a pass it never reached is an error. The term is the symmetric KL of the two passes' logits in
   fp32: per sentence for sequence classification, the squared change of the prediction for regression
   (``num_labels == 1``), summed over the target positions (``labels != -100``, padding masked) per sentence for
-  sequence-to-sequence models; the mean over the batch's sentences is weighted by lambda, as the plugin's. Logged as
-  ``symm_kl`` (``noise_sq_err`` for regression), with ``noise_changed_pct`` when the embeddings are fp16/bf16 (a
-  model loaded in half precision: most of a 1e-5 noise rounds away there; under ``TrainingArguments(fp16=True)``'s
-  autocast the embedding layer's output stays fp32, so there is nothing to audit and it is not logged). ``fast_r3f=True``: the noised pass without gradient (the plugin's ``--fast-r3f``).
+  sequence-to-sequence models; the mean over the batch's sentences is weighted by lambda, as the plugin's. The logits
+  are a ``ModelOutput``'s ``logits``, or, with ``return_dict=False``, the tuple's position that the output class of
+  the model's ``forward`` gives them (``model_logits``). Logged as ``symm_kl`` (``noise_sq_err`` for regression), the
+  mean since the last log (the last, partial window when training ends), with ``noise_changed_pct`` only when the
+  embedding layer's output is fp16/bf16 (a model whose weights are half precision: most of a 1e-5 noise rounds away
+  there); never under ``TrainingArguments(fp16=True)`` or ``bf16=True``, whose autocast leaves the embedding layer's
+  output in fp32, where the noise is added whole. ``fast_r3f=True``: the noised pass without gradient (the plugin's
+  ``--fast-r3f``). Under DDP the terms' extra forward passes skip DDP's buffer broadcast (the clean pass does it).
 - ``apply_r4f(model)``: every linear layer of the classification head spectrally normalised (BERT's ``classifier``
   and pooler, RoBERTa's ``classifier.dense``/``out_proj``, BART's ``classification_head``), recorded in
-  ``model.config.rxf_r4f_layers``; ``load_r4f(model_class, folder)`` reloads what ``save_pretrained`` wrote, the
-  power-iteration vectors included, so the outputs are the same.
+  ``model.config.rxf_r4f_layers``; the new layers take the training flag of those they replace (one power-iteration
+  step per forward in training mode only). ``load_r4f(model_class, folder)`` reloads what ``save_pretrained`` wrote,
+  the power-iteration vectors included, in eval mode: the outputs are the saved model's, the same at every call.
 - ``SMARTTrainer(model=..., args=..., smart_lambda=1.0, smart_mu=1.0, ...)``: SMART as published (the plugin's
   ``sentence_prediction_smart``, its flags as keyword options): the adversarial term on the same embedding hook
   (``rxf.smart.adversarial_forward``) and the proximal term against a momentum teacher saved with each checkpoint.
 """
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+import typing
+from collections.abc import Mapping
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import Tensor, nn
@@ -98,8 +107,76 @@ def _check_weight(name: str, value: float) -> float:
     return float(value)
 
 
-def _logits(outputs) -> Tensor:
-    return outputs["logits"] if isinstance(outputs, dict) else outputs[1]
+def _documented_output(model_class: type) -> Optional[type]:
+    """The ``ModelOutput`` class that ``model_class.forward``'s return annotation names (transformers documents the
+    layout of ``return_dict=False``'s tuple by it: that class's non-None fields, in order), or None."""
+    from transformers.utils import ModelOutput
+
+    forward = getattr(model_class, "forward", None)
+    try:
+        annotation = typing.get_type_hints(forward).get("return")
+    except Exception:  # an annotation that does not resolve documents nothing
+        return None
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, ModelOutput) and dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def model_logits(model: nn.Module, outputs: Any) -> Tensor:
+    """The logits of ``model``'s outputs: a ``ModelOutput``'s (or a dict's) ``logits``; for the tuple of
+    ``return_dict=False``, the position that the output class of the model's ``forward`` gives them, the fields
+    before them being a loss at most (classification, regression and seq2seq: ``(loss, logits, ...)``, the loss only
+    when one was computed, as transformers leaves None out of the tuple: with labels, but not under ``Trainer``'s label
+    smoothing, which takes them away). Any other layout: ValueError naming the model's class."""
+    name = type(unwrapped(model)).__name__
+    if isinstance(outputs, Mapping):
+        logits = outputs.get("logits")
+        where = "has no logits"
+    elif isinstance(outputs, (tuple, list)):
+        documented = _documented_output(type(unwrapped(model)))
+        fields = [f.name for f in dataclasses.fields(documented)] if documented is not None else []
+        if "logits" not in fields or set(fields[: fields.index("logits")]) - {"loss"}:
+            raise ValueError(
+                f"rxf.hf: {name} returned a tuple whose layout its forward does not document (its return annotation "
+                f"names {documented.__name__ if documented else 'no ModelOutput'}, without (loss, logits, ...) "
+                "first); run it with return_dict=True"
+            )
+        has_loss = fields[0] == "loss" and len(outputs) > 0 and isinstance(outputs[0], Tensor) and outputs[0].dim() == 0
+        index = 1 if has_loss else 0
+        logits = outputs[index] if index < len(outputs) else None
+        where = f"has no logits at position {index} of its {documented.__name__} tuple"
+    else:
+        raise ValueError(f"rxf.hf: {name} returned a {type(outputs).__name__}, not a ModelOutput, a dict or a tuple")
+    if not (isinstance(logits, Tensor) and logits.dim() >= 2):
+        raise ValueError(
+            f"rxf.hf: {name}'s output {where} (found {type(logits).__name__}); run it with return_dict=True"
+        )
+    return logits
+
+
+@contextlib.contextmanager
+def _extra_passes_without_buffer_sync(model: nn.Module) -> Iterator[None]:
+    """The forward passes of the terms (after the clean one, before the backward) without DDP's buffer broadcast.
+
+    With ``broadcast_buffers=True`` (transformers' default), DDP copies rank 0's buffers into every process's in
+    place before each forward. The clean pass's graph holds some of them (BERT's ``position_ids``/``token_type_ids``
+    buffers are the indices its embedding lookups saved), so a broadcast before the noised pass bumps their version
+    and the backward fails on torch before 2.13 ("modified by an inplace operation: [torch.LongTensor [1, 10]]";
+    torch 2.13 broadcasts them keeping the version counter). The buffers were broadcast before this step's clean
+    pass, as stock DDP does once per step; the extra passes use them as they are (constants, and R4F's power-
+    iteration vectors, which every process updates identically from identical weights), and the next step's clean
+    pass broadcasts them again: the extra passes do not change when or what DDP synchronises, its
+    ``require_forward_param_sync`` flag (which a no-grad pass such as ``fast_r3f``'s would turn off) restored."""
+    if not isinstance(model, nn.parallel.DistributedDataParallel):
+        yield
+        return
+    sync = model.require_forward_param_sync
+    model.require_forward_param_sync = False  # checked by will_sync_module_buffers() before and after each forward
+    try:
+        yield
+    finally:
+        model.require_forward_param_sync = sync
 
 
 class ConsistencyTrainer(Trainer):
@@ -159,31 +236,43 @@ class ConsistencyTrainer(Trainer):
         loss, outputs = super().compute_loss(
             model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
         )
-        clean = _logits(outputs)
+        clean = model_logits(model, outputs)
         sentences = clean.shape[0]
         scale = self._scale_for_accumulation(num_items_in_batch) / sentences
-        for weight, term, key in self.terms(model, further_inputs, clean, labels):
+        with _extra_passes_without_buffer_sync(model):
+            terms = self.terms(model, further_inputs, clean, labels)
+        for weight, term, key in terms:
             loss = loss + weight * scale * term
             self._terms_log.setdefault(key, []).append(term.detach().double() / sentences)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
         """Training logs get the mean of each term (per sentence, in nats, not weighted) since the last log, over
-        every process's micro-batches (``Trainer`` logs on every process, so the sum is reduced as its loss is)."""
-        if "loss" in logs and self._terms_log:
-            keys = sorted(self._terms_log)
-            totals = torch.stack(
-                [
-                    torch.stack([torch.stack(self._terms_log[k]).sum().cpu(), torch.tensor(len(self._terms_log[k]))])
-                    for k in keys
-                ]
-            ).to(dtype=torch.float64, device=self.args.device)
-            if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.all_reduce(totals)
-            for key, (total, count) in zip(keys, totals.tolist()):
-                logs[key] = float(f"{total / count:.3g}")
-            self._terms_log = {}
+        every process's micro-batches (``Trainer`` logs on every process, so the sum is reduced as its loss is). The
+        terms of the updates after the last of them (``max_steps`` not a multiple of ``logging_steps``) are logged
+        when training ends, in an entry of their own at the last step, just before ``Trainer``'s summary (whose
+        ``train_loss`` is the whole run's mean)."""
+        if "loss" in logs:
+            logs.update(self._reduced_terms())
+        elif "train_loss" in logs and self._terms_log:  # the end of train(): the last, partial window
+            super().log(self._reduced_terms())
         super().log(logs, *args, **kwargs)
+
+    def _reduced_terms(self) -> Dict[str, float]:
+        """The mean of each term since the last log, over every process; the record emptied."""
+        if not self._terms_log:
+            return {}
+        keys = sorted(self._terms_log)
+        totals = torch.stack(
+            [
+                torch.stack([torch.stack(self._terms_log[k]).sum().cpu(), torch.tensor(len(self._terms_log[k]))])
+                for k in keys
+            ]
+        ).to(dtype=torch.float64, device=self.args.device)
+        if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)
+        self._terms_log = {}
+        return {key: float(f"{total / count:.3g}") for key, (total, count) in zip(keys, totals.tolist())}
 
 
 class R3FTrainer(ConsistencyTrainer):
@@ -217,7 +306,7 @@ class R3FTrainer(ConsistencyTrainer):
     def terms(self, model, inputs, clean, labels):
         noised_out, record = self.noised_outputs(model, inputs)
         self.note_noise(record)
-        term, key = consistency_term(model, clean, _logits(noised_out), labels)
+        term, key = consistency_term(model, clean, model_logits(model, noised_out), labels)
         return [(self.r3f_lambda, term, key)]
 
 
@@ -296,7 +385,7 @@ class SMARTTrainer(ConsistencyTrainer):
         embedding, scope = input_embedding_and_scope(model)
 
         def run(net: nn.Module) -> Tensor:
-            return _logits(net(**inputs))
+            return model_logits(net, net(**inputs))
 
         found: List[Tuple[float, Tensor, str]] = []
         if self.smart_lambda > 0:
@@ -384,7 +473,9 @@ def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[
             continue
         if not isinstance(module, nn.Linear):
             raise ValueError(f"R4F: {name} is a {type(module).__name__}, not a linear layer")
-        setattr(parent, child, spectrally_normalised(module))
+        normalised = spectrally_normalised(module)
+        normalised.train(module.training)  # a model in eval mode runs no power iteration at inference
+        setattr(parent, child, normalised)
     if getattr(bare, "config", None) is not None:
         setattr(bare.config, R4F_CONFIG_KEY, names)
     return names

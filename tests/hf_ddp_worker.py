@@ -1,6 +1,6 @@
 """One process of tests/integration/test_hf_ddp.py's two-process run (``torchrun --nproc_per_node 2``): a tiny BERT trained
-3 updates by R3FTrainer or SMARTTrainer under transformers' DDP (gloo, CPU); writes its model (and teacher) and its
-last training log to OUT/rankN.pt."""
+3 updates by R3FTrainer (after apply_r4f for r4f) or SMARTTrainer under transformers' DDP (gloo, CPU); writes its model
+(and teacher) and its training logs to OUT/rankN.pt."""
 
 import os
 import sys
@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from rxf.hf import R3FTrainer, SMARTTrainer  # noqa: E402
+from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f  # noqa: E402
 from tests.helpers import hf_training_args, tiny_bert  # noqa: E402
 
 
@@ -25,6 +25,8 @@ def main(method: str, out: str) -> None:
         }
         for _ in range(32)
     ]
+    if method == "r4f":
+        apply_r4f(model)  # its power-iteration vectors are buffers too, updated by every training forward
     args = hf_training_args(out, max_steps=3, logging_steps=1, ddp_backend="gloo")
     trainer = (SMARTTrainer if method == "smart" else R3FTrainer)(model=model, args=args, train_dataset=data)
     trainer.train()

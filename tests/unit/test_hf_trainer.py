@@ -313,3 +313,233 @@ def test_gradient_accumulation_keeps_the_terms_weight_against_the_task_loss(tmp_
 
     for weight in (0.0, 1.0):
         torch.testing.assert_close(gradient(2, weight), gradient(1, weight), rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ issue 30
+
+
+def tiny_roberta():
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return RobertaForSequenceClassification(config)
+
+
+BART_SIZES = dict(
+    vocab_size=60,
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+    max_position_embeddings=32,
+    dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    classifier_dropout=0.0,
+)
+
+
+def tiny_bart(seq2seq=True):
+    from transformers import BartForSequenceClassification
+
+    torch.manual_seed(0)
+    return (BartForConditionalGeneration if seq2seq else BartForSequenceClassification)(BartConfig(**BART_SIZES))
+
+
+def tiny_t5():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=60,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+    )
+    return T5ForConditionalGeneration(config)
+
+
+def seq2seq_batch(start=0):
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(4, 60, (3, 8), generator=g)
+    labels = torch.randint(4, 60, (3, 6), generator=g)
+    labels[0, 4:] = -100
+    # as DataCollatorForSeq2Seq gives them: the model needs them when label smoothing takes the labels away
+    decoder = torch.cat([torch.full((3, 1), start), labels[:, :-1].clamp(min=1)], dim=1)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "decoder_input_ids": decoder, "labels": labels}
+
+
+def eos_batch():  # BART's classification head reads the hidden state of each sentence's one </s> (id 2)
+    inputs = batch()
+    inputs["input_ids"] = inputs["input_ids"].clamp(4, 59)
+    inputs["input_ids"][:, -1] = 2
+    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    return inputs
+
+
+MODELS = {  # name: (model factory, batch, the term's log name)
+    "bert": (tiny_bert, batch, "symm_kl"),
+    "bert-regression": (lambda: tiny_bert(num_labels=1), lambda: batch(num_labels=1), "noise_sq_err"),
+    "roberta": (tiny_roberta, batch, "symm_kl"),
+    "bart-classification": (lambda: tiny_bart(seq2seq=False), eos_batch, "symm_kl"),
+    "bart": (tiny_bart, lambda: seq2seq_batch(start=2), "symm_kl"),
+    "t5": (tiny_t5, seq2seq_batch, "symm_kl"),
+}
+
+
+def term_and_loss(name, tmp_path, smoothing, trainer_class=R3FTrainer, **forward_options):
+    make, data, key = MODELS[name]
+    model = make().train()
+    args = training_args(tmp_path, label_smoothing_factor=smoothing)
+    options = dict(eps=1e-2) if trainer_class is R3FTrainer else dict(smart_mu=0.0, smart_sigma=1e-3)
+    t = trainer_class(model=model, args=args, **options)
+    torch.manual_seed(5)
+    loss, outputs = t.compute_loss(model, dict(data(), **forward_options), return_outputs=True)
+    (key,) = [k for k in t._terms_log if k != "noise_changed_pct"] if trainer_class is SMARTTrainer else [key]
+    return float(t._terms_log[key][0]), loss.item(), outputs
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_logits_of_a_tuple_are_where_the_model_class_puts_them(tmp_path, name, smoothing):
+    """return_dict=False (with output_hidden_states too): the term and the loss are return_dict=True's, with and
+    without Trainer's label smoothing (which takes the labels away, so the tuple starts with the logits; it was an
+    IndexError on BERT, an AttributeError with hidden states, and T5's encoder states silently taken for logits)."""
+    if name == "bert-regression" and smoothing:
+        pytest.skip("label smoothing is for classes")
+    term, loss, outputs = term_and_loss(name, tmp_path, smoothing)
+    assert not isinstance(outputs, tuple) and term > 0
+    for hidden in (False, True):
+        tuple_term, tuple_loss, tuple_outputs = term_and_loss(
+            name, tmp_path, smoothing, return_dict=False, output_hidden_states=hidden
+        )
+        assert isinstance(tuple_outputs, tuple)
+        assert tuple_term == pytest.approx(term, rel=1e-6) and tuple_loss == pytest.approx(loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_smart_finds_the_logits_of_a_tuple_too(tmp_path, smoothing):
+    term, loss, _ = term_and_loss("bert", tmp_path, smoothing, SMARTTrainer)
+    tuple_term, tuple_loss, _ = term_and_loss("bert", tmp_path, smoothing, SMARTTrainer, return_dict=False)
+    assert tuple_term == pytest.approx(term, rel=1e-6) and tuple_loss == pytest.approx(loss, rel=1e-6)
+
+
+def test_outputs_whose_logits_are_not_documented_are_refused_in_one_line(tmp_path):
+    from transformers import BertModel
+
+    from rxf.hf import model_logits
+
+    class Unannotated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = BertConfig()
+            self.embed, self.head = nn.Embedding(100, 8), nn.Linear(8, 2)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def forward(self, input_ids, attention_mask=None, labels=None):
+            return (self.head(self.embed(input_ids).mean(1)),)
+
+    model = Unannotated()
+    t = R3FTrainer(model=model, args=training_args(tmp_path, label_smoothing_factor=0.1))
+    with pytest.raises(ValueError, match=r"^rxf.hf: Unannotated returned a tuple whose layout .*no ModelOutput"):
+        t.compute_loss(model, dict(batch()))
+    encoder = BertModel(tiny_bert().config)  # documents BaseModelOutputWithPooling...: no logits
+    ids = batch()["input_ids"]
+    with pytest.raises(ValueError, match="BertModel returned a tuple whose layout .* names BaseModelOutput"):
+        model_logits(encoder, encoder(ids, return_dict=False))
+    with pytest.raises(ValueError, match="BertModel's output has no logits"):
+        model_logits(encoder, encoder(ids))
+    with pytest.raises(ValueError, match="BertModel returned a Tensor"):
+        model_logits(encoder, ids)
+
+
+def test_r4f_layers_take_the_training_flag_and_a_reloaded_model_answers_the_same_every_time(tmp_path):
+    """apply_r4f on a model in eval mode, and load_r4f (eval mode, as from_pretrained): no layer in training mode,
+    so no power-iteration step per call; repeated calls are bit-identical, under inference_mode too (the issue:
+    0.540633 then 0.540632)."""
+    evaluated = tiny_bert().eval()
+    names = apply_r4f(evaluated)
+    assert not any(evaluated.get_submodule(n).training for n in names)
+    trained = tiny_bert().train()
+    assert all(trained.get_submodule(n).training for n in apply_r4f(trained))
+    data = [{k: v[i] for k, v in batch(n=8, seed=s).items()} for s in range(2) for i in range(8)]
+    trainer(trained, tmp_path, eps=1e-2, train_dataset=data).train()  # vectors that moved with training
+    trained.save_pretrained(str(tmp_path / "saved"))
+    reloaded = load_r4f(BertForSequenceClassification, str(tmp_path / "saved"))
+    assert not any(m.training for m in reloaded.modules())
+    vectors = {k: v.clone() for k, v in reloaded.state_dict().items() if k.endswith((".sn_u", ".sn_v"))}
+    inputs = {k: v for k, v in batch().items() if k != "labels"}
+    with torch.no_grad():
+        first, second = reloaded(**inputs).logits, reloaded(**inputs).logits
+    with torch.inference_mode():
+        third = reloaded(**inputs).logits
+    assert torch.equal(first, second) and torch.equal(first, third)
+    for key, value in vectors.items():
+        assert torch.equal(reloaded.state_dict()[key], value), key
+    reloaded.train()  # and back in training mode, a step per forward again
+    assert all(reloaded.get_submodule(n).training for n in names)
+
+
+def test_the_terms_since_the_last_log_are_logged_when_training_ends(tmp_path):
+    """5 updates logged every 2: the 5th update's term gets an entry of its own at step 5, before the summary."""
+    model = tiny_bert()
+    data = [{k: v[i] for k, v in batch(n=8, seed=s).items()} for s in range(3) for i in range(8)]
+    t = R3FTrainer(
+        model=model, args=training_args(tmp_path, max_steps=5, logging_steps=2), train_dataset=data, eps=1e-2
+    )
+    seen = []
+    original = t.compute_loss
+
+    def spy(*args, **kwargs):
+        loss = original(*args, **kwargs)
+        seen.append(float(t._terms_log["symm_kl"][-1]))
+        return loss
+
+    t.compute_loss = spy
+    t.train()
+    history = t.state.log_history
+    windows = [(e["step"], e["symm_kl"]) for e in history if "symm_kl" in e]
+    assert [step for step, _ in windows] == [2, 4, 5]
+    assert windows[-1][1] == float(f"{seen[-1]:.3g}") and windows[0][1] == float(f"{sum(seen[:2]) / 2:.3g}")
+    last = history.index(next(e for e in history if e["step"] == 5 and "symm_kl" in e))
+    assert "loss" not in history[last] and "train_loss" in history[last + 1] and not t._terms_log
+    t = R3FTrainer(model=tiny_bert(), args=training_args(tmp_path, max_steps=4, logging_steps=2), train_dataset=data)
+    t.train()  # nothing left over: no extra entry
+    assert [e["step"] for e in t.state.log_history if "symm_kl" in e] == [2, 4]
+
+
+def test_noise_changed_pct_is_logged_for_half_precision_embeddings_not_under_bf16_autocast(tmp_path):
+    """TrainingArguments(bf16=True) (--bf16): autocast leaves the embedding layer's output in fp32, where the noise
+    is added whole, so noise_changed_pct is not logged; a bf16 model's embeddings round it, and it is."""
+    data = [{k: v[i] for k, v in batch(n=8, seed=s).items()} for s in range(1) for i in range(8)]
+    args = training_args(tmp_path, max_steps=2, logging_steps=1, bf16=True)
+    t = R3FTrainer(model=tiny_bert(), args=args, train_dataset=data)
+    t.train()
+    logged = [e for e in t.state.log_history if "loss" in e]
+    assert len(logged) == 2 and all("symm_kl" in e and "noise_changed_pct" not in e for e in logged)
+    half = tiny_bert().to(torch.bfloat16)
+    t = R3FTrainer(model=half, args=training_args(tmp_path, max_steps=2, logging_steps=1), train_dataset=data)
+    t.train()
+    logged = [e for e in t.state.log_history if "loss" in e]
+    assert len(logged) == 2 and all(0 <= e["noise_changed_pct"] < 50 for e in logged)
