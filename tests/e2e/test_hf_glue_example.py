@@ -124,3 +124,300 @@ def test_a_bad_row_is_one_line_naming_the_file_and_nothing_is_written(tmp_path):
     assert not (tmp_path / "out").exists()
     proc = run_example(tmp_path, "--data_dir", str(data), "--method", "r5f")
     assert proc.returncode == 1 and "--method 'r5f': expected one of std, r3f, r4f, fast-r3f, smart" in proc.stderr
+
+
+# ------------------------------------------------------------------------------ a tiny BERT, run in this process
+
+WORDS = "a dog runs past house the cat sleeps in room is not an animal it rains today".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """tests.helpers.tiny_bert (32 positions) saved with a WordPiece tokenizer of the test sentences' words."""
+    from transformers import BertTokenizerFast
+
+    from tests.helpers import tiny_bert
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    tiny_bert().bert.save_pretrained(str(folder))  # an encoder without a head, as MiniLM's folder is
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def hf_glue(tmp_path, model, *extra, train=True, out="out"):
+    """examples/hf_glue.py's main(ARGV) in this process (tests.helpers.call_main): 2 updates of the tiny BERT on
+    SST-2 unless EXTRA says otherwise."""
+    import importlib.util
+
+    from tests.helpers import call_main
+
+    spec = importlib.util.spec_from_file_location("hf_glue_example", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--model_name_or_path", str(model), "--output_dir", str(tmp_path / out), "--use_cpu", "true"]
+    argv += ["--task_name", "SST-2"] if "--task_name" not in extra else []
+    argv += ["--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no"]
+    argv += ["--per_device_train_batch_size", "4", *(["--do_train"] if train else [])]
+    if not any(a in extra for a in ("--max_steps", "--num_train_epochs")):
+        argv += ["--max_steps", "2"]
+    return call_main(module.main, [*argv, *map(str, extra)], "hf_glue.py")
+
+
+def one_line_error(proc, *fragments, out=None):
+    """Exit 1, the last line of stderr names the fragments, one line (no traceback), nothing written."""
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("hf_glue.py: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in last, last
+    if out is not None:
+        assert not out.exists()
+    return last
+
+
+def write_tsv(path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(["\t".join(header)] + ["\t".join(map(str, r)) for r in rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def rte(folder, rows):
+    header = ("index", "sentence1", "sentence2", "label")
+    labels = ("entailment", "not_entailment")
+    data = [(i, "a dog runs", "a dog is an animal", labels[i % 2]) for i in range(rows)]
+    for name in ("train", "dev", "test"):
+        write_tsv(
+            folder / f"{name}.tsv",
+            header if name != "test" else header[:3],
+            [r[:3] if name == "test" else r for r in data],
+        )
+    return folder
+
+
+def history(out):
+    return json.load(open(out / "trainer_state.json"))["log_history"]
+
+
+def test_the_label_set_is_the_tasks_not_the_training_rows(tmp_path, tiny_model):
+    from transformers import AutoConfig
+
+    data = write_sst2(tmp_path / "SST-2", rows=4)
+    write_tsv(data / "train.tsv", ("sentence", "label"), [("a dog runs", 1)] * 8)  # one class only
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--do_eval", "--logging_steps", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = AutoConfig.from_pretrained(str(tmp_path / "out"))
+    assert (config.num_labels, config.problem_type) == (2, "single_label_classification")
+    assert config.id2label == {0: "0", 1: "1"}
+    assert all("symm_kl" in e and "noise_sq_err" not in e for e in history(tmp_path / "out") if "loss" in e)
+    # one training row of RTE: the dev file's other label is the task's, not an unseen one
+    rte(tmp_path / "RTE", 6)
+    proc = hf_glue(
+        tmp_path,
+        tiny_model,
+        "--task_name",
+        "RTE",
+        "--data_dir",
+        tmp_path / "RTE",
+        "--do_eval",
+        "--max_train_samples",
+        "1",
+        out="rte",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.load(open(tmp_path / "rte" / "eval_results.json"))["eval_samples"] == 6
+
+
+def test_a_custom_task_states_its_labels(tmp_path, tiny_model):
+    from transformers import AutoConfig
+
+    rows = [("it rains", "wet"), ("a dog runs", "dry"), ("the cat sleeps", "cold")] * 3
+    for name in ("train", "dev"):
+        write_tsv(tmp_path / "W" / f"{name}.tsv", ("id", "sentence", "label"), [(i, *r) for i, r in enumerate(rows)])
+    common = ["--task_name", "weather", "--data_dir", tmp_path / "W", "--do_eval"]
+    proc = hf_glue(tmp_path, tiny_model, *common, "--labels", "dry,wet,cold")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert AutoConfig.from_pretrained(str(tmp_path / "out")).id2label == {0: "dry", 1: "wet", 2: "cold"}
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, *common, out="o2"), "--task_name 'weather'", "--labels", out=tmp_path / "o2"
+    )
+    last = one_line_error(hf_glue(tmp_path, tiny_model, *common, "--labels", "dry,wet", out="o3"), out=tmp_path / "o3")
+    assert last.startswith(f"hf_glue.py: {tmp_path / 'W' / 'train.tsv'}:4: label 'cold' is not one of ['dry', 'wet']")
+    data = write_sst2(tmp_path / "SST-2", rows=2)
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, "--task_name", "SST-2", "--data_dir", data, "--labels", "0,1", out="o4"),
+        "--labels: SST-2 has labels 0, 1, fixed by the task",
+        out=tmp_path / "o4",
+    )
+    # --regression: the label column is any number
+    numbers = [(i, "a dog runs", -3.5 * i) for i in range(8)]
+    for name in ("train", "dev"):
+        write_tsv(tmp_path / "R" / f"{name}.tsv", ("id", "sentence", "label"), numbers)
+    proc = hf_glue(
+        tmp_path, tiny_model, "--task_name", "depth", "--data_dir", tmp_path / "R", "--regression", "--do_eval", out="r"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert AutoConfig.from_pretrained(str(tmp_path / "r")).problem_type == "regression"
+    assert "eval_pearson" in json.load(open(tmp_path / "r" / "eval_results.json"))
+
+
+def test_max_seq_length_is_checked_and_capped_at_the_models(tmp_path, tiny_model):
+    data = write_sst2(tmp_path / "SST-2", rows=4)
+    proc = hf_glue(
+        tmp_path, tiny_model, "--data_dir", data, "--max_seq_length", "100000", "--pad_to_max_length", "true"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"hf_glue.py: --max_seq_length 100000 capped at 32, the most {tiny_model} takes" in proc.stderr
+    for value, fragment in (
+        ("0", "expected a positive"),
+        ("-5", "expected a positive"),
+        ("2", "SST-2's examples need at least 3 tokens"),
+    ):
+        out = tmp_path / f"o{value}"
+        one_line_error(
+            hf_glue(tmp_path, tiny_model, "--data_dir", data, "--max_seq_length", value, out=out.name),
+            f"--max_seq_length {value}: {fragment}",
+            out=out,
+        )
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--max_seq_length", "3", out="o3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one_line_error(
+        hf_glue(
+            tmp_path,
+            tiny_model,
+            "--task_name",
+            "RTE",
+            "--data_dir",
+            rte(tmp_path / "RTE", 4),
+            "--max_seq_length",
+            "4",
+            out="o4",
+        ),
+        "--max_seq_length 4: RTE's examples need at least 5 tokens",
+        out=tmp_path / "o4",
+    )
+
+
+def test_a_head_with_another_label_count_needs_ignore_mismatched_sizes(tmp_path, tiny_model):
+    data = rte(tmp_path / "RTE", 4)
+    from rxf_repro.data.glue import MNLI_TRAIN
+
+    header = (*MNLI_TRAIN, "label1", "gold_label")
+    labels = ("entailment", "neutral", "contradiction")
+    write_tsv(
+        tmp_path / "mnli.tsv",
+        header,
+        [(i, 0, 0, "g", "x", "x", "x", "x", "a dog", "a cat", "y", labels[i % 3]) for i in range(6)],
+    )
+    proc = hf_glue(tmp_path, tiny_model, "--task_name", "MNLI", "--train_file", tmp_path / "mnli.tsv", out="mnli")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rte_args = ["--task_name", "RTE", "--data_dir", data, "--do_eval"]
+    one_line_error(
+        hf_glue(tmp_path, tmp_path / "mnli", *rte_args, out="o1"),
+        "its head has 3 labels, RTE has 2: add --ignore_mismatched_sizes",
+        out=tmp_path / "o1",
+    )
+    proc = hf_glue(tmp_path, tmp_path / "mnli", *rte_args, "--ignore_mismatched_sizes", "true", out="o2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_evaluation_only_with_r4f_on_a_model_trained_without_it_is_refused(tmp_path, tiny_model):
+    data = write_sst2(tmp_path / "SST-2", rows=2)
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, "--data_dir", data, "--do_eval", "--method", "r4f", train=False),
+        "--method r4f without --do_train",
+        "leave --method out",
+        out=tmp_path / "out",
+    )
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--do_eval", "--method", "r4f", out="r4f")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = hf_glue(
+        tmp_path, tmp_path / "r4f", "--data_dir", data, "--do_eval", "--method", "r4f", train=False, out="again"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]  # a model saved with R4F is evaluated as saved
+    first, again = (json.load(open(tmp_path / n / "eval_results.json")) for n in ("r4f", "again"))
+    assert again["eval_loss"] == pytest.approx(first["eval_loss"], rel=1e-5)
+
+
+def test_the_default_logging_steps_show_the_term(tmp_path, tiny_model):
+    data = write_sst2(tmp_path / "SST-2", rows=8)
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--max_steps", "10")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sum("symm_kl" in e for e in history(tmp_path / "out")) >= 1
+
+
+def test_the_readme_example_runs_on_an_unpadded_tokenized_list(tmp_path, tiny_model, monkeypatch):
+    import re
+
+    from transformers import AutoTokenizer
+
+    (code,) = re.findall(r"^```python\n(.*?)^```", open(os.path.join(REPO, "README.md")).read(), re.S | re.M)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    texts = ["a dog runs", "the cat sleeps in room", "it rains", "a dog is not an animal it rains today"] * 2
+    train = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]  # lengths differ: not padded
+    monkeypatch.chdir(tmp_path)
+    scope = {"MODEL": str(tiny_model), "train": train}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert any("symm_kl" in entry for entry in scope["trainer"].state.log_history)  # logging_steps=1
+
+
+def test_fp16_and_bf16_on_the_cpu_are_one_line(tmp_path, tiny_model):
+    import torch
+
+    data = write_sst2(tmp_path / "SST-2", rows=2)
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, "--data_dir", data, "--fp16", "true"),
+        "--fp16: this run is on the CPU",
+        out=tmp_path / "out",
+    )
+    if not torch.cuda.is_available():
+        import importlib.util
+
+        from tests.helpers import call_main
+
+        spec = importlib.util.spec_from_file_location("hf_glue_example", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        argv = ["--model_name_or_path", tiny_model, "--task_name", "SST-2", "--data_dir", data, "--do_train"]
+        proc = call_main(module.main, [*argv, "--output_dir", tmp_path / "b", "--bf16", "true"], "hf_glue.py")
+        one_line_error(proc, "--bf16: no GPU here", "--use_cpu", out=tmp_path / "b")
+
+
+def test_the_small_things(tmp_path, tiny_model):
+    data = write_sst2(tmp_path / "SST-2", rows=4)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line_error(
+        hf_glue(tmp_path, empty, "--data_dir", data),
+        f"--model_name_or_path {empty}: not a model folder",
+        out=tmp_path / "out",
+    )
+    for value in ("0", "-5"):
+        one_line_error(
+            hf_glue(tmp_path, tiny_model, "--data_dir", data, "--max_train_samples", value),
+            f"--max_train_samples {value}: expected a positive",
+            out=tmp_path / "out",
+        )
+    # blank lines are skipped, a trailing one too; a row with the wrong columns after them is still an error
+    text = (data / "train.tsv").read_text(encoding="utf-8")
+    (data / "train.tsv").write_text(text + "\n\n", encoding="utf-8")
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--do_eval", "--max_train_samples", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (data / "train.tsv").write_text(text + "\n\nonly\tthree\tfields\n", encoding="utf-8")
+    lines = len(text.splitlines())
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, "--data_dir", data, out="o2"),
+        f"{data / 'train.tsv'}:{lines + 3}: 3 tab-separated fields, expected 2",
+        out=tmp_path / "o2",
+    )
+    # --do_predict: test.tsv's predictions, label names, beside the evaluation
+    write_tsv(data / "test.tsv", ("index", "sentence"), [(0, "a dog runs"), (1, "the cat sleeps")])
+    (data / "train.tsv").write_text(text, encoding="utf-8")
+    proc = hf_glue(tmp_path, tiny_model, "--data_dir", data, "--do_eval", "--do_predict", out="p")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    predicted = (tmp_path / "p" / "predict_results.txt").read_text().splitlines()
+    assert predicted[0] == "index\tprediction" and len(predicted) == 3
+    assert all(line.split("\t")[1] in ("0", "1") for line in predicted[1:])
+    assert (tmp_path / "p" / "eval_results.json").exists()
