@@ -315,7 +315,7 @@ def test_gradient_accumulation_keeps_the_terms_weight_against_the_task_loss(tmp_
         torch.testing.assert_close(gradient(2, weight), gradient(1, weight), rtol=1e-4, atol=1e-6)
 
 
-# ------------------------------------------------------------------------------------------------ issue 30
+# ------------------------------------------ other models (RoBERTa, BART, T5), tuple outputs, R4F at inference, logging
 
 
 def tiny_roberta():
@@ -475,7 +475,7 @@ def test_outputs_whose_logits_are_not_documented_are_refused_in_one_line(tmp_pat
 
 def test_r4f_layers_take_the_training_flag_and_a_reloaded_model_answers_the_same_every_time(tmp_path):
     """apply_r4f on a model in eval mode, and load_r4f (eval mode, as from_pretrained): no layer in training mode,
-    so no power-iteration step per call; repeated calls are bit-identical, under inference_mode too (the issue:
+    so no power-iteration step per call; repeated calls are bit-identical, under inference_mode too (they were
     0.540633 then 0.540632)."""
     evaluated = tiny_bert().eval()
     names = apply_r4f(evaluated)
