@@ -208,20 +208,16 @@ def run_argv(name: str, data: Dict[str, str], size: dict, precision: str, device
     ]
 
 
-LOG_LINE = re.compile(r"\| (train_inner|train) \| (\{.*\})\s*$")
-
-
 def parse_log(text: str) -> Dict:
     """The json log lines of fairseq-train: every train_inner entry, the final train entry, overflow notes."""
+    from rxf_repro.attempts import json_record
+
     inner, final = [], None
     for line in text.splitlines():
-        match = LOG_LINE.search(line)
-        if match:
-            entry = json.loads(match.group(2))
-            if match.group(1) == "train_inner":
-                inner.append(entry)
-            else:
-                final = entry
+        entry = json_record(line, "train_inner")
+        if entry is not None:
+            inner.append(entry)
+        final = json_record(line, "train") or final
     overflows = len(re.findall(r"gradient overflow detected|AMP: overflow detected", text))
     return {"inner": inner, "final": final, "overflows": overflows}
 

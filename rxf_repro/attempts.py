@@ -88,18 +88,23 @@ def read_attempts(log_text: str) -> List[Attempt]:
     return attempts
 
 
+def json_record(line: str, tag: str) -> Optional[Dict[str, Any]]:
+    """The record of one line of fairseq's ``--log-format json`` output (``... | TAG | {...}``), or None: the one
+    parser of those lines (the executor, the progress lines, the device check and the tests read them with it)."""
+    marker = f"| {tag} | "
+    if marker not in line:
+        return None
+    try:
+        found = json.loads(line.split(marker, 1)[1])
+    except json.JSONDecodeError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def json_log(lines: Sequence[Line], tag: str) -> List[Dict[str, Any]]:
     """fairseq's ``--log-format json`` records of one tag, each with ``_elapsed`` (seconds since the attempt
     started; None when unknown)."""
-    marker = f"| {tag} | "
-    out = []
-    for elapsed, line in lines:
-        if marker in line:
-            try:
-                out.append(dict(json.loads(line.split(marker, 1)[1]), _elapsed=elapsed))
-            except json.JSONDecodeError:
-                continue
-    return out
+    return [dict(record, _elapsed=elapsed) for elapsed, line in lines for record in [json_record(line, tag)] if record]
 
 
 @dataclass

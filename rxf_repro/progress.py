@@ -2,24 +2,14 @@
 
 fairseq-train's own output goes to the run's log; ``Progress`` reads the same lines (``--log-format json``) and
 prints one short line every ``every`` seconds, and one per validation, so a terminal shows that a run that takes
-hours is alive and when it will end. Standard library only.
+hours is alive and when it will end. Standard library only (and ``attempts``' parser of those lines).
 """
 
-import json
 import sys
 import time
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Optional
 
-
-def _json_after(line: str, tag: str) -> Optional[Dict[str, Any]]:
-    marker = f"| {tag} | "
-    if marker not in line:
-        return None
-    try:
-        found = json.loads(line.split(marker, 1)[1])
-    except json.JSONDecodeError:
-        return None
-    return found if isinstance(found, dict) else None
+from rxf_repro.attempts import json_record
 
 
 def duration(seconds: float) -> str:
@@ -54,7 +44,7 @@ class Progress:
     def line(self, elapsed: float, text: str) -> None:
         if self.every <= 0:
             return
-        train = _json_after(text, "train_inner")
+        train = json_record(text, "train_inner")
         if train is not None and "num_updates" in train:
             update = int(float(train["num_updates"]))
             if self.first is None:
@@ -62,7 +52,7 @@ class Progress:
             if time.time() - self.last_print >= self.every:
                 self._say(self.train_line(elapsed, update, train.get("loss")))
             return
-        valid = _json_after(text, "valid")
+        valid = json_record(text, "valid")
         if valid is not None and "valid_num_updates" in valid:
             metric = self.metric if self.metric and f"valid_{self.metric}" in valid else "loss"
             best = valid.get(f"valid_best_{metric}")

@@ -3,7 +3,6 @@
 import contextlib
 import hashlib
 import io
-import json
 import os
 import shlex
 import shutil
@@ -427,12 +426,9 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 
 def json_records(output: str, kind: str) -> List[Dict]:
     """The ``--log-format json`` records of one kind ("train", "valid", "train_inner")."""
-    records = []
-    for line in output.splitlines():
-        marker = f"| {kind} | "
-        if marker in line:
-            records.append(json.loads(line.split(marker, 1)[1]))
-    return records
+    from rxf_repro.attempts import json_record
+
+    return [record for line in output.splitlines() for record in [json_record(line, kind)] if record is not None]
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import outputs
+from rxf_repro.cli import positive_int
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(HERE, "downloads.tsv")
@@ -138,13 +139,6 @@ def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 class _DownloadForm(html.parser.HTMLParser):
