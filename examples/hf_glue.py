@@ -466,8 +466,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         model_args, data_args, method_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # TrainingArguments' checks: one line, the option named where it is bf16's
         message = " ".join(str(error).split())
-        if "bf16" in message:
+        if "doesn't support bf16/gpu" in message:  # transformers' words for bf16 without a bf16 GPU
             message = "--bf16: no GPU here that runs bf16: add --use_cpu to train with bf16 autocast on the CPU"
+        elif "At most one of fp16 and bf16" in message:
+            message = "--fp16 and --bf16: give one of them, not both"
         print(f"hf_glue.py: {message}", file=sys.stderr)
         return 1
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)

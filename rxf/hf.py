@@ -495,6 +495,11 @@ def load_r4f(model_class: Type, folder: str, **kwargs: Any) -> nn.Module:
     missing = sorted(expected - set(vectors))
     if missing:
         raise ValueError(f"{folder}: the saved weights lack R4F's power-iteration vectors {missing[:2]}")
+    if kwargs.get("ignore_mismatched_sizes"):
+        # a new head (another label count): its layers start afresh, the saved head's vectors are not theirs
+        own = model.state_dict()
+        fresh = {k[: -len(".sn_u")] for k, v in vectors.items() if k in own and own[k].shape != v.shape}
+        vectors = {k: v for k, v in vectors.items() if k.rsplit(".", 1)[0] not in fresh}
     model.load_state_dict(vectors, strict=False)  # loaded vectors are used as they are (no re-warm)
     return model
 

@@ -311,7 +311,9 @@ def test_a_head_with_another_label_count_needs_ignore_mismatched_sizes(tmp_path,
         header,
         [(i, 0, 0, "g", "x", "x", "x", "x", "a dog", "a cat", "y", labels[i % 3]) for i in range(6)],
     )
-    proc = hf_glue(tmp_path, tiny_model, "--task_name", "MNLI", "--train_file", tmp_path / "mnli.tsv", out="mnli")
+    # trained with R4F: a new head (--ignore_mismatched_sizes) must not take the old head's power-iteration vectors
+    mnli = ["--task_name", "MNLI", "--train_file", tmp_path / "mnli.tsv", "--method", "r4f"]
+    proc = hf_glue(tmp_path, tiny_model, *mnli, out="mnli")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rte_args = ["--task_name", "RTE", "--data_dir", data, "--do_eval"]
     one_line_error(
@@ -383,6 +385,8 @@ def test_fp16_and_bf16_on_the_cpu_are_one_line(tmp_path, tiny_model):
         argv = ["--model_name_or_path", tiny_model, "--task_name", "SST-2", "--data_dir", data, "--do_train"]
         proc = call_main(module.main, [*argv, "--output_dir", tmp_path / "b", "--bf16", "true"], "hf_glue.py")
         one_line_error(proc, "--bf16: no GPU here", "--use_cpu", out=tmp_path / "b")
+        both = [*argv, "--output_dir", tmp_path / "c", "--bf16", "true", "--fp16", "true", "--use_cpu", "true"]
+        one_line_error(call_main(module.main, both, "hf_glue.py"), "--fp16 and --bf16: give one", out=tmp_path / "c")
 
 
 def test_the_small_things(tmp_path, tiny_model):
