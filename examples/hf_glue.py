@@ -348,16 +348,24 @@ def build_trainer(model_args, data_args, method_args, training_args):
             "evaluate another model; leave --method out to evaluate the model as saved"
         )
 
-    # the task's label ids; a model fine-tuned on the same labels keeps its own ids
+    # the task's label ids; a model fine-tuned on the same labels keeps its own ids (their names matched whatever
+    # their case: roberta-large-mnli's ENTAILMENT is MNLI's entailment)
+    trained_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if not regression:
-        saved = [config.id2label[i] for i in sorted(config.id2label)] if config.id2label else []
-        if len(saved) == len(names) and set(saved) == set(names):
-            names = saved
+        saved = [str(config.id2label[i]) for i in sorted(config.id2label)] if config.id2label else []
+        by_case = {n.lower(): n for n in names}
+        if len(saved) == len(names) and {n.lower() for n in saved} == set(by_case):
+            names = [by_case[n.lower()] for n in saved]
+        elif trained_head and len(saved) == len(names):
+            print(
+                f"hf_glue.py: warning: {source}'s head names its labels {saved}, not {task.name}'s {names}: "
+                f"its outputs are taken as {names} in that order",
+                file=sys.stderr,
+            )
     wanted = 1 if regression else len(names)
     head = dict(num_labels=wanted, problem_type="regression" if regression else "single_label_classification")
     if not regression:
         head.update(id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
-    trained_head = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if trained_head and config.num_labels != wanted and not model_args.ignore_mismatched_sizes:
         raise ValueError(
             f"--model_name_or_path {source}: its head has {config.num_labels} labels, {task.name} has {wanted}: "

@@ -228,6 +228,19 @@ def test_the_label_set_is_the_tasks_not_the_training_rows(tmp_path, tiny_model):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.load(open(tmp_path / "rte" / "eval_results.json"))["eval_samples"] == 6
+    # a head that names the task's labels otherwise (roberta-large-mnli's upper case, its own order) keeps its ids
+    config_file = tmp_path / "rte" / "config.json"
+    saved = json.load(open(config_file))
+    saved.update(id2label={"0": "NOT_ENTAILMENT", "1": "ENTAILMENT"}, label2id={"NOT_ENTAILMENT": 0, "ENTAILMENT": 1})
+    config_file.write_text(json.dumps(saved))
+    rte_eval = ["--task_name", "RTE", "--data_dir", tmp_path / "RTE", "--do_eval"]
+    proc = hf_glue(tmp_path, tmp_path / "rte", *rte_eval, out="upper")  # trained on: the saved model shows its ids
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr[-3000:]
+    assert AutoConfig.from_pretrained(str(tmp_path / "upper")).id2label == {0: "not_entailment", 1: "entailment"}
+    saved.update(id2label={"0": "LABEL_0", "1": "LABEL_1"}, label2id={"LABEL_0": 0, "LABEL_1": 1})
+    config_file.write_text(json.dumps(saved))  # names that say nothing: a warning, the task's order
+    proc = hf_glue(tmp_path, tmp_path / "rte", *rte_eval, train=False, out="generic")
+    assert proc.returncode == 0 and "head names its labels ['LABEL_0', 'LABEL_1'], not RTE's" in proc.stderr
 
 
 def test_a_custom_task_states_its_labels(tmp_path, tiny_model):
