@@ -14,7 +14,22 @@ from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f  # noqa: E402
 from tests.helpers import hf_training_args, tiny_bert  # noqa: E402
 
 
+def count_buffer_broadcasts() -> list:
+    """A list that gets one entry per DDP buffer broadcast (``DistributedDataParallel._sync_buffers``)."""
+    calls: list = []
+    ddp = torch.nn.parallel.DistributedDataParallel
+    sync = ddp._sync_buffers
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return sync(self, *args, **kwargs)
+
+    ddp._sync_buffers = counted
+    return calls
+
+
 def main(method: str, out: str) -> None:
+    broadcasts = count_buffer_broadcasts()
     model = tiny_bert(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)  # the ranks draw their own dropout
     g = torch.Generator().manual_seed(1)
     data = [
@@ -35,7 +50,8 @@ def main(method: str, out: str) -> None:
         state.update({"teacher." + k: v for k, v in trainer.teacher.copies.items()})
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     torch.save(
-        {"state": state, "logs": logs, "world": args.world_size}, os.path.join(out, f"rank{args.process_index}.pt")
+        {"state": state, "logs": logs, "world": args.world_size, "broadcasts": len(broadcasts)},
+        os.path.join(out, f"rank{args.process_index}.pt"),
     )
 
 
