@@ -30,6 +30,7 @@ imports this.
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -107,6 +108,7 @@ def _check_weight(name: str, value: float) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=None)  # once per model class, not at every training step
 def _documented_output(model_class: type) -> Optional[type]:
     """The ``ModelOutput`` class that ``model_class.forward``'s return annotation names (transformers documents the
     layout of ``return_dict=False``'s tuple by it: that class's non-None fields, in order), or None."""

@@ -170,11 +170,12 @@ def to_submit(units: Dict[str, List[Planned]]) -> List[str]:
     for unit, runs in units.items():
         if unit not in pending:
             log(f"  done already: {unit} (--force re-runs)")
-    live = status.job_states([job for job in map(status.job_of, pending) if job]) or {}
+    jobs = {unit: status.job_of(unit) for unit in pending}
+    live = status.job_states([job for job in jobs.values() if job]) or {}
     chosen = []
     for unit in pending:
         holder = runlock.held_by_another(unit)
-        job = status.job_of(unit)
+        job = jobs[unit]
         if holder is not None:
             log(f"  skipped: {unit} is being trained by {runlock.owner_text(holder)}")
         elif job and status.SLURM_STATES.get(live.get(job, ""), "") in ("queued", "running"):
@@ -236,13 +237,17 @@ def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
     seen: Dict[str, str] = {}
     failures = 0
     while True:
-        jobs = status.job_states([job for job in map(status.job_of, units) if job])
+        submitted = {unit: status.job_of(unit) for unit in units}
+        jobs = status.job_states([job for job in submitted.values() if job])
         if jobs is None and failures < QUERY_RETRIES:  # squeue failed (slurmctld busy?): ask again
             failures += 1
             time.sleep(args.poll_every)
             continue
         jobs, failures = jobs or {}, 0
-        states = {unit: status.state_of(unit, unit, all(map(os.path.exists, records[unit])), jobs) for unit in units}
+        states = {
+            unit: status.state_of(unit, unit, all(map(os.path.exists, records[unit])), jobs, submitted[unit])
+            for unit in units
+        }
         for unit, (state, detail) in states.items():
             if seen.get(unit) != state:
                 print(f"rxf-run: {state:<11} {unit}{'  ' + detail if detail else ''}", flush=True)

@@ -154,15 +154,18 @@ def _last_update(attempt: attempts.Attempt) -> str:
     return ""
 
 
-def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str]) -> Tuple[str, str]:
+UNREAD = "\0unread"  # state_of's ``job`` when the caller has not read the unit's slurm-job.json
+
+
+def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str] = UNREAD) -> Tuple[str, str]:
     """(state, detail) of ``folder``, a run folder or a whole unit (``done``: its record(s) are there); its lock and
-    Slurm job are ``unit``'s (``jobs``: ``job_states``). A holder or a live job outranks a record: ``--force``
-    replaces the record of a run it trains again."""
+    Slurm job are ``unit``'s (``jobs``: ``job_states``; ``job``: ``job_of(unit)`` when the caller has read it). A
+    holder or a live job outranks a record: ``--force`` replaces the record of a run it trains again."""
     holder = runlock.held_by_another(unit)
     if holder is not None:
         _, last = _last_attempt(folder)
         return "running", f"({runlock.owner_text(holder)}{_last_update(last) if last else ''})"
-    job = job_of(unit)
+    job = job_of(unit) if job == UNREAD else job
     slurm = jobs.get(job, "") if job else ""
     ours = SLURM_STATES.get(slurm, "ended" if slurm else "")
     if ours in ("queued", "running"):
@@ -178,7 +181,8 @@ def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str]) -> Tuple[
                 "failed",
                 f"{_error_line(line for _, line in last.lines)} (Slurm job {job}: {slurm}; log: {log_path})",
             )
-        return "failed", f"{_tail(job_log(unit))} (Slurm job {job}: {slurm}; log: {job_log(unit)})"
+        stderr = job_log(unit)
+        return "failed", f"{_tail(stderr)} (Slurm job {job}: {slurm}; log: {stderr})"
     if last is not None:
         if last.exit_code is None or last.exit_code in STOPPED_EXITS:
             how = "killed" if last.exit_code is None else f"stopped, exit {last.exit_code}"
@@ -187,7 +191,8 @@ def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str]) -> Tuple[
             return "failed", f"{_error_line(line for _, line in last.lines)} (log: {log_path})"
     if job:
         why = f"Slurm job {job}: {slurm}" if slurm else f"Slurm job {job}, unknown to squeue and sacct"
-        return "failed", f"{_tail(job_log(unit))} ({why}; log: {job_log(unit)})"
+        stderr = job_log(unit)
+        return "failed", f"{_tail(stderr)} ({why}; log: {stderr})"
     if last is not None:
         return "failed", f"ended without a record (log: {log_path})"
     return "interrupted", "(stopped before its first attempt)"
@@ -220,7 +225,8 @@ def main(save_root: str) -> int:
         print(f"rxf-run: error: status: {save_root}: no such folder", file=sys.stderr)
         return 1
     folders = run_folders(save_root)
-    asked = [job for job in (job_of(unit) for _, unit in folders) if job]
+    submitted = {unit: job_of(unit) for unit in {unit for _, unit in folders}}  # each unit's marker read once
+    asked = [job for job in submitted.values() if job]
     jobs = job_states(asked)
     if jobs is None:
         if asked:
@@ -229,7 +235,7 @@ def main(save_root: str) -> int:
     tally: Dict[str, int] = {}
     for folder, unit in folders:
         done = any(os.path.exists(os.path.join(folder, name)) for name in records.RECORD_NAMES)
-        state, detail = state_of(folder, unit, done, jobs)
+        state, detail = state_of(folder, unit, done, jobs, submitted[unit])
         tally[state] = tally.get(state, 0) + 1
         print(f"{state:<11} {folder}{'  ' + detail if detail else ''}", flush=True)
     summary = ", ".join(f"{tally[s]} {s}" for s in STATES if s in tally) or "no run folders"

@@ -118,6 +118,16 @@ NO_DROPOUT = ["--dropout", "0", "--attention-dropout", "0", "--activation-dropou
 
 
 HF_NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+# a tiny BERT-family encoder's sizes (transformers' config names), without dropout
+HF_TINY = dict(
+    vocab_size=100,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=32,
+    **HF_NO_DROPOUT,
+)
 
 
 def tiny_bert(num_labels: int = 2, **config):
@@ -126,18 +136,7 @@ def tiny_bert(num_labels: int = 2, **config):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    settings = dict(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=num_labels,
-        **HF_NO_DROPOUT,
-    )
-    settings.update(config)
-    return BertForSequenceClassification(BertConfig(**settings))
+    return BertForSequenceClassification(BertConfig(**dict(HF_TINY, num_labels=num_labels, **config)))
 
 
 def hf_training_args(output_dir: str, **overrides):
@@ -477,3 +476,19 @@ def build_toy_data(root: Path) -> None:
     model = [*TINY_ROBERTA, "--tokens-per-sample", "32"]
     extra = ["--max-update", "5", "--save-dir", str(root / "pretrained"), "--no-epoch-checkpoints"]
     fairseq_cli("train", fairseq_args(str(root / "lm"), "masked_lm", "masked_lm", model, extra))
+
+
+def stock_sentence_prediction(task):
+    """fairseq's own sentence_prediction criterion (classification, no extra reports), to compare ours with."""
+    from argparse import Namespace
+
+    from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
+
+    options = Namespace(
+        classification_head_name="sentence_classification_head",
+        regression_target=False,
+        report_mcc=False,
+        report_acc_and_f1=False,
+        report_pearson_and_spearman=False,
+    )
+    return SentencePredictionCriterion(options, task)

@@ -9,13 +9,12 @@ import torch
 from fairseq import options
 from fairseq.criterions import CRITERION_DATACLASS_REGISTRY
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
 from fairseq.logging import metrics
 from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
 from rxf_fairseq.criterions import label_smoothed_cross_entropy_r3f, sentence_prediction_r3f
 from rxf_repro import configs as rxf_configs
-from tests.helpers import NO_DROPOUT, USER_DIR, build, classification_args, seq2seq_args
+from tests.helpers import NO_DROPOUT, USER_DIR, build, classification_args, seq2seq_args, stock_sentence_prediction
 
 LN2 = math.log(2)
 GRIDS = {
@@ -58,16 +57,7 @@ def test_task_loss_is_logged_alone_in_the_units_of_fairseqs_loss(toy_data):
     (sample,) = batches(task, 1)
     torch.manual_seed(0)
     loss, sample_size, log = criterion(model, sample)
-    stock = SentencePredictionCriterion(
-        argparse.Namespace(
-            classification_head_name="sentence_classification_head",
-            regression_target=False,
-            report_mcc=False,
-            report_acc_and_f1=False,
-            report_pearson_and_spearman=False,
-        ),
-        task,
-    )
+    stock = stock_sentence_prediction(task)
     stock_loss, _, _ = stock(model, sample)
     assert log["task_loss"].item() == pytest.approx(stock_loss.item(), rel=1e-6)
     assert log["loss"].item() == pytest.approx(log["task_loss"].item() + 3 * log["symm_kl"].item(), rel=1e-6)

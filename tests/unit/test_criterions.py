@@ -2,12 +2,10 @@
 
 import os
 import shutil
-from argparse import Namespace
 
 import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
-from fairseq.criterions.sentence_prediction import SentencePredictionCriterion
 from fairseq.logging import metrics
 
 import rxf.noise
@@ -29,6 +27,7 @@ from tests.helpers import (
     load_reference_criterion,
     masked_lm_args,
     seq2seq_args,
+    stock_sentence_prediction,
 )
 
 
@@ -36,19 +35,6 @@ def roberta(toy_data, *extra):
     torch.manual_seed(0)
     task, model, criterion, cfg = build(classification_args(toy_data["cls"], extra))
     return task, model, criterion, first_batch(task)
-
-
-def stock_sentence_prediction(task):
-    return SentencePredictionCriterion(
-        Namespace(
-            classification_head_name="sentence_classification_head",
-            regression_target=False,
-            report_mcc=False,
-            report_acc_and_f1=False,
-            report_pearson_and_spearman=False,
-        ),
-        task,
-    )
 
 
 def test_noise_reaches_roberta_unlike_the_reference(toy_data):

@@ -18,7 +18,7 @@ from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.smart import SmartAscent, adversarial_forward  # noqa: E402
 from rxf.spectral_norm import effective_spectral_norms  # noqa: E402
-from tests.helpers import REPO, hf_training_args, tiny_bert  # noqa: E402
+from tests.helpers import HF_TINY, REPO, hf_training_args, tiny_bert  # noqa: E402
 
 
 def batch(n=4, length=10, num_labels=2, seed=1):
@@ -99,22 +99,7 @@ def test_regression_uses_the_squared_change(tmp_path):
 
 
 def test_seq2seq_noise_stays_in_the_encoder_and_padding_is_masked(tmp_path):
-    torch.manual_seed(0)
-    config = BartConfig(
-        vocab_size=60,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=32,
-        dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-    )
-    model = BartForConditionalGeneration(config).train()
+    model = tiny_bart().train()
     embedding, scope = input_embedding_and_scope(model)
     assert scope is model.get_encoder() and embedding.weight is model.get_input_embeddings().weight
     ids = torch.randint(4, 60, (3, 8))
@@ -321,18 +306,10 @@ def test_gradient_accumulation_keeps_the_terms_weight_against_the_task_loss(tmp_
 def tiny_roberta():
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    torch.manual_seed(0)
-    config = RobertaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=40,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+    torch.manual_seed(0)  # RoBERTa's positions start after its padding index: 40 for sentences of 10
+    return RobertaForSequenceClassification(
+        RobertaConfig(**dict(HF_TINY, num_hidden_layers=1, max_position_embeddings=40))
     )
-    return RobertaForSequenceClassification(config)
 
 
 BART_SIZES = dict(
