@@ -1,6 +1,34 @@
-"""What the project's command lines share (standard library only)."""
+"""What the project's command lines share (standard library only): one error type, one way to run a tool's body,
+and argparse's number types."""
 
 import argparse
+import sys
+import threading
+from typing import Callable, Optional
+
+from rxf_repro import process
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a flag, a file, a folder): the tool prints ``TOOL: error: MESSAGE`` and exits 1."""
+
+
+def tool_main(tool: str, body: Callable[[], Optional[int]], interrupted: str = "interrupted") -> int:
+    """The exit status of a tool's ``body()``, the one convention of every command line here.
+
+    SIGTERM raises ``SystemExit(143)`` (``process.exit_on_sigterm``), so ``finally`` blocks run as on Ctrl-C;
+    a ``UserError`` is one line on stderr and status 1; Ctrl-C is ``TOOL: INTERRUPTED`` and status 130.
+    ``body`` returns the status (None is 0)."""
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        process.exit_on_sigterm()
+    try:
+        return body() or 0
+    except UserError as error:
+        print(f"{tool}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{tool}: {interrupted}", file=sys.stderr)
+        return 130
 
 
 def _whole_number(text: str, low: int) -> int:
