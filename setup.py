@@ -33,7 +33,6 @@ setup(
     packages=find_packages(include=["rxf", "rxf.*", "rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
     package_data={"rxf_repro.data": ["downloads.tsv"]},
     cmdclass={"build_py": BuildWithConfigs},
-    py_modules=["rxf_rouge"],  # the scorer needs no fairseq: kept outside the plugin package
     install_requires=[
         # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
         # with the 3.11 fixes and installs the same ``fairseq`` package.
@@ -76,11 +75,11 @@ setup(
     entry_points={
         "console_scripts": [
             "rxf-demo = rxf_repro.demo:main",
-            "rxf-rouge = rxf_rouge:main",
+            "rxf-rouge = rxf_repro.rouge:main",
             "rxf-report = rxf_repro.report:main",
             "rxf-run = rxf_repro.runs:main",
-            "rxf-ptb-tokenize = rxf_rouge:ptb_tokenize_main",
-            "rxf-import-hf = rxf_fairseq.hf_import:main",
+            "rxf-ptb-tokenize = rxf_repro.rouge:ptb_tokenize_main",
+            "rxf-import-hf = rxf_repro.hf_import:main",
         ]
     },
 )

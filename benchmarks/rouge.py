@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Dict, List, Sequence, Tuple
 
-import rxf_rouge
+from rxf_repro import rouge as rxf_rouge
 
 LICENSES = "/usr/share/common-licenses"
 CNN_DM_TEST = 11490
@@ -72,7 +72,7 @@ def one_sentence_line(rng: random.Random, vocab: Sequence[str], size: int) -> st
 
 def run_rouge(reference: str, summary: str, *flags: str) -> Dict[str, float]:
     """Wall time and peak resident memory (MiB) of one ``rxf-rouge`` command, and its ROUGE-L F."""
-    command = [sys.executable, "-m", "rxf_rouge", reference, summary, "-q", *flags]
+    command = [sys.executable, "-m", "rxf_repro.rouge", reference, summary, "-q", *flags]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err)

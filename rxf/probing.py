@@ -2,7 +2,7 @@
 single linear layer on the sentence representation (the ``<s>`` token's final hidden state, which
 RoBERTa's own head reads) trained on another task. Model surgery, used by
 ``--task sentence_prediction_probe`` (``rxf_fairseq/tasks/sentence_prediction_probe.py``), and the same layer fit
-on cached features (``fit_linear_probe``, used by ``python -m rxf_fairseq.probe_features``)."""
+on cached features (``fit_linear_probe``, used by ``python -m rxf_repro.probe_features``)."""
 
 from typing import List, Sequence, Tuple, Type
 

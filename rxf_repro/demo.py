@@ -56,7 +56,7 @@ def run_tool(name: str, main, argv: List[str]) -> None:
 def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple[str, str, Dict[str, float], Dict]:
     """(the imported encoder's checkpoint, the binarized tasks' folder, the majority baseline of each task's dev set,
     import.json) under ``out``."""
-    from rxf_fairseq import hf_import
+    from rxf_repro import hf_import
     from rxf_repro.data import glue, wordnet
 
     encoder = os.path.join(out, "encoder")

@@ -45,7 +45,7 @@ def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
-PROBE_FEATURES = "rxf_fairseq.probe_features"  # the linear probe fit on cached features (rxf-run --probe-fit cached)
+PROBE_FEATURES = "rxf_repro.probe_features"  # the linear probe fit on cached features (rxf-run --probe-fit cached)
 
 
 def in_process_module(command: Sequence[str]) -> Optional[str]:

@@ -612,7 +612,7 @@ def write_generations(lines: Sequence[Tuple[float, str]], hypo_path: str, ref_pa
 
 def rouge_scores(reference: str, hypothesis: str, backend: str) -> Dict[str, float]:
     """ROUGE-1/2/L F x 100 from rxf-rouge (references first, as files2rouge), PTB-tokenised as BART's recipe."""
-    import rxf_rouge
+    from rxf_repro import rouge as rxf_rouge
 
     try:
         documents, _ = rxf_rouge.read_documents(reference, hypothesis, ".")
@@ -844,7 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["trained", "cached"],
         default="trained",
         help="how each linear probe is fit: trained by fairseq-train as the paper's (default), or cached: the frozen "
-        "encoder's features computed once and the layer fit by L-BFGS (python -m rxf_fairseq.probe_features)",
+        "encoder's features computed once and the layer fit by L-BFGS (python -m rxf_repro.probe_features)",
     )
     probe.add_argument(
         "--probe-tasks", nargs="+", type=task_config, help="generalisation: tasks to probe (default the paper's six)"

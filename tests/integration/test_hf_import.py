@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from rxf_fairseq import hf_import
-from rxf_repro import outputs
+from rxf_repro import hf_import, outputs
 from tests.helpers import MINILM, REPO, RESET, USER_DIR, built_once, fairseq_cli, import_hf, json_records
 
 

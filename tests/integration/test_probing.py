@@ -88,13 +88,13 @@ def test_probe_model_has_no_trainable_encoder_and_no_dropout(toy_data):
 
 
 def test_the_cached_probe_is_the_layer_fairseqs_own_validation_scores_the_same(toy_data, finetuned_r4f, tmp_path):
-    """python -m rxf_fairseq.probe_features: the features it caches are those the probe's head reads (the accuracy
+    """python -m rxf_repro.probe_features: the features it caches are those the probe's head reads (the accuracy
     it logs is what fairseq's criterion computes through the model with the fitted layer as its head), and the
     encoder it probes is the fine-tuned checkpoint's, frozen."""
     from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-    from rxf_fairseq import probe_features
+    from rxf_repro import probe_features
 
     source = finetuned_r4f
     argv = probe_args(toy_data["cls"], source, str(tmp_path / "unused"))

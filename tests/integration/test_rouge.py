@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 
-import rxf_rouge
+from rxf_repro import rouge as rxf_rouge
 from tests.helpers import REPO, call_main
 from tests.pipelines import kill_group
 
@@ -251,7 +251,7 @@ def test_ptb_tokenize_follows_ptb_conventions(raw, tokenized):
 def test_ptb_tokenize_command_preserves_lines_and_rouge_flag_uses_it(rouge_cache, tmp_path):
     raw = "One sentence. Another one.\n\nA third (short) one.\n"
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"],
+        [sys.executable, "-c", "import sys; from rxf_repro import rouge; sys.exit(rouge.ptb_tokenize_main())"],
         input=raw,
         capture_output=True,
         text=True,
@@ -282,7 +282,9 @@ def one_line_error(proc, tool="rxf-rouge"):
 
 
 def test_importing_the_scorer_imports_neither_fairseq_nor_torch():
-    check = "import rxf_rouge, sys; assert 'fairseq' not in sys.modules and 'torch' not in sys.modules"
+    check = (
+        "import sys; from rxf_repro import rouge; assert 'fairseq' not in sys.modules and 'torch' not in sys.modules"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", check],
         capture_output=True,
@@ -325,7 +327,7 @@ def test_bytes_that_are_not_utf8_are_one_line_naming_file_line_and_offset(tmp_pa
 
 
 def test_ptb_tokenize_reads_utf8_bytes_and_refuses_others_before_any_output():
-    command = [sys.executable, "-c", "import sys, rxf_rouge; sys.exit(rxf_rouge.ptb_tokenize_main())"]
+    command = [sys.executable, "-c", "import sys; from rxf_repro import rouge; sys.exit(rouge.ptb_tokenize_main())"]
     proc = subprocess.run(command, input=b"Fine line.\nCaf\xe9 au lait.\n", capture_output=True)
     assert "<stdin>:2: not UTF-8 (byte 0xe9 at byte offset 14" in one_line_error(proc, "rxf-ptb-tokenize")
     # UTF-8 in, UTF-8 out, whatever the locale says; lines end at \n only

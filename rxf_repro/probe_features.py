@@ -1,4 +1,4 @@
-"""``python -m rxf_fairseq.probe_features FAIRSEQ-TRAIN-ARGS``: the linear probe of ``--task
+"""``python -m rxf_repro.probe_features FAIRSEQ-TRAIN-ARGS``: the linear probe of ``--task
 sentence_prediction_probe`` fit on cached features instead of trained by SGD.
 
 The arguments are a probe's ``fairseq-train`` arguments (``rxf-run probe ... --probe-fit cached`` passes them).
@@ -23,7 +23,7 @@ import torch
 
 from rxf import probing
 
-logger = logging.getLogger("rxf_fairseq.probe_features")
+logger = logging.getLogger("rxf_repro.probe_features")
 
 
 def features_of(model, task, split: str, batch_size: int, max_positions) -> tuple:
@@ -54,12 +54,12 @@ def main(cfg) -> tuple:
     utils.import_user_module(cfg.common)
     if cfg.task._name != "sentence_prediction_probe":
         raise SystemExit(
-            f"rxf_fairseq.probe_features: --task {cfg.task._name}: it fits the probe of --task "
+            f"rxf_repro.probe_features: --task {cfg.task._name}: it fits the probe of --task "
             "sentence_prediction_probe only"
         )
     restore = cfg.checkpoint.restore_file
     if not restore or restore == "checkpoint_last.pt" or not os.path.isfile(restore):
-        raise SystemExit(f"rxf_fairseq.probe_features: --restore-file {restore}: no such checkpoint to probe")
+        raise SystemExit(f"rxf_repro.probe_features: --restore-file {restore}: no such checkpoint to probe")
     torch.manual_seed(cfg.common.seed)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)  # the probe task freezes the encoder and removes its dropout
