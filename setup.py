@@ -29,7 +29,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.8",
+    python_requires=">=3.10",
     packages=find_packages(include=["rxf", "rxf.*", "rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
     package_data={"rxf_repro.data": ["downloads.tsv"]},
     cmdclass={"build_py": BuildWithConfigs},
@@ -51,6 +51,8 @@ setup(
         # with it installed that line goes and fairseq-train's --tensorboard-logdir works.
         "tensorboardX",
         "filelock",  # one trainer per run folder (rxf_repro/runlock.py)
+        "pooch",  # preprocess/download.sh: HTTP downloads and the SHA-256 of files (rxf_repro/data/download.py)
+        "tqdm",  # progress bars (downloads, training runs); fairseq requires it too
     ],
     extras_require={
         # rxf-import-hf (it checks each import against transformers' own forward pass), the WordPiece data path and

@@ -1,45 +1,36 @@
 """Fetch the public files the pipelines read (GPT-2 BPE, model archives, GLUE, XNLI, CNN/DailyMail, Gigaword, Reddit
-TIFU), listed with their URLs and SHA-256 in one manifest, ``rxf_repro/data/downloads.tsv``. Optional and separate from
-processing: every pipeline reads local files, however you got them.
-
-Each file is streamed into a temporary file beside its destination, hashed on the way, and renamed into place only
-if its size and SHA-256 match; otherwise it is deleted and the run stops with an error. A file that is already there
-is verified, not fetched again (so you can also put a file there by hand, e.g. one a browser downloaded, and let
-this check it). The checksums are those a public reference publishes (the manifest says which); where none is
-published the manifest says ``-`` and the entry is refused unless ``--allow-unverified``: its SHA-256 is then
-recorded in ``DEST_DIR/checksums.local.tsv`` on first download (trust on first use) and checked on every later run.
-Google Drive's "can't scan this file for viruses" page is followed through its download form. Standard library
-only: no fairseq or torch needed.
+TIFU), listed with their URLs and SHA-256 in one manifest, ``rxf_repro/data/downloads.tsv``; every pipeline reads local
+files, however you got them. A file is renamed into place only if its size and SHA-256 match; one already there is
+verified, not fetched again. Entries without a published checksum (``-``) need ``--allow-unverified``: their SHA-256 is
+then recorded in ``DEST_DIR/checksums.local.tsv`` and checked on every later run (trust on first use). Google Drive's
+"can't scan this file for viruses" page is followed through its download form. See docs/data.md, "Downloading".
 """
 
 import argparse
-import hashlib
 import html.parser
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
-from rxf_repro import outputs
-from rxf_repro.cli import positive_int
+import pooch
+import requests
+from tqdm import tqdm
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MANIFEST = os.path.join(HERE, "downloads.tsv")
+from rxf_repro import cli, outputs
+
+MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "downloads.tsv")
 LOCAL_CHECKSUMS = "checksums.local.tsv"
 CHUNK = 1 << 20
-USER_AGENT = "rxf-fairseq-download/1"
-
-
-class DownloadError(Exception):
-    """Printed as ``download: error: ...``, exit 1; nothing half-written is left."""
+_STOP = threading.Event()  # --workers: set on a failure or Ctrl-C, so that the other downloads end at their next chunk
+_RECORD_LOCK = threading.Lock()  # --workers: downloads record their checksums concurrently
 
 
 @dataclass(frozen=True)
@@ -55,55 +46,38 @@ class Entry:
 
 def read_manifest(path: str) -> List[Entry]:
     entries: List[Entry] = []
-    names = set()
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
             if not line.strip() or line.startswith("#"):
                 continue
-            where = f"{path}:{number}"
-            fields = line.split("\t")
+            where, fields = f"{path}:{number}", line.rstrip("\n").split("\t")
             if len(fields) != 7:
-                raise DownloadError(
-                    f"{where}: {len(fields)} tab-separated fields, expected 7 (name group dest sha256 bytes url source)"
+                raise cli.UserError(
+                    f"{where}: {len(fields)} tab-separated fields, expected 7: name group dest sha256 bytes url source"
                 )
             name, group, dest, sha256, size, url, source = fields
-            if name in names:
-                raise DownloadError(f"{where}: duplicate name {name!r}")
-            names.add(name)
+            if any(entry.name == name for entry in entries):
+                raise cli.UserError(f"{where}: duplicate name {name!r}")
             if sha256 != "-" and not re.fullmatch(r"[0-9a-f]{64}", sha256):
-                raise DownloadError(f"{where}: sha256 {sha256!r} is not 64 lower-case hex digits or '-'")
+                raise cli.UserError(f"{where}: sha256 {sha256!r} is not 64 lower-case hex digits or '-'")
             if size != "-" and not size.isdigit():
-                raise DownloadError(f"{where}: bytes {size!r} is not a number or '-'")
-            if os.path.isabs(dest) or os.path.normpath(dest).startswith("..") or dest != os.path.normpath(dest):
-                raise DownloadError(f"{where}: destination {dest!r} must be a plain relative path")
-            if urllib.parse.urlparse(url).scheme not in ("http", "https", "file"):
-                raise DownloadError(f"{where}: url {url!r} is not http(s):// or file://")
-            if sha256 != "-" and not source.strip():
-                raise DownloadError(f"{where}: a checksum needs its source (last column)")
-            entries.append(
-                Entry(
-                    name,
-                    group,
-                    dest,
-                    None if sha256 == "-" else sha256,
-                    None if size == "-" else int(size),
-                    url,
-                    source,
-                )
-            )
+                raise cli.UserError(f"{where}: bytes {size!r} is not a number or '-'")
+            if os.path.isabs(dest) or dest.startswith("..") or dest != os.path.normpath(dest):
+                raise cli.UserError(f"{where}: destination {dest!r} must be a plain relative path")
+            checksum = None if sha256 == "-" else sha256
+            entries.append(Entry(name, group, dest, checksum, None if size == "-" else int(size), url, source))
     return entries
 
 
 def select(entries: List[Entry], wanted: Sequence[str]) -> List[Entry]:
-    groups = sorted({e.group for e in entries})
     chosen: List[Entry] = []
     for what in wanted:
         matches = entries if what == "all" else [e for e in entries if what in (e.name, e.group)]
         if not matches:
-            raise DownloadError(
-                f"nothing called {what!r} in the manifest: give a group ({', '.join(groups)}), "
-                "an entry name (--dry-run all lists them) or all"
+            groups = ", ".join(sorted({e.group for e in entries}))
+            raise cli.UserError(
+                f"nothing called {what!r} in the manifest: give a group ({groups}), an entry name "
+                "(--dry-run all lists them) or all"
             )
         chosen += [e for e in matches if e not in chosen]
     return chosen
@@ -114,172 +88,121 @@ def read_local_checksums(dest_dir: str) -> Dict[str, str]:
     if not os.path.isfile(path):
         return {}
     with open(path, encoding="utf-8") as f:
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
-    return {row[0]: row[1] for row in rows if len(row) >= 2}
+        return dict(line.rstrip("\n").split("\t")[:2] for line in f if "\t" in line and not line.startswith("#"))
 
 
-_RECORD_LOCK = threading.Lock()  # --workers > 1: downloads finish concurrently
-_STOP = threading.Event()  # set on a failure or Ctrl-C: downloads in other threads abort at their next chunk
-
-
-def record_local_checksum(dest_dir: str, entry: Entry, digest: str, size: int) -> None:
+def record_local_checksum(dest_dir: str, entry: Entry, digest: str) -> None:
     """Trust on first use: the SHA-256 of a file no public reference gives a checksum for, checked from now on."""
+    path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
     with _RECORD_LOCK:
-        records = read_local_checksums(dest_dir)
-        records[entry.dest] = digest
-        path = os.path.join(dest_dir, LOCAL_CHECKSUMS)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(
-                "# dest\tsha256, recorded on first download (no published checksum): see rxf_repro/data/downloads.tsv\n"
-            )
-            f.writelines(f"{dest}\t{sha}\n" for dest, sha in sorted(records.items()))
-        os.replace(path + ".tmp", path)
-    log(f"[{entry.name}] recorded SHA-256 {digest} ({size} bytes) in {path}")
+        records = {**read_local_checksums(dest_dir), entry.dest: digest}
+        rows = "".join(f"{dest}\t{sha256}\n" for dest, sha256 in sorted(records.items()))
+        outputs.write_file_atomically(path, f"# dest\tsha256 recorded on first download: see downloads.tsv\n{rows}")
+    log(f"[{entry.name}] recorded SHA-256 {digest} in {path}")
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-class _DownloadForm(html.parser.HTMLParser):
-    """The download form (or ``confirm=`` link) of Google Drive's warning page for files it cannot virus-scan."""
+class _Progress(tqdm):
+    """A download's progress bar, updated with each chunk written. Once ``_STOP`` is set an update fails, so that a
+    download in another thread ends at its next chunk (and its partial file is deleted)."""
 
-    def __init__(self) -> None:
+    def update(self, n=1):
+        if _STOP.is_set():
+            raise cli.UserError(f"{self.desc}: interrupted")
+        return super().update(n)
+
+
+def _get(entry: Entry, url: str, part: str) -> None:
+    """``url`` into the file ``part``: pooch's HTTP downloader (requests), or a copy of a local file."""
+    with open(part, "wb") as f, _Progress.wrapattr(f, "write", entry.size, desc=entry.name, delay=1) as out:
+        try:
+            if url.startswith("file:"):
+                with urllib.request.urlopen(url) as response:
+                    shutil.copyfileobj(response, out, CHUNK)
+            else:
+                pooch.HTTPDownloader(chunk_size=CHUNK, timeout=60)(url, out, None)
+        except requests.HTTPError as error:
+            response = error.response
+            raise cli.UserError(f"{entry.name}: {url}: HTTP {response.status_code} {response.reason}") from None
+        except OSError as error:  # requests' errors are OSErrors too
+            raise cli.UserError(f"{entry.name}: {url}: {getattr(error, 'reason', error)}") from None
+
+
+class _DownloadForm(html.parser.HTMLParser):
+    """The download form of Google Drive's "can't scan this file for viruses" page: its action and its inputs."""
+
+    action: Optional[str] = None
+    inside = False
+
+    def __init__(self, page: str) -> None:
         super().__init__()
-        self.action: Optional[str] = None
         self.inputs: Dict[str, str] = {}
-        self.confirm_link: Optional[str] = None
-        self._in_form = False
+        self.feed(page)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "form" and attrs.get("id") == "download-form":
-            self.action, self._in_form = attrs.get("action"), True
-        elif tag == "input" and self._in_form and attrs.get("name"):
+            self.action, self.inside = attrs.get("action"), True
+        elif tag == "input" and self.inside and attrs.get("name"):
             self.inputs[attrs["name"]] = attrs.get("value") or ""
-        elif tag == "a" and "confirm=" in (attrs.get("href") or "") and self.confirm_link is None:
-            self.confirm_link = attrs["href"]
 
     def handle_endtag(self, tag):
-        if tag == "form":
-            self._in_form = False
-
-    def target(self, base: str) -> Optional[str]:
-        if self.action:
-            return urllib.parse.urljoin(base, self.action) + "?" + urllib.parse.urlencode(self.inputs)
-        return urllib.parse.urljoin(base, self.confirm_link) if self.confirm_link else None
+        self.inside = self.inside and tag != "form"
 
 
-def _open(url: str):
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        return urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as error:
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"{url}: {getattr(error, 'reason', error)}") from None
-
-
-def fetch(entry: Entry, part: str) -> Tuple[str, int, bool]:
-    """Stream ``entry.url`` into ``part``: (sha256, bytes, whether the server sent an HTML page)."""
-    response = _open(entry.url)
-    is_html = response.headers.get_content_type() == "text/html" and not entry.dest.endswith((".html", ".htm"))
-    if is_html:  # Google Drive's warning page: follow its form once
-        page = response.read(1 << 20)
-        response.close()
-        form = _DownloadForm()
-        form.feed(page.decode("utf-8", "replace"))
-        follow = form.target(response.geturl())
-        if follow:
-            log(f"[{entry.name}] following the download form of {urllib.parse.urlparse(follow).netloc}")
-            response = _open(follow)
-            is_html = response.headers.get_content_type() == "text/html"
-        else:
-            response = None
-    digest, size, started, reported = hashlib.sha256(), 0, time.time(), 0
-    with open(part, "wb") as out:
-        if response is None:
-            out.write(page)
-            digest.update(page)
-            size = len(page)
-        else:
-            with response:
-                while True:
-                    if _STOP.is_set():
-                        raise DownloadError(f"{entry.name}: interrupted")
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if size - reported >= 64 * CHUNK:
-                        reported = size
-                        total = f" of {entry.size / 1e6:.0f}" if entry.size else ""
-                        log(f"[{entry.name}] {size / 1e6:.0f}{total} MB, {time.time() - started:.0f} s")
-    return digest.hexdigest(), size, is_html
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
+def _web_page(path: str) -> str:
+    """The text of the file at ``path`` if it is a web page (what a server sends instead of a file), else ""."""
+    if os.path.getsize(path) > CHUNK:
+        return ""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            if _STOP.is_set():
-                raise DownloadError(f"{path}: interrupted")
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def unverified_refusal(entry: Entry, dest_dir: str) -> DownloadError:
-    return DownloadError(
-        f"{entry.name}: no published checksum for {entry.url} ({entry.source}); pass "
-        f"--allow-unverified to fetch it anyway: its SHA-256 is then recorded in "
-        f"{os.path.join(dest_dir, LOCAL_CHECKSUMS)} and checked on every later run"
-    )
+        text = f.read().decode("utf-8", "replace")
+    return text if text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")) else ""
 
 
 def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
     """Fetch one entry (or verify the file already there); returns what was done."""
     path = os.path.join(dest_dir, entry.dest)
-    recorded = read_local_checksums(dest_dir).get(entry.dest)
-    expected = entry.sha256 or recorded
-    source = entry.source if entry.sha256 else f"recorded in {os.path.join(dest_dir, LOCAL_CHECKSUMS)}"
+    checksums = os.path.join(dest_dir, LOCAL_CHECKSUMS)
+    expected = entry.sha256 or read_local_checksums(dest_dir).get(entry.dest)
+    source = entry.source if entry.sha256 else f"recorded in {checksums}"
+    if not expected and not allow_unverified:
+        raise cli.UserError(
+            f"{entry.name}: no published checksum for {entry.url} ({entry.source}); pass --allow-unverified to fetch "
+            f"it anyway: its SHA-256 is then recorded in {checksums} and checked on every later run"
+        )
     if os.path.exists(path):
-        digest = sha256_file(path)
+        digest = pooch.file_hash(path)
         if expected and digest != expected:
-            raise DownloadError(
+            raise cli.UserError(
                 f"{path} is already there but its SHA-256 is {digest}, expected {expected} ({source}): "
                 "delete it to download it again"
             )
-        if expected:
-            return "already there, verified"
-        if not allow_unverified:
-            raise unverified_refusal(entry, dest_dir)
-        record_local_checksum(dest_dir, entry, digest, os.path.getsize(path))
-        return "already there, unverified: SHA-256 recorded"
-    if not expected and not allow_unverified:
-        raise unverified_refusal(entry, dest_dir)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, part = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.part-", dir=os.path.dirname(path) or ".")
+        if not expected:
+            record_local_checksum(dest_dir, entry, digest)
+        return "already there, " + ("verified" if expected else "unverified: SHA-256 recorded")
+    log(f"[{entry.name}] {entry.url}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, part = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.part-", dir=os.path.dirname(path))
     os.close(fd)
     try:
-        log(f"[{entry.name}] {entry.url}")
-        digest, size, is_html = fetch(entry, part)
-        wrong = []
-        if entry.size is not None and size != entry.size:
-            wrong.append(f"{size} bytes, expected {entry.size}")
-        if expected and digest != expected:
-            wrong.append(f"SHA-256 {digest}, expected {expected}")
+        _get(entry, entry.url, part)
+        form = _DownloadForm(_web_page(part))
+        if form.action:  # Google Drive's warning page
+            follow = urllib.parse.urljoin(entry.url, form.action) + "?" + urllib.parse.urlencode(form.inputs)
+            log(f"[{entry.name}] following the download form of {urllib.parse.urlparse(follow).netloc}")
+            _get(entry, follow, part)
+        digest, size = pooch.file_hash(part), os.path.getsize(part)
+        wrong = [] if entry.size in (None, size) else [f"{size} bytes, expected {entry.size}"]
+        wrong += [f"SHA-256 {digest}, expected {expected}"] if expected and digest != expected else []
         if wrong:
-            hint = (
-                " The server sent an HTML page, not the file (Google Drive's warning or quota page?): download it "
-                f"in a browser to {path} and run this again to verify it."
-                if is_html
-                else ""
-            )
-            raise DownloadError(
+            hint = " The server sent an HTML page, not the file (Google Drive's warning or quota page?): download it "
+            hint += f"in a browser to {path} and run this again to verify it."
+            raise cli.UserError(
                 f"{entry.name}: checksum mismatch for {entry.url}: {'; '.join(wrong)} ({source}); "
-                f"nothing was written.{hint}"
+                f"nothing was written.{hint if _web_page(part) else ''}"
             )
         os.chmod(part, outputs.file_mode())  # mkstemp's 0600 would hide the file from the group
         os.replace(part, path)
@@ -287,9 +210,8 @@ def download(entry: Entry, dest_dir: str, allow_unverified: bool) -> str:
         if os.path.exists(part):
             os.remove(part)
     if not expected:
-        record_local_checksum(dest_dir, entry, digest, size)
-        return f"downloaded ({size} bytes), unverified: SHA-256 recorded"
-    return f"downloaded ({size} bytes), verified"
+        record_local_checksum(dest_dir, entry, digest)
+    return f"downloaded ({size} bytes), " + ("verified" if expected else "unverified: SHA-256 recorded")
 
 
 def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, workers: int) -> None:
@@ -305,58 +227,52 @@ def download_all(entries: List[Entry], dest_dir: str, allow_unverified: bool, wo
         return
     _STOP.clear()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(one, entry) for entry in entries]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        finally:  # a failure or Ctrl-C left some undone: those running delete their partial files and end at once
-            if not all(f.done() for f in futures):
-                _STOP.set()
-                for future in futures:
-                    future.cancel()
-        failed = [f for f in futures if f in done and f.exception() is not None]
-        if failed:
-            raise failed[0].exception()
+            for future in as_completed([pool.submit(one, entry) for entry in entries]):
+                future.result()
+        except BaseException:
+            _STOP.set()
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def dry_run(entries: List[Entry], dest_dir: str) -> None:
+    recorded = read_local_checksums(dest_dir)
+    for entry in entries:
+        path = os.path.join(dest_dir, entry.dest)
+        check = f"sha256 {entry.sha256}" if entry.sha256 else f"sha256 {recorded.get(entry.dest)} (recorded)"
+        if not entry.sha256 and entry.dest not in recorded:
+            check = "UNVERIFIED: no published checksum, needs --allow-unverified"
+        print(f"{entry.name}\t{entry.url}\t-> {path}\t{check}{' [already there]' if os.path.exists(path) else ''}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="preprocess/download.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="preprocess/download.sh",
+        usage="%(prog)s DEST_DIR WHAT... [--dry-run] [--allow-unverified] [--workers N] [--manifest FILE]",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dest_dir", help="where the files go (each under the destination the manifest gives)")
-    parser.add_argument("what", nargs="+", help="groups or entry names of the manifest, or all")
+    parser.add_argument("dest_dir", metavar="DEST_DIR", help="where the files go, each at its manifest destination")
+    groups = "gpt2_bpe roberta bart xlmr glue xnli cnn_dm gigaword reddit_tifu"
+    parser.add_argument("what", metavar="WHAT", nargs="+", help=f"all, a group ({groups}) or an entry name")
     parser.add_argument("--dry-run", action="store_true", help="list URLs, destinations and checksums; fetch nothing")
     parser.add_argument(
         "--allow-unverified",
         action="store_true",
-        help="fetch entries without a published checksum (their SHA-256 is recorded on first use)",
+        help="fetch the entries without a published checksum (model archives, GPT-2 dict.txt)",
     )
-    parser.add_argument("--manifest", default=MANIFEST, help="the manifest (default: rxf_repro/data/downloads.tsv)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="files fetched at the same time")
+    parser.add_argument("--workers", metavar="N", type=cli.positive_int, default=1, help="files fetched at a time")
+    parser.add_argument("--manifest", metavar="FILE", default=MANIFEST, help="default: rxf_repro/data/downloads.tsv")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> None:
         entries = select(read_manifest(args.manifest), args.what)
         if args.dry_run:
-            recorded = read_local_checksums(args.dest_dir)
-            for entry in entries:
-                path = os.path.join(args.dest_dir, entry.dest)
-                check = (
-                    f"sha256 {entry.sha256}"
-                    if entry.sha256
-                    else f"sha256 {recorded[entry.dest]} (recorded)"
-                    if entry.dest in recorded
-                    else "UNVERIFIED: no published checksum, needs --allow-unverified"
-                )
-                there = " [already there]" if os.path.exists(path) else ""
-                print(f"{entry.name}\t{entry.url}\t-> {path}\t{check}{there}")
-            return 0
+            return dry_run(entries, args.dest_dir)
         download_all(entries, args.dest_dir, args.allow_unverified, args.workers)
-    except DownloadError as error:
-        print(f"download: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("download: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
-    return 0
+
+    return cli.tool_main("download", body, interrupted="interrupted; nothing half-written was kept")
 
 
 if __name__ == "__main__":
