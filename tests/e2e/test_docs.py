@@ -24,6 +24,9 @@ parsing them would save little and prove less. The training commands run only he
 
 An HTML comment right before a block changes how it runs: ``<!-- doc-test: help (why) -->`` runs each of its commands
 with ``--help`` appended (they would take minutes, or the network), ``<!-- doc-test: skip (why) -->`` runs nothing.
+
+Outside the blocks, in milliseconds: every relative link resolves (a ``#section`` to a heading of its page), and every
+path of ours a document names in backticks exists (a test named as ``FILE::test_name`` included).
 """
 
 import glob
@@ -53,10 +56,11 @@ TOOLS = ("fairseq-train", "fairseq-hydra-train", "fairseq-generate", "fairseq-va
 LINKED = ("rxf_fairseq", "configs", "run_scripts", "preprocess", "benchmarks", "examples")
 ONE_BATCH = ["--required-batch-size-multiple", "1"]
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(run|help|skip)\b(.*?)-->", re.S)
-# Measured with -n 2 on two busy cores: the slowest block (README.md:109) 11-22 s; the slowest document (README.md)
-# 23-42 s, plus 9-10 s of setup (the workspace build, or the wait for the other worker's). A block gets twice the
-# slowest; a document twice the slowest with its setup, plus one block's limit: a block that hangs is stopped by
-# serve, whose error names it, before pytest-timeout's stack dump (which names no block) even at twice the load.
+# Measured with -n 2 on two busy cores: the slowest block (the imported MiniLM's, now in docs/plugin.md) 11-22 s; the
+# slowest document (README.md, when it held that block) 23-42 s, plus 9-10 s of setup (the workspace build, or the
+# wait for the other worker's). A block gets twice the slowest; a document twice the slowest with its setup, plus one
+# block's limit: a block that hangs is stopped by serve, whose error names it, before pytest-timeout's stack dump
+# (which names no block) even at twice the load.
 BLOCK_TIMEOUT = 45
 DOC_TIMEOUT = 150
 pytestmark = pytest.mark.timeout(DOC_TIMEOUT)
@@ -74,9 +78,13 @@ class Block:
         return f"{self.doc}:{self.line}"
 
 
+def read(doc: str) -> str:
+    return open(os.path.join(REPO, doc), encoding="utf-8").read()
+
+
 def blocks(doc: str) -> List[Block]:
     """The fenced bash blocks of a document, with the directive before each (default: run)."""
-    text = open(os.path.join(REPO, doc), encoding="utf-8").read()
+    text = read(doc)
     found = []
     for match in re.finditer(r"^```(bash|sh)\n(.*?)^```", text, re.S | re.M):
         before = text[: match.start()].rstrip()
@@ -108,6 +116,87 @@ def test_the_docs_have_runnable_blocks_and_say_why_one_is_not_run():
                     f"{block}: {command.split()[0]} without --user-dir rxf_fairseq: the real tool would not find the "
                     "plugin's criteria, tasks and architectures; add it"
                 )
+
+
+FENCED = re.compile(r"^```.*?^```", re.S | re.M)
+OURS = ("rxf", "rxf_fairseq", "rxf_repro", "tests", "configs", "preprocess", "run_scripts", "docs", ".ci")
+
+
+def prose(text: str) -> str:
+    """A document without its fenced blocks (a ``#`` comment in a block is no heading, a link in one no link)."""
+    return FENCED.sub("", text)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(doc: str, text: str) -> List[str]:
+    """Each relative link of ``text`` (``doc``'s) that names no file, or no heading of it after ``#``."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", prose(text)):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, section = target.partition("#")
+        linked = os.path.normpath(os.path.join(os.path.dirname(doc), path)) if path else doc
+        if path and not os.path.isfile(os.path.join(REPO, linked)):
+            broken.append(f"{doc}: link to {target}: no such file {linked}")
+            continue
+        headings = re.findall(r"^#+\s+(.*)$", prose(read(linked) if path else text), re.M)
+        if section and section not in map(anchor, headings):
+            broken.append(f"{doc}: link to {target}: no such heading in {linked}")
+    return broken
+
+
+def missing_paths(doc: str, text: str) -> List[str]:
+    """Each path of ours named in backticks that is not in the repository: ``rxf_repro/rouge`` (a module or a
+    package), ``configs/glue/*.yaml`` (a glob), ``FILE::test_name``; a placeholder in capitals
+    (``configs/glue/NAME.yaml``) is not a path."""
+    missing = []
+    for code in re.findall(r"`([^`\s]+)`", prose(text)):
+        path, _, name = code.partition("::")
+        parts = path.rstrip("/").split("/")
+        if len(parts) < 2 or parts[0] not in OURS or any(re.fullmatch(r"[A-Z_]+(\.\w+)?", p) for p in parts):
+            continue
+        found = glob.glob(os.path.join(REPO, path)) + glob.glob(os.path.join(REPO, path.rstrip("/") + ".py"))
+        test = name.split("::")[-1].split("[")[0]
+        if not found:
+            missing.append(f"{doc}: `{code}`: no such file or folder in the repository")
+        elif test and not re.search(rf"^\s*def {re.escape(test)}\b", read(os.path.relpath(found[0], REPO)), re.M):
+            missing.append(f"{doc}: `{code}`: {path} has no {test}")
+    return missing
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_link_resolves_and_every_path_named_exists(doc):
+    text = read(doc)
+    problems = broken_links(doc, text) + missing_paths(doc, text)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_broken_link_or_a_missing_path_is_found():
+    text = "\n".join(
+        [
+            "## A heading, `with` code",
+            "[ok](testing.md) [ok](#a-heading-with-code) [ok](../README.md#layout) [web](https://example.org/x)",
+            "[gone](nowhere.md) [no such heading](testing.md#nowhere)",
+            "`rxf_repro/rouge` `configs/glue/*.yaml` `configs/glue/NAME.yaml` `glue-bin/RTE-bin` `examples/rxf`",
+            "`rxf_repro/nowhere.py` `tests/e2e/test_docs.py::test_a_broken_link_or_a_missing_path_is_found`",
+            "`tests/e2e/test_docs.py::test_nowhere`",
+            "```bash",
+            "# not a heading; [not a link](nowhere.md) `rxf_repro/nowhere_either.py`",
+            "```",
+        ]
+    )
+    assert broken_links("docs/x.md", text) == [
+        "docs/x.md: link to nowhere.md: no such file docs/nowhere.md",
+        "docs/x.md: link to testing.md#nowhere: no such heading in docs/testing.md",
+    ]
+    assert missing_paths("docs/x.md", text) == [
+        "docs/x.md: `rxf_repro/nowhere.py`: no such file or folder in the repository",
+        "docs/x.md: `tests/e2e/test_docs.py::test_nowhere`: tests/e2e/test_docs.py has no test_nowhere",
+    ]
 
 
 # ------------------------------------------------------------------------------------------- workspace
