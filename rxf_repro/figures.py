@@ -3,26 +3,17 @@ Figures 3-5 (probing), drawn with matplotlib's object API (no pyplot: no display
 
 Each ``*_writer`` returns a function that draws the figure into a path, so that ``rxf-report`` renders only once
 every number has been checked. Each figure has a title (with the tiny label for tiny runs), a legend outside the
-panels, and a caption that says what its marks are; ``finish`` re-wraps the texts and turns crowded tick labels until
-nothing crosses the figure's edge. matplotlib is imported when a figure is drawn, never at import.
+panels, and a caption that says what its marks are; matplotlib's constrained layout and text wrapping place them.
+matplotlib is imported when a figure is drawn, never at import.
 """
 
 import math
-import textwrap
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog
 from rxf_repro.catalog import method_name
-from rxf_repro.selection import (
-    TINY_LABEL,
-    GlueEntry,
-    ProbeEntry,
-    ReportError,
-    method_rank,
-    name_records,
-    ordered_methods,
-    primary,
-)
+from rxf_repro.cli import UserError
+from rxf_repro.selection import TINY_LABEL, GlueEntry, ProbeEntry, method_rank, name_records, ordered_methods
 
 Writer = Callable[[str], None]
 
@@ -46,8 +37,6 @@ TIME_MEASURE = (
     "its attempts). It is not fairseq's train_wall_s ('done training in X seconds': the whole training loop "
     "to max_update), which rxf-demo's cost ratios use, so the two give different ratios."
 )
-
-
 TITLE_SIZE, CAPTION_SIZE, LABEL_SIZE = 10, 8, 8
 
 
@@ -58,8 +47,7 @@ def method_colour(method: str) -> str:
 
 
 def new_figure(panels: int, width: float = 4.2, height: float = 3.2) -> Tuple[Any, List[Any]]:
-    """A figure with one axis per panel (at most 4 per row) and room for a title, a legend and a caption;
-    no pyplot, so no display or global state."""
+    """A figure with one axis per panel, at most 4 per row."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -70,118 +58,34 @@ def new_figure(panels: int, width: float = 4.2, height: float = 3.2) -> Tuple[An
     return figure, [figure.add_subplot(rows, columns, i + 1) for i in range(panels)]
 
 
-def wrapped(text: str, chars: int) -> str:
-    """Each paragraph (line) of ``text`` wrapped to ``chars`` characters."""
-    return "\n".join(textwrap.fill(line, max(20, chars)) for line in text.split("\n"))
+def set_x_ticks(ax: Any, ticks: Sequence[float], labels: Sequence[str]) -> None:
+    """Tick labels, turned upright where they would not fit side by side (a character is about 0.6 em)."""
+    ax.set_xticks(ticks, labels, fontsize=LABEL_SIZE)
+    longest = max(len(line) for label in labels for line in label.split("\n"))
+    room = ax.get_position().width * ax.figure.get_figwidth() * 72 / len(labels)  # points per label
+    if longest * LABEL_SIZE * 0.6 > room:
+        ax.tick_params(axis="x", labelrotation=90)
 
 
-class FittedText:
-    """A figure-wide text (title, caption) that is re-wrapped until it fits the figure's width."""
-
-    def __init__(self, artist: Any, raw: str, fontsize: float, keep: str = ""):
-        self.artist, self.raw, self.keep = artist, raw, keep  # keep: a line never broken (the tiny label)
-        self.chars = int(artist.figure.get_figwidth() * 72 / (fontsize * 0.55))
-        self.apply()
-
-    def apply(self) -> None:
-        text = wrapped(self.raw, self.chars)
-        self.artist.set_text(text + (f"\n{self.keep}" if self.keep else ""))
-
-    def narrower(self) -> None:
-        self.chars = max(len(self.keep), int(self.chars * 0.9))
-        self.apply()
-
-
-def overlaps(a: Any, b: Any) -> bool:
-    """Two window extents (matplotlib ``Bbox``) share more than their edges."""
-    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
-
-
-def finish(
-    figure: Any, heading: str, caption: str, tiny: bool, legend: Optional[Tuple[List[Any], List[str]]] = None
+def save(
+    figure: Any, path: str, heading: str, caption: str, tiny: bool, legend: Optional[Tuple[List[Any], List[str]]] = None
 ) -> None:
-    """Title (with the tiny label on a line of its own), a legend right of the panels, and a caption that explains
-    the marks; then the layout is checked: texts re-wrapped and crowded tick labels turned until nothing
-    crosses the figure's edge or another label."""
-    texts = [
-        FittedText(figure.suptitle("", fontsize=TITLE_SIZE), heading, TITLE_SIZE, TINY_LABEL if tiny else ""),
-        FittedText(figure.supxlabel("", fontsize=CAPTION_SIZE, multialignment="left"), caption, CAPTION_SIZE),
-    ]
-    legends = (
-        [
-            figure.legend(
-                *legend,
-                loc="outside right upper",
-                fontsize=LABEL_SIZE,
-                title="method",
-                title_fontsize=LABEL_SIZE,
-                frameon=False,
-            )
-        ]
-        if legend
-        else []
-    )
-    title = texts[0].artist
-    for _ in range(12):
-        figure.canvas.draw()
-        renderer = figure.canvas.get_renderer()
-        box = figure.bbox
-        changed = False
-        beside = [item.get_window_extent(renderer) for item in legends]
-        if any(overlaps(title.get_window_extent(renderer), other) for other in beside):
-            # a long title (the tiny label) reaches into the legend's column: centre it over the panels instead
-            panels = [ax.get_position() for ax in figure.axes]
-            centre = (min(p.x0 for p in panels) + max(p.x1 for p in panels)) / 2
-            if abs(title.get_position()[0] - centre) > 1e-3:
-                title.set_x(centre)
-                changed = True
-            elif texts[0].chars > len(texts[0].keep):
-                texts[0].narrower()
-                changed = True
-        for text in texts:
-            extent = text.artist.get_window_extent(renderer)
-            if (extent.x0 < box.x0 or extent.x1 > box.x1) and text.chars > len(text.keep) and text.chars > 20:
-                text.narrower()
-                changed = True
-        for ax in figure.axes:
-            changed = turn_crowded_ticks(ax, renderer) or changed
-        if not changed:
-            return
-
-
-def turn_crowded_ticks(ax: Any, renderer: Any) -> bool:
-    """Turn an axis' x tick labels (30, then 60, then 90 degrees) while neighbours overlap."""
-    labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
-    extents = sorted((t.get_window_extent(renderer) for t in labels), key=lambda e: e.x0)
-    if not any(a.x1 + 2 > b.x0 for a, b in zip(extents, extents[1:])):
-        return False
-    rotation = labels[0].get_rotation() if labels else 90
-    if rotation >= 90:
-        return False
-    for t in labels:
-        t.set_rotation(rotation + 30)
-        t.set_horizontalalignment("right" if rotation + 30 < 90 else "center")
-        t.set_rotation_mode("anchor" if rotation + 30 < 90 else "default")
-    return True
-
-
-def with_n(method: str, values: Sequence[Any]) -> str:
-    return f"{method_name(method)}\nn={len(values)}"
-
-
-def spread_points(ax: Any, x: float, values: Sequence[float], colour: str, size: float = 18) -> None:
-    offsets = [0.0] if len(values) == 1 else [-0.12 + 0.24 * i / (len(values) - 1) for i in range(len(values))]
-    ax.scatter([x + o for o in offsets], values, s=size, color=colour, edgecolor="black", linewidth=0.4, zorder=3)
+    """The title (the tiny label on a line of its own), a caption that explains the marks and a legend right of
+    the panels, laid out by matplotlib (both texts wrap to the figure's width); then the PNG."""
+    figure.suptitle(heading + (f"\n{TINY_LABEL}" if tiny else ""), fontsize=TITLE_SIZE, wrap=True)
+    figure.supxlabel(caption, fontsize=CAPTION_SIZE, multialignment="left", wrap=True)
+    if legend:
+        style = dict(fontsize=LABEL_SIZE, title="method", title_fontsize=LABEL_SIZE, frameon=False)
+        figure.legend(*legend, loc="outside right center", **style)
+    figure.savefig(path, format="png")
 
 
 def distribution_panel(ax: Any, data: List[Tuple[str, List[float]]], violin: bool) -> None:
-    """Points over a violin (Figure 1) or a box (Figure 2) per method."""
+    """The seeds as dots over a violin (Figure 1) or a box (Figure 2) per method."""
     positions = list(range(1, len(data) + 1))
     shaped = [(x, values) for x, (_, values) in zip(positions, data) if len(set(values)) > 1]
     if shaped and violin:
-        parts = ax.violinplot(
-            [v for _, v in shaped], positions=[x for x, _ in shaped], showmedians=True, showextrema=False
-        )
+        parts = ax.violinplot([v for _, v in shaped], [x for x, _ in shaped], showmedians=True, showextrema=False)
         for body, (x, _) in zip(parts["bodies"], shaped):
             body.set_facecolor(method_colour(data[x - 1][0]))
             body.set_alpha(0.35)
@@ -195,9 +99,11 @@ def distribution_panel(ax: Any, data: List[Tuple[str, List[float]]], violin: boo
             medianprops={"color": "black"},
         )
     for x, (method, values) in zip(positions, data):
-        spread_points(ax, x, values, method_colour(method))
-    ax.set_xticks(positions)
-    ax.set_xticklabels([with_n(m, v) for m, v in data], fontsize=LABEL_SIZE)
+        n = len(values)
+        offsets = [0.0] if n == 1 else [-0.12 + 0.24 * i / (n - 1) for i in range(n)]
+        colour = method_colour(method)
+        ax.scatter([x + o for o in offsets], values, s=18, color=colour, edgecolor="black", linewidth=0.4, zorder=3)
+    set_x_ticks(ax, positions, [f"{method_name(m)}\nn={len(v)}" for m, v in data])
     ax.set_xlim(0.4, len(data) + 0.6)
     ax.grid(axis="y", alpha=0.3)
 
@@ -226,8 +132,7 @@ def figure1_writer(task: str, data: List[Tuple[str, List[float]]], tiny: bool) -
         figure, (ax,) = new_figure(1, width=6.0, height=3.6)
         distribution_panel(ax, data, violin=True)
         ax.set_ylabel("time to the best checkpoint (s)", fontsize=LABEL_SIZE)
-        finish(figure, f"Figure 1: wall time to the best checkpoint, {task}", FIGURE1_CAPTION, tiny)
-        figure.savefig(path, format="png")
+        save(figure, path, f"Figure 1: wall time to the best checkpoint, {task}", FIGURE1_CAPTION, tiny)
 
     return write
 
@@ -239,38 +144,17 @@ def figure2_writer(panels: List[Tuple[str, str, List[Tuple[str, List[float]]]]],
             distribution_panel(ax, data, violin=False)
             ax.set_title(task, fontsize=TITLE_SIZE - 1)
             ax.set_ylabel(f"dev {METRIC_LABELS.get(metric_name, metric_name)}", fontsize=LABEL_SIZE)
-        finish(
-            figure, "Figure 2: the primary metric over seeds, best setting per (task, method)", FIGURE2_CAPTION, tiny
-        )
-        figure.savefig(path, format="png")
+        heading = "Figure 2: the primary metric over seeds, best setting per (task, method)"
+        save(figure, path, heading, FIGURE2_CAPTION, tiny)
 
     return write
-
-
-def legend_entries(methods: List[str], line: bool) -> Tuple[List[Any], List[str]]:
-    from matplotlib.lines import Line2D
-
-    return (
-        [Line2D([], [], color=method_colour(m), marker="o", linestyle="-" if line else "none") for m in methods],
-        [method_name(m) for m in methods],
-    )
 
 
 def mean_marker(ax: Any, x: float, e: ProbeEntry, colour: str, seeds: bool) -> None:
     """One point of Figures 3-5: the mean, its error bar (none for one seed), and the single seeds."""
     if e.sample_std is not None:
         ax.errorbar([x], [e.mean], yerr=[e.sample_std], fmt="none", ecolor=colour, capsize=3, zorder=2)
-    ax.plot(
-        [x],
-        [e.mean],
-        marker="o",
-        markersize=7,
-        color=colour,
-        markeredgecolor="black",
-        markeredgewidth=0.5,
-        linestyle="none",
-        zorder=3,
-    )
+    ax.plot([x], [e.mean], "o", markersize=7, color=colour, markeredgecolor="black", markeredgewidth=0.5, zorder=3)
     if seeds and len(e.values) > 1:
         ax.scatter([x + 0.06] * len(e.values), e.values, s=8, color=colour, alpha=0.6, zorder=2, linewidth=0)
 
@@ -285,20 +169,17 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
             cells = {(e.source, e.task): e for e in entries if e.method == method}
             for t, key in enumerate(tasks):
                 if key in cells:
-                    mean_marker(
-                        ax, t + (i - (len(methods) - 1) / 2) * width, cells[key], method_colour(method), seeds=True
-                    )
+                    x = t + (i - (len(methods) - 1) / 2) * width
+                    mean_marker(ax, x, cells[key], method_colour(method), seeds=True)
         for t in range(1, len(tasks)):
             ax.axvline(t - 0.5, color="#dddddd", linewidth=0.8, zorder=0)
         sources = {s for s, _ in tasks}
-        ax.set_xticks(range(len(tasks)))
-        ax.set_xticklabels([t if len(sources) == 1 else f"{t}\n(from {s})" for s, t in tasks], fontsize=LABEL_SIZE)
+        set_x_ticks(ax, range(len(tasks)), [t if len(sources) == 1 else f"{t}\n(from {s})" for s, t in tasks])
         ax.set_xlim(-0.5, len(tasks) - 0.5)
         ax.set_xlabel("probed task", fontsize=LABEL_SIZE)
         ax.set_ylabel("probe accuracy (%)", fontsize=LABEL_SIZE)
-        ax.set_title(
-            f"linear probes of the frozen encoder (source task: {'/'.join(sorted(sources))})", fontsize=TITLE_SIZE - 1
-        )
+        title = f"linear probes of the frozen encoder (source task: {'/'.join(sorted(sources))})"
+        ax.set_title(title, fontsize=TITLE_SIZE - 1)
         ax.grid(axis="y", alpha=0.3)
 
     def lines(axes: List[Any], keys: List[Tuple[str, str]], x_field: str) -> None:
@@ -312,18 +193,17 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
                 for x, e in zip(xs, found):
                     mean_marker(ax, x, e, method_colour(method), seeds=False)
             ticks = sorted({getattr(e, x_field) for e in mine})
-            ax.set_xticks(ticks)
-            if x_field == "step":
-                names = {e.step: e.finetuned_on for e in mine}
-                ax.set_xticklabels([f"{t}\n{names[t]}" if names[t] else str(t) for t in ticks], fontsize=LABEL_SIZE)
-                ax.set_xlabel("step along the chain (fine-tuned on)", fontsize=LABEL_SIZE)
-            else:
-                ax.set_xlabel("cycle", fontsize=LABEL_SIZE)
+            names = {getattr(e, x_field): e.finetuned_on if x_field == "step" else "" for e in mine}
+            set_x_ticks(ax, ticks, [f"{t}\n{names[t]}" if names[t] else str(t) for t in ticks])
+            xlabel = "step along the chain (fine-tuned on)" if x_field == "step" else "cycle"
+            ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
             ax.set_ylabel("probe accuracy (%)", fontsize=LABEL_SIZE)
             ax.set_title(f"{task} probe (source {source})", fontsize=TITLE_SIZE - 1)
             ax.grid(alpha=0.3)
 
     def write(path: str) -> None:
+        from matplotlib.lines import Line2D
+
         if protocol == "generalisation":
             figure, (ax,) = new_figure(1, width=max(6.0, 1.1 * len({e.task for e in entries})), height=3.6)
             points(ax)
@@ -333,34 +213,15 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
             figure, axes = new_figure(len(keys))
             lines(axes, keys, "step" if protocol == "degradation" else "cycle")
             extra = ""
-        finish(
-            figure,
-            PROBE_FIGURES[protocol][1],
-            PROBE_CAPTION.format(extra=extra, protocol=protocol),
-            tiny,
-            legend=legend_entries(methods, line=protocol != "generalisation"),
-        )
-        figure.savefig(path, format="png")
+        style = "none" if protocol == "generalisation" else "-"
+        handles = [Line2D([], [], color=method_colour(m), marker="o", linestyle=style) for m in methods]
+        caption = PROBE_CAPTION.format(extra=extra, protocol=protocol)
+        save(figure, path, PROBE_FIGURES[protocol][1], caption, tiny, (handles, [method_name(m) for m in methods]))
 
     return write
 
 
 # ------------------------------------------------------------------------------------------ Figures 1 and 2
-
-
-def figure1_times(task: str, entries: List[GlueEntry]) -> List[Tuple[str, List[float]]]:
-    """Each method's time_to_best_s over the seeds it counts; every one of them must have it (or none)."""
-    runs = [r for e in entries for r in e.selection.runs]
-    missing = [r for r in runs if r.time_to_best_s is None]  # records.py checked that the others are seconds
-    if missing and len(missing) < len(runs):
-        raise ReportError(
-            f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
-            f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
-            f"with --figure1-task"
-        )
-    if missing:
-        return []
-    return [(e.method, [float(r.time_to_best_s) for r in e.selection.runs]) for e in entries]
 
 
 def glue_figures(
@@ -369,33 +230,36 @@ def glue_figures(
     """Figures 1 and 2 of Table 2's entries, as (name, writer), and their part of summary.json; a figure the
     records cannot give is a note (or an error, if its option asked for it)."""
     by_task: Dict[str, List[GlueEntry]] = {}
-    for e in glue:
+    for e in sorted(glue, key=lambda e: method_rank(e.method)):
         by_task.setdefault(e.task, []).append(e)
     task_order = [t for t in catalog.TASKS.values() if t in by_task]
     files: List[Tuple[str, Writer]] = []
     summary: Dict[str, Any] = {}
 
-    def methods_of(task: str) -> List[GlueEntry]:
-        return sorted(by_task[task], key=lambda e: method_rank(e.method))
-
     # Figure 1: time to the best checkpoint of the selected setting's seeds
-    task = figure1_task
+    task = figure1_task or ("SST-2" if "SST-2" in by_task else task_order[0] if len(task_order) == 1 else None)
     if task is None:
-        task = "SST-2" if "SST-2" in by_task else task_order[0] if len(task_order) == 1 else None
-        if task is None:
-            notes.append(
-                f"figure 1 skipped: no SST-2 records and several tasks ({', '.join(task_order)}); "
-                f"choose one with --figure1-task"
-            )
+        notes.append(
+            f"figure 1 skipped: no SST-2 records and several tasks ({', '.join(task_order)}); "
+            f"choose one with --figure1-task"
+        )
     elif task not in by_task:
-        raise ReportError(f"--figure1-task {task}: no GLUE records of that task (present: {', '.join(task_order)})")
+        raise UserError(f"--figure1-task {task}: no GLUE records of that task (present: {', '.join(task_order)})")
     if task is not None:
-        data = figure1_times(task, methods_of(task))
-        if data:
+        runs = [r for e in by_task[task] for r in e.selection.runs]
+        missing = [r for r in runs if r.time_to_best_s is None]  # records.py checked that the others are seconds
+        if missing and len(missing) < len(runs):
+            raise UserError(
+                f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
+                f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
+                f"with --figure1-task"
+            )
+        if not missing:
+            data = [(e.method, [float(r.time_to_best_s) for r in e.selection.runs]) for e in by_task[task]]
             files.append(("figure1_walltime.png", figure1_writer(task, data, tiny)))
             summary["figure1"] = {"task": task, "time_to_best_s": dict(data), "measure": TIME_MEASURE}
         elif figure1_task is not None:
-            raise ReportError(f"--figure1-task {task}: its records have no time_to_best_s")
+            raise UserError(f"--figure1-task {task}: its records have no time_to_best_s")
         else:
             notes.append(f"figure 1 skipped: the {task} records have no time_to_best_s")
 
@@ -403,13 +267,13 @@ def glue_figures(
     tasks = figure2_tasks or task_order
     unknown = [t for t in tasks if t not in by_task]
     if unknown:
-        raise ReportError(
-            f"--figure2-tasks: no GLUE records of {', '.join(unknown)} (present: {', '.join(task_order)})"
+        raise UserError(f"--figure2-tasks: no GLUE records of {', '.join(unknown)} (present: {', '.join(task_order)})")
+    panels = []
+    for t in tasks:
+        metric = catalog.primary_metric(t)
+        panels.append(
+            (t, metric, [(e.method, [float(r.metrics[metric]) for r in e.selection.runs]) for e in by_task[t]])
         )
-    panels = [
-        (t, primary(t), [(e.method, [float(r.metrics[primary(t)]) for r in e.selection.runs]) for e in methods_of(t)])
-        for t in tasks
-    ]
     files.append(("figure2_seeds.png", figure2_writer(panels, tiny)))
     summary["figure2"] = {t: {"metric": m, "values": dict(d)} for t, m, d in panels}
     return files, summary

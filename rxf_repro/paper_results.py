@@ -3,12 +3,12 @@
 Typed in from Aghajanyan et al. 2020 ("Better Fine-Tuning by Reducing Representational Collapse") cell by cell
 as the paper prints them (``"40.90"``, ``"90.2/-"``); each becomes a ``Published`` number, a float that keeps the
 paper's digits, so that the report shows 40.90 as the paper does, not as 40.9. ``None`` is the paper's "-" (not
-reported). All numbers are percentages (CoLA: MCC x 100). Rows are keyed by our method names (``records.METHODS``)
+reported). All numbers are percentages (CoLA: MCC x 100). Rows are keyed by our method names (``catalog.METHOD_ORDER``)
 where the paper ran that method, plus ``"freelb"`` (published by others, Table 2 left only). The tests check the
 invariants the paper's own numbers obey (e.g. Table 3's averages).
 """
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 from rxf_repro import catalog
 
@@ -50,13 +50,10 @@ TABLE2_COLUMNS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 
 def _glue_row(*cells: str) -> Dict[str, Dict[str, Number]]:
     """One row of Table 2, cell by cell as printed (MNLI m/mm, QQP acc/F1, RTE, QNLI, MRPC, CoLA, SST-2)."""
-    assert len(cells) == len(TABLE2_COLUMNS), cells
-    row = {}
-    for (task, metrics), cell in zip(TABLE2_COLUMNS, cells):
-        values = cell.split("/")
-        assert len(values) == len(metrics), (task, cell)
-        row[task] = {name: _number(value) for name, value in zip(metrics, values)}
-    return row
+    return {
+        task: dict(zip(metrics, map(_number, cell.split("/")), strict=True))
+        for (task, metrics), cell in zip(TABLE2_COLUMNS, cells, strict=True)
+    }
 
 
 # Table 2: GLUE dev, RoBERTa-large. task -> {metric: value}; metric names as in records.py.
@@ -84,9 +81,7 @@ TABLE2_MEDIAN: Dict[str, Dict[str, Dict[str, Number]]] = {
 
 def _xnli_row(cells: str) -> Dict[str, Number]:
     """One row of Table 3 as printed: the 15 languages in the paper's order, then the average."""
-    values: Sequence[str] = cells.split()
-    assert len(values) == len(catalog.XNLI_LANGUAGES) + 1, values
-    return dict(zip(catalog.XNLI_LANGUAGES + ("avg",), map(_number, values)))
+    return dict(zip(catalog.XNLI_LANGUAGES + ("avg",), map(_number, cells.split()), strict=True))
 
 
 TABLE3: Dict[str, Dict[str, Number]] = {
@@ -99,53 +94,22 @@ TABLE3: Dict[str, Dict[str, Number]] = {
 # Our method -> the paper's row it reproduces (standard fine-tuning of XLM-R large is "XLM-R Large").
 TABLE3_ROW_FOR_METHOD: Dict[str, str] = {"std": "XLM-R Large", "r3f": "+ R3F", "r4f": "+ R4F"}
 
-# Table 4: summarisation test ROUGE F1 x 100. dataset -> {rouge1, rouge2, rougeL}; None: not reported.
-SUMMARIZATION_DATASETS: Dict[str, str] = {
-    "cnn_dm": "CNN/DailyMail",
-    "gigaword": "Gigaword",
-    "reddit_tifu": "Reddit TIFU (long)",
-}
+# Table 4: summarisation test ROUGE F1 x 100, "R-1/R-2/R-L" per dataset (catalog.SUMMARIZATION's order); None: "-".
 
 
-def _rouge(cell: str) -> Optional[Dict[str, Number]]:
-    """One cell of Table 4 as printed: "R-1/R-2/R-L", or "-"."""
-    if cell == "-":
-        return None
-    values = cell.split("/")
-    assert len(values) == 3, cell
-    return dict(zip(("rouge1", "rouge2", "rougeL"), map(_number, values)))
+def _rouge_row(*cells: str) -> Dict[str, Optional[Dict[str, Number]]]:
+    row = {}
+    for dataset, cell in zip(catalog.SUMMARIZATION, cells, strict=True):
+        row[dataset] = None if cell == "-" else dict(zip(catalog.ROUGE, map(_number, cell.split("/")), strict=True))
+    return row
 
 
 TABLE4: Dict[str, Dict[str, Optional[Dict[str, Number]]]] = {
-    "Random Transformer": {
-        "cnn_dm": _rouge("38.27/15.03/35.48"),
-        "gigaword": _rouge("35.70/16.75/32.83"),
-        "reddit_tifu": _rouge("15.89/1.94/12.22"),
-    },
-    "BART": {
-        "cnn_dm": _rouge("44.16/21.28/40.90"),
-        "gigaword": _rouge("39.29/20.09/35.65"),
-        "reddit_tifu": _rouge("24.19/8.12/21.31"),
-    },
-    "PEGASUS": {
-        "cnn_dm": _rouge("44.17/21.47/41.11"),
-        "gigaword": _rouge("39.12/19.86/36.24"),
-        "reddit_tifu": _rouge("26.63/9.01/21.60"),
-    },
-    "ERNIE-GEN": {
-        "cnn_dm": _rouge("44.02/21.17/41.26"),
-        "gigaword": _rouge("39.25/20.25/36.53"),
-        "reddit_tifu": _rouge("-"),
-    },
-    "ProphetNet": {
-        "cnn_dm": _rouge("44.20/21.17/41.30"),
-        "gigaword": _rouge("39.51/20.42/36.69"),
-        "reddit_tifu": _rouge("-"),
-    },
-    "BART+R3F": {
-        "cnn_dm": _rouge("44.38/21.53/41.17"),
-        "gigaword": _rouge("40.45/20.69/36.56"),
-        "reddit_tifu": _rouge("30.31/10.98/24.74"),
-    },
+    "Random Transformer": _rouge_row("38.27/15.03/35.48", "35.70/16.75/32.83", "15.89/1.94/12.22"),
+    "BART": _rouge_row("44.16/21.28/40.90", "39.29/20.09/35.65", "24.19/8.12/21.31"),
+    "PEGASUS": _rouge_row("44.17/21.47/41.11", "39.12/19.86/36.24", "26.63/9.01/21.60"),
+    "ERNIE-GEN": _rouge_row("44.02/21.17/41.26", "39.25/20.25/36.53", "-"),
+    "ProphetNet": _rouge_row("44.20/21.17/41.30", "39.51/20.42/36.69", "-"),
+    "BART+R3F": _rouge_row("44.38/21.53/41.17", "40.45/20.69/36.56", "30.31/10.98/24.74"),
 }
 TABLE4_ROW_FOR_METHOD: Dict[str, str] = {"std": "BART", "r3f": "BART+R3F"}

@@ -1,45 +1,15 @@
-"""One JSON record per run: what ``rxf-run`` writes and what ``rxf-report`` reads, as one typed schema.
+"""One JSON record per run (``<run dir>/record.json``): what ``rxf-run`` writes and ``rxf-report`` reads, one schema.
 
-A record is a JSON object (one file, ``<run dir>/record.json``)::
+``Record`` lists the fields. Metrics: GLUE and probes ``accuracy`` (MNLI: matched; ``accuracy_mm`` mismatched),
+``f1`` (QQP, MRPC), ``mcc`` (CoLA), ``pearson``/``spearman``/``pearson_and_spearman`` (STS-B; the last is their mean,
+fairseq's), in percent (x 100), and ``loss``; XNLI one test accuracy per language code (``en`` ... ``ur``);
+summarisation ``rouge1``, ``rouge2``, ``rougeL`` (F-measure x 100). A metric may be NaN or infinite (an evaluation
+that diverged is recorded as measured; ``rxf-report`` refuses to print it); a finite one lies in its range (0-100,
+correlations -100-100, a loss >= 0).
 
-    {
-      "version": 1,
-      "kind": "glue" | "xnli" | "summarization" | "probe",
-      "task": "RTE",             # GLUE task (paper's name); "XNLI"; cnn_dm | gigaword | reddit_tifu; the probed task
-      "method": "r3f",           # std | std++ | r3f | r4f | smart | fast-r3f; none: probes of the pretrained model
-      "seed": 1,
-      "hparams": {"r3f_lambda": 1.0, "noise_type": "uniform", "lr": [1e-05], ...},  # the grid's keys, as run
-      "metrics": {"accuracy": 88.5},   # as fairseq logs them (see below)
-      "best_update": 2800,       # update of checkpoint_best.pt (by the task's metric), across every attempt
-      "valid_curve": [[1000, 85.1], ...],  # [update, value] of that metric at every validated update, all attempts
-      "time_to_best_s": 1234.5,  # training time until that checkpoint's validation, from the first training step
-                                 # (start-up excluded), summed over the attempts before it
-      "startup_s": 20.5,         # each attempt's time from its start to its first training step, summed
-      "wall_time_s": 1400.0,     # whole run, every attempt
-      "train_wall_s": 1200.0,    # fairseq's "done training in X seconds": the training loop with its validations
-                                 # and checkpoint saves, without start-up, summed over attempts (absent if none trained)
-      "attempts": [{"attempt": 1, "resumed": false, "exit": null, "wall_time_s": 600.0, "started": "..."}, ...],
-                                 # one per fairseq-train process since the run's fresh start (exit null: killed);
-                                 # the log of each is kept in train.log behind an "# rxf-run attempt N" header
-      "tiny": false,             # true for runs made by the tests / miniature presets, never paper-scale
-      "command": ["fairseq_cli.train", ...],
-      "valid_accuracy": 88.9,    # xnli only: validation accuracy of the checkpoint that was tested
-      "valid_loss": 3.1,         # summarization only: validation loss of that checkpoint
-      "generate": [...], "rouge": [...],  # summarization only: the fairseq-generate and rxf-rouge commands
-      "probe": {...},            # probe only (required): protocol, source, chain, step, cycle, finetuned_on
-      "probed_checkpoint": "..." # probe only: the checkpoint whose frozen encoder was probed
-    }
-
-Metrics: GLUE and probes ``accuracy`` (MNLI: matched; ``accuracy_mm`` mismatched), ``f1`` (QQP, MRPC), ``mcc``
-(CoLA), ``pearson``/``spearman``/``pearson_and_spearman`` (STS-B; the last is their mean, fairseq's), in percent (x 100),
-and ``loss``; XNLI one test accuracy per language code (``en`` ... ``ur``); summarisation ``rouge1``, ``rouge2``,
-``rougeL`` (F-measure x 100). A metric may be NaN or infinite (an evaluation that diverged is recorded as measured;
-``rxf-report`` refuses to print it); a finite one lies in its range (0-100, correlations -100-100, a loss >= 0).
-
-``Record.from_dict`` checks every field (its type, its range, and which kinds have it; an unknown field is an error)
-and ``Record.to_dict`` gives the JSON object back; ``write_record`` and ``load_records`` go through them, so the
-writer and the reader share this one schema. A field without a value (None) is not written: absent and null read
-the same. Records are parsed as JSON, never evaluated from log lines. Standard library (and the catalog) only.
+``Record.from_dict`` checks every field (type, range, which kinds have it; an unknown field is an error) and
+``write_record`` and ``read_records`` go through it, so the writer and the reader share one schema. None is not
+written: absent and null read the same.
 """
 
 import json
@@ -50,17 +20,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog, outputs
+from rxf_repro.cli import UserError
 
 VERSION = 1
 KINDS: Tuple[str, ...] = tuple(catalog.FAMILY_METHODS)  # one kind per rxf-run family
-METHODS: Tuple[str, ...] = catalog.METHOD_ORDER
 RECORD_NAME = "record.json"
 STEP_RECORD_NAME = "finetune.json"  # a protocol's fine-tuning steps: not record.json, so not in Table 2
 RECORD_NAMES = (RECORD_NAME, STEP_RECORD_NAME)
 GLUE_TASK_NAMES: Tuple[str, ...] = tuple(catalog.TASKS.values())  # GLUE's and the demo's GLUE-shaped tasks
 # The metrics a GLUE or probe record keeps from fairseq's validation line (``valid_NAME``), and MNLI's mismatched one.
 GLUE_METRICS: Tuple[str, ...] = ("accuracy", "f1", "mcc", "pearson", "spearman", "pearson_and_spearman", "loss")
-MISMATCHED = "accuracy_mm"
 CORRELATIONS = ("mcc", "pearson", "spearman", "pearson_and_spearman")  # x 100: from -100 to 100
 TASKS_OF_KIND: Dict[str, Tuple[str, ...]] = {
     "glue": GLUE_TASK_NAMES,
@@ -69,24 +38,12 @@ TASKS_OF_KIND: Dict[str, Tuple[str, ...]] = {
     "probe": GLUE_TASK_NAMES,
 }
 METRICS_OF_KIND: Dict[str, Tuple[str, ...]] = {
-    "glue": GLUE_METRICS + (MISMATCHED,),
+    "glue": GLUE_METRICS + ("accuracy_mm",),
     "xnli": catalog.XNLI_LANGUAGES,
     "summarization": catalog.ROUGE,
-    "probe": GLUE_METRICS + (MISMATCHED,),
-}
-ONLY_IN_KIND = {
-    "valid_accuracy": "xnli",
-    "valid_loss": "summarization",
-    "generate": "summarization",
-    "rouge": "summarization",
-    "probe": "probe",
-    "probed_checkpoint": "probe",
+    "probe": GLUE_METRICS + ("accuracy_mm",),
 }
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
-
-
-class RecordError(ValueError):
-    """A record that is not a valid run record; read from a file, the message names the file."""
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -105,24 +62,21 @@ def is_strings(value: Any) -> bool:
 
 
 def typed(name: str, value: Any, ok: bool, expected: str) -> None:
-    """A value of the wrong type: ``NAME should be EXPECTED, got VALUE``."""
     if not ok:
-        raise RecordError(f"{name} should be {expected}, got {value!r}")
+        raise UserError(f"{name} should be {expected}, got {value!r}")
 
 
 def ranged(name: str, value: Any, ok: bool, expected: str) -> None:
-    """A value of the right type out of its range: ``NAME is VALUE, not EXPECTED``."""
     if not ok:
-        raise RecordError(f"{name} is {value!r}, not {expected}")
+        raise UserError(f"{name} is {value!r}, not {expected}")
 
 
 def one_of(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
-        raise RecordError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        raise UserError(f"{name} {value!r} is not one of {', '.join(allowed)}")
 
 
 def count(name: str, value: Any, low: int) -> None:
-    """An integer ``>= low`` (a seed, an update, a step, a cycle)."""
     typed(name, value, is_integer(value), "an integer")
     ranged(name, value, value >= low, f"an integer >= {low}")
 
@@ -139,6 +93,12 @@ def score(name: str, value: Any, low: float, high: float) -> None:
     ranged(name, value, not math.isfinite(value) or low <= value <= high, f"from {low:g} to {high:g}")
 
 
+def is_curve_point(value: Any) -> bool:
+    return (
+        isinstance(value, list) and len(value) == 2 and is_integer(value[0]) and value[0] >= 0 and is_number(value[1])
+    )
+
+
 def metric_range(name: str) -> Tuple[float, float]:
     if name == "loss":
         return 0.0, math.inf
@@ -150,18 +110,18 @@ def setting_value(value: Any) -> bool:
     return scalar(value) or (isinstance(value, list) and all(scalar(v) for v in value))
 
 
-def unknown_fields(data: Dict[str, Any], known: Iterable[str], what: str) -> None:
+def known_fields(data: Any, cls: type, what: str, required: Sequence[str] = ()) -> None:
+    """``data`` is an object with only ``cls``'s written fields, and every one of ``required``."""
+    typed(what, data, isinstance(data, dict), "an object")
+    known = [f.name for f in fields(cls) if f.metadata.get("written", True)]
     extra = sorted(set(data) - set(known))
     if extra:
-        raise RecordError(
+        raise UserError(
             f"unknown field {extra[0]!r} in {what} (its fields: {', '.join(known)}; see rxf_repro/records.py)"
         )
-
-
-def present(data: Dict[str, Any], names: Iterable[str], what: str = "record") -> None:
-    for name in names:
+    for name in required:
         if name not in data:
-            raise RecordError(f"missing field {name!r}" + ("" if what == "record" else f" in {what}"))
+            raise UserError(f"missing field {name!r}" + ("" if what == "a record" else f" in {what}"))
 
 
 def written(value: Any) -> Dict[str, Any]:
@@ -182,17 +142,21 @@ def written(value: Any) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------------------ the schema
 
 
+def only(kind: str) -> Any:
+    """An optional field of one kind of record."""
+    return field(default=None, metadata={"only": kind})
+
+
 @dataclass
 class Attempt:
-    """One fairseq-train process of a run (``attempts.summary`` writes them)."""
+    """One fairseq-train process of a run (``attempts.summary`` writes them); its log is in train.log behind an
+    ``# rxf-run attempt N`` header."""
 
     attempt: int  # 1, 2, ... since the run's fresh start
     resumed: bool
     exit: Optional[int]  # None: killed (no footer in the log)
     wall_time_s: float
     started: Optional[str] = None  # local time, STARTED_FORMAT
-
-    NAMES = ("attempt", "resumed", "exit", "wall_time_s", "started")
 
     def __post_init__(self) -> None:
         count("attempt", self.attempt, 1)
@@ -201,41 +165,33 @@ class Attempt:
         typed("wall_time_s", self.wall_time_s, self.wall_time_s is not None, "a number of seconds")
         seconds("wall_time_s", self.wall_time_s)
         if self.started is not None:
-            typed(
-                "started",
-                self.started,
-                isinstance(self.started, str) and _is_time(self.started),
-                f"a local time as {STARTED_FORMAT}",
-            )
+            typed("started", self.started, _is_time(self.started), f"a local time as {STARTED_FORMAT}")
 
     @classmethod
     def from_dict(cls, data: Any) -> "Attempt":
-        typed("an attempt", data, isinstance(data, dict), "an object")
-        unknown_fields(data, cls.NAMES, "an attempt")
-        present(data, cls.NAMES[:4], "an attempt")
+        known_fields(data, cls, "an attempt", ("attempt", "resumed", "exit", "wall_time_s"))
         return cls(**data)
 
     def to_dict(self) -> Dict[str, Any]:
-        return {name: getattr(self, name) for name in self.NAMES}  # exit and started even when null
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # exit and started even when null
 
 
-def _is_time(text: str) -> bool:
+def _is_time(text: Any) -> bool:
     try:
         time.strptime(text, STARTED_FORMAT)
-    except ValueError:
+    except (TypeError, ValueError):
         return False
     return True
 
 
 @dataclass
 class ProbeInfo:
-    """Where a probe was taken (the ``probe`` field of a probe record): the protocol, the task fine-tuned first, the
-    chain of tasks, the step along it, the cycle (retention), and what the probed encoder was last fine-tuned on."""
+    """Where a probe was taken (the ``probe`` field of a probe record)."""
 
     protocol: str  # catalog.PROTOCOLS
-    source: str
+    source: str  # the task fine-tuned first
     chain: Optional[List[str]] = None
-    step: Optional[int] = None  # required by degradation
+    step: Optional[int] = None  # the step along the chain; required by degradation
     cycle: Optional[int] = None  # required by retention
     finetuned_on: Optional[str] = None  # a task; "none": the pretrained model; "pretrained": retention's first probe
 
@@ -244,7 +200,7 @@ class ProbeInfo:
     def __post_init__(self) -> None:
         one_of("probe protocol", self.protocol, catalog.PROTOCOLS)
         if not isinstance(self.source, str):
-            raise RecordError("a probe record needs probe.source (the task fine-tuned first)")
+            raise UserError("a probe record needs probe.source (the task fine-tuned first)")
         one_of("probe.source", self.source, GLUE_TASK_NAMES)
         if self.chain is not None:
             typed("probe.chain", self.chain, is_strings(self.chain), "a list of tasks")
@@ -259,8 +215,7 @@ class ProbeInfo:
 
     @classmethod
     def from_dict(cls, data: Any) -> "ProbeInfo":
-        typed("probe", data, isinstance(data, dict), "an object (protocol, source, chain, step, cycle, finetuned_on)")
-        unknown_fields(data, [f.name for f in fields(cls)], "probe")
+        known_fields(data, cls, "probe")
         return cls(**{"protocol": None, "source": None, **data})
 
     def to_dict(self) -> Dict[str, Any]:
@@ -277,9 +232,9 @@ def probe_info(
     source: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The ``probe`` field of a probe record, checked: ``source`` is the chain's first task unless given (the
-    pretrained model's probes have no chain); step 0 and cycle 1 outside the protocols that count them."""
+    pretrained model's probes have no chain)."""
     if source is None and not chain:
-        raise RecordError("a probe without a chain needs its source task")
+        raise UserError("a probe without a chain needs its source task")
     return ProbeInfo(
         protocol, source if source is not None else chain[0], list(chain), step, cycle, finetuned_on
     ).to_dict()
@@ -287,77 +242,70 @@ def probe_info(
 
 @dataclass
 class Record:
-    """One finished run; see the module's docstring for each field."""
+    """One finished run. The numbers describe its best validation checkpoint (by the task's metric) over every
+    attempt; times are summed over the attempts."""
 
-    kind: str
-    task: str
-    method: str
+    kind: str  # KINDS
+    task: str  # the paper's GLUE task name; "XNLI"; cnn_dm | gigaword | reddit_tifu; the probed task
+    method: str  # catalog.METHOD_ORDER; none: probes of the pretrained model
     seed: int
-    hparams: Dict[str, Any]
-    metrics: Dict[str, float]
+    hparams: Dict[str, Any]  # the grid's keys, as run
+    metrics: Dict[str, float]  # as fairseq logs them (see the module's docstring)
     version: int = VERSION
-    tiny: bool = False
-    best_update: Optional[int] = None
-    valid_curve: Optional[List[List[float]]] = None
-    time_to_best_s: Optional[float] = None
-    startup_s: Optional[float] = None
-    wall_time_s: Optional[float] = None
-    train_wall_s: Optional[float] = None
-    attempts: Optional[List[Attempt]] = None
+    tiny: bool = False  # made by the tests or miniature presets, never paper-scale
+    best_update: Optional[int] = None  # the update of checkpoint_best.pt
+    valid_curve: Optional[List[List[float]]] = None  # [update, value] of that metric at every validation
+    time_to_best_s: Optional[float] = None  # training time until that checkpoint's validation (start-up excluded)
+    startup_s: Optional[float] = None  # each attempt's time from its start to its first training step
+    wall_time_s: Optional[float] = None  # the whole run
+    train_wall_s: Optional[float] = None  # fairseq's "done training in X seconds" (absent if none trained)
+    attempts: Optional[List[Attempt]] = None  # one per fairseq-train process since the run's fresh start
     command: Optional[List[str]] = None
-    valid_accuracy: Optional[float] = None
-    valid_loss: Optional[float] = None
-    generate: Optional[List[str]] = None
-    rouge: Optional[List[str]] = None
-    probe: Optional[ProbeInfo] = None
-    probed_checkpoint: Optional[str] = None
+    # the fields of one kind only
+    valid_accuracy: Optional[float] = only("xnli")  # validation accuracy of the checkpoint that was tested
+    valid_loss: Optional[float] = only("summarization")  # validation loss of that checkpoint
+    generate: Optional[List[str]] = only("summarization")  # the fairseq-generate command
+    rouge: Optional[List[str]] = only("summarization")  # the rxf-rouge command
+    probe: Optional[ProbeInfo] = only("probe")  # required there
+    probed_checkpoint: Optional[str] = only("probe")  # the checkpoint whose frozen encoder was probed
     path: Optional[str] = field(default=None, compare=False, metadata={"written": False})  # the file it was read from
-
-    REQUIRED = ("version", "kind", "task", "method", "seed", "hparams", "metrics")
 
     def __post_init__(self) -> None:
         typed("version", self.version, is_integer(self.version), "an integer")
         if self.version != VERSION:
-            raise RecordError(f"record version {self.version} is not {VERSION}")
+            raise UserError(f"record version {self.version} is not {VERSION}")
         one_of("kind", self.kind, KINDS)
-        self.check_task()
-        one_of("method", self.method, METHODS)
+        typed("task", self.task, isinstance(self.task, str), "a string")
+        if self.kind == "xnli" and self.task != "XNLI":
+            raise UserError(f"an xnli record has task 'XNLI', not {self.task!r}")
+        what = {"summarization": "summarisation dataset", "probe": "probed task"}.get(self.kind, "GLUE task")
+        one_of(what, self.task, TASKS_OF_KIND[self.kind])
+        one_of("method", self.method, catalog.METHOD_ORDER)
         if self.method == catalog.PRETRAINED and self.kind != "probe":
-            raise RecordError(
+            raise UserError(
                 f"method {catalog.PRETRAINED} (probes of the pretrained model) is for probe records, not {self.kind}"
             )
         count("seed", self.seed, 0)
         typed("hparams", self.hparams, isinstance(self.hparams, dict), "an object")
         for key, value in self.hparams.items():
-            typed(
-                f"hparams[{key!r}]",
-                value,
-                isinstance(key, str) and setting_value(value),
-                "a string, number, boolean, null or a list of them",
-            )
+            ok = isinstance(key, str) and setting_value(value)
+            typed(f"hparams[{key!r}]", value, ok, "a string, number, boolean, null or a list of them")
         typed("metrics", self.metrics, isinstance(self.metrics, dict), "an object")
         for name, value in self.metrics.items():
             typed(f"metric {name!r}", value, is_number(value), "a number")
             if name not in METRICS_OF_KIND[self.kind]:
-                raise RecordError(
+                raise UserError(
                     f"metric {name!r} is not one that {self.kind} records have "
                     f"({', '.join(METRICS_OF_KIND[self.kind])})"
                 )
             score(f"metric {name!r}", value, *metric_range(name))
-        self.check_fields()
+        self.check_optional_fields()
 
-    def check_task(self) -> None:
-        typed("task", self.task, isinstance(self.task, str), "a string")
-        if self.kind == "xnli" and self.task != "XNLI":
-            raise RecordError(f"an xnli record has task 'XNLI', not {self.task!r}")
-        what = {"summarization": "summarisation dataset", "probe": "probed task"}.get(self.kind, "GLUE task")
-        one_of(what, self.task, TASKS_OF_KIND[self.kind])
-
-    def check_fields(self) -> None:
-        """The optional fields: their types and ranges, and only in the kinds that have them."""
-        for name, kind in ONLY_IN_KIND.items():
-            if getattr(self, name) is not None and self.kind != kind:
-                raise RecordError(f"{name} is a field of {kind} records, not of {self.kind} records")
+    def check_optional_fields(self) -> None:
+        for f in fields(self):
+            kind = f.metadata.get("only")
+            if kind and getattr(self, f.name) is not None and self.kind != kind:
+                raise UserError(f"{f.name} is a field of {kind} records, not of {self.kind} records")
         if self.kind == "probe":
             typed(
                 "probe",
@@ -369,25 +317,13 @@ class Record:
         if self.best_update is not None:
             count("best_update", self.best_update, 0)
         if self.valid_curve is not None:
-            typed(
-                "valid_curve",
-                self.valid_curve,
-                isinstance(self.valid_curve, list)
-                and all(
-                    isinstance(p, list) and len(p) == 2 and is_integer(p[0]) and p[0] >= 0 and is_number(p[1])
-                    for p in self.valid_curve
-                ),
-                "a list of [update, value] pairs",
-            )
+            ok = isinstance(self.valid_curve, list) and all(is_curve_point(p) for p in self.valid_curve)
+            typed("valid_curve", self.valid_curve, ok, "a list of [update, value] pairs")
         for name in ("time_to_best_s", "startup_s", "wall_time_s", "train_wall_s"):
             seconds(name, getattr(self, name))
         if self.attempts is not None:
-            typed(
-                "attempts",
-                self.attempts,
-                isinstance(self.attempts, list) and all(isinstance(a, Attempt) for a in self.attempts),
-                "a list of objects",
-            )
+            ok = isinstance(self.attempts, list) and all(isinstance(a, Attempt) for a in self.attempts)
+            typed("attempts", self.attempts, ok, "a list of objects")
         for name in ("command", "generate", "rouge"):
             if getattr(self, name) is not None:
                 typed(name, getattr(self, name), is_strings(getattr(self, name)), "a command (a list of strings)")
@@ -400,12 +336,9 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "record") -> "Record":
-        """The record of a JSON object, every field checked; RecordError ``WHERE: what is wrong`` otherwise."""
+        """The record of a JSON object, every field checked; UserError ``WHERE: what is wrong`` otherwise."""
         try:
-            if not isinstance(data, dict):
-                raise RecordError("a record is a JSON object")
-            unknown_fields(data, [f.name for f in fields(cls) if f.metadata.get("written", True)], "a record")
-            present(data, cls.REQUIRED)
+            known_fields(data, cls, "a record", ("version", "kind", "task", "method", "seed", "hparams", "metrics"))
             values = dict(data)
             if values.get("attempts") is not None:
                 typed("attempts", values["attempts"], isinstance(values["attempts"], list), "a list of objects")
@@ -413,8 +346,8 @@ class Record:
             if values.get("probe") is not None:
                 values["probe"] = ProbeInfo.from_dict(values["probe"])
             return cls(**values)
-        except RecordError as error:
-            raise RecordError(f"{where}: {error}") from None
+        except UserError as error:
+            raise UserError(f"{where}: {error}") from None
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON object ``record.json`` holds (without ``path``)."""
@@ -431,37 +364,31 @@ def write_record(path: str, record: Dict[str, Any]) -> str:
     return path
 
 
-def find_record_files(roots: Iterable[str]) -> List[str]:
-    """Every ``record.json`` under the given folders (or the files themselves), sorted."""
-    found = []
+def read_records(roots: Iterable[str]) -> List[Record]:
+    """Every ``record.json`` under the folders ``roots`` (or the files themselves), checked, sorted by path, each
+    with the ``path`` it was read from."""
+    paths = []
     for root in roots:
         if os.path.isfile(root):
-            found.append(root)
-            continue
-        if not os.path.isdir(root):
-            raise RecordError(f"{root}: no such file or folder")
-        for folder, _, files in os.walk(root):
-            found.extend(os.path.join(folder, f) for f in files if f == RECORD_NAME)
-    return sorted(found)
-
-
-def read_records(roots: Iterable[str]) -> List[Record]:
-    """Every record under ``roots``, checked, each with the ``path`` it was read from."""
+            paths.append(root)
+        elif not os.path.isdir(root):
+            raise UserError(f"{root}: no such file or folder")
+        for folder, _, files in os.walk(root):  # nothing for a file
+            paths.extend(os.path.join(folder, f) for f in files if f == RECORD_NAME)
     found = []
-    for path in find_record_files(roots):
+    for path in sorted(paths):
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except json.JSONDecodeError as error:
-            raise RecordError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+            raise UserError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
         except UnicodeDecodeError as error:
-            raise RecordError(
-                f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
-                f"{error.start}); a record is UTF-8 JSON as the run scripts write it: rewrite it or "
-                "remove it"
+            raise UserError(
+                f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}); a record "
+                "is UTF-8 JSON as the run scripts write it: rewrite it or remove it"
             ) from None
         except OSError as error:
-            raise RecordError(f"{path}: cannot read it ({error.strerror})") from None
+            raise UserError(f"{path}: cannot read it ({error.strerror})") from None
         record = Record.from_dict(data, path)
         record.path = path
         found.append(record)

@@ -1,7 +1,5 @@
 """rxf-report: run records -> the paper's tables and figures, side by side with the published numbers.
 
-    rxf-report RECORDS [RECORDS ...] --out DIR [--overwrite] [--figure1-task SST-2] [--figure2-tasks RTE MRPC ...]
-
 RECORDS are run folders (every ``record.json`` under them, see ``rxf_repro/records.py``) or record files.
 DIR gets only what the records support: ``table2.{md,csv}`` (GLUE), ``table3.{md,csv}`` (XNLI),
 ``table4.{md,csv}`` (summarisation), ``figure1_walltime.png``, ``figure2_seeds.png`` (GLUE),
@@ -9,8 +7,7 @@ DIR gets only what the records support: ``table2.{md,csv}`` (GLUE), ``table3.{md
 ``summary.json`` (every aggregated number, the selected settings and the records behind them, their paths
 relative to DIR). The report is built in a temporary folder beside DIR and renamed into place with a marker file
 (``.rxf-output.json``), so a failure, Ctrl-C or SIGTERM never leaves half a report; an existing DIR is replaced
-only if it is empty or an earlier rxf-report output (its marker says so; a report written before markers existed
-is recognised by its ``summary.json``, which lists every file in it), or with ``--overwrite``.
+only if it is empty or an earlier rxf-report output (its marker says so), or with ``--overwrite``.
 
 Every number printed is checked first: each metric a table or figure shows must be present, and a finite number,
 in every record it counts; otherwise the report stops with one line naming the records and the metric.
@@ -47,8 +44,7 @@ Records made by tests or miniature presets (``tiny: true``) are labelled "tiny r
 results" in every table and figure, and their headings do not name the paper's data or model; mixing them with
 full runs is an error.
 
-The rule is applied by ``rxf_repro/selection.py``; ``rxf_repro/tables.py`` writes the tables and
-``rxf_repro/figures.py`` the figures.
+``rxf_repro/selection.py`` applies the rule, ``rxf_repro/tables.py`` and ``rxf_repro/figures.py`` draw the results.
 """
 
 import argparse
@@ -56,13 +52,13 @@ import json
 import logging
 import os
 import sys
-import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro import catalog, figures, outputs, process, records, selection, tables
+from rxf_repro import catalog, cli, figures, outputs, records, selection, tables
+from rxf_repro.cli import UserError
 from rxf_repro.figures import Writer
 from rxf_repro.records import Record
-from rxf_repro.selection import TINY_LABEL, ReportError
+from rxf_repro.selection import TINY_LABEL
 
 GENERATOR = "rxf-report"
 OUTPUT_KIND = "report"  # the marker's kind: rxf-report writes one kind of folder
@@ -100,12 +96,13 @@ def build(
     figure1_task: Optional[str],
     figure2_tasks: Optional[List[str]],
     notes: List[str],
+    *,
     with_paper: bool = True,
     out: str = ".",
     inputs: Sequence[str] = (),
-) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
-    """Every output file as (name, writer), and summary.json's content; raises ReportError on bad input.
-    ``out`` is where the report will be: summary.json's record paths are relative to it."""
+) -> List[Tuple[str, Writer]]:
+    """Every output file as (name, writer), summary.json last; ``out`` is where the report will be: summary.json's
+    record paths are relative to it."""
     tiny = selection.check_tiny(recs)
     selection.check_duplicates(recs)
     base = os.path.abspath(out)
@@ -121,61 +118,35 @@ def build(
         "inputs": [os.path.relpath(os.path.abspath(p), base) for p in inputs],
         "selection_rule": SELECTION_RULE,
     }
-
-    def add_text(texts: Dict[str, str]) -> None:
-        files.extend((name, text_writer(text)) for name, text in texts.items())
-
-    if kinds["glue"]:
-        glue = selection.glue_results(kinds["glue"], with_paper)
-        add_text(tables.table2_files(glue, tiny, with_paper, tables.models_of(kinds["glue"])))
-        summary["table2"] = [e.summary() for e in glue]
-        drawn, described = figures.glue_figures(glue, figure1_task, figure2_tasks, tiny, notes)
-        files += drawn
-        summary.update(described)
-    elif figure1_task or figure2_tasks:
-        raise ReportError("--figure1-task/--figure2-tasks: there are no GLUE records")
-    if kinds["xnli"]:
-        xnli = selection.xnli_results(kinds["xnli"], with_paper)
-        add_text(tables.table3_files(xnli, tiny, with_paper, tables.models_of(kinds["xnli"])))
-        summary["table3"] = [e.summary() for e in xnli]
-    if kinds["summarization"]:
-        summ = selection.summarization_results(kinds["summarization"], with_paper)
-        add_text(tables.table4_files(summ, tiny, with_paper, tables.models_of(kinds["summarization"])))
-        summary["table4"] = [e.summary() for e in summ]
+    if not kinds["glue"] and (figure1_task or figure2_tasks):
+        raise UserError("--figure1-task/--figure2-tasks: there are no GLUE records")
+    for kind, key, results, write in (
+        ("glue", "table2", selection.glue_results, tables.table2_files),
+        ("xnli", "table3", selection.xnli_results, tables.table3_files),
+        ("summarization", "table4", selection.summarization_results, tables.table4_files),
+    ):
+        if kinds[kind]:
+            entries = results(kinds[kind], with_paper=with_paper)
+            texts = write(entries, tiny=tiny, with_paper=with_paper, models=tables.models_of(kinds[kind]))
+            files += [(name, text_writer(text)) for name, text in texts.items()]
+            summary[key] = [e.summary() for e in entries]
+            if kind == "glue":  # Figures 1 and 2 show Table 2's seeds
+                drawn, described = figures.glue_figures(entries, figure1_task, figure2_tasks, tiny, notes)
+                files += drawn
+                summary.update(described)
     if kinds["probe"]:
         probes = selection.probe_results(kinds["probe"])
         summary["probing"] = {protocol: [e.summary() for e in entries] for protocol, entries in probes.items()}
-        for protocol in catalog.PROTOCOLS:
-            if protocol in probes:
-                add_text(tables.probe_files(protocol, probes[protocol], tiny, tables.models_of(kinds["probe"])))
-                files.append(
-                    (figures.PROBE_FIGURES[protocol][0], figures.probe_figure_writer(protocol, probes[protocol], tiny))
-                )
+        for protocol in [p for p in catalog.PROTOCOLS if p in probes]:
+            texts = tables.probe_files(protocol, probes[protocol], tiny=tiny, models=tables.models_of(kinds["probe"]))
+            files += [(name, text_writer(text)) for name, text in texts.items()]
+            files.append(
+                (figures.PROBE_FIGURES[protocol][0], figures.probe_figure_writer(protocol, probes[protocol], tiny))
+            )
     summary["notes"] = notes
     summary["files"] = [name for name, _ in files] + ["summary.json"]
     summary = relative_paths(summary, base)
-    files.append(("summary.json", text_writer(json.dumps(summary, indent=2, sort_keys=True) + "\n")))
-    return files, summary
-
-
-def is_report_without_marker(folder: str) -> bool:
-    """A report written before reports had a marker file: its summary.json names rxf-report and lists every
-    file in the folder, so replacing it deletes nothing but that report."""
-    if os.path.islink(folder) or not os.path.isdir(folder) or os.path.lexists(os.path.join(folder, outputs.MARKER)):
-        return False
-    try:
-        with open(os.path.join(folder, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-        names = os.listdir(folder)
-    except (OSError, ValueError):
-        return False
-    listed = summary.get("files") if isinstance(summary, dict) else None
-    if summary.get("generator") != GENERATOR or not isinstance(listed, list):
-        return False
-    return all(
-        name in listed and os.path.isfile(os.path.join(folder, name)) and not os.path.islink(os.path.join(folder, name))
-        for name in names
-    )
+    return files + [("summary.json", text_writer(json.dumps(summary, indent=2, sort_keys=True) + "\n"))]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,46 +190,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
-        process.exit_on_sigterm()
     # importing fairseq (via rxf_fairseq) sets the root logger to DEBUG (fairseq/tasks/text_to_speech.py);
     # keep matplotlib's font-search chatter out of the report's stderr
     for name in ("matplotlib", "PIL"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    notes: List[str] = []
-    out = args.out
+    return cli.tool_main(GENERATOR, lambda: write_report(args), interrupted=f"interrupted; {args.out} is as it was")
+
+
+def write_report(args: argparse.Namespace) -> int:
+    out, notes = args.out, []
+    destination = dict(inputs=args.records, overwrite=args.overwrite, flag="--out")
+    # before any work: a destination we would refuse at the end must fail now, not after the figures
+    outputs.check_destination(out, GENERATOR, OUTPUT_KIND, **destination)
+    recs = records.read_records(args.records)
+    if not recs:
+        raise UserError(
+            f"no {records.RECORD_NAME} under {' '.join(args.records)}; the run scripts write one per finished run"
+        )
+    files = build(
+        recs, args.figure1_task, args.figure2_tasks, notes, with_paper=args.with_paper, out=out, inputs=args.records
+    )
     try:
-        unmarked = not args.overwrite and is_report_without_marker(out)
-        if unmarked:
-            notes.append(f"replaced {out}, a report written before reports had a {outputs.MARKER} marker")
-        overwrite = args.overwrite or unmarked
-        # before any work: a destination we would refuse at the end must fail now, not after the figures
-        outputs.check_destination(out, GENERATOR, OUTPUT_KIND, inputs=args.records, overwrite=overwrite, flag="--out")
-        recs = records.read_records(args.records)
-        if not recs:
-            raise ReportError(
-                f"no {records.RECORD_NAME} under {' '.join(args.records)}; the run scripts write one per finished run"
-            )
-        files, _ = build(recs, args.figure1_task, args.figure2_tasks, notes, args.with_paper, out, args.records)
-        try:
-            with outputs.output_folder(
-                out,
-                GENERATOR,
-                OUTPUT_KIND,
-                inputs=args.records,
-                overwrite=overwrite,
-                flag="--out",
-                info={"summary": "summary.json"},
-            ) as folder:
-                for name, write in files:
-                    write(os.path.join(folder, name))
-        except OSError as error:  # disk full, a permission changed meanwhile: nothing was replaced
-            raise ReportError(
-                f"--out {out}: cannot write the report ({error.strerror or error}); nothing was replaced"
-            ) from None
-    except (ReportError, records.RecordError, outputs.OutputError) as error:
-        print(f"rxf-report: error: {error}", file=sys.stderr)
-        return 1
+        with outputs.output_folder(
+            out, GENERATOR, OUTPUT_KIND, info={"summary": "summary.json"}, **destination
+        ) as folder:
+            for name, write in files:
+                write(os.path.join(folder, name))
+    except OSError as error:  # disk full, a permission changed meanwhile: nothing was replaced
+        raise UserError(
+            f"--out {out}: cannot write the report ({error.strerror or error}); nothing was replaced"
+        ) from None
     for note in notes:
         print(f"rxf-report: {note}", file=sys.stderr)
     for name, _ in files:

@@ -1,40 +1,32 @@
 """What the tables and figures show: the setting selected per (task, method), and the numbers over its seeds.
 
-The rule is written once, in ``rxf_repro/report.py``'s docstring (``rxf-report --help``, and every report's
-``summary.json``); this module applies it to typed records (``rxf_repro/records.py``) and returns typed entries:
-``GlueEntry`` (Table 2), ``XnliEntry`` (Table 3), ``SummarizationEntry`` (Table 4), each holding its ``Selection``,
-and ``ProbeEntry`` (Figures 3-5: probes are not selected, only aggregated over seeds). Every number an entry holds
-has been checked: present, and a finite number, in every record it counts; otherwise ``ReportError`` names the
-records. Standard library only.
+The rule is written once, in ``rxf_repro/report.py``'s docstring (``rxf-report --help`` and every ``summary.json``);
+this module applies it to records and returns typed entries: ``GlueEntry`` (Table 2), ``XnliEntry`` (Table 3),
+``SummarizationEntry`` (Table 4), each holding its ``Selection``, and ``ProbeEntry`` (Figures 3-5: probes are only
+aggregated over seeds). Every number an entry holds is present, and finite, in every record it counts; otherwise a
+``UserError`` names the records.
 """
 
 import json
 import math
 import statistics
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog, records
 from rxf_repro import paper_results as paper
 from rxf_repro.catalog import method_name
+from rxf_repro.cli import UserError
 from rxf_repro.records import Record
 
 TINY_LABEL = "tiny runs (tests, make demo) — not paper results"
-# Table 2's columns, in catalog.GLUE_TASKS' order: the paper's (task -> the metrics of its "a/b" cell), then STS-B,
-# which the paper leaves out (its KL term is not defined for regression): Pearson r, as RoBERTa reports it.
-# make demo's WordNet tasks come last, by accuracy.
+# Table 2's columns: the paper's (task -> the metrics of its "a/b" cell), then STS-B, which the paper leaves out (its
+# KL term is not defined for regression): Pearson r, as RoBERTa reports it. make demo's WordNet tasks come last.
 TABLE2_METRICS: Dict[str, Tuple[str, ...]] = {
     **dict(paper.TABLE2_COLUMNS),
     "STS-B": ("pearson",),
     **{task: ("accuracy",) for task in catalog.DEMO_TASKS.values()},
 }
-
-
-class ReportError(Exception):
-    """Records that cannot make a report; the message names the file and how to fix it."""
-
-
-# ------------------------------------------------------------------------------------------ helpers
 
 
 def setting_key(hparams: Dict[str, Any]) -> str:
@@ -55,13 +47,7 @@ def ordered_methods(methods: Sequence[str]) -> List[str]:
 
 
 def is_finite_number(value: Any) -> bool:
-    """What a table may print: a number (``records.is_number``) that is finite."""
     return records.is_number(value) and math.isfinite(value)
-
-
-def sample_std(values: Sequence[float]) -> Optional[float]:
-    """Sample standard deviation (n - 1); None for a single run, where it is undefined."""
-    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def rounded(value: Optional[float]) -> Optional[float]:
@@ -74,9 +60,11 @@ def name_records(recs: Sequence[Record], most: int = 3) -> str:
     return ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
-def primary(task: str) -> str:
-    """A GLUE task's primary metric: the one its config chooses the best checkpoint by (``catalog.primary_metric``)."""
-    return catalog.primary_metric(task)
+def group_by(recs: Sequence[Record], key: Callable[[Record], Any]) -> Dict[Any, List[Record]]:
+    groups: Dict[Any, List[Record]] = {}
+    for r in recs:
+        groups.setdefault(key(r), []).append(r)
+    return groups
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -86,7 +74,7 @@ def check_tiny(recs: Sequence[Record]) -> bool:
     tiny = [r for r in recs if r.tiny]
     full = [r for r in recs if not r.tiny]
     if tiny and full:
-        raise ReportError(
+        raise UserError(
             f"the records mix tiny test runs ({len(tiny)}, e.g. {tiny[0].path}) and full runs "
             f"({len(full)}, e.g. {full[0].path}); report them separately"
         )
@@ -97,16 +85,10 @@ def check_duplicates(recs: Sequence[Record]) -> None:
     """Two records of the same run would be counted twice in every statistic."""
     seen: Dict[Tuple, str] = {}
     for r in recs:
-        key = (
-            r.kind,
-            r.task,
-            r.method,
-            setting_key(r.hparams),
-            r.seed,
-            json.dumps(r.probe.to_dict() if r.probe else None, sort_keys=True),
-        )
+        probe = setting_key(r.probe.to_dict()) if r.probe else None
+        key = (r.kind, r.task, r.method, setting_key(r.hparams), r.seed, probe)
         if key in seen:
-            raise ReportError(
+            raise UserError(
                 f"{r.path}: the same run as {seen[key]} ({r.kind} {r.task} {r.method} "
                 f"{setting_label(r.hparams)} seed {r.seed}); keep one of them"
             )
@@ -114,35 +96,21 @@ def check_duplicates(recs: Sequence[Record]) -> None:
 
 
 def require_metrics(recs: Sequence[Record], names: Sequence[str], what: str) -> None:
-    """Each metric the report prints from ``recs``: present, and a finite number, in every one of them; else one
-    line naming the records at fault (a mean over the seeds that have it would be labelled with the wrong n)."""
+    """Each metric the report prints from ``recs``: present, and finite, in every one of them (a mean over the seeds
+    that have it would be labelled with the wrong n)."""
     for name in names:
         bad = [r for r in recs if name in r.metrics and not is_finite_number(r.metrics[name])]
         if bad:
-            raise ReportError(
-                f"{name_records(bad)}: metric {name!r} is {bad[0].metrics[name]!r}, not a finite "
-                f"number ({what}); the run's evaluation failed or diverged: rerun it or remove "
-                f"its record"
+            raise UserError(
+                f"{name_records(bad)}: metric {name!r} is {bad[0].metrics[name]!r}, not a finite number ({what}); "
+                "the run's evaluation failed or diverged: rerun it or remove its record"
             )
         missing = [r for r in recs if name not in r.metrics]
         if missing:
-            raise ReportError(
-                f"{name_records(missing)}: no metric {name!r} ({what}; {len(recs) - len(missing)} "
-                f"of {len(recs)} records have it); every record counted needs it: rerun those runs "
-                f"or remove their records"
+            raise UserError(
+                f"{name_records(missing)}: no metric {name!r} ({what}; {len(recs) - len(missing)} of {len(recs)} "
+                "records have it); every record counted needs it: rerun those runs or remove their records"
             )
-
-
-def validation_or(recs: Sequence[Record], name: str) -> bool:
-    """Whether every record carries the validation number ``name`` (then it, not the test, selects); a value
-    that is there but not a finite number is an error, never a silent switch to the test score."""
-    bad = [r for r in recs if getattr(r, name) is not None and not is_finite_number(getattr(r, name))]
-    if bad:
-        raise ReportError(
-            f"{name_records(bad)}: {name} is {getattr(bad[0], name)!r}, not a finite number (it "
-            f"selects the setting); rerun the run or remove its record"
-        )
-    return all(getattr(r, name) is not None for r in recs)
 
 
 # ------------------------------------------------------------------------------------------ selection
@@ -179,31 +147,25 @@ class Selection:
             "records": [r.path for r in self.runs],
         }
 
-    def where(self) -> str:
-        """The runs counted, for an error line."""
-        return f"{self.task} {method_name(self.method)}, setting {setting_label(self.hparams)}"
-
 
 def select_setting(
     recs: Sequence[Record],
     value: Callable[[Record], float],
     aggregate: Callable[[List[float]], float],
+    *,
     maximize: bool,
     selected_by: str,
 ) -> Selection:
     """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON), among
     the settings run with the most seeds: a grid searched on a few seeds whose best setting was then run on 10
     is reported with those 10 (the paper's procedure), never with a luckier 3-seed grid point."""
-    groups: Dict[str, List[Record]] = {}
-    for r in recs:
-        groups.setdefault(setting_key(r.hparams), []).append(r)
+    groups = group_by(recs, lambda r: setting_key(r.hparams))
     most = max(len(group) for group in groups.values())
-    scored = []
-    for key in sorted(groups):
-        if len(groups[key]) == most:
-            score = aggregate([value(r) for r in groups[key]])
-            scored.append((-score if maximize else score, key))
-    best_score, best_key = min(scored)  # min over (score, key): ties go to the first key
+    sign = -1 if maximize else 1
+    scored = sorted(
+        (sign * aggregate([value(r) for r in group]), key) for key, group in groups.items() if len(group) == most
+    )
+    best_score, best_key = scored[0]  # ties go to the first key
     runs = sorted(groups[best_key], key=lambda r: r.seed)
     return Selection(
         recs[0].task,
@@ -211,30 +173,35 @@ def select_setting(
         runs[0].hparams,
         runs,
         selected_by,
-        -best_score if maximize else best_score,
+        sign * best_score,
         len(scored),
         len(groups) - len(scored),
     )
 
 
 def select_on_validation(
-    recs: Sequence[Record], valid: str, maximize: bool, test: Callable[[Record], float], test_by: str
+    recs: Sequence[Record], valid: str, *, maximize: bool, test: Callable[[Record], float], test_by: str
 ) -> Selection:
-    """The setting with the best mean over seeds of the validation number ``valid`` (higher is better if
-    ``maximize``) when every record has it, else with the highest mean of the test score ``test(record)``
-    (``selected_by`` then says ``test_by``)."""
-    if validation_or(recs, valid):
-        best = "mean" if maximize else "lowest mean"
-        by = f"{best} {valid} over seeds"
-        return select_setting(recs, lambda r: float(getattr(r, valid)), statistics.fmean, maximize, by)
-    return select_setting(recs, test, statistics.fmean, True, f"{test_by} (no {valid} in every record)")
+    """The best mean over seeds of the validation number ``valid`` when every record has it, else the highest mean
+    of ``test(record)``: the test sets of Tables 3 and 4 choose only when they must. A validation number that is
+    there but not finite is an error, never a silent switch to the test score."""
+    bad = [r for r in recs if getattr(r, valid) is not None and not is_finite_number(getattr(r, valid))]
+    if bad:
+        raise UserError(
+            f"{name_records(bad)}: {valid} is {getattr(bad[0], valid)!r}, not a finite number (it "
+            f"selects the setting); rerun the run or remove its record"
+        )
+    if all(getattr(r, valid) is not None for r in recs):
+        by = f"{'mean' if maximize else 'lowest mean'} {valid} over seeds"
+        return select_setting(
+            recs, lambda r: float(getattr(r, valid)), statistics.fmean, maximize=maximize, selected_by=by
+        )
+    by = f"{test_by} (no {valid} in every record)"
+    return select_setting(recs, test, statistics.fmean, maximize=True, selected_by=by)
 
 
-def by_task_method(recs: Sequence[Record]) -> Dict[Tuple[str, str], List[Record]]:
-    groups: Dict[Tuple[str, str], List[Record]] = {}
-    for r in recs:
-        groups.setdefault((r.task, r.method), []).append(r)
-    return groups
+def by_task_method(recs: Sequence[Record]) -> List[Tuple[Tuple[str, str], List[Record]]]:
+    return sorted(group_by(recs, lambda r: (r.task, r.method)).items())
 
 
 @dataclass
@@ -257,12 +224,11 @@ class Entry:
 
     def summary(self) -> Dict[str, Any]:
         """summary.json's entry: the selection, then every field of the table's entry."""
-        return dict(
-            self.selection.summary(), **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "selection"}
-        )
+        entry = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "selection"}
+        return dict(self.selection.summary(), **entry)
 
 
-# ------------------------------------------------------------------------------------------ Table 2
+# ------------------------------------------------------------------------------------------ Tables 2-4
 
 
 @dataclass
@@ -274,14 +240,18 @@ class GlueEntry(Entry):
     paper_median: Optional[Dict[str, paper.Number]]
 
 
-def glue_results(recs: Sequence[Record], with_paper: bool = True) -> List[GlueEntry]:
+def glue_results(recs: Sequence[Record], *, with_paper: bool = True) -> List[GlueEntry]:
     """One entry per (task, method): the selected setting, per-seed values, max and median per metric."""
     results = []
-    for (task, method), group in sorted(by_task_method(recs).items()):
-        first = primary(task)
+    for (task, method), group in by_task_method(recs):
+        first = catalog.primary_metric(task)
         require_metrics(group, [first], f"{task} {method_name(method)}: its primary metric, which selects the setting")
         chosen = select_setting(
-            group, lambda r: float(r.metrics[first]), statistics.median, True, f"median {first} over seeds"
+            group,
+            lambda r: float(r.metrics[first]),
+            statistics.median,
+            maximize=True,
+            selected_by=f"median {first} over seeds",
         )
         values: Dict[str, List[float]] = {}
         for name in TABLE2_METRICS[task]:
@@ -289,9 +259,10 @@ def glue_results(recs: Sequence[Record], with_paper: bool = True) -> List[GlueEn
             # seeds have would be a max/median over fewer seeds than the n printed
             if name != first and not any(name in r.metrics for r in chosen.runs):
                 values[name] = []
-            else:
-                require_metrics(chosen.runs, [name], f"{chosen.where()}: Table 2 shows it")
-                values[name] = [float(r.metrics[name]) for r in chosen.runs]
+                continue
+            where = f"{task} {method_name(method)}, setting {setting_label(chosen.hparams)}: Table 2 shows it"
+            require_metrics(chosen.runs, [name], where)
+            values[name] = [float(r.metrics[name]) for r in chosen.runs]
         results.append(
             GlueEntry(
                 chosen,
@@ -305,9 +276,6 @@ def glue_results(recs: Sequence[Record], with_paper: bool = True) -> List[GlueEn
     return results
 
 
-# ------------------------------------------------------------------------------------------ Table 3
-
-
 @dataclass
 class XnliEntry(Entry):
     languages: Dict[str, float]  # mean test accuracy over the selected seeds, per language tested
@@ -316,36 +284,26 @@ class XnliEntry(Entry):
     paper: Optional[Dict[str, paper.Number]]
 
 
-def xnli_languages(group: Sequence[Record]) -> List[str]:
-    """The languages the (task, method) was tested on: every one that any of its records has, so that a
-    language missing from one seed is an error (its mean would be over fewer seeds than the n printed)."""
-    found = [lang for lang in catalog.XNLI_LANGUAGES if any(lang in r.metrics for r in group)]
-    if not found:
-        raise ReportError(
-            f"{group[0].path}: an XNLI record needs per-language accuracies "
-            f"({' '.join(catalog.XNLI_LANGUAGES)}), has {sorted(group[0].metrics)}"
-        )
-    return found
-
-
-def xnli_results(recs: Sequence[Record], with_paper: bool = True) -> List[XnliEntry]:
+def xnli_results(recs: Sequence[Record], *, with_paper: bool = True) -> List[XnliEntry]:
     results = []
-    for (task, method), group in sorted(by_task_method(recs).items()):
-        languages = xnli_languages(group)
-        # every record: the test average of each may select the setting
-        require_metrics(
-            group,
-            languages,
-            f"XNLI {method_name(method)}: other records of it were tested on "
-            f"that language, and averages over different languages are not "
-            f"comparable",
+    for (task, method), group in by_task_method(recs):
+        # every language any record has: one missing from a seed would make a mean over fewer seeds than n
+        languages = [lang for lang in catalog.XNLI_LANGUAGES if any(lang in r.metrics for r in group)]
+        if not languages:
+            raise UserError(
+                f"{group[0].path}: an XNLI record needs per-language accuracies "
+                f"({' '.join(catalog.XNLI_LANGUAGES)}), has {sorted(group[0].metrics)}"
+            )
+        why = (
+            "other records of it were tested on that language, and averages over different languages are not comparable"
         )
+        require_metrics(group, languages, f"XNLI {method_name(method)}: {why}")
         chosen = select_on_validation(
             group,
             "valid_accuracy",
-            True,
-            lambda r: statistics.fmean(float(r.metrics[lang]) for lang in languages),
-            "mean test average over languages",
+            maximize=True,
+            test=lambda r: statistics.fmean(float(r.metrics[lang]) for lang in languages),
+            test_by="mean test average over languages",
         )
         means = {lang: statistics.fmean(float(r.metrics[lang]) for r in chosen.runs) for lang in languages}
         row = paper.TABLE3_ROW_FOR_METHOD.get(method) if with_paper else None
@@ -353,9 +311,6 @@ def xnli_results(recs: Sequence[Record], with_paper: bool = True) -> List[XnliEn
             XnliEntry(chosen, means, statistics.fmean(means.values()), row, paper.TABLE3.get(row) if row else None)
         )
     return results
-
-
-# ------------------------------------------------------------------------------------------ Table 4
 
 
 @dataclass
@@ -370,36 +325,24 @@ class SummarizationEntry(Entry):
         return entry
 
 
-def summarization_results(recs: Sequence[Record], with_paper: bool = True) -> List[SummarizationEntry]:
+def summarization_results(recs: Sequence[Record], *, with_paper: bool = True) -> List[SummarizationEntry]:
     results = []
-    for (task, method), group in sorted(by_task_method(recs).items()):
+    for (task, method), group in by_task_method(recs):
         require_metrics(group, catalog.ROUGE, f"{task} {method_name(method)}: Table 4 shows it")
         chosen = select_on_validation(
-            group, "valid_loss", False, lambda r: float(r.metrics["rougeL"]), "mean test rougeL over seeds"
+            group,
+            "valid_loss",
+            maximize=False,
+            test=lambda r: float(r.metrics["rougeL"]),
+            test_by="mean test rougeL over seeds",
         )
         row = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
-        results.append(
-            SummarizationEntry(
-                chosen,
-                {name: statistics.fmean(float(r.metrics[name]) for r in chosen.runs) for name in catalog.ROUGE},
-                row,
-                paper.TABLE4[row][task] if row else None,
-            )
-        )
+        rouge = {name: statistics.fmean(float(r.metrics[name]) for r in chosen.runs) for name in catalog.ROUGE}
+        results.append(SummarizationEntry(chosen, rouge, row, paper.TABLE4[row][task] if row else None))
     return results
 
 
 # ------------------------------------------------------------------------------------------ probes
-
-
-@dataclass(frozen=True)
-class ProbePoint:
-    """Where a probe was taken: one marker of Figures 3-5."""
-
-    source: str
-    task: str
-    step: Optional[int]
-    cycle: Optional[int]
 
 
 @dataclass
@@ -421,64 +364,57 @@ class ProbeEntry:
     records: List[str]
 
     def summary(self) -> Dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
-def probe_point(r: Record) -> Tuple[str, ProbePoint, str]:
-    """(protocol, point, fine-tuned-on label); the record's ``probe`` is checked by records.py."""
+def probe_point(r: Record) -> Tuple[str, str, str, Optional[int], Optional[int], str]:
+    """(protocol, source, probed task, step, cycle, method): one marker of Figures 3-5."""
     probe = r.probe
     step = probe.step if probe.protocol == "degradation" else None
     cycle = probe.cycle if probe.protocol == "retention" else None
-    label = probe.finetuned_on
-    if label is None and probe.chain and step is not None and 0 <= step < len(probe.chain):
-        label = probe.chain[step]
-    return probe.protocol, ProbePoint(probe.source, r.task, step, cycle), label if label is not None else ""
+    return probe.protocol, probe.source, r.task, step, cycle, r.method
+
+
+def finetuned_on(r: Record, step: Optional[int]) -> str:
+    """What the probed encoder was last fine-tuned on (the pretrained model's probes say "none")."""
+    if r.probe.finetuned_on is not None:
+        return r.probe.finetuned_on
+    chain = r.probe.chain
+    return chain[step] if chain and step is not None and 0 <= step < len(chain) else ""
 
 
 def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
     """protocol -> one entry per (point, method): mean, sample std and n of the probe accuracy."""
-    groups: Dict[Tuple[str, ProbePoint, str], List[Record]] = {}
-    labels: Dict[Tuple[str, ProbePoint, str], str] = {}  # per method: a point's probe of the pretrained model
-    for r in recs:  # (method none) was fine-tuned on nothing
-        protocol, point, label = probe_point(r)
-        groups.setdefault((protocol, point, r.method), []).append(r)
-        labels.setdefault((protocol, point, r.method), label)
     out: Dict[str, List[ProbeEntry]] = {}
-    for (protocol, point, method), group in groups.items():
-        settings = {setting_key(r.hparams) for r in group}
-        if len(settings) > 1:
-            raise ReportError(
-                f"{group[0].path} and {group[-1].path}: {protocol} probes of {point.task} "
-                f"({method_name(method)}) with different fine-tuning settings; probes are only "
-                f"aggregated over seeds, so give rxf-report one setting's folder per method "
-                f"(e.g. runs/probing/{protocol}/{method}/SETTING)"
+    for (protocol, source, task, step, cycle, method), group in group_by(recs, probe_point).items():
+        if len({setting_key(r.hparams) for r in group}) > 1:
+            raise UserError(
+                f"{group[0].path} and {group[-1].path}: {protocol} probes of {task} ({method_name(method)}) with "
+                f"different fine-tuning settings; probes are only aggregated over seeds, so give rxf-report one "
+                f"setting's folder per method (e.g. runs/probing/{protocol}/{method}/SETTING)"
             )
         group = sorted(group, key=lambda r: r.seed)
-        where = "" if point.step is None else f" step {point.step}"
-        where += "" if point.cycle is None else f" cycle {point.cycle}"
+        where = ("" if step is None else f" step {step}") + ("" if cycle is None else f" cycle {cycle}")
         require_metrics(
-            group,
-            ["accuracy"],
-            f"{protocol} probe of {point.task}{where} (source {point.source}), {method_name(method)}",
+            group, ["accuracy"], f"{protocol} probe of {task}{where} (source {source}), {method_name(method)}"
         )
         values = [float(r.metrics["accuracy"]) for r in group]
-        out.setdefault(protocol, []).append(
-            ProbeEntry(
-                point.source,
-                point.task,
-                point.step,
-                point.cycle,
-                labels[(protocol, point, method)],
-                method,
-                statistics.fmean(values),
-                sample_std(values),
-                len(values),
-                [r.seed for r in group],
-                values,
-                group[0].hparams,
-                [r.path for r in group],
-            )
+        entry = ProbeEntry(
+            source,
+            task,
+            step,
+            cycle,
+            finetuned_on(group[0], step),
+            method,
+            statistics.fmean(values),
+            statistics.stdev(values) if len(values) > 1 else None,  # sample (n - 1): undefined for one seed
+            len(values),
+            [r.seed for r in group],
+            values,
+            group[0].hparams,
+            [r.path for r in group],
         )
+        out.setdefault(protocol, []).append(entry)
     # tasks in chain order where the protocol's records give a chain (Figures 4 and 5), else in Table 2's order
     for protocol, entries in out.items():
         task_order = {task: len(TABLE2_METRICS) + i for i, task in enumerate(TABLE2_METRICS)}

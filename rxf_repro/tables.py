@@ -1,9 +1,8 @@
 """The report's tables, Markdown and CSV: Tables 2-4 beside the paper's numbers, and the three probing tables.
 
-Each writer takes the typed entries of ``rxf_repro/selection.py`` and returns ``{file name: text}``. Every heading
-names the data, the model and the metric with its unit; the paper's data and model only for full runs shown next to
-the paper's numbers. Methods are named by ``catalog.METHOD_NAMES``; the paper's rows keep the paper's labels where
-they name the paper's models (``XLM-R Large``, ``BART+R3F``). Standard library only.
+Each writer takes the entries of ``rxf_repro/selection.py`` and returns ``{file name: text}``. Every heading names
+the data, the model and the metric with its unit; the paper's data and model only for full runs shown next to the
+paper's numbers. The paper's rows keep the paper's labels where they name the paper's models (``BART+R3F``).
 """
 
 import csv
@@ -24,7 +23,6 @@ from rxf_repro.selection import (
     XnliEntry,
     method_rank,
     ordered_methods,
-    primary,
     rounded,
     setting_label,
 )
@@ -36,6 +34,11 @@ TABLE2_HEADERS = {"MNLI": "MNLI m/mm", "QQP": "QQP acc/F1", "CoLA": "CoLA (MCC)"
 GLUE_UNITS = (
     "in %: accuracy (MNLI: matched/mismatched; QQP: accuracy/F1), CoLA: Matthews correlation × 100, "
     "STS-B: Pearson r × 100"
+)
+TABLE2_PAPER = (
+    f"Paper: Aghajanyan et al. 2020, Table 2, GLUE dev, RoBERTa-large (max: best of 10 seeds; the "
+    f"{method_name('std')} row is RoBERTa's published numbers and SMART's max row the number published by its "
+    "authors; FreeLB, which the paper also lists, has no run script here)."
 )
 SIZE_FLAGS = ("--encoder-layers", "--encoder-embed-dim", "--decoder-layers", "--decoder-embed-dim")
 PROBE_TEXT = {
@@ -52,6 +55,12 @@ PROBE_TEXT = {
         "Probing: retention (Figure 5)",
         "Cyclic chain; each task is probed before it is fine-tuned again, in every cycle.",
     ),
+}
+# A probing table's columns before the methods': (field of ProbeEntry, header)
+PROBE_POINTS = {
+    "generalisation": (("source", "source"), ("task", "probed task")),
+    "degradation": (("source", "source"), ("task", "probed task"), ("step", "step"), ("finetuned_on", "fine-tuned on")),
+    "retention": (("source", "source"), ("task", "probed task"), ("cycle", "cycle")),
 }
 
 
@@ -73,20 +82,18 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def csv_text(rows: Sequence[Dict[str, Any]]) -> str:
+    """CSV of rows that share their keys (the header); None is empty, booleans are true/false."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
     for row in rows:
-        writer.writerow(["" if v is None else str(v).lower() if isinstance(v, bool) else v for v in row])
+        writer.writerow({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()})
     return buffer.getvalue()
 
 
 def title(text: str, tiny: bool) -> str:
     return f"{text} — {TINY_LABEL}" if tiny else text
-
-
-# ------------------------------------------------------------------------------------------ headings
 
 
 def last_value(command: List[Any], flag: str) -> Optional[str]:
@@ -109,25 +116,13 @@ def models_of(recs: Sequence[Record]) -> str:
     return ("model " if len(models) == 1 else "models ") + "; ".join(sorted(models)) + " (the records' commands)"
 
 
-def claims_paper_data(tiny: bool, with_paper: bool) -> bool:
-    """Whether a heading may name the paper's data and model: full runs reported next to the paper's numbers."""
-    return with_paper and not tiny
-
-
 def data_of(tiny: bool, with_paper: bool, paper_data: str, sets: str, named: str, models: str) -> str:
-    """What a table's heading says its numbers come from: ``paper_data`` (e.g. "GLUE dev sets (RTE)") only where
-    ``claims_paper_data``; otherwise the runs' own ``sets``, with the tasks ``named`` as the records name them."""
-    if claims_paper_data(tiny, with_paper):
+    """What a heading says its numbers come from: ``paper_data`` only for full runs next to the paper's numbers;
+    otherwise the runs' own ``sets``, with the tasks ``named`` as the records name them."""
+    if with_paper and not tiny:
         return f"{paper_data}, {models}"
     other = "" if with_paper else "; not the paper's data: --no-paper"
     return f"{sets} of the runs' own data ({named} in the records{other}), {models}"
-
-
-def compared(entry: Entry) -> str:
-    """The "settings compared" cell: how many settings competed, and how many were left out for fewer seeds."""
-    chosen = entry.selection
-    fewer = chosen.settings_with_fewer_seeds
-    return str(chosen.settings_compared) + (f" (+{fewer} with fewer seeds, not compared)" if fewer else "")
 
 
 def budget(entries: Sequence[Entry]) -> str:
@@ -139,47 +134,40 @@ def budget(entries: Sequence[Entry]) -> str:
 
 def selections_table(entries: Sequence[Entry], task_header: Optional[str]) -> List[str]:
     """The "Selected settings and seeds" section: one row per (task, method), with a task column if named."""
-    header = ([task_header] if task_header else []) + [
-        "method",
-        "setting",
-        "selected by",
-        "score",
-        "settings compared",
-        "seeds (n)",
-    ]
-    rows = [
-        ([e.task] if task_header else [])
-        + [
+    header = ["method", "setting", "selected by", "score", "settings compared", "seeds (n)"]
+    rows = []
+    for e in entries:
+        chosen = e.selection
+        fewer = chosen.settings_with_fewer_seeds
+        compared = str(chosen.settings_compared) + (f" (+{fewer} with fewer seeds, not compared)" if fewer else "")
+        row = [
             method_name(e.method),
-            setting_label(e.selection.hparams),
-            e.selection.selected_by,
-            ours(rounded(e.selection.score)),
-            compared(e),  # the score as summary.json holds it
-            f"{', '.join(map(str, e.selection.seeds))} ({e.n})",
+            setting_label(chosen.hparams),
+            chosen.selected_by,
+            ours(rounded(chosen.score)),  # the score as summary.json holds it
+            compared,
+            f"{', '.join(map(str, chosen.seeds))} ({e.n})",
         ]
-        for e in entries
-    ]
-    return ["## Selected settings and seeds", "", md_table(header, rows)]
+        rows.append(([e.task] if task_header else []) + row)
+    return ["## Selected settings and seeds", "", md_table(([task_header] if task_header else []) + header, rows)]
 
 
-def selection_columns(e: Entry, tiny: Any) -> List[Any]:
+def selection_columns(e: Entry, tiny: bool) -> Dict[str, Any]:
     """The columns every table's CSV ends with: the selected setting, what selected it, whether the runs were tiny."""
-    return [setting_label(e.selection.hparams), e.selection.selected_by, tiny]
+    return {"setting": setting_label(e.selection.hparams), "selected_by": e.selection.selected_by, "tiny": tiny}
 
 
 # ------------------------------------------------------------------------------------------ Table 2
 
 
 def table2_files(
-    results: List[GlueEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+    results: List[GlueEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
 ) -> Dict[str, str]:
     tasks = {e.task for e in results}
-    columns = [
-        (task, metrics, TABLE2_HEADERS.get(task, task)) for task, metrics in TABLE2_METRICS.items() if task in tasks
-    ]
+    columns = [(task, metrics) for task, metrics in TABLE2_METRICS.items() if task in tasks]
     cells = {(e.method, e.task): e for e in results}
     methods = ordered_methods([e.method for e in results])
-    task_list = ", ".join(task for task, _, _ in columns)
+    task_list = ", ".join(task for task, _ in columns)
     data = data_of(
         tiny, with_paper, f"GLUE dev sets ({task_list})", "validation sets", f"tasks named {task_list}", models
     )
@@ -189,15 +177,7 @@ def table2_files(
         f"Metric: the score of each run's best validation checkpoint on the validation set, {GLUE_UNITS}. "
         "Ours: the best hyper-parameter setting per (task, method) (highest median of the task's primary "
         "metric over seeds), then the max and the median over that setting's seeds, each metric on its "
-        "own. "
-        + (
-            f"Paper: Aghajanyan et al. 2020, Table 2, GLUE dev, RoBERTa-large (max: best of 10 seeds; "
-            f"the {method_name('std')} row is RoBERTa's published numbers and SMART's max row the "
-            f"number published by its authors; FreeLB, which the paper also lists, has no run script "
-            f"here)."
-            if with_paper
-            else PAPER_LEFT_OUT
-        ),
+        "own. " + (TABLE2_PAPER if with_paper else PAPER_LEFT_OUT),
     ]
     for stat, table, label in (
         ("max", paper.TABLE2_MAX if with_paper else {}, "left: max over seeds"),
@@ -205,31 +185,20 @@ def table2_files(
     ):
         rows = []
         for method in methods:
-            rows.append(
-                [f"{method_name(method)} (ours)"]
-                + [
-                    "/".join(ours(getattr(cells[(method, task)], stat)[m]) for m in metrics)
-                    if (method, task) in cells
-                    else "-"
-                    for task, metrics, _ in columns
-                ]
-                + [budget([e for e in results if e.method == method])]
-            )
+            row = [f"{method_name(method)} (ours)"]
+            for task, metrics in columns:
+                entry = cells.get((method, task))
+                row.append("/".join(ours(getattr(entry, stat)[m]) for m in metrics) if entry else "-")
+            rows.append(row + [budget([e for e in results if e.method == method])])
             if method in table:
-                rows.append(
-                    [f"{method_name(method)} (paper)"]
-                    + [
-                        "/".join(published(table[method].get(task, {}).get(m)) for m in metrics)
-                        for task, metrics, _ in columns
-                    ]
-                    + [""]
-                )
-        parts += [
-            "",
-            f"## {title(f'Table 2 ({label}, %)', tiny)}",
-            "",
-            md_table(["method"] + [h for _, _, h in columns] + ["settings searched"], rows),
-        ]
+                row = [f"{method_name(method)} (paper)"]
+                row += [
+                    "/".join(published(table[method].get(task, {}).get(m)) for m in metrics)
+                    for task, metrics in columns
+                ]
+                rows.append(row + [""])
+        header = ["method"] + [TABLE2_HEADERS.get(task, task) for task, _ in columns] + ["settings searched"]
+        parts += ["", f"## {title(f'Table 2 ({label}, %)', tiny)}", "", md_table(header, rows)]
     order = list(TABLE2_METRICS)
     parts += [""] + selections_table(
         sorted(results, key=lambda e: (order.index(e.task), method_rank(e.method))), "task"
@@ -242,7 +211,7 @@ def table2_files(
     if "STS-B" in tasks:
         notes.append(
             "\\* STS-B is not in the paper's Table 2 (their KL term is not defined for regression). Its "
-            f"setting is chosen by {primary('STS-B')}, the metric its config chooses the best "
+            f"setting is chosen by {catalog.primary_metric('STS-B')}, the metric its config chooses the best "
             "checkpoint by (the mean of Pearson and Spearman r); the column shows Pearson r."
         )
     missing = [method_name(m) for m in methods if m not in paper.TABLE2_MAX]
@@ -250,36 +219,29 @@ def table2_files(
         notes.append(f"{', '.join(missing)}: not in the paper, no paper row.")
     for note in notes:
         parts += ["", note]
-    rows = []
-    for e in results:
-        for stat in ("max", "median"):
-            published_row = getattr(e, f"paper_{stat}") or {}  # None: not in the paper, or --no-paper
-            for m in TABLE2_METRICS[e.task]:
-                rows.append(
-                    [
-                        stat,
-                        e.method,
-                        e.task,
-                        m,
-                        rounded(getattr(e, stat)[m]),
-                        published_row.get(m),
-                        len(e.values[m]),
-                        *selection_columns(e, tiny),
-                    ]
-                )
-    return {
-        "table2.md": "\n".join(parts) + "\n",
-        "table2.csv": csv_text(
-            ["statistic", "method", "task", "metric", "ours", "paper", "seeds", "setting", "selected_by", "tiny"], rows
-        ),
-    }
+    rows = [
+        {
+            "statistic": stat,
+            "method": e.method,
+            "task": e.task,
+            "metric": m,
+            "ours": rounded(getattr(e, stat)[m]),
+            "paper": (getattr(e, f"paper_{stat}") or {}).get(m),  # None: not in the paper, or --no-paper
+            "seeds": len(e.values[m]),
+            **selection_columns(e, tiny),
+        }
+        for e in results
+        for stat in ("max", "median")
+        for m in TABLE2_METRICS[e.task]
+    ]
+    return {"table2.md": "\n".join(parts) + "\n", "table2.csv": csv_text(rows)}
 
 
 # ------------------------------------------------------------------------------------------ Table 3
 
 
 def table3_files(
-    results: List[XnliEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+    results: List[XnliEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
 ) -> Dict[str, str]:
     langs = list(catalog.XNLI_LANGUAGES)
     results = sorted(results, key=lambda e: method_rank(e.method))
@@ -291,14 +253,8 @@ def table3_files(
         )
         if e.paper:
             rows.append([f"{e.paper_row} (paper)", "5"] + [published(e.paper[k]) for k in langs + ["avg"]])
-    data = data_of(
-        tiny,
-        with_paper,
-        "XNLI test sets, zero-shot (trained on English MNLI)",
-        "test sets",
-        "languages as named",
-        models,
-    )
+    paper_data = "XNLI test sets, zero-shot (trained on English MNLI)"
+    data = data_of(tiny, with_paper, paper_data, "test sets", "languages as named", models)
     parts = [
         f"# {title(f'Table 3 — {data}', tiny)}",
         "",
@@ -310,27 +266,20 @@ def table3_files(
         md_table(["model", "runs"] + langs + ["avg"], rows),
         "",
     ] + selections_table(results, None)
-    csv_rows = []
-    for e in results:
-        for lang in langs + ["avg"]:
-            value = e.avg if lang == "avg" else e.languages.get(lang)
-            csv_rows.append(
-                [
-                    e.method,
-                    lang,
-                    rounded(value),
-                    (e.paper or {}).get(lang),
-                    e.paper_row or "",
-                    e.n,
-                    *selection_columns(e, tiny),
-                ]
-            )
-    return {
-        "table3.md": "\n".join(parts) + "\n",
-        "table3.csv": csv_text(
-            ["method", "language", "ours", "paper", "paper_row", "runs", "setting", "selected_by", "tiny"], csv_rows
-        ),
-    }
+    csv_rows = [
+        {
+            "method": e.method,
+            "language": lang,
+            "ours": rounded(e.avg if lang == "avg" else e.languages.get(lang)),
+            "paper": (e.paper or {}).get(lang),
+            "paper_row": e.paper_row or "",
+            "runs": e.n,
+            **selection_columns(e, tiny),
+        }
+        for e in results
+        for lang in langs + ["avg"]
+    ]
+    return {"table3.md": "\n".join(parts) + "\n", "table3.csv": csv_text(csv_rows)}
 
 
 # ------------------------------------------------------------------------------------------ Table 4
@@ -341,7 +290,7 @@ def rouge_cell(values: Optional[Dict[str, Optional[float]]], fmt: Callable[[Opti
 
 
 def table4_files(
-    results: List[SummarizationEntry], tiny: bool, with_paper: bool = True, models: str = NO_MODEL
+    results: List[SummarizationEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
 ) -> Dict[str, str]:
     datasets = [d for d in catalog.SUMMARIZATION if any(e.task == d for e in results)]
     methods = ordered_methods([e.method for e in results])
@@ -355,7 +304,6 @@ def table4_files(
         row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         if row_name:
             rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published) for d in datasets])
-    claims = claims_paper_data(tiny, with_paper)
     data = data_of(tiny, with_paper, "summarisation test sets", "test sets", "datasets as named", models)
     rows_for = ", ".join(f"{method_name(m)} is {row}" for m, row in paper.TABLE4_ROW_FOR_METHOD.items())
     ordered = sorted(results, key=lambda e: (datasets.index(e.task), methods.index(e.method)))
@@ -366,30 +314,24 @@ def table4_files(
         "checkpoint. Ours: mean over the seeds of the best setting (chosen as the 'selected by' column says). "
         + (f"Paper: Table 4 ({rows_for})." if with_paper else PAPER_LEFT_OUT),
         "",
-        md_table(["model"] + [catalog.SUMMARIZATION[d] if claims else d for d in datasets], rows),
+        md_table(["model"] + [catalog.SUMMARIZATION[d] if with_paper and not tiny else d for d in datasets], rows),
         "",
     ] + selections_table(ordered, "dataset")
     csv_rows = [
-        [
-            e.task,
-            e.method,
-            name,
-            rounded(e.rouge[name]),
-            (e.paper or {}).get(name),
-            e.paper_row or "",
-            e.n,
-            *selection_columns(e, tiny),
-        ]
+        {
+            "dataset": e.task,
+            "method": e.method,
+            "metric": name,
+            "ours": rounded(e.rouge[name]),
+            "paper": (e.paper or {}).get(name),
+            "paper_row": e.paper_row or "",
+            "seeds": e.n,
+            **selection_columns(e, tiny),
+        }
         for e in ordered
         for name in catalog.ROUGE
     ]
-    return {
-        "table4.md": "\n".join(parts) + "\n",
-        "table4.csv": csv_text(
-            ["dataset", "method", "metric", "ours", "paper", "paper_row", "seeds", "setting", "selected_by", "tiny"],
-            csv_rows,
-        ),
-    }
+    return {"table4.md": "\n".join(parts) + "\n", "table4.csv": csv_text(csv_rows)}
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -400,26 +342,15 @@ def mean_std(e: ProbeEntry) -> str:
     return f"{e.mean:.2f}{spread} (n={e.n})"
 
 
-def probe_files(protocol: str, entries: List[ProbeEntry], tiny: bool, models: str = NO_MODEL) -> Dict[str, str]:
+def probe_files(protocol: str, entries: List[ProbeEntry], *, tiny: bool, models: str = NO_MODEL) -> Dict[str, str]:
     methods = ordered_methods([e.method for e in entries])
-    point_fields = {
-        "generalisation": ("source", "task"),
-        "degradation": ("source", "task", "step", "finetuned_on"),
-        "retention": ("source", "task", "cycle"),
-    }[protocol]
-    headers = {
-        "source": "source",
-        "task": "probed task",
-        "step": "step",
-        "finetuned_on": "fine-tuned on",
-        "cycle": "cycle",
-    }
+    point_fields = [name for name, _ in PROBE_POINTS[protocol]]
     rows: Dict[Tuple, Dict[str, ProbeEntry]] = {}
     for e in entries:
         rows.setdefault(tuple(getattr(e, f) for f in point_fields), {})[e.method] = e
     heading, explanation = PROBE_TEXT[protocol]
     table = md_table(
-        [headers[f] for f in point_fields] + [method_name(m) for m in methods],
+        [header for _, header in PROBE_POINTS[protocol]] + [method_name(m) for m in methods],
         [
             [str(v) for v in point] + [mean_std(cells[m]) if m in cells else "-" for m in methods]
             for point, cells in rows.items()
@@ -435,41 +366,16 @@ def probe_files(protocol: str, entries: List[ProbeEntry], tiny: bool, models: st
         table,
     ]
     csv_rows = [
-        [
-            protocol,
-            e.source,
-            e.task,
-            e.step,
-            e.cycle,
-            e.finetuned_on,
-            e.method,
-            rounded(e.mean),
-            rounded(e.sample_std),
-            e.n,
-            " ".join(map(str, e.seeds)),
-            setting_label(e.setting),
-            tiny,
-        ]
+        {
+            "protocol": protocol,
+            **{name: getattr(e, name) for name in ("source", "task", "step", "cycle", "finetuned_on", "method")},
+            "mean": rounded(e.mean),
+            "sample_std": rounded(e.sample_std),
+            "n": e.n,
+            "seeds": " ".join(map(str, e.seeds)),
+            "setting": setting_label(e.setting),
+            "tiny": tiny,
+        }
         for e in entries
     ]
-    return {
-        f"probing_{protocol}.md": "\n".join(parts) + "\n",
-        f"probing_{protocol}.csv": csv_text(
-            [
-                "protocol",
-                "source",
-                "task",
-                "step",
-                "cycle",
-                "finetuned_on",
-                "method",
-                "mean",
-                "sample_std",
-                "n",
-                "seeds",
-                "setting",
-                "tiny",
-            ],
-            csv_rows,
-        ),
-    }
+    return {f"probing_{protocol}.md": "\n".join(parts) + "\n", f"probing_{protocol}.csv": csv_text(csv_rows)}
