@@ -1,10 +1,10 @@
-"""make demo's logic, in this process: convergence, the claims' intervals and verdicts, the claim tables, the full preset's schedule, and a folder the demo did not write refused."""
+"""make demo's logic, in this process: convergence, the claims' intervals and verdicts, the claim tables, the full preset's schedule, the choice of lambda by the report's rule, and a folder the demo did not write refused."""
 
 import os
 
 import pytest
 
-from rxf_repro import claims, demo
+from rxf_repro import claims, demo, records
 from tests.helpers import REPO
 
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")
@@ -12,10 +12,10 @@ FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")
 
 def test_a_run_has_converged_when_its_last_validation_is_no_better_than_an_earlier_one():
     curve = [[13, 80.0], [26, 85.0], [39, 84.7]]
-    assert demo.stopped_improving({"valid_curve": curve}) is True
-    assert demo.stopped_improving({"valid_curve": curve[:2] + [[39, 85.0]]}) is True  # a tie: fairseq's best is last
-    assert demo.stopped_improving({"valid_curve": curve[:2] + [[39, 85.3]]}) is False
-    assert demo.stopped_improving({"valid_curve": curve[:1]}) is None and demo.stopped_improving({}) is None
+    assert demo.stopped_improving(curve) is True
+    assert demo.stopped_improving(curve[:2] + [[39, 85.0]]) is True  # a tie: fairseq's best is last
+    assert demo.stopped_improving(curve[:2] + [[39, 85.3]]) is False
+    assert demo.stopped_improving(curve[:1]) is None and demo.stopped_improving(None) is None
 
 
 def test_intervals_and_verdicts_follow_the_interval_not_the_mean():
@@ -91,3 +91,32 @@ def test_the_full_preset_chains_standard_plus_plus_and_r4f_and_generalises_every
         ("retention", 1),
         ("retention", 2),
     ]
+
+
+def test_lambda_is_chosen_by_the_reports_rule_and_the_other_seeds_run_with_it(tmp_path):
+    """First round: the pretrained encoder's probes, every run of a method without a grid, the grid on the selection
+    seed; rxf-report's rule chooses (the best dev accuracy, a tie to the first setting); the second round runs the
+    chosen value's other seeds, and the setting run with every seed is then the one reported."""
+    preset = demo.load_preset("default")
+    grids = {"r3f": ("criterion.r3f_lambda", [0.1, 1.0])}
+    first = [(j.protocol, j.method, j.seed, j.setting) for j in demo.plan(preset, ["std", "r3f"], [1, 2, 3], grids)]
+    assert first == [("generalisation", "none", 1, {})] + [("generalisation", "std", s, {}) for s in (1, 2, 3)] + [
+        ("generalisation", "r3f", 1, {"criterion.r3f_lambda": v}) for v in (0.1, 1.0)
+    ]
+
+    def run(seed, value, accuracy):
+        fields = dict(kind="glue", task="WN-POS", method="r3f", seed=seed, hparams={"r3f_lambda": value})
+        return records.Record(**fields, metrics={"accuracy": accuracy})
+
+    assert demo.report_setting([run(1, 0.1, 82.0), run(1, 1.0, 82.0)], "r3f").hparams == {"r3f_lambda": 0.1}
+    grid = [run(1, 0.1, 80.0), run(1, 1.0, 82.0)]
+    for r in grid:
+        records.write_record(str(tmp_path / "runs" / f"{r.hparams['r3f_lambda']}" / "record.json"), r.to_dict())
+    chosen = demo.choose(str(tmp_path), grids, seed=1)
+    assert chosen == {"r3f": {"key": "criterion.r3f_lambda", "value": 1.0, "scores": {0.1: 80.0, 1.0: 82.0}}}
+    second = demo.plan_chosen(preset, [1, 2, 3], chosen)
+    assert [(j.protocol, j.seed, j.setting) for j in second] == [
+        ("generalisation", s, {"criterion.r3f_lambda": 1.0}) for s in (2, 3)
+    ]
+    # a luckier grid point run on one seed is not what is reported
+    assert demo.report_setting(grid + [run(2, 1.0, 70.0), run(3, 1.0, 71.0)], "r3f").seeds == [1, 2, 3]
