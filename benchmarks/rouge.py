@@ -1,4 +1,4 @@
-"""The numbers the README gives for ``rxf-rouge`` and ``rxf-ptb-tokenize``, measured here.
+"""The numbers docs/rouge.md gives for ``rxf-rouge`` and ``rxf-ptb-tokenize``, measured here.
 
 Each part makes its own inputs (a seeded synthetic vocabulary, or the GNU licenses every Debian machine
 carries in /usr/share/common-licenses) and prints one JSON object on stdout; nothing is written unless

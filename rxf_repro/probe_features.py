@@ -1,16 +1,11 @@
 """``python -m rxf_repro.probe_features FAIRSEQ-TRAIN-ARGS``: the linear probe of ``--task
-sentence_prediction_probe`` fit on cached features instead of trained by SGD.
+sentence_prediction_probe`` fit on cached features instead of trained by SGD (``rxf-run probe ... --probe-fit
+cached``; docs/probing.md).
 
-The arguments are a probe's ``fairseq-train`` arguments (``rxf-run probe ... --probe-fit cached`` passes them).
-The model is built and loaded as fairseq-train builds and loads it (``--restore-file``: its encoder frozen, its
-dropout off, its classification head dropped); the ``<s>`` representation the probe's linear layer reads is
-computed once for every train and valid example; the layer is then fit to convergence by L-BFGS
-(``rxf.probing.fit_linear_probe``), its L2 weight chosen from ``rxf.probing.L2_GRID`` on a held-out fifth of the
-training split, and measured on valid. The result is logged as fairseq logs a validation (``| valid | {json}``
-with ``valid_accuracy``, and ``done training in X seconds``), so ``rxf-run`` records it as it records a trained
-probe. Nothing is saved. Optimiser, learning-rate and update options are read and ignored (nothing is trained by
-SGD); ``--max-sentences``/``--batch-size`` sets the batch of the feature pass.
-"""
+The model is built and loaded as fairseq-train builds and loads it; the ``<s>`` features the probe reads are computed
+once; the layer is fit by L-BFGS, its L2 weight chosen on a held-out fifth of train, and measured on valid. The result
+is logged as fairseq logs a validation, so ``rxf-run`` records it as a trained probe. Nothing is saved; optimiser
+options are ignored, ``--batch-size`` sets the batch of the feature pass."""
 
 import json
 import logging
@@ -22,8 +17,10 @@ import time
 import torch
 
 from rxf import probing
+from rxf_repro import cli
 
-logger = logging.getLogger("rxf_repro.probe_features")
+TOOL = "rxf_repro.probe_features"
+logger = logging.getLogger(TOOL)
 
 
 def features_of(model, task, split: str, batch_size: int, max_positions) -> tuple:
@@ -53,13 +50,10 @@ def main(cfg) -> tuple:
     started = time.time()
     utils.import_user_module(cfg.common)
     if cfg.task._name != "sentence_prediction_probe":
-        raise SystemExit(
-            f"rxf_repro.probe_features: --task {cfg.task._name}: it fits the probe of --task "
-            "sentence_prediction_probe only"
-        )
+        raise cli.UserError(f"--task {cfg.task._name}: it fits the probe of --task sentence_prediction_probe only")
     restore = cfg.checkpoint.restore_file
     if not restore or restore == "checkpoint_last.pt" or not os.path.isfile(restore):
-        raise SystemExit(f"rxf_repro.probe_features: --restore-file {restore}: no such checkpoint to probe")
+        raise cli.UserError(f"--restore-file {restore}: no such checkpoint to probe")
     torch.manual_seed(cfg.common.seed)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)  # the probe task freezes the encoder and removes its dropout
@@ -99,12 +93,17 @@ def main(cfg) -> tuple:
 
 
 def cli_main() -> None:
+    """fairseq's ``cli_main`` convention (``rxf_repro.execution`` calls it in a forked child): arguments from sys.argv,
+    the exit status raised."""
     from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-    parser = options.get_training_parser()
-    args = options.parse_args_and_arch(parser)
-    main(convert_namespace_to_omegaconf(args))
+    cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser()))
+
+    def fit() -> None:
+        main(cfg)
+
+    raise SystemExit(cli.tool_main(TOOL, fit))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rxf_repro import hf_import, outputs
+from rxf_repro import encoders, hf_import, outputs
 from tests.helpers import MINILM, REPO, RESET, USER_DIR, built_once, fairseq_cli, import_hf, json_records
 
 
@@ -289,7 +289,7 @@ def test_roberta_hub_interface_loads_the_import(minilm):
 def test_bad_sources_are_one_line_and_leave_dest_untouched(tmp_path, capsys, case, message):
     src = tmp_path / "src"
     if case != "missing folder":
-        real = hf_import.find_source(MINILM)
+        real = encoders.model_folder(MINILM)
         src.mkdir()
         for name in os.listdir(real):
             if os.path.isfile(os.path.join(real, name)):
@@ -391,9 +391,13 @@ def _state(dest):
 
 
 def test_a_bert_saved_with_only_tokenizer_json_imports_as_from_vocab_txt(tiny_bert, tmp_path):
-    for name in ("txt", "json"):
-        proc = import_hf(tiny_bert / name, tmp_path / name)
-        assert proc.returncode == 0, proc.stdout[-3000:]
+    """The vocab.txt import runs as a user runs the command, in a fresh interpreter: nothing imported before it
+    registers --arch rxf_roberta (the forks ``import_hf`` starts inherit the plugin from this process)."""
+    command = [sys.executable, "-m", "rxf_repro.hf_import", str(tiny_bert / "txt"), str(tmp_path / "txt")]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and "fine-tune with" in proc.stderr, proc.stderr[-3000:]
+    proc = import_hf(tiny_bert / "json", tmp_path / "json")
+    assert proc.returncode == 0, proc.stdout[-3000:]
     txt, js = tmp_path / "txt", tmp_path / "json"
     assert (js / "dict.txt").read_bytes() == (txt / "dict.txt").read_bytes()
     assert (js / "vocab.txt").read_bytes() == (tiny_bert / "vocab.txt").read_bytes() == (txt / "vocab.txt").read_bytes()

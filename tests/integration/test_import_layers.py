@@ -1,10 +1,61 @@
-"""Which modules each layer imports, in a fresh interpreter: rxf/ needs torch only; rxf.hf needs transformers and never fairseq."""
+"""Which modules each layer imports: one way, rxf <- rxf_fairseq <- rxf_repro (read from the sources); and, in a fresh
+interpreter, rxf/ needs torch only, rxf.hf needs transformers and never fairseq."""
 
+import ast
 import os
+import pathlib
 import subprocess
 import sys
 
 from tests.helpers import REPO
+
+LAYERS = ("rxf", "rxf_fairseq", "rxf_repro")  # each may import the layers before it, never those after
+
+
+def imported_modules(path: pathlib.Path):
+    """(line, module) of every absolute import in the file, those inside functions included, and of every
+    ``importlib.import_module("...")`` of a constant name. Relative imports cannot leave their package."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.lineno, node.module
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                yield node.lineno, node.args[0].value
+
+
+def layer_violations(root) -> list:
+    """``FILE:LINE: LAYER imports MODULE`` for every import of a later layer by an earlier one under ``root``."""
+    found = []
+    for rank, layer in enumerate(LAYERS):
+        for path in sorted(pathlib.Path(root, layer).rglob("*.py")):
+            for line, module in imported_modules(path):
+                top = module.split(".")[0]
+                if top in LAYERS[rank + 1 :]:
+                    found.append(f"{path.relative_to(root)}:{line}: {layer} imports {module}")
+    return found
+
+
+def test_layers_import_one_way():
+    """rxf may import neither rxf_fairseq nor rxf_repro, rxf_fairseq may not import rxf_repro: every .py file of the
+    three packages, read with ``ast`` (no import runs)."""
+    assert layer_violations(REPO) == []
+
+
+def test_the_layer_check_sees_an_import_inside_a_function(tmp_path):
+    """The check reads imports anywhere in a file: in a function body, and importlib's. (Before 4bedba4 it would have
+    failed on rxf_fairseq/hf_import.py, which imported rxf_repro at its top.)"""
+    for layer in LAYERS:
+        (tmp_path / layer).mkdir()
+    (tmp_path / "rxf_fairseq" / "tool.py").write_text("import os\n\n\ndef main():\n    from rxf_repro import outputs\n")
+    (tmp_path / "rxf" / "kl.py").write_text("import importlib\n\nimportlib.import_module('rxf_fairseq.tasks')\n")
+    (tmp_path / "rxf_repro" / "runs.py").write_text("import rxf\nfrom rxf_fairseq import checkpoint_compat\n")
+    assert layer_violations(tmp_path) == [
+        "rxf/kl.py:3: rxf imports rxf_fairseq.tasks",
+        "rxf_fairseq/tool.py:5: rxf_fairseq imports rxf_repro",
+    ]
+
 
 IMPORT_EVERY_MODULE = """
 import importlib, pkgutil, sys

@@ -15,6 +15,7 @@ import time
 import psutil
 import pytest
 
+from rxf_repro import cli
 from rxf_repro import rouge as rxf_rouge
 from tests.helpers import REPO, call_main
 from tests.pipelines import kill_group
@@ -224,7 +225,7 @@ def test_missing_perl_module_gives_the_install_command(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\nexit 2\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    with pytest.raises(rxf_rouge.RougeError, match="apt-get install -y libxml-parser-perl libwww-perl"):
+    with pytest.raises(cli.UserError, match="apt-get install -y libxml-parser-perl libwww-perl"):
         rxf_rouge.check_perl()
 
 
@@ -285,12 +286,7 @@ def test_importing_the_scorer_imports_neither_fairseq_nor_torch():
     check = (
         "import sys; from rxf_repro import rouge; assert 'fairseq' not in sys.modules and 'torch' not in sys.modules"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", check],
-        capture_output=True,
-        text=True,
-        cwd=os.path.dirname(os.path.abspath(rxf_rouge.__file__)),
-    )
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -476,7 +472,7 @@ def test_sigterm_stops_rouge_and_removes_its_temporary_files(rouge_cache, tmp_pa
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, rxf_rouge.__file__, str(tmp_path / "ref"), str(tmp_path / "sum")],
+        [sys.executable, "-m", "rxf_repro.rouge", str(tmp_path / "ref"), str(tmp_path / "sum")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -510,7 +506,7 @@ def test_ctrl_c_is_130_and_says_nothing_was_written(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rxf_rouge, "perl_rouge", interrupted)
+    monkeypatch.setattr(rxf_rouge.command, "perl_rouge", interrupted)
     proc = run_cli(str(tmp_path / "ref"), str(tmp_path / "sum"), "-s", str(tmp_path / "rouge.txt"))
     assert proc.returncode == 130 and proc.stdout == ""
     assert proc.stderr.strip().splitlines()[-1] == "rxf-rouge: interrupted; nothing was written"
@@ -519,8 +515,7 @@ def test_ctrl_c_is_130_and_says_nothing_was_written(tmp_path, monkeypatch):
 
 def test_benchmark_commands_for_the_readme_numbers_run(tmp_path):
     root = REPO
-    # PYTHONPATH: rxf_repro is not (yet) in setup.py's packages, so the installed rxf_rouge cannot import it
-    env = dict(os.environ, PYTHONPATH=root)
+    env = dict(os.environ, PYTHONPATH=root)  # the checkout's rxf_repro, whatever is installed
 
     def run(*a):
         return subprocess.run(

@@ -1,0 +1,5 @@
+import sys
+
+from rxf_repro.rouge import main
+
+sys.exit(main())
