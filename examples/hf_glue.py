@@ -177,15 +177,16 @@ def resolve_task(data_args) -> Task:
 def custom_layout(path: str, labelled: bool):
     """A custom task's TSV: a header naming a ``label`` column and ``sentence``, or ``sentence1`` and
     ``sentence2``; the other columns are ignored."""
+    from rxf_repro.cli import UserError
     from rxf_repro.data import glue
-    from rxf_repro.data.common import PreprocessError, read_text_lines
+    from rxf_repro.data.common import read_text_lines
 
     lines = read_text_lines(path)
     header = tuple(lines[0].split("\t")) if lines else ()
     wanted = ("sentence1", "sentence2") if "sentence1" in header else ("sentence",)
     missing = [c for c in wanted + (("label",) if labelled else ()) if c not in header]
     if missing:
-        raise PreprocessError(
+        raise UserError(
             f"{path}:1: header {list(header)} has no {', '.join(missing)} column (a custom task's TSV has a header "
             "with label and sentence, or sentence1 and sentence2)"
         )
@@ -193,11 +194,12 @@ def custom_layout(path: str, labelled: bool):
     return glue.Layout(header, tuple(header.index(c) for c in wanted), label if labelled else None)
 
 
-def read_examples(path: str, layout, labels: Optional[List[str]], limit: Optional[int], labelled: bool = True):
+def read_examples(path: str, layout, labels: Optional[List[str]], limit: Optional[int], *, labelled: bool = True):
     """(texts, labels) of one TSV, checked row by row as preprocess/glue.sh checks it, blank lines skipped (a
     trailing one, as editors leave it); a custom task's layout from its header; a regression's labels as floats."""
+    from rxf_repro.cli import UserError
     from rxf_repro.data import glue
-    from rxf_repro.data.common import PreprocessError, read_text_lines
+    from rxf_repro.data.common import read_text_lines
 
     custom = layout is None
     if custom:
@@ -214,7 +216,7 @@ def read_examples(path: str, layout, labels: Optional[List[str]], limit: Optiona
         for number, line in enumerate(lines[first - 1 :], start=first):
             if number not in kept and line.strip():
                 fields = len(line.split("\t"))
-                raise PreprocessError(f"{path}:{number}: {fields} tab-separated fields, expected {layout.columns}")
+                raise UserError(f"{path}:{number}: {fields} tab-separated fields, expected {layout.columns}")
     texts = list(zip(*split.inputs))
     values: List = list(split.labels)
     if number_column is not None:
@@ -225,7 +227,7 @@ def read_examples(path: str, layout, labels: Optional[List[str]], limit: Optiona
             try:
                 values.append(float(value))
             except ValueError:
-                raise PreprocessError(f"{path}:{number}: label {value!r} is not a number (--regression)") from None
+                raise UserError(f"{path}:{number}: label {value!r} is not a number (--regression)") from None
     elif labelled and label_set is None:
         values = [float(v) for v in split.labels]
     if not labelled:
@@ -466,7 +468,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ImportError:
         print("hf_glue.py: needs transformers: pip install '.[hf]'", file=sys.stderr)
         return 1
-    from rxf_repro.data.common import PreprocessError
+    from rxf_repro.cli import UserError
 
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, MethodArguments, TrainingArguments))
     parser.set_defaults(logging_steps=LOGGING_STEPS)  # Trainer's 500 would log no term in most GLUE runs
@@ -483,7 +485,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO)
     try:
         trainer, names, test = build_trainer(model_args, data_args, method_args, training_args)
-    except (ValueError, OSError, PreprocessError) as error:
+    except (ValueError, OSError, UserError) as error:
         print(f"hf_glue.py: {error}", file=sys.stderr)
         return 1
     if training_args.do_train:

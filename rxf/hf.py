@@ -1,31 +1,6 @@
-"""R3F, R4F and SMART for Hugging Face transformers' ``Trainer``, on the core the fairseq plugin uses (``rxf.noise``,
-``rxf.kl``, ``rxf.spectral_norm``, ``rxf.smart``). transformers is imported here only; nothing in the fairseq plugin
-imports this.
-
-- ``R3FTrainer(model=..., args=..., r3f_lambda=1.0, eps=1e-5, noise_type="uniform", fast_r3f=False)``: a
-  ``transformers.Trainer`` whose loss is the model's own (with ``Trainer``'s label smoothing when
-  ``label_smoothing_factor`` is set) + lambda * the R3F term. The noise z ~ U(-eps, eps) or N(0, eps^2) is added by a
-  hook to the output of ``model.get_input_embeddings()`` in the second forward pass, and only to the calls made inside
-  the encoder (``get_encoder()`` for encoder-decoder models, whose decoder shares the matrix); the hook counts its
-  applications and a pass it never reached is an error. The term is the symmetric KL of the two passes' logits in
-  fp32: per sentence for sequence classification, the squared change of the prediction for regression
-  (``num_labels == 1``), summed over the target positions (``labels != -100``, padding masked) per sentence for
-  sequence-to-sequence models; the mean over the batch's sentences is weighted by lambda, as the plugin's. The logits
-  are a ``ModelOutput``'s ``logits``, or, with ``return_dict=False``, the tuple's position that the output class of
-  the model's ``forward`` gives them (``model_logits``). Logged as ``symm_kl`` (``noise_sq_err`` for regression), the
-  mean since the last log (the last, partial window when training ends), with ``noise_changed_pct`` only when the
-  embedding layer's output is fp16/bf16 (a model whose weights are half precision: most of a 1e-5 noise rounds away
-  there); never under ``TrainingArguments(fp16=True)`` or ``bf16=True``, whose autocast leaves the embedding layer's
-  output in fp32, where the noise is added whole. ``fast_r3f=True``: the noised pass without gradient (the plugin's
-  ``--fast-r3f``). Under DDP the terms' extra forward passes skip DDP's buffer broadcast (the clean pass does it).
-- ``apply_r4f(model)``: every linear layer of the classification head spectrally normalised (BERT's ``classifier``
-  and pooler, RoBERTa's ``classifier.dense``/``out_proj``, BART's ``classification_head``), recorded in
-  ``model.config.rxf_r4f_layers``; the new layers take the training flag of those they replace (one power-iteration
-  step per forward in training mode only). ``load_r4f(model_class, folder)`` reloads what ``save_pretrained`` wrote,
-  the power-iteration vectors included, in eval mode: the outputs are the saved model's, the same at every call.
-- ``SMARTTrainer(model=..., args=..., smart_lambda=1.0, smart_mu=1.0, ...)``: SMART as published (the plugin's
-  ``sentence_prediction_smart``, its flags as keyword options): the adversarial term on the same embedding hook
-  (``rxf.smart.adversarial_forward``) and the proximal term against a momentum teacher saved with each checkpoint.
+"""R3F, R4F and SMART for Hugging Face transformers' ``Trainer`` on the core the fairseq plugin uses; the one module of
+``rxf`` that imports transformers. ``R3FTrainer``, ``SMARTTrainer`` (the plugin's flags as keyword options),
+``apply_r4f`` and ``load_r4f``; what they compute and log: docs/transformers.md.
 """
 
 import contextlib
@@ -59,8 +34,8 @@ HEAD_NAMES = ("classifier", "classification_head")  # BERT/RoBERTa/XLM-R; BART
 
 
 def input_embedding_and_scope(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
-    """The token-embedding layer R3F perturbs and the module inside whose forward its calls are perturbed: the
-    encoder for an encoder-decoder model, the model itself otherwise. ValueError naming what is missing."""
+    """The token-embedding layer R3F perturbs and the module whose forward scopes the noise: the encoder of an
+    encoder-decoder model (its decoder shares the matrix), the model itself otherwise."""
     bare = unwrapped(model)
     get = getattr(bare, "get_input_embeddings", None)
     embedding = get() if callable(get) else None
@@ -110,8 +85,8 @@ def _check_weight(name: str, value: float) -> float:
 
 @functools.lru_cache(maxsize=None)  # once per model class, not at every training step
 def _documented_output(model_class: type) -> Optional[type]:
-    """The ``ModelOutput`` class that ``model_class.forward``'s return annotation names (transformers documents the
-    layout of ``return_dict=False``'s tuple by it: that class's non-None fields, in order), or None."""
+    """The ``ModelOutput`` class of ``model_class.forward``'s return annotation (whose non-None fields, in order, are
+    ``return_dict=False``'s tuple), or None."""
     from transformers.utils import ModelOutput
 
     forward = getattr(model_class, "forward", None)
@@ -126,11 +101,9 @@ def _documented_output(model_class: type) -> Optional[type]:
 
 
 def model_logits(model: nn.Module, outputs: Any) -> Tensor:
-    """The logits of ``model``'s outputs: a ``ModelOutput``'s (or a dict's) ``logits``; for the tuple of
-    ``return_dict=False``, the position that the output class of the model's ``forward`` gives them, the fields
-    before them being a loss at most (classification, regression and seq2seq: ``(loss, logits, ...)``, the loss only
-    when one was computed, as transformers leaves None out of the tuple: with labels, but not under ``Trainer``'s label
-    smoothing, which takes them away). Any other layout: ValueError naming the model's class."""
+    """The logits of ``model``'s outputs: a ``ModelOutput``'s (or a dict's) ``logits``, or, for the tuple of
+    ``return_dict=False``, the position its documented output class gives them after a loss at most (present only
+    when computed: transformers leaves None out of the tuple)."""
     name = type(unwrapped(model)).__name__
     if isinstance(outputs, Mapping):
         logits = outputs.get("logits")
@@ -159,17 +132,10 @@ def model_logits(model: nn.Module, outputs: Any) -> Tensor:
 
 @contextlib.contextmanager
 def _extra_passes_without_buffer_sync(model: nn.Module) -> Iterator[None]:
-    """The forward passes of the terms (after the clean one, before the backward) without DDP's buffer broadcast.
-
-    With ``broadcast_buffers=True`` (transformers' default), DDP copies rank 0's buffers into every process's in
-    place before each forward. The clean pass's graph holds some of them (BERT's ``position_ids``/``token_type_ids``
-    buffers are the indices its embedding lookups saved), so a broadcast before the noised pass bumps their version
-    and the backward fails on torch before 2.13 ("modified by an inplace operation: [torch.LongTensor [1, 10]]";
-    torch 2.13 broadcasts them keeping the version counter). The buffers were broadcast before this step's clean
-    pass, as stock DDP does once per step; the extra passes use them as they are (constants, and R4F's power-
-    iteration vectors, which every process updates identically from identical weights), and the next step's clean
-    pass broadcasts them again: the extra passes do not change when or what DDP synchronises, its
-    ``require_forward_param_sync`` flag (which a no-grad pass such as ``fast_r3f``'s would turn off) restored."""
+    """The terms' forward passes without DDP's in-place buffer broadcast, which would bump the version of buffers the
+    clean pass's graph saved (BERT's ``position_ids``) and fail its backward on torch before 2.13. The buffers were
+    broadcast before the clean pass and are the same on every process; DDP's ``require_forward_param_sync`` (which a
+    no-grad pass would turn off) is restored."""
     if not isinstance(model, nn.parallel.DistributedDataParallel):
         yield
         return
@@ -182,18 +148,15 @@ def _extra_passes_without_buffer_sync(model: nn.Module) -> Iterator[None]:
 
 
 class ConsistencyTrainer(Trainer):
-    """``transformers.Trainer`` + weighted consistency terms of the model's logits (``terms``, which R3FTrainer and
-    SMARTTrainer define); each term is summed over sentences (and target positions) and divided by the sentences,
-    and logged per sentence, unweighted, as the mean since the last log."""
+    """``transformers.Trainer`` + the weighted consistency terms of the model's logits that ``terms`` gives, each a
+    mean per sentence, logged unweighted as the mean since the last log."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
-        # transformers takes a model whose forward has **kwargs for one that normalises its loss by the accumulated
-        # batch (num_items_in_batch), and then neither divides it by the accumulation steps nor leaves it per process;
-        # BERT's, RoBERTa's and BART's classification and seq2seq losses ignore num_items_in_batch (per-batch means),
-        # so the task loss would be the accumulation steps (and the processes) times too large against the terms.
-        # As a per-batch mean, the whole loss is divided by the steps, the task loss and the terms alike.
+        # transformers takes a forward with **kwargs for one that normalises its loss by num_items_in_batch and then
+        # does not divide it by the accumulation steps; BERT's, RoBERTa's and BART's losses ignore it (per-batch
+        # means), so the task loss would be too large against the terms. As a per-batch mean, all is divided alike.
         self.model_accepts_loss_kwargs = False
         # detached tensors, read by the host only when logged (a float() per step would synchronise with a GPU)
         self._terms_log: Dict[str, List[Tensor]] = {}
@@ -205,18 +168,15 @@ class ConsistencyTrainer(Trainer):
     def terms(
         self, model: nn.Module, inputs: Dict[str, Any], clean: Tensor, labels: Optional[Tensor]
     ) -> List[Tuple[float, Tensor, str]]:
-        """(weight, term summed over the batch's sentences, log name) of each term; ``inputs`` without the labels
-        when ``Trainer`` smooths them (the model then computes no loss of its own)."""
+        """(weight, term summed over the batch's sentences, log name) of each term; ``inputs`` lack the labels when
+        ``Trainer`` smooths them."""
         raise NotImplementedError
 
-    def _scale_for_accumulation(self, num_items_in_batch) -> float:
-        """1 / the accumulation steps when ``Trainer`` takes the loss as already scaled for them (it then does not
-        divide it), so that the term is the mean per sentence of each micro-batch either way."""
+    def _scale_for_accumulation(self) -> float:
+        """1 / the accumulation steps when ``Trainer`` takes the loss as already scaled for them (and does not divide)."""
         scaled = getattr(self, "loss_is_scaled_for_ga", None)
-        if scaled is None:
-            scaled = (
-                bool(getattr(self, "model_accepts_loss_kwargs", False)) and num_items_in_batch is not None
-            ) or getattr(self, "compute_loss_func", None) is not None
+        if scaled is None:  # Trainer's own rule, model_accepts_loss_kwargs being False (__init__)
+            scaled = self.compute_loss_func is not None
         steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
         return 1.0 / steps if scaled else 1.0
 
@@ -240,7 +200,7 @@ class ConsistencyTrainer(Trainer):
         )
         clean = model_logits(model, outputs)
         sentences = clean.shape[0]
-        scale = self._scale_for_accumulation(num_items_in_batch) / sentences
+        scale = self._scale_for_accumulation() / sentences
         with _extra_passes_without_buffer_sync(model):
             terms = self.terms(model, further_inputs, clean, labels)
         for weight, term, key in terms:
@@ -249,11 +209,8 @@ class ConsistencyTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
-        """Training logs get the mean of each term (per sentence, in nats, not weighted) since the last log, over
-        every process's micro-batches (``Trainer`` logs on every process, so the sum is reduced as its loss is). The
-        terms of the updates after the last of them (``max_steps`` not a multiple of ``logging_steps``) are logged
-        when training ends, in an entry of their own at the last step, just before ``Trainer``'s summary (whose
-        ``train_loss`` is the whole run's mean)."""
+        """Training logs get each term's mean since the last log; the last, partial window gets an entry of its own
+        just before ``Trainer``'s summary."""
         if "loss" in logs:
             logs.update(self._reduced_terms())
         elif "train_loss" in logs and self._terms_log:  # the end of train(): the last, partial window
@@ -316,17 +273,9 @@ SMART_TEACHER_FILE = "smart_teacher.pt"
 
 
 class SMARTTrainer(ConsistencyTrainer):
-    """``transformers.Trainer`` + SMART as published (``rxf.smart``, the plugin's ``sentence_prediction_smart``):
-    + smart_lambda * the consistency term against the worst point delta of an eps-ball around the encoder's token
-    embeddings (projected gradient ascent from delta_0 ~ N(0, smart_sigma^2)), + smart_mu * the consistency term
-    against a momentum teacher (the Bregman proximal point term, logged as ``smart_bregman``).
-
-    The options are the plugin's flags without their dashes, with SMART's published defaults. The teacher absorbs
-    the model once per optimizer update (at the update's first micro-batch; ``smart_total_updates`` defaults to the
-    Trainer's ``max_steps``) and is saved as ``smart_teacher.pt`` in every checkpoint folder that holds the optimizer's
-    state (not with ``save_only_model``), so ``train(resume_from_checkpoint=...)`` continues with it; every ``train()``
-    without a checkpoint to resume from (a hyper-parameter search's trials included) starts a new teacher from the
-    model at its first update, and so does a checkpoint without one (with a warning)."""
+    """``transformers.Trainer`` + SMART as published (``rxf.smart``): the adversarial term and the proximal term
+    against a momentum teacher, absorbed once per optimizer update and saved beside the optimizer's state in every
+    checkpoint (``smart_teacher.pt``); every ``train()`` not resuming one starts a new teacher."""
 
     def __init__(
         self,
@@ -362,11 +311,9 @@ class SMARTTrainer(ConsistencyTrainer):
         self.ascent = SmartAscent(
             smart_sigma, smart_steps, smart_step_size, smart_norm, smart_eps, smart_grad_eps, smart_ascent
         )
-        self.teacher = (
-            MomentumTeacher(smart_beta, smart_beta_start, smart_beta_warmup, smart_total_updates or 0)
-            if self.smart_mu > 0
-            else None
-        )
+        self.teacher = None
+        if self.smart_mu > 0:
+            self.teacher = MomentumTeacher(smart_beta, smart_beta_start, smart_beta_warmup, smart_total_updates or 0)
         self._total_given = smart_total_updates is not None
         self._absorbed_at: Optional[int] = None  # the global step whose update the teacher has absorbed
         super().__init__(*args, **kwargs)
@@ -441,8 +388,7 @@ class SMARTTrainer(ConsistencyTrainer):
 
 
 def head_linear_layers(model: nn.Module) -> List[str]:
-    """The dotted names of the classification head's linear layers: the head's (``classifier`` or
-    ``classification_head``) and, for BERT-like models, the pooler's, which feeds the classifier."""
+    """The dotted names of the classification head's linear layers, BERT's pooler (which feeds it) included."""
     bare = unwrapped(model)
     names = []
     for head in HEAD_NAMES:
@@ -463,30 +409,26 @@ def head_linear_layers(model: nn.Module) -> List[str]:
 
 def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
     """Spectrally normalise every linear layer of the classification head (or the ``layers`` named), in place,
-    sharing the parameters (an optimizer holding them keeps working); returns the names, also kept in
-    ``model.config.rxf_r4f_layers`` for ``load_r4f``."""
+    sharing the parameters; returns the names, also kept in ``model.config.rxf_r4f_layers`` for ``load_r4f``."""
     bare = unwrapped(model)
     names = list(layers) if layers is not None else head_linear_layers(bare)
     for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = bare.get_submodule(parent_name) if parent_name else bare
-        module = getattr(parent, child)
+        module = bare.get_submodule(name)
         if isinstance(module, SpectralNormLinear):
             continue
         if not isinstance(module, nn.Linear):
             raise ValueError(f"R4F: {name} is a {type(module).__name__}, not a linear layer")
         normalised = spectrally_normalised(module)
         normalised.train(module.training)  # a model in eval mode runs no power iteration at inference
-        setattr(parent, child, normalised)
+        bare.set_submodule(name, normalised)
     if getattr(bare, "config", None) is not None:
         setattr(bare.config, R4F_CONFIG_KEY, names)
     return names
 
 
 def load_r4f(model_class: Type, folder: str, **kwargs: Any) -> nn.Module:
-    """``model_class.from_pretrained(folder)`` of a model saved with R4F applied: R4F applied again to the layers
-    its config names, and their power-iteration vectors read back from the saved weights, so the reloaded model gives
-    the outputs the saved one gave."""
+    """``model_class.from_pretrained(folder)`` of a model saved with R4F applied, R4F applied again and the saved
+    power-iteration vectors read back, so the reloaded model gives the outputs the saved one gave."""
     model = model_class.from_pretrained(folder, **kwargs)
     layers = getattr(model.config, R4F_CONFIG_KEY, None)
     if not layers:

@@ -8,13 +8,9 @@ from torch import Tensor
 
 
 def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """KL(P||Q) + KL(Q||P) summed over every position, P = softmax(logits_p), Q = softmax(logits_q).
-
-    Softmax over the last dimension, always in fp32 (fp16 log-probabilities lose the tiny differences
-    that a 1e-5 perturbation makes). ``mask`` (shape ``logits.shape[:-1]``, True = keep) drops
-    positions such as padding. The terms are fairseq's examples/rxf ones (``F.kl_div``), with the
-    targets given as log-probabilities so that identical inputs give exactly 0.
-    """
+    """KL(P||Q) + KL(Q||P) summed over every position kept by ``mask`` (shape ``logits.shape[:-1]``), the softmax in
+    fp32 (fp16 loses a 1e-5 perturbation's differences); fairseq examples/rxf's terms, with log-probability
+    targets so that identical inputs give exactly 0."""
     if logits_p.shape != logits_q.shape:
         raise ValueError(f"logit shapes differ: {tuple(logits_p.shape)} vs {tuple(logits_q.shape)}")
     log_p = F.log_softmax(logits_p, dim=-1, dtype=torch.float32)

@@ -1,12 +1,8 @@
 """The noise z of R3F and the one place it enters a model: the encoder's token embeddings.
 
-The paper's objective is KL_S(g.f(x) || g.f(x + z)) with x the *token embeddings*. fairseq's
-examples/rxf passes ``token_embeddings=`` through ``model(...)``, which RoBERTa's encoder silently
-drops, so its noised pass sees clean embeddings. Here the noise is added by a forward hook on the
-encoder's token-embedding module itself, which no forward signature can bypass, and the hook counts
-its applications so a model that never calls the layer fails loudly instead of training without noise.
-The caller names the two modules (the embedding and the encoder around it); the fairseq plugin finds
-them in fairseq's models (``rxf_fairseq/model_parts.py``).
+fairseq's examples/rxf passes ``token_embeddings=`` through ``model(...)``, which RoBERTa's encoder silently drops,
+so its noised pass sees clean embeddings. Here a forward hook on the token-embedding module itself adds the noise
+(no forward signature can bypass it) and counts its applications, so a model that never calls the layer fails loudly.
 """
 
 import contextlib
@@ -29,12 +25,8 @@ def check_noise_args(eps: float, noise_type: str) -> None:
 
 
 def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
-    """z ~ U(-eps, eps) or N(0, eps^2), shaped like ``like`` and on its device and dtype.
-
-    Drawn in fp32 from torch's default generator of ``like.device`` (fairseq reseeds it with
-    ``seed + num_updates`` before every update, so a resumed run draws the same noise), then cast.
-    eps = 0 gives exact zeros (the reference crashes on ``Uniform(-0, 0)``).
-    """
+    """z ~ U(-eps, eps) or N(0, eps^2) like ``like``, drawn in fp32 from the default generator of its device
+    (fairseq reseeds it every update, so a resumed run draws the same noise); eps = 0 gives exact zeros."""
     if eps == 0:
         return torch.zeros_like(like)
     noise = torch.empty(like.shape, device=like.device, dtype=torch.float32)
@@ -49,12 +41,8 @@ def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
 
 @dataclass
 class NoiseRecord:
-    """What the hook did during one perturbed forward pass.
-
-    ``changed``/``elements`` count the embedding entries the perturbation actually altered; only
-    kept for fp16/bf16 embeddings, where a 1e-5 perturbation often rounds away (tensors, so reading
-    them costs no host-device synchronisation in the training step).
-    """
+    """What the hook did in one perturbed pass. ``changed``/``elements`` count the entries the perturbation altered,
+    for fp16/bf16 embeddings only, where a 1e-5 noise often rounds away (a tensor: no host-device synchronisation)."""
 
     applications: int = 0
     changed: Optional[Tensor] = None
@@ -71,12 +59,9 @@ def perturbed_token_embeddings(
     perturb: Callable[[Tensor], Tensor],
     rows: Optional[Callable[[], slice]] = None,
 ) -> Iterator[NoiseRecord]:
-    """Within the block, every call of ``embedding`` made inside a forward pass of ``scope`` returns
-    ``perturb(embeddings)``; gradients flow through it as through the clean output. ``scope`` is the
-    module whose forward calls ``embedding`` (the encoder): when a decoder shares the embedding matrix,
-    its calls stay clean. ``rows()``, if given, names the rows of the batch (first dimension) that are
-    perturbed; the others pass unchanged. On exit, raises if the perturbation never reached the model.
-    """
+    """Within the block, every call of ``embedding`` inside a forward of ``scope`` (the encoder: a decoder sharing the
+    matrix stays clean) returns ``perturb(embeddings)``, only on the batch ``rows()`` if given. On exit, raises if
+    the perturbation never reached the model."""
     record = NoiseRecord()
     inside_scope = [False]
 
@@ -91,12 +76,9 @@ def perturbed_token_embeddings(
             return None
         chosen = rows() if rows is not None else slice(None)
         original = output[chosen]
-        changed_part = perturb(original)
-        if rows is None:
-            perturbed = changed_part
-        else:
-            before, after = output[: chosen.start], output[chosen.stop :]
-            perturbed = torch.cat([before, changed_part, after], dim=0)
+        changed_part = perturbed = perturb(original)
+        if rows is not None:  # the other rows unchanged
+            perturbed = torch.cat([output[: chosen.start], changed_part, output[chosen.stop :]], dim=0)
         record.applications += 1
         if output.dtype in LOW_PRECISION:
             changed = (changed_part != original).sum()
@@ -121,17 +103,18 @@ def perturbed_token_embeddings(
         )
 
 
+def _add_noise(eps: float, noise_type: str) -> Callable[[Tensor], Tensor]:
+    return lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
+
+
 def noised_token_embeddings(embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str):
     """``perturbed_token_embeddings`` with fresh R3F noise z at every call: x -> x + z."""
-    return perturbed_token_embeddings(
-        embedding, scope, lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
-    )
+    return perturbed_token_embeddings(embedding, scope, _add_noise(eps, noise_type))
 
 
 @dataclass
 class BothPasses:
-    """What ``both_passes_in_one_forward`` saw: the clean and the noised copy's first output (logits), and the
-    noise record of the noised copy."""
+    """The clean and the noised copy's first output (logits) and the noised copy's noise record."""
 
     clean: Optional[Tensor] = None
     noised: Optional[Tensor] = None
@@ -142,15 +125,10 @@ class BothPasses:
 def both_passes_in_one_forward(
     model: nn.Module, embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str
 ) -> Iterator[BothPasses]:
-    """R3F's clean and noised passes as one forward of the batch concatenated with itself. Within the block, the
-    one call of ``model`` runs on its tensor arguments repeated twice along the batch dimension (every argument
-    whose first dimension is the first one's), with fresh R3F noise added to the second copy's token embeddings
-    only (``embedding`` called inside ``scope``, as ``noised_token_embeddings``); it returns the first copy's part
-    of its first output to its caller (the rest of its output unchanged), so the caller's loss is that of the
-    clean pass, and ``BothPasses`` holds both copies' first outputs. The objective is the two-pass form's where the
-    model's randomness is drawn per element, as dropout's (independent masks for every row, as in two passes); what
-    is drawn once per forward for the whole batch (LayerDrop, quant-noise) the copies would share, and the caller
-    must refuse it. A second call of ``model`` inside the block is an error."""
+    """R3F's two passes as one call of ``model`` on its batched arguments concatenated with themselves, the noise on
+    the second copy only; the caller gets the first copy's output (its loss is the clean pass's). The objective is
+    the two-pass form's only where randomness is drawn per element (dropout): the caller must refuse LayerDrop and
+    quant-noise, drawn once per forward. A second call of ``model`` inside the block is an error."""
     both = BothPasses()
     batch: List[int] = []
 
@@ -177,15 +155,14 @@ def both_passes_in_one_forward(
             return type(output)([both.clean, *output[1:]])
         return both.clean
 
-    def noise(embeddings: Tensor) -> Tensor:
-        return embeddings + sample_embedding_noise(embeddings, eps, noise_type)
-
     handles = [
         model.register_forward_pre_hook(before, with_kwargs=True),
         model.register_forward_hook(after, with_kwargs=True),
     ]
     try:
-        with perturbed_token_embeddings(embedding, scope, noise, rows=lambda: slice(batch[0], 2 * batch[0])) as rec:
+        with perturbed_token_embeddings(
+            embedding, scope, _add_noise(eps, noise_type), rows=lambda: slice(batch[0], 2 * batch[0])
+        ) as rec:
             yield both
     finally:
         for handle in handles:

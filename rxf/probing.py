@@ -1,8 +1,6 @@
-"""The linear probe of the paper's Section 4 (Appendix A.2): a frozen encoder without dropout, and a
-single linear layer on the sentence representation (the ``<s>`` token's final hidden state, which
-RoBERTa's own head reads) trained on another task. Model surgery, used by
-``--task sentence_prediction_probe`` (``rxf_fairseq/tasks/sentence_prediction_probe.py``), and the same layer fit
-on cached features (``fit_linear_probe``, used by ``python -m rxf_repro.probe_features``)."""
+"""The linear probe of the paper's Section 4 (Appendix A.2): a frozen encoder without dropout and one linear layer on
+the ``<s>`` token's final hidden state, trained on another task. The model surgery (``--task
+sentence_prediction_probe``) and the same layer fit on cached features (``fit_linear_probe``)."""
 
 from typing import List, Sequence, Tuple, Type
 
@@ -11,10 +9,8 @@ from torch import nn
 
 
 class NoHiddenLayer(nn.Module):
-    """Stands where RoBERTa's classification head has its hidden ``dense`` layer. fairseq's checkpoint
-    upgrade reads ``dense.weight.size(0)`` and ``dense.out_features`` of every head; a width of 0 marks a
-    linear probe, so a fine-tuned head of the same name is dropped rather than loaded into the probe,
-    and the probe's own checkpoints load back."""
+    """Stands for the head's hidden ``dense`` layer, which fairseq's checkpoint upgrade reads: a width of 0 drops a
+    fine-tuned head of the same name instead of loading it into the probe."""
 
     out_features = 0
 
@@ -38,9 +34,8 @@ class LinearProbeHead(nn.Module):
 def freeze_encoder(
     model: nn.Module, head: nn.Module, dropout_types: Tuple[Type[nn.Module], ...] = (nn.Dropout,)
 ) -> List[str]:
-    """Every parameter but the head's stops training; every dropout outside the head (a module of
-    ``dropout_types``, each with a probability ``p``) is switched off, and so is layer drop (a float
-    ``layerdrop``). Returns the names of the dropout modules switched off (for the log)."""
+    """Every parameter but the head's stops training; every dropout (``dropout_types``) and float ``layerdrop``
+    outside the head is switched off. Returns the names of the dropout modules switched off."""
     head_params = {id(p) for p in head.parameters()}
     for param in model.parameters():
         param.requires_grad = id(param) in head_params
@@ -63,11 +58,9 @@ L2_GRID: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float) -> nn.Linear:
-    """The linear probe trained to convergence on fixed features: multinomial logistic regression (mean cross
-    entropy + ``l2`` * squared weights, the bias free) by full-batch L-BFGS, features standardised with the
-    training set's mean and deviation (folded back into the returned layer, which reads raw features). The
-    encoder of a probe is frozen and without dropout, so its features are fixed: fitting them once is the
-    same probe as training the layer by SGD, without a forward pass of the encoder per step."""
+    """The probe trained to convergence on fixed features (a frozen encoder without dropout gives the same ones every
+    epoch): multinomial logistic regression + ``l2`` * squared weights by full-batch L-BFGS on standardised features,
+    the standardisation folded back into the returned layer."""
     features = features.double()
     mean, std = features.mean(0), features.std(0) + 1e-6
     standard = (features - mean) / std
@@ -104,9 +97,8 @@ def accuracy(layer: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> 
 def choose_l2(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: Sequence[float] = L2_GRID, seed: int = 1
 ) -> Tuple[float, List[Tuple[float, float]]]:
-    """(the L2 weight of ``grid`` with the best accuracy on a held-out fifth of the training features when fit on
-    the other four fifths, [(l2, held-out accuracy)...]); ties go to the stronger L2. The validation split is
-    never seen: it measures the probe that is then fit on the whole training set."""
+    """(the L2 weight of ``grid`` best on a held-out fifth of the training features when fit on the rest, ties to the
+    stronger, [(l2, held-out accuracy)...]): the validation split only measures the final probe."""
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     held, kept = order[: len(order) // 5], order[len(order) // 5 :]
     scores = []

@@ -1,27 +1,13 @@
-"""SMART (Jiang et al., 2020: "SMART: Robust and Efficient Fine-Tuning for Pre-trained Natural Language Models
-through Principled Regularized Optimization", ACL 2020, arXiv 1911.03437), the adversarial baseline of the
-paper's Table 2 and Figures 1-5, with no framework. SMART is two things:
+"""SMART (Jiang et al., 2020, arXiv 1911.03437), the adversarial baseline of the paper's Table 2, as published:
 
-1. Smoothness-inducing adversarial regularisation (their Eq. 1-2; our paper's Eq. 2): lambda_s * l_s(f(x), f(x~))
-   with x~ the worst point of an eps-ball around the token embeddings x, found as their Algorithm 1 does
-   (lines 6-10): x~ = x + delta, delta_0 ~ N(0, sigma^2 I), then T_x~ times
-   ``g = grad_delta l_s / ||grad_delta l_s||_p`` and ``delta <- Proj_{||delta||_p <= eps}(delta + eta * g)``.
-   The norms are per example (the ball is around each x_i); p = inf in their experiments, p = 2 here too.
-   ``SmartAscent`` with ``style="smart"``.
-2. Bregman proximal point optimisation (their Eq. 3-4 and Algorithm 1 line 14): + mu * l_s(f(x; theta),
-   f(x; theta~)), theta~ a momentum "teacher", theta~ <- (1 - beta) theta + beta theta~ after every update
-   (their S = 1), theta~ = theta_0 at the start. ``MomentumTeacher``.
+1. smoothness-inducing adversarial regularisation: lambda_s * l_s(f(x), f(x + delta)), delta_0 ~ N(0, sigma^2), then
+   T_x~ steps of ``delta <- Proj_{||delta||_p <= eps}(delta + eta * g / ||g||_p)``, norms per example
+   (``SmartAscent``, ``adversarial_forward``);
+2. Bregman proximal point: + mu * l_s(f(x; theta), f(x; theta~)), theta~ a momentum teacher (``MomentumTeacher``).
 
-The published values (their "Implementation Details"): eps = 1e-5, sigma = 1e-5, eta = 1e-3, mu = 1, lambda_s in
-{1, 3, 5}, beta = 0.99 for the first 10% of the updates and 0.999 for the rest, S = 1, T_x~ = 1. Our paper's
-Table 1 calls the ascent steps S (SMART's T_x~); the options here follow our paper: ``steps`` is T_x~.
-
-mt-dnn's ``SmartPerturbation`` (namisan/mt-dnn), which earlier versions of this module implemented, is not the
-published method: its direction is normalised per token and delta is never projected (after one step each token's
-inf-norm is near eta = 100 eps). It is kept as ``style="mt-dnn"`` for comparison, and has no teacher.
-
-In both, the ascent increases the consistency term the caller trains on, the initial noise is drawn exactly as
-R3F's normal noise (``rxf.noise``), and S = 0 is R3F with normal noise of scale sigma.
+namisan/mt-dnn's ``SmartPerturbation`` (direction per token, no projection) is ``style="mt-dnn"``, for comparison.
+delta_0 is drawn exactly as R3F's normal noise, so T_x~ = 0 is R3F with normal noise of scale sigma. Defaults and
+options: docs/plugin.md.
 """
 
 import math
@@ -70,10 +56,9 @@ def ascent_direction(grad: Tensor, norm: str, epsilon: float, per: str = "exampl
 
 @dataclass(frozen=True)
 class SmartAscent:
-    """How delta is found: ``sigma`` of delta_0, ``steps`` ascent steps (T_x~) of size ``step_size`` (eta), the
-    ``norm`` of the direction and of the ball, the ball's ``radius`` (eps), the ``epsilon`` added to the
-    gradient's norm, and the ``style``: "smart" (published: per-example direction, projection onto the ball) or
-    "mt-dnn" (per-token direction, no projection; ``radius`` unused)."""
+    """How delta is found: ``sigma`` of delta_0, ``steps`` (T_x~) of size ``step_size`` (eta), the ``norm`` of the
+    direction and of the ball of ``radius`` (eps), the ``epsilon`` added to the gradient's norm, and the ``style``
+    ("smart" as published, or "mt-dnn": per-token direction, no projection)."""
 
     sigma: float
     steps: int
@@ -94,8 +79,7 @@ class SmartAscent:
             )
 
     def step(self, delta: Tensor, grad: Tensor) -> Tensor:
-        """delta_s from delta_(s-1) and the gradient of the term there, detached (each pass is a new graph),
-        computed in fp32."""
+        """delta_s from delta_(s-1) and the term's gradient there, in fp32, detached (each pass is a new graph)."""
         per = "token" if self.style == "mt-dnn" else "example"
         moved = delta.detach().float() + self.step_size * ascent_direction(grad.float(), self.norm, self.epsilon, per)
         if self.style == "smart":
@@ -104,8 +88,7 @@ class SmartAscent:
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
-    """The module inside DDP-style wrappers (``.module``: torch's DistributedDataParallel and the proxies
-    around it)."""
+    """The module inside DDP-style wrappers (``.module``: torch's DistributedDataParallel and proxies around it)."""
     while hasattr(model, "module"):
         model = model.module
     return model
@@ -119,14 +102,9 @@ def adversarial_forward(
     objective: Callable[[Tensor], Tensor],
     ascent: SmartAscent,
 ) -> Tuple[Tensor, NoiseRecord]:
-    """``run(model)`` with the token embeddings (``embedding`` called inside ``scope``, as
-    ``perturbed_token_embeddings``) perturbed by delta_S; returns that output and the final pass's record.
-
-    ``objective(output)`` is the term the ascent increases (the consistency term against the clean output,
-    detached). The ascent passes run on the model inside any DDP wrapper: only delta needs their gradients,
-    and a wrapper must see exactly the forward passes whose parameter gradients it will reduce. The final
-    pass runs on ``model`` itself and keeps its graph, so the term trains through it.
-    """
+    """``run(model)`` with the token embeddings perturbed by delta_S, and the final pass's noise record; the ascent
+    increases ``objective(output)``. The ascent passes run on the model inside any DDP wrapper (only delta needs their
+    gradients, and DDP must see exactly the passes whose gradients it reduces); the final pass keeps its graph."""
     delta = None
 
     def add_delta(embeddings: Tensor) -> Tensor:
@@ -153,17 +131,10 @@ def _key(name: str) -> str:
 
 
 class MomentumTeacher(nn.Module):
-    """theta~ of SMART's Bregman proximal point step: fp32 copies of a model's parameters (``copies``) and the
-    number of updates they have absorbed (``absorbed``), both frozen parameters, so they are saved with the
-    module's state_dict (fairseq keeps a criterion's in its checkpoints) and a resumed run continues exactly.
-
-    ``absorb(model)`` once per update, before that update's forward passes: the first call copies theta_0; the
-    t-th after it sets theta~ <- beta_t theta~ + (1 - beta_t) theta_t, beta_t = ``beta_start`` while
-    t <= ``start_fraction`` * ``total_updates`` and ``beta`` after (``total_updates`` 0: ``beta`` always).
-    ``outputs(model, run)`` is ``run(model)`` with theta~ in place of the model's parameters, in evaluation mode
-    (no dropout) and without gradient. Copies made from a state_dict before the model is seen are checked
-    against the model's parameters at the first ``absorb``.
-    """
+    """theta~: fp32 copies of a model's parameters and the count of updates absorbed, frozen parameters so that they
+    are saved in the state_dict (fairseq saves a criterion's) and a resumed run continues exactly. ``absorb`` once
+    per update: first theta_0, then theta~ <- beta_t theta~ + (1 - beta_t) theta_t, beta_t = ``beta_start`` for the
+    first ``start_fraction`` of ``total_updates`` (0: ``beta`` always)."""
 
     def __init__(
         self, beta: float = 0.999, beta_start: float = 0.99, start_fraction: float = 0.1, total_updates: int = 0
@@ -187,39 +158,32 @@ class MomentumTeacher(nn.Module):
             return self.beta_start
         return self.beta
 
-    @staticmethod
-    def _parameters_of(model: nn.Module) -> List[Tuple[str, nn.Parameter]]:
-        return list(unwrapped(model).named_parameters())
-
     def _check_matches(self, model: nn.Module, params: List[Tuple[str, nn.Parameter]]) -> None:
+        """Copies loaded from a state_dict are checked against the model's parameters once per model."""
         if self._matched is model:
             return
-        names = {_key(n) for n, _ in params}
-        if set(self.copies.keys()) != names:
-            missing, extra = sorted(names - set(self.copies.keys())), sorted(set(self.copies.keys()) - names)
+        have = {key: tuple(value.shape) for key, value in self.copies.items()}
+        want = {_key(name): tuple(p.shape) for name, p in params}
+        if have != want:
+            differ = sorted(key for key in have.keys() | want.keys() if have.get(key) != want.get(key))
             raise ValueError(
                 "the SMART teacher restored from the checkpoint does not match the model "
-                f"(missing {missing[:3]}, extra {extra[:3]})"
+                f"(missing, extra or another shape: {differ[:3]})"
             )
-        for name, p in params:
-            if self.copies[_key(name)].shape != p.shape:
-                raise ValueError(
-                    f"the SMART teacher's {name} has shape {tuple(self.copies[_key(name)].shape)}, "
-                    f"the model's {tuple(p.shape)}"
-                )
         object.__setattr__(self, "_matched", model)  # not as a submodule: the model is not the teacher's
 
     @torch.no_grad()
     def absorb(self, model: nn.Module) -> None:
-        params = self._parameters_of(model)
+        bare = unwrapped(model)
+        params = list(bare.named_parameters())
         if self._count == 0 and not len(self.copies):
             for name, p in params:
                 self.copies[_key(name)] = nn.Parameter(p.detach().float().clone(), requires_grad=False)
             self.absorbed.fill_(1)
             self._count = 1
-            object.__setattr__(self, "_matched", unwrapped(model))
+            object.__setattr__(self, "_matched", bare)
             return
-        self._check_matches(unwrapped(model), params)
+        self._check_matches(bare, params)
         beta = self.beta_at(self._count)
         for name, p in params:
             copy = self.copies[_key(name)]
@@ -230,8 +194,9 @@ class MomentumTeacher(nn.Module):
     @contextmanager
     def swapped_in(self, model: nn.Module) -> Iterator[None]:
         """The model's parameters hold theta~ (cast to their dtype) inside the block, their own values after."""
-        params = self._parameters_of(model)
-        self._check_matches(unwrapped(model), params)
+        bare = unwrapped(model)
+        params = list(bare.named_parameters())
+        self._check_matches(bare, params)
         saved: Dict[str, Tensor] = {}
         try:
             for name, p in params:
@@ -245,6 +210,7 @@ class MomentumTeacher(nn.Module):
 
     @torch.no_grad()
     def outputs(self, model: nn.Module, run: Callable[[nn.Module], Tensor]) -> Tensor:
+        """``run(model)`` with theta~ in place of the parameters, in evaluation mode (no dropout)."""
         bare = unwrapped(model)
         was_training = bare.training
         bare.eval()
@@ -257,8 +223,7 @@ class MomentumTeacher(nn.Module):
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
-        # The copies exist only once a model has been absorbed: make them from the checkpoint's, on this module's
-        # device, so that loading a saved teacher into a fresh one works before any model is seen.
+        # Copies exist only once a model is absorbed: make them from the checkpoint's, so that a fresh teacher loads.
         start = prefix + "copies."
         for key in [k for k in state_dict if k.startswith(start)]:
             name = key[len(start) :]

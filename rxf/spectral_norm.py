@@ -1,11 +1,9 @@
-"""R4F's reparameterisation of the classification head g: every weight matrix W becomes W / sigma(W).
+"""R4F's reparameterisation of the classification head g: every weight matrix W becomes W / sigma(W), so Lip(g) <= 1.
 
-The paper normalises *all* weight matrices of g so that Lip(g) <= 1 (with 1-Lipschitz activations);
-fairseq's ``--spectral-norm-classification-head`` only wraps ``out_proj``, with
-``torch.nn.utils.spectral_norm``, which renames the parameter to ``weight_orig``. fairseq's RoBERTa and
-BART read ``classification_heads.<name>.out_proj.weight`` when loading any checkpoint, so such a model
-cannot be reloaded (KeyError). ``SpectralNormLinear`` keeps the raw parameter under ``weight`` and
-the power-iteration vectors as extra buffers, so checkpoints load in both directions.
+fairseq's ``--spectral-norm-classification-head`` only wraps ``out_proj``, with ``torch.nn.utils.spectral_norm``,
+which renames the parameter to ``weight_orig``: fairseq cannot reload such a model (KeyError). ``SpectralNormLinear``
+keeps the raw parameter under ``weight`` and the power-iteration vectors as extra buffers, so checkpoints load in
+both directions.
 """
 
 from typing import Dict, List
@@ -13,16 +11,15 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 WARMUP_POWER_ITERATIONS = 100
 
 
 class SpectralNormLinear(nn.Linear):
-    """``nn.Linear`` applying W / sigma_hat(W), sigma_hat from power iteration (Miyato et al., 2018):
-    one step per training forward, ``WARMUP_POWER_ITERATIONS`` when created or when loaded from a state
-    dict without the vectors (a head trained without R4F), so that sigma_hat, which can only under-estimate
-    sigma, starts at sigma. Vectors loaded from a state dict are used as they are: a resumed run continues
-    exactly, and an evaluation uses the sigma_hat the run trained with."""
+    """``nn.Linear`` applying W / sigma_hat(W), sigma_hat by power iteration: one step per training forward,
+    ``WARMUP_POWER_ITERATIONS`` when created or loaded without the vectors, so that sigma_hat, which can only
+    under-estimate sigma, starts at sigma. Loaded vectors are used as they are: a resumed run continues exactly."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, eps: float = 1e-12):
         super().__init__(in_features, out_features, bias)
@@ -30,14 +27,6 @@ class SpectralNormLinear(nn.Linear):
         self.register_buffer("sn_u", F.normalize(torch.randn(out_features), dim=0, eps=eps))
         self.register_buffer("sn_v", F.normalize(torch.randn(in_features), dim=0, eps=eps))
         self._warm = False
-
-    @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "SpectralNormLinear":
-        """Wrap an existing layer, sharing its parameters (an optimizer holding them keeps working)."""
-        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None).to(linear.weight.device)
-        new.weight, new.bias = linear.weight, linear.bias
-        new.power_iteration(WARMUP_POWER_ITERATIONS)
-        return new
 
     @torch.no_grad()
     def power_iteration(self, steps: int) -> None:
@@ -78,34 +67,27 @@ class SpectralNormLinear(nn.Linear):
         self._warm = saved
 
 
-def _replace_child(root: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    setattr(root.get_submodule(parent_name) if parent_name else root, child, new)
-
-
-def _without_torch_spectral_norm(linear: nn.Linear) -> nn.Linear:
-    """Undo ``torch.nn.utils.spectral_norm`` (fairseq's flag), baking W / sigma into ``weight``."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    if any(isinstance(h, SpectralNorm) for h in linear._forward_pre_hooks.values()):
-        nn.utils.remove_spectral_norm(linear)
-    return linear
-
-
 def spectrally_normalised(linear: nn.Linear) -> SpectralNormLinear:
-    """``linear`` as a ``SpectralNormLinear`` sharing its parameters (fairseq's torch spectral norm undone first)."""
-    return SpectralNormLinear.from_linear(_without_torch_spectral_norm(linear))
+    """``linear`` as a ``SpectralNormLinear`` sharing its parameters (an optimizer holding them keeps working);
+    fairseq's torch spectral norm is undone first, baking W / sigma into ``weight``."""
+    if any(isinstance(hook, SpectralNorm) for hook in linear._forward_pre_hooks.values()):
+        nn.utils.remove_spectral_norm(linear)
+    new = SpectralNormLinear(linear.in_features, linear.out_features, bias=linear.bias is not None)
+    new = new.to(linear.weight.device)
+    new.weight, new.bias = linear.weight, linear.bias
+    new.power_iteration(WARMUP_POWER_ITERATIONS)
+    return new
 
 
 def spectrally_normalise_head(head: nn.Module) -> List[str]:
-    """Turn every ``nn.Linear`` of ``head`` into a ``SpectralNormLinear`` (in place; layers already
-    converted are kept). Returns the names of all normalised layers; raises if there are none."""
+    """Every ``nn.Linear`` of ``head`` made a ``SpectralNormLinear``, in place; returns the names of all normalised
+    layers (those converted before included) and raises if there are none."""
     names = []
     for name, module in list(head.named_modules()):
         if isinstance(module, SpectralNormLinear):
             names.append(name)
         elif isinstance(module, nn.Linear):
-            _replace_child(head, name, spectrally_normalised(module))
+            head.set_submodule(name, spectrally_normalised(module))
             names.append(name)
     if not names:
         raise ValueError(f"{type(head).__name__} has no linear layer to spectrally normalise")
@@ -121,7 +103,3 @@ def effective_spectral_norms(head: nn.Module) -> Dict[str, float]:
             weight = module.normalised_weight() if isinstance(module, SpectralNormLinear) else module.weight
             norms[name] = torch.linalg.matrix_norm(weight.detach().double(), ord=2).item()
     return norms
-
-
-def is_spectrally_normalised(module: nn.Module) -> bool:
-    return isinstance(module, SpectralNormLinear)

@@ -17,13 +17,9 @@ def fairseq_tool() -> str:
 
 
 class OptionError(ValueError, SystemExit, CompactHydraException):
-    """A bad option or an unusable model/task, reported as one line ``TOOL: error: FLAG ...`` with exit 1.
-
-    fairseq-train has no handler for start-up errors, so the bases do the work: ``SystemExit`` makes the
-    interpreter print the message alone (no traceback) and exit 1; hydra prints a
-    ``CompactHydraException`` without a traceback in fairseq-hydra-train; ``ValueError`` is what Python
-    callers catch.
-    """
+    """A bad option or an unusable model/task, as one line ``TOOL: error: FLAG ...`` and exit 1. fairseq-train has no
+    handler for start-up errors, so the bases do the work: the interpreter prints a ``SystemExit`` alone, hydra a
+    ``CompactHydraException`` without a traceback; Python callers catch the ``ValueError``."""
 
     def __init__(self, message: str):
         line = f"{fairseq_tool()}: error: {message}"

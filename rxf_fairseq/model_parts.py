@@ -12,13 +12,8 @@ from rxf_fairseq.errors import OptionError
 
 
 def find_encoder_token_embedding(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
-    """Return ``(embed_tokens, encoder)``: the encoder's token-embedding layer and the module
-    whose forward pass scopes the noise (``rxf.noise.perturbed_token_embeddings``).
-
-    RoBERTa/XLM-R keep a TransformerEncoder in ``model.encoder.sentence_encoder``; BART and
-    fairseq ``transformer`` models have ``model.encoder.embed_tokens`` directly. The encoder scope
-    matters when the embedding matrix is shared with the decoder: only encoder calls are noised.
-    """
+    """``(embed_tokens, encoder)``: the encoder's token-embedding layer and the module whose forward scopes the noise
+    (a decoder sharing the matrix stays clean): RoBERTa's ``model.encoder.sentence_encoder``, else ``model.encoder``."""
     encoder = getattr(model, "encoder", None)
     if not isinstance(encoder, nn.Module):
         raise ValueError(f"R3F needs a model with an encoder (model.encoder); {type(model).__name__} has none")
@@ -61,9 +56,8 @@ def classification_head(model: nn.Module, head_name: str, who: str, verb: str = 
 
 
 def require_classification_task(task, criterion_name: str, head_name: str) -> None:
-    """fairseq's sentence_prediction criterion reads ``task.label_dictionary`` on construction; a task
-    without one (masked_lm, translation, ...) builds no classification head, so say that, naming the
-    flags, instead of fairseq's AttributeError."""
+    """A task without ``label_dictionary`` (masked_lm, ...) builds no classification head: say so, naming the flags,
+    instead of the AttributeError of fairseq's sentence_prediction criterion."""
     if hasattr(task, "label_dictionary"):
         return
     name = next((n for n, cls in TASK_REGISTRY.items() if cls is type(task)), type(task).__name__)
@@ -77,9 +71,8 @@ def require_classification_task(task, criterion_name: str, head_name: str) -> No
 
 
 def require_classification_arch(model_cfg, task_name: str, head_name: str) -> None:
-    """fairseq's sentence_prediction ``build_model`` calls ``model.register_classification_head``; an
-    --arch without it (lstm_lm, transformer, ...) fails there with an AttributeError. Say so first,
-    naming the flags."""
+    """An --arch without ``register_classification_head`` (lstm_lm, ...) fails in sentence_prediction's
+    ``build_model`` with an AttributeError: say so first, naming the flags."""
     arch = getattr(model_cfg, "_name", None) or getattr(model_cfg, "arch", None)
     model_class = ARCH_MODEL_REGISTRY.get(arch) or MODEL_REGISTRY.get(arch)
     if model_class is not None and not hasattr(model_class, "register_classification_head"):

@@ -12,13 +12,7 @@ from fairseq.dataclass import ChoiceEnum
 
 from rxf.kl import symmetric_kl
 from rxf.noise import NOISE_TYPES
-from rxf_fairseq.criterions.r3f_common import (
-    ConsistencyCriterion,
-    R3FConfig,
-    check_r3f_args,
-    noised_forward,
-    set_r3f_options,
-)
+from rxf_fairseq.criterions.r3f_common import R3FConfig, R3FCriterion
 from rxf_fairseq.model_parts import require_encoder_embedding
 
 # The paper's lambda grid for summarisation (Table 8), keyed by the configs/ folder that sweeps it; a test
@@ -35,12 +29,9 @@ class RXFLabelSmoothedCrossEntropyR3FConfig(LabelSmoothedCrossEntropyCriterionCo
 
 
 @register_criterion("label_smoothed_cross_entropy_r3f", dataclass=RXFLabelSmoothedCrossEntropyR3FConfig)
-class RXFLabelSmoothedCrossEntropyR3FCriterion(ConsistencyCriterion, LabelSmoothedCrossEntropyCriterion):
-    """loss = fairseq's label_smoothed_cross_entropy + lambda * sample_size * KL_S / nsentences,
-    where KL_S sums the symmetric KL of the decoder's output distributions over every non-padding
-    target position. Without padding this is exactly the reference's term; the reference also sums
-    over padding positions, whose distributions carry no training signal.
-    """
+class RXFLabelSmoothedCrossEntropyR3FCriterion(R3FCriterion, LabelSmoothedCrossEntropyCriterion):
+    """loss = fairseq's label_smoothed_cross_entropy + lambda * sample_size * KL_S / nsentences, KL_S summed over the
+    non-padding target positions (the reference also sums over padding, which carries no training signal)."""
 
     criterion_name = "label_smoothed_cross_entropy_r3f"
 
@@ -52,20 +43,13 @@ class RXFLabelSmoothedCrossEntropyR3FCriterion(ConsistencyCriterion, LabelSmooth
             ignore_prefix_size=cfg.ignore_prefix_size,
             report_accuracy=cfg.report_accuracy,
         )
-        set_r3f_options(self, cfg, RXFLabelSmoothedCrossEntropyR3FConfig.r3f_lambda, PAPER_LAMBDA_GRIDS)
-
-    @classmethod
-    def check_options(cls, cfg: RXFLabelSmoothedCrossEntropyR3FConfig) -> None:
-        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        check_r3f_args(cfg)
+        self.set_r3f_options(cfg, PAPER_LAMBDA_GRIDS)
 
     def check_model(self, model) -> None:
         require_encoder_embedding(model, self.criterion_name)
 
-    def perturbed_logits(self, model, sample, clean_logits):
-        return noised_forward(
-            model, lambda: model(**sample["net_input"])[0], self.noise_eps, self.noise_type, self.fast_r3f
-        )
+    def logits(self, net, sample):
+        return net(**sample["net_input"])[0]
 
     def consistency_term(self, model, sample, sample_size, clean_logits, perturbed_logits):
         target = model.get_targets(sample, None)

@@ -1,11 +1,9 @@
-"""What the R3F and SMART criterions share: ``ConsistencyCriterion`` (a stock fairseq criterion + lambda *
-a consistency term, the one ``forward`` of all three), the R3F options (the reference's flag names and
-defaults), their checks and start-up warnings, the noised forward pass, and the metrics they add to fairseq's.
+"""What the R3F and SMART criteria share: ``ConsistencyCriterion`` (a stock fairseq criterion + lambda * a
+consistency term, the one ``forward`` of all three), ``R3FCriterion`` (the R3F options, their checks and the noised
+pass) and the metrics they add to fairseq's.
 
-Units of what they log (fairseq divides its ``loss`` by ln 2): ``loss`` (task loss + lambda * term, as
-optimised) and ``task_loss`` (the task loss alone) are in bits per ``sample_size`` like fairseq's own
-``loss``; the consistency terms (``symm_kl``, ``noise_sq_err``, SMART's ``smart_symm_kl`` /
-``smart_sq_err``) are per sentence, not weighted by lambda, and in nats (natural log, the paper's KL), so
+Units: ``loss`` (as optimised) and ``task_loss`` in fairseq's bits per ``sample_size``; the consistency terms
+(``symm_kl``, ``noise_sq_err``, SMART's ``smart_*``) per sentence, unweighted, in nats, so
 ``loss = task_loss + lambda * symm_kl / ln 2``.
 """
 
@@ -18,16 +16,14 @@ import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
-from rxf.capture import captured_outputs, single_output
-from rxf.noise import NOISE_TYPES, NoiseRecord, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
+from rxf.capture import captured_outputs
+from rxf.noise import NOISE_TYPES, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
 from rxf_fairseq.errors import OptionError
 from rxf_fairseq.model_parts import find_encoder_token_embedding
 
 logger = logging.getLogger(__name__)
 
-# What each criterion logs as its consistency term, per sentence and in nats (see the module docstring).
 CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err", "smart_bregman")
-SIGNIFICANT_DIGITS = 3  # fairseq rounds its losses to 3 decimals; a KL of 1e-7 needs significant digits
 
 
 @dataclass
@@ -87,59 +83,22 @@ def check_r3f_args(cfg: R3FConfig) -> None:
         )
 
 
-def format_grids(grids: Mapping[str, Tuple[str, Sequence[float]]]) -> str:
-    return "; ".join(
-        f"{bench}, {table}: {', '.join(f'{v:g}' for v in values)}" for bench, (table, values) in grids.items()
-    )
-
-
-def warn_if_lambda_off_grid(
-    criterion_name: str, r3f_lambda: float, default: float, grids: Mapping[str, Tuple[str, Sequence[float]]]
-) -> None:
-    """One warning at start-up when lambda is outside the range the paper searched for this criterion
-    (0 is standard fine-tuning, not a setting of the grid, and is not warned about)."""
-    values = [v for _, grid in grids.values() for v in grid]
-    if r3f_lambda == 0 or min(values) <= r3f_lambda <= max(values):
-        return
-    logger.warning(
-        "--criterion %s: --r3f-lambda %g%s is outside the paper's grid (%s); results are not comparable "
-        "with the paper's. Set --r3f-lambda (the configs/*/method/r3f.yaml files do) to silence this.",
-        criterion_name,
-        r3f_lambda,
-        " (the default)" if r3f_lambda == default else "",
-        format_grids(grids),
-    )
-
-
-def set_r3f_options(
-    criterion, cfg: R3FConfig, default_lambda: float, paper_grids: Mapping[str, Tuple[str, Sequence[float]]]
-) -> None:
-    """Validate the R3F options and keep them on the criterion (``noise_eps``, not ``eps``: fairseq's
-    label-smoothed cross entropy already uses that name for the smoothing)."""
-    check_r3f_args(cfg)
-    warn_if_lambda_off_grid(criterion.criterion_name, cfg.r3f_lambda, default_lambda, paper_grids)
-    criterion.noise_eps = cfg.eps
-    criterion.consistency_weight = cfg.r3f_lambda
-    criterion.noise_type = str(cfg.noise_type)
-    criterion.fast_r3f = cfg.fast_r3f
-    criterion.one_forward = cfg.r3f_one_forward
-
-
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
-    """fairseq's own criterion forward, unchanged, plus the clean model output it computed.
-
-    Returns ``(loss, sample_size, logging_output, clean_output)``; ``clean_output`` is None when no
-    consistency term is due (evaluation), so no second pass is run then.
-    """
+    """fairseq's own criterion forward, unchanged, plus the clean model output it computed (None in evaluation,
+    where no term is due)."""
     with captured_outputs(model) as outputs:
         loss, sample_size, logging_output = stock_forward_fn(model, sample, reduce)
-    clean_output = single_output(outputs, criterion_name) if model.training else None
-    return loss, sample_size, logging_output, clean_output
+    if not model.training:
+        return loss, sample_size, logging_output, None
+    if len(outputs) != 1:
+        raise RuntimeError(
+            f"{criterion_name}: expected the model to be called once, it was called {len(outputs)} times"
+        )
+    return loss, sample_size, logging_output, outputs[0]
 
 
 def log_task_loss(logging_output: Dict) -> Dict:
-    """Keep the stock criterion's loss as ``task_loss`` before any consistency term is added, so the
-    log shows it alone on every path (training, evaluation, lambda = 0)."""
+    """The stock criterion's loss as ``task_loss``, before any term is added, on every path."""
     logging_output["task_loss"] = logging_output["loss"]
     return logging_output
 
@@ -173,32 +132,9 @@ def add_consistency_term(loss, logging_output: Dict, weight: float, term, key: s
     return loss
 
 
-def noised_forward(model, run: Callable[[], Any], eps: float, noise_type: str, fast: bool) -> Tuple[Any, NoiseRecord]:
-    """``run()`` (a forward pass of ``model``) with R3F noise on the encoder's token embeddings;
-    without gradient for ``--fast-r3f``."""
-    with torch.set_grad_enabled(torch.is_grad_enabled() and not fast):
-        with noised_token_embeddings(*find_encoder_token_embedding(model), eps, noise_type) as record:
-            output = run()
-    return output, record
-
-
-def log_noise_audit(logging_output: Dict, record: NoiseRecord) -> None:
-    """Under fp16/bf16: how many embedding entries the noise changed (most of a 1e-5 noise rounds away)."""
-    if record.changed is not None:
-        logging_output["noise_changed"] = record.changed
-        logging_output["noise_elements"] = record.elements
-
-
-def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
-    return float(f"{value:.{digits}g}")
-
-
 def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
-    """``task_loss`` exactly as fairseq's ``loss`` (bits per ``sample_size``, 3 decimals); the
-    consistency terms per sentence in nats (as the reference), to 3 significant digits (a KL of 1e-7
-    would round to 0 at fairseq's 3 decimals; the meter itself keeps full precision);
-    ``noise_changed_pct`` in percent. Every input is a sum, so logs summed across workers give the same
-    values."""
+    """``task_loss`` as fairseq's ``loss``; the terms to 3 significant digits (a KL of 1e-7 would round to 0 at
+    fairseq's 3 decimals); ``noise_changed_pct`` in percent. Every input is a sum, so workers' logs can be summed."""
     sample_size = sum(log.get("sample_size", 0) for log in logging_outputs)
     if sample_size > 0 and any("task_loss" in log for log in logging_outputs):
         task_loss = sum(log.get("task_loss", 0) for log in logging_outputs)
@@ -207,7 +143,7 @@ def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
         if sample_size > 0 and any(key in log for log in logging_outputs):
             total = sum(log.get(key, 0) for log in logging_outputs)
             metrics.log_scalar(f"_{key}", float(total) / sample_size, sample_size)
-            metrics.log_derived(key, lambda meters, key=key: significant(meters[f"_{key}"].avg))
+            metrics.log_derived(key, lambda meters, key=key: float(f"{meters[f'_{key}'].avg:.3g}"))
     elements = sum(log.get("noise_elements", 0) for log in logging_outputs)
     if elements > 0:
         changed = sum(float(log.get("noise_changed", 0)) for log in logging_outputs)
@@ -215,22 +151,15 @@ def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
 
 
 class ConsistencyCriterion:
-    """loss = a stock fairseq criterion's loss + lambda * a consistency term between the model's output on
-    the clean input and on perturbed token embeddings, gradients through both passes.
-
-    Mixed in before the stock criterion (``class C(ConsistencyCriterion, SentencePredictionCriterion)``): the
-    stock ``forward`` runs unchanged (so the task loss and its metrics are fairseq's) and its clean output is
-    captured, not recomputed; lambda = 0 is the stock criterion alone (no second pass), and evaluation runs
-    one pass. A criterion sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines
-    - ``check_model(model)``: refuse a model it cannot perturb (called once per model),
-    - ``perturbed_logits(model, sample, clean_logits)`` -> (logits, ``NoiseRecord``): the perturbed pass(es),
-    - ``consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)`` -> (term, log key),
-    and may add terms of its own with ``further_terms(model, sample, clean_logits)`` -> [(weight, term, log key)]
-    (SMART's proximal term), due even when lambda is 0 if ``further_terms_due()``.
-    """
+    """loss = a stock fairseq criterion's loss + lambda * a consistency term between the model's output on the clean
+    input and on perturbed token embeddings. Mixed in before the stock criterion, whose ``forward`` runs unchanged
+    (the task loss and its metrics are fairseq's) and whose clean output is captured, not recomputed. A criterion
+    sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines ``check_model``, ``perturbed_logits`` and
+    ``consistency_term``; ``further_terms`` adds terms of its own (SMART's proximal term)."""
 
     criterion_name: str
     consistency_weight: float
+    one_forward = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -239,7 +168,7 @@ class ConsistencyCriterion:
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
             self.check_model(model)
-            if getattr(self, "one_forward", False):
+            if self.one_forward:
                 check_one_forward(model)
             # Not as a submodule: the model's parameters would become the criterion's, and fairseq saves a
             # criterion with parameters in every checkpoint (a second copy of the model on GPU).
@@ -248,27 +177,22 @@ class ConsistencyCriterion:
         if self.consistency_weight == 0 and not self.further_terms_due():  # standard fine-tuning: one pass
             loss, sample_size, logging_output = stock(model, sample, reduce)
             return loss, sample_size, log_task_loss(logging_output)
-        if getattr(self, "one_forward", False) and model.training and not self.further_terms_due():
-            with both_passes_in_one_forward(
-                model, *find_encoder_token_embedding(model), self.noise_eps, self.noise_type
-            ) as both:
+        if self.one_forward and model.training and not self.further_terms_due():
+            embedding, scope = find_encoder_token_embedding(model)
+            with both_passes_in_one_forward(model, embedding, scope, self.noise_eps, self.noise_type) as both:
                 loss, sample_size, logging_output = stock(model, sample, reduce)
-            log_task_loss(logging_output)
-            log_noise_audit(logging_output, both.record)
-            term, key = self.consistency_term(model, sample, sample_size, both.clean, both.noised)
-            return (
-                add_consistency_term(loss, logging_output, self.consistency_weight, term, key),
-                sample_size,
-                logging_output,
-            )
-        loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
+            clean_logits, perturbed_logits, record = both.clean, both.noised, both.record
+        else:
+            loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
+            if clean is None:
+                return loss, sample_size, log_task_loss(logging_output)
+            clean_logits, perturbed_logits = clean[0], None
+            if self.consistency_weight != 0:
+                perturbed_logits, record = self.perturbed_logits(model, sample, clean_logits)
         log_task_loss(logging_output)
-        if clean is None:
-            return loss, sample_size, logging_output
-        clean_logits = clean[0]
-        if self.consistency_weight != 0:
-            perturbed_logits, record = self.perturbed_logits(model, sample, clean_logits)
-            log_noise_audit(logging_output, record)
+        if perturbed_logits is not None:
+            if record.changed is not None:  # fp16/bf16: how many embedding entries the noise changed
+                logging_output.update(noise_changed=record.changed, noise_elements=record.elements)
             term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
             loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
         for weight, term, key in self.further_terms(model, sample, clean_logits):
@@ -276,6 +200,7 @@ class ConsistencyCriterion:
         return loss, sample_size, logging_output
 
     def further_terms_due(self) -> bool:
+        """Whether ``further_terms`` are due even when lambda is 0."""
         return False
 
     def further_terms(self, model, sample, clean_logits) -> List[Tuple[float, Any, str]]:
@@ -285,3 +210,42 @@ class ConsistencyCriterion:
     def reduce_metrics(cls, logging_outputs) -> None:
         super().reduce_metrics(logging_outputs)
         reduce_r3f_metrics(logging_outputs)
+
+
+class R3FCriterion(ConsistencyCriterion):
+    """R3F's consistency criterion: its options and the noised pass of the criterion's ``logits(model, sample)``."""
+
+    @classmethod
+    def check_options(cls, cfg: R3FConfig) -> None:
+        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
+        check_r3f_args(cfg)
+
+    def set_r3f_options(self, cfg: R3FConfig, paper_grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
+        """Check the options and keep them (``noise_eps``: label smoothing has ``eps``); warn once when lambda (not 0,
+        standard fine-tuning) is outside the range the paper searched."""
+        self.check_options(cfg)
+        values = [v for _, grid in paper_grids.values() for v in grid]
+        if cfg.r3f_lambda != 0 and not min(values) <= cfg.r3f_lambda <= max(values):
+            logger.warning(
+                "--criterion %s: --r3f-lambda %g%s is outside the paper's grid (%s); results are not comparable "
+                "with the paper's. Set --r3f-lambda (the configs/*/method/r3f.yaml files do) to silence this.",
+                self.criterion_name,
+                cfg.r3f_lambda,
+                " (the default)" if cfg.r3f_lambda == R3FConfig.r3f_lambda else "",
+                "; ".join(
+                    f"{bench}, {table}: {', '.join(f'{v:g}' for v in vs)}" for bench, (table, vs) in paper_grids.items()
+                ),
+            )
+        self.noise_eps = cfg.eps
+        self.consistency_weight = cfg.r3f_lambda
+        self.noise_type = str(cfg.noise_type)
+        self.fast_r3f = cfg.fast_r3f
+        self.one_forward = cfg.r3f_one_forward
+
+    def perturbed_logits(self, model, sample, clean_logits):
+        """The noised pass; without gradient for ``--fast-r3f``."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
+            embedding, scope = find_encoder_token_embedding(model)
+            with noised_token_embeddings(embedding, scope, self.noise_eps, self.noise_type) as record:
+                logits = self.logits(model, sample)
+        return logits, record

@@ -39,10 +39,8 @@ class RXFSentencePredictionOptions(SentencePredictionConfig):
 
 
 class RXFSentencePredictionConsistency(ConsistencyCriterion, SentencePredictionCriterion):
-    """fairseq's sentence_prediction loss + lambda * a consistency term summed over sentences: the symmetric KL
-    of the head's distributions, or, for regression heads (``--regression-target``, no distribution), the
-    squared change of the prediction. A criterion names the two in the log (``consistency_keys``) and says
-    how the embeddings are perturbed (``perturbed_logits``)."""
+    """fairseq's sentence_prediction loss + lambda * a consistency term summed over sentences: the symmetric KL of the
+    head's distributions, or the squared change of a regression head's prediction, logged as ``consistency_keys``."""
 
     consistency_keys: Tuple[str, str]  # (classification, regression)
 

@@ -5,7 +5,7 @@ from typing import Dict, Sequence, Tuple
 
 from fairseq.criterions import register_criterion
 
-from rxf_fairseq.criterions.r3f_common import R3FConfig, check_r3f_args, noised_forward, set_r3f_options
+from rxf_fairseq.criterions.r3f_common import R3FConfig, R3FCriterion
 from rxf_fairseq.criterions.sentence_prediction_consistency import (
     RXFSentencePredictionConsistency,
     RXFSentencePredictionOptions,
@@ -25,13 +25,10 @@ class RXFSentencePredictionR3FConfig(RXFSentencePredictionOptions, R3FConfig):
 
 
 @register_criterion("sentence_prediction_r3f", dataclass=RXFSentencePredictionR3FConfig)
-class RXFSentencePredictionR3FCriterion(RXFSentencePredictionConsistency):
-    """loss = fairseq's sentence_prediction loss + lambda * sum over sentences of
-    KL_S(g.f(x) || g.f(x + z)), gradients through both passes. The trainer divides by the number of
-    sentences, so lambda weighs the mean per-sentence symmetric KL, as in the reference.
-
-    Regression heads (``--regression-target``) have no distribution to compare; they get
-    lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``.
+class RXFSentencePredictionR3FCriterion(R3FCriterion, RXFSentencePredictionConsistency):
+    """loss = fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + z)), the
+    trainer's division by the sentences making lambda weigh the mean per-sentence KL, as in the reference. Regression
+    heads (``--regression-target``) get lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``.
     """
 
     criterion_name = "sentence_prediction_r3f"
@@ -39,12 +36,4 @@ class RXFSentencePredictionR3FCriterion(RXFSentencePredictionConsistency):
 
     def __init__(self, cfg: RXFSentencePredictionR3FConfig, task):
         super().__init__(cfg, task)
-        set_r3f_options(self, cfg, RXFSentencePredictionR3FConfig.r3f_lambda, PAPER_LAMBDA_GRIDS)
-
-    @classmethod
-    def check_options(cls, cfg: RXFSentencePredictionR3FConfig) -> None:
-        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        check_r3f_args(cfg)
-
-    def perturbed_logits(self, model, sample, clean_logits):
-        return noised_forward(model, lambda: self.logits(model, sample), self.noise_eps, self.noise_type, self.fast_r3f)
+        self.set_r3f_options(cfg, PAPER_LAMBDA_GRIDS)

@@ -1,12 +1,7 @@
-"""SMART (Jiang et al., 2020) as a baseline, as published (``rxf/smart.py``): fairseq's sentence_prediction loss
-+ lambda_s * KL_S(f(x) || f(x + delta)), delta found by projected gradient ascent on an eps-ball around each
-example's token embeddings, + mu * KL_S(f(x; theta) || f(x; theta~)), the Bregman proximal point term against a
-momentum teacher theta~ updated after every update. Both terms train through the model's clean pass; the
-adversarial one also through its perturbed pass, as our R3F's. ``--smart-ascent mt-dnn --smart-mu 0`` is
-namisan/mt-dnn's variant (per-token direction, no projection, no teacher).
-
-The teacher (fp32 copies of the parameters) lives in the criterion, so fairseq saves it in every checkpoint
-(its ``criterion`` entry) and restores it on resume; the checkpoints are one fp32 model larger.
+"""SMART (Jiang et al., 2020) as published (``rxf/smart.py``), the baseline: fairseq's sentence_prediction loss
++ lambda_s * KL_S(f(x) || f(x + delta)), delta the projected gradient ascent on an eps-ball around each example's
+token embeddings, + mu * KL_S(f(x; theta) || f(x; theta~)) against a momentum teacher theta~ (docs/plugin.md).
+The teacher lives in the criterion, so fairseq saves it in every checkpoint and restores it on resume.
 """
 
 import logging
@@ -103,15 +98,9 @@ class RXFSentencePredictionSMARTConfig(RXFSentencePredictionOptions, SMARTOption
 @register_criterion("sentence_prediction_smart", dataclass=RXFSentencePredictionSMARTConfig)
 class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
     """fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + delta_S))
-    + mu * sum over sentences of KL_S(g.f(x; theta) || g.f(x; theta~)).
-    Cost: 1 + S + 1 forwards and S + 1 backwards per update, + 1 forward of the teacher when mu > 0.
-
-    The terms are logged as ``smart_symm_kl`` (``smart_sq_err`` for regression) and ``smart_bregman``, per
-    sentence in nats like R3F's ``symm_kl``, so a log never mixes up the methods' terms.
-
-    The teacher absorbs the model's parameters once per update, at the first training forward after
-    ``train()`` (fairseq's trainer calls it once at the start of every update, however many micro-batches
-    ``--update-freq`` gives it)."""
+    + mu * sum over sentences of KL_S(g.f(x; theta) || g.f(x; theta~)), logged as ``smart_symm_kl``
+    (``smart_sq_err`` for regression) and ``smart_bregman``. The teacher absorbs the model at the first forward after
+    ``train()``, which fairseq's trainer calls once per update, however many micro-batches ``--update-freq`` gives."""
 
     criterion_name = "sentence_prediction_smart"
     consistency_keys = ("smart_symm_kl", "smart_sq_err")
@@ -136,9 +125,8 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
             if total <= 0:
                 logger.warning(
                     "--criterion sentence_prediction_smart: no --max-update (or --smart-total-updates), so the "
-                    "teacher's momentum is "
-                    "--smart-beta %g from the first update (SMART uses --smart-beta-start for the first "
-                    "--smart-beta-warmup of the updates)",
+                    "teacher's momentum is --smart-beta %g from the first update (SMART uses --smart-beta-start for "
+                    "the first --smart-beta-warmup of the updates)",
                     cfg.smart_beta,
                 )
             self.teacher = MomentumTeacher(cfg.smart_beta, cfg.smart_beta_start, cfg.smart_beta_warmup, total)
@@ -176,10 +164,8 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
             )
 
     def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
-        """fairseq loads a criterion that has parameters (the teacher) from every checkpoint it restores. A run
-        resumed from its own checkpoint continues with the teacher saved there; a new run (--reset-optimizer:
-        fine-tuning from a pretrained or another run's checkpoint) and a checkpoint without a teacher start the
-        teacher from the model as loaded, at the first update."""
+        """A run resumed from its own checkpoint continues with the teacher saved there; a new run (--reset-optimizer)
+        and a checkpoint without a teacher start the teacher from the model as loaded, at the first update."""
         saved = {k: v for k, v in (state_dict or {}).items() if k.startswith("teacher.")}
         if self.teacher is None or not saved or self.new_run:
             if saved and self.teacher is not None:

@@ -1,14 +1,11 @@
-"""``--arch rxf_roberta``: fairseq's RoBERTa with the LayerNorm epsilon of the checkpoint it was imported from.
+"""``--arch rxf_roberta``: fairseq's RoBERTa (same modules and checkpoints) with ``--layernorm-eps``.
 
-Hugging Face BERT checkpoints use LayerNorm eps 1e-12 where fairseq's RoBERTa hard-codes torch's 1e-5; for
-all-MiniLM-L6-v2 that alone moves the last hidden states by up to 2.7e-3. ``rxf_roberta`` is ``roberta`` (same
-modules, same state dict, same checkpoints) with ``--layernorm-eps``. Sizes it is not given on the command line
-(layers, dimensions, heads, positions, activation, eps) come from the checkpoint in ``--restore-file`` when that is an
-``rxf_roberta`` checkpoint, so ``fairseq-train --arch rxf_roberta --restore-file IMPORTED/model.pt`` builds the model
-the checkpoint holds.
+Hugging Face BERT checkpoints use LayerNorm eps 1e-12 where fairseq's RoBERTa hard-codes 1e-5 (for all-MiniLM-L6-v2
+that alone moves the last hidden states by up to 2.7e-3). Sizes not given on the command line come from an
+``rxf_roberta`` checkpoint in ``--restore-file``, so ``--arch rxf_roberta --restore-file IMPORTED/model.pt`` builds
+the model the checkpoint holds.
 """
 
-import logging
 import os
 from typing import Any, Optional
 
@@ -17,32 +14,19 @@ from fairseq.models.roberta.model import RobertaModel, base_architecture
 from fairseq.utils import safe_getattr
 from torch import nn
 
-logger = logging.getLogger(__name__)
-
 FAIRSEQ_LAYERNORM_EPS = 1e-5  # torch's default, which fairseq's LayerNorm uses
 # what an rxf_roberta checkpoint tells a command line that does not say
 ARCH_KEYS = (
-    "encoder_layers",
-    "encoder_embed_dim",
-    "encoder_ffn_embed_dim",
-    "encoder_attention_heads",
-    "max_positions",
-    "layernorm_eps",
-    "activation_fn",
-    "encoder_normalize_before",
-    "layernorm_embedding",
-    "untie_weights_roberta",
-)
+    "encoder_layers encoder_embed_dim encoder_ffn_embed_dim encoder_attention_heads max_positions layernorm_eps "
+    "activation_fn encoder_normalize_before layernorm_embedding untie_weights_roberta"
+).split()
 
 
-def set_layernorm_eps(model: nn.Module, eps: float) -> int:
+def set_layernorm_eps(model: nn.Module, eps: float) -> None:
     """Every LayerNorm of ``model`` (torch's, or apex's fused one on a GPU) computes with ``eps``."""
-    changed = 0
     for module in model.modules():
         if type(module).__name__ in ("LayerNorm", "FusedLayerNorm") and hasattr(module, "eps"):
             module.eps = eps
-            changed += 1
-    return changed
 
 
 @register_model("rxf_roberta")

@@ -1,9 +1,6 @@
-"""Linear probing of a frozen encoder (the paper's Section 4): ``--task sentence_prediction_probe``.
-
-Take a fine-tuned checkpoint (``--restore-file ... --reset-optimizer --reset-dataloader --reset-meters``),
-freeze the whole encoder, remove the encoder's dropout (Appendix A.2), replace the classification head
-with one linear layer on the sentence representation and train only that layer on another task. The
-data, criterion (``sentence_prediction``) and every other option are the stock task's.
+"""``--task sentence_prediction_probe``, the paper's linear probe (Section 4): the stock task on a fine-tuned
+checkpoint whose encoder is frozen and without dropout (Appendix A.2), its classification head replaced by one linear
+layer on the sentence representation (``rxf/probing.py``).
 """
 
 import logging

@@ -1,10 +1,6 @@
-"""R4F's model side: fairseq's ``sentence_prediction`` task with a 1-Lipschitz classification head.
-
-Spectral normalisation swaps each linear layer of the head for ``rxf.spectral_norm.SpectralNormLinear``,
-which keeps the raw parameter under ``weight`` (any RoBERTa or BART checkpoint loads into it) and adds the
-power-iteration vectors ``sn_u``/``sn_v`` as buffers. The swap must be in place when the model is built, before a
-checkpoint is loaded, so that a resumed or evaluated model reads back the vectors it trained with; that is the
-task's ``build_model``, which fairseq calls for training and loading alike, not the criterion.
+"""R4F's model side: fairseq's ``sentence_prediction`` task with every linear layer of the classification head
+spectrally normalised (``rxf.spectral_norm``). The task's ``build_model``, not the criterion, makes the swap: it runs
+before a checkpoint is loaded, so a resumed or evaluated model reads back the power-iteration vectors it trained with.
 """
 
 import logging

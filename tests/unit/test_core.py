@@ -16,7 +16,7 @@ from rxf.kl import squared_prediction_change, symmetric_kl
 from rxf.noise import check_noise_args, noised_token_embeddings, perturbed_token_embeddings, sample_embedding_noise
 from rxf.probing import accuracy, choose_l2, fit_linear_probe, freeze_encoder
 from rxf.smart import MomentumTeacher, SmartAscent, adversarial_forward, ascent_direction, example_norm, project
-from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised, spectrally_normalise_head
+from rxf.spectral_norm import SpectralNormLinear, effective_spectral_norms, spectrally_normalise_head
 
 # ------------------------------------------------------------------------------------------------ symmetric KL
 
@@ -186,7 +186,7 @@ def test_spectral_norm_covers_every_linear_layer():
         head[0].weight.mul_(10)
     assert max(effective_spectral_norms(head).values()) > 1.5
     assert spectrally_normalise_head(head) == ["0", "2"]
-    assert all(is_spectrally_normalised(m) for m in (head[0], head[2]))
+    assert all(isinstance(m, SpectralNormLinear) for m in (head[0], head[2]))
     for value in effective_spectral_norms(head).values():
         assert value == pytest.approx(1.0, abs=1e-4)
     # a layer that fairseq's own flag already normalised is kept, not wrapped twice

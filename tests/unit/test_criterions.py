@@ -11,7 +11,7 @@ from fairseq.logging import metrics
 import rxf.noise
 from rxf.kl import symmetric_kl
 from rxf.noise import noised_token_embeddings
-from rxf.spectral_norm import effective_spectral_norms, is_spectrally_normalised
+from rxf.spectral_norm import SpectralNormLinear, effective_spectral_norms
 from rxf_fairseq.criterions.label_smoothed_cross_entropy_r3f import RXFLabelSmoothedCrossEntropyR3FCriterion
 from rxf_fairseq.criterions.sentence_prediction_r3f import RXFSentencePredictionR3FCriterion
 from rxf_fairseq.errors import OptionError
@@ -334,5 +334,5 @@ def test_r4f_task_normalises_every_head_layer_of_bart_and_roberta(toy_data):
         _, model, _, _ = build(args)
         head = model.classification_heads["sentence_classification_head"]
         linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
-        assert len(linears) == 2 and all(is_spectrally_normalised(m) for m in linears)
+        assert len(linears) == 2 and all(isinstance(m, SpectralNormLinear) for m in linears)
         assert max(effective_spectral_norms(head).values()) <= 1 + 1e-4
