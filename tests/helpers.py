@@ -279,7 +279,7 @@ def wrapper_argv(script, *args, env=None):
     seeds, ``--``, usage) without starting rxf-run; each script's one real run is
     test_glue_classification_and_regression_end_to_end (glue.sh), test_xnli_zero_shot_end_to_end (xnli.sh),
     test_summarization_train_generate_score_end_to_end (summarization.sh) and test_probing's
-    test_the_three_protocols_end_to_end (probe.sh)."""
+    test_the_degradation_protocol_end_to_end (probe.sh)."""
     with tempfile.TemporaryDirectory(prefix="rxf-wrapper-") as folder:
         recorder = os.path.join(folder, "python")
         with open(recorder, "w") as f:

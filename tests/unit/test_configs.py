@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rxf_repro import catalog, configs, runs
+from rxf_repro import catalog, commands, configs
 from tests.helpers import REPO
 
 GLUE = os.path.join(REPO, "configs", "glue")
@@ -43,7 +43,7 @@ def test_every_method_searches_as_many_settings_per_task(family):
     for task in tasks:
         for method in catalog.FAMILY_METHODS[family]:
             _, grid = configs.compose(folder, task, method, over)
-            sizes[(task, method)] = len(runs.settings(grid, sweep=True))
+            sizes[(task, method)] = len(commands.settings(grid, sweep=True))
     assert set(sizes.values()) == {6 if family == "summarization" else 8}, sizes
     _, std = configs.compose(folder, tasks[0], "std", over)
     assert list(std) == ["optimization.lr"]

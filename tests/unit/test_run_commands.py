@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from rxf_repro import catalog, runs
+from rxf_repro import catalog
+from rxf_repro.commands import hydra_quote
 from tests.helpers import flag, rxf_run_dry, rxf_run_error, script_rxf_run_argv, with_dry_run, wrapper_argv
 
 # The paper, typed in from Appendix A.2 (Tables 5-9), independently of configs/.
@@ -249,4 +250,4 @@ def test_every_generated_command_parses_with_fairseqs_own_parser():
 def test_paths_survive_hydra_overrides(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    assert OverridesParser.create().parse_override("++task.data=" + runs.hydra_quote(path)).value() == path
+    assert OverridesParser.create().parse_override("++task.data=" + hydra_quote(path)).value() == path
