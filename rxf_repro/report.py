@@ -17,7 +17,7 @@ Selection rule (the paper's Section 3.1: search the grid, then run the best sett
 
 1. The records of one (task, method) are grouped by hyper-parameter setting: the record's ``hparams``,
    compared as canonical JSON. Runs in one setting differ only by seed; each record already describes the
-   run's best validation checkpoint (``runs.py``).
+   run's best validation checkpoint (``families.py``).
 2. Only the settings run with the most seeds compete (a grid searched on 3 seeds whose best setting was then
    run on 10 is reported with those 10; the others are counted as "with fewer seeds, not compared"), and
    the one with the best *selection score* wins:
