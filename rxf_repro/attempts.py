@@ -1,24 +1,22 @@
 """A run's attempts, all in one log, and the record they add up to.
 
-A run interrupted and resumed (``checkpoint_last.pt``) is several fairseq-train processes. Each appends to the
-run's ``train.log`` behind a header line (``# rxf-run attempt N ...``) and, if it ends rather than being killed,
-a footer (``# rxf-run attempt N ended: exit CODE after S s``), so the log of every attempt is kept. A record is
-computed from every attempt since the last fresh start: the best validation across them (fairseq carries its
-best value over a resume and overwrites ``checkpoint_best.pt`` on ties), and times summed over attempts.
-
-Elapsed times of the attempt that is running are measured as its lines arrive; those of earlier attempts are
-read back from fairseq's own time stamps (one-second resolution) relative to the header's start time.
-
-Standard library only.
+A run interrupted and resumed is several fairseq-train processes, each appending to the run's log behind a header and,
+if it was not killed, a footer with its exit status. A record is computed from every attempt since the last fresh
+start: the best validation across them (fairseq carries its best value over a resume and overwrites
+``checkpoint_best.pt`` on ties), times summed over attempts (read from fairseq's one-second time stamps).
 """
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from rxf_repro.cli import UserError
+
 HEADER = "# rxf-run attempt "
+STAMP = "%Y-%m-%d %H:%M:%S"  # fairseq's time stamps (its logging's datefmt)
 _HEADER_RE = re.compile(r"^# rxf-run attempt (\d+) \((fresh|resumed)\) started at ([0-9.]+)")
 _FOOTER_RE = re.compile(r"^# rxf-run attempt (\d+) ended: exit (-?\d+) after ([0-9.]+) s")
 _STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \| ")
@@ -28,10 +26,6 @@ _BEGIN_TRAINING = "begin training epoch"
 Line = Tuple[Optional[float], str]  # (seconds since the attempt started, or None when unknown; the text)
 
 
-class AttemptError(Exception):
-    """A log whose attempts cannot give a record (no validation of the metric); the message names the log."""
-
-
 @dataclass
 class Attempt:
     number: int
@@ -39,11 +33,10 @@ class Attempt:
     started: float  # time.time() at the start
     lines: List[Line] = field(default_factory=list)
     exit_code: Optional[int] = None  # None: no footer, the attempt was killed (or is running)
-    wall_s: Optional[float] = None  # from the footer; killed attempts: up to their last time-stamped line
+    wall_s: Optional[float] = None  # from the footer; a killed attempt lasted until its last time-stamped line
 
     def last_elapsed(self) -> float:
-        known = [elapsed for elapsed, _ in self.lines if elapsed is not None]
-        return max(known, default=0.0)
+        return max((elapsed for elapsed, _ in self.lines if elapsed is not None), default=0.0)
 
     @property
     def duration(self) -> float:
@@ -51,7 +44,7 @@ class Attempt:
 
 
 def header(number: int, resumed: bool, started: float, command: str) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    when = time.strftime(STAMP, time.localtime(started))
     return f"{HEADER}{number} ({'resumed' if resumed else 'fresh'}) started at {started:.3f} ({when})\n# {command}\n"
 
 
@@ -63,34 +56,37 @@ def _stamp_elapsed(text: str, started: float) -> Optional[float]:
     found = _STAMP_RE.match(text)
     if not found:
         return None
-    return max(0.0, time.mktime(time.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")) - started)
+    return max(0.0, time.mktime(time.strptime(found.group(1), STAMP)) - started)
 
 
 def read_attempts(log_text: str) -> List[Attempt]:
-    """The attempts in a run log since its last fresh start (an older log without headers is one attempt)."""
+    """The attempts in a run log since its last fresh start."""
     attempts: List[Attempt] = []
     for raw in log_text.splitlines():
         found = _HEADER_RE.match(raw)
+        ended = _FOOTER_RE.match(raw)
         if found:
             resumed = found.group(2) == "resumed"
-            if not resumed:
-                attempts = []
+            attempts = attempts if resumed else []
             attempts.append(Attempt(int(found.group(1)), resumed, float(found.group(3))))
-            continue
-        ended = _FOOTER_RE.match(raw)
-        if ended and attempts:
+        elif ended and attempts:
             attempts[-1].exit_code, attempts[-1].wall_s = int(ended.group(2)), float(ended.group(3))
-            continue
-        if not attempts:  # a log written before attempts had headers
-            attempts.append(Attempt(1, False, 0.0))
-        current = attempts[-1]
-        current.lines.append((_stamp_elapsed(raw, current.started) if current.started else None, raw))
+        elif attempts:
+            attempts[-1].lines.append((_stamp_elapsed(raw, attempts[-1].started), raw))
     return attempts
+
+
+def read_log(path: str) -> List[Attempt]:
+    """The attempts of the run log at ``path`` since its last fresh start ([] if there is none)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return read_attempts(f.read())
 
 
 def json_record(line: str, tag: str) -> Optional[Dict[str, Any]]:
     """The record of one line of fairseq's ``--log-format json`` output (``... | TAG | {...}``), or None: the one
-    parser of those lines (the executor, the progress lines, the device check and the tests read them with it)."""
+    parser of those lines."""
     marker = f"| {tag} | "
     if marker not in line:
         return None
@@ -102,8 +98,7 @@ def json_record(line: str, tag: str) -> Optional[Dict[str, Any]]:
 
 
 def json_log(lines: Sequence[Line], tag: str) -> List[Dict[str, Any]]:
-    """fairseq's ``--log-format json`` records of one tag, each with ``_elapsed`` (seconds since the attempt
-    started; None when unknown)."""
+    """The json records of one tag, each with ``_elapsed`` (seconds since the attempt started, or None)."""
     return [dict(record, _elapsed=elapsed) for elapsed, line in lines for record in [json_record(line, tag)] if record]
 
 
@@ -126,27 +121,23 @@ def best_validation(
     where: str = "the log",
     checkpoint_update: Optional[int] = None,
 ) -> Best:
-    """The validation fairseq saved as checkpoint_best over all attempts: the last one reaching the best value.
-    ``checkpoint_update`` (the update stored in checkpoint_best.pt, when it could be read) wins over the log:
-    the last validation logged at that update is the one."""
+    """The validation fairseq saved as checkpoint_best over all attempts: the last one reaching the best value, or
+    the last one logged at ``checkpoint_update`` (read from checkpoint_best.pt) when there is one."""
     key = f"valid_{metric}"
     valid = [(i, r) for i, attempt in enumerate(attempts) for r in json_log(attempt.lines, "valid") if key in r]
     if not valid:
-        raise AttemptError(f"{where}: no validation with {key}; fairseq logged none (see the end of the log)")
-    if checkpoint_update is not None:
-        at = [(i, r) for i, r in valid if int(r.get("valid_num_updates", -1)) == checkpoint_update]
-        if at:
-            return Best(*at[-1])
+        raise UserError(f"{where}: no validation with {key}; fairseq logged none (see the end of the log)")
+    at = [(i, r) for i, r in valid if int(r.get("valid_num_updates", -1)) == checkpoint_update]
+    if at:
+        return Best(*at[-1])
     sign = 1.0 if maximize else -1.0
     best = max(sign * float(r[key]) for _, r in valid)
     return Best(*[(i, r) for i, r in valid if sign * float(r[key]) == best][-1])
 
 
 def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[float]]:
-    """``[[update, value], ...]``: ``metric`` at every validated update of the attempts, in update order (the run's
-    learning curve on its validation set). An attempt killed after a validation but before its checkpoint was
-    saved has that validation repeated by the attempt resuming it: the update counts once, with the later value,
-    so a run interrupted any number of times has the curve of an uninterrupted one."""
+    """``[[update, value], ...]`` of ``metric`` at every validated update, in update order. A validation repeated by
+    the attempt resuming a killed one counts once, with the later value: the curve of an uninterrupted run."""
     key = f"valid_{metric}"
     curve: Dict[int, float] = {}
     for attempt in attempts:
@@ -157,15 +148,13 @@ def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[floa
 
 
 def _training_start(attempt: Attempt) -> Optional[float]:
-    """Seconds from the attempt's start to its first training step ("begin training epoch"); None if none."""
-    began = [e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None]
-    return began[0] if began else None
+    """Seconds from the attempt's start to its first training step; None if it never trained."""
+    return next((e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None), None)
 
 
 def _training_time(attempt: Attempt, began: Optional[float]) -> Optional[float]:
-    """fairseq's "done training in X seconds" (the training loop with its validations and saves); a killed
-    attempt counts from its first training step (``began``, ``_training_start``) to its last time-stamped line.
-    None if it never trained."""
+    """fairseq's "done training in X seconds"; a killed attempt's from its first training step to its last
+    time-stamped line. None if it never trained."""
     done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
     if done:
         return done[-1]
@@ -173,17 +162,10 @@ def _training_time(attempt: Attempt, began: Optional[float]) -> Optional[float]:
 
 
 def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
-    """The record's times, summed over attempts:
-
-    - ``time_to_best_s``: training time until the best checkpoint's validation was logged (the paper's Figure 1:
-      "the training time in seconds to best checkpoint"), from the first training step: the training time of
-      every earlier attempt plus the time from the first training step of the attempt that logged it (start-up,
-      imports and checkpoint loading excluded: they are ``startup_s``);
-    - ``startup_s``: the time each attempt took from its start to its first training step, summed;
-    - ``wall_time_s``: every attempt's duration;
-    - ``train_wall_s``: each attempt's training time (see ``_training_time``). None if no attempt got as far as
-      training.
-    """
+    """The record's times, summed over attempts: ``time_to_best_s`` (the paper's Figure 1, "the training time in
+    seconds to best checkpoint": every earlier attempt's training time, then the best's attempt's from its first
+    training step), ``startup_s`` (each attempt's start to its first training step), ``wall_time_s`` and
+    ``train_wall_s`` (None where no attempt trained)."""
     elapsed = best.record.get("_elapsed")
     starts = [_training_start(a) for a in attempts]
     train = [_training_time(a, s) for a, s in zip(attempts, starts)]
@@ -209,7 +191,7 @@ def summary(attempts: Sequence[Attempt]) -> List[Dict[str, Any]]:
             "resumed": a.resumed,
             "exit": a.exit_code,
             "wall_time_s": round(a.duration, 2),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(a.started)) if a.started else None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(a.started)),
         }
         for a in attempts
     ]

@@ -1,19 +1,17 @@
-"""``configs/``: where the paper's hyper-parameters are written, and the one way the harness reads them.
-
-The YAML files are fairseq-hydra-train configs (``configs/glue`` holds the GLUE tasks and XNLI, ``configs/summarization``
-the three summarisation datasets; ``method/*.yaml`` the methods, with their search grids as ``hydra.sweeper.params``;
-``longer/TASK_std++.yaml`` Standard++'s doubled updates). ``compose`` composes them exactly as fairseq-hydra-train does.
-They ship inside the package (``rxf_repro/configs`` after a non-editable install, copied there by setup.py); a source
-checkout reads the repository's ``configs/``.
-
-Standard library, PyYAML and Hydra only (Hydra is imported when composing).
+"""``configs/``: the paper's hyper-parameters as fairseq-hydra-train configs (``glue/`` for GLUE and XNLI,
+``summarization/``; ``method/*.yaml`` with their search grids as ``hydra.sweeper.params``), and the one way the harness
+reads them: ``compose``, as fairseq-hydra-train composes them. A non-editable install ships them inside the package
+(``rxf_repro/configs``, copied there by setup.py); a source checkout reads the repository's ``configs/``.
 """
 
 import functools
+import logging
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
+
+from rxf_repro.cli import UserError
 
 SOURCE_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 PACKAGED_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -21,16 +19,12 @@ PACKAGED_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "con
 FOLDERS = {"glue": "glue", "xnli": "glue", "probe": "glue", "summarization": "summarization"}
 
 
-class ConfigError(Exception):
-    """A config that is missing or cannot be composed; the message names the file."""
-
-
 def config_root() -> str:
     """The installed copy when there is one (``pip install .``), else the source checkout's ``configs/``."""
     return PACKAGED_CONFIGS if os.path.isdir(PACKAGED_CONFIGS) else SOURCE_CONFIGS
 
 
-def folder(family: str, root: str = None) -> str:
+def folder(family: str, root: Optional[str] = None) -> str:
     return os.path.join(root or config_root(), FOLDERS[family])
 
 
@@ -41,7 +35,7 @@ def read_yaml(path: str) -> Dict[str, Any]:
         return yaml.safe_load(f) or {}
 
 
-def methods(family: str, root: str = None) -> List[str]:
+def methods(family: str, root: Optional[str] = None) -> List[str]:
     """The method files of a family's folder."""
     path = os.path.join(folder(family, root), "method")
     return sorted(name[:-5] for name in os.listdir(path) if name.endswith(".yaml"))
@@ -60,7 +54,7 @@ def parse_grid(params: Dict[str, Any]) -> Dict[str, List[str]]:
 
 
 def compose(
-    family: str, name: str, method: str, overrides: Sequence[str] = (), root: str = None
+    family: str, name: str, method: str, overrides: Sequence[str] = (), root: Optional[str] = None
 ) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
     """(config, search grid) of ``FOLDER/NAME.yaml`` with ``method=METHOD`` and Hydra overrides, composed as
     fairseq-hydra-train composes them."""
@@ -71,14 +65,13 @@ def compose(
     from omegaconf import OmegaConf
 
     where = folder(family, root)
-    if not os.path.isfile(os.path.join(where, f"{name}.yaml")):
-        raise ConfigError(f"no config {os.path.join(where, name + '.yaml')}")
+    path = os.path.join(where, f"{name}.yaml")
+    if not os.path.isfile(path):
+        raise UserError(f"no config {path}")
     if not os.path.isfile(os.path.join(where, "method", f"{method}.yaml")):
-        raise ConfigError(
+        raise UserError(
             f"method {method!r} has no config in {where}/method (known: {', '.join(methods(family, root))})"
         )
-    import logging
-
     logging.getLogger("hydra").setLevel(logging.WARNING)
     GlobalHydra.instance().clear()
     # ``version_base=None`` sets a process-wide Hydra version that fairseq's own (1.1-style) config code,
@@ -88,7 +81,7 @@ def compose(
         with initialize_config_dir(config_dir=os.path.abspath(where), version_base=None):
             cfg = hydra_compose(config_name=name, overrides=[f"method={method}", *overrides], return_hydra_config=True)
     except Exception as error:  # hydra's override grammar and merge errors
-        raise ConfigError(f"{os.path.join(where, name + '.yaml')} with {list(overrides)}: {error}") from None
+        raise UserError(f"{path} with {list(overrides)}: {error}") from None
     finally:
         GlobalHydra.instance().clear()
         VersionBase.instance().version_base = version_base

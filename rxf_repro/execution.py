@@ -1,22 +1,16 @@
-"""One way to run a run: a ``RunSpec`` (its folder, its fairseq-train command, what it records) and the
-``Executor`` that every family and protocol of ``rxf-run`` hands its runs to.
-
-For each spec the executor does, in this order and nowhere else: print the commands (``--dry-run``); take the
-run's lock (``rxf_repro/runlock.py``; a run another process trains is skipped); skip a run whose record exists
-(``--force`` starts it afresh); train or resume it, every attempt appended to ``train.log``; find the validation
-behind ``checkpoint_best.pt`` across the attempts; run the spec's evaluation of that checkpoint; write the record
-once (``rxf_repro/records.py``).
-
-A *unit* is what one process trains under one lock: a run, or a protocol whose steps each start from the one
-before (``Executor.unit``). The Slurm launcher (``rxf_repro/slurm.py``) plans the units (``plan``) and has each
-of its array tasks execute one (``only``).
+"""One way to run a run: a ``RunSpec`` (its folder, its fairseq-train command, what it records) and the ``Executor``
+every family and protocol of ``rxf-run`` hands it to, which alone: prints the commands (``--dry-run``); takes the run's
+lock (``runlock``); skips a recorded run (``--force`` starts it afresh); trains or resumes it, every attempt in
+``train.log``; finds the validation behind ``checkpoint_best.pt``; runs the spec's evaluation; writes the record once.
+A *unit* is what one process trains under one lock: a run, or a protocol whose steps each start from the one before.
 """
 
 import contextlib
 import glob
+import importlib
 import json
+import logging
 import os
-import pathlib
 import shlex
 import shutil
 import subprocess
@@ -26,31 +20,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from tqdm import tqdm
+
 from rxf_repro import attempts, outputs, process, records, runlock
-from rxf_repro.progress import Progress, duration
+from rxf_repro.cli import UserError
+from rxf_repro.progress import Progress
 
-
-class RunError(Exception):
-    """A run that cannot be set up or that failed; the message says which and where its log is."""
+FAIRSEQ_LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"  # as fairseq_cli's modules set it
+PROBE_FEATURES = "rxf_repro.probe_features"  # the linear probe fit on cached features (rxf-run --probe-fit cached)
+RESETS = ("--reset-optimizer", "--reset-dataloader", "--reset-meters")  # fine-tuning's start from a pretrained model
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-FAIRSEQ_LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"  # as fairseq_cli's modules set it
-
-
 def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
-PROBE_FEATURES = "rxf_repro.probe_features"  # the linear probe fit on cached features (rxf-run --probe-fit cached)
-
-
 def in_process_module(command: Sequence[str]) -> Optional[str]:
-    """``fairseq_cli.X`` (or the plugin's probe fitter) for a ``python -m`` command this interpreter can run in a
-    fork, else None."""
+    """The module of a ``python -m fairseq_cli.X`` (or probe fitter) command this interpreter can run in a fork."""
     if len(command) > 2 and command[0] == sys.executable and command[1] == "-m":
         if command[2].startswith("fairseq_cli.") or command[2] == PROBE_FEATURES:
             return command[2]
@@ -58,33 +48,22 @@ def in_process_module(command: Sequence[str]) -> Optional[str]:
 
 
 def preload(module: str) -> None:
-    """Import a fairseq_cli module here, before forking, so that no run pays for it again; and torch._dynamo,
-    which torch's optimizers import at their first step (1.5 s a run otherwise). The module's import configures
-    the root logger to print on our stdout; that is undone (the forked run configures its own)."""
-    import importlib
-    import logging
-
+    """Import a fairseq_cli module before forking, so that no run pays for it again, and torch._dynamo, which torch's
+    optimizers import at their first step (1.5 s a run otherwise). The import's logging setup is undone."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    for name in (module, "torch._dynamo"):  # each imported once: import_module returns one already in sys.modules
+    for name in (module, "torch._dynamo"):
         importlib.import_module(name)
     root.handlers[:], root.level = handlers, level
 
 
 def fairseq_main(module: str, argv: Sequence[str]) -> int:
     """In a forked child: what ``python -m MODULE ARGV...`` does, in this already-started interpreter: fairseq's
-    logging on stdout at ``$LOGLEVEL`` (INFO), the thread count ``$OMP_NUM_THREADS`` asks for, then the module's
-    ``cli_main`` (fairseq seeds every generator from ``--seed`` itself, so the run is the same run)."""
-    import importlib
-    import logging
-
-    logging.basicConfig(  # force: the root logger's handlers and level as a fresh interpreter's (rxf-demo sets them)
-        format=FAIRSEQ_LOG_FORMAT,
-        datefmt="%Y-%m-%d %H:%M:%S",
-        level=os.environ.get("LOGLEVEL", "INFO").upper(),
-        stream=sys.stdout,
-        force=True,
-    )
+    logging on stdout at ``$LOGLEVEL``, ``$OMP_NUM_THREADS`` threads, then the module's ``cli_main`` (fairseq seeds
+    every generator from ``--seed`` itself, so the run is the same run)."""
+    level = os.environ.get("LOGLEVEL", "INFO").upper()
+    # force: the root logger's handlers and level as a fresh interpreter's (rxf-demo sets them)
+    logging.basicConfig(format=FAIRSEQ_LOG_FORMAT, datefmt=attempts.STAMP, level=level, stream=sys.stdout, force=True)
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
         import torch
@@ -98,56 +77,46 @@ def fairseq_main(module: str, argv: Sequence[str]) -> int:
 def stream(
     command: List[str],
     log_path: str,
+    *,
     resumed: bool = False,
     progress: Optional[Progress] = None,
     in_process: bool = False,
 ) -> Tuple[int, attempts.Attempt]:
-    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output is appended behind an
-    attempt header (earlier attempts stay in the log), each line timed as it arrives and shown to ``progress``.
-    With ``in_process`` a fairseq_cli command runs in a fork of this interpreter (``process.ForkedChild``)
-    instead of a new one. Ctrl-C or SIGTERM stop the child (and what it started) before they propagate."""
-    previous = (
-        attempts.read_attempts(pathlib.Path(log_path).read_text(encoding="utf-8", errors="replace"))
-        if os.path.exists(log_path)
-        else []
-    )
-    number = (previous[-1].number + 1) if previous else 1
-    current = attempts.Attempt(number, resumed, time.time())
+    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output appended behind an attempt
+    header, each line timed as it arrives and shown to ``progress``. With ``in_process`` a fairseq_cli command runs in
+    a fork of this interpreter (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate."""
+    previous = attempts.read_log(log_path)
+    current = attempts.Attempt(previous[-1].number + 1 if previous else 1, resumed, time.time())
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
-        logf.write(attempts.header(number, resumed, current.started, shlex.join(command)))
+        logf.write(attempts.header(current.number, resumed, current.started, shlex.join(command)))
         logf.flush()
         module = in_process_module(command) if in_process else None
         if module is not None:
             preload(module)
             proc: Any = process.ForkedChild(fairseq_main, (module, command[3:]))
         else:
+            env = dict(os.environ, PYTHONUNBUFFERED="1")
             proc = process.start_child(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env
             )
         running.append(proc)
-        assert proc.stdout is not None
         with proc.stdout:  # the pipe's read end: closed once read to its end
             for line in proc.stdout:
-                elapsed = time.time() - current.started
                 logf.write(line)
                 logf.flush()
-                current.lines.append((elapsed, line.rstrip("\n")))
+                current.lines.append((time.time() - current.started, line.rstrip("\n")))
                 if progress is not None:
-                    progress.line(elapsed, line)
-        code = proc.wait()
-        current.exit_code, current.wall_s = code, time.time() - current.started
-        logf.write(attempts.footer(number, code, current.wall_s))
-    return code, current
+                    progress.line(line)
+        if progress is not None:
+            progress.close()
+        current.exit_code, current.wall_s = proc.wait(), time.time() - current.started
+        logf.write(attempts.footer(current.number, current.exit_code, current.wall_s))
+    return current.exit_code, current
 
 
 def checkpoint_update(path: str) -> int:
-    """The update a fairseq checkpoint was saved at, read without loading its tensors; ``RunError`` saying what
-    to do if the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
+    """The update a fairseq checkpoint was saved at, read without loading its tensors; one line saying what to do if
+    the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
     import torch
 
     import rxf_fairseq.checkpoint_compat as compat
@@ -158,19 +127,16 @@ def checkpoint_update(path: str) -> int:
         return int(state["optimizer_history"][-1]["num_updates"])
     except Exception as error:  # EOFError, RuntimeError (zip), UnpicklingError, KeyError, ...
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise RunError(
+        raise UserError(
             f"{path}: cannot be read as a fairseq checkpoint ({type(error).__name__}: {reason}); a run "
             f"killed while saving leaves such a file. Delete it to restart this run from the pretrained "
             f"model, or pass --force to start the run afresh"
         ) from None
 
 
-RESETS = ("--reset-optimizer", "--reset-dataloader", "--reset-meters")  # fine-tuning's start from a pretrained model
-
-
-def restore_file_of(argv: Sequence[str]) -> Optional[str]:
-    """The ``--restore-file`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
-    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--restore-file"]
+def _last_value(argv: Sequence[str], flag: str) -> Optional[str]:
+    """The value of the last ``flag`` of a fairseq command (the last one wins, as in fairseq's parser)."""
+    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
     return found[-1] if found else None
 
 
@@ -181,18 +147,13 @@ def resuming(argv: Sequence[str], last: str) -> List[str]:
 
 
 def max_update_of(argv: Sequence[str]) -> Optional[int]:
-    """The ``--max-update`` a fairseq command ends with (the last one wins, as in fairseq's parser)."""
-    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--max-update"]
-    try:
-        return int(found[-1]) if found and int(found[-1]) > 0 else None
-    except ValueError:
-        return None
+    value = _last_value(argv, "--max-update")
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
 @dataclass
 class Trained:
-    """What training left: every attempt since the run's fresh start and the validation behind its best
-    checkpoint (``attempts.best_validation``)."""
+    """Every attempt since the run's fresh start and the validation behind its best checkpoint."""
 
     run_dir: str
     attempts: List[attempts.Attempt]
@@ -202,11 +163,10 @@ class Trained:
 
 @dataclass
 class RunSpec:
-    """One run. ``fields`` are the record's fields known before it runs (kind, task, method, seed, hparams,
-    probe, ...); ``evaluate(executor, trained)`` returns the rest (``metrics`` and what the kind adds), running
-    any evaluation of the best checkpoint through ``executor.execute``; ``shown`` are the commands besides
-    training that ``--dry-run`` prints. A chain step (``keep_last=False``) drops its ``checkpoint_last.pt``
-    once recorded: only its best checkpoint is used again."""
+    """One run. ``fields`` are the record's fields known before it runs; ``evaluate(executor, trained)`` returns the
+    rest (``metrics``, ...), running any evaluation through ``executor.execute``; ``shown`` are the commands besides
+    training that ``--dry-run`` prints. A chain step (``keep_last=False``) drops its ``checkpoint_last.pt`` once
+    recorded: only its best checkpoint is used again."""
 
     label: str
     run_dir: str
@@ -236,85 +196,64 @@ class Planned:
     done: bool
 
 
+@dataclass
 class Executor:
-    """Runs ``RunSpec``s under rxf-run's options: ``dry_run``, ``force``, ``tiny`` (recorded), ``progress_every``,
-    ``in_process`` (fairseq's commands in a fork of this interpreter rather than a new one each). With a ``plan``
-    list it trains nothing and appends a ``Planned`` per run instead; with ``only`` (a unit's folder) it runs that
-    unit's runs and passes over the others without a word."""
+    """Runs ``RunSpec``s under rxf-run's options (``in_process``: fairseq's commands in a fork of this interpreter).
+    With a ``plan`` list it trains nothing and appends a ``Planned`` per run instead; with ``only`` (a unit's folder)
+    it runs that unit's runs and passes over the others without a word."""
 
-    def __init__(
-        self,
-        dry_run: bool = False,
-        force: bool = False,
-        tiny: bool = False,
-        progress_every: float = 60,
-        in_process: bool = True,
-        plan: Optional[List[Planned]] = None,
-        only: Optional[str] = None,
-        on_unit: Optional[Callable[[str], None]] = None,
-    ):
-        self.dry_run, self.force, self.tiny, self.progress_every = dry_run, force, tiny, progress_every
-        self.in_process = in_process
-        self.plan, self.only = plan, (os.path.abspath(only) if only else None)
-        self.on_unit = on_unit  # called with a unit's folder once its lock is taken (a Slurm task claims it)
-        self.only_seen = False  # ``only`` was among the units the arguments plan
-        self.tally: Counter = Counter()  # runs trained / done already / trained elsewhere, for the summary
-        self._unit: Optional[str] = None  # the unit whose lock this process holds now
+    dry_run: bool = False
+    force: bool = False
+    tiny: bool = False
+    progress_every: float = 60
+    in_process: bool = True
+    plan: Optional[List[Planned]] = None
+    only: Optional[str] = None
+    on_unit: Optional[Callable[[str], None]] = None  # called with a unit's folder once its lock is taken
+    only_seen: bool = field(default=False, init=False)  # ``only`` was among the units the arguments plan
+    tally: Counter = field(default_factory=Counter, init=False)  # trained / done already / trained elsewhere
+    _unit: Optional[str] = field(default=None, init=False)  # the unit whose lock this process holds now
 
     def selected(self, folder: str) -> bool:
-        return self.only is None or os.path.abspath(folder) == self.only
+        return self.only is None or os.path.abspath(folder) == os.path.abspath(self.only)
 
     @contextlib.contextmanager
     def unit(self, folder: str) -> Iterator[bool]:
         """The runs of the block are one unit, ``folder``'s: the block goes on (True) only when the unit is this
-        process's to run: selected by ``only`` and its lock taken (nobody else training it). A run outside any
-        unit block is a unit of its own."""
+        process's to run: selected by ``only`` and its lock taken. A run outside any unit block is a unit of its own."""
         if not self.selected(folder):
             yield False
             return
         self.only_seen = True
-        if self.dry_run or self.plan is not None:
+        planning = self.dry_run or self.plan is not None
+        with contextlib.nullcontext(True) if planning else runlock.holding(folder) as mine:
+            if not mine:
+                owner = runlock.owner_text(outputs.read_note(folder, runlock.OWNER_NAME))
+                log(f"  skipped: {folder} is being trained by {owner}")
+                self.tally["trained elsewhere"] += 1
+                yield False
+                return
+            if self.force and not planning:
+                self.start_afresh(folder)
+            if self.on_unit is not None and not planning:
+                self.on_unit(folder)
             self._unit = folder
             try:
                 yield True
             finally:
                 self._unit = None
-            return
-        try:
-            with runlock.holding(folder) as held:
-                if not held:
-                    owner = runlock.owner_text(runlock.read_owner(folder))
-                    log(f"  skipped: {folder} is being trained by {owner}")
-                    self.tally["trained elsewhere"] += 1
-                    yield False
-                    return
-                if self.force:
-                    self.start_afresh(folder)
-                if self.on_unit is not None:
-                    self.on_unit(folder)
-                self._unit = folder
-                try:
-                    yield True
-                finally:
-                    self._unit = None
-        except runlock.LockError as error:
-            raise RunError(str(error)) from None
 
     def start_afresh(self, folder: str) -> None:
-        """``--force``: empty the unit's folder (its runs' checkpoints, logs and records), once. A Slurm job requeued
-        after it did so resumes instead (its note, ``runlock.FORCED_NAME``, names the job), so a preempted forced
-        sweep neither starts over nor mixes old steps with new ones."""
+        """``--force``: empty the unit's folder once. A Slurm job requeued after it did so resumes instead (its note
+        names the job), so a preempted forced sweep neither starts over nor mixes old steps with new ones."""
         job = runlock.slurm_job()
-        note = os.path.join(folder, runlock.FORCED_NAME)
-        if job is not None and os.path.exists(note):
-            with open(note, encoding="utf-8") as f:
-                if f.read().strip() == job:
-                    log(f"  --force: {folder} was started afresh by this job's first execution; resuming it")
-                    return
+        if job is not None and outputs.read_note(folder, runlock.FORCED_NAME).get("job_id") == job:
+            log(f"  --force: {folder} was started afresh by this job's first execution; resuming it")
+            return
         log(f"  --force: starting {folder} afresh")
         clear_run_dir(folder)
         if job is not None:
-            outputs.write_file_atomically(note, job + "\n")
+            outputs.write_note(folder, runlock.FORCED_NAME, {"job_id": job})
 
     def run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
         """The spec's record (None for a dry run, a planned run, a run done already or one trained elsewhere)."""
@@ -336,32 +275,32 @@ class Executor:
 
     def locked_run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
         """``run`` with the unit's lock held."""
-        if self.done(spec.run_dir, spec.record_name):
+        if os.path.exists(spec.record_path):  # --force emptied the unit when it took its lock
+            log(f"  done already: {spec.record_path} (--force re-runs)")
+            self.tally["done already"] += 1
             return None
-        trained = self.train(spec.train, spec.run_dir, spec.cfg)
-        fields = spec.evaluate(self, trained)
-        record = self.record(
-            spec.run_dir,
-            spec.record_name,
-            **spec.fields,
-            **fields,
+        trained = self.train(spec)
+        record = dict(
+            spec.fields,
+            **spec.evaluate(self, trained),
             best_update=trained.best.update,
             valid_curve=trained.curve,
             **attempts.timings(trained.attempts, trained.best),
             attempts=attempts.summary(trained.attempts),
             command=spec.train[2:],
+            tiny=bool(self.tiny),
+        )
+        records.write_record(spec.record_path, record)
+        self.tally["trained"] += 1
+        took = tqdm.format_interval(record["wall_time_s"])
+        log(
+            f"  record: {spec.record_path}  metrics: {json.dumps(record['metrics'])}; best update "
+            f"{trained.best.update}, {took} in {len(trained.attempts)} attempt(s)"
         )
         last = os.path.join(spec.run_dir, "checkpoint_last.pt")
         if not spec.keep_last and os.path.exists(last):
             os.remove(last)
         return record
-
-    def done(self, run_dir: str, record_name: str) -> bool:
-        if os.path.exists(os.path.join(run_dir, record_name)):  # --force emptied the unit when it took its lock
-            log(f"  done already: {run_dir}/{record_name} (--force re-runs)")
-            self.tally["done already"] += 1
-            return True
-        return False
 
     def execute(
         self,
@@ -371,75 +310,55 @@ class Executor:
         resumed: bool = False,
         progress: Optional[Progress] = None,
     ) -> attempts.Attempt:
-        """One attempt of ``command``, its output appended to ``run_dir/log_name``; raises ``RunError`` with the
-        log's tail if it fails."""
+        """One attempt of ``command``, its output appended to ``run_dir/log_name``; one error with the log's tail if
+        it fails."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
-        code, current = stream(command, log_path, resumed, progress, self.in_process)
+        code, current = stream(command, log_path, resumed=resumed, progress=progress, in_process=self.in_process)
         if code != 0:
             tail = "\n".join(line for _, line in current.lines[-25:])
-            raise RunError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
+            raise UserError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
         return current
 
-    def train(self, command: List[str], run_dir: str, cfg: Dict[str, Any]) -> Trained:
-        """Train (or resume) the run in ``run_dir``."""
-        last, best_path = os.path.join(run_dir, "checkpoint_last.pt"), os.path.join(run_dir, "checkpoint_best.pt")
-        log_path = os.path.join(run_dir, "train.log")
-        resumed = os.path.exists(last)
-        finished = False
-        max_update = max_update_of(command)
-        if resumed:
-            update = checkpoint_update(last)  # an unreadable one: one line saying what to do
-            # killed after fairseq's last save but before it exited: resuming would train an update more than asked
-            finished = max_update is not None and update >= max_update
-            if finished:
-                log(f"  log: {log_path} (training had finished: {last} is at update {update}; not resumed)")
-            else:
-                log(f"  log: {log_path} (resuming from {last}, update {update})")
-        else:
-            for stale in glob.glob(os.path.join(run_dir, "checkpoint*.pt")):
+    def train(self, spec: RunSpec) -> Trained:
+        """Train or resume the run (or read back one whose training had finished before it was recorded)."""
+        last, log_path = os.path.join(spec.run_dir, "checkpoint_last.pt"), os.path.join(spec.run_dir, "train.log")
+        command, max_update = spec.train, max_update_of(spec.train)
+        update = checkpoint_update(last) if os.path.exists(last) else None
+        # killed after fairseq's last save but before it exited: resuming would train an update more than asked
+        finished = update is not None and max_update is not None and update >= max_update
+        if update is None:
+            for stale in glob.glob(os.path.join(spec.run_dir, "checkpoint*.pt")):
                 os.remove(stale)  # an earlier attempt killed before its first checkpoint_last
             log(f"  log: {log_path}")
-        checkpoint = cfg["checkpoint"]
-        metric = checkpoint.get("best_checkpoint_metric", "loss")
-        maximize = bool(checkpoint.get("maximize_best_checkpoint_metric"))
-        if resumed and restore_file_of(command) != last:  # the spec was made before the run's lock was taken
-            command = resuming(command, last)
+        elif finished:
+            log(f"  log: {log_path} (training had finished: {last} is at update {update}; not resumed)")
+        else:
+            log(f"  log: {log_path} (resuming from {last}, update {update})")
+            if _last_value(command, "--restore-file") != last:  # the spec was made before the lock was taken
+                command = resuming(command, last)
+        metric = spec.cfg["checkpoint"].get("best_checkpoint_metric", "loss")
+        maximize = bool(spec.cfg["checkpoint"].get("maximize_best_checkpoint_metric"))
+        found = attempts.read_log(log_path) if update is not None else []  # the attempts since the fresh start
         if not finished:
             progress = Progress(max_update, metric, every=self.progress_every)
-            current = self.execute(command, run_dir, "train.log", resumed, progress)
-        runs_ = attempts.read_attempts(pathlib.Path(log_path).read_text(encoding="utf-8", errors="replace"))
-        if not finished:
-            runs_[-1] = current  # the attempt just run: its times as measured, not re-read at 1 s resolution
-        saved = checkpoint_update(best_path) if os.path.exists(best_path) else None
-        try:
-            best = attempts.best_validation(runs_, metric, maximize, log_path, saved)
-        except attempts.AttemptError as error:
-            raise RunError(str(error)) from None
-        return Trained(run_dir, runs_, best, attempts.validation_curve(runs_, metric))
-
-    def record(self, run_dir: str, record_name: str = records.RECORD_NAME, **fields: Any) -> Dict[str, Any]:
-        record = dict(fields, tiny=bool(self.tiny))
-        path = records.write_record(os.path.join(run_dir, record_name), record)
-        self.tally["trained"] += 1
-        log(
-            f"  record: {path}  metrics: {json.dumps(record['metrics'])}; best update "
-            f"{record['best_update']}, {duration(record['wall_time_s'])} in {len(record['attempts'])} attempt(s)"
-        )
-        return record
+            found.append(self.execute(command, spec.run_dir, "train.log", update is not None, progress))
+        saved = checkpoint_update(spec.best_checkpoint) if os.path.exists(spec.best_checkpoint) else None
+        best = attempts.best_validation(found, metric, maximize, log_path, saved)
+        return Trained(spec.run_dir, found, best, attempts.validation_curve(found, metric))
 
     def summary(self, started: float, save_root: str) -> str:
         elsewhere = self.tally["trained elsewhere"]
         return (
             f"rxf-run: {self.tally['trained']} run(s) trained, {self.tally['done already']} done already"
             + (f", {elsewhere} being trained by another process" if elsewhere else "")
-            + f", in {duration(time.time() - started)}; records under {save_root}"
+            + f", in {tqdm.format_interval(time.time() - started)}; records under {save_root}"
         )
 
 
 def clear_run_dir(run_dir: str) -> None:
-    """Delete what a run folder holds (its checkpoints, logs, records and a protocol's step folders) but its lock,
-    its holder's note and its Slurm job: ``--force`` empties the folder of a run this process holds."""
+    """Delete what a run folder holds (checkpoints, logs, records, a protocol's step folders) but its lock, its
+    holder's note and its Slurm job: ``--force`` empties the folder of a run this process holds."""
     for name in os.listdir(run_dir):
         if name in runlock.KEPT or any(name.startswith(f".{kept}.tmp-") for kept in runlock.KEPT):
             continue  # a kept file, or one being written (write_file_atomically's temporary name)

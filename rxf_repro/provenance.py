@@ -25,12 +25,9 @@ def _git(*args: str) -> Optional[str]:
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> Optional[str]:
@@ -42,11 +39,10 @@ def _version(package: str) -> Optional[str]:
 
 def provenance() -> Dict[str, Any]:
     """``{"date", "commit", "dirty", "machine": {...}}`` for a results file."""
-    commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "commit": commit,
+        "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(status) if status is not None else None,
         "machine": {
             "cpu": cpu_model(),

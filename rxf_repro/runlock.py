@@ -1,18 +1,10 @@
-"""One run, one trainer: a file lock per run folder, held while the run trains.
-
-``rxf-run`` takes the lock of a run's folder (or of a protocol's folder, whose steps depend on each other) before it
-looks at the run's record, and keeps it until the record is written. Local runs and Slurm jobs take the same lock,
-so two ``rxf-run`` calls, on one machine or on a cluster's nodes sharing ``SAVE_ROOT``, never train the same run:
-the second skips it with one line naming the holder (``.rxf-run.owner``, written by the holder once it has the
-lock). The lock is the kernel's (``filelock``): it goes when its holder ends, whatever ended it, so a crashed
-run leaves no stale lock. One case it does not cover: a fairseq child that outlives an ``rxf-run`` killed with
-SIGKILL (SIGTERM and Ctrl-C stop the child first; a Slurm job's processes end together). Across a cluster's nodes
-it needs a shared file system with locks (NFS v4, Lustre and GPFS have them).
+"""One run, one trainer: a file lock per run folder (``filelock``), held from before its record is looked at until it
+is written, by local runs and Slurm jobs alike; another call skips the run naming the holder (``.rxf-run.owner``). The
+kernel drops the lock when its holder ends: no stale lock. Across nodes it needs a file system with locks.
 """
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import socket
@@ -23,6 +15,7 @@ from typing import Any, Dict, Iterator, Optional
 import filelock
 
 from rxf_repro import outputs
+from rxf_repro.cli import UserError
 
 # filelock logs every acquire and release at DEBUG, and importing fairseq's models sets the root logger to DEBUG on
 # stderr (fairseq/models/wav2vec/wav2vec2_classification.py calls logging.basicConfig(level=logging.DEBUG)): rxf-run's
@@ -37,10 +30,6 @@ KEPT = (LOCK_NAME, OWNER_NAME, JOB_NAME)  # what ``--force`` keeps when it empti
 WAIT_S = 5.0  # how long a trainer waits for a lock: a status probe holds it for an instant
 
 
-class LockError(Exception):
-    """A lock that cannot be taken for another reason than a holder (no locks on that file system)."""
-
-
 def slurm_job() -> Optional[str]:
     """This process's Slurm job (``123_4`` for an array task), or None outside Slurm."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -49,21 +38,12 @@ def slurm_job() -> Optional[str]:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def owner_text(owner: Optional[Dict[str, Any]]) -> str:
+def owner_text(owner: Dict[str, Any]) -> str:
     """``pid 123 on HOST (Slurm job 45_1) since 14:02:11``, or ``another process`` when the holder left no note."""
     if not owner:
         return "another process"
     job = f" (Slurm job {owner['slurm_job']})" if owner.get("slurm_job") else ""
     return f"pid {owner.get('pid')} on {owner.get('host')}{job} since {owner.get('since')}"
-
-
-def read_owner(folder: str) -> Optional[Dict[str, Any]]:
-    try:
-        with open(os.path.join(folder, OWNER_NAME), encoding="utf-8") as f:
-            owner = json.load(f)
-        return owner if isinstance(owner, dict) else None
-    except (OSError, ValueError):
-        return None
 
 
 def _lock(folder: str, timeout: float = 0) -> filelock.FileLock:
@@ -74,8 +54,8 @@ def _lock(folder: str, timeout: float = 0) -> filelock.FileLock:
 
 @contextlib.contextmanager
 def holding(folder: str) -> Iterator[bool]:
-    """The folder's lock for the block: yields True when this process holds it, False when another does (the
-    block must then leave the folder alone)."""
+    """The folder's lock for the block: True when this process holds it, False when another does (the block must
+    then leave the folder alone)."""
     os.makedirs(folder, exist_ok=True)
     lock = _lock(folder, WAIT_S)
     try:
@@ -89,7 +69,7 @@ def holding(folder: str) -> Iterator[bool]:
             if error.errno in (errno.EACCES, errno.EPERM)
             else "rxf-run needs a file system with locks (NFS v4, Lustre with -o flock, GPFS)"
         )
-        raise LockError(f"{folder}: cannot lock {LOCK_NAME} ({error.strerror}): {why}") from None
+        raise UserError(f"{folder}: cannot lock {LOCK_NAME} ({error.strerror}): {why}") from None
     try:
         owner = {
             "pid": os.getpid(),
@@ -98,22 +78,22 @@ def holding(folder: str) -> Iterator[bool]:
             "since": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": None if slurm_job() else " ".join(["rxf-run", *sys.argv[1:]]),  # a job's argv: submitit's
         }
-        outputs.write_file_atomically(os.path.join(folder, OWNER_NAME), json.dumps(owner) + "\n")
+        outputs.write_note(folder, OWNER_NAME, owner)
         yield True
     finally:
         lock.release()
 
 
 def held_by_another(folder: str) -> Optional[Dict[str, Any]]:
-    """None when nobody holds the folder's lock (or the folder has none), else what its holder wrote (``{}`` when
-    it has not written it yet). Probing takes the lock for an instant."""
+    """None when nobody holds the folder's lock, else its holder's note ({} before the holder writes it). Probing
+    takes the lock for an instant."""
     if not os.path.exists(os.path.join(folder, LOCK_NAME)):
         return None
     lock = _lock(folder)
     try:
         lock.acquire()
     except filelock.Timeout:
-        return read_owner(folder) or {}
+        return outputs.read_note(folder, OWNER_NAME)
     except OSError:
         return None
     lock.release()

@@ -1,27 +1,13 @@
-"""``rxf-run ... --launcher slurm``: the runs go to Slurm through submitit, one job array, one array task per unit.
-
-A unit is what one process trains under one lock (``execution.Executor.unit``): a run, or a probing protocol
-whose steps each start from the one before. The submitting ``rxf-run`` plans the units exactly as a local call
-would (the same composed configs, the same run folders), leaves out those whose records exist, those another
-process is training and those already queued in a live Slurm job, and submits the rest as one array. Each array
-task runs ``rxf-run`` again with the same arguments, restricted to its unit (``runs.main(argv, only=UNIT)``), so a
-run trained by Slurm is trained, resumed, evaluated and recorded by the same code as a local one, under the same
-lock. Each unit's folder gets ``slurm-job.json`` (job id, log files): ``rxf-run status`` reads it.
-
-Preemption, time limits and requeues:
-
-- a job warned before its time limit (submitit's ``--signal=USR2@90``) or preempted with that signal is requeued
-  by submitit's checkpointing (``RunJob.checkpoint``): the fairseq child is stopped, and the next execution
-  continues from ``checkpoint_last.pt`` as a new attempt of the run;
-- a SIGTERM is Slurm's (``scontrol requeue``, preemption, ``scancel``): the execution stops its child and ends;
-  when Slurm runs the job again it resumes the same way. An execution's exit status is therefore not the run's
-  result: ``--wait`` follows the jobs until they have ended for good and then looks for the records.
-
-submitit is imported when a job is submitted (``import_submitit``), not with this module.
+"""``rxf-run ... --launcher slurm``: the runs go to Slurm through submitit, one job array, one array task per unit
+(``execution.Executor.unit``). The submitting ``rxf-run`` plans the units as a local call would and submits those not
+recorded, trained elsewhere or queued already; each task runs ``rxf-run`` again restricted to its unit, so Slurm's runs
+are trained, resumed and recorded by the local code, under the same lock. A time-limit warning or a preemption requeues
+the job (``RunJob.checkpoint``), whose next execution resumes the run: ``--wait`` follows the jobs until they have
+ended for good, then looks for the records. docs/cluster.md tells the whole story.
 """
 
+import argparse
 import datetime
-import json
 import os
 import re
 import shutil
@@ -31,41 +17,28 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from rxf_repro import outputs, runlock, status
-from rxf_repro.execution import Planned, RunError, log
+from rxf_repro.cli import UserError
+from rxf_repro.execution import Planned, log
 
 LOG_FOLDER = "slurm-logs"  # under SAVE_ROOT: submitit's scripts, pickles and each array task's stdout/stderr
 MAX_PARALLEL, TIME_MIN, CPUS_PER_RUN = 64, 1440, 8  # --max-parallel, --time-min, --cpus-per-run by default
-MAX_TIMEOUTS = 20
-QUERY_RETRIES = 30  # --wait's polls in a row that may fail to reach Slurm before it judges the runs without it  # requeues after a time-limit warning before submitit gives up (preemptions do not count)
+MAX_TIMEOUTS = 20  # requeues after a time-limit warning before submitit gives up (preemptions do not count)
+QUERY_RETRIES = 30  # --wait's polls in a row that may fail to reach Slurm before it judges the runs without it
 OWN_OPTIONS = {  # sbatch options that rxf-run's own flags set: --slurm-set must not set them behind their back
+    **dict.fromkeys(["gpus-per-node", "gpus", "gpus-per-task", "gres"], "--gpus-per-run"),
+    **dict.fromkeys(["mem", "mem-per-cpu", "mem-per-gpu"], "--mem-gb"),
     "partition": "--partition",
     "time": "--time-min",
     "cpus-per-task": "--cpus-per-run",
-    "gpus-per-node": "--gpus-per-run",
-    "gpus": "--gpus-per-run",
-    "gpus-per-task": "--gpus-per-run",
-    "gres": "--gpus-per-run",
-    "mem": "--mem-gb",
-    "mem-per-cpu": "--mem-gb",
-    "mem-per-gpu": "--mem-gb",
     "array": "--max-parallel",
 }
-SET_BY_RXF_RUN = (  # sbatch options the launcher itself depends on: one job, one node, its log files, its signal
-    "nodes",
-    "ntasks",
-    "ntasks-per-node",
-    "output",
-    "error",
-    "signal",
-    "job-name",
-    "wrap",
-)
+# sbatch options the launcher itself depends on: one job, one node, its log files, its signal
+SET_BY_RXF_RUN = ("nodes", "ntasks", "ntasks-per-node", "output", "error", "signal", "job-name", "wrap")
 
 
 def import_submitit() -> Any:
-    """submitit, imported without its import-time ``logging.config.dictConfig``, which would shut down every logging
-    handler of the process importing it (``SUBMITIT_LOG_LEVEL=NOCONFIG`` for the import only: the jobs, which inherit
-    this environment at sbatch time, keep submitit's own log lines)."""
+    """submitit without its import-time ``logging.config.dictConfig``, which would shut down every logging handler of
+    this process (``SUBMITIT_LOG_LEVEL=NOCONFIG`` for the import only: the jobs inherit the environment at sbatch)."""
     previous = os.environ.get("SUBMITIT_LOG_LEVEL")
     os.environ["SUBMITIT_LOG_LEVEL"] = "NOCONFIG"
     try:
@@ -79,10 +52,8 @@ def import_submitit() -> Any:
 
 
 class RunJob:
-    """What an array task executes: ``rxf-run`` with the submitted arguments, in the submitting folder, restricted
-    to one unit. Checkpointable the submitit way: on a time-limit warning or a preemption signal submitit calls
-    ``checkpoint``, requeues the job with the same arguments and exits; the next execution resumes the run from
-    its ``checkpoint_last.pt``."""
+    """What an array task executes: ``rxf-run`` with the submitted arguments, in the submitting folder, restricted to
+    one unit. On a time-limit warning or a preemption signal submitit calls ``checkpoint`` and requeues the job."""
 
     def __call__(self, argv: Sequence[str], cwd: str, unit: str) -> str:
         from rxf_repro import runs
@@ -90,33 +61,29 @@ class RunJob:
         os.chdir(cwd)
         code = runs.main(list(argv), only=unit)  # with --force: afresh once per job (Executor.start_afresh)
         if code != 0:
-            raise RunError(f"rxf-run exited {code} for {unit}: see this job's log")
+            raise UserError(f"rxf-run exited {code} for {unit}: see this job's log")
         return unit
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         return import_submitit().helpers.DelayedSubmission(self, *args, **kwargs)
 
 
+def write_job(unit: str, job_id: str, paths: Any, **when: Any) -> None:
+    """The unit's ``slurm-job.json``: its job, the job's log files (submitit's) and when it was submitted or claimed."""
+    note = {"job_id": job_id, **when, "stdout": str(paths.stdout), "stderr": str(paths.stderr)}
+    outputs.write_note(unit, runlock.JOB_NAME, note)
+
+
 def claim(unit: str) -> None:
-    """In an array task that has just taken its unit's lock: the unit's ``slurm-job.json`` names this job (it may
-    name another submission's, queued for the same unit by a concurrent rxf-run, whose task then skips it)."""
-    job = runlock.slurm_job()
-    if job is None or status.job_of(unit) == job:
-        return
-    marker = {"job_id": job, "claimed": datetime.datetime.now().isoformat(timespec="seconds")}
-    try:
-        paths = import_submitit().JobEnvironment().paths
-        marker.update(stdout=str(paths.stdout), stderr=str(paths.stderr))
-    except Exception:  # not a submitit job (an sbatch script of the user's own that calls rxf-run): no log paths
-        pass
-    outputs.write_file_atomically(os.path.join(unit, runlock.JOB_NAME), json.dumps(marker, indent=1) + "\n")
+    """In an array task that has just taken its unit's lock: the unit's ``slurm-job.json`` names this job (it may name
+    another submission's, queued for the same unit by a concurrent rxf-run, whose task then skips it)."""
+    job = import_submitit().JobEnvironment()
+    if status.job_of(unit) != job.job_id:
+        write_job(unit, job.job_id, job.paths, claimed=datetime.datetime.now().isoformat(timespec="seconds"))
 
 
 def slurm_set(text: str) -> Dict[str, Any]:
-    """argparse type of ``--slurm-set KEY=VALUE``: one more ``#SBATCH --KEY=VALUE`` (``--slurm-set requeue=`` for a
-    flag without a value)."""
-    import argparse
-
+    """argparse type of ``--slurm-set KEY=VALUE``: one more ``#SBATCH --KEY=VALUE`` (``requeue=`` for a flag)."""
     key, eq, value = text.partition("=")
     key = key.strip().lstrip("-")
     if not eq or not re.fullmatch(r"[a-z][a-z0-9_-]*", key):
@@ -134,7 +101,6 @@ def slurm_set(text: str) -> Dict[str, Any]:
 def sbatch_parameters(args: Any, count: int) -> Dict[str, Any]:
     """submitit's parameters for an array of ``count`` units under rxf-run's options."""
     gpus = args.gpus_per_run if args.gpus_per_run is not None else (0 if args.cpu else args.num_gpus)
-    parallel = min(args.max_parallel or MAX_PARALLEL, count)
     extra: Dict[str, Any] = {"requeue": True}  # a preempted job goes back to the queue rather than failing
     for item in args.slurm_set or []:
         extra.update(item)
@@ -144,16 +110,11 @@ def sbatch_parameters(args: Any, count: int) -> Dict[str, Any]:
         nodes=1,
         tasks_per_node=1,  # fairseq spawns one worker per GPU itself (--distributed-world-size)
         cpus_per_task=args.cpus_per_run or CPUS_PER_RUN,
-        slurm_array_parallelism=parallel,
+        slurm_array_parallelism=min(args.max_parallel or MAX_PARALLEL, count),
         slurm_additional_parameters=extra,
     )
-    if gpus:
-        parameters["gpus_per_node"] = gpus
-    if args.partition:
-        parameters["slurm_partition"] = args.partition
-    if args.mem_gb is not None:
-        parameters["mem_gb"] = args.mem_gb
-    return parameters
+    optional = {"gpus_per_node": gpus or None, "slurm_partition": args.partition or None, "mem_gb": args.mem_gb}
+    return dict(parameters, **{key: value for key, value in optional.items() if value is not None})
 
 
 def units_of(planned: Sequence[Planned]) -> Dict[str, List[Planned]]:
@@ -166,10 +127,12 @@ def units_of(planned: Sequence[Planned]) -> Dict[str, List[Planned]]:
 
 def to_submit(units: Dict[str, List[Planned]]) -> List[str]:
     """The units that need a job: some run without its record, nobody training it, no live job queued for it."""
-    pending = [unit for unit, runs in units.items() if not all(item.done for item in runs)]
+    pending = []
     for unit, runs in units.items():
-        if unit not in pending:
+        if all(item.done for item in runs):
             log(f"  done already: {unit} (--force re-runs)")
+        else:
+            pending.append(unit)
     jobs = {unit: status.job_of(unit) for unit in pending}
     live = status.job_states([job for job in jobs.values() if job]) or {}
     chosen = []
@@ -189,55 +152,47 @@ def submit(args: Any, argv: Sequence[str], planned: Sequence[Planned]) -> int:
     """Submit the planned units that need it as one job array; with ``--wait`` follow them to the end."""
     units = units_of(planned)
     chosen = to_submit(units)
-    asked = [item for runs in units.values() for item in runs]
     if args.dry_run:
         log(f"rxf-run: --dry-run: would submit {len(chosen)} unit(s) as one Slurm job array")
         return 0
     if not chosen:
         log("rxf-run: nothing to submit")
-        return wait(args, [], asked) if args.wait else 0
+        return wait(args, units) if args.wait else 0
     if shutil.which("sbatch") is None:
-        raise RunError("--launcher slurm: sbatch is not on PATH; run rxf-run where Slurm's commands are (a login node)")
+        raise UserError(
+            "--launcher slurm: sbatch is not on PATH; run rxf-run where Slurm's commands are (a login node)"
+        )
     submitit = import_submitit()
     folder = os.path.join(os.path.abspath(args.save_root), LOG_FOLDER, "%j")
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=MAX_TIMEOUTS)
-    executor.update_parameters(**sbatch_parameters(args, len(chosen)))
-    cwd = os.getcwd()
+    parameters = sbatch_parameters(args, len(chosen))
+    executor.update_parameters(**parameters)
     started = time.time()
     try:
-        jobs = executor.map_array(RunJob(), [list(argv)] * len(chosen), [cwd] * len(chosen), chosen)
+        jobs = executor.map_array(RunJob(), [list(argv)] * len(chosen), [os.getcwd()] * len(chosen), chosen)
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as error:
-        raise RunError(f"sbatch refused the job array: {str(error).strip().splitlines()[-1]}") from None
+        raise UserError(f"sbatch refused the job array: {str(error).strip().splitlines()[-1]}") from None
+    now = datetime.datetime.now().isoformat(timespec="seconds")
     for unit, job in zip(chosen, jobs):
-        marker = {
-            "job_id": job.job_id,
-            "submitted": datetime.datetime.now().isoformat(timespec="seconds"),
-            "stdout": str(job.paths.stdout),
-            "stderr": str(job.paths.stderr),
-            "runs": [item.spec.run_dir for item in units[unit]],
-        }
-        outputs.write_file_atomically(os.path.join(unit, runlock.JOB_NAME), json.dumps(marker, indent=1) + "\n")
-    array = jobs[0].job_id.split("_")[0]
-    parallel = min(args.max_parallel or MAX_PARALLEL, len(chosen))
+        write_job(unit, job.job_id, job.paths, submitted=now, runs=[item.spec.run_dir for item in units[unit]])
+    array, parallel = jobs[0].job_id.split("_")[0], parameters["slurm_array_parallelism"]
     print(
         f"rxf-run: submitted {len(chosen)} unit(s) as Slurm job array {array} ({parallel} at a time) in "
         f"{time.time() - started:.2f} s\n  logs: {os.path.dirname(folder)}/{array}_*/\n"
         f"  follow: rxf-run status {args.save_root}",
         flush=True,
     )
-    return wait(args, chosen, asked) if args.wait else 0
+    return wait(args, units) if args.wait else 0
 
 
-def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
-    """Until no asked unit is queued or running (a requeued job's later executions included), printing each
-    unit's state changes; 0 if every asked run then has its record."""
-    units = sorted({os.path.abspath(item.unit) for item in asked})
-    records = {unit: [item.spec.record_path for item in asked if os.path.abspath(item.unit) == unit] for unit in units}
-
+def wait(args: Any, units: Dict[str, List[Planned]]) -> int:
+    """Until no asked unit is queued or running (a requeued job's later executions included), printing each unit's
+    state changes; 0 if every asked run then has its record."""
+    records = {unit: [item.spec.record_path for item in runs] for unit, runs in sorted(units.items())}
     seen: Dict[str, str] = {}
     failures = 0
     while True:
-        submitted = {unit: status.job_of(unit) for unit in units}
+        submitted = {unit: status.job_of(unit) for unit in records}
         jobs = status.job_states([job for job in submitted.values() if job])
         if jobs is None and failures < QUERY_RETRIES:  # squeue failed (slurmctld busy?): ask again
             failures += 1
@@ -245,8 +200,8 @@ def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
             continue
         jobs, failures = jobs or {}, 0
         states = {
-            unit: status.state_of(unit, unit, all(map(os.path.exists, records[unit])), jobs, submitted[unit])
-            for unit in units
+            unit: status.state_of(unit, unit, all(map(os.path.exists, paths)), jobs, submitted[unit])
+            for unit, paths in records.items()
         }
         for unit, (state, detail) in states.items():
             if seen.get(unit) != state:
@@ -255,7 +210,8 @@ def wait(args: Any, chosen: Sequence[str], asked: Sequence[Planned]) -> int:
         if not any(state in ("queued", "running") for state, _ in states.values()):
             break
         time.sleep(args.poll_every)
-    missing = [item.spec.record_path for item in asked if not os.path.exists(item.spec.record_path)]
+    asked = [path for paths in records.values() for path in paths]
+    missing = [path for path in asked if not os.path.exists(path)]
     if missing:
         print(
             f"rxf-run: {len(missing)} of {len(asked)} run(s) have no record: rxf-run status {args.save_root}",

@@ -1,69 +1,35 @@
 """``rxf-run status SAVE_ROOT``: one line per run folder, its state first, read from the folders themselves.
 
-A run folder is ``done`` (its record is there), ``running`` (a process holds its lock: ``rxf_repro/runlock.py``;
-or its Slurm job has started), ``queued`` (its Slurm job waits, a requeued one included), ``failed`` (its last
-attempt or its job ended in an error: the last error line and the log follow) or ``interrupted`` (killed,
-cancelled, out of time, or stopped before its record). Slurm's view comes from the job id a submission wrote into
-the unit's folder (``slurm-job.json``), asked of ``squeue`` (which needs no accounting) and then ``sacct``; so it
-works after the submitting process has gone, and for local runs, which have no job.
+``done`` (its record is there), ``running`` (a process holds its lock, or its Slurm job has started), ``queued`` (its
+Slurm job waits), ``failed`` (the last error line and the log follow) or ``interrupted`` (killed, cancelled, out of
+time). Slurm's view comes from the job id in the unit's ``slurm-job.json``, asked of ``squeue`` then ``sacct``: it
+works after the submitting process has gone, without accounting, and for local runs, which have no job.
 """
 
-import json
 import os
 import re
 import subprocess
 import sys
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from rxf_repro import attempts, records, runlock
+from rxf_repro import attempts, outputs, records, runlock
+from rxf_repro.cli import UserError
 
 STATES = ("done", "running", "queued", "failed", "interrupted")
 # Slurm's job states (squeue -o %T, sacct's State) -> ours; a state not listed is "ended"
 SLURM_STATES = {
-    "PENDING": "queued",
-    "REQUEUED": "queued",
-    "REQUEUE_FED": "queued",
-    "REQUEUE_HOLD": "queued",
-    "CONFIGURING": "queued",
-    "RESV_DEL_HOLD": "queued",
-    "RUNNING": "running",
-    "COMPLETING": "running",
-    "SUSPENDED": "running",
-    "STOPPED": "running",
-    "SIGNALING": "running",
-    "STAGE_OUT": "running",
-    "RESIZING": "running",
-    "CANCELLED": "interrupted",
-    "TIMEOUT": "interrupted",
-    "PREEMPTED": "interrupted",
-    "DEADLINE": "interrupted",
-    "NODE_FAIL": "interrupted",
-    "BOOT_FAIL": "interrupted",
-    "FAILED": "failed",
-    "OUT_OF_MEMORY": "failed",
-    "COMPLETED": "ended",
+    **dict.fromkeys(["PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD"], "queued"),
+    **dict.fromkeys(["RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"], "running"),
+    **dict.fromkeys(["CANCELLED", "TIMEOUT", "PREEMPTED", "DEADLINE", "NODE_FAIL", "BOOT_FAIL"], "interrupted"),
+    **dict.fromkeys(["FAILED", "OUT_OF_MEMORY"], "failed"),
 }
 LOGS = ("train.log", "test.log", "generate.log")  # a run's logs, by the step that writes them
 STOPPED_EXITS = {130, 143, -2, -9, -15, 137}  # Ctrl-C, SIGTERM, SIGKILL: the attempt was stopped, not failed
 
 
-def _job_field(unit: str, key: str) -> Optional[str]:
-    """A field of the unit's ``slurm-job.json`` (the Slurm job it was last submitted as), or None."""
-    try:
-        with open(os.path.join(unit, runlock.JOB_NAME), encoding="utf-8") as f:
-            return str(json.load(f)[key])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def job_of(unit: str) -> Optional[str]:
     """The Slurm job id a unit was last submitted as (``12_3`` for an array task), or None."""
-    return _job_field(unit, "job_id")
-
-
-def job_log(unit: str) -> Optional[str]:
-    """The stderr file of the unit's Slurm job (submitit's), or None."""
-    return _job_field(unit, "stderr")
+    return outputs.read_note(unit, runlock.JOB_NAME).get("job_id")
 
 
 def _expand(job_id: str) -> List[str]:
@@ -97,10 +63,8 @@ def _query(command: List[str]) -> Optional[Dict[str, str]]:
 
 
 def job_states(jobs: Iterable[str]) -> Optional[Dict[str, str]]:
-    """Slurm's state of each job (``12`` or ``12_3``): ``squeue`` first (it knows every job that is queued or
-    running, and recently ended ones, without accounting), then ``sacct`` for the rest. A job neither knows (no
-    accounting, and ended long ago) is left out. None when squeue could not answer (no Slurm here, or slurmctld
-    unreachable): nothing is known."""
+    """Slurm's state of each job (``12`` or ``12_3``) that ``squeue`` (queued, running and recently ended jobs) or else
+    ``sacct`` knows; None when squeue could not answer (no Slurm here, or slurmctld unreachable)."""
     jobs = sorted(set(jobs))
     states: Dict[str, str] = {}
     for array in sorted({job.split("_")[0] for job in jobs}):
@@ -121,8 +85,7 @@ def _last_attempt(folder: str) -> Tuple[Optional[str], Optional[attempts.Attempt
     if not logs:
         return None, None
     path = max(logs, key=os.path.getmtime)
-    with open(path, encoding="utf-8", errors="replace") as f:
-        found = attempts.read_attempts(f.read())
+    found = attempts.read_log(path)
     return path, (found[-1] if found else None)
 
 
@@ -146,26 +109,27 @@ def _tail(path: Optional[str]) -> str:
         return _error_line(f.read().splitlines()[-200:])
 
 
-def _last_update(attempt: attempts.Attempt) -> str:
-    for _, line in reversed(attempt.lines):
-        found = re.search(r'"num_updates": "?(\d+)', line)
-        if found:
-            return f"; update {found.group(1)}"
+def _last_update(attempt: Optional[attempts.Attempt]) -> str:
+    for _, line in reversed(attempt.lines if attempt else []):
+        train = attempts.json_record(line, "train_inner")
+        if train and "num_updates" in train:
+            return f"; update {train['num_updates']}"
     return ""
 
 
-UNREAD = "\0unread"  # state_of's ``job`` when the caller has not read the unit's slurm-job.json
+def _job_failed(unit: str, why: str) -> Tuple[str, str]:
+    stderr = outputs.read_note(unit, runlock.JOB_NAME).get("stderr")  # the job's own log (submitit's)
+    return "failed", f"{_tail(stderr)} ({why}; log: {stderr})"
 
 
-def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str] = UNREAD) -> Tuple[str, str]:
+def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str] = None) -> Tuple[str, str]:
     """(state, detail) of ``folder``, a run folder or a whole unit (``done``: its record(s) are there); its lock and
     Slurm job are ``unit``'s (``jobs``: ``job_states``; ``job``: ``job_of(unit)`` when the caller has read it). A
     holder or a live job outranks a record: ``--force`` replaces the record of a run it trains again."""
     holder = runlock.held_by_another(unit)
     if holder is not None:
-        _, last = _last_attempt(folder)
-        return "running", f"({runlock.owner_text(holder)}{_last_update(last) if last else ''})"
-    job = job_of(unit) if job == UNREAD else job
+        return "running", f"({runlock.owner_text(holder)}{_last_update(_last_attempt(folder)[1])})"
+    job = job or job_of(unit)
     slurm = jobs.get(job, "") if job else ""
     ours = SLURM_STATES.get(slurm, "ended" if slurm else "")
     if ours in ("queued", "running"):
@@ -173,26 +137,22 @@ def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Opti
     if done:
         return "done", ""
     log_path, last = _last_attempt(folder)
+    failed = last is not None and last.exit_code not in (None, 0, *STOPPED_EXITS)
+    error = _error_line(line for _, line in last.lines) if failed else ""
     if ours == "interrupted":
         return "interrupted", f"(Slurm job {job}: {slurm}; run the same rxf-run again to resume it)"
     if ours == "failed":  # FAILED, OUT_OF_MEMORY: the run's own error if its last attempt failed, else the job's
-        if last is not None and last.exit_code not in (None, 0, *STOPPED_EXITS):
-            return (
-                "failed",
-                f"{_error_line(line for _, line in last.lines)} (Slurm job {job}: {slurm}; log: {log_path})",
-            )
-        stderr = job_log(unit)
-        return "failed", f"{_tail(stderr)} (Slurm job {job}: {slurm}; log: {stderr})"
-    if last is not None:
-        if last.exit_code is None or last.exit_code in STOPPED_EXITS:
-            how = "killed" if last.exit_code is None else f"stopped, exit {last.exit_code}"
-            return "interrupted", f"(attempt {last.number} {how}; log: {log_path})"
-        if last.exit_code != 0:
-            return "failed", f"{_error_line(line for _, line in last.lines)} (log: {log_path})"
+        if failed:
+            return "failed", f"{error} (Slurm job {job}: {slurm}; log: {log_path})"
+        return _job_failed(unit, f"Slurm job {job}: {slurm}")
+    if failed:
+        return "failed", f"{error} (log: {log_path})"
+    if last is not None and last.exit_code != 0:
+        how = "killed" if last.exit_code is None else f"stopped, exit {last.exit_code}"
+        return "interrupted", f"(attempt {last.number} {how}; log: {log_path})"
     if job:
         why = f"Slurm job {job}: {slurm}" if slurm else f"Slurm job {job}, unknown to squeue and sacct"
-        stderr = job_log(unit)
-        return "failed", f"{_tail(stderr)} ({why}; log: {stderr})"
+        return _job_failed(unit, why)
     if last is not None:
         return "failed", f"ended without a record (log: {log_path})"
     return "interrupted", "(stopped before its first attempt)"
@@ -202,40 +162,33 @@ def run_folders(save_root: str) -> List[Tuple[str, str]]:
     """(folder, unit) of every run folder under ``save_root``: a folder with a log, a record, a lock or a Slurm job
     and no such folder below it (a queued protocol shows as its own folder until its steps start)."""
     marks = set(LOGS) | set(records.RECORD_NAMES) | {runlock.LOCK_NAME, runlock.JOB_NAME}
-    found = []
+    found, units = [], []
     for folder, subfolders, files in os.walk(save_root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d != "slurm-logs")
         if marks & set(files):
             found.append(folder)
-    leaves = [f for f in found if not any(g.startswith(f + os.sep) for g in found)]
-    out = []
-    for folder in leaves:
-        probe = folder  # the nearest folder up with a lock or a job: a protocol's steps are its unit's
-        while not any(os.path.exists(os.path.join(probe, n)) for n in (runlock.LOCK_NAME, runlock.JOB_NAME)):
-            if os.path.samefile(probe, save_root) or os.path.dirname(probe) == probe:
-                probe = folder
-                break
-            probe = os.path.dirname(probe)
-        out.append((folder, probe))
-    return out
+        if {runlock.LOCK_NAME, runlock.JOB_NAME} & set(files):
+            units.append(folder)
+
+    def unit_of(folder: str) -> str:  # the nearest folder up with a lock or a job: a protocol's steps are its unit's
+        return max((u for u in units if folder == u or folder.startswith(u + os.sep)), key=len, default=folder)
+
+    return [(f, unit_of(f)) for f in found if not any(g.startswith(f + os.sep) for g in found)]
 
 
 def main(save_root: str) -> int:
     if not os.path.isdir(save_root):
-        print(f"rxf-run: error: status: {save_root}: no such folder", file=sys.stderr)
-        return 1
+        raise UserError(f"status: {save_root}: no such folder")
     folders = run_folders(save_root)
     submitted = {unit: job_of(unit) for unit in {unit for _, unit in folders}}  # each unit's marker read once
     asked = [job for job in submitted.values() if job]
     jobs = job_states(asked)
-    if jobs is None:
-        if asked:
-            print("rxf-run status: squeue did not answer: Slurm's view left out", file=sys.stderr)
-        jobs = {}
+    if jobs is None and asked:
+        print("rxf-run status: squeue did not answer: Slurm's view left out", file=sys.stderr)
     tally: Dict[str, int] = {}
     for folder, unit in folders:
         done = any(os.path.exists(os.path.join(folder, name)) for name in records.RECORD_NAMES)
-        state, detail = state_of(folder, unit, done, jobs, submitted[unit])
+        state, detail = state_of(folder, unit, done, jobs or {}, submitted[unit])
         tally[state] = tally.get(state, 0) + 1
         print(f"{state:<11} {folder}{'  ' + detail if detail else ''}", flush=True)
     summary = ", ".join(f"{tally[s]} {s}" for s in STATES if s in tally) or "no run folders"

@@ -7,6 +7,8 @@ import time
 import pytest
 
 from rxf_repro import attempts, runs
+from rxf_repro.cli import UserError
+from rxf_repro.progress import Progress
 from tests.helpers import flag, rxf_run_dry, rxf_run_error
 
 
@@ -74,10 +76,29 @@ def test_a_fresh_start_forgets_the_attempts_before_it():
 
 
 def test_no_validation_is_one_line_naming_the_log():
-    with pytest.raises(attempts.AttemptError, match="runs/x/train.log: no validation with valid_accuracy"):
+    with pytest.raises(UserError, match="runs/x/train.log: no validation with valid_accuracy"):
         attempts.best_validation(
             attempts.read_attempts(fake_log(([(1, "train", {"loss": "1"})], 0))), "accuracy", True, "runs/x/train.log"
         )
+
+
+def test_progress_is_a_bar_over_the_updates_and_a_line_per_validation(capsys):
+    """What a run prints while it runs (tqdm's bar), read from fairseq's json lines; nothing with --progress-every 0."""
+    train = '2026-12-06 10:00:00 | INFO | train_inner | {"num_updates": "%d", "loss": "0.5"}'
+    validation = '| INFO | valid | {"valid_num_updates": "6", "valid_accuracy": "61.0", "valid_best_accuracy": "61.0"}'
+    progress = Progress(10, "accuracy", every=0.01)
+    for update in (4, 5, 6):  # resumed after update 3
+        progress.line(train % update)
+    progress.line(validation)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "6/10" in err and "loss=0.5" in err and "update" in err
+    assert "validation at update 6: accuracy 61.0 (best so far 61.0)" in err
+    silent = Progress(10, "accuracy", every=0)
+    for line in (train % 4, validation):
+        silent.line(line)
+    silent.close()
+    assert capsys.readouterr().err == ""
 
 
 # ------------------------------------------------------------------------------------ real rxf-run runs

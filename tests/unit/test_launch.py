@@ -110,7 +110,7 @@ def test_status_reads_every_state_from_the_folders_and_slurm(tmp_path, monkeypat
         "submitit ERROR (2026-12-06 15:32:31,016) - Submitted job triggered an exception\n"
         "Traceback (most recent call last):\n"
         '  File "<frozen runpy>", line 198, in _run_module_as_main\n'
-        "rxf_repro.execution.RunError: rxf-run exited 1 for /runs/x: see this job's log\n"
+        "rxf_repro.cli.UserError: rxf-run exited 1 for /runs/x: see this job's log\n"
     )
     crashed = root / "glue" / "rte" / "r3f" / "default" / "seed7"
     job_marker(crashed, "41_2", crashed_log)
