@@ -1,66 +1,64 @@
 """Folders the project's tools write: owned, replaced atomically, never somebody else's.
 
-Every tool that writes a folder (``preprocess/*.sh``, ``rxf-report``, ``rxf-demo``, ``rxf-import-hf``) builds it
-in a temporary folder beside the destination and renames it into place, with a marker file naming the tool and
-the kind of output. An existing non-empty destination is replaced only if its marker names the same tool and
-kind, or with the tool's ``--overwrite``. Replacement renames the old folder aside, renames the new one in, then
-deletes the old one, so a crash at any point leaves the old or the new folder whole; the leftovers of a killed
-run (its temporary folder, or an old folder renamed aside) are cleaned up, or put back, by the next run.
-
-Standard library only: imported by commands that must not import fairseq or torch.
+A tool builds its output in a temporary folder beside the destination, with a marker naming the tool and the kind of
+output, and renames it into place; an existing folder is replaced only if its marker names the same tool and kind (or
+with ``--overwrite``), and a crash leaves the old or the new folder whole. Standard library only.
 """
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Sequence
 
+from rxf_repro.cli import UserError
+
 MARKER = ".rxf-output.json"
 _TMP, _OLD = ".tmp-", ".old-"
+OutputError = UserError  # transition only: the modules that still catch or raise it move to cli.UserError
 
 
-class OutputError(Exception):
-    """A destination that must not or cannot be written; the message names it and says what to do."""
+def read_note(folder: str, name: str) -> Dict[str, Any]:
+    """A json object a folder holds (its marker, its lock's holder, its Slurm job); {} if missing or unreadable."""
+    try:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            note = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+def write_note(folder: str, name: str, note: Dict[str, Any]) -> None:
+    write_file_atomically(os.path.join(folder, name), json.dumps(note, indent=1) + "\n")
 
 
 def owner(folder: str) -> Optional[Dict[str, Any]]:
     """The marker of a folder written by one of our tools (``tool``, ``kind``, ...), or None."""
-    try:
-        with open(os.path.join(folder, MARKER), encoding="utf-8") as f:
-            marker = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) and "tool" in marker and "kind" in marker else None
+    marker = read_note(folder, MARKER)
+    return marker if "tool" in marker and "kind" in marker else None
 
 
 def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
-        return True
+        pass
     return True
 
 
 def _leftover_pid(name: str, base: str) -> Optional[int]:
     """The pid in ``.BASE.tmp-PID-xxxx`` / ``.BASE.old-PID-xxxx``, or None for any other name."""
-    for kind in (_TMP, _OLD):
-        prefix = f".{base}{kind}"
-        if name.startswith(prefix):
-            pid = name[len(prefix) :].split("-", 1)[0]
-            return int(pid) if pid.isdigit() else None
-    return None
+    found = re.match(rf"\.{re.escape(base)}(?:{re.escape(_TMP)}|{re.escape(_OLD)})(\d+)-", name)
+    return int(found.group(1)) if found else None
 
 
 def clean_leftovers(dest: str) -> None:
-    """Remove what killed runs left beside ``dest``: their temporary folders, and old folders renamed aside
-    (put back in place when the kill came before the new folder was renamed in)."""
+    """Remove what killed runs left beside ``dest``; an old folder renamed aside is put back if ``dest`` is missing."""
     dest = os.path.abspath(dest)
     parent, base = os.path.split(dest)
     try:
@@ -81,22 +79,20 @@ def clean_leftovers(dest: str) -> None:
 def check_destination(
     dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False, flag: str = "output folder"
 ) -> None:
-    """Refuse, before any work, a destination that would destroy something or could not be written:
-    a link, a file, a folder that is or holds an input, a non-empty folder that is not ``tool``'s own earlier
-    ``kind`` output (unless ``overwrite``), or a parent folder we cannot write in."""
+    """Refuse, before any work, a destination that would destroy something or could not be written."""
     where = f"{flag} {dest}"
     if os.path.islink(dest):
-        raise OutputError(
+        raise UserError(
             f"{where}: is a symbolic link (to {os.readlink(dest)}); give the folder itself, "
             "since replacing it would replace the link"
         )
     if os.path.lexists(dest) and not os.path.isdir(dest):
-        raise OutputError(f"{where}: exists and is not a folder")
+        raise UserError(f"{where}: exists and is not a folder")
     real = os.path.realpath(dest)
     for path in inputs:
         inside = os.path.realpath(path)
         if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
-            raise OutputError(
+            raise UserError(
                 f"{where}: is or contains the input {path}, which replacing it would delete; choose another folder"
             )
     if os.path.isdir(dest) and os.listdir(dest) and not overwrite:
@@ -105,21 +101,20 @@ def check_destination(
             found = (
                 f"it was written by {mark['tool']} ({mark['kind']})" if mark else f"it has no {MARKER} naming {tool}"
             )
-            raise OutputError(
+            raise UserError(
                 f"{where}: exists and is not an earlier {kind} output of {tool} ({found}); "
                 "choose another folder, or pass --overwrite to replace it"
             )
-    parent = os.path.dirname(os.path.abspath(dest))
-    existing = parent
+    existing = os.path.dirname(os.path.abspath(dest))
     while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{where}: cannot write in {existing} (permission denied)")
+        raise UserError(f"{where}: cannot write in {existing} (permission denied)")
 
 
 def _mode_for_umask() -> int:
-    """0o777 without the process's umask, read from /proc where it can be (``os.umask`` sets it to read it: a thread
-    creating a file meanwhile would get mode 0777 or 0666)."""
+    """0o777 without the umask, read from /proc where it can be (``os.umask`` sets it to read it: a thread creating a
+    file meanwhile would get mode 0777 or 0666)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
@@ -130,8 +125,7 @@ def _mode_for_umask() -> int:
 
 
 def file_mode() -> int:
-    """The mode ``open`` gives a new file under the current umask (``mkstemp`` gives 0600, which would hide a record
-    or a download from the group sharing the folder)."""
+    """The mode ``open`` gives a new file (``mkstemp``'s 0600 would hide a record from the group sharing the folder)."""
     return 0o666 & _mode_for_umask()
 
 
@@ -165,12 +159,8 @@ def output_folder(
     flag: str = "output folder",
     info: Optional[Dict[str, Any]] = None,
 ) -> Iterator[str]:
-    """A temporary folder beside ``dest`` that becomes ``dest`` (with the marker) only if the block succeeds.
-
-    Checks the destination first (``check_destination``) and cleans up after killed runs. Any exception,
-    Ctrl-C or SIGTERM (see ``rxf_repro.process``) inside the block leaves ``dest`` as it was and no
-    temporary folder behind.
-    """
+    """A temporary folder beside ``dest`` that becomes ``dest`` (with the marker) only if the block succeeds: an
+    exception, Ctrl-C or SIGTERM (``rxf_repro.process``) leaves ``dest`` as it was and no temporary folder."""
     check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite, flag=flag)
     dest = os.path.abspath(dest)
     parent, base = os.path.split(dest)
@@ -179,13 +169,11 @@ def output_folder(
         clean_leftovers(dest)
         tmp = tempfile.mkdtemp(prefix=f".{base}{_TMP}{os.getpid()}-", dir=parent)
     except OSError as error:
-        raise OutputError(f"{flag} {dest}: cannot create it ({error.strerror})") from None
+        raise UserError(f"{flag} {dest}: cannot create it ({error.strerror})") from None
     try:
         yield tmp
         marker = dict(info or {}, tool=tool, kind=kind, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
-            json.dump(marker, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_file_atomically(os.path.join(tmp, MARKER), json.dumps(marker, indent=2, sort_keys=True) + "\n")
         os.chmod(tmp, _mode_for_umask())  # mkdtemp's 0700 would hide the output from the group
         replace_folder(tmp, dest)
     finally:
