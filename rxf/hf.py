@@ -457,8 +457,10 @@ def _saved_weights(folder: str) -> Dict[str, Tensor]:
         return load_file(single)
     index = os.path.join(folder, "model.safetensors.index.json")
     if os.path.exists(index):
+        with open(index) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
         weights: Dict[str, Tensor] = {}
-        for shard in sorted(set(json.load(open(index))["weight_map"].values())):
+        for shard in shards:
             weights.update(load_file(os.path.join(folder, shard)))
         return weights
     return torch.load(os.path.join(folder, "pytorch_model.bin"), map_location="cpu", weights_only=True)
