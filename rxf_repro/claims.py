@@ -9,6 +9,7 @@ quantiles, imported when first needed (``rxf-demo --help`` need not load it); no
 
 import dataclasses
 import math
+import operator
 import statistics
 from typing import Dict, Optional, Sequence
 
@@ -25,12 +26,15 @@ class Interval:
     high: Optional[float]
     n: int
 
-    def text(self, digits: int = 1, signed: bool = True) -> str:
-        """``+1.2 [-0.3, +2.7]`` (a difference; ``signed=False``: ``1.2 [0.3, 2.7]``), or ``1.2 (n=1)``."""
-        if self.low is None or self.high is None:
-            return f"{self.value:.{digits}f} (n={self.n})"
-        sign = "+" if signed else ""
-        return f"{self.value:{sign}.{digits}f} [{self.low:{sign}.{digits}f}, {self.high:{sign}.{digits}f}]"
+
+def text(interval: Optional[Interval], digits: int = 1, signed: bool = True) -> str:
+    """``+1.2 [-0.3, +2.7]`` (a difference; ``signed=False``: ``1.2 [0.3, 2.7]``), ``1.2 (n=1)``, or ``-`` for None."""
+    if interval is None:
+        return "-"
+    if interval.low is None or interval.high is None:
+        return f"{interval.value:.{digits}f} (n={interval.n})"
+    sign = "+" if signed else ""
+    return f"{interval.value:{sign}.{digits}f} [{interval.low:{sign}.{digits}f}, {interval.high:{sign}.{digits}f}]"
 
 
 def as_dict(interval: Optional[Interval]) -> Optional[Dict[str, Optional[float]]]:
@@ -49,15 +53,14 @@ def mean_interval(values: Sequence[float]) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
-def paired(values: Dict[int, float], reference: Dict[int, float]) -> Optional[Interval]:
-    """Mean of (value - reference) over the seeds both have, with its t interval; None if no seed is shared."""
+def paired(values: Dict[int, float], reference: Dict[int, float], combine=operator.sub) -> Optional[Interval]:
+    """Mean of value - reference (or ``combine``'s) over the seeds both have, its t interval; None if none is shared."""
     seeds = sorted(set(values) & set(reference))
-    return mean_interval([values[s] - reference[s] for s in seeds]) if seeds else None
+    return mean_interval([combine(values[s], reference[s]) for s in seeds]) if seeds else None
 
 
 def variance_ratio(values: Sequence[float], reference: Sequence[float]) -> Optional[Interval]:
-    """var(values) / var(reference) with its 95% F interval (normal samples); None without two of each or with a
-    reference that did not vary."""
+    """var(values) / var(reference), 95% F interval (normal samples); None without 2 of each or a constant reference."""
     from scipy import stats
 
     if len(values) < 2 or len(reference) < 2 or statistics.variance(reference) == 0:

