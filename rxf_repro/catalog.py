@@ -6,7 +6,7 @@ Standard library and PyYAML only: ``rxf-report`` imports it without fairseq or t
 """
 
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 from rxf_repro import configs
 
@@ -61,8 +61,7 @@ def method_name(method: str) -> str:
 
 
 def glue_config(task: str) -> str:
-    """``SST-2`` and ``sst_2`` (or ``WN-POS`` and ``wn_pos``) name configs/glue/sst_2.yaml (wn_pos.yaml); ValueError
-    otherwise."""
+    """``SST-2`` or ``sst_2`` (``WN-POS`` or ``wn_pos``) names configs/glue/sst_2.yaml (wn_pos.yaml); else ValueError."""
     for key, name in TASKS.items():
         if task in (key, name) or task.lower().replace("-", "_") == key:
             return key
@@ -74,19 +73,3 @@ def primary_metric(task: str) -> str:
     of configs/glue/TASK.yaml), e.g. ``accuracy``, ``mcc`` (CoLA), ``pearson_and_spearman`` (STS-B)."""
     path = os.path.join(configs.folder("glue"), f"{glue_config(task)}.yaml")
     return configs.read_yaml(path)["checkpoint"]["best_checkpoint_metric"]
-
-
-def check_consistent() -> List[str]:
-    """What disagrees between the catalog and configs/ (the tests assert it is nothing)."""
-    problems = []
-    for family, wanted in FAMILY_METHODS.items():
-        missing = [m for m in wanted if m != PRETRAINED and m not in configs.methods(family)]
-        if missing:
-            problems.append(f"{family}: no method file for {missing}")
-    for name in TASKS:
-        if not os.path.isfile(os.path.join(configs.folder("glue"), f"{name}.yaml")):
-            problems.append(f"configs/glue/{name}.yaml is missing")
-    for name in SUMMARIZATION:
-        if not os.path.isfile(os.path.join(configs.folder("summarization"), f"{name}.yaml")):
-            problems.append(f"configs/summarization/{name}.yaml is missing")
-    return problems

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from rxf_repro import catalog
 from rxf_repro.catalog import method_name
 from rxf_repro.cli import UserError
-from rxf_repro.selection import TINY_LABEL, GlueEntry, ProbeEntry, method_rank, name_records, ordered_methods
+from rxf_repro.selection import TINY_LABEL, GlueEntry, ProbeEntry, group_by, method_rank, name_records, ordered_methods
 
 Writer = Callable[[str], None]
 
@@ -47,7 +47,6 @@ def method_colour(method: str) -> str:
 
 
 def new_figure(panels: int, width: float = 4.2, height: float = 3.2) -> Tuple[Any, List[Any]]:
-    """A figure with one axis per panel, at most 4 per row."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -83,26 +82,20 @@ def save(
 def distribution_panel(ax: Any, data: List[Tuple[str, List[float]]], violin: bool) -> None:
     """The seeds as dots over a violin (Figure 1) or a box (Figure 2) per method."""
     positions = list(range(1, len(data) + 1))
-    shaped = [(x, values) for x, (_, values) in zip(positions, data) if len(set(values)) > 1]
-    if shaped and violin:
-        parts = ax.violinplot([v for _, v in shaped], [x for x, _ in shaped], showmedians=True, showextrema=False)
-        for body, (x, _) in zip(parts["bodies"], shaped):
+    spread = [x for x, (_, values) in zip(positions, data) if len(set(values)) > 1]
+    shapes = [data[x - 1][1] for x in spread]
+    if spread and violin:
+        parts = ax.violinplot(shapes, spread, showmedians=True, showextrema=False)
+        for body, x in zip(parts["bodies"], spread):
             body.set_facecolor(method_colour(data[x - 1][0]))
             body.set_alpha(0.35)
         parts["cmedians"].set_color("black")
-    elif shaped:
-        ax.boxplot(
-            [v for _, v in shaped],
-            positions=[x for x, _ in shaped],
-            widths=0.5,
-            showfliers=False,
-            medianprops={"color": "black"},
-        )
+    elif spread:
+        ax.boxplot(shapes, positions=spread, widths=0.5, showfliers=False, medianprops={"color": "black"})
     for x, (method, values) in zip(positions, data):
         n = len(values)
-        offsets = [0.0] if n == 1 else [-0.12 + 0.24 * i / (n - 1) for i in range(n)]
-        colour = method_colour(method)
-        ax.scatter([x + o for o in offsets], values, s=18, color=colour, edgecolor="black", linewidth=0.4, zorder=3)
+        xs = [x - 0.12 + 0.24 * i / (n - 1) if n > 1 else x for i in range(n)]  # the seeds side by side
+        ax.scatter(xs, values, s=18, color=method_colour(method), edgecolor="black", linewidth=0.4, zorder=3)
     set_x_ticks(ax, positions, [f"{method_name(m)}\nn={len(v)}" for m, v in data])
     ax.set_xlim(0.4, len(data) + 0.6)
     ax.grid(axis="y", alpha=0.3)
@@ -221,23 +214,20 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
     return write
 
 
-# ------------------------------------------------------------------------------------------ Figures 1 and 2
-
-
 def glue_figures(
     glue: List[GlueEntry], figure1_task: Optional[str], figure2_tasks: Optional[List[str]], tiny: bool, notes: List[str]
 ) -> Tuple[List[Tuple[str, Writer]], Dict[str, Any]]:
     """Figures 1 and 2 of Table 2's entries, as (name, writer), and their part of summary.json; a figure the
     records cannot give is a note (or an error, if its option asked for it)."""
-    by_task: Dict[str, List[GlueEntry]] = {}
-    for e in sorted(glue, key=lambda e: method_rank(e.method)):
-        by_task.setdefault(e.task, []).append(e)
+    by_task = group_by(sorted(glue, key=lambda e: method_rank(e.method)), lambda e: e.task)
     task_order = [t for t in catalog.TASKS.values() if t in by_task]
     files: List[Tuple[str, Writer]] = []
     summary: Dict[str, Any] = {}
 
     # Figure 1: time to the best checkpoint of the selected setting's seeds
     task = figure1_task or ("SST-2" if "SST-2" in by_task else task_order[0] if len(task_order) == 1 else None)
+    runs = [r for e in by_task.get(task, []) for r in e.selection.runs]
+    missing = [r for r in runs if r.time_to_best_s is None]  # records.py checked that the others are seconds
     if task is None:
         notes.append(
             f"figure 1 skipped: no SST-2 records and several tasks ({', '.join(task_order)}); "
@@ -245,23 +235,20 @@ def glue_figures(
         )
     elif task not in by_task:
         raise UserError(f"--figure1-task {task}: no GLUE records of that task (present: {', '.join(task_order)})")
-    if task is not None:
-        runs = [r for e in by_task[task] for r in e.selection.runs]
-        missing = [r for r in runs if r.time_to_best_s is None]  # records.py checked that the others are seconds
-        if missing and len(missing) < len(runs):
-            raise UserError(
-                f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
-                f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
-                f"with --figure1-task"
-            )
-        if not missing:
-            data = [(e.method, [float(r.time_to_best_s) for r in e.selection.runs]) for e in by_task[task]]
-            files.append(("figure1_walltime.png", figure1_writer(task, data, tiny)))
-            summary["figure1"] = {"task": task, "time_to_best_s": dict(data), "measure": TIME_MEASURE}
-        elif figure1_task is not None:
-            raise UserError(f"--figure1-task {task}: its records have no time_to_best_s")
-        else:
-            notes.append(f"figure 1 skipped: the {task} records have no time_to_best_s")
+    elif missing and len(missing) < len(runs):
+        raise UserError(
+            f"{name_records(missing)}: no time_to_best_s (Figure 1, {task}: {len(runs) - len(missing)} "
+            f"of the {len(runs)} runs it shows have it); rerun those runs, or choose another task "
+            f"with --figure1-task"
+        )
+    elif missing and figure1_task is not None:
+        raise UserError(f"--figure1-task {task}: its records have no time_to_best_s")
+    elif missing:
+        notes.append(f"figure 1 skipped: the {task} records have no time_to_best_s")
+    else:
+        data = [(e.method, [float(r.time_to_best_s) for r in e.selection.runs]) for e in by_task[task]]
+        files.append(("figure1_walltime.png", figure1_writer(task, data, tiny)))
+        summary["figure1"] = {"task": task, "time_to_best_s": dict(data), "measure": TIME_MEASURE}
 
     # Figure 2: the primary metric over the selected setting's seeds, one panel per task
     tasks = figure2_tasks or task_order

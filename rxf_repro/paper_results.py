@@ -1,11 +1,8 @@
 """The paper's published numbers (Tables 2-4), as data, so that ``rxf-report`` prints them next to ours.
 
-Typed in from Aghajanyan et al. 2020 ("Better Fine-Tuning by Reducing Representational Collapse") cell by cell
-as the paper prints them (``"40.90"``, ``"90.2/-"``); each becomes a ``Published`` number, a float that keeps the
-paper's digits, so that the report shows 40.90 as the paper does, not as 40.9. ``None`` is the paper's "-" (not
-reported). All numbers are percentages (CoLA: MCC x 100). Rows are keyed by our method names (``catalog.METHOD_ORDER``)
-where the paper ran that method, plus ``"freelb"`` (published by others, Table 2 left only). The tests check the
-invariants the paper's own numbers obey (e.g. Table 3's averages).
+Typed in from Aghajanyan et al. 2020 ("Better Fine-Tuning by Reducing Representational Collapse") cell by cell as
+the paper prints them (``"40.90"``, ``"90.2/-"``; ``None`` is the paper's "-", not reported), in percent (CoLA: MCC
+x 100). Rows are keyed by our method names where the paper ran that method, plus ``"freelb"`` (Table 2 left only).
 """
 
 from typing import Dict, Optional, Tuple
@@ -14,7 +11,7 @@ from rxf_repro import catalog
 
 
 class Published(float):
-    """A number of the paper: a float for arithmetic, printed with the paper's own digits (``str``)."""
+    """A number of the paper: a float for arithmetic, printed with the paper's digits (40.90, not 40.9)."""
 
     text: str
 

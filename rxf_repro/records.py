@@ -7,16 +7,15 @@ summarisation ``rouge1``, ``rouge2``, ``rougeL`` (F-measure x 100). A metric may
 that diverged is recorded as measured; ``rxf-report`` refuses to print it); a finite one lies in its range (0-100,
 correlations -100-100, a loss >= 0).
 
-``Record.from_dict`` checks every field (type, range, which kinds have it; an unknown field is an error) and
-``write_record`` and ``read_records`` go through it, so the writer and the reader share one schema. None is not
-written: absent and null read the same.
+``Record.from_dict`` checks every field (type, range, which kinds have it; an unknown field is an error); the writer
+and the reader both go through it. None is not written: absent and null read the same.
 """
 
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog, outputs
@@ -44,9 +43,6 @@ METRICS_OF_KIND: Dict[str, Tuple[str, ...]] = {
     "probe": GLUE_METRICS + ("accuracy_mm",),
 }
 STARTED_FORMAT = "%Y-%m-%dT%H:%M:%S"
-
-
-# ------------------------------------------------------------------------------------------ checks
 
 
 def is_number(value: Any) -> bool:
@@ -100,9 +96,7 @@ def is_curve_point(value: Any) -> bool:
 
 
 def metric_range(name: str) -> Tuple[float, float]:
-    if name == "loss":
-        return 0.0, math.inf
-    return (-100.0, 100.0) if name in CORRELATIONS else (0.0, 100.0)
+    return (0.0, math.inf) if name == "loss" else (-100.0, 100.0) if name in CORRELATIONS else (0.0, 100.0)
 
 
 def setting_value(value: Any) -> bool:
@@ -113,7 +107,7 @@ def setting_value(value: Any) -> bool:
 def known_fields(data: Any, cls: type, what: str, required: Sequence[str] = ()) -> None:
     """``data`` is an object with only ``cls``'s written fields, and every one of ``required``."""
     typed(what, data, isinstance(data, dict), "an object")
-    known = [f.name for f in fields(cls) if f.metadata.get("written", True)]
+    known = [f.name for f in fields(cls) if f.name != "path"]
     extra = sorted(set(data) - set(known))
     if extra:
         raise UserError(
@@ -124,22 +118,8 @@ def known_fields(data: Any, cls: type, what: str, required: Sequence[str] = ()) 
             raise UserError(f"missing field {name!r}" + ("" if what == "a record" else f" in {what}"))
 
 
-def written(value: Any) -> Dict[str, Any]:
-    """A dataclass as its JSON object: every field that has a value (None is not written)."""
-    out = {}
-    for f in fields(value):
-        item = getattr(value, f.name)
-        if item is None or not f.metadata.get("written", True):
-            continue
-        if isinstance(item, list) and item and hasattr(item[0], "to_dict"):
-            item = [i.to_dict() for i in item]
-        elif hasattr(item, "to_dict"):
-            item = item.to_dict()
-        out[f.name] = item
-    return out
-
-
-# ------------------------------------------------------------------------------------------ the schema
+def without_none(data: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def only(kind: str) -> Any:
@@ -171,9 +151,6 @@ class Attempt:
     def from_dict(cls, data: Any) -> "Attempt":
         known_fields(data, cls, "an attempt", ("attempt", "resumed", "exit", "wall_time_s"))
         return cls(**data)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # exit and started even when null
 
 
 def _is_time(text: Any) -> bool:
@@ -219,7 +196,7 @@ class ProbeInfo:
         return cls(**{"protocol": None, "source": None, **data})
 
     def to_dict(self) -> Dict[str, Any]:
-        return written(self)
+        return without_none(asdict(self))
 
 
 def probe_info(
@@ -268,7 +245,7 @@ class Record:
     rouge: Optional[List[str]] = only("summarization")  # the rxf-rouge command
     probe: Optional[ProbeInfo] = only("probe")  # required there
     probed_checkpoint: Optional[str] = only("probe")  # the checkpoint whose frozen encoder was probed
-    path: Optional[str] = field(default=None, compare=False, metadata={"written": False})  # the file it was read from
+    path: Optional[str] = field(default=None, compare=False)  # the file it was read from; not written
 
     def __post_init__(self) -> None:
         typed("version", self.version, is_integer(self.version), "an integer")
@@ -299,9 +276,6 @@ class Record:
                     f"({', '.join(METRICS_OF_KIND[self.kind])})"
                 )
             score(f"metric {name!r}", value, *metric_range(name))
-        self.check_optional_fields()
-
-    def check_optional_fields(self) -> None:
         for f in fields(self):
             kind = f.metadata.get("only")
             if kind and getattr(self, f.name) is not None and self.kind != kind:
@@ -350,11 +324,12 @@ class Record:
             raise UserError(f"{where}: {error}") from None
 
     def to_dict(self) -> Dict[str, Any]:
-        """The JSON object ``record.json`` holds (without ``path``)."""
-        return written(self)
-
-
-# ------------------------------------------------------------------------------------------ files
+        """The JSON object ``record.json`` holds (without ``path``; an attempt keeps its null exit and start)."""
+        data = without_none(asdict(self))
+        data.pop("path", None)
+        if self.probe is not None:
+            data["probe"] = self.probe.to_dict()
+        return data
 
 
 def write_record(path: str, record: Dict[str, Any]) -> str:
@@ -393,8 +368,3 @@ def read_records(roots: Iterable[str]) -> List[Record]:
         record.path = path
         found.append(record)
     return found
-
-
-def load_records(roots: Iterable[str]) -> List[Dict[str, Any]]:
-    """``read_records`` as JSON objects, each with its ``path``."""
-    return [dict(record.to_dict(), path=record.path) for record in read_records(roots)]

@@ -51,6 +51,7 @@ import argparse
 import json
 import logging
 import os
+import pathlib
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -66,15 +67,8 @@ PATHS_NOTE = "record paths are relative to the report folder (the folder holding
 SELECTION_RULE = "1." + __doc__.split("\n1.", 1)[1].split("Probes (kind", 1)[0].rstrip()  # for summary.json
 
 
-# ------------------------------------------------------------------------------------------ the report
-
-
 def text_writer(text: str) -> Writer:
-    def write(path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return write
+    return lambda path: pathlib.Path(path).write_text(text, encoding="utf-8")
 
 
 def relative_paths(value: Any, base: str) -> Any:
@@ -91,21 +85,11 @@ def relative_paths(value: Any, base: str) -> Any:
     return value
 
 
-def build(
-    recs: List[Record],
-    figure1_task: Optional[str],
-    figure2_tasks: Optional[List[str]],
-    notes: List[str],
-    *,
-    with_paper: bool = True,
-    out: str = ".",
-    inputs: Sequence[str] = (),
-) -> List[Tuple[str, Writer]]:
-    """Every output file as (name, writer), summary.json last; ``out`` is where the report will be: summary.json's
-    record paths are relative to it."""
+def build(recs: List[Record], args: argparse.Namespace, notes: List[str]) -> List[Tuple[str, Writer]]:
+    """Every output file as (name, writer), summary.json last (its record paths relative to ``args.out``)."""
     tiny = selection.check_tiny(recs)
     selection.check_duplicates(recs)
-    base = os.path.abspath(out)
+    base = os.path.abspath(args.out)
     kinds: Dict[str, List[Record]] = {kind: [r for r in recs if r.kind == kind] for kind in records.KINDS}
     files: List[Tuple[str, Writer]] = []
     summary: Dict[str, Any] = {
@@ -115,10 +99,10 @@ def build(
         "note": TINY_LABEL if tiny else None,
         "records": len(recs),
         "paths": PATHS_NOTE,
-        "inputs": [os.path.relpath(os.path.abspath(p), base) for p in inputs],
+        "inputs": [os.path.relpath(os.path.abspath(p), base) for p in args.records],
         "selection_rule": SELECTION_RULE,
     }
-    if not kinds["glue"] and (figure1_task or figure2_tasks):
+    if not kinds["glue"] and (args.figure1_task or args.figure2_tasks):
         raise UserError("--figure1-task/--figure2-tasks: there are no GLUE records")
     for kind, key, results, write in (
         ("glue", "table2", selection.glue_results, tables.table2_files),
@@ -126,12 +110,12 @@ def build(
         ("summarization", "table4", selection.summarization_results, tables.table4_files),
     ):
         if kinds[kind]:
-            entries = results(kinds[kind], with_paper=with_paper)
-            texts = write(entries, tiny=tiny, with_paper=with_paper, models=tables.models_of(kinds[kind]))
+            entries = results(kinds[kind], with_paper=args.with_paper)
+            texts = write(entries, tiny=tiny, with_paper=args.with_paper, models=tables.models_of(kinds[kind]))
             files += [(name, text_writer(text)) for name, text in texts.items()]
             summary[key] = [e.summary() for e in entries]
             if kind == "glue":  # Figures 1 and 2 show Table 2's seeds
-                drawn, described = figures.glue_figures(entries, figure1_task, figure2_tasks, tiny, notes)
+                drawn, described = figures.glue_figures(entries, args.figure1_task, args.figure2_tasks, tiny, notes)
                 files += drawn
                 summary.update(described)
     if kinds["probe"]:
@@ -207,9 +191,7 @@ def write_report(args: argparse.Namespace) -> int:
         raise UserError(
             f"no {records.RECORD_NAME} under {' '.join(args.records)}; the run scripts write one per finished run"
         )
-    files = build(
-        recs, args.figure1_task, args.figure2_tasks, notes, with_paper=args.with_paper, out=out, inputs=args.records
-    )
+    files = build(recs, args, notes)
     try:
         with outputs.output_folder(
             out, GENERATOR, OUTPUT_KIND, info={"summary": "summary.json"}, **destination

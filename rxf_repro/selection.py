@@ -11,7 +11,7 @@ import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from rxf_repro import catalog, records
 from rxf_repro import paper_results as paper
@@ -19,6 +19,7 @@ from rxf_repro.catalog import method_name
 from rxf_repro.cli import UserError
 from rxf_repro.records import Record
 
+T = TypeVar("T")
 TINY_LABEL = "tiny runs (tests, make demo) — not paper results"
 # Table 2's columns: the paper's (task -> the metrics of its "a/b" cell), then STS-B, which the paper leaves out (its
 # KL term is not defined for regression): Pearson r, as RoBERTa reports it. make demo's WordNet tasks come last.
@@ -55,19 +56,15 @@ def rounded(value: Optional[float]) -> Optional[float]:
 
 
 def name_records(recs: Sequence[Record], most: int = 3) -> str:
-    """The files of some records, for an error line: the first few, then how many more."""
     paths = [r.path for r in recs]
     return ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
-def group_by(recs: Sequence[Record], key: Callable[[Record], Any]) -> Dict[Any, List[Record]]:
-    groups: Dict[Any, List[Record]] = {}
-    for r in recs:
-        groups.setdefault(key(r), []).append(r)
+def group_by(items: Sequence[T], key: Callable[[T], Any]) -> Dict[Any, List[T]]:
+    groups: Dict[Any, List[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
     return groups
-
-
-# ------------------------------------------------------------------------------------------ checks
 
 
 def check_tiny(recs: Sequence[Record]) -> bool:
@@ -111,9 +108,6 @@ def require_metrics(recs: Sequence[Record], names: Sequence[str], what: str) -> 
                 f"{name_records(missing)}: no metric {name!r} ({what}; {len(recs) - len(missing)} of {len(recs)} "
                 "records have it); every record counted needs it: rerun those runs or remove their records"
             )
-
-
-# ------------------------------------------------------------------------------------------ selection
 
 
 @dataclass(frozen=True)
@@ -161,21 +155,12 @@ def select_setting(
     is reported with those 10 (the paper's procedure), never with a luckier 3-seed grid point."""
     groups = group_by(recs, lambda r: setting_key(r.hparams))
     most = max(len(group) for group in groups.values())
-    sign = -1 if maximize else 1
-    scored = sorted(
-        (sign * aggregate([value(r) for r in group]), key) for key, group in groups.items() if len(group) == most
-    )
-    best_score, best_key = scored[0]  # ties go to the first key
-    runs = sorted(groups[best_key], key=lambda r: r.seed)
+    scores = {key: aggregate([value(r) for r in group]) for key, group in groups.items() if len(group) == most}
+    best = (max if maximize else min)(sorted(scores), key=scores.__getitem__)  # ties go to the first key
+    runs = sorted(groups[best], key=lambda r: r.seed)
+    compared = len(scores)
     return Selection(
-        recs[0].task,
-        recs[0].method,
-        runs[0].hparams,
-        runs,
-        selected_by,
-        sign * best_score,
-        len(scored),
-        len(groups) - len(scored),
+        recs[0].task, recs[0].method, runs[0].hparams, runs, selected_by, scores[best], compared, len(groups) - compared
     )
 
 
@@ -223,12 +208,8 @@ class Entry:
         return len(self.selection.runs)
 
     def summary(self) -> Dict[str, Any]:
-        """summary.json's entry: the selection, then every field of the table's entry."""
         entry = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "selection"}
         return dict(self.selection.summary(), **entry)
-
-
-# ------------------------------------------------------------------------------------------ Tables 2-4
 
 
 @dataclass
@@ -241,7 +222,6 @@ class GlueEntry(Entry):
 
 
 def glue_results(recs: Sequence[Record], *, with_paper: bool = True) -> List[GlueEntry]:
-    """One entry per (task, method): the selected setting, per-seed values, max and median per metric."""
     results = []
     for (task, method), group in by_task_method(recs):
         first = catalog.primary_metric(task)
@@ -342,9 +322,6 @@ def summarization_results(recs: Sequence[Record], *, with_paper: bool = True) ->
     return results
 
 
-# ------------------------------------------------------------------------------------------ probes
-
-
 @dataclass
 class ProbeEntry:
     """One (point, method) of a probing protocol: the probe accuracy over seeds."""
@@ -353,7 +330,7 @@ class ProbeEntry:
     task: str
     step: Optional[int]  # degradation only
     cycle: Optional[int]  # retention only
-    finetuned_on: str
+    finetuned_on: str  # what the probed encoder was last fine-tuned on ("none": the pretrained model)
     method: str
     mean: float
     sample_std: Optional[float]  # None for one seed
@@ -373,14 +350,6 @@ def probe_point(r: Record) -> Tuple[str, str, str, Optional[int], Optional[int],
     step = probe.step if probe.protocol == "degradation" else None
     cycle = probe.cycle if probe.protocol == "retention" else None
     return probe.protocol, probe.source, r.task, step, cycle, r.method
-
-
-def finetuned_on(r: Record, step: Optional[int]) -> str:
-    """What the probed encoder was last fine-tuned on (the pretrained model's probes say "none")."""
-    if r.probe.finetuned_on is not None:
-        return r.probe.finetuned_on
-    chain = r.probe.chain
-    return chain[step] if chain and step is not None and 0 <= step < len(chain) else ""
 
 
 def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
@@ -404,7 +373,7 @@ def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
             task,
             step,
             cycle,
-            finetuned_on(group[0], step),
+            group[0].probe.finetuned_on or "",
             method,
             statistics.fmean(values),
             statistics.stdev(values) if len(values) > 1 else None,  # sample (n - 1): undefined for one seed
@@ -417,19 +386,10 @@ def probe_results(recs: Sequence[Record]) -> Dict[str, List[ProbeEntry]]:
         out.setdefault(protocol, []).append(entry)
     # tasks in chain order where the protocol's records give a chain (Figures 4 and 5), else in Table 2's order
     for protocol, entries in out.items():
-        task_order = {task: len(TABLE2_METRICS) + i for i, task in enumerate(TABLE2_METRICS)}
+        order = {task: len(TABLE2_METRICS) + i for i, task in enumerate(TABLE2_METRICS)}
         for r in recs:
             if r.probe.protocol == protocol and r.probe.chain is not None:
                 for i, task in enumerate(r.probe.chain):
-                    task_order[task] = min(i, task_order.get(task, i))
-        entries.sort(
-            key=lambda e: (
-                e.source,
-                task_order.get(e.task, 2 * len(TABLE2_METRICS)),
-                e.task,
-                e.step or 0,
-                e.cycle or 0,
-                method_rank(e.method),
-            )
-        )
+                    order[task] = min(i, order[task])
+        entries.sort(key=lambda e: (e.source, order[e.task], e.task, e.step or 0, e.cycle or 0, method_rank(e.method)))
     return out

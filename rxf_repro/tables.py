@@ -41,20 +41,14 @@ TABLE2_PAPER = (
     "authors; FreeLB, which the paper also lists, has no run script here)."
 )
 SIZE_FLAGS = ("--encoder-layers", "--encoder-embed-dim", "--decoder-layers", "--decoder-embed-dim")
+PROBE_FIGURE = {"generalisation": 3, "degradation": 4, "retention": 5}
 PROBE_TEXT = {
-    "generalisation": (
-        "Probing: generalisation (Figure 3)",
-        "Fine-tune on the source, freeze the encoder, train a linear probe on each other task.",
-    ),
+    "generalisation": "Fine-tune on the source, freeze the encoder, train a linear probe on each other task.",
     "degradation": (
-        "Probing: degradation (Figure 4)",
         "Fine-tune along the chain, each step from the previous best checkpoint; probe the probed "
-        "task after every step (step 0: after fine-tuning the source).",
+        "task after every step (step 0: after fine-tuning the source)."
     ),
-    "retention": (
-        "Probing: retention (Figure 5)",
-        "Cyclic chain; each task is probed before it is fine-tuned again, in every cycle.",
-    ),
+    "retention": "Cyclic chain; each task is probed before it is fine-tuned again, in every cycle.",
 }
 # A probing table's columns before the methods': (field of ProbeEntry, header)
 PROBE_POINTS = {
@@ -62,9 +56,6 @@ PROBE_POINTS = {
     "degradation": (("source", "source"), ("task", "probed task"), ("step", "step"), ("finetuned_on", "fine-tuned on")),
     "retention": (("source", "source"), ("task", "probed task"), ("cycle", "cycle")),
 }
-
-
-# ------------------------------------------------------------------------------------------ formatting
 
 
 def ours(value: Optional[float]) -> str:
@@ -133,7 +124,6 @@ def budget(entries: Sequence[Entry]) -> str:
 
 
 def selections_table(entries: Sequence[Entry], task_header: Optional[str]) -> List[str]:
-    """The "Selected settings and seeds" section: one row per (task, method), with a task column if named."""
     header = ["method", "setting", "selected by", "score", "settings compared", "seeds (n)"]
     rows = []
     for e in entries:
@@ -153,16 +143,11 @@ def selections_table(entries: Sequence[Entry], task_header: Optional[str]) -> Li
 
 
 def selection_columns(e: Entry, tiny: bool) -> Dict[str, Any]:
-    """The columns every table's CSV ends with: the selected setting, what selected it, whether the runs were tiny."""
+    """The columns every table's CSV ends with."""
     return {"setting": setting_label(e.selection.hparams), "selected_by": e.selection.selected_by, "tiny": tiny}
 
 
-# ------------------------------------------------------------------------------------------ Table 2
-
-
-def table2_files(
-    results: List[GlueEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
-) -> Dict[str, str]:
+def table2_files(results: List[GlueEntry], *, tiny: bool, with_paper: bool, models: str) -> Dict[str, str]:
     tasks = {e.task for e in results}
     columns = [(task, metrics) for task, metrics in TABLE2_METRICS.items() if task in tasks]
     cells = {(e.method, e.task): e for e in results}
@@ -237,12 +222,7 @@ def table2_files(
     return {"table2.md": "\n".join(parts) + "\n", "table2.csv": csv_text(rows)}
 
 
-# ------------------------------------------------------------------------------------------ Table 3
-
-
-def table3_files(
-    results: List[XnliEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
-) -> Dict[str, str]:
+def table3_files(results: List[XnliEntry], *, tiny: bool, with_paper: bool, models: str) -> Dict[str, str]:
     langs = list(catalog.XNLI_LANGUAGES)
     results = sorted(results, key=lambda e: method_rank(e.method))
     rows = []
@@ -282,16 +262,11 @@ def table3_files(
     return {"table3.md": "\n".join(parts) + "\n", "table3.csv": csv_text(csv_rows)}
 
 
-# ------------------------------------------------------------------------------------------ Table 4
-
-
 def rouge_cell(values: Optional[Dict[str, Optional[float]]], fmt: Callable[[Optional[float]], str]) -> str:
     return "-" if not values else "/".join(fmt(values.get(name)) for name in catalog.ROUGE)
 
 
-def table4_files(
-    results: List[SummarizationEntry], *, tiny: bool, with_paper: bool = True, models: str = NO_MODEL
-) -> Dict[str, str]:
+def table4_files(results: List[SummarizationEntry], *, tiny: bool, with_paper: bool, models: str) -> Dict[str, str]:
     datasets = [d for d in catalog.SUMMARIZATION if any(e.task == d for e in results)]
     methods = ordered_methods([e.method for e in results])
     cells = {(e.method, e.task): e for e in results}
@@ -334,21 +309,18 @@ def table4_files(
     return {"table4.md": "\n".join(parts) + "\n", "table4.csv": csv_text(csv_rows)}
 
 
-# ------------------------------------------------------------------------------------------ probes
-
-
 def mean_std(e: ProbeEntry) -> str:
     spread = "" if e.sample_std is None else f" ± {e.sample_std:.2f}"
     return f"{e.mean:.2f}{spread} (n={e.n})"
 
 
-def probe_files(protocol: str, entries: List[ProbeEntry], *, tiny: bool, models: str = NO_MODEL) -> Dict[str, str]:
+def probe_files(protocol: str, entries: List[ProbeEntry], *, tiny: bool, models: str) -> Dict[str, str]:
     methods = ordered_methods([e.method for e in entries])
     point_fields = [name for name, _ in PROBE_POINTS[protocol]]
     rows: Dict[Tuple, Dict[str, ProbeEntry]] = {}
     for e in entries:
         rows.setdefault(tuple(getattr(e, f) for f in point_fields), {})[e.method] = e
-    heading, explanation = PROBE_TEXT[protocol]
+    heading = f"Probing: {protocol} (Figure {PROBE_FIGURE[protocol]})"
     table = md_table(
         [header for _, header in PROBE_POINTS[protocol]] + [method_name(m) for m in methods],
         [
@@ -359,7 +331,7 @@ def probe_files(protocol: str, entries: List[ProbeEntry], *, tiny: bool, models:
     parts = [
         f"# {title(f'{heading} — linear-probe accuracy (%), {models}', tiny)}",
         "",
-        explanation + " Metric: the probe's best validation accuracy (%) on the probed task's validation "
+        PROBE_TEXT[protocol] + " Metric: the probe's best validation accuracy (%) on the probed task's validation "
         "set, as mean ± sample standard deviation (n−1) over seeds (n seeds; no ± for one seed). The "
         "columns are the fine-tuning methods.",
         "",
