@@ -3,21 +3,21 @@ parser before anything runs."""
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import io
 import itertools
 import os
 import re
 import shlex
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from rxf_repro.cli import UserError
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)
-# fairseq (main, so fairseq-fixed) drops the last batch of an evaluation when it is not a multiple of
-# --required-batch-size-multiple (default 8): XNLI's 5,010 test sentences per language would be scored on 5,008, CNN/DM's
-# 11,490 test articles summarised 11,488 times. Every evaluation here keeps every example.
+# fairseq drops an evaluation's last batch when it is not a multiple of --required-batch-size-multiple (default 8):
+# XNLI's 5,010 test sentences per language would be scored on 5,008. Every evaluation here keeps every example.
 EVAL_BATCHES = ("--required-batch-size-multiple", "1")
 # the config's sections that are fairseq-train's (``generation:`` is fairseq-generate's)
 TRAIN_SECTIONS = tuple(
@@ -55,8 +55,8 @@ def as_flags(key: str, value: Any) -> List[str]:
     """``key: value`` as fairseq's ``--key VALUE...``: ``true`` a bare flag, ``false`` and null none."""
     if value is None or value is False:
         return []
-    values = [] if value is True else [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    return ["--" + key.replace("_", "-"), *values]
+    values = [] if value is True else value if isinstance(value, list) else [value]
+    return ["--" + key.replace("_", "-"), *map(str, values)]
 
 
 def generate_flags(cfg: Dict[str, Any]) -> List[str]:
@@ -97,17 +97,9 @@ def check_overrides(overrides: Sequence[str], flag: str) -> None:
             raise UserError(f"{flag} {item}: {key!r} is not SECTION.KEY with SECTION one of {', '.join(sections)}")
 
 
-_CHECKED: Set[Tuple[str, ...]] = set()  # command lines fairseq has accepted (a sweep repeats them per seed)
-
-
-def check_with_fairseq(argv: Sequence[str], tool: str = "train") -> None:
-    """Parse a fairseq-train (or fairseq-generate) command line with fairseq's own parser before anything runs,
-    and run our criteria's start-up checks on it, so a misspelt ``--set`` key (``generation.beem``), a value of the
-    wrong type or out of range (``criterion.eps=-1``) or a bad ``-- FAIRSEQ_ARGS`` fails now, not hours into a
-    sweep."""
-    key = (tool, *argv)
-    if key in _CHECKED:
-        return
+@functools.cache  # a sweep repeats each command line per seed
+def check_with_fairseq(argv: Tuple[str, ...], tool: str = "train") -> None:
+    """fairseq's parser and our criteria's start-up checks: a misspelt ``--set`` key fails now, not hours into a sweep."""
     from fairseq import options
 
     parser = options.get_training_parser() if tool == "train" else options.get_generation_parser()
@@ -123,12 +115,10 @@ def check_with_fairseq(argv: Sequence[str], tool: str = "train") -> None:
         ) from None
     if tool == "train":
         check_criterion_options(parsed)
-    _CHECKED.add(key)
 
 
 def check_criterion_options(parsed: argparse.Namespace) -> None:
-    """Our criteria's own start-up checks (noise scale, lambda, noise type, SMART's options), on the parsed
-    command line: what fairseq-train would refuse when it builds the criterion, refused before any run."""
+    """What fairseq-train would refuse when it builds our criterion (noise scale, lambda, SMART's options)."""
     from fairseq.criterions import CRITERION_DATACLASS_REGISTRY, CRITERION_REGISTRY
 
     name = getattr(parsed, "criterion", None)

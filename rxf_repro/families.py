@@ -34,16 +34,14 @@ class Runner:
     def compose(
         self, family: str, name: str, method: str, data: str, user: Optional[Sequence[str]] = None, restore: str = ""
     ) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
-        """(config, grid) of ``configs.compose`` with the overrides every run gets, then the user's (``--set``, or
-        ``user``); the run's data and pretrained checkpoint (``--checkpoint``, or ``restore``) are set in the result:
-        composing costs ~0.6 s, and a protocol composes the same overrides for steps that differ only in those."""
+        """(config, grid) with the overrides every run gets, then ``user`` (default ``--set``). Cached (a compose costs
+        ~0.6 s): the data and the checkpoint (``restore``, default ``--checkpoint``) are set in a copy."""
         a = self.args
         over = [f"common.user_dir={hydra_quote(USER_DIR)}"]
         if a.cpu or not a.fp16:
             over += ["common.cpu=true", "common.fp16=false"] if a.cpu else ["common.fp16=false"]
         over += (a.set or []) if user is None else user
-        # ``++``: set the key whether or not the YAML names it (fairseq-hydra-train knows every key
-        # through fairseq's schema; a plain compose knows only the keys in the files)
+        # ``++``: set a key the YAML may not name (a plain compose knows the files' keys, not fairseq's schema)
         key = (family, name, method, tuple(o if o[:1] in "+~" else "++" + o for o in over), a.config_dir)
         if key not in self._composed:
             self._composed[key] = configs.compose(family, name, method, list(key[3]), a.config_dir)
@@ -69,10 +67,6 @@ class Runner:
     def glue_data(self, name: str) -> str:
         return os.path.join(self.args.data, f"{catalog.TASKS[name]}-bin")
 
-    def device_flags(self) -> List[str]:
-        """The evaluation tools' device flags: ``--cpu``, or ``--fp16`` as the training."""
-        return ["--cpu"] if self.args.cpu else ["--fp16"] if self.args.fp16 else []
-
     def spec(
         self, label: str, cfg: Dict[str, Any], run_dir: str, fields: Dict[str, Any], evaluate, module=None, **more
     ):
@@ -80,7 +74,7 @@ class Runner:
         with ``module``, a tool that takes fairseq-train's arguments)."""
         a = self.args
         argv = train_command(cfg)
-        check_with_fairseq(argv + a.fairseq_args)
+        check_with_fairseq(tuple(argv + a.fairseq_args))
         argv += ["--seed", str(fields["seed"]), "--save-dir", run_dir]
         if "--log-format" not in argv:  # the records are read from fairseq's JSON log lines
             argv += ["--log-format", "json"]
@@ -105,10 +99,11 @@ class Runner:
             found = hparams(cfg, grid)
             yield cfg, found, ",".join(f"{k}={v}" for k, v in found.items()) or "default", over
 
-    def run_all(self, family: str, name: str, data: str, task: str, shown: str, evaluation_of: Callable) -> int:
+    def run_all(self, family: str, name: str, data: str, task: str, evaluation_of: Callable) -> None:
         """Each (setting, seed) in ``SAVE_ROOT/FAMILY/NAME/METHOD/SETTING/seedN``: its record's ``task``, its label
-        ``[FAMILY] SHOWN METHOD SETTING seed N``, its ``(evaluate, shown commands) = evaluation_of(cfg, run_dir)``."""
+        ``[FAMILY] TASK METHOD SETTING seed N``, its ``(evaluate, shown commands) = evaluation_of(cfg, run_dir)``."""
         a = self.args
+        shown = "" if family == "xnli" else f"{task} "
         for cfg, found, tag, _ in self.settings_of(family, name, data):
             for seed in a.seeds:
                 run_dir = os.path.join(a.save_root, family, name, a.method, tag, f"seed{seed}")
@@ -116,49 +111,29 @@ class Runner:
                 label = f"[{family}] {shown}{a.method} {found or ''} seed {seed}"
                 evaluate, commands = evaluation_of(cfg, run_dir)
                 self.executor.run(self.spec(label, cfg, run_dir, fields, evaluate, shown=commands))
-        return 0
 
-    def run_glue(self) -> int:
+    def run_glue(self) -> None:
         """GLUE (Table 2): the metrics of the best validation."""
         name = self.args.task
         self.check_glue_inputs([name])
         task = catalog.TASKS[name]
-        return self.run_all(
-            "glue", name, self.glue_data(name), task, f"{task} ", lambda *_: (evaluation.validation_metrics, [])
-        )
+        self.run_all("glue", name, self.glue_data(name), task, lambda *_: (evaluation.validation_metrics, []))
 
-    def run_xnli(self) -> int:
+    def run_xnli(self) -> None:
         """XNLI (Table 3): fine-tuned on English MNLI, tested on the 15 languages."""
         a = self.args
-        languages = a.languages or list(catalog.XNLI_LANGUAGES)
         made_by = f"preprocess/xnli.sh MNLI_DIR XNLI_DIR {a.data} --sentencepiece-model ... --dict ..."
         self.check_inputs(a.data, os.path.join("input0", "dict.txt"), made_by)
+        self.run_all("xnli", "xnli", a.data, "XNLI", functools.partial(evaluation.xnli, a))
 
-        def evaluation_of(cfg, run_dir):
-            test = evaluation.xnli_test(cfg, run_dir, languages, self.device_flags())
-            return functools.partial(evaluation.test_languages, test, languages), [test]
-
-        return self.run_all("xnli", "xnli", a.data, "XNLI", "", evaluation_of)
-
-    def run_summarization(self) -> int:
+    def run_summarization(self) -> None:
         """Summarisation (Table 4): generation with the dataset's decoding settings, then ROUGE."""
         a = self.args
-        made_by = f"preprocess/summarization.sh {a.dataset} RAW_DIR {a.data}"
-        self.check_inputs(
-            a.data, "dict.source.txt", made_by + " (run_scripts/summarization.sh reads SUMM_BIN/DATASET-bin)"
-        )
+        made_by = f"preprocess/summarization.sh {a.dataset} RAW_DIR {a.data} (run_scripts/summarization.sh reads "
+        self.check_inputs(a.data, "dict.source.txt", made_by + "SUMM_BIN/DATASET-bin)")
+        self.run_all("summarization", a.dataset, a.data, a.dataset, functools.partial(evaluation.summarization, a))
 
-        def evaluation_of(cfg, run_dir):
-            bpe = (a.encoder_json, a.vocab_bpe)
-            generate = evaluation.generate(cfg, run_dir, a.gen_subset, a.gen_batch_size, bpe, self.device_flags())
-            check_with_fairseq(generate[3:], "generate")  # e.g. --set generation.beem=4, before training
-            hypo, ref = (os.path.join(run_dir, f"{a.gen_subset}.{ext}") for ext in ("hypo", "ref"))
-            score = evaluation.rouge_command(a.reference or ref, hypo, a.rouge_backend)
-            return functools.partial(evaluation.summarise_and_score, generate, ref, score), [generate, score]
-
-        return self.run_all("summarization", a.dataset, a.data, a.dataset, f"{a.dataset} ", evaluation_of)
-
-    def run_probe(self) -> int:
+    def run_probe(self) -> None:
         """The protocol's plan (``protocols.plan``) for each setting and seed, in its own folder
         ``SAVE_ROOT/probing/PROTOCOL/METHOD/SETTING/seedN``: one unit, each step starting from the one before."""
         a = self.args
@@ -173,11 +148,11 @@ class Runner:
             first = a.source_task if a.protocol == "generalisation" else (a.chain or catalog.PROBE_CHAIN)[0]
             chosen = [s[1:] for s in self.settings_of("glue", first, self.glue_data(first))]
         units = []
+        options = dict(source=a.source_task, probes=a.probe_tasks, chain=a.chain, cycles=a.cycles)
         for found, tag, over in chosen:
             for seed in a.seeds:
                 root = os.path.join(a.save_root, "probing", a.protocol, a.method, tag, f"seed{seed}")
                 steps = protocols.Steps(root, a.set or [], over, a.probe_set or [])
-                options = dict(source=a.source_task, probes=a.probe_tasks, chain=a.chain, cycles=a.cycles)
                 units.append((root, seed, found, protocols.plan(a.protocol, a.method, steps, a.checkpoint, **options)))
         self.check_glue_inputs([step.task for *_, plan in units for step in plan])
         for root, seed, found, plan in units:
@@ -185,7 +160,6 @@ class Runner:
                 if mine:
                     for step in plan:
                         self.executor.run(self.step_spec(step, seed, found))
-        return 0
 
     def step_spec(self, step: protocols.Step, seed: int, setting: Dict[str, Any]) -> RunSpec:
         """A protocol step as a run; a probe's record carries the fine-tuning ``setting`` of the encoder it probed."""
@@ -201,7 +175,5 @@ class Runner:
             module = PROBE_FEATURES if a.probe_fit == "cached" else None
             return self.spec(label, cfg, step.run_dir, fields, evaluation.validation_metrics, module=module)
         label = f"[probe] fine-tune {task} with {a.method} (seed {seed}) from {step.restore}"
-        spec = self.spec(label, cfg, step.run_dir, fields, evaluation.validation_metrics)
-        if step.chained:
-            spec.record_name, spec.keep_last = records.STEP_RECORD_NAME, False
-        return spec
+        chained = dict(record_name=records.STEP_RECORD_NAME, keep_last=False) if step.chained else {}
+        return self.spec(label, cfg, step.run_dir, fields, evaluation.validation_metrics, **chained)

@@ -18,9 +18,8 @@ from rxf_repro import catalog, records
 @dataclass(frozen=True)
 class Step:
     """Fine-tune ``task`` (a config name) with the protocol's method, or fit a linear probe of the frozen encoder on
-    it, from the checkpoint ``restore``, in ``run_dir``, with the Hydra ``overrides``. A probe carries its record's
-    ``probe`` field. A fine-tune from the pretrained model is not ``chained``: an ordinary GLUE run (``record.json``,
-    part of Table 2); a chain step writes ``finetune.json`` and keeps only its best checkpoint."""
+    it (``probe``: its record's field), from ``restore``. Not ``chained``: a fine-tune from the pretrained model, an
+    ordinary GLUE run (``record.json``, Table 2); a chain step writes ``finetune.json``, keeping only its best."""
 
     action: str  # "finetune" or "probe"
     task: str

@@ -1,11 +1,9 @@
 """The reproduction runs behind ``run_scripts/*.sh``: configs -> fairseq commands -> one record per run.
 
-This composes ``configs/FAMILY/NAME.yaml`` with ``method=METHOD`` as fairseq-hydra-train does (the paper's
-Appendix A.2; ``--sweep``: the method's grid, its ``hydra.sweeper.params``), runs fairseq-train once per (setting,
-seed), evaluates the best validation checkpoint (XNLI: the 15 test languages; summarisation: generation and
-rxf-rouge) and writes one ``record.json`` per run folder, ``SAVE_ROOT/FAMILY/TASK/METHOD/SETTING/seedN``. A run whose
-record exists is skipped and one with a ``checkpoint_last.pt`` continues from it, so running the same command again
-resumes an interrupted sweep (``--force`` re-runs).
+This composes ``configs/FAMILY/NAME.yaml`` with ``method=METHOD`` as fairseq-hydra-train does (``--sweep``: the
+method's grid), runs fairseq-train once per (setting, seed), evaluates the best validation checkpoint and writes one
+``record.json`` per run folder, ``SAVE_ROOT/FAMILY/TASK/METHOD/SETTING/seedN``. Running the same command again skips
+the runs that have a record and resumes those with a ``checkpoint_last.pt`` (``--force`` re-runs).
 """
 
 import argparse
@@ -69,7 +67,8 @@ def add_common(p: argparse.ArgumentParser, family: str, default_seeds: str, data
     fresh = "start each fairseq command in a new Python, as --dry-run prints it, not in a fork of this one (which "
     fresh += "has fairseq imported: ~4 s less a run, the same results; --num-gpus above 1 always starts afresh)"
     add("--fresh-interpreter", dest="in_process", action="store_false", help=fresh)
-    progress = "seconds between progress lines on stderr; 0: none (default 30; fairseq's output is in train.log)"
+    progress = "seconds between refreshes of the progress bar on stderr (updates, rate, ETA, loss; a line per "
+    progress += "validation); 0: none (default 30; fairseq's output is in train.log)"
     add("--progress-every", type=float, default=30.0, metavar="SECONDS", help=progress)
     add("--config-dir", metavar="DIR", help="a configs/ folder of your own (default: the one installed)")
     add = p.add_argument_group("launching on Slurm (docs/cluster.md)").add_argument
@@ -160,14 +159,14 @@ def run(args: argparse.Namespace, given: List[str], only: Optional[str]) -> int:
     started = time.time()
     check_overrides(args.set or [], "--set")
     check_overrides(getattr(args, "probe_set", None) or [], "--probe-set")
-    code = getattr(runner, f"run_{args.family}")()
+    getattr(runner, f"run_{args.family}")()
     if slurm_plan is not None:
         return slurm.submit(args, given, slurm_plan)
     if only is not None and not runner.executor.only_seen:
         raise UserError(f"{only}: not among the runs these arguments give (were configs/ changed since submitting?)")
     if not args.dry_run:
         log(runner.executor.summary(started, args.save_root))
-    return code
+    return 0
 
 
 if __name__ == "__main__":

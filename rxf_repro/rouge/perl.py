@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from rxf_repro.cli import UserError
@@ -52,24 +53,20 @@ def rouge_home() -> str:
     check_perl()
     try:
         os.makedirs(cache, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".ROUGE-1.5.5-", dir=cache)
+        tmp = tempfile.TemporaryDirectory(prefix=".ROUGE-1.5.5-", dir=cache, ignore_cleanup_errors=True)
     except OSError as error:
         raise UserError(
             f"{cache}: cannot build ROUGE-1.5.5's data there ({error.strerror}); set RXF_ROUGE_HOME to a folder "
             "you can write"
         ) from None
-    try:
-        build = os.path.join(tmp, "ROUGE-1.5.5")
+    with tmp:
+        build = os.path.join(tmp.name, "ROUGE-1.5.5")
         shutil.copytree(source, build)
         exceptions = os.path.join(build, "data", "WordNet-2.0-Exceptions")
         # The script opens each file by its bare name: it must run inside that folder with "."; files2rouge/pyrouge
         # call it otherwise and get an empty database.
-        built = subprocess.run(
-            ["perl", "buildExeptionDB.pl", ".", "exc", "../WordNet-2.0.exc.db"],
-            cwd=exceptions,
-            capture_output=True,
-            text=True,
-        )
+        command = ["perl", "buildExeptionDB.pl", ".", "exc", "../WordNet-2.0.exc.db"]
+        built = subprocess.run(command, cwd=exceptions, capture_output=True, text=True)
         if built.returncode != 0:
             raise UserError(f"{exceptions}: buildExeptionDB.pl failed: {built.stderr.strip()[-500:]}")
         keys = wordnet_db_keys(os.path.join(build, "data", "WordNet-2.0.exc.db"))
@@ -80,8 +77,6 @@ def rouge_home() -> str:
         except OSError:  # another process finished first
             if not os.path.isfile(db):
                 raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return home
 
 
@@ -110,25 +105,19 @@ def perl_rouge(
     with tempfile.TemporaryDirectory(prefix="rxf-rouge-") as work:
         for i, ref, summ in documents:
             for name, text in ((f"m.A.{i}.txt", ref), (f"s.{i}.txt", summ)):
-                with open(os.path.join(work, name), "w", encoding="utf-8") as f:
-                    f.write(see_html(split_sentences(text, eos)))
+                Path(work, name).write_text(see_html(split_sentences(text, eos)), encoding="utf-8")
         # pyrouge's config: one EVAL per system summary, in the lexicographic order of their file names
-        peers = sorted(f"s.{i}.txt" for i, _, _ in documents)
+        evals = "".join(
+            f'<EVAL ID="{task_id}"><MODEL-ROOT>{work}</MODEL-ROOT><PEER-ROOT>{work}</PEER-ROOT>'
+            f'<INPUT-FORMAT TYPE="SEE"></INPUT-FORMAT><PEERS><P ID="1">{peer}</P></PEERS>'
+            f'<MODELS><M ID="A">m.A.{peer[2:]}</M></MODELS></EVAL>\n'
+            for task_id, peer in enumerate(sorted(f"s.{i}.txt" for i, _, _ in documents), start=1)
+        )
         config = os.path.join(work, "rouge_conf.xml")
-        with open(config, "w", encoding="utf-8") as f:
-            f.write('<ROUGE-EVAL version="1.55">\n')
-            for task_id, peer in enumerate(peers, start=1):
-                f.write(
-                    f'<EVAL ID="{task_id}"><MODEL-ROOT>{work}</MODEL-ROOT><PEER-ROOT>{work}</PEER-ROOT>'
-                    f'<INPUT-FORMAT TYPE="SEE"></INPUT-FORMAT><PEERS><P ID="1">{peer}</P></PEERS>'
-                    f'<MODELS><M ID="A">m.A.{peer[2:]}</M></MODELS></EVAL>\n'
-                )
-            f.write("</ROUGE-EVAL>\n")
+        Path(config).write_text(f'<ROUGE-EVAL version="1.55">\n{evals}</ROUGE-EVAL>\n', encoding="utf-8")
         # files2rouge: "-e DATA", its arguments (or -a's), then pyrouge's -m and the config
-        if rouge_args:
-            args = rouge_args.split()
-        else:
-            args = ["-c", "95", "-r", "1000", "-n", str(rouge_n), "-a"] + ([] if rouge_l else ["-x"])
+        default = ["-c", "95", "-r", "1000", "-n", str(rouge_n), "-a"] + ([] if rouge_l else ["-x"])
+        args = rouge_args.split() if rouge_args else default
         command = ["perl", os.path.join(home, "ROUGE-1.5.5.pl"), "-e", os.path.join(home, "data"), *args]
         command += ["-m", config] if stemming else [config]
         if verbose:

@@ -31,9 +31,9 @@ def tiny_run(script, *args, env):
 
 
 def read_records(root):
-    from rxf_repro.records import load_records
+    from rxf_repro.records import read_records
 
-    return load_records([str(root)])
+    return [dict(record.to_dict(), path=record.path) for record in read_records([str(root)])]
 
 
 TINY_GLUE = [

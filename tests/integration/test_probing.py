@@ -125,7 +125,7 @@ def test_the_degradation_protocol_end_to_end(toy_data, pretrained_roberta, tmp_p
     import shutil
     import subprocess
 
-    from rxf_repro.records import load_records
+    from rxf_repro.records import read_records
     from tests.helpers import REPO
 
     glue_bin = tmp_path / "glue-bin"
@@ -156,7 +156,7 @@ def test_the_degradation_protocol_end_to_end(toy_data, pretrained_roberta, tmp_p
         ["bash", os.path.join(REPO, "run_scripts", "probe.sh"), *args], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    found = load_records([str(tmp_path / "runs")])
+    found = [dict(r.to_dict(), path=r.path) for r in read_records([str(tmp_path / "runs")])]
     probes = [r for r in found if r["kind"] == "probe"]
     assert all(r["method"] == "r4f" and r["tiny"] for r in found)
     assert [r["kind"] for r in found] == ["probe", "probe"]  # the chain's fine-tunes are steps (finetune.json)
