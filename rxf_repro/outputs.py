@@ -14,6 +14,7 @@ import tempfile
 import time
 from typing import Any, Dict, Iterator, Optional, Sequence
 
+from rxf_repro import process
 from rxf_repro.cli import UserError
 
 MARKER = ".rxf-output.json"
@@ -51,7 +52,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _leftover_pid(name: str, base: str) -> Optional[int]:
+def leftover_pid(name: str, base: str) -> Optional[int]:
     """The pid in ``.BASE.tmp-PID-xxxx`` / ``.BASE.old-PID-xxxx``, or None for any other name."""
     found = re.match(rf"\.{re.escape(base)}(?:{re.escape(_TMP)}|{re.escape(_OLD)})(\d+)-", name)
     return int(found.group(1)) if found else None
@@ -66,7 +67,7 @@ def clean_leftovers(dest: str) -> None:
     except OSError:
         return
     for name in names:
-        pid = _leftover_pid(name, base)
+        pid = leftover_pid(name, base)
         if pid is None or pid_alive(pid):
             continue
         path = os.path.join(parent, name)
@@ -79,7 +80,9 @@ def clean_leftovers(dest: str) -> None:
 def check_destination(
     dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False, flag: str = "output folder"
 ) -> None:
-    """Refuse, before any work, a destination that would destroy something or could not be written."""
+    """Refuse, before any work, a destination that would destroy something or could not be written. A mount point (a
+    Docker bind mount) cannot be renamed over (``EBUSY``): ``output_folder`` writes inside it, so it must be empty or an
+    earlier output, ``--overwrite`` or not."""
     where = f"{flag} {dest}"
     if os.path.islink(dest):
         raise UserError(
@@ -90,62 +93,71 @@ def check_destination(
         raise UserError(f"{where}: exists and is not a folder")
     real = os.path.realpath(dest)
     for path in inputs:
-        inside = os.path.realpath(path)
-        if inside == real or inside.startswith(real.rstrip(os.sep) + os.sep):
+        if os.path.commonpath([real, os.path.realpath(path)]) == real:
             raise UserError(
                 f"{where}: is or contains the input {path}, which replacing it would delete; choose another folder"
             )
-    if os.path.isdir(dest) and os.listdir(dest) and not overwrite:
-        mark = owner(dest)
-        if mark is None or (mark.get("tool"), mark.get("kind")) != (tool, kind):
-            found = (
-                f"it was written by {mark['tool']} ({mark['kind']})" if mark else f"it has no {MARKER} naming {tool}"
-            )
-            raise UserError(
-                f"{where}: exists and is not an earlier {kind} output of {tool} ({found}); "
-                "choose another folder, or pass --overwrite to replace it"
-            )
-    existing = os.path.dirname(os.path.abspath(dest))
-    while not os.path.isdir(existing):
+    mount, base = os.path.ismount(dest), os.path.basename(os.path.abspath(dest))
+    held = [n for n in os.listdir(dest) if leftover_pid(n, base) is None] if os.path.isdir(dest) else []
+    mark = owner(dest)
+    if held and (mount or not overwrite) and (mark is None or (mark["tool"], mark["kind"]) != (tool, kind)):
+        found = f"it was written by {mark['tool']} ({mark['kind']})" if mark else f"it has no {MARKER} naming {tool}"
+        state, fix = "exists and", "choose another folder, or pass --overwrite to replace it"
+        if mount:
+            state = "is a mount point, which cannot be replaced, only written into, and"
+            fix = "empty it (--overwrite does not), or give a folder inside it"
+        raise UserError(f"{where}: {state} is not an earlier {kind} output of {tool} ({found}); {fix}")
+    existing = os.path.abspath(dest) if mount else os.path.dirname(os.path.abspath(dest))
+    while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = "a file" if os.path.isfile(existing) else "not a folder"
+        raise UserError(f"{where}: {existing} is {what}, so no folder can be made under it")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{where}: cannot write in {existing} (permission denied)")
 
 
-def _mode_for_umask() -> int:
-    """0o777 without the umask, read from /proc where it can be (``os.umask`` sets it to read it: a thread creating a
-    file meanwhile would get mode 0777 or 0666)."""
+def file_mode(new: int = 0o666) -> int:
+    """The mode ``open`` (0o666) or ``mkdir`` (0o777) gives, where ``mkstemp``'s 0600 would hide a file from the group;
+    the umask read from /proc where it can be (``os.umask`` sets it to read it, racing threads that create files)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
     except (OSError, StopIteration, ValueError, IndexError):
         umask = os.umask(0)
         os.umask(umask)
-    return 0o777 & ~umask
-
-
-def file_mode() -> int:
-    """The mode ``open`` gives a new file (``mkstemp``'s 0600 would hide a record from the group sharing the folder)."""
-    return 0o666 & _mode_for_umask()
+    return new & ~umask
 
 
 def replace_folder(tmp: str, dest: str) -> None:
-    """Put the finished folder ``tmp`` at ``dest``: old one aside, new one in, old one deleted."""
-    dest = os.path.abspath(dest)
-    parent, base = os.path.split(dest)
-    old = None
-    if os.path.lexists(dest):
-        old = tempfile.mkdtemp(prefix=f".{base}{_OLD}{os.getpid()}-", dir=parent)
-        os.rmdir(old)
-        os.rename(dest, old)
+    """Put the finished folder ``tmp`` at ``dest`` (absolute): old one aside, new one in, old one deleted."""
+    if not os.path.lexists(dest):
+        os.rename(tmp, dest)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}{_OLD}{os.getpid()}-", dir=os.path.dirname(dest))
+    os.rmdir(old)
+    os.rename(dest, old)
     try:
         os.rename(tmp, dest)
     except OSError:
-        if old is not None:
-            os.rename(old, dest)
+        os.rename(old, dest)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)  # what cannot be deleted now, the next run cleans up
+    shutil.rmtree(old, ignore_errors=True)  # what cannot be deleted now, the next run cleans up
+
+
+def move_into(tmp: str, dest: str) -> None:
+    """``replace_folder`` for a mount point: the new marker first (a run killed during the moves leaves an earlier
+    output, which the next run replaces), the old entries out into a leftover, the new ones in."""
+    base = os.path.basename(dest)
+    with process.interrupts_deferred():
+        os.replace(os.path.join(tmp, MARKER), os.path.join(dest, MARKER))
+        old = tempfile.mkdtemp(prefix=f".{base}{_TMP}{os.getpid()}-", dir=dest)
+        for name in os.listdir(dest):
+            if name != MARKER and leftover_pid(name, base) is None:
+                os.rename(os.path.join(dest, name), os.path.join(old, name))
+        for name in os.listdir(tmp):
+            os.rename(os.path.join(tmp, name), os.path.join(dest, name))
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -159,23 +171,24 @@ def output_folder(
     flag: str = "output folder",
     info: Optional[Dict[str, Any]] = None,
 ) -> Iterator[str]:
-    """A temporary folder beside ``dest`` that becomes ``dest`` (with the marker) only if the block succeeds: an
-    exception, Ctrl-C or SIGTERM (``rxf_repro.process``) leaves ``dest`` as it was and no temporary folder."""
+    """A temporary folder beside ``dest`` (inside it if ``dest`` is a mount point) that becomes ``dest`` (with the
+    marker) only if the block succeeds: an exception, Ctrl-C or SIGTERM (``rxf_repro.process``) leaves ``dest`` as it
+    was and no temporary folder."""
     check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite, flag=flag)
     dest = os.path.abspath(dest)
-    parent, base = os.path.split(dest)
+    base = os.path.basename(dest)
+    parent = dest if os.path.ismount(dest) else os.path.dirname(dest)
     try:
         os.makedirs(parent, exist_ok=True)
-        clean_leftovers(dest)
+        clean_leftovers(os.path.join(parent, base))
         tmp = tempfile.mkdtemp(prefix=f".{base}{_TMP}{os.getpid()}-", dir=parent)
     except OSError as error:
         raise UserError(f"{flag} {dest}: cannot create it ({error.strerror})") from None
     try:
         yield tmp
-        marker = dict(info or {}, tool=tool, kind=kind, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        write_file_atomically(os.path.join(tmp, MARKER), json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, _mode_for_umask())  # mkdtemp's 0700 would hide the output from the group
-        replace_folder(tmp, dest)
+        write_note(tmp, MARKER, dict(info or {}, tool=tool, kind=kind, created=time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+        os.chmod(tmp, file_mode(0o777))
+        (move_into if parent == dest else replace_folder)(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

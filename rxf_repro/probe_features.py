@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 
 import torch
@@ -57,8 +56,7 @@ def main(cfg) -> tuple:
     torch.manual_seed(cfg.common.seed)
     task = tasks.setup_task(cfg.task)
     model = task.build_model(cfg.model)  # the probe task freezes the encoder and removes its dropout
-    state = checkpoint_utils.load_checkpoint_to_cpu(restore)
-    model.load_state_dict(state["model"], strict=True, model_cfg=cfg.model)
+    model.load_state_dict(checkpoint_utils.load_checkpoint_to_cpu(restore)["model"], strict=True, model_cfg=cfg.model)
     model.eval()
     head = model.classification_heads[cfg.task.classification_head_name]
     positions = utils.resolve_max_positions(task.max_positions(), model.max_positions())
@@ -107,10 +105,6 @@ def cli_main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        level=logging.INFO,
-        stream=sys.stdout,
-    )
+    import fairseq_cli.train  # noqa: F401  (logging as fairseq-train's: on stdout, at $LOGLEVEL)
+
     cli_main()

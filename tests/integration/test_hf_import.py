@@ -545,7 +545,7 @@ def _pretend_mount_point(monkeypatch, dest):
 def _assert_an_import_in_place(dest, parent_before):
     names = sorted(os.listdir(dest))
     assert {"model.pt", "dict.txt", "vocab.txt", "import.json", outputs.MARKER} <= set(names), names
-    assert not [n for n in names if n.startswith(".rxf-import-hf.")], names
+    assert not [n for n in names if n.startswith(f".{dest.name}.")], names  # no temporary folder left
     assert sorted(os.listdir(dest.parent)) == parent_before
     assert outputs.owner(str(dest))["tool"] == "rxf-import-hf"
 
@@ -563,7 +563,7 @@ def test_a_mount_point_dest_is_built_inside_it_and_replaced_inside_it(tiny_bert,
     assert os.stat(dest).st_ino == inode
     # again into the earlier import, with what a killed import left in it and a file this one does not write
     (dest / "stale.txt").write_text("from an earlier import")
-    (dest / ".rxf-import-hf.old-99999999-abcd").mkdir()
+    (dest / f".{dest.name}.tmp-99999999-abcd").mkdir()
     first = (dest / "import.json").read_text()
     proc = import_hf(tiny_bert / "txt", dest)
     assert proc.returncode == 0, proc.stdout[-3000:]
