@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rxf_repro import status
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RXF_RUN = os.path.join(os.path.dirname(sys.executable), "rxf-run")
 
@@ -98,8 +100,7 @@ def main() -> int:
     run = next(requeued.glob("glue/rte/r3f/*/seed1"))
     while not ((run / "train.log").exists() and "Saved checkpoint" in (run / "train.log").read_text()):
         time.sleep(0.1)
-    job = json.loads((run / "slurm-job.json").read_text())["job_id"]
-    subprocess.run(["scontrol", "requeue", job], check=True)
+    subprocess.run(["scontrol", "requeue", status.job_of(str(run))], check=True)
     timed(with_options(argv, *slurm))
     requeued_wall = time.time() - started
     record = json.loads((run / "record.json").read_text())

@@ -209,17 +209,11 @@ def run_argv(name: str, data: Dict[str, str], size: dict, precision: str, device
 
 
 def parse_log(text: str) -> Dict:
-    """The json log lines of fairseq-train: every train_inner entry, the final train entry, overflow notes."""
-    from rxf_repro.attempts import json_record
+    """The json log lines of fairseq-train: every train_inner entry, and how many overflows it noted."""
+    from rxf_repro.attempts import json_log
 
-    inner, final = [], None
-    for line in text.splitlines():
-        entry = json_record(line, "train_inner")
-        if entry is not None:
-            inner.append(entry)
-        final = json_record(line, "train") or final
-    overflows = len(re.findall(r"gradient overflow detected|AMP: overflow detected", text))
-    return {"inner": inner, "final": final, "overflows": overflows}
+    inner = json_log([(None, line) for line in text.splitlines()], "train_inner")
+    return {"inner": inner, "overflows": len(re.findall(r"gradient overflow detected|AMP: overflow detected", text))}
 
 
 def spectral_norms(checkpoint: str) -> Dict[str, float]:
@@ -272,7 +266,8 @@ def finish_training(run: Dict) -> Dict:
         run["timed_out"] = True
     seconds = time.time() - run["started"]
     run["log"].close()
-    text = open(save + ".log", encoding="utf-8").read()
+    with open(save + ".log", encoding="utf-8") as f:
+        text = f.read()
     proc = subprocess.CompletedProcess(run["proc"].args, returncode, stdout=text)
     log = parse_log(proc.stdout)
     losses = [float(e["loss"]) for e in log["inner"] if "loss" in e]
@@ -492,7 +487,8 @@ def cost_check(size, device: str, out: str) -> Dict:
         result["failures"].append(f"benchmarks/cost.py exited {proc.returncode}: {proc.stdout[-2000:]}")
         return result
     result["table"] = proc.stdout[proc.stdout.index("|") :].strip() if "|" in proc.stdout else ""
-    result["results"] = json.load(open(path))["results"]
+    with open(path, encoding="utf-8") as f:
+        result["results"] = json.load(f)["results"]
     return result
 
 

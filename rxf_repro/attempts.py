@@ -3,14 +3,14 @@
 A run interrupted and resumed is several fairseq-train processes, each appending to the run's log behind a header and,
 if it was not killed, a footer with its exit status. A record is computed from every attempt since the last fresh
 start: the best validation across them (fairseq carries its best value over a resume and overwrites
-``checkpoint_best.pt`` on ties), times summed over attempts (read from fairseq's one-second time stamps).
-"""
+``checkpoint_best.pt`` on ties), times summed over attempts (read from fairseq's one-second time stamps)."""
 
 import json
 import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro.cli import UserError
@@ -78,10 +78,7 @@ def read_attempts(log_text: str) -> List[Attempt]:
 
 def read_log(path: str) -> List[Attempt]:
     """The attempts of the run log at ``path`` since its last fresh start ([] if there is none)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return read_attempts(f.read())
+    return read_attempts(Path(path).read_text(encoding="utf-8", errors="replace")) if os.path.exists(path) else []
 
 
 def json_record(line: str, tag: str) -> Optional[Dict[str, Any]]:
@@ -131,8 +128,7 @@ def best_validation(
     if at:
         return Best(*at[-1])
     sign = 1.0 if maximize else -1.0
-    best = max(sign * float(r[key]) for _, r in valid)
-    return Best(*[(i, r) for i, r in valid if sign * float(r[key]) == best][-1])
+    return Best(*max(reversed(valid), key=lambda found: sign * float(found[1][key])))  # the last of the best
 
 
 def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[float]]:
@@ -147,18 +143,14 @@ def validation_curve(attempts: Sequence[Attempt], metric: str) -> List[List[floa
     return [[update, value] for update, value in sorted(curve.items())]
 
 
-def _training_start(attempt: Attempt) -> Optional[float]:
-    """Seconds from the attempt's start to its first training step; None if it never trained."""
-    return next((e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None), None)
-
-
-def _training_time(attempt: Attempt, began: Optional[float]) -> Optional[float]:
-    """fairseq's "done training in X seconds"; a killed attempt's from its first training step to its last
-    time-stamped line. None if it never trained."""
+def _training(attempt: Attempt) -> Tuple[Optional[float], Optional[float]]:
+    """(seconds from its start to its first training step, its training time: fairseq's "done training in X seconds",
+    a killed attempt's from its first training step to its last time-stamped line); None where it never trained."""
+    began = next((e for e, line in attempt.lines if _BEGIN_TRAINING in line and e is not None), None)
     done = [float(m.group(1)) for _, line in attempt.lines for m in [_DONE_RE.search(line)] if m]
     if done:
-        return done[-1]
-    return max(0.0, attempt.last_elapsed() - began) if began is not None else None
+        return began, done[-1]
+    return began, None if began is None else max(0.0, attempt.last_elapsed() - began)
 
 
 def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
@@ -167,14 +159,13 @@ def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
     training step), ``startup_s`` (each attempt's start to its first training step), ``wall_time_s`` and
     ``train_wall_s`` (None where no attempt trained)."""
     elapsed = best.record.get("_elapsed")
-    starts = [_training_start(a) for a in attempts]
-    train = [_training_time(a, s) for a, s in zip(attempts, starts)]
-    began = starts[best.attempt]
+    trained = [_training(a) for a in attempts]
+    began = trained[best.attempt][0]
     to_best = None
     if elapsed is not None and began is not None:
-        to_best = round(sum(s or 0.0 for s in train[: best.attempt]) + max(0.0, elapsed - began), 2)
-    train = [s for s in train if s is not None]
-    starts = [s for s in starts if s is not None]
+        to_best = round(sum(t or 0.0 for _, t in trained[: best.attempt]) + max(0.0, elapsed - began), 2)
+    train = [t for _, t in trained if t is not None]
+    starts = [s for s, _ in trained if s is not None]
     return {
         "time_to_best_s": to_best,
         "startup_s": round(sum(starts), 2) if starts else None,

@@ -1,8 +1,7 @@
 """``configs/``: the paper's hyper-parameters as fairseq-hydra-train configs (``glue/`` for GLUE and XNLI,
 ``summarization/``; ``method/*.yaml`` with their search grids as ``hydra.sweeper.params``), and the one way the harness
 reads them: ``compose``, as fairseq-hydra-train composes them. A non-editable install ships them inside the package
-(``rxf_repro/configs``, copied there by setup.py); a source checkout reads the repository's ``configs/``.
-"""
+(``rxf_repro/configs``, copied there by setup.py); a source checkout reads the repository's ``configs/``."""
 
 import functools
 import logging
@@ -36,7 +35,6 @@ def read_yaml(path: str) -> Dict[str, Any]:
 
 
 def methods(family: str, root: Optional[str] = None) -> List[str]:
-    """The method files of a family's folder."""
     path = os.path.join(folder(family, root), "method")
     return sorted(name[:-5] for name in os.listdir(path) if name.endswith(".yaml"))
 

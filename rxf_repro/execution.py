@@ -2,8 +2,7 @@
 every family and protocol of ``rxf-run`` hands it to, which alone: prints the commands (``--dry-run``); takes the run's
 lock (``runlock``); skips a recorded run (``--force`` starts it afresh); trains or resumes it, every attempt in
 ``train.log``; finds the validation behind ``checkpoint_best.pt``; runs the spec's evaluation; writes the record once.
-A *unit* is what one process trains under one lock: a run, or a protocol whose steps each start from the one before.
-"""
+A *unit* is what one process trains under one lock: a run, or a protocol whose steps each start from the one before."""
 
 import contextlib
 import glob
@@ -39,14 +38,6 @@ def fairseq_tool(tool: str) -> List[str]:
     return [sys.executable, "-m", f"fairseq_cli.{tool}"]
 
 
-def in_process_module(command: Sequence[str]) -> Optional[str]:
-    """The module of a ``python -m fairseq_cli.X`` (or probe fitter) command this interpreter can run in a fork."""
-    if len(command) > 2 and command[0] == sys.executable and command[1] == "-m":
-        if command[2].startswith("fairseq_cli.") or command[2] == PROBE_FEATURES:
-            return command[2]
-    return None
-
-
 def preload(module: str) -> None:
     """Import a fairseq_cli module before forking, so that no run pays for it again, and torch._dynamo, which torch's
     optimizers import at their first step (1.5 s a run otherwise). The import's logging setup is undone."""
@@ -58,11 +49,10 @@ def preload(module: str) -> None:
 
 
 def fairseq_main(module: str, argv: Sequence[str]) -> int:
-    """In a forked child: what ``python -m MODULE ARGV...`` does, in this already-started interpreter: fairseq's
-    logging on stdout at ``$LOGLEVEL``, ``$OMP_NUM_THREADS`` threads, then the module's ``cli_main`` (fairseq seeds
-    every generator from ``--seed`` itself, so the run is the same run)."""
+    """In a forked child: ``python -m MODULE ARGV...`` in this already-started interpreter, fairseq's logging on stdout
+    at ``$LOGLEVEL`` (force: as a fresh interpreter's; rxf-demo sets the root logger) and ``$OMP_NUM_THREADS`` threads.
+    fairseq seeds every generator from ``--seed`` itself: the run is the same run."""
     level = os.environ.get("LOGLEVEL", "INFO").upper()
-    # force: the root logger's handlers and level as a fresh interpreter's (rxf-demo sets them)
     logging.basicConfig(format=FAIRSEQ_LOG_FORMAT, datefmt=attempts.STAMP, level=level, stream=sys.stdout, force=True)
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads and threads.isdigit():
@@ -83,17 +73,18 @@ def stream(
     in_process: bool = False,
 ) -> Tuple[int, attempts.Attempt]:
     """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output appended behind an attempt
-    header, each line timed as it arrives and shown to ``progress``. With ``in_process`` a fairseq_cli command runs in
-    a fork of this interpreter (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate."""
+    header, each line timed as it arrives and shown to ``progress``. With ``in_process`` the ``python -m MODULE ...``
+    (every command rxf-run runs: a fairseq_cli tool or the probe fitter) runs in a fork of this interpreter
+    (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate."""
     previous = attempts.read_log(log_path)
     current = attempts.Attempt(previous[-1].number + 1 if previous else 1, resumed, time.time())
+    progress = progress or Progress(None, every=0)
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
         logf.write(attempts.header(current.number, resumed, current.started, shlex.join(command)))
         logf.flush()
-        module = in_process_module(command) if in_process else None
-        if module is not None:
-            preload(module)
-            proc: Any = process.ForkedChild(fairseq_main, (module, command[3:]))
+        if in_process:
+            preload(command[2])
+            proc: Any = process.ForkedChild(fairseq_main, (command[2], command[3:]))
         else:
             env = dict(os.environ, PYTHONUNBUFFERED="1")
             proc = process.start_child(
@@ -105,18 +96,15 @@ def stream(
                 logf.write(line)
                 logf.flush()
                 current.lines.append((time.time() - current.started, line.rstrip("\n")))
-                if progress is not None:
-                    progress.line(line)
-        if progress is not None:
-            progress.close()
+                progress.line(line)
+        progress.close()
         current.exit_code, current.wall_s = proc.wait(), time.time() - current.started
         logf.write(attempts.footer(current.number, current.exit_code, current.wall_s))
     return current.exit_code, current
 
 
 def checkpoint_update(path: str) -> int:
-    """The update a fairseq checkpoint was saved at, read without loading its tensors; one line saying what to do if
-    the file is unreadable (truncated by a kill during saving, or not a checkpoint at all)."""
+    """The update a fairseq checkpoint was saved at, read without loading its tensors."""
     import torch
 
     import rxf_fairseq.checkpoint_compat as compat
@@ -155,7 +143,6 @@ def max_update_of(argv: Sequence[str]) -> Optional[int]:
 class Trained:
     """Every attempt since the run's fresh start and the validation behind its best checkpoint."""
 
-    run_dir: str
     attempts: List[attempts.Attempt]
     best: attempts.Best
     curve: List[List[float]]  # [[update, value], ...] of the checkpoint metric at every validation
@@ -177,10 +164,6 @@ class RunSpec:
     shown: List[List[str]] = field(default_factory=list)
     record_name: str = records.RECORD_NAME
     keep_last: bool = True
-
-    @property
-    def best_checkpoint(self) -> str:
-        return os.path.join(self.run_dir, "checkpoint_best.pt")
 
     @property
     def record_path(self) -> str:
@@ -244,14 +227,22 @@ class Executor:
                 self._unit = None
 
     def start_afresh(self, folder: str) -> None:
-        """``--force``: empty the unit's folder once. A Slurm job requeued after it did so resumes instead (its note
-        names the job), so a preempted forced sweep neither starts over nor mixes old steps with new ones."""
+        """``--force``: empty the unit's folder once, but its lock, its holder's note and its Slurm job. A Slurm job
+        requeued after it did so resumes instead (its note names the job), so a preempted forced sweep neither starts
+        over nor mixes old steps with new ones."""
         job = runlock.slurm_job()
         if job is not None and outputs.read_note(folder, runlock.FORCED_NAME).get("job_id") == job:
             log(f"  --force: {folder} was started afresh by this job's first execution; resuming it")
             return
         log(f"  --force: starting {folder} afresh")
-        clear_run_dir(folder)
+        for name in os.listdir(folder):
+            if name in runlock.KEPT or any(name.startswith(f".{kept}.tmp-") for kept in runlock.KEPT):
+                continue  # a kept file, or one being written (write_file_atomically's temporary name)
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
         if job is not None:
             outputs.write_note(folder, runlock.FORCED_NAME, {"job_id": job})
 
@@ -268,9 +259,7 @@ class Executor:
                 print(shlex.join(command), flush=True)
         if self.dry_run or self.plan is not None:
             return None
-        if self._unit is not None:
-            return self.locked_run(spec)
-        with self.unit(spec.run_dir) as mine:
+        with contextlib.nullcontext(True) if self._unit is not None else self.unit(spec.run_dir) as mine:
             return self.locked_run(spec) if mine else None
 
     def locked_run(self, spec: RunSpec) -> Optional[Dict[str, Any]]:
@@ -307,11 +296,11 @@ class Executor:
         command: List[str],
         run_dir: str,
         log_name: str,
+        *,
         resumed: bool = False,
         progress: Optional[Progress] = None,
     ) -> attempts.Attempt:
-        """One attempt of ``command``, its output appended to ``run_dir/log_name``; one error with the log's tail if
-        it fails."""
+        """One attempt of ``command``, appended to ``run_dir/log_name``; a failure is one error with the log's tail."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
         code, current = stream(command, log_path, resumed=resumed, progress=progress, in_process=self.in_process)
@@ -322,7 +311,8 @@ class Executor:
 
     def train(self, spec: RunSpec) -> Trained:
         """Train or resume the run (or read back one whose training had finished before it was recorded)."""
-        last, log_path = os.path.join(spec.run_dir, "checkpoint_last.pt"), os.path.join(spec.run_dir, "train.log")
+        last, best = os.path.join(spec.run_dir, "checkpoint_last.pt"), os.path.join(spec.run_dir, "checkpoint_best.pt")
+        log_path = os.path.join(spec.run_dir, "train.log")
         command, max_update = spec.train, max_update_of(spec.train)
         update = checkpoint_update(last) if os.path.exists(last) else None
         # killed after fairseq's last save but before it exited: resuming would train an update more than asked
@@ -342,10 +332,11 @@ class Executor:
         found = attempts.read_log(log_path) if update is not None else []  # the attempts since the fresh start
         if not finished:
             progress = Progress(max_update, metric, every=self.progress_every)
-            found.append(self.execute(command, spec.run_dir, "train.log", update is not None, progress))
-        saved = checkpoint_update(spec.best_checkpoint) if os.path.exists(spec.best_checkpoint) else None
-        best = attempts.best_validation(found, metric, maximize, log_path, saved)
-        return Trained(spec.run_dir, found, best, attempts.validation_curve(found, metric))
+            attempt = self.execute(command, spec.run_dir, "train.log", resumed=update is not None, progress=progress)
+            found.append(attempt)
+        saved = checkpoint_update(best) if os.path.exists(best) else None
+        validation = attempts.best_validation(found, metric, maximize, log_path, saved)
+        return Trained(found, validation, attempts.validation_curve(found, metric))
 
     def summary(self, started: float, save_root: str) -> str:
         elsewhere = self.tally["trained elsewhere"]
@@ -354,16 +345,3 @@ class Executor:
             + (f", {elsewhere} being trained by another process" if elsewhere else "")
             + f", in {tqdm.format_interval(time.time() - started)}; records under {save_root}"
         )
-
-
-def clear_run_dir(run_dir: str) -> None:
-    """Delete what a run folder holds (checkpoints, logs, records, a protocol's step folders) but its lock, its
-    holder's note and its Slurm job: ``--force`` empties the folder of a run this process holds."""
-    for name in os.listdir(run_dir):
-        if name in runlock.KEPT or any(name.startswith(f".{kept}.tmp-") for kept in runlock.KEPT):
-            continue  # a kept file, or one being written (write_file_atomically's temporary name)
-        path = os.path.join(run_dir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)

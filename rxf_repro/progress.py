@@ -26,14 +26,9 @@ class Progress:
         train = json_record(text, "train_inner")
         if train is not None and "num_updates" in train:
             update = int(float(train["num_updates"]))
-            if self.bar is None:  # sys.stderr now, not at import: a forked rxf-run has its own
+            if self.bar is None:  # on sys.stderr as it is now (tqdm's default): a forked rxf-run has its own
                 self.bar = _Bar(
-                    desc="    training",
-                    total=self.max_update,
-                    initial=update,
-                    unit="update",
-                    mininterval=self.every,
-                    file=sys.stderr,
+                    desc="    training", total=self.max_update, initial=update, unit="update", mininterval=self.every
                 )
             self.bar.set_postfix(loss=train.get("loss"), refresh=False)
             self.bar.update(update - self.bar.n)

@@ -1,7 +1,5 @@
-"""Where a measured number comes from: date, commit, machine. Every results JSON carries it.
-
-Standard library only (torch and fairseq versions are read from package metadata, not imported).
-"""
+"""Where a measured number comes from: date, commit, machine. Every results JSON carries it. Standard library only
+(torch and fairseq versions are read from package metadata, not imported)."""
 
 import datetime
 import os
@@ -15,9 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _git(*args: str) -> Optional[str]:
     try:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+        return subprocess.check_output(
+            ["git", *args], cwd=REPO, text=True, timeout=10, stderr=subprocess.DEVNULL
+        ).strip()
     except (OSError, subprocess.SubprocessError):
         return None
 

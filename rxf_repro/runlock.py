@@ -1,10 +1,8 @@
 """One run, one trainer: a file lock per run folder (``filelock``), held from before its record is looked at until it
 is written, by local runs and Slurm jobs alike; another call skips the run naming the holder (``.rxf-run.owner``). The
-kernel drops the lock when its holder ends: no stale lock. Across nodes it needs a file system with locks.
-"""
+kernel drops the lock when its holder ends: no stale lock. Across nodes it needs a file system with locks."""
 
 import contextlib
-import errno
 import logging
 import os
 import socket
@@ -27,6 +25,7 @@ OWNER_NAME = ".rxf-run.owner"
 JOB_NAME = "slurm-job.json"  # the Slurm job a unit was submitted as, or is trained by (rxf_repro/slurm.py)
 FORCED_NAME = ".rxf-run.forced"  # the Slurm job whose --force emptied the unit (execution.Executor.start_afresh)
 KEPT = (LOCK_NAME, OWNER_NAME, JOB_NAME)  # what ``--force`` keeps when it empties a run folder
+NO_LOCKS = "rxf-run needs a file system with locks (NFS v4, Lustre with -o flock, GPFS)"
 WAIT_S = 5.0  # how long a trainer waits for a lock: a status probe holds it for an instant
 
 
@@ -59,18 +58,14 @@ def holding(folder: str) -> Iterator[bool]:
     os.makedirs(folder, exist_ok=True)
     lock = _lock(folder, WAIT_S)
     try:
-        lock.acquire()
+        acquired = lock.acquire()
     except filelock.Timeout:
         yield False
         return
     except OSError as error:
-        why = (
-            "the folder is someone else's"
-            if error.errno in (errno.EACCES, errno.EPERM)
-            else "rxf-run needs a file system with locks (NFS v4, Lustre with -o flock, GPFS)"
-        )
+        why = "the folder is someone else's" if isinstance(error, PermissionError) else NO_LOCKS
         raise UserError(f"{folder}: cannot lock {LOCK_NAME} ({error.strerror}): {why}") from None
-    try:
+    with acquired:  # released on leaving the block
         owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -80,8 +75,6 @@ def holding(folder: str) -> Iterator[bool]:
         }
         outputs.write_note(folder, OWNER_NAME, owner)
         yield True
-    finally:
-        lock.release()
 
 
 def held_by_another(folder: str) -> Optional[Dict[str, Any]]:
@@ -89,12 +82,10 @@ def held_by_another(folder: str) -> Optional[Dict[str, Any]]:
     takes the lock for an instant."""
     if not os.path.exists(os.path.join(folder, LOCK_NAME)):
         return None
-    lock = _lock(folder)
     try:
-        lock.acquire()
+        with _lock(folder):
+            return None
     except filelock.Timeout:
         return outputs.read_note(folder, OWNER_NAME)
     except OSError:
         return None
-    lock.release()
-    return None

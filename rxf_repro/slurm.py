@@ -3,8 +3,7 @@
 recorded, trained elsewhere or queued already; each task runs ``rxf-run`` again restricted to its unit, so Slurm's runs
 are trained, resumed and recorded by the local code, under the same lock. A time-limit warning or a preemption requeues
 the job (``RunJob.checkpoint``), whose next execution resumes the run: ``--wait`` follows the jobs until they have
-ended for good, then looks for the records. docs/cluster.md tells the whole story.
-"""
+ended for good, then looks for the records. docs/cluster.md tells the whole story."""
 
 import argparse
 import datetime
@@ -12,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from typing import Any, Dict, List, Sequence
 
@@ -68,10 +66,11 @@ class RunJob:
         return import_submitit().helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-def write_job(unit: str, job_id: str, paths: Any, **when: Any) -> None:
-    """The unit's ``slurm-job.json``: its job, the job's log files (submitit's) and when it was submitted or claimed."""
-    note = {"job_id": job_id, **when, "stdout": str(paths.stdout), "stderr": str(paths.stderr)}
-    outputs.write_note(unit, runlock.JOB_NAME, note)
+def write_job(unit: str, job: Any, event: str, **extra: Any) -> None:
+    """The unit's ``slurm-job.json``: its job (submitit's), when it was ``event`` (submitted, claimed), its logs."""
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    paths = {"stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
+    outputs.write_note(unit, runlock.JOB_NAME, {"job_id": job.job_id, event: now, **extra, **paths})
 
 
 def claim(unit: str) -> None:
@@ -79,7 +78,7 @@ def claim(unit: str) -> None:
     another submission's, queued for the same unit by a concurrent rxf-run, whose task then skips it)."""
     job = import_submitit().JobEnvironment()
     if status.job_of(unit) != job.job_id:
-        write_job(unit, job.job_id, job.paths, claimed=datetime.datetime.now().isoformat(timespec="seconds"))
+        write_job(unit, job, "claimed")
 
 
 def slurm_set(text: str) -> Dict[str, Any]:
@@ -92,9 +91,7 @@ def slurm_set(text: str) -> Dict[str, Any]:
     if name in OWN_OPTIONS:
         raise argparse.ArgumentTypeError(f"{text!r}: use {OWN_OPTIONS[name]} instead")
     if name in SET_BY_RXF_RUN:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: rxf-run sets --{name} itself (one run per job, its logs, its signal)"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r}: rxf-run sets --{name} itself (one job, its logs, its signal)")
     return {key.replace("-", "_"): value if value else True}  # requeue= -> #SBATCH --requeue
 
 
@@ -127,19 +124,15 @@ def units_of(planned: Sequence[Planned]) -> Dict[str, List[Planned]]:
 
 def to_submit(units: Dict[str, List[Planned]]) -> List[str]:
     """The units that need a job: some run without its record, nobody training it, no live job queued for it."""
-    pending = []
-    for unit, runs in units.items():
-        if all(item.done for item in runs):
-            log(f"  done already: {unit} (--force re-runs)")
-        else:
-            pending.append(unit)
+    pending = [unit for unit, runs in units.items() if not all(item.done for item in runs)]
     jobs = {unit: status.job_of(unit) for unit in pending}
     live = status.job_states([job for job in jobs.values() if job]) or {}
     chosen = []
-    for unit in pending:
-        holder = runlock.held_by_another(unit)
-        job = jobs[unit]
-        if holder is not None:
+    for unit in units:
+        job = jobs.get(unit)
+        if unit not in pending:
+            log(f"  done already: {unit} (--force re-runs)")
+        elif (holder := runlock.held_by_another(unit)) is not None:
             log(f"  skipped: {unit} is being trained by {runlock.owner_text(holder)}")
         elif job and status.SLURM_STATES.get(live.get(job, ""), "") in ("queued", "running"):
             log(f"  skipped: {unit} is in Slurm job {job} already ({live[job]})")
@@ -172,9 +165,8 @@ def submit(args: Any, argv: Sequence[str], planned: Sequence[Planned]) -> int:
         jobs = executor.map_array(RunJob(), [list(argv)] * len(chosen), [os.getcwd()] * len(chosen), chosen)
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError) as error:
         raise UserError(f"sbatch refused the job array: {str(error).strip().splitlines()[-1]}") from None
-    now = datetime.datetime.now().isoformat(timespec="seconds")
     for unit, job in zip(chosen, jobs):
-        write_job(unit, job.job_id, job.paths, submitted=now, runs=[item.spec.run_dir for item in units[unit]])
+        write_job(unit, job, "submitted", runs=[item.spec.run_dir for item in units[unit]])
     array, parallel = jobs[0].job_id.split("_")[0], parameters["slurm_array_parallelism"]
     print(
         f"rxf-run: submitted {len(chosen)} unit(s) as Slurm job array {array} ({parallel} at a time) in "
@@ -213,10 +205,7 @@ def wait(args: Any, units: Dict[str, List[Planned]]) -> int:
     asked = [path for paths in records.values() for path in paths]
     missing = [path for path in asked if not os.path.exists(path)]
     if missing:
-        print(
-            f"rxf-run: {len(missing)} of {len(asked)} run(s) have no record: rxf-run status {args.save_root}",
-            file=sys.stderr,
-        )
+        log(f"rxf-run: {len(missing)} of {len(asked)} run(s) have no record: rxf-run status {args.save_root}")
         return 1
     print(f"rxf-run: all {len(asked)} run(s) have their record under {args.save_root}", flush=True)
     return 0

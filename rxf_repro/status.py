@@ -3,13 +3,14 @@
 ``done`` (its record is there), ``running`` (a process holds its lock, or its Slurm job has started), ``queued`` (its
 Slurm job waits), ``failed`` (the last error line and the log follow) or ``interrupted`` (killed, cancelled, out of
 time). Slurm's view comes from the job id in the unit's ``slurm-job.json``, asked of ``squeue`` then ``sacct``: it
-works after the submitting process has gone, without accounting, and for local runs, which have no job.
-"""
+works after the submitting process has gone, without accounting, and for local runs, which have no job."""
 
 import os
 import re
 import subprocess
 import sys
+from collections import Counter
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from rxf_repro import attempts, outputs, records, runlock
@@ -37,29 +38,21 @@ def _expand(job_id: str) -> List[str]:
     found = re.fullmatch(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]", job_id)
     if not found:
         return [job_id]
-    out = []
-    for part in found.group(2).split(","):
-        first, _, last = part.partition("-")
-        out += [f"{found.group(1)}_{task}" for task in range(int(first), int(last or first) + 1)]
-    return out
+    ranges = re.findall(r"(\d+)(?:-(\d+))?", found.group(2))
+    return [f"{found.group(1)}_{task}" for first, last in ranges for task in range(int(first), int(last or first) + 1)]
 
 
 def _query(command: List[str]) -> Optional[Dict[str, str]]:
-    """``JOB|STATE`` lines of squeue or sacct as a dict; None when the command could not answer (missing, timed out,
-    slurmctld or slurmdbd unreachable). A job id the command does not know is an answer: no line for it."""
+    """``JOB|STATE`` lines of squeue or sacct as a dict (``CANCELLED by 0`` -> ``CANCELLED``); None when the command
+    could not answer (missing, timed out, slurmctld or slurmdbd unreachable). A job id it does not know: no line."""
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:
         return {} if "Invalid job id" in result.stderr else None
-    states = {}
-    for line in result.stdout.splitlines():
-        job, _, state = line.strip().partition("|")
-        if job and state:
-            for one in _expand(job):
-                states[one] = state.split()[0]  # "CANCELLED by 0" -> CANCELLED
-    return states
+    lines = [line.strip().split("|", 1) for line in result.stdout.splitlines() if "|" in line]
+    return {one: state.split()[0] for job, state in lines if job and state for one in _expand(job)}
 
 
 def job_states(jobs: Iterable[str]) -> Optional[Dict[str, str]]:
@@ -102,24 +95,17 @@ def _error_line(lines: Iterable[str]) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def _tail(path: Optional[str]) -> str:
-    if not path or not os.path.isfile(path):
-        return "(no log)"
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return _error_line(f.read().splitlines()[-200:])
-
-
 def _last_update(attempt: Optional[attempts.Attempt]) -> str:
-    for _, line in reversed(attempt.lines if attempt else []):
-        train = attempts.json_record(line, "train_inner")
-        if train and "num_updates" in train:
-            return f"; update {train['num_updates']}"
-    return ""
+    trained = [r for r in attempts.json_log(attempt.lines, "train_inner") if "num_updates" in r] if attempt else []
+    return f"; update {trained[-1]['num_updates']}" if trained else ""
 
 
 def _job_failed(unit: str, why: str) -> Tuple[str, str]:
     stderr = outputs.read_note(unit, runlock.JOB_NAME).get("stderr")  # the job's own log (submitit's)
-    return "failed", f"{_tail(stderr)} ({why}; log: {stderr})"
+    error = "(no log)"
+    if stderr and os.path.isfile(stderr):
+        error = _error_line(Path(stderr).read_text(encoding="utf-8", errors="replace").splitlines()[-200:])
+    return "failed", f"{error} ({why}; log: {stderr})"
 
 
 def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str] = None) -> Tuple[str, str]:
@@ -137,16 +123,13 @@ def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Opti
     if done:
         return "done", ""
     log_path, last = _last_attempt(folder)
-    failed = last is not None and last.exit_code not in (None, 0, *STOPPED_EXITS)
-    error = _error_line(line for _, line in last.lines) if failed else ""
     if ours == "interrupted":
         return "interrupted", f"(Slurm job {job}: {slurm}; run the same rxf-run again to resume it)"
-    if ours == "failed":  # FAILED, OUT_OF_MEMORY: the run's own error if its last attempt failed, else the job's
-        if failed:
-            return "failed", f"{error} (Slurm job {job}: {slurm}; log: {log_path})"
+    if last is not None and last.exit_code not in (None, 0, *STOPPED_EXITS):  # the run's own error first
+        where = f"Slurm job {job}: {slurm}; " if ours == "failed" else ""
+        return "failed", f"{_error_line(line for _, line in last.lines)} ({where}log: {log_path})"
+    if ours == "failed":  # FAILED, OUT_OF_MEMORY of a job whose run did not fail: the job's own error
         return _job_failed(unit, f"Slurm job {job}: {slurm}")
-    if failed:
-        return "failed", f"{error} (log: {log_path})"
     if last is not None and last.exit_code != 0:
         how = "killed" if last.exit_code is None else f"stopped, exit {last.exit_code}"
         return "interrupted", f"(attempt {last.number} {how}; log: {log_path})"
@@ -185,11 +168,11 @@ def main(save_root: str) -> int:
     jobs = job_states(asked)
     if jobs is None and asked:
         print("rxf-run status: squeue did not answer: Slurm's view left out", file=sys.stderr)
-    tally: Dict[str, int] = {}
+    tally: Counter = Counter()
     for folder, unit in folders:
         done = any(os.path.exists(os.path.join(folder, name)) for name in records.RECORD_NAMES)
         state, detail = state_of(folder, unit, done, jobs or {}, submitted[unit])
-        tally[state] = tally.get(state, 0) + 1
+        tally[state] += 1
         print(f"{state:<11} {folder}{'  ' + detail if detail else ''}", flush=True)
     summary = ", ".join(f"{tally[s]} {s}" for s in STATES if s in tally) or "no run folders"
     print(f"rxf-run status: {summary} under {save_root}", file=sys.stderr)

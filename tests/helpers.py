@@ -424,10 +424,10 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Pa
 
 
 def json_records(output: str, kind: str) -> List[Dict]:
-    """The ``--log-format json`` records of one kind ("train", "valid", "train_inner")."""
-    from rxf_repro.attempts import json_record
+    """The ``--log-format json`` records of one kind ("train", "valid", "train_inner") in fairseq's output."""
+    from rxf_repro.attempts import json_log
 
-    return [record for line in output.splitlines() for record in [json_record(line, kind)] if record is not None]
+    return json_log([(None, line) for line in output.splitlines()], kind)
 
 
 @contextlib.contextmanager

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from rxf_repro import attempts, execution, process, runs
+from rxf_repro import attempts, execution, outputs, process, runlock, runs, status
 from tests.helpers import REPO, forked, hydra_tiny_run, rxf_run_argv
 
 pytestmark = [pytest.mark.usefixtures("slurm_cluster"), pytest.mark.timeout(300)]
@@ -41,7 +42,7 @@ def record(folder):
 
 
 def job_id(folder):
-    return json.loads((folder / "slurm-job.json").read_text())["job_id"]
+    return status.job_of(str(folder))
 
 
 def wait_for(condition, timeout, what):
@@ -142,9 +143,7 @@ def test_a_job_warned_with_usr2_checkpoints_requeues_itself_and_resumes(glue_bin
     assert code == 0, out[-4000:]
     attempts_ = record(folder)["attempts"]
     assert [a["resumed"] for a in attempts_] == [False, True] and attempts_[0]["exit"] is None, attempts_
-    job_log = json.loads((folder / "slurm-job.json").read_text())["stderr"]
-    with open(job_log) as f:
-        text = f.read()
+    text = Path(outputs.read_note(str(folder), runlock.JOB_NAME)["stderr"]).read_text()
     assert "Caught signal SIGUSR2" in text and "Calling checkpoint method" in text, text[-3000:]
     assert "DEBUG:filelock" not in text  # no lock chatter in a job's log
 
