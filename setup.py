@@ -53,6 +53,7 @@ setup(
         "filelock",  # one trainer per run folder (rxf_repro/runlock.py)
         "pooch",  # preprocess/download.sh: HTTP downloads and the SHA-256 of files (rxf_repro/data/download.py)
         "tqdm",  # progress bars (downloads, training runs); fairseq requires it too
+        "tokenizers",  # GPT-2 BPE and WordPiece encoding of the data pipelines (Rust threads)
     ],
     extras_require={
         # rxf-import-hf (it checks each import against transformers' own forward pass), the WordPiece data path and

@@ -19,7 +19,6 @@ from rxf_repro.cli import UserError
 
 MARKER = ".rxf-output.json"
 _TMP, _OLD = ".tmp-", ".old-"
-OutputError = UserError  # transition only: the modules that still catch or raise it move to cli.UserError
 
 
 def read_note(folder: str, name: str) -> Dict[str, Any]:

@@ -32,35 +32,25 @@ def exit_on_sigterm() -> None:
 
 def start_child(command: Sequence[str], **kwargs) -> subprocess.Popen:
     """``subprocess.Popen`` in a new process group (stopped as a whole by ``stop_child``)."""
-    with interrupts_deferred() as held:
-        held.started.append(subprocess.Popen(list(command), start_new_session=True, **kwargs))
-    return held.started[0]
-
-
-class Held:
-    """What an ``interrupts_deferred`` block holds: the children it started, the signals it received."""
-
-    def __init__(self) -> None:
-        self.started: list = []
-        self.received: List[int] = []
+    with interrupts_deferred() as started:
+        started.append(subprocess.Popen(list(command), start_new_session=True, **kwargs))
+    return started[0]
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[Held]:
+def interrupts_deferred() -> Iterator[list]:
     """Ctrl-C and SIGTERM held back during the block, then delivered with the children it started stopped.
 
     A signal that lands after the fork but before the caller holds the child (inside ``Popen``) would otherwise
     raise there: the caller's ``finally`` never sees the child, which goes on running (rxf-rouge's ROUGE-1.5.5.pl
-    outlived a Ctrl-C so, once in CI). The same holds for code whose locks and threads an exception raised at any
-    bytecode can leave stuck (a ``multiprocessing.Pool``): the block looks at ``received`` where it is safe to
-    stop. The block appends what it starts to ``started``; a signal received meanwhile stops those children, then
-    reaches the handler that was in place. Outside the main thread (where no handler can be set) the block runs
-    unguarded."""
-    held = Held()
+    outlived a Ctrl-C so, once in CI). The block appends what it starts to the list it yields; a signal received
+    meanwhile stops those children, then reaches the handler that was in place. Outside the main thread (where no
+    handler can be set) the block runs unguarded."""
+    started: list = []
     if threading.current_thread() is not threading.main_thread():
-        yield held
+        yield started
         return
-    received = held.received
+    received: List[int] = []
     here = os.getpid()
 
     def defer(signum, frame) -> None:
@@ -73,12 +63,12 @@ def interrupts_deferred() -> Iterator[Held]:
         if signal.getsignal(sig) not in (signal.SIG_IGN, None):  # None: a handler not set from Python
             previous[sig] = signal.signal(sig, defer)
     try:
-        yield held
+        yield started
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        for child in held.started:
+        for child in started:
             stop_child(child)
         signal.raise_signal(received[0])
 
@@ -110,7 +100,7 @@ class ForkedChild:
             stream.flush()  # or the child would write our buffered output a second time
         context = multiprocessing.get_context("fork")
         self._process = context.Process(target=_child, args=(target, args, output_fd, read_end, cwd, env))
-        with interrupts_deferred() as held:
+        with interrupts_deferred() as started:
             # Blocked across the fork, unblocked by the child once its own handlers are set: a signal sent to the
             # child in between stays pending instead of reaching CPython's after-fork reset, which drops it (the
             # child then ran on until stop_child's SIGKILL, 10 s later). Ours is delivered on the way out.
@@ -120,7 +110,7 @@ class ForkedChild:
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self.pid = self._process.pid
-            held.started.append(self)
+            started.append(self)
         if read_end is not None:
             os.close(output_fd)
             self.stdout = os.fdopen(read_end, "r", encoding="utf-8", errors="replace")

@@ -7,13 +7,14 @@ a fraction of that. So each shell wrapper runs for real, end to end, in one test
 calls the same ``main`` the wrapper ``exec``s, with the same arguments."""
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import select
 import signal
 import subprocess
 import time
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional
 
 import psutil
 
@@ -26,26 +27,24 @@ def pipeline(name: str, argv: Iterable) -> subprocess.CompletedProcess:
     return call_main(importlib.import_module(f"rxf_repro.data.{name}").main, argv, f"preprocess/{name}.sh")
 
 
-_DELAY = 0.0  # seconds per line of GPT-2 BPE encoding, in a run of start_pipeline
-_STALL: Optional[str] = None  # a line holding this is never done encoding (until the test kills the run)
-_ENCODE: Optional[Callable[[str], str]] = None
-
-
-def _slow_encode(line: str) -> str:
-    """``rxf_repro.data.common._encode``, slowed down: the pool's (or the main process's) work on each line."""
-    if _STALL is not None and _STALL in line:
-        time.sleep(3600)
-    time.sleep(_DELAY)
-    return _ENCODE(line)
-
-
 def _run_slowly(name: str, argv: List[str], delay: float, stall: Optional[str]) -> int:
-    global _DELAY, _STALL, _ENCODE
     from rxf_repro.data import common
 
+    gpt2_bpe = common.gpt2_bpe
+
+    def slow_gpt2_bpe(*files: str) -> common.TextEncoder:
+        """``common.gpt2_bpe``, whose batches take ``delay`` seconds a line, or forever with ``stall`` in a line."""
+        encoder = gpt2_bpe(*files)
+
+        def encode(lines: List[str]) -> List[str]:
+            for line in lines:
+                time.sleep(3600 if stall is not None and stall in line else delay)
+            return encoder.encode(lines)
+
+        return dataclasses.replace(encoder, encode=encode)
+
     if delay or stall:
-        _DELAY, _STALL, _ENCODE = delay, stall, common._encode
-        common._encode = _slow_encode  # a module-level function: the pool's workers (forked from here) unpickle it
+        common.gpt2_bpe = slow_gpt2_bpe  # in this fork only
     return importlib.import_module(f"rxf_repro.data.{name}").main(argv)
 
 
@@ -58,7 +57,7 @@ def start_pipeline(
 
     A test that signals the run during its GPT-2 BPE encoding makes sure the encoding still runs when the signal
     lands, whatever the scheduler does: ``encode_delay`` seconds per line, or no end to the line holding
-    ``stall_on``. Only the speed of that one function changes; the pipeline, its pool and its cleanup are the
+    ``stall_on``. Only the speed of the encoder changes; the pipeline, its threads and its cleanup are the
     real ones."""
     return process.ForkedChild(_run_slowly, (name, [str(a) for a in argv], encode_delay, stall_on))
 
@@ -129,26 +128,3 @@ def running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def wait_for_children(pid: int, within: float = 60.0) -> List[int]:
-    """The children of ``pid`` once there are any (a pool's workers have started); fails after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = [child.pid for child in psutil.Process(pid).children() if running(child.pid)]
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"process {pid} started no worker within {within:.0f} s")
-
-
-def assert_all_gone(pids: Sequence[int], within: float = 20.0) -> None:
-    """Every pid ends within ``within`` seconds; those that do not are killed, and the test fails."""
-    deadline = time.monotonic() + within
-    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = [pid for pid in pids if running(pid)]
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert not alive, f"workers {alive} outlived the run"

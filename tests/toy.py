@@ -11,7 +11,8 @@ import os
 import random
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro.data.common import atomic_output, fairseq_preprocess
+from rxf_repro.data.common import fairseq_preprocess
+from rxf_repro.outputs import output_folder
 
 POSITIVE = ["good", "great", "fine", "nice", "superb", "lovely", "happy", "bright"]
 NEGATIVE = ["bad", "awful", "poor", "nasty", "grim", "sad", "dull", "ugly"]
@@ -69,7 +70,7 @@ def binarize_sentence_prediction(
 ) -> None:
     """The ``input0/ label/`` layout of fairseq's ``sentence_prediction`` task (RoBERTa GLUE recipe),
     written to a temporary folder and renamed into place, so a failure leaves no half dataset."""
-    with atomic_output(dest) as tmp:
+    with output_folder(dest, "rxf_fairseq", "data") as tmp:
         common = ["--only-source", "--workers", str(workers)]
         pref = {s: os.path.join(raw, s) for s in splits}
         prefixes = ["--trainpref", pref["train"] + ".input0"]

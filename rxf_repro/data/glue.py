@@ -2,7 +2,7 @@
 exactly as fairseq's RoBERTa recipe (``examples/roberta/preprocess_GLUE_tasks.sh``) lays them out:
 ``OUT/input0``, ``OUT/input1`` (sentence pairs), ``OUT/label``; train -> train, dev -> valid (MNLI:
 dev_matched -> valid, dev_mismatched -> valid1), test -> test (MNLI: test_matched -> test,
-test_mismatched -> test1; no labels). Inputs are GPT-2-BPE-encoded with fairseq's own encoder and
+test_mismatched -> test1; no labels). Inputs are GPT-2-BPE-encoded into the ids of fairseq's own encoder and
 binarized with RoBERTa's ``dict.txt``; STS-B's scores are written as text divided by 5, as the recipe does.
 
 Unlike the recipe, every row is validated first (header, column count, empty inputs, labels outside the
@@ -23,24 +23,23 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from rxf_repro import cli
+from rxf_repro.cli import UserError, positive_int
 from rxf_repro.data import wordnet
 from rxf_repro.data.common import (
-    OutputError,
-    PreprocessError,
     TextEncoder,
     add_overwrite_flag,
+    check_files,
     check_output,
+    encode_to_file,
     fairseq_preprocess,
     log,
-    output_folder,
-    owner,
-    positive_int,
     read_text_lines,
-    run_pipeline,
     text_encoder,
+    write_lines,
     write_summary,
 )
-from rxf_repro.process import exit_on_sigterm
+from rxf_repro.outputs import output_folder, owner
 
 TOOL = "preprocess/glue.sh"
 KIND = "glue-binaries"  # one task's folder
@@ -74,80 +73,48 @@ MNLI_TRAIN = ("index", "promptID", "pairID", "genre", *NLI_SENTENCES)
 STSB = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2")
 MRPC = ("#1 ID", "#2 ID", "#1 String", "#2 String")
 
+
+def _splits(labelled: Layout, test: Layout) -> Dict[str, Tuple[str, Layout]]:
+    """{file stem: (fairseq split, layout)} of a task whose train.tsv and dev.tsv share a layout."""
+    return {"train": ("train", labelled), "dev": ("valid", labelled), "test": ("test", test)}
+
+
+MNLI_DEV = Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15)
+QQP = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
 # task -> (label set, None for regression; {file stem: (fairseq split, layout)})
 TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
-    "CoLA": (
-        frozenset("01"),
-        {
-            "train": ("train", Layout(None, (3,), 1, n_columns=4)),
-            "dev": ("valid", Layout(None, (3,), 1, n_columns=4)),
-            "test": ("test", Layout(("index", "sentence"), (1,), None)),
-        },
-    ),
+    "CoLA": (frozenset("01"), _splits(Layout(None, (3,), 1, n_columns=4), Layout(("index", "sentence"), (1,), None))),
     "SST-2": (
         frozenset("01"),
-        {
-            "train": ("train", Layout(("sentence", "label"), (0,), 1)),
-            "dev": ("valid", Layout(("sentence", "label"), (0,), 1)),
-            "test": ("test", Layout(("index", "sentence"), (1,), None)),
-        },
+        _splits(Layout(("sentence", "label"), (0,), 1), Layout(("index", "sentence"), (1,), None)),
     ),
-    "MRPC": (
-        frozenset("01"),
-        {
-            "train": ("train", Layout(("Quality",) + MRPC, (3, 4), 0)),
-            "dev": ("valid", Layout(("Quality",) + MRPC, (3, 4), 0)),
-            "test": ("test", Layout(("index",) + MRPC, (3, 4), None)),
-        },
-    ),
-    "QQP": (
-        frozenset("01"),
-        {
-            "train": ("train", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
-            "dev": ("valid", Layout(("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), (3, 4), 5)),
-            "test": ("test", Layout(("id", "question1", "question2"), (1, 2), None)),
-        },
-    ),
+    "MRPC": (frozenset("01"), _splits(Layout(("Quality",) + MRPC, (3, 4), 0), Layout(("index",) + MRPC, (3, 4), None))),
+    "QQP": (frozenset("01"), _splits(Layout(QQP, (3, 4), 5), Layout(("id", "question1", "question2"), (1, 2), None))),
     "MNLI": (
         frozenset({"entailment", "neutral", "contradiction"}),
         {
             "train": ("train", Layout(MNLI_TRAIN + ("label1", "gold_label"), (8, 9), 11)),
-            "dev_matched": (
-                "valid",
-                Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15),
-            ),
-            "dev_mismatched": (
-                "valid1",
-                Layout(MNLI_TRAIN + tuple(f"label{i}" for i in range(1, 6)) + ("gold_label",), (8, 9), 15),
-            ),
+            "dev_matched": ("valid", MNLI_DEV),
+            "dev_mismatched": ("valid1", MNLI_DEV),
             "test_matched": ("test", Layout(MNLI_TRAIN, (8, 9), None)),
             "test_mismatched": ("test1", Layout(MNLI_TRAIN, (8, 9), None)),
         },
     ),
     "QNLI": (
         frozenset({"entailment", "not_entailment"}),
-        {
-            "train": ("train", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
-            "dev": ("valid", Layout(("index", "question", "sentence", "label"), (1, 2), 3)),
-            "test": ("test", Layout(("index", "question", "sentence"), (1, 2), None)),
-        },
+        _splits(
+            Layout(("index", "question", "sentence", "label"), (1, 2), 3),
+            Layout(("index", "question", "sentence"), (1, 2), None),
+        ),
     ),
     "RTE": (
         frozenset({"entailment", "not_entailment"}),
-        {
-            "train": ("train", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
-            "dev": ("valid", Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3)),
-            "test": ("test", Layout(("index", "sentence1", "sentence2"), (1, 2), None)),
-        },
+        _splits(
+            Layout(("index", "sentence1", "sentence2", "label"), (1, 2), 3),
+            Layout(("index", "sentence1", "sentence2"), (1, 2), None),
+        ),
     ),
-    "STS-B": (
-        None,
-        {
-            "train": ("train", Layout(STSB + ("score",), (7, 8), 9)),
-            "dev": ("valid", Layout(STSB + ("score",), (7, 8), 9)),
-            "test": ("test", Layout(STSB, (7, 8), None)),
-        },
-    ),
+    "STS-B": (None, _splits(Layout(STSB + ("score",), (7, 8), 9), Layout(STSB, (7, 8), None))),
 }
 
 
@@ -185,7 +152,8 @@ def read_split(
     path: str,
     layout: Layout,
     labels: Optional[frozenset],
-    skip_malformed: bool,
+    *,
+    skip_malformed: bool = False,
     keep: Optional[int] = None,
     dataset: str = "GLUE's",
 ) -> TSVSplit:
@@ -196,7 +164,7 @@ def read_split(
     if layout.header is not None:
         header = tuple(lines[0].split("\t")) if lines else ()
         if header != layout.header:
-            raise PreprocessError(f"{path}:1: header {list(header)} is not {dataset} {list(layout.header)}")
+            raise UserError(f"{path}:1: header {list(header)} is not {dataset} {list(layout.header)}")
         first = 1
     columns = layout.inputs + ((keep,) if keep is not None else ())
     inputs: List[List[str]] = [[] for _ in columns]
@@ -227,14 +195,14 @@ def read_split(
             if skip_malformed and malformed:
                 skipped += 1
                 continue
-            raise PreprocessError(f"{path}:{number}: {problem}")
+            raise UserError(f"{path}:{number}: {problem}")
         for column, values in zip(columns, inputs):
             values.append(" ".join(fields[column].split()))
         if layout.label is not None:
             out_labels.append(fields[layout.label].strip())
         line_numbers.append(number)
     if not inputs[0]:
-        raise PreprocessError(f"{path}: no examples")
+        raise UserError(f"{path}: no examples")
     return TSVSplit(inputs, out_labels, line_numbers, skipped)
 
 
@@ -244,7 +212,7 @@ def check_labels_seen_in_training(train_path: str, train: TSVSplit, path: str, s
     seen = set(train.labels)
     for value, number in zip(split.labels, split.lines):
         if value not in seen:
-            raise PreprocessError(
+            raise UserError(
                 f"{path}:{number}: label {value!r} does not occur in {train_path}, from which the "
                 "label dictionary is built: it would become <unk>"
             )
@@ -260,7 +228,7 @@ class TaskData:
     summary: Dict
 
 
-def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskData:
+def read_task(glue_dir: str, task: str, *, skip_malformed: bool = False) -> TaskData:
     """Read and validate every file of one task; nothing is written."""
     labels, files = task_spec(task)
     source = os.path.join(glue_dir, task)
@@ -269,14 +237,14 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
         f"{stem}.tsv" for stem, (split, layout) in files.items() if stem not in present and layout.label is not None
     ]
     if missing:
-        raise PreprocessError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
+        raise UserError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
     splits = {}
     summary: Dict = {"task": task, "splits": {}}
     read: Dict[str, Tuple[str, TSVSplit]] = {}
     for stem, (split, layout) in present.items():
         log(f"[{task}] reading {stem}.tsv")
         path = os.path.join(source, f"{stem}.tsv")
-        rows = read_split(path, layout, labels, skip_malformed)
+        rows = read_split(path, layout, labels, skip_malformed=skip_malformed)
         read[split] = (path, rows)
         splits[split] = (rows.inputs, rows.labels)
         summary["splits"][split] = {
@@ -300,29 +268,19 @@ def read_task(glue_dir: str, task: str, skip_malformed: bool = False) -> TaskDat
 def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: str, workers: int = 1) -> Dict:
     """GPT-2 BPE (or WordPiece), then fairseq-preprocess, into ``folder`` (a temporary folder of ``output_folder``)."""
     task, splits, summary = data.task, data.splits, data.summary
-    labels, files = task_spec(task)
-    n_inputs = len(next(iter(files.values()))[1].inputs)
-    dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in ``folder``
     raw = os.path.join(folder, ".raw")
     os.makedirs(raw)
+    # 1. GPT-2 BPE as examples/roberta/multiprocessing_bpe_encoder.py, or the imported checkpoint's WordPiece
+    summary["encoder"] = encoder.name
     for split, (inputs, split_labels) in splits.items():
         for k, values in enumerate(inputs):
-            with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
-                f.write("\n".join(values) + "\n")
-        if split_labels:
-            with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
-                f.write("\n".join(split_labels) + "\n")
-    # 2. GPT-2 BPE as examples/roberta/multiprocessing_bpe_encoder.py, or the imported checkpoint's WordPiece
-    summary["encoder"] = encoder.name
-    for split in splits:
-        for k in range(n_inputs):
             label = f"[{task}] {encoder.name}-encoding {split}.input{k}"
             log(label)
-            tokens = encoder.encode_file(
-                os.path.join(raw, f"{split}.input{k}"), os.path.join(raw, f"{split}.input{k}.bpe"), workers, label
-            )
-            summary["splits"][split][f"input{k}_bpe_tokens"] = tokens
-    # 3. fairseq-preprocess, in ``folder``: prefixes relative to it, so no comma of the user's path reaches them
+            dest = os.path.join(raw, f"{split}.input{k}.bpe")
+            summary["splits"][split][f"input{k}_bpe_tokens"] = encode_to_file(encoder, values, dest, workers, label)
+        if split_labels:
+            write_lines(os.path.join(raw, f"{split}.label"), split_labels)
+    # 2. fairseq-preprocess, in ``folder``: prefixes relative to it, so no comma of the user's path reaches them
     prefixes = {"train": "--trainpref", "valid": "--validpref", "test": "--testpref"}
 
     def pref_args(suffix, kinds=("train", "valid", "test")):
@@ -333,50 +291,25 @@ def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: st
                 args += [prefixes[kind], ",".join(os.path.join(".raw", f"{s}{suffix}") for s in sorted(names))]
         return args
 
-    for k in range(n_inputs):
+    dictionary = os.path.abspath(dictionary)  # fairseq-preprocess runs in ``folder``
+    for k in range(len(next(iter(splits.values()))[0])):
         log(f"[{task}] binarizing input{k}")
-        fairseq_preprocess(
-            [
-                "--only-source",
-                "--srcdict",
-                dictionary,
-                "--workers",
-                str(workers),
-                "--destdir",
-                f"input{k}",
-                *pref_args(f".input{k}.bpe"),
-            ],
-            cwd=folder,
-        )
-    label_dir = os.path.join(folder, "label")
-    if labels is not None:
+        args = ["--only-source", "--srcdict", dictionary, "--destdir", f"input{k}", *pref_args(f".input{k}.bpe")]
+        fairseq_preprocess(args, cwd=folder, workers=workers)
+    if task_spec(task)[0] is not None:
         log(f"[{task}] binarizing labels")
-        fairseq_preprocess(
-            [
-                "--only-source",
-                "--workers",
-                str(workers),
-                "--destdir",
-                "label",
-                *pref_args(".label", kinds=("train", "valid")),
-            ],
-            cwd=folder,
-        )
+        args = ["--only-source", "--destdir", "label", *pref_args(".label", kinds=("train", "valid"))]
+        fairseq_preprocess(args, cwd=folder, workers=workers)
     else:  # STS-B: regression targets in [0, 1], as text (fairseq's sentence_prediction reads them so)
-        os.makedirs(label_dir)
+        os.makedirs(os.path.join(folder, "label"))
         for split, (_, split_labels) in splits.items():
             if split_labels:
-                with open(os.path.join(label_dir, f"{split}.label"), "w") as f:
-                    f.write("".join(f"{float(v) / 5.0:.6g}\n" for v in split_labels))
+                write_lines(
+                    os.path.join(folder, "label", f"{split}.label"), [f"{float(v) / 5.0:.6g}" for v in split_labels]
+                )
     shutil.rmtree(raw)
     write_summary(folder, summary)
     return summary
-
-
-def check_model_files(*paths: str) -> None:
-    for path in paths:
-        if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path}")
 
 
 def check_all_destination(out: str, overwrite: bool) -> None:
@@ -392,7 +325,7 @@ def check_all_destination(out: str, overwrite: bool) -> None:
         and (owner(os.path.join(out, name)) or os.path.isfile(os.path.join(out, name, "summary.json")))
     )
     if tasks:
-        raise OutputError(
+        raise UserError(
             f"output folder {out}: holds task folders written one at a time ({', '.join(tasks)}), "
             "not one earlier ALL output, which replaces the whole folder; pass --overwrite to replace "
             f"all of {out} (anything else in it is deleted too), or choose another folder"
@@ -403,8 +336,11 @@ def prepare(
     glue_dir: str,
     task: str,
     out: str,
-    encoder: TextEncoder,
     dictionary: str,
+    *,
+    encoder_json: Optional[str] = None,
+    vocab_bpe: Optional[str] = None,
+    wordpiece_vocab: Optional[str] = None,
     workers: int = 1,
     skip_malformed: bool = False,
     overwrite: bool = False,
@@ -412,14 +348,15 @@ def prepare(
     """Check OUT, load the BPE (or WordPiece), read and validate every task, then build OUT (for ALL: every task in
     one temporary folder, renamed into place as one). Returns each task's summary."""
     tasks = sorted(TASKS) if task == "ALL" else [task]
-    inputs = [os.path.join(glue_dir, t) for t in tasks] + [*encoder.files, dictionary]
+    files = [path for path in (encoder_json, vocab_bpe, wordpiece_vocab) if path]
+    inputs = [os.path.join(glue_dir, t) for t in tasks] + [*files, dictionary]
     if task == "ALL":
         check_all_destination(out, overwrite)
     check_output(out, TOOL, KIND_ALL if task == "ALL" else KIND, inputs=inputs, overwrite=overwrite)
-    check_model_files(*encoder.files, dictionary)
-    encoder.load()  # here, once: a bad file is one error, before any worker starts
+    check_files(*files, dictionary)
+    encoder = text_encoder(encoder_json, vocab_bpe, wordpiece_vocab)  # a bad file is one error, before any work
     # every task is read and validated before any is written: a bad file in the last task leaves nothing half done
-    read = [read_task(glue_dir, t, skip_malformed) for t in tasks]
+    read = [read_task(glue_dir, t, skip_malformed=skip_malformed) for t in tasks]
     if task != "ALL":
         with output_folder(out, TOOL, KIND, inputs=inputs, overwrite=overwrite, info={"task": task}) as tmp:
             return [write_task(read[0], tmp, encoder, dictionary, workers)]
@@ -432,7 +369,6 @@ def prepare(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(
         prog="preprocess/glue.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -453,7 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
         "encoded with its own tokenizer (tokenizer.json beside it, lower-casing included)",
     )
     parser.add_argument("--dict", required=True, help="the model's dict.txt (RoBERTa's, or rxf-import-hf's)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
+    )
     parser.add_argument(
         "--skip-malformed",
         action="store_true",
@@ -464,29 +402,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
-    def work():
-        encoder = text_encoder(args.encoder_json, args.vocab_bpe, args.wordpiece_vocab)
-        return prepare(
-            args.glue_dir, args.task, args.out, encoder, args.dict, args.workers, args.skip_malformed, args.overwrite
+    def run() -> None:
+        summaries = prepare(
+            args.glue_dir,
+            args.task,
+            args.out,
+            args.dict,
+            encoder_json=args.encoder_json,
+            vocab_bpe=args.vocab_bpe,
+            wordpiece_vocab=args.wordpiece_vocab,
+            workers=args.workers,
+            skip_malformed=args.skip_malformed,
+            overwrite=args.overwrite,
         )
+        for summary in summaries:
+            task = summary["task"]
+            for split, info in summary["splits"].items():
+                labels = f", labels {info['labels']}" if info["labels"] else ""
+                tokens = sum(v for k, v in info.items() if k.endswith("_bpe_tokens"))
+                log(f"[{task}] {split}: {info['examples']} examples{labels}, {summary['encoder']} tokens {tokens}")
+            log(f"[{task}] done: {os.path.join(args.out, f'{task}-bin') if args.task == 'ALL' else args.out}")
 
-    code, summaries = run_pipeline("glue", args.out, work)
-    if code:
-        return code
-    for summary in summaries:
-        task = summary["task"]
-        for split, info in summary["splits"].items():
-            log(
-                f"[{task}] {split}: {info['examples']} examples"
-                + (f", labels {info['labels']}" if info["labels"] else "")
-                + f", {summary.get('encoder', 'BPE')} tokens {sum(v for k, v in info.items() if k.endswith('_bpe_tokens'))}"
-            )
-        log(f"[{task}] done: {os.path.join(args.out, f'{task}-bin') if args.task == 'ALL' else args.out}")
-    return 0
+    return cli.tool_main("glue", run, interrupted=f"interrupted; {args.out} is as it was")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Summarisation data (the paper's Table 4: CNN/DailyMail, Gigaword, Reddit TIFU) to fairseq binaries, exactly as
 fairseq's BART recipe (``examples/bart/README.summarization.md``) makes them: one example per line in
-``{train,valid,test}.{source,target}``, GPT-2 BPE as ``examples/roberta/multiprocessing_bpe_encoder.py``, then
+``{train,valid,test}.{source,target}``, GPT-2 BPE ids as ``examples/roberta/multiprocessing_bpe_encoder.py``, then
 ``fairseq-preprocess --source-lang source --target-lang target --srcdict dict.txt --tgtdict dict.txt`` with BART's
 ``dict.txt`` (GPT-2's). ``fairseq-train OUT --task translation --source-lang source --target-lang target`` reads it.
 
@@ -41,21 +41,21 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from rxf_repro import cli
+from rxf_repro.cli import UserError, positive_int
 from rxf_repro.data.common import (
-    PreprocessError,
     add_overwrite_flag,
-    bpe_encode_file,
+    check_files,
     check_output,
+    encode_to_file,
     fairseq_preprocess,
-    load_gpt2_bpe,
+    gpt2_bpe,
     log,
-    output_folder,
-    positive_int,
     read_text_lines,
-    run_pipeline,
+    write_lines,
     write_summary,
 )
-from rxf_repro.process import exit_on_sigterm
+from rxf_repro.outputs import output_folder
 
 TOOL = "preprocess/summarization.sh"
 KIND = "summarization-binaries"
@@ -118,22 +118,22 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
                     if os.path.exists(os.path.join(folder, s)) or os.path.exists(os.path.join(folder, t))
                 ]
                 if len(present) > 1:
-                    raise PreprocessError(
+                    raise UserError(
                         f"{folder}: both {present[0][0]} and {present[1][0]} are there for {split}; keep one"
                     )
                 if not present:
                     expected = " or ".join(f"{s} + {t}" for s, t in candidates)
-                    raise PreprocessError(f"{folder}: missing {expected} ({split} split of the {name} layout)")
+                    raise UserError(f"{folder}: missing {expected} ({split} split of the {name} layout)")
                 for path in present[0]:
                     if not os.path.isfile(path):
-                        raise PreprocessError(f"missing file: {path} (its {split} pair is there)")
+                        raise UserError(f"missing file: {path} (its {split} pair is there)")
                 files[split] = present[0]
             return name, files
     expected = "; ".join(
         f"{name}: {', '.join(s + ' ' + t for c in splits.values() for s, t in c[:1])}"
         for name, _, splits in LAYOUTS[dataset]
     )
-    raise PreprocessError(f"{raw_dir}: no {dataset} files found (expected {expected})")
+    raise UserError(f"{raw_dir}: no {dataset} files found (expected {expected})")
 
 
 def one_line(text: str) -> str:
@@ -144,7 +144,7 @@ def read_pair(source: str, target: str, skip_empty: bool) -> Tuple[List[str], Li
     """Line-aligned sources and targets, validated; (sources, targets, examples skipped for being empty)."""
     sources, targets = read_text_lines(source), read_text_lines(target)
     if len(sources) != len(targets):
-        raise PreprocessError(
+        raise UserError(
             f"{source} has {len(sources)} lines but {target} has {len(targets)}: source and target "
             "must be line-aligned, one example per line"
         )
@@ -156,11 +156,11 @@ def read_pair(source: str, target: str, skip_empty: bool) -> Tuple[List[str], Li
                 skipped += 1
                 continue
             path, which = (source, "source") if not src else (target, "target")
-            raise PreprocessError(f"{path}:{number}: empty {which} text (--skip-empty leaves such examples out)")
+            raise UserError(f"{path}:{number}: empty {which} text (--skip-empty leaves such examples out)")
         kept_sources.append(src)
         kept_targets.append(tgt)
     if not kept_sources:
-        raise PreprocessError(f"{source}: no examples")
+        raise UserError(f"{source}: no examples")
     return kept_sources, kept_targets, skipped
 
 
@@ -171,30 +171,30 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
         for number, raw in enumerate(f, start=1):
             where = f"{path}:{number}"
             if not raw.strip():
-                raise PreprocessError(f"{where}: empty line (JSON lines: one post per line)")
+                raise UserError(f"{where}: empty line (JSON lines: one post per line)")
             try:
                 post = json.loads(raw)
             except UnicodeDecodeError as error:
-                raise PreprocessError(f"{where}: not UTF-8 ({error.reason})") from None
+                raise UserError(f"{where}: not UTF-8 ({error.reason})") from None
             except json.JSONDecodeError as error:
-                raise PreprocessError(f"{where}: not valid JSON ({error.msg}, column {error.colno})") from None
+                raise UserError(f"{where}: not valid JSON ({error.msg}, column {error.colno})") from None
             if not isinstance(post, dict):
-                raise PreprocessError(f"{where}: expected a JSON object, got {type(post).__name__}")
+                raise UserError(f"{where}: expected a JSON object, got {type(post).__name__}")
             for field, types in (("id", (str,)), ("selftext_without_tldr", (str,)), ("tldr", (str, type(None)))):
                 if field not in post:
-                    raise PreprocessError(
+                    raise UserError(
                         f"{where}: missing field {field!r} (every post of {TIFU_FILE} has "
                         "id, selftext_without_tldr and tldr)"
                     )
                 if not isinstance(post[field], types):
                     kind = type(post[field]).__name__
-                    raise PreprocessError(f"{where}: field {field!r} is {kind}, expected a string")
+                    raise UserError(f"{where}: field {field!r} is {kind}, expected a string")
                 check_encodable(post[field], where, field)
             post_id = post["id"].strip()
             if not post_id:
-                raise PreprocessError(f"{where}: empty id")
+                raise UserError(f"{where}: empty id")
             if post_id in first_line:
-                raise PreprocessError(f"{where}: duplicate id {post_id!r} (first on line {first_line[post_id]})")
+                raise UserError(f"{where}: duplicate id {post_id!r} (first on line {first_line[post_id]})")
             first_line[post_id] = number
             document = " ".join(post["selftext_without_tldr"].split())
             tldr = " ".join((post["tldr"] or "").split())
@@ -205,7 +205,7 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
             else:
                 posts.append((post_id, document, tldr))
     if not posts:
-        raise PreprocessError(f"{path}: no post has both a tldr and a text")
+        raise UserError(f"{path}: no post has both a tldr and a text")
     return posts, left_out
 
 
@@ -217,7 +217,7 @@ def check_encodable(text: Optional[str], where: str, field: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise PreprocessError(
+        raise UserError(
             f"{where}: field {field!r} has a lone surrogate {ascii(text[error.start])[1:-1]} at "
             f"character {error.start + 1} (half of a UTF-16 pair, escaped in the JSON): not text; "
             "fix or remove that post"
@@ -233,7 +233,7 @@ def read_pegasus_split(path: str) -> Dict[str, str]:
     """{post id: fairseq split} from TFDS's ``reddit_tifu_long_splits.json``: {"train": [ids], "validation": [...],
     "test": [...]}."""
     if not os.path.isfile(path):
-        raise PreprocessError(
+        raise UserError(
             f"missing file: {path} (PEGASUS's split, released by TFDS: preprocess/download.sh DEST "
             "reddit_tifu fetches it; or pass --tifu-split hash)"
         )
@@ -242,17 +242,17 @@ def read_pegasus_split(path: str) -> Dict[str, str]:
             data = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         line = getattr(error, "lineno", 1)
-        raise PreprocessError(f"{path}:{line}: not valid JSON ({getattr(error, 'msg', error)})") from None
+        raise UserError(f"{path}:{line}: not valid JSON ({getattr(error, 'msg', error)})") from None
     if not isinstance(data, dict) or sorted(data) != sorted(TIFU_SPLIT_KEYS):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise PreprocessError(f"{path}: expected an object with keys {sorted(TIFU_SPLIT_KEYS)}, got {keys}")
+        raise UserError(f"{path}: expected an object with keys {sorted(TIFU_SPLIT_KEYS)}, got {keys}")
     split_of: Dict[str, str] = {}
     for key, split in TIFU_SPLIT_KEYS.items():
         if not isinstance(data[key], list) or not all(isinstance(i, str) for i in data[key]):
-            raise PreprocessError(f"{path}: {key!r} must be a list of post ids (strings)")
+            raise UserError(f"{path}: {key!r} must be a list of post ids (strings)")
         for post_id in data[key]:
             if post_id in split_of and split_of[post_id] != split:
-                raise PreprocessError(f"{path}: id {post_id!r} is in two splits ({split_of[post_id]}, {split})")
+                raise UserError(f"{path}: id {post_id!r} is in two splits ({split_of[post_id]}, {split})")
             split_of[post_id] = split
     return split_of
 
@@ -261,7 +261,7 @@ def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[Lis
     """({split: (ids, documents, tldrs)}, what to record in summary.json)."""
     path = os.path.join(raw_dir, TIFU_FILE)
     if not os.path.isfile(path):
-        raise PreprocessError(f"missing file: {path} (Kim et al. 2019's Reddit TIFU release)")
+        raise UserError(f"missing file: {path} (Kim et al. 2019's Reddit TIFU release)")
     split_of = read_pegasus_split(os.path.join(raw_dir, TIFU_SPLITS_FILE)) if convention == "pegasus" else None
     log(f"[reddit_tifu] reading {TIFU_FILE}")
     posts, left_out = read_tifu(path)
@@ -284,7 +284,7 @@ def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[Lis
             )
     for split, (ids, _, _) in splits.items():
         if not ids:
-            raise PreprocessError(f"{path}: no post falls in the {split} split ({convention} convention)")
+            raise UserError(f"{path}: no post falls in the {split} split ({convention} convention)")
     return splits, info
 
 
@@ -295,6 +295,7 @@ def prepare(
     encoder_json: str,
     vocab_bpe: str,
     dictionary: str,
+    *,
     workers: int = 1,
     skip_empty: bool = False,
     tifu_split: str = "pegasus",
@@ -302,12 +303,10 @@ def prepare(
 ) -> Dict:
     inputs = (raw_dir, encoder_json, vocab_bpe, dictionary)
     check_output(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
-    for path in (encoder_json, vocab_bpe, dictionary):
-        if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path}")
+    check_files(encoder_json, vocab_bpe, dictionary)
     if not os.path.isdir(raw_dir):
-        raise PreprocessError(f"missing folder: {raw_dir}")
-    load_gpt2_bpe(encoder_json, vocab_bpe)  # here, once: a bad file is one error, before any worker starts
+        raise UserError(f"missing folder: {raw_dir}")
+    encoder = gpt2_bpe(encoder_json, vocab_bpe)  # a bad file is one error, before any work
 
     # 1. read and validate everything before writing anything
     summary: Dict = {"dataset": dataset, "splits": {}}
@@ -341,43 +340,17 @@ def prepare(
         # 2. the recipe's raw text, kept (generation and ROUGE read test.source / test.target), then GPT-2 BPE
         for split, texts in examples.items():
             for lang, lines in zip(LANGS, texts):
-                with open(os.path.join(raw, f"{split}.{lang}"), "w", encoding="utf-8") as f:
-                    f.write("\n".join(lines) + "\n")
-                log(f"[{dataset}] BPE-encoding {split}.{lang}")
-                summary["splits"][split][f"{lang}_bpe_tokens"] = bpe_encode_file(
-                    os.path.join(raw, f"{split}.{lang}"),
-                    os.path.join(bpe, f"{split}.{lang}"),
-                    encoder_json,
-                    vocab_bpe,
-                    workers,
-                    label=f"[{dataset}] BPE-encoding {split}.{lang}",
-                )
+                write_lines(os.path.join(raw, f"{split}.{lang}"), lines)
+                label = f"[{dataset}] BPE-encoding {split}.{lang}"
+                log(label)
+                dest = os.path.join(bpe, f"{split}.{lang}")
+                summary["splits"][split][f"{lang}_bpe_tokens"] = encode_to_file(encoder, lines, dest, workers, label)
         # 3. fairseq-preprocess, as the recipe; prefixes relative to the temporary folder (fairseq splits them on
         # commas, which the user's output path may contain)
         log(f"[{dataset}] binarizing")
-        fairseq_preprocess(
-            [
-                "--source-lang",
-                "source",
-                "--target-lang",
-                "target",
-                "--trainpref",
-                os.path.join(".bpe", "train"),
-                "--validpref",
-                os.path.join(".bpe", "valid"),
-                "--testpref",
-                os.path.join(".bpe", "test"),
-                "--destdir",
-                ".",
-                "--workers",
-                str(workers),
-                "--srcdict",
-                dictionary,
-                "--tgtdict",
-                dictionary,
-            ],
-            cwd=tmp,
-        )
+        pref = [arg for split in SPLITS for arg in (f"--{split}pref", os.path.join(".bpe", split))]
+        langs = ["--source-lang", "source", "--target-lang", "target", "--srcdict", dictionary, "--tgtdict", dictionary]
+        fairseq_preprocess([*langs, *pref, "--destdir", "."], cwd=tmp, workers=workers)
         shutil.rmtree(bpe)
         if split_ids is not None:
             with open(os.path.join(tmp, "splits.json"), "w") as f:
@@ -387,7 +360,6 @@ def prepare(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(
         prog="preprocess/summarization.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -397,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
     parser.add_argument("--dict", required=True, help="BART's dict.txt (GPT-2's, fairseq's gpt2_bpe/dict.txt)")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
+    )
     parser.add_argument(
         "--skip-empty",
         action="store_true",
@@ -414,39 +388,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.tifu_split is not None and args.dataset != "reddit_tifu":
         parser.error("--tifu-split is for reddit_tifu only")
-    code, summary = run_pipeline(
-        "summarization",
-        args.out,
-        lambda: prepare(
+
+    def run() -> None:
+        summary = prepare(
             args.dataset,
             args.raw_dir,
             args.out,
             args.encoder_json,
             args.vocab_bpe,
             args.dict,
-            args.workers,
-            args.skip_empty,
-            args.tifu_split or "pegasus",
-            args.overwrite,
-        ),
-    )
-    if code:
-        return code
-    for split, info in summary["splits"].items():
-        skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
-        log(
-            f"[{args.dataset}] {split}: {info['examples']} examples{skipped}, BPE tokens "
-            f"source {info['source_bpe_tokens']} / target {info['target_bpe_tokens']}"
+            workers=args.workers,
+            skip_empty=args.skip_empty,
+            tifu_split=args.tifu_split or "pegasus",
+            overwrite=args.overwrite,
         )
-    if "posts_left_out" in summary:
-        log(f"[{args.dataset}] split: {summary['split_convention']}; posts left out: {summary['posts_left_out']}")
-    log(f"[{args.dataset}] done: {args.out}")
-    return 0
+        for split, info in summary["splits"].items():
+            skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
+            log(
+                f"[{args.dataset}] {split}: {info['examples']} examples{skipped}, BPE tokens "
+                f"source {info['source_bpe_tokens']} / target {info['target_bpe_tokens']}"
+            )
+        if "posts_left_out" in summary:
+            log(f"[{args.dataset}] split: {summary['split_convention']}; posts left out: {summary['posts_left_out']}")
+        log(f"[{args.dataset}] done: {args.out}")
+
+    return cli.tool_main("summarization", run, interrupted=f"interrupted; {args.out} is as it was")
 
 
 if __name__ == "__main__":

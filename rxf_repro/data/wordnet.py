@@ -33,19 +33,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from rxf_repro import catalog
-from rxf_repro.data.common import (
-    PreprocessError,
-    add_overwrite_flag,
-    check_output,
-    log,
-    output_folder,
-    positive_int,
-    read_text_lines,
-    run_pipeline,
-    write_summary,
-)
-from rxf_repro.process import exit_on_sigterm
+from rxf_repro import catalog, cli
+from rxf_repro.cli import UserError, positive_int
+from rxf_repro.data.common import add_overwrite_flag, check_output, log, read_text_lines, write_lines, write_summary
+from rxf_repro.outputs import output_folder
 
 TOOL = "preprocess/wordnet.sh"
 KIND = "wordnet-tasks"
@@ -77,7 +68,7 @@ def parse_gloss(gloss: str) -> Tuple[str, Tuple[str, ...]]:
 
 
 def parse_data_line(line: str, where: str) -> Synset:
-    """One line of ``data.POS`` (WordNet's wndb(5) format); ``PreprocessError`` naming ``where`` if it is not one."""
+    """One line of ``data.POS`` (WordNet's wndb(5) format); an error naming ``where`` if it is not one."""
     head, bar, gloss = line.partition(" | ")
     fields = head.split()
     try:
@@ -90,7 +81,7 @@ def parse_data_line(line: str, where: str) -> Synset:
         if len(fields) < 5 + 2 * n_words or not all(words):
             raise ValueError(f"{n_words} words announced")
     except (IndexError, ValueError) as error:
-        raise PreprocessError(f"{where}: not a WordNet data line ({error})") from None
+        raise UserError(f"{where}: not a WordNet data line ({error})") from None
     definition, examples = parse_gloss(gloss)
     return Synset(f"{'a' if pos == 's' else pos}{offset}", pos, lex_file, words, definition, examples)
 
@@ -102,15 +93,13 @@ def read_wordnet(folder: str) -> List[Synset]:
     for name in FILES:
         path = os.path.join(folder, f"data.{name}")
         if not os.path.isfile(path):
-            raise PreprocessError(
-                f"{path}: missing (WordNet 3.0's database files; on Debian: apt-get install wordnet-base)"
-            )
+            raise UserError(f"{path}: missing (WordNet 3.0's database files; on Debian: apt-get install wordnet-base)")
         for number, line in enumerate(read_text_lines(path), start=1):
             if line.startswith("  ") or not line.strip():
                 continue
             synsets.append(parse_data_line(line, f"{path}:{number}"))
     if not synsets:
-        raise PreprocessError(f"{folder}: no synsets in its data.* files")
+        raise UserError(f"{folder}: no synsets in its data.* files")
     return synsets
 
 
@@ -232,7 +221,7 @@ def majority_baseline(examples: Sequence[Example]) -> float:
 
 
 def prepare(
-    wordnet_dir: str, out: str, sizes: Dict[str, int], seed: int = 1, overwrite: bool = False
+    wordnet_dir: str, out: str, sizes: Dict[str, int], seed: int = 1, *, overwrite: bool = False
 ) -> Dict[str, Dict]:
     """Read WordNet, build every task, write ``OUT/TASK/{train,dev}.tsv`` and ``OUT/summary.json``. Returns the
     summary: per task and split the examples, label counts and majority baseline."""
@@ -246,7 +235,7 @@ def prepare(
     for task, splits in built.items():
         for split, examples in splits.items():
             if len(set(label for _, label in examples)) < 2:
-                raise PreprocessError(f"{wordnet_dir}: too few synsets for {task} {split} ({len(examples)} examples)")
+                raise UserError(f"{wordnet_dir}: too few synsets for {task} {split} ({len(examples)} examples)")
         summary["tasks"][task] = {
             split: {
                 "examples": len(examples),
@@ -259,8 +248,7 @@ def prepare(
         for task, splits in built.items():
             os.makedirs(os.path.join(tmp, task))
             for split, examples in splits.items():
-                with open(os.path.join(tmp, task, SPLITS[split]), "w", encoding="utf-8") as f:
-                    f.write("\n".join(tsv_lines(task, examples)) + "\n")
+                write_lines(os.path.join(tmp, task, SPLITS[split]), tsv_lines(task, examples))
                 log(f"[{task}] {split}: {len(examples)} examples, majority {majority_baseline(examples):.1f}%")
         write_summary(tmp, summary)
     return summary
@@ -284,16 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    exit_on_sigterm()
     args = build_parser().parse_args(argv)
-    sizes = {"train": args.train, "dev": args.dev}
-    code, _ = run_pipeline(
-        "wordnet", args.out, lambda: prepare(args.wordnet_dir, args.out, sizes, args.seed, args.overwrite)
-    )
-    if code:
-        return code
-    log(f"[wordnet] done: {args.out}")
-    return 0
+
+    def run() -> None:
+        prepare(args.wordnet_dir, args.out, {"train": args.train, "dev": args.dev}, args.seed, overwrite=args.overwrite)
+        log(f"[wordnet] done: {args.out}")
+
+    return cli.tool_main("wordnet", run, interrupted=f"interrupted; {args.out} is as it was")
 
 
 if __name__ == "__main__":

@@ -14,24 +14,24 @@ import os
 import shutil
 import sys
 from collections import Counter
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
+from rxf_repro import cli
 from rxf_repro.catalog import XNLI_LANGUAGES
+from rxf_repro.cli import UserError, positive_int
 from rxf_repro.data.common import (
-    PreprocessError,
     add_overwrite_flag,
+    check_files,
     check_output,
+    encode_lines,
     fairseq_preprocess,
-    load_sentencepiece,
     log,
-    map_lines,
-    output_folder,
-    positive_int,
-    run_pipeline,
+    sentencepiece,
+    write_lines,
     write_summary,
 )
 from rxf_repro.data.glue import NLI_SENTENCES, TASKS, Layout, check_labels_seen_in_training, read_split
-from rxf_repro.process import exit_on_sigterm
+from rxf_repro.outputs import output_folder
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
@@ -55,32 +55,14 @@ XNLI_HEADER = (
 XNLI = Layout(XNLI_HEADER, (6, 7), 1)
 NLI_LABELS = TASKS["MNLI"][0]
 
-_SP = None
-
-
-def _init_sp(model: str) -> None:
-    global _SP
-    _SP = load_sentencepiece(model)  # loaded once per process; a forked worker inherits the parent's
-
-
-def _pieces(line: str) -> str:
-    return " ".join(_SP.encode(line, out_type=str))
-
-
-def spm_encode(lines: List[str], model: str, workers: int) -> List[str]:
-    """Sentencepiece pieces, space-separated, as ``spm_encode --output_format=piece`` (XLM-R's recipe)."""
-    return map_lines(_pieces, lines, workers, _init_sp, (model,), "[XNLI] sentencepiece")
-
 
 def prepare(
-    mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, workers: int = 1, overwrite: bool = False
+    mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, *, workers: int = 1, overwrite: bool = False
 ) -> Dict:
     sources = (mnli_dir, xnli_dir, sp_model, dictionary)
     check_output(out, TOOL, KIND, inputs=sources, overwrite=overwrite)
-    for path in (sp_model, dictionary):
-        if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path}")
-    _init_sp(sp_model)  # here, once: a bad model is one error, before any worker starts
+    check_files(sp_model, dictionary)
+    encoder = sentencepiece(sp_model)  # a bad model is one error, before any work
     splits: Dict[str, tuple] = {}
     mnli = TASKS["MNLI"][1]
     train_path = os.path.join(mnli_dir, "train.tsv")
@@ -88,9 +70,9 @@ def prepare(
     for stem, split in (("train", "train"), ("dev_matched", "valid")):
         path = os.path.join(mnli_dir, f"{stem}.tsv")
         if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
+            raise UserError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
         log(f"[XNLI] reading MNLI {stem}.tsv")
-        rows = read_split(path, mnli[stem][1], NLI_LABELS, False)
+        rows = read_split(path, mnli[stem][1], NLI_LABELS)
         if train is None:
             train = rows
         else:
@@ -99,19 +81,19 @@ def prepare(
     for kind in ("dev", "test"):
         path = os.path.join(xnli_dir, f"xnli.{kind}.tsv")
         if not os.path.isfile(path):
-            raise PreprocessError(f"missing file: {path} (XNLI-1.0)")
+            raise UserError(f"missing file: {path} (XNLI-1.0)")
         log(f"[XNLI] reading xnli.{kind}.tsv")
-        rows = read_split(path, XNLI, NLI_LABELS, False, keep=0, dataset="XNLI-1.0's")
+        rows = read_split(path, XNLI, NLI_LABELS, keep=0, dataset="XNLI-1.0's")
         check_labels_seen_in_training(train_path, train, path, rows)
         (first, second, languages), labels = rows.inputs, rows.labels
         unknown = sorted(set(languages) - set(XNLI_LANGUAGES))
         if unknown:
             row = rows.lines[languages.index(unknown[0])]
-            raise PreprocessError(f"{path}:{row}: language {unknown[0]!r} is not one of XNLI's 15")
+            raise UserError(f"{path}:{row}: language {unknown[0]!r} is not one of XNLI's 15")
         for lang in XNLI_LANGUAGES:
             keep = [i for i, code in enumerate(languages) if code == lang]
             if not keep:
-                raise PreprocessError(f"{path}: no rows for language {lang!r}")
+                raise UserError(f"{path}: no rows for language {lang!r}")
             splits[f"{kind}_{lang}"] = (
                 [[first[i] for i in keep], [second[i] for i in keep]],
                 [labels[i] for i in keep],
@@ -122,41 +104,25 @@ def prepare(
     with output_folder(out, TOOL, KIND, inputs=sources, overwrite=overwrite) as tmp:
         raw = os.path.join(tmp, ".raw")
         os.makedirs(raw)
-        # every sentence of every split through one pool of workers, then cut back into the splits' files
+        # every sentence of every split in one go, then cut back into the splits' files
         columns = [(split, k, values) for split, (inputs, _) in splits.items() for k, values in enumerate(inputs)]
         log(f"[XNLI] sentencepiece: {sum(len(v) for _, _, v in columns):,} sentences")
-        pieces = iter(spm_encode([line for _, _, values in columns for line in values], sp_model, workers))
+        lines = [line for _, _, values in columns for line in values]
+        pieces = iter(encode_lines(encoder, lines, workers, "[XNLI] sentencepiece"))
         for split, k, values in columns:
             encoded = [next(pieces) for _ in values]
             summary["splits"][split][f"input{k}_pieces"] = sum(len(p.split()) for p in encoded)
-            with open(os.path.join(raw, f"{split}.input{k}"), "w", encoding="utf-8") as f:
-                f.write("\n".join(encoded) + "\n")
+            write_lines(os.path.join(raw, f"{split}.input{k}"), encoded)
         for split, (_, labels) in splits.items():
-            with open(os.path.join(raw, f"{split}.label"), "w", encoding="utf-8") as f:
-                f.write("\n".join(labels) + "\n")
+            write_lines(os.path.join(raw, f"{split}.label"), labels)
         extra = [s for s in splits if s not in ("train", "valid")]
-        for suffix, dest, dict_args in [(f".input{k}", f"input{k}", ["--srcdict", dictionary]) for k in (0, 1)] + [
-            (".label", "label", [])
-        ]:
+        for dest in ("input0", "input1", "label"):
             log(f"[XNLI] binarizing {dest}")
             # prefixes relative to the temporary folder: fairseq splits --testpref on commas
-            fairseq_preprocess(
-                [
-                    "--only-source",
-                    *dict_args,
-                    "--workers",
-                    str(workers),
-                    "--destdir",
-                    dest,
-                    "--trainpref",
-                    os.path.join(".raw", "train" + suffix),
-                    "--validpref",
-                    os.path.join(".raw", "valid" + suffix),
-                    "--testpref",
-                    ",".join(os.path.join(".raw", s + suffix) for s in extra),
-                ],
-                cwd=tmp,
-            )
+            test = ",".join(os.path.join(".raw", f"{s}.{dest}") for s in extra)
+            pref = ["--trainpref", f".raw/train.{dest}", "--validpref", f".raw/valid.{dest}", "--testpref", test]
+            dict_args = [] if dest == "label" else ["--srcdict", dictionary]
+            fairseq_preprocess(["--only-source", *dict_args, "--destdir", dest, *pref], cwd=tmp, workers=workers)
             # fairseq-preprocess names the test prefixes test, test1, ...: give them their XNLI names
             for i, split in enumerate(extra):
                 for ext in ("bin", "idx"):
@@ -169,7 +135,6 @@ def prepare(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line (every option with its help: ``--help`` shows them)."""
     parser = argparse.ArgumentParser(
         prog="preprocess/xnli.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -178,31 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output folder (splits train, valid, dev_LANG, test_LANG)")
     parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
     parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
-    parser.add_argument("--workers", type=positive_int, default=1, help="processes for encoding and binarizing")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
+    )
     add_overwrite_flag(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    exit_on_sigterm()  # SIGTERM runs the cleanup Ctrl-C runs: no temporary folder, no worker left
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    code, summary = run_pipeline(
-        "xnli",
-        args.out,
-        lambda: prepare(
-            args.mnli_dir, args.xnli_dir, args.out, args.sentencepiece_model, args.dict, args.workers, args.overwrite
-        ),
-    )
-    if code:
-        return code
-    for split, info in summary["splits"].items():
-        log(
-            f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
-            f"pieces {info['input0_pieces'] + info['input1_pieces']}"
+    args = build_parser().parse_args(argv)
+
+    def run() -> None:
+        summary = prepare(
+            args.mnli_dir,
+            args.xnli_dir,
+            args.out,
+            args.sentencepiece_model,
+            args.dict,
+            workers=args.workers,
+            overwrite=args.overwrite,
         )
-    log(f"[XNLI] done: {args.out}")
-    return 0
+        for split, info in summary["splits"].items():
+            log(
+                f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
+                f"pieces {info['input0_pieces'] + info['input1_pieces']}"
+            )
+        log(f"[XNLI] done: {args.out}")
+
+    return cli.tool_main("xnli", run, interrupted=f"interrupted; {args.out} is as it was")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """What the three pipelines (preprocess/{glue,xnli,summarization}.sh) do to their output folder, as wiring: the rules
 themselves live in ``rxf_repro.outputs`` and ``rxf_repro.process`` and are proven there once, in tests/unit/test_outputs.py and tests/integration/test_process.py
 (a user's folder or another tool's output refused and left intact, ``--overwrite``, links, files, inputs, a parent we
-cannot write in, a killed run's leftovers, Ctrl-C and SIGTERM while a worker pool maps lines). Here each pipeline is
-shown to go through them (one test per pipeline), and what is the pipelines' own is proven: ``glue.sh ALL`` is one
-output, a signal or a kill during the work stops every worker and leaves the old output, a bad model with two workers
-is one line, exit 1, before any work, a comma in the output path.
+cannot write in, a killed run's leftovers). Here each pipeline is shown to go through them (one test per pipeline), and
+what is the pipelines' own is proven: ``glue.sh ALL`` is one output, a signal or a kill during the work leaves the old
+output and nothing running, a bad model with two workers is one line, exit 1, before any work, a comma in the output
+path.
 
 The pipelines run as the ``main`` their scripts ``exec``, in this process, or in a fork of it where a test signals the
 run (``tests/pipelines.py``); each script runs for real in its own module's tests."""
@@ -23,16 +23,7 @@ from tests.helpers import REPO, bpe_flags, run_tool, tree_digest
 from tests.integration.test_preprocess_glue import GLUE_FILES, data_digest, decode_split, glue_all, write_glue  # noqa: F401,F811
 from tests.integration.test_preprocess_summarization import CNN_DM, write_lines
 from tests.integration.test_preprocess_xnli import tiny_spm, write_xnli  # noqa: F401,F811
-from tests.pipelines import (
-    assert_all_gone,
-    assert_group_gone,
-    kill_group,
-    pipeline,
-    read_rest,
-    read_until,
-    start_pipeline,
-    wait_for_children,
-)
+from tests.pipelines import assert_group_gone, kill_group, pipeline, read_rest, read_until, start_pipeline
 
 TOOLS = {"glue": "preprocess/glue.sh", "xnli": "preprocess/xnli.sh", "summarization": "preprocess/summarization.sh"}
 KINDS = {"glue": "glue-binaries", "xnli": "xnli-binaries", "summarization": "summarization-binaries"}
@@ -111,7 +102,7 @@ def test_a_users_folder_is_refused_before_any_work_and_overwrite_replaces_it(tmp
 @pytest.mark.parametrize("name", sorted(TOOLS))
 def test_every_option_has_help_and_is_in_the_scripts_usage(name):
     module = importlib.import_module(f"rxf_repro.data.{name}")
-    usage = run_tool(["bash", os.path.join(REPO, TOOLS[name]), "--help"])  # the script's own usage: no Python
+    usage = run_tool(["bash", os.path.join(REPO, TOOLS[name]), "--help"])  # argparse's, through the script
     assert usage.returncode == 0 and usage.stdout.startswith(f"usage: {TOOLS[name]}")
     actions = [a for a in module.build_parser()._actions if a.dest != "help"]
     assert "overwrite" in [a.dest for a in actions]
@@ -121,14 +112,22 @@ def test_every_option_has_help_and_is_in_the_scripts_usage(name):
             assert flag in usage.stdout, flag
 
 
+FAILING_RUNS = {  # arguments that parse, and fail at once (a missing input)
+    "glue": ["missing", "RTE", "out", "--dict", "missing.txt", "--wordpiece-vocab", "missing.txt"],
+    "xnli": ["missing", "missing", "out", "--sentencepiece-model", "missing.model", "--dict", "missing.txt"],
+    "summarization": ["cnn_dm", "missing", "out", "--encoder-json", "a", "--vocab-bpe", "b", "--dict", "c"],
+    "wordnet": ["out", "--wordnet-dir", "missing"],
+}
+
+
 @pytest.mark.parametrize("name", ["glue", "xnli", "summarization", "wordnet"])
-def test_every_pipeline_turns_sigterm_into_its_cleanup(name):
-    """Each ``main`` calls ``process.exit_on_sigterm()`` first, so SIGTERM runs the cleanup Ctrl-C runs (no
-    temporary folder, no worker left: proven for glue.sh end to end below, for the mechanism in test_outputs.py)."""
+def test_every_pipeline_turns_sigterm_into_its_cleanup(tmp_path, monkeypatch, name):
+    """Each ``main`` runs in ``cli.tool_main``, which calls ``process.exit_on_sigterm()``, so SIGTERM runs the cleanup
+    Ctrl-C runs (no temporary folder, nothing left running: proven for glue.sh end to end below)."""
     module = importlib.import_module(f"rxf_repro.data.{name}")
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever an earlier test's main left (conftest restores it after)
-    with pytest.raises(SystemExit):
-        module.main(["--help"])
+    monkeypatch.chdir(tmp_path)
+    assert module.main(FAILING_RUNS[name]) == 1
     assert signal.getsignal(signal.SIGTERM) is process._raise_exit
 
 
@@ -162,13 +161,12 @@ def sst2(root, rows):
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C", "SIGKILL"])
-def test_a_signal_or_a_kill_during_encoding_stops_the_workers_and_leaves_the_old_output(tmp_path, tiny_bpe, how):
-    """glue.sh with two workers, stopped while its pool encodes (each line slowed down, so that the pool still works
-    when the signal lands, however slow the machine). Three ways, three code paths: SIGTERM to the process (``main``'s
-    ``exit_on_sigterm``: SystemExit through every ``finally``, exit 143); Ctrl-C to the terminal's process group
-    (the workers ignore it, ``common.run_pipeline`` says so, exit 130); SIGKILL (no cleanup can run: the workers
-    end by themselves and the next run removes the temporary folder). Every time the old output is left whole and
-    no worker outlives the run."""
+def test_a_signal_or_a_kill_during_encoding_leaves_the_old_output_and_nothing_running(tmp_path, tiny_bpe, how):
+    """glue.sh with two workers, stopped while its threads encode (each line slowed down, so that the encoding still
+    runs when the signal lands, however slow the machine). Three ways, three code paths: SIGTERM to the process
+    (``cli.tool_main``'s ``exit_on_sigterm``: SystemExit through every ``finally``, exit 143); Ctrl-C to the
+    terminal's process group (``cli.tool_main`` says so, exit 130); SIGKILL (no cleanup can run: the next run
+    removes the temporary folder). Every time the old output is left whole and nothing of the run outlives it."""
     out = tmp_path / "out"
     command = [tmp_path / "glue", "SST-2", out, *bpe_flags(tiny_bpe), "--workers", "2"]
     sst2(tmp_path / "glue", 3)
@@ -178,16 +176,14 @@ def test_a_signal_or_a_kill_during_encoding_stops_the_workers_and_leaves_the_old
     run = start_pipeline("glue", command, encode_delay=0.05)
     try:
         read_until(run, "BPE-encoding train.input0")
-        workers = wait_for_children(run.pid)
         if how == "SIGTERM":
             os.kill(run.pid, signal.SIGTERM)
         elif how == "Ctrl-C":  # the terminal sends SIGINT to the whole foreground process group
             os.killpg(run.pid, signal.SIGINT)
         else:
             os.kill(run.pid, signal.SIGKILL)
-        rest = read_rest(run)  # to its end: for SIGKILL, until the workers that hold its output have gone too
-        assert_all_gone(workers)  # by themselves: nothing of the test's has killed any of them yet
-        assert_group_gone(run.pid)  # nor anything else the run started
+        rest = read_rest(run)  # to its end
+        assert_group_gone(run.pid)  # nothing the run started: nothing of the test's has killed any of it yet
     finally:
         kill_group(run.pid)  # what a failed test left running
         run.wait(30)
@@ -301,8 +297,7 @@ BAD_MODELS = {  # case -> (pipeline, file name, content, flag it replaces, messa
 
 @pytest.mark.parametrize("case", sorted(BAD_MODELS))
 def test_a_malformed_model_with_two_workers_is_one_line_not_a_hang(tmp_path, inputs, tiny_bpe, tiny_spm, case):
-    """A bad model is loaded, and refused, in the main process before any worker starts (it hung forever once: every
-    worker failed to load it)."""
+    """A bad model is loaded, and refused, before any work (it hung forever once, when worker processes loaded it)."""
     name, filename, content, flag, message = BAD_MODELS[case]
     (tmp_path / filename).write_bytes(content)
     if name == "xnli":

@@ -360,6 +360,7 @@ def test_failure_after_writing_started_leaves_nothing(tmp_path, tiny_bpe):
 
 def test_usage_and_flag_checks(tmp_path, tiny_bpe):
     usage = subprocess.run(["bash", SUMMARIZATION_SH], stderr=subprocess.PIPE, text=True)
-    assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/summarization.sh DATASET")
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: preprocess/summarization.sh")
+    assert "preprocess/summarization.sh: error: the following arguments are required: dataset" in usage.stderr
     proc = run_main("cnn_dm", tmp_path, tmp_path / "out", tiny_bpe, "--tifu-split", "hash")
     assert proc.returncode == 2 and "--tifu-split is for reddit_tifu only" in proc.stderr

@@ -1,4 +1,5 @@
-"""Children that never outlive us (rxf_repro/process.py), in real child processes: SIGTERM runs the cleanup and stops the children, a signal landing while a child starts stops it, and a worker pool is stopped before the signal is raised."""
+"""Children that never outlive us (rxf_repro/process.py), in real child processes: SIGTERM runs the cleanup and stops
+the children, and a signal landing while a child starts stops it."""
 
 import os
 import signal
@@ -124,40 +125,3 @@ def test_a_signal_while_a_child_starts_stops_the_child_and_then_interrupts(tmp_p
     assert proc.stdout == f"stopped {raised}\n", proc.stderr
     # by the signal itself, not by stop_child's SIGKILL after its 10 s of grace (a signal lost in the new child)
     assert time.monotonic() - started < 8
-
-
-SIGNAL_DURING_POOL = """
-import multiprocessing, os, signal, sys, time, traceback
-sys.path.insert(0, {repo!r})
-from rxf_repro import process
-from rxf_repro.data import common
-process.exit_on_sigterm()
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal (see SIGNAL_DURING_START)
-
-def slow(line):
-    if line == "0":  # the first line's worker: the signal lands while the pool works, however slow the machine
-        os.kill(os.getppid(), signal.{sig})
-    time.sleep(0.05)
-    return line
-
-started = time.time()
-try:
-    common.map_lines(slow, [str(i) for i in range(2000)], 2, lambda: None, (), "test")
-    print("the signal was lost")
-except BaseException as error:
-    frames = traceback.extract_tb(error.__traceback__)
-    inside = sorted({{os.path.basename(f.filename) for f in frames}} & {{"pool.py", "threading.py", "queues.py"}})
-    print(type(error).__name__, [f.name for f in frames if f.name == "interrupts_deferred"], inside,
-          multiprocessing.active_children(), "soon" if time.time() - started < 20 else "late")
-"""
-
-
-@pytest.mark.parametrize("sig,raised", [("SIGINT", "KeyboardInterrupt"), ("SIGTERM", "SystemExit")])
-def test_a_signal_while_a_worker_pool_maps_lines_raises_once_the_pool_is_stopped(tmp_path, sig, raised):
-    """Ctrl-C or SIGTERM while ``map_lines``' pool works is raised after the pool is terminated, from
-    ``process.interrupts_deferred``, never inside the pool's locks and threads (where the main thread waits for
-    results: raised there, the exception could leave ``Pool.terminate`` waiting forever)."""
-    script = tmp_path / "signal_during_map_lines.py"
-    script.write_text(SIGNAL_DURING_POOL.format(repo=REPO, sig=sig))
-    proc = run_script(script)
-    assert proc.stdout == f"{raised} ['interrupts_deferred'] [] [] soon\n", proc.stderr  # not after all 50 s

@@ -1,4 +1,4 @@
-"""rxf_repro.outputs and rxf_repro.process: what every folder-writing command relies on."""
+"""rxf_repro.outputs: what every folder-writing command relies on."""
 
 import json
 import os
@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from rxf_repro import outputs
+from rxf_repro.cli import UserError
 
 
 def dead_pid() -> int:
@@ -45,7 +46,7 @@ def test_a_users_folder_or_another_tools_output_is_refused_and_left_intact(tmp_p
     (tmp_path / "out" / "summary.json").write_text("{}")  # looking like a pipeline's output is not enough
     if marker:
         (tmp_path / "out" / outputs.MARKER).write_text(json.dumps(marker))
-    with pytest.raises(outputs.OutputError, match="pass --overwrite"):
+    with pytest.raises(UserError, match="pass --overwrite"):
         build(tmp_path / "out")
     assert (tmp_path / "out" / "mine.txt").read_text() == "precious" and leftovers(tmp_path) == []
     build(tmp_path / "out", overwrite=True)
@@ -64,7 +65,7 @@ def test_links_files_and_inputs_are_refused_before_any_work(tmp_path):
         (tmp_path / "data", (str(tmp_path / "data" / "in.tsv"),), "contains the input"),
     ):
         ran = []
-        with pytest.raises(outputs.OutputError, match=message):
+        with pytest.raises(UserError, match=message):
             with outputs.output_folder(str(dest), "tool-a", "kind-a", inputs=inputs):
                 ran.append(1)
         assert ran == []
@@ -121,25 +122,7 @@ def test_write_file_atomically_replaces_whole_files(tmp_path):
 
 def test_a_parent_folder_we_cannot_write_in_is_one_line_before_any_work(read_only_folder):
     ran = []
-    with pytest.raises(outputs.OutputError, match=r"cannot write in .*read-only \(permission denied\)"):
+    with pytest.raises(UserError, match=r"cannot write in .*read-only \(permission denied\)"):
         with outputs.output_folder(str(read_only_folder / "out"), "tool-a", "kind-a", flag="--out"):
             ran.append(1)
     assert ran == []
-
-
-def _fails_on_seven(line):
-    if line == "7":
-        raise ValueError("no sevens")
-    return line + "!"
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_map_lines_keeps_the_order_and_names_the_line_that_failed(workers):
-    from rxf_repro.data import common
-
-    lines = [str(i) for i in range(40)]
-    assert common.map_lines(_fails_on_seven, lines[8:], workers, lambda: None, (), "test") == [
-        s + "!" for s in lines[8:]
-    ]
-    with pytest.raises(common.PreprocessError, match=r"^test: line 8: ValueError\('no sevens'\)$"):
-        common.map_lines(_fails_on_seven, lines, workers, lambda: None, (), "test")
