@@ -43,7 +43,7 @@ class Attempt:
         return self.wall_s if self.wall_s is not None else self.last_elapsed()
 
 
-def header(number: int, resumed: bool, started: float, command: str) -> str:
+def header(number: int, started: float, command: str, *, resumed: bool) -> str:
     when = time.strftime(STAMP, time.localtime(started))
     return f"{HEADER}{number} ({'resumed' if resumed else 'fresh'}) started at {started:.3f} ({when})\n# {command}\n"
 
@@ -114,6 +114,7 @@ class Best:
 def best_validation(
     attempts: Sequence[Attempt],
     metric: str,
+    *,
     maximize: bool,
     where: str = "the log",
     checkpoint_update: Optional[int] = None,

@@ -80,7 +80,7 @@ def stream(
     current = attempts.Attempt(previous[-1].number + 1 if previous else 1, resumed, time.time())
     progress = progress or Progress(None, every=0)
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
-        logf.write(attempts.header(current.number, resumed, current.started, shlex.join(command)))
+        logf.write(attempts.header(current.number, current.started, shlex.join(command), resumed=resumed))
         logf.flush()
         if in_process:
             preload(command[2])
@@ -335,7 +335,7 @@ class Executor:
             attempt = self.execute(command, spec.run_dir, "train.log", resumed=update is not None, progress=progress)
             found.append(attempt)
         saved = checkpoint_update(best) if os.path.exists(best) else None
-        validation = attempts.best_validation(found, metric, maximize, log_path, saved)
+        validation = attempts.best_validation(found, metric, maximize=maximize, where=log_path, checkpoint_update=saved)
         return Trained(found, validation, attempts.validation_curve(found, metric))
 
     def summary(self, started: float, save_root: str) -> str:

@@ -17,7 +17,7 @@ def fake_log(*attempts_lines, started=1000.0):
     text = []
     for number, (lines, code) in enumerate(attempts_lines, start=1):
         begin = started + 100 * (number - 1)
-        text.append(attempts.header(number, number > 1, begin, "fairseq-train ..."))
+        text.append(attempts.header(number, begin, "fairseq-train ...", resumed=number > 1))
         for seconds, tag, record in lines:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(begin + seconds))
             text.append(f"{stamp} | INFO | {tag} | {json.dumps(record)}\n")
@@ -39,7 +39,7 @@ def test_the_best_checkpoint_of_an_earlier_attempt_is_the_records():
     )
     found = attempts.read_attempts(log)
     assert [a.resumed for a in found] == [False, True] and found[0].exit_code is None and found[1].exit_code == 0
-    best = attempts.best_validation(found, "accuracy", True)
+    best = attempts.best_validation(found, "accuracy", maximize=True)
     assert best.update == 15 and best.attempt == 0
     times = attempts.timings(found, best)
     # attempt 1 was killed: its duration is its last time-stamped line (20 s); it began training 4 s in and the
@@ -55,30 +55,36 @@ def test_the_best_checkpoint_of_an_earlier_attempt_is_the_records():
 
 def test_ties_across_attempts_go_to_the_last_as_fairseq_overwrites_checkpoint_best():
     log = fake_log(([(5, "valid", valid(5, 60.0))], None), ([(5, "valid", valid(10, 60.0))], 0))
-    assert attempts.best_validation(attempts.read_attempts(log), "accuracy", True).update == 10
+    assert attempts.best_validation(attempts.read_attempts(log), "accuracy", maximize=True).update == 10
 
 
 def test_the_update_stored_in_checkpoint_best_wins_over_the_log():
     log = fake_log(([(5, "valid", valid(5, 70.0)), (9, "valid", valid(9, 60.0))], 0))
-    assert attempts.best_validation(attempts.read_attempts(log), "accuracy", True, checkpoint_update=9).update == 9
+    assert (
+        attempts.best_validation(attempts.read_attempts(log), "accuracy", maximize=True, checkpoint_update=9).update
+        == 9
+    )
 
 
 def test_a_fresh_start_forgets_the_attempts_before_it():
     log = (
         fake_log(([(5, "valid", valid(5, 90.0))], None))
-        + attempts.header(2, False, 2000.0, "again")
+        + attempts.header(2, 2000.0, "again", resumed=False)
         + "2026-01-01 00:00:00 | INFO | valid | "
         + json.dumps(valid(3, 40.0))
         + "\n"
     )
     found = attempts.read_attempts(log)
-    assert len(found) == 1 and attempts.best_validation(found, "accuracy", True).update == 3
+    assert len(found) == 1 and attempts.best_validation(found, "accuracy", maximize=True).update == 3
 
 
 def test_no_validation_is_one_line_naming_the_log():
     with pytest.raises(UserError, match="runs/x/train.log: no validation with valid_accuracy"):
         attempts.best_validation(
-            attempts.read_attempts(fake_log(([(1, "train", {"loss": "1"})], 0))), "accuracy", True, "runs/x/train.log"
+            attempts.read_attempts(fake_log(([(1, "train", {"loss": "1"})], 0))),
+            "accuracy",
+            maximize=True,
+            where="runs/x/train.log",
         )
 
 

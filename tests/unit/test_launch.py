@@ -15,12 +15,12 @@ from rxf_repro.execution import Executor, Planned, RunSpec
 from tests.helpers import call_main
 
 ATTEMPT_FAILED = (
-    attempts.header(1, False, time.time(), "python -m fairseq_cli.train ...")
+    attempts.header(1, time.time(), "python -m fairseq_cli.train ...", resumed=False)
     + "2026-12-06 10:00:00 | INFO | fairseq_cli.train | start\n"
     + "RuntimeError: Error(s) in loading state_dict for RobertaModel\n"
     + attempts.footer(1, 1, 3.0)
 )
-ATTEMPT_KILLED = attempts.header(1, False, time.time(), "python -m fairseq_cli.train ...") + "| epoch 001 |\n"
+ATTEMPT_KILLED = attempts.header(1, time.time(), "python -m fairseq_cli.train ...", resumed=False) + "| epoch 001 |\n"
 
 
 def hold_for(folder, seconds, ready):
