@@ -91,13 +91,12 @@ def stream(
                 command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env
             )
         running.append(proc)
-        with proc.stdout:  # the pipe's read end: closed once read to its end
+        with proc.stdout, contextlib.closing(progress):  # the pipe's read end and the bar: closed in every case
             for line in proc.stdout:
                 logf.write(line)
                 logf.flush()
                 current.lines.append((time.time() - current.started, line.rstrip("\n")))
                 progress.line(line)
-        progress.close()
         current.exit_code, current.wall_s = proc.wait(), time.time() - current.started
         logf.write(attempts.footer(current.number, current.exit_code, current.wall_s))
     return current.exit_code, current

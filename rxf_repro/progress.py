@@ -1,7 +1,9 @@
 """What a long fairseq run says while it runs, on stderr: a tqdm bar over its updates (rate, ETA, the loss) and a
 line per validation, read from the lines fairseq-train logs (``--log-format json``); its full output is in the log."""
 
+import io
 import sys
+import time
 from typing import Optional
 
 from tqdm import tqdm
@@ -19,6 +21,7 @@ class Progress:
     def __init__(self, max_update: Optional[int], metric: Optional[str] = None, every: float = 30.0):
         self.max_update, self.metric, self.every = max_update, metric, every
         self.bar: Optional[tqdm] = None  # started at the first training line: rate and ETA of training alone
+        self.tty = sys.stderr.isatty()  # else a log file (Slurm's, 2>FILE): a line every ``every`` s, no redrawing
 
     def line(self, text: str) -> None:
         if self.every <= 0:
@@ -26,12 +29,21 @@ class Progress:
         train = json_record(text, "train_inner")
         if train is not None and "num_updates" in train:
             update = int(float(train["num_updates"]))
-            if self.bar is None:  # on sys.stderr as it is now (tqdm's default): a forked rxf-run has its own
+            if self.bar is None:  # on sys.stderr as it is now (a forked rxf-run has its own)
                 self.bar = _Bar(
-                    desc="    training", total=self.max_update, initial=update, unit="update", mininterval=self.every
+                    desc="    training",
+                    total=self.max_update,
+                    initial=update,
+                    unit="update",
+                    mininterval=self.every,
+                    file=sys.stderr if self.tty else io.StringIO(),
                 )
+                self.printed = time.monotonic()
             self.bar.set_postfix(loss=train.get("loss"), refresh=False)
             self.bar.update(update - self.bar.n)
+            if not self.tty and time.monotonic() - self.printed >= self.every:
+                self.printed = time.monotonic()
+                print(self.bar, file=sys.stderr, flush=True)
             return
         valid = json_record(text, "valid")
         if valid is not None and "valid_num_updates" in valid:
@@ -45,4 +57,6 @@ class Progress:
 
     def close(self) -> None:
         if self.bar is not None:
+            if not self.tty:
+                print(self.bar, file=sys.stderr, flush=True)
             self.bar.close()

@@ -2,6 +2,7 @@
 sentencepiece) loaded once and checked, encoding in threads, fairseq-preprocess, owned outputs
 (``rxf_repro.outputs``)."""
 
+import collections
 import json
 import multiprocessing
 import os
@@ -9,9 +10,9 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 from rxf_repro.cli import UserError
 from rxf_repro.outputs import check_destination, clean_leftovers
@@ -78,8 +79,11 @@ def read_text_lines(path: str) -> List[str]:
 
 
 def _read_utf8(path: str) -> str:
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read it ({error.strerror})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -241,19 +245,34 @@ def text_encoder(encoder_json: Optional[str], vocab_bpe: Optional[str], wordpiec
 
 def encode_lines(encoder: TextEncoder, lines: Sequence[str], workers: int, label: str) -> List[str]:
     """``encoder`` over ``lines`` (each stripped), in ``workers`` threads, order kept, with progress on stderr every
-    10 s: encoding a large corpus takes minutes. Batches are small, so that Ctrl-C or SIGTERM (raised in this
-    thread) waits for a fraction of a second of work before the cleanup."""
+    10 s: encoding a large corpus takes minutes. Batches are small and at most ``2 * workers`` are in flight, so
+    memory stays that of the output, and Ctrl-C or SIGTERM (raised in this thread) wait for a fraction of a second of
+    work before the cleanup. An encoder's error names the lines of its batch."""
     size = max(1, min(1000, len(lines) // (8 * workers)))
-    batches = ([line.strip() for line in lines[i : i + size]] for i in range(0, len(lines), size))
     started = last = time.monotonic()
     encoded: List[str] = []
+    in_flight: Deque[Tuple[int, Future]] = collections.deque()
+
+    def collect() -> None:
+        nonlocal last
+        first, future = in_flight.popleft()
+        try:
+            encoded.extend(future.result())
+        except Exception as error:
+            raise UserError(f"{label}: lines {first + 1}-{min(first + size, len(lines))}: {error!r}") from error
+        if time.monotonic() - last >= 10:
+            last = time.monotonic()
+            log(f"{label}: {len(encoded):,}/{len(lines):,} lines, {last - started:.0f} s")
+
     pool = ThreadPoolExecutor(workers)
     try:
-        for done in pool.map(encoder.encode, batches):
-            encoded += done
-            if time.monotonic() - last >= 10:
-                last = time.monotonic()
-                log(f"{label}: {len(encoded):,}/{len(lines):,} lines, {last - started:.0f} s")
+        for first in range(0, len(lines), size):
+            batch = [line.strip() for line in lines[first : first + size]]
+            in_flight.append((first, pool.submit(encoder.encode, batch)))
+            if len(in_flight) >= 2 * workers:
+                collect()
+        while in_flight:
+            collect()
     finally:
         pool.shutdown(cancel_futures=True)
     return encoded
@@ -312,6 +331,10 @@ def fairseq_preprocess(args: Sequence[str], cwd: Optional[str] = None, workers: 
         if cwd is not None:
             os.chdir(cwd)
         preprocess.main(options.get_preprocessing_parser().parse_args(args))
+    except SystemExit as error:  # argparse's exit 2 on arguments it refuses (its message is on stderr); not SIGTERM's
+        if error.code != 2:
+            raise
+        raise UserError(f"fairseq-preprocess {' '.join(args)}: refused its arguments (exit {error.code})") from None
     except Exception as error:
         raise UserError(f"fairseq-preprocess {' '.join(args)} failed: {error!r}") from error
     finally:

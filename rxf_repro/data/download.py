@@ -28,6 +28,7 @@ from rxf_repro import cli, outputs
 
 MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "downloads.tsv")
 LOCAL_CHECKSUMS = "checksums.local.tsv"
+USER_AGENT = "rxf-fairseq-download/1"  # the downloads name themselves, as they did before pooch
 CHUNK = 1 << 20
 _STOP = threading.Event()  # --workers: set on a failure or Ctrl-C, so that the other downloads end at their next chunk
 _RECORD_LOCK = threading.Lock()  # --workers: downloads record their checksums concurrently
@@ -123,7 +124,7 @@ def _get(entry: Entry, url: str, part: str) -> None:
                 with urllib.request.urlopen(url) as response:
                     shutil.copyfileobj(response, out, CHUNK)
             else:
-                pooch.HTTPDownloader(chunk_size=CHUNK, timeout=60)(url, out, None)
+                pooch.HTTPDownloader(chunk_size=CHUNK, timeout=60, headers={"User-Agent": USER_AGENT})(url, out, None)
         except requests.HTTPError as error:
             response = error.response
             raise cli.UserError(f"{entry.name}: {url}: HTTP {response.status_code} {response.reason}") from None

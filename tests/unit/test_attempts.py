@@ -99,6 +99,7 @@ def test_progress_is_a_bar_over_the_updates_and_a_line_per_validation(capsys):
     progress.close()
     err = capsys.readouterr().err
     assert "6/10" in err and "loss=0.5" in err and "update" in err
+    assert "\r" not in err  # stderr is not a terminal here: lines, not a bar redrawn
     assert "validation at update 6: accuracy 61.0 (best so far 61.0)" in err
     silent = Progress(10, "accuracy", every=0)
     for line in (train % 4, validation):

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from rxf_repro.cli import UserError
 from rxf_repro.data import common
 from tests.helpers import REPO
 
@@ -69,3 +70,19 @@ def test_encode_lines_keeps_the_order_in_threads():
     reverse = common.TextEncoder("reverse", (), lambda lines: [line[::-1] for line in lines])
     lines = [f" line {i} " for i in range(5000)]
     assert common.encode_lines(reverse, lines, 3, "test") == [f"line {i}"[::-1] for i in range(5000)]
+
+
+def test_an_encoder_error_names_the_lines_of_its_batch():
+    def encode(lines):
+        if "line 2500" in lines:
+            raise ValueError("cannot encode this")
+        return lines
+
+    lines = [f"line {i}" for i in range(5000)]  # 2 workers: batches of 5000 // 16 = 312 lines
+    with pytest.raises(UserError, match=r"^test: lines 2497-2808: ValueError\('cannot encode this'\)$"):
+        common.encode_lines(common.TextEncoder("failing", (), encode), lines, 2, "test")
+
+
+def test_fairseq_preprocess_refusing_its_arguments_is_one_line(capsys):
+    with pytest.raises(UserError, match="fairseq-preprocess --no-such-flag: refused its arguments"):
+        common.fairseq_preprocess(["--no-such-flag"])
