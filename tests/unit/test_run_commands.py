@@ -5,6 +5,7 @@ import os
 import pytest
 
 from rxf_repro import catalog
+from rxf_repro.cli import UserError
 from rxf_repro.commands import hydra_quote
 from tests.helpers import flag, rxf_run_dry, rxf_run_error, script_rxf_run_argv, with_dry_run, wrapper_argv
 
@@ -251,3 +252,21 @@ def test_paths_survive_hydra_overrides(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     assert OverridesParser.create().parse_override("++task.data=" + hydra_quote(path)).value() == path
+
+
+def test_rouge_inside_rxf_run_leaves_ctrl_c_and_errors_to_rxf_run(monkeypatch, tmp_path):
+    """rxf-run scores summaries with rxf-rouge's own code in its process: a Ctrl-C there is rxf-run's interrupt (exit
+    130, "running the same command again resumes"), and rxf-rouge's error is rxf-run's one line."""
+    from rxf_repro import evaluation, rouge
+
+    command = ["rxf-rouge", str(tmp_path / "ref"), str(tmp_path / "hyp"), "-q"]
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rouge.command, "score", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.rouge_scores(command)
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="ref"):
+        evaluation.rouge_scores(command)  # neither file exists
