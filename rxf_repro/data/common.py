@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
-from rxf_repro.cli import UserError
+from rxf_repro.cli import UserError, positive_int
 from rxf_repro.outputs import check_destination, clean_leftovers
 
 
@@ -40,6 +40,14 @@ def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), ov
             f"({error.strerror}: {error.filename}); remove them by hand"
         ) from None
     check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite)
+
+
+def add_dict_and_workers_flags(parser: Any, dict_help: str) -> None:
+    """The model's ``--dict`` (``prepare``'s ``dictionary``) and ``--workers``, which every pipeline has."""
+    parser.add_argument("--dict", dest="dictionary", metavar="DICT", required=True, help=dict_help)
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
+    )
 
 
 def add_overwrite_flag(parser: Any, scope: str = "") -> None:

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from rxf_repro import cli
-from rxf_repro.cli import UserError, positive_int
+from rxf_repro.cli import UserError
 from rxf_repro.data import wordnet
 from rxf_repro.data.common import (
     TextEncoder,
+    add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
     check_output,
@@ -388,10 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of GPT-2 BPE: the vocab.txt of a BERT checkpoint imported with rxf-import-hf, "
         "encoded with its own tokenizer (tokenizer.json beside it, lower-casing included)",
     )
-    parser.add_argument("--dict", required=True, help="the model's dict.txt (RoBERTa's, or rxf-import-hf's)")
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
-    )
+    add_dict_and_workers_flags(parser, "the model's dict.txt (RoBERTa's, or rxf-import-hf's)")
     parser.add_argument(
         "--skip-malformed",
         action="store_true",
@@ -405,18 +403,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> None:
-        summaries = prepare(
-            args.glue_dir,
-            args.task,
-            args.out,
-            args.dict,
-            encoder_json=args.encoder_json,
-            vocab_bpe=args.vocab_bpe,
-            wordpiece_vocab=args.wordpiece_vocab,
-            workers=args.workers,
-            skip_malformed=args.skip_malformed,
-            overwrite=args.overwrite,
-        )
+        summaries = prepare(**vars(args))  # the flags are prepare's parameters
         for summary in summaries:
             task = summary["task"]
             for split, info in summary["splits"].items():

@@ -42,8 +42,9 @@ from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import cli
-from rxf_repro.cli import UserError, positive_int
+from rxf_repro.cli import UserError
 from rxf_repro.data.common import (
+    add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
     check_output,
@@ -368,10 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out", help="output folder (fairseq's translation layout, source -> target)")
     parser.add_argument("--encoder-json", required=True, help="GPT-2 BPE encoder.json")
     parser.add_argument("--vocab-bpe", required=True, help="GPT-2 BPE vocab.bpe")
-    parser.add_argument("--dict", required=True, help="BART's dict.txt (GPT-2's, fairseq's gpt2_bpe/dict.txt)")
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
-    )
+    add_dict_and_workers_flags(parser, "BART's dict.txt (GPT-2's, fairseq's gpt2_bpe/dict.txt)")
     parser.add_argument(
         "--skip-empty",
         action="store_true",
@@ -394,18 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--tifu-split is for reddit_tifu only")
 
     def run() -> None:
-        summary = prepare(
-            args.dataset,
-            args.raw_dir,
-            args.out,
-            args.encoder_json,
-            args.vocab_bpe,
-            args.dict,
-            workers=args.workers,
-            skip_empty=args.skip_empty,
-            tifu_split=args.tifu_split or "pegasus",
-            overwrite=args.overwrite,
-        )
+        summary = prepare(**dict(vars(args), tifu_split=args.tifu_split or "pegasus"))  # the flags are its parameters
         for split, info in summary["splits"].items():
             skipped = f", {info['skipped_empty']} skipped (empty)" if info.get("skipped_empty") else ""
             log(

@@ -18,8 +18,9 @@ from typing import Dict, Optional, Sequence
 
 from rxf_repro import cli
 from rxf_repro.catalog import XNLI_LANGUAGES
-from rxf_repro.cli import UserError, positive_int
+from rxf_repro.cli import UserError
 from rxf_repro.data.common import (
+    add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
     check_output,
@@ -141,11 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("mnli_dir", help="GLUE's MNLI folder (train.tsv, dev_matched.tsv): the English training data")
     parser.add_argument("xnli_dir", help="XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv)")
     parser.add_argument("out", help="output folder (splits train, valid, dev_LANG, test_LANG)")
-    parser.add_argument("--sentencepiece-model", required=True, help="XLM-R's sentencepiece.bpe.model")
-    parser.add_argument("--dict", required=True, help="XLM-R's dict.txt")
     parser.add_argument(
-        "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
+        "--sentencepiece-model",
+        dest="sp_model",
+        metavar="SENTENCEPIECE_MODEL",
+        required=True,
+        help="XLM-R's sentencepiece.bpe.model",
     )
+    add_dict_and_workers_flags(parser, "XLM-R's dict.txt")
     add_overwrite_flag(parser)
     return parser
 
@@ -154,15 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> None:
-        summary = prepare(
-            args.mnli_dir,
-            args.xnli_dir,
-            args.out,
-            args.sentencepiece_model,
-            args.dict,
-            workers=args.workers,
-            overwrite=args.overwrite,
-        )
+        summary = prepare(**vars(args))  # the flags are prepare's parameters
         for split, info in summary["splits"].items():
             log(
                 f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
