@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.helpers import REPO, benchmark_module, forked
+from rxf_repro.encoders import model_folder
+from tests.helpers import MINILM, REPO, benchmark_module, forked
 
 TINY_COST = ["--layers", "1", "--dim", "16", "--heads", "2", "--ffn", "32", "--seq-len", "12", "--batch", "4"]
 TINY_COST += ["--warmup", "1", "--steps", "2", "--rounds", "1", "--threads", "1"]
@@ -245,3 +246,17 @@ def test_the_offline_bundle_script_parses_and_explains_itself():
     assert usage.returncode == 0 and "Usage: benchmarks/gpu_wheels.sh [DEST]" in usage.stdout
     bad = subprocess.run(["bash", script, "--dest"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown option --dest" in bad.stderr
+
+
+def test_the_noise_share_benchmark_replays_the_masks(tmp_path):
+    """benchmarks/noise_share.py on the real MiniLM, small: with the same dropout masks in both passes and no noise
+    the term is exactly 0 (the replay works), with independent masks it is not, and the noise alone grows with eps."""
+    import argparse
+
+    noise_share = benchmark_module("noise_share")
+    args = argparse.Namespace(model=MINILM, sentences=3, seeds=2, eps=[0.0, 1e-3, 1e-1], bf16=False)
+    rows = {row["eps"]: row for row in noise_share.measure(args)["rows"]}
+    assert rows[0.0]["same masks"]["values"] == [0.0, 0.0] and rows[0.0]["dropout off"]["values"] == [0.0, 0.0]
+    assert min(rows[0.0]["dropout on"]["values"]) > 0
+    assert 0 < rows[1e-3]["same masks"]["mean"] < rows[1e-1]["same masks"]["mean"]
+    assert len(noise_share.sentences(os.path.join(model_folder(MINILM), "README.md"), 15)) == 15
