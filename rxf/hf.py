@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rxf.kl import squared_prediction_change, symmetric_kl
-from rxf.noise import NoiseRecord, check_noise_args, noised_token_embeddings
+from rxf.noise import DropoutReplay, NoiseRecord, check_noise_args, noised_token_embeddings
 from rxf.smart import MomentumTeacher, SmartAscent, adversarial_forward, unwrapped
 from rxf.spectral_norm import SpectralNormLinear, spectrally_normalised
 
@@ -151,6 +151,8 @@ class ConsistencyTrainer(Trainer):
     """``transformers.Trainer`` + the weighted consistency terms of the model's logits that ``terms`` gives, each a
     mean per sentence, logged unweighted as the mean since the last log."""
 
+    same_dropout = False  # R3FTrainer(same_dropout=True): the noised pass replays the clean pass's dropout masks
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
@@ -195,6 +197,7 @@ class ConsistencyTrainer(Trainer):
         labels = inputs.get("labels")
         # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
         further_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
+        self._replay = DropoutReplay() if self.same_dropout else None  # before the clean pass draws its masks
         loss, outputs = super().compute_loss(
             model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -244,11 +247,12 @@ class R3FTrainer(ConsistencyTrainer):
         eps: float = 1e-5,
         noise_type: str = "uniform",
         fast_r3f: bool = False,
+        same_dropout: bool = False,
         **kwargs: Any,
     ):
         check_noise_args(eps, noise_type)
         self.r3f_lambda = _check_weight("r3f_lambda", r3f_lambda)
-        self.eps, self.noise_type, self.fast_r3f = eps, noise_type, bool(fast_r3f)
+        self.eps, self.noise_type, self.fast_r3f, self.same_dropout = eps, noise_type, bool(fast_r3f), same_dropout
         super().__init__(*args, **kwargs)
 
     def regularised(self) -> bool:
@@ -257,8 +261,10 @@ class R3FTrainer(ConsistencyTrainer):
     def noised_outputs(self, model: nn.Module, inputs: Dict[str, Any]):
         """The second forward pass, with R3F noise on the encoder's token embeddings (without gradient if fast)."""
         embedding, scope = input_embedding_and_scope(model)
+        replay, self._replay = getattr(self, "_replay", None), None  # taken by compute_loss for this step only
+        generator = replay.replay(embedding.weight.device) if replay is not None else None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
-            with noised_token_embeddings(embedding, scope, self.eps, self.noise_type) as record:
+            with noised_token_embeddings(embedding, scope, self.eps, self.noise_type, generator) as record:
                 outputs = model(**inputs)
         return outputs, record
 

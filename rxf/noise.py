@@ -24,16 +24,18 @@ def check_noise_args(eps: float, noise_type: str) -> None:
         raise ValueError(f"--noise-type must be one of {', '.join(NOISE_TYPES)}, got {noise_type!r}")
 
 
-def sample_embedding_noise(like: Tensor, eps: float, noise_type: str) -> Tensor:
+def sample_embedding_noise(
+    like: Tensor, eps: float, noise_type: str, generator: Optional[torch.Generator] = None
+) -> Tensor:
     """z ~ U(-eps, eps) or N(0, eps^2) like ``like``, drawn in fp32 from the default generator of its device
     (fairseq reseeds it every update, so a resumed run draws the same noise); eps = 0 gives exact zeros."""
     if eps == 0:
         return torch.zeros_like(like)
     noise = torch.empty(like.shape, device=like.device, dtype=torch.float32)
     if noise_type == "uniform":
-        noise.uniform_(-eps, eps)
+        noise.uniform_(-eps, eps, generator=generator)
     elif noise_type == "normal":
-        noise.normal_(0.0, eps)
+        noise.normal_(0.0, eps, generator=generator)
     else:
         check_noise_args(eps, noise_type)  # raises, naming the flag
     return noise.to(like.dtype)
@@ -103,13 +105,33 @@ def perturbed_token_embeddings(
         )
 
 
-def _add_noise(eps: float, noise_type: str) -> Callable[[Tensor], Tensor]:
-    return lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type)
+def _add_noise(eps: float, noise_type: str, generator: Optional[torch.Generator] = None) -> Callable[[Tensor], Tensor]:
+    return lambda embeddings: embeddings + sample_embedding_noise(embeddings, eps, noise_type, generator)
 
 
-def noised_token_embeddings(embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str):
+def noised_token_embeddings(
+    embedding: nn.Module, scope: nn.Module, eps: float, noise_type: str, generator: Optional[torch.Generator] = None
+):
     """``perturbed_token_embeddings`` with fresh R3F noise z at every call: x -> x + z."""
-    return perturbed_token_embeddings(embedding, scope, _add_noise(eps, noise_type))
+    return perturbed_token_embeddings(embedding, scope, _add_noise(eps, noise_type, generator))
+
+
+class DropoutReplay:
+    """The same dropout masks in a second forward pass: the CPU and CUDA random states, taken before the first pass,
+    are restored before the second. The second pass's noise comes from a generator of its own, seeded from the
+    stream before the first pass, so that drawing it does not shift the masks (and a reseeded run draws it again)."""
+
+    def __init__(self) -> None:
+        self.noise_seed = int(torch.randint(2**62, ()))
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def replay(self, device: torch.device) -> torch.Generator:
+        """Restore the random states; the noise's generator on ``device``."""
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+        return torch.Generator(device=device).manual_seed(self.noise_seed)
 
 
 @dataclass

@@ -258,7 +258,7 @@ class FixedNoise:
         b, t, d = sample_shape
         return self.table[:b, :t, :d].clone()
 
-    def like(self, like, eps, noise_type):
+    def like(self, like, eps, noise_type, generator=None):
         return self.sample(like.shape).to(like)
 
 

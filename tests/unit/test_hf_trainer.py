@@ -519,3 +519,19 @@ def test_noise_changed_pct_is_logged_for_half_precision_embeddings_not_under_bf1
     t.train()
     logged = [e for e in t.state.log_history if "loss" in e]
     assert len(logged) == 2 and all(0 <= e["noise_changed_pct"] < 50 for e in logged)
+
+
+def test_same_dropout_replays_the_clean_passs_masks_so_only_the_noise_makes_the_term(tmp_path):
+    """With dropout on, eps = 0 gives a term from the two passes' masks alone; same_dropout=True replays the clean
+    pass's masks in the noised pass, so eps = 0 gives exactly 0 and eps > 0 the noise's own, far smaller, term."""
+
+    def term(**options):
+        t = trainer(tiny_bert(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1).train(), tmp_path, **options)
+        torch.manual_seed(3)
+        t.compute_loss(t.model, dict(batch()))
+        return float(t._terms_log["symm_kl"][-1])
+
+    assert term(eps=0.0) > 0
+    assert term(eps=0.0, same_dropout=True) == 0.0
+    assert 0 < term(eps=1e-3, same_dropout=True) < term(eps=1e-3) / 100
+    assert term(eps=1e-3, same_dropout=True) == term(eps=1e-3, same_dropout=True)  # the noise drawn from the stream
