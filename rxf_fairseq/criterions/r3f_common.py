@@ -17,7 +17,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
 from rxf.capture import captured_outputs
-from rxf.noise import NOISE_TYPES, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
+from rxf.noise import NOISE_TYPES, DropoutReplay, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
 from rxf_fairseq.errors import OptionError
 from rxf_fairseq.model_parts import find_encoder_token_embedding
 
@@ -61,6 +61,10 @@ class R3FConfig(FairseqDataclass):
             "fewer, larger kernels; see docs/cost.md for when it is faster"
         },
     )
+    r3f_same_dropout: bool = field(
+        default=False,
+        metadata={"help": "the noised pass replays the clean pass's dropout masks: the term is the noise's alone"},
+    )
 
 
 def check_nonnegative_finite(flag: str, value: float, hint: str = "") -> None:
@@ -81,6 +85,8 @@ def check_r3f_args(cfg: R3FConfig) -> None:
             "--r3f-one-forward runs the noised copy in the clean pass's graph, with gradient; --fast-r3f runs it "
             "without: choose one"
         )
+    if cfg.r3f_same_dropout and cfg.r3f_one_forward:
+        raise OptionError("--r3f-same-dropout replays the clean pass's masks; --r3f-one-forward draws each copy's own")
 
 
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
@@ -160,6 +166,7 @@ class ConsistencyCriterion:
     criterion_name: str
     consistency_weight: float
     one_forward = False
+    same_dropout, _replay = False, None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -183,6 +190,7 @@ class ConsistencyCriterion:
                 loss, sample_size, logging_output = stock(model, sample, reduce)
             clean_logits, perturbed_logits, record = both.clean, both.noised, both.record
         else:
+            self._replay = DropoutReplay() if self.same_dropout else None  # before the clean pass draws its masks
             loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
             if clean is None:
                 return loss, sample_size, log_task_loss(logging_output)
@@ -241,11 +249,13 @@ class R3FCriterion(ConsistencyCriterion):
         self.noise_type = str(cfg.noise_type)
         self.fast_r3f = cfg.fast_r3f
         self.one_forward = cfg.r3f_one_forward
+        self.same_dropout = cfg.r3f_same_dropout
 
     def perturbed_logits(self, model, sample, clean_logits):
         """The noised pass; without gradient for ``--fast-r3f``."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
             embedding, scope = find_encoder_token_embedding(model)
-            with noised_token_embeddings(embedding, scope, self.noise_eps, self.noise_type) as record:
+            generator = self._replay.replay(embedding.weight.device) if self._replay is not None else None
+            with noised_token_embeddings(embedding, scope, self.noise_eps, self.noise_type, generator) as record:
                 logits = self.logits(model, sample)
         return logits, record

@@ -336,3 +336,20 @@ def test_r4f_task_normalises_every_head_layer_of_bart_and_roberta(toy_data):
         linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
         assert len(linears) == 2 and all(isinstance(m, SpectralNormLinear) for m in linears)
         assert max(effective_spectral_norms(head).values()) <= 1 + 1e-4
+
+
+def test_same_dropout_replays_the_clean_passs_masks(toy_data):
+    """--r3f-same-dropout: the noised pass draws the clean pass's dropout masks, so with dropout on and no noise the
+    term is exactly 0 (independent masks give a positive one), and the noise's own term remains with --eps."""
+
+    def symm_kl(*flags):
+        _, model, criterion, sample = roberta(toy_data, "--dropout", "0.1", *flags)
+        model.train()
+        torch.manual_seed(1)
+        return criterion(model, sample)[2]["symm_kl"].item()
+
+    assert symm_kl("--eps", "0") > 0
+    assert symm_kl("--eps", "0", "--r3f-same-dropout") == 0.0
+    assert symm_kl("--eps", "0.1", "--r3f-same-dropout") > 0
+    with pytest.raises(OptionError, match="--r3f-same-dropout"):
+        roberta(toy_data, "--r3f-same-dropout", "--r3f-one-forward")
