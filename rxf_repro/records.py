@@ -1,14 +1,9 @@
 """One JSON record per run (``<run dir>/record.json``): what ``rxf-run`` writes and ``rxf-report`` reads, one schema.
 
-``Record`` lists the fields. Metrics: GLUE and probes ``accuracy`` (MNLI: matched; ``accuracy_mm`` mismatched),
-``f1`` (QQP, MRPC), ``mcc`` (CoLA), ``pearson``/``spearman``/``pearson_and_spearman`` (STS-B; the last is their mean,
-fairseq's), in percent (x 100), and ``loss``; XNLI one test accuracy per language code (``en`` ... ``ur``);
-summarisation ``rouge1``, ``rouge2``, ``rougeL`` (F-measure x 100). A metric may be NaN or infinite (an evaluation
-that diverged is recorded as measured; ``rxf-report`` refuses to print it); a finite one lies in its range (0-100,
-correlations -100-100, a loss >= 0).
-
-``Record.from_dict`` checks every field (type, range, which kinds have it; an unknown field is an error); the writer
-and the reader both go through it. None is not written: absent and null read the same.
+``Record`` lists the fields, ``METRICS_OF_KIND`` the metrics (x 100, as fairseq logs them, MNLI's mismatched one as
+``accuracy_mm``). A metric may be NaN or infinite: an evaluation that diverged is recorded as measured, and
+``rxf-report`` refuses to print it. ``Record.from_dict`` checks every field; the writer and the reader both go
+through it. None is not written: absent and null read the same.
 """
 
 import json
@@ -210,11 +205,7 @@ def probe_info(
 ) -> Dict[str, Any]:
     """The ``probe`` field of a probe record, checked: ``source`` is the chain's first task unless given (the
     pretrained model's probes have no chain)."""
-    if source is None and not chain:
-        raise UserError("a probe without a chain needs its source task")
-    return ProbeInfo(
-        protocol, source if source is not None else chain[0], list(chain), step, cycle, finetuned_on
-    ).to_dict()
+    return ProbeInfo(protocol, source or next(iter(chain), None), list(chain), step, cycle, finetuned_on).to_dict()
 
 
 @dataclass
@@ -253,10 +244,8 @@ class Record:
             raise UserError(f"record version {self.version} is not {VERSION}")
         one_of("kind", self.kind, KINDS)
         typed("task", self.task, isinstance(self.task, str), "a string")
-        if self.kind == "xnli" and self.task != "XNLI":
-            raise UserError(f"an xnli record has task 'XNLI', not {self.task!r}")
-        what = {"summarization": "summarisation dataset", "probe": "probed task"}.get(self.kind, "GLUE task")
-        one_of(what, self.task, TASKS_OF_KIND[self.kind])
+        what = {"xnli": "xnli task", "summarization": "summarisation dataset", "probe": "probed task"}
+        one_of(what.get(self.kind, "GLUE task"), self.task, TASKS_OF_KIND[self.kind])
         one_of("method", self.method, catalog.METHOD_ORDER)
         if self.method == catalog.PRETRAINED and self.kind != "probe":
             raise UserError(
@@ -295,16 +284,12 @@ class Record:
             typed("valid_curve", self.valid_curve, ok, "a list of [update, value] pairs")
         for name in ("time_to_best_s", "startup_s", "wall_time_s", "train_wall_s"):
             seconds(name, getattr(self, name))
-        if self.attempts is not None:
-            ok = isinstance(self.attempts, list) and all(isinstance(a, Attempt) for a in self.attempts)
-            typed("attempts", self.attempts, ok, "a list of objects")
         for name in ("command", "generate", "rouge"):
             if getattr(self, name) is not None:
                 typed(name, getattr(self, name), is_strings(getattr(self, name)), "a command (a list of strings)")
-        if self.valid_accuracy is not None:
-            score("valid_accuracy", self.valid_accuracy, 0.0, 100.0)
-        if self.valid_loss is not None:
-            score("valid_loss", self.valid_loss, 0.0, math.inf)
+        for name, high in (("valid_accuracy", 100.0), ("valid_loss", math.inf)):
+            if getattr(self, name) is not None:
+                score(name, getattr(self, name), 0.0, high)
         if self.probed_checkpoint is not None:
             typed("probed_checkpoint", self.probed_checkpoint, isinstance(self.probed_checkpoint, str), "a path")
 

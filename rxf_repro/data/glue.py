@@ -119,11 +119,8 @@ TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
 }
 
 
-_SINGLE = {
-    "train": ("train", Layout(("sentence", "label"), (0,), 1)),
-    "dev": ("valid", Layout(("sentence", "label"), (0,), 1)),
-}  # SST-2's layout, labelled splits only
-_PAIR = {split: spec for split, spec in TASKS["RTE"][1].items() if split != "test"}  # RTE's layout
+_SINGLE = {stem: spec for stem, spec in TASKS["SST-2"][1].items() if stem != "test"}  # SST-2's, labelled splits
+_PAIR = {stem: spec for stem, spec in TASKS["RTE"][1].items() if stem != "test"}  # RTE's
 # GLUE-shaped tasks on WordNet's English for make demo (rxf_repro/data/wordnet.py writes their TSVs): binarized as
 # GLUE's are; ALL is GLUE's tasks only
 MINIATURE_TASKS: Dict[str, Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]] = {
@@ -147,6 +144,14 @@ class TSVSplit(NamedTuple):
     labels: List[str]
     lines: List[int]
     skipped: int
+
+
+def is_score(text: str) -> bool:
+    """An STS-B similarity: a number from 0 to 5."""
+    try:
+        return 0.0 <= float(text) <= 5.0
+    except ValueError:
+        return False
 
 
 def read_split(
@@ -174,33 +179,23 @@ def read_split(
     skipped = 0
     for number, line in enumerate(lines[first:], start=first + 1):
         fields = line.split("\t")
-        problem, malformed = None, False
-        if not line.strip():
-            problem, malformed = "empty line", True
-        elif len(fields) != layout.columns:
-            problem, malformed = f"{len(fields)} tab-separated fields, expected {layout.columns}", True
-        elif any(not fields[c].strip() for c in layout.inputs):
-            problem = "empty input text"
-        elif layout.label is not None:
-            value = fields[layout.label].strip()
-            if labels is not None and value not in labels:
-                problem = f"label {value!r} is not one of {sorted(labels)}"
-            elif labels is None:
-                try:
-                    score = float(value)
-                except ValueError:
-                    score = float("nan")
-                if not 0.0 <= score <= 5.0:
-                    problem = f"score {value!r} is not a number in [0, 5]"
-        if problem:
-            if skip_malformed and malformed:
+        if not line.strip() or len(fields) != layout.columns:  # malformed: --skip-malformed skips it
+            if skip_malformed:
                 skipped += 1
                 continue
-            raise UserError(f"{path}:{number}: {problem}")
+            found = f"{len(fields)} tab-separated fields, expected {layout.columns}" if line.strip() else "empty line"
+            raise UserError(f"{path}:{number}: {found}")
+        label = fields[layout.label].strip() if layout.label is not None else None
+        if any(not fields[c].strip() for c in layout.inputs):
+            raise UserError(f"{path}:{number}: empty input text")
+        if label is not None and labels is not None and label not in labels:
+            raise UserError(f"{path}:{number}: label {label!r} is not one of {sorted(labels)}")
+        if label is not None and labels is None and not is_score(label):
+            raise UserError(f"{path}:{number}: score {label!r} is not a number in [0, 5]")
         for column, values in zip(columns, inputs):
             values.append(" ".join(fields[column].split()))
-        if layout.label is not None:
-            out_labels.append(fields[layout.label].strip())
+        if label is not None:
+            out_labels.append(label)
         line_numbers.append(number)
     if not inputs[0]:
         raise UserError(f"{path}: no examples")
@@ -224,8 +219,7 @@ class TaskData:
     """A GLUE task read and validated, ready to be written."""
 
     task: str
-    source: str
-    splits: Dict[str, Tuple[List[List[str]], List[str]]]
+    splits: Dict[str, Tuple[List[List[str]], List[str]]]  # (inputs, labels)
     summary: Dict
 
 
@@ -239,7 +233,6 @@ def read_task(glue_dir: str, task: str, *, skip_malformed: bool = False) -> Task
     ]
     if missing:
         raise UserError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
-    splits = {}
     summary: Dict = {"task": task, "splits": {}}
     read: Dict[str, Tuple[str, TSVSplit]] = {}
     for stem, (split, layout) in present.items():
@@ -247,7 +240,6 @@ def read_task(glue_dir: str, task: str, *, skip_malformed: bool = False) -> Task
         path = os.path.join(source, f"{stem}.tsv")
         rows = read_split(path, layout, labels, skip_malformed=skip_malformed)
         read[split] = (path, rows)
-        splits[split] = (rows.inputs, rows.labels)
         summary["splits"][split] = {
             "file": f"{stem}.tsv",
             "examples": len(rows.lines),
@@ -263,7 +255,7 @@ def read_task(glue_dir: str, task: str, *, skip_malformed: bool = False) -> Task
         for split, (path, rows) in read.items():
             if split != "train":
                 check_labels_seen_in_training(*read["train"], path, rows)
-    return TaskData(task, source, splits, summary)
+    return TaskData(task, {split: (rows.inputs, rows.labels) for split, (_, rows) in read.items()}, summary)
 
 
 def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: str, workers: int = 1) -> Dict:

@@ -64,29 +64,17 @@ KIND = "summarization-binaries"
 SPLITS = ("train", "valid", "test")
 LANGS = ("source", "target")
 
+
+def _pairs(source: str, target: str, *stems: str) -> Dict[str, List[Tuple[str, str]]]:
+    """{split: [(source file, target file), ...]} of train, valid, test's ``stems`` ("a|b": either name)."""
+    return {split: [(s + source, s + target) for s in stem.split("|")] for split, stem in zip(SPLITS, stems)}
+
+
 # dataset -> [(layout name, sub-folders of RAW_DIR to look in, {split: [(source file, target file), ...]})]
 LAYOUTS: Dict[str, List[Tuple[str, Tuple[str, ...], Dict[str, List[Tuple[str, str]]]]]] = {
-    "cnn_dm": [
-        (
-            "BART recipe",
-            ("",),
-            {
-                "train": [("train.source", "train.target")],
-                "valid": [("val.source", "val.target"), ("valid.source", "valid.target")],
-                "test": [("test.source", "test.target")],
-            },
-        )
-    ],
+    "cnn_dm": [("BART recipe", ("",), _pairs(".source", ".target", "train", "val|valid", "test"))],
     "gigaword": [
-        (
-            "org_data",
-            ("", "org_data"),
-            {
-                "train": [("train.src.txt", "train.tgt.txt")],
-                "valid": [("dev.src.txt", "dev.tgt.txt"), ("valid.src.txt", "valid.tgt.txt")],
-                "test": [("test.src.txt", "test.tgt.txt")],
-            },
-        ),
+        ("org_data", ("", "org_data"), _pairs(".src.txt", ".tgt.txt", "train", "dev|valid", "test")),
         (
             "sumdata",
             ("", "sumdata"),
@@ -113,11 +101,8 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
                 continue
             files = {}
             for split, candidates in splits.items():
-                present = [
-                    (os.path.join(folder, s), os.path.join(folder, t))
-                    for s, t in candidates
-                    if os.path.exists(os.path.join(folder, s)) or os.path.exists(os.path.join(folder, t))
-                ]
+                pairs = [(os.path.join(folder, s), os.path.join(folder, t)) for s, t in candidates]
+                present = [pair for pair in pairs if any(map(os.path.exists, pair))]
                 if len(present) > 1:
                     raise UserError(
                         f"{folder}: both {present[0][0]} and {present[1][0]} are there for {split}; keep one"
@@ -125,9 +110,7 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
                 if not present:
                     expected = " or ".join(f"{s} + {t}" for s, t in candidates)
                     raise UserError(f"{folder}: missing {expected} ({split} split of the {name} layout)")
-                for path in present[0]:
-                    if not os.path.isfile(path):
-                        raise UserError(f"missing file: {path} (its {split} pair is there)")
+                check_files(*present[0])  # both of the pair
                 files[split] = present[0]
             return name, files
     expected = "; ".join(
@@ -276,8 +259,7 @@ def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[Lis
             values.append(value)
     info = {"split_convention": convention, "posts_left_out": dict(left_out)}
     if split_of is not None:
-        kept = {post_id for post_id, _, _ in posts}
-        info["split_ids_not_in_data"] = sum(1 for post_id in split_of if post_id not in kept)
+        info["split_ids_not_in_data"] = len(split_of.keys() - {post_id for post_id, _, _ in posts})
         if info["split_ids_not_in_data"]:
             log(
                 f"[reddit_tifu] {info['split_ids_not_in_data']} ids of {TIFU_SPLITS_FILE} are not posts with a tldr "
