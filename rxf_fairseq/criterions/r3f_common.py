@@ -190,7 +190,7 @@ class ConsistencyCriterion:
                 loss, sample_size, logging_output = stock(model, sample, reduce)
             clean_logits, perturbed_logits, record = both.clean, both.noised, both.record
         else:
-            self._replay = DropoutReplay() if self.same_dropout else None  # before the clean pass draws its masks
+            self._replay = DropoutReplay() if self.same_dropout and model.training else None  # before the clean pass
             loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
             if clean is None:
                 return loss, sample_size, log_task_loss(logging_output)
