@@ -7,10 +7,11 @@ scales eps, in fp32 and in bf16 (CPU autocast).
 
 Each value is ``rxf.hf.consistency_term`` (R3F's term as ``R3FTrainer`` logs it, ``symm_kl``: the symmetric KL summed
 over the sentences of the batch) of one clean and one noised forward pass of the whole batch in training mode (eval
-mode for "dropout off"), with ``rxf.noise.perturbed_token_embeddings`` adding z ~ U(-eps, eps) to the encoder's token
-embeddings, averaged over seeds. The sentences are the first of the model card's prose (README.md in its folder). "Same masks" replays the clean pass's dropout masks in the noised pass: both start
-from the same torch seed, and z is drawn from a generator of its own, so that drawing it does not shift the masks.
-The classification head (2 labels) is initialised from the seed 0, as ``from_pretrained`` would for fine-tuning.
+mode for "dropout off"), with ``rxf.noise.noised_token_embeddings`` adding z ~ U(-eps, eps) to the encoder's token
+embeddings, averaged over seeds. "Same masks" replays the clean pass's dropout masks in the noised pass with
+``rxf.noise.DropoutReplay``, what ``--r3f-same-dropout`` and ``R3FTrainer(same_dropout=True)`` use. The sentences are
+the first of the model card's prose (README.md in its folder); the classification head (2 labels) is initialised from
+the seed 0, as ``from_pretrained`` would for fine-tuning.
 """
 
 import argparse
@@ -47,23 +48,20 @@ def term(model, batch, eps: float, mode: str, seed: int, bf16: bool) -> float:
     import torch
 
     from rxf.hf import consistency_term, input_embedding_and_scope
-    from rxf.noise import perturbed_token_embeddings
+    from rxf.noise import DropoutReplay, noised_token_embeddings
 
     model.train(mode != "dropout off")
-    noise = torch.Generator().manual_seed(10_000 + seed)
-
-    def add_noise(embeddings):
-        z = torch.rand(embeddings.shape, generator=noise, dtype=torch.float32) * (2 * eps) - eps
-        return embeddings + z.to(embeddings.dtype)
-
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     embedding, scope = input_embedding_and_scope(model)
     with torch.no_grad(), autocast:
         torch.manual_seed(seed)
+        replay = DropoutReplay()  # what --r3f-same-dropout takes before the clean pass
         clean = model(**batch).logits
         if mode == "same masks":
-            torch.manual_seed(seed)
-        with perturbed_token_embeddings(embedding, scope, add_noise):
+            noise = replay.replay(embedding.weight.device)
+        else:  # the masks drawn on from where the clean pass left them; the same noise as "same masks"
+            noise = torch.Generator(embedding.weight.device).manual_seed(replay.noise_seed)
+        with noised_token_embeddings(embedding, scope, eps, "uniform", noise):
             noised = model(**batch).logits
     return float(consistency_term(model, clean, noised, None)[0])
 

@@ -152,6 +152,7 @@ class ConsistencyTrainer(Trainer):
     mean per sentence, logged unweighted as the mean since the last log."""
 
     same_dropout = False  # R3FTrainer(same_dropout=True): the noised pass replays the clean pass's dropout masks
+    _replay: Optional[DropoutReplay] = None  # taken by compute_loss before the clean pass, used by the noised pass
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -261,7 +262,7 @@ class R3FTrainer(ConsistencyTrainer):
     def noised_outputs(self, model: nn.Module, inputs: Dict[str, Any]):
         """The second forward pass, with R3F noise on the encoder's token embeddings (without gradient if fast)."""
         embedding, scope = input_embedding_and_scope(model)
-        replay, self._replay = getattr(self, "_replay", None), None  # taken by compute_loss for this step only
+        replay, self._replay = self._replay, None  # this step's only
         generator = replay.replay(embedding.weight.device) if replay is not None else None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
             with noised_token_embeddings(embedding, scope, self.eps, self.noise_type, generator) as record:
