@@ -55,10 +55,10 @@ def term(model, batch, eps: float, mode: str, seed: int, bf16: bool) -> float:
     embedding, scope = input_embedding_and_scope(model)
     with torch.no_grad(), autocast:
         torch.manual_seed(seed)
-        replay = DropoutReplay()  # what --r3f-same-dropout takes before the clean pass
+        replay = DropoutReplay(embedding.weight.device)  # what --r3f-same-dropout takes before the clean pass
         clean = model(**batch).logits
         if mode == "same masks":
-            noise = replay.replay(embedding.weight.device)
+            noise = replay.replay()
         else:  # the masks drawn on from where the clean pass left them; the same noise as "same masks"
             noise = torch.Generator(embedding.weight.device).manual_seed(replay.noise_seed)
         with noised_token_embeddings(embedding, scope, eps, "uniform", noise):

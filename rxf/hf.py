@@ -198,7 +198,9 @@ class ConsistencyTrainer(Trainer):
         labels = inputs.get("labels")
         # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
         further_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
-        self._replay = DropoutReplay() if self.same_dropout else None  # before the clean pass draws its masks
+        self._replay = (
+            DropoutReplay(next(model.parameters()).device) if self.same_dropout else None
+        )  # before the clean pass draws its masks
         loss, outputs = super().compute_loss(
             model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -263,7 +265,7 @@ class R3FTrainer(ConsistencyTrainer):
         """The second forward pass, with R3F noise on the encoder's token embeddings (without gradient if fast)."""
         embedding, scope = input_embedding_and_scope(model)
         replay, self._replay = self._replay, None  # this step's only
-        generator = replay.replay(embedding.weight.device) if replay is not None else None
+        generator = replay.replay() if replay is not None else None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
             with noised_token_embeddings(embedding, scope, self.eps, self.noise_type, generator) as record:
                 outputs = model(**inputs)
@@ -426,7 +428,6 @@ def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[
         if not isinstance(module, nn.Linear):
             raise ValueError(f"R4F: {name} is a {type(module).__name__}, not a linear layer")
         normalised = spectrally_normalised(module)
-        normalised.train(module.training)  # a model in eval mode runs no power iteration at inference
         bare.set_submodule(name, normalised)
     if getattr(bare, "config", None) is not None:
         setattr(bare.config, R4F_CONFIG_KEY, names)

@@ -117,21 +117,21 @@ def noised_token_embeddings(
 
 
 class DropoutReplay:
-    """The same dropout masks in a second forward pass: the CPU and CUDA random states, taken before the first pass,
-    are restored before the second. The second pass's noise comes from a generator of its own, seeded from the
+    """The same dropout masks in a second forward pass: the CPU random state and that of the model's ``device``
+    (CUDA; no other GPU's), taken before the first pass, are restored before the second. The second pass's noise comes from a generator of its own, seeded from the
     stream before the first pass, so that drawing it does not shift the masks (and a reseeded run draws it again)."""
 
-    def __init__(self) -> None:
-        self.noise_seed = int(torch.randint(2**62, ()))
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.noise_seed = device, int(torch.randint(2**62, ()))
         self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
-    def replay(self, device: torch.device) -> torch.Generator:
-        """Restore the random states; the noise's generator on ``device``."""
+    def replay(self) -> torch.Generator:
+        """Restore the random states; the noise's generator on the device."""
         torch.set_rng_state(self.cpu)
         if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-        return torch.Generator(device=device).manual_seed(self.noise_seed)
+            torch.cuda.set_rng_state(self.cuda, self.device)
+        return torch.Generator(device=self.device).manual_seed(self.noise_seed)
 
 
 @dataclass

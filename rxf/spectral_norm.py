@@ -75,6 +75,7 @@ def spectrally_normalised(linear: nn.Linear) -> SpectralNormLinear:
     new = SpectralNormLinear(linear.in_features, linear.out_features, bias=linear.bias is not None)
     new = new.to(linear.weight.device)
     new.weight, new.bias = linear.weight, linear.bias
+    new.train(linear.training)  # a model in eval mode runs no power iteration at inference
     new.power_iteration(WARMUP_POWER_ITERATIONS)
     return new
 

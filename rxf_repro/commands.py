@@ -10,9 +10,16 @@ import itertools
 import os
 import re
 import shlex
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro.cli import UserError
+
+
+def last_value(argv: Sequence[Any], flag: str) -> Optional[str]:
+    """The value fairseq uses for ``flag`` in a command: its last occurrence (the last one wins, as in its parser)."""
+    found = [i for i, item in enumerate(argv[:-1]) if item == flag]
+    return str(argv[found[-1] + 1]) if found else None
+
 
 # the plugin's folder, for --user-dir, found without importing it (that would import fairseq)
 USER_DIR = os.path.dirname(importlib.util.find_spec("rxf_fairseq").origin)

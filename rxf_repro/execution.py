@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from rxf_repro import attempts, outputs, process, records, runlock
 from rxf_repro.cli import UserError
+from rxf_repro.commands import last_value
 from rxf_repro.progress import Progress
 
 FAIRSEQ_LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"  # as fairseq_cli's modules set it
@@ -121,12 +122,6 @@ def checkpoint_update(path: str) -> int:
         ) from None
 
 
-def _last_value(argv: Sequence[str], flag: str) -> Optional[str]:
-    """The value of the last ``flag`` of a fairseq command (the last one wins, as in fairseq's parser)."""
-    found = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
-    return found[-1] if found else None
-
-
 def resuming(argv: Sequence[str], last: str) -> List[str]:
     """``argv`` continuing an interrupted run from its ``last`` checkpoint: ``--restore-file LAST`` appended (a
     later one wins) and fine-tuning's resets dropped (they would restart the optimizer, the data and the meters)."""
@@ -134,7 +129,7 @@ def resuming(argv: Sequence[str], last: str) -> List[str]:
 
 
 def max_update_of(argv: Sequence[str]) -> Optional[int]:
-    value = _last_value(argv, "--max-update")
+    value = last_value(argv, "--max-update")
     return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
@@ -324,7 +319,7 @@ class Executor:
             log(f"  log: {log_path} (training had finished: {last} is at update {update}; not resumed)")
         else:
             log(f"  log: {log_path} (resuming from {last}, update {update})")
-            if _last_value(command, "--restore-file") != last:  # the spec was made before the lock was taken
+            if last_value(command, "--restore-file") != last:  # the spec was made before the lock was taken
                 command = resuming(command, last)
         metric = spec.cfg["checkpoint"].get("best_checkpoint_metric", "loss")
         maximize = bool(spec.cfg["checkpoint"].get("maximize_best_checkpoint_metric"))

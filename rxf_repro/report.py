@@ -121,8 +121,9 @@ def build(recs: List[Record], args: argparse.Namespace, notes: List[str]) -> Lis
     if kinds["probe"]:
         probes = selection.probe_results(kinds["probe"])
         summary["probing"] = {protocol: [e.summary() for e in entries] for protocol, entries in probes.items()}
+        models = tables.models_of(kinds["probe"])
         for protocol in [p for p in catalog.PROTOCOLS if p in probes]:
-            texts = tables.probe_files(protocol, probes[protocol], tiny=tiny, models=tables.models_of(kinds["probe"]))
+            texts = tables.probe_files(protocol, probes[protocol], tiny=tiny, models=models)
             files += [(name, text_writer(text)) for name, text in texts.items()]
             files.append(
                 (figures.PROBE_FIGURES[protocol][0], figures.probe_figure_writer(protocol, probes[protocol], tiny))

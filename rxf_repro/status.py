@@ -108,14 +108,13 @@ def _job_failed(unit: str, why: str) -> Tuple[str, str]:
     return "failed", f"{error} ({why}; log: {stderr})"
 
 
-def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str] = None) -> Tuple[str, str]:
+def state_of(folder: str, unit: str, done: bool, jobs: Dict[str, str], job: Optional[str]) -> Tuple[str, str]:
     """(state, detail) of ``folder``, a run folder or a whole unit (``done``: its record(s) are there); its lock and
-    Slurm job are ``unit``'s (``jobs``: ``job_states``; ``job``: ``job_of(unit)`` when the caller has read it). A
+    Slurm job are ``unit``'s (``jobs``: ``job_states``; ``job``: ``job_of(unit)``, read once by the caller). A
     holder or a live job outranks a record: ``--force`` replaces the record of a run it trains again."""
     holder = runlock.held_by_another(unit)
     if holder is not None:
         return "running", f"({runlock.owner_text(holder)}{_last_update(_last_attempt(folder)[1])})"
-    job = job or job_of(unit)
     slurm = jobs.get(job, "") if job else ""
     ours = SLURM_STATES.get(slurm, "ended" if slurm else "")
     if ours in ("queued", "running"):

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from rxf_repro import catalog
 from rxf_repro import paper_results as paper
 from rxf_repro.catalog import method_name
+from rxf_repro.commands import last_value
 from rxf_repro.records import Record
 from rxf_repro.selection import (
     TABLE2_METRICS,
@@ -87,12 +88,6 @@ def title(text: str, tiny: bool) -> str:
     return f"{text} — {TINY_LABEL}" if tiny else text
 
 
-def last_value(command: List[Any], flag: str) -> Optional[str]:
-    """The value fairseq uses for ``flag``: its last occurrence (a later ``--arch`` overrides an earlier one)."""
-    found = [i for i, item in enumerate(command[:-1]) if item == flag]
-    return str(command[found[-1] + 1]) if found else None
-
-
 def models_of(recs: Sequence[Record]) -> str:
     """The models named in the records' fairseq commands (``--arch``, with any size flags that shrink it: a tiny
     run's roberta_base with 2 layers is not RoBERTa), for a table's heading."""
@@ -100,7 +95,8 @@ def models_of(recs: Sequence[Record]) -> str:
     for r in recs:
         arch = last_value(r.command, "--arch") if r.command is not None else None
         if arch:
-            sizes = [f"{flag} {last_value(r.command, flag)}" for flag in SIZE_FLAGS if last_value(r.command, flag)]
+            given = {flag: last_value(r.command, flag) for flag in SIZE_FLAGS}
+            sizes = [f"{flag} {value}" for flag, value in given.items() if value]
             models.add(arch + (f" with {' '.join(sizes)}" if sizes else ""))
     if not models:
         return NO_MODEL

@@ -190,7 +190,8 @@ class ConsistencyCriterion:
                 loss, sample_size, logging_output = stock(model, sample, reduce)
             clean_logits, perturbed_logits, record = both.clean, both.noised, both.record
         else:
-            self._replay = DropoutReplay() if self.same_dropout and model.training else None  # before the clean pass
+            if self.same_dropout and model.training:  # before the clean pass draws its masks
+                self._replay = DropoutReplay(next(model.parameters()).device)
             loss, sample_size, logging_output, clean = stock_forward(stock, model, sample, reduce, self.criterion_name)
             if clean is None:
                 return loss, sample_size, log_task_loss(logging_output)
@@ -255,7 +256,7 @@ class R3FCriterion(ConsistencyCriterion):
         """The noised pass; without gradient for ``--fast-r3f``."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.fast_r3f):
             embedding, scope = find_encoder_token_embedding(model)
-            generator = self._replay.replay(embedding.weight.device) if self._replay is not None else None
+            generator, self._replay = (self._replay.replay() if self._replay is not None else None), None
             with noised_token_embeddings(embedding, scope, self.noise_eps, self.noise_type, generator) as record:
                 logits = self.logits(model, sample)
         return logits, record

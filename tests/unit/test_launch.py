@@ -240,9 +240,9 @@ def test_a_live_job_outranks_a_record_that_force_will_replace(tmp_path, monkeypa
     job_marker(run, "8_0")
     (run / "record.json").write_text("{}")
     fake_squeue(tmp_path, monkeypatch, {"8_0": "PENDING"})
-    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]))[0] == "queued"
+    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]), status.job_of(str(run)))[0] == "queued"
     fake_squeue(tmp_path, monkeypatch, {"8_0": "COMPLETED"})
-    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]))[0] == "done"
+    assert status.state_of(str(run), str(run), True, status.job_states(["8_0"]), status.job_of(str(run)))[0] == "done"
     (tmp_path / "bin" / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Socket timed out' >&2\nexit 1\n")
     assert status.job_states(["8_0"]) is None  # slurmctld unreachable: nothing known, --wait asks again
 
