@@ -79,10 +79,19 @@ def clean_leftovers(dest: str) -> None:
 def check_destination(
     dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False, flag: str = "output folder"
 ) -> None:
-    """Refuse, before any work, a destination that would destroy something or could not be written. A mount point (a
-    Docker bind mount) cannot be renamed over (``EBUSY``): ``output_folder`` writes inside it, so it must be empty or an
-    earlier output, ``--overwrite`` or not."""
+    """Put back, or remove, what killed runs left (an earlier output renamed aside is restored, so a failing rerun
+    still leaves it in place), then refuse, before any work, a destination that would destroy something or could not
+    be written. A mount point (a Docker bind mount) cannot be renamed over (``EBUSY``): ``output_folder`` writes
+    inside it, so it must be empty or an earlier output, ``--overwrite`` or not."""
     where = f"{flag} {dest}"
+    mount, base = os.path.ismount(dest), os.path.basename(os.path.abspath(dest))
+    try:
+        clean_leftovers(os.path.join(dest, base) if mount else dest)  # inside a mount point, its leftovers too
+    except OSError as error:
+        raise UserError(
+            f"{where}: cannot restore or remove a killed run's leftovers beside it ({error.strerror}: "
+            f"{error.filename}); remove them by hand"
+        ) from None
     if os.path.islink(dest):
         raise UserError(
             f"{where}: is a symbolic link (to {os.readlink(dest)}); give the folder itself, "
@@ -96,7 +105,6 @@ def check_destination(
             raise UserError(
                 f"{where}: is or contains the input {path}, which replacing it would delete; choose another folder"
             )
-    mount, base = os.path.ismount(dest), os.path.basename(os.path.abspath(dest))
     held = [n for n in os.listdir(dest) if leftover_pid(n, base) is None] if os.path.isdir(dest) else []
     mark = owner(dest)
     if held and (mount or not overwrite) and (mark is None or (mark["tool"], mark["kind"]) != (tool, kind)):
@@ -179,7 +187,6 @@ def output_folder(
     parent = dest if os.path.ismount(dest) else os.path.dirname(dest)
     try:
         os.makedirs(parent, exist_ok=True)
-        clean_leftovers(os.path.join(parent, base))
         tmp = tempfile.mkdtemp(prefix=f".{base}{_TMP}{os.getpid()}-", dir=parent)
     except OSError as error:
         raise UserError(f"{flag} {dest}: cannot create it ({error.strerror})") from None

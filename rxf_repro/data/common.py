@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 from rxf_repro.cli import UserError, positive_int
-from rxf_repro.outputs import check_destination, clean_leftovers
 
 
 def write_summary(folder: str, summary: dict) -> None:
@@ -26,20 +25,6 @@ def write_summary(folder: str, summary: dict) -> None:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def check_output(dest: str, tool: str, kind: str, inputs: Sequence[str] = (), overwrite: bool = False) -> None:
-    """Before any work: put back, or remove, what killed runs left beside ``dest`` (an earlier output renamed
-    aside is restored, so a failing rerun still leaves it in place), then refuse a destination that
-    ``rxf_repro.outputs.output_folder`` would refuse at the end."""
-    try:
-        clean_leftovers(dest)
-    except OSError as error:
-        raise UserError(
-            f"output folder {dest}: cannot restore or remove a killed run's leftovers beside it "
-            f"({error.strerror}: {error.filename}); remove them by hand"
-        ) from None
-    check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite)
 
 
 def add_dict_and_workers_flags(parser: Any, dict_help: str) -> None:

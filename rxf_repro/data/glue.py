@@ -31,7 +31,6 @@ from rxf_repro.data.common import (
     add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
-    check_output,
     encode_to_file,
     fairseq_preprocess,
     log,
@@ -40,7 +39,7 @@ from rxf_repro.data.common import (
     write_lines,
     write_summary,
 )
-from rxf_repro.outputs import output_folder, owner
+from rxf_repro.outputs import check_destination, output_folder, owner
 
 TOOL = "preprocess/glue.sh"
 KIND = "glue-binaries"  # one task's folder
@@ -345,7 +344,7 @@ def prepare(
     inputs = [os.path.join(glue_dir, t) for t in tasks] + [*files, dictionary]
     if task == "ALL":
         check_all_destination(out, overwrite)
-    check_output(out, TOOL, KIND_ALL if task == "ALL" else KIND, inputs=inputs, overwrite=overwrite)
+    check_destination(out, TOOL, KIND_ALL if task == "ALL" else KIND, inputs=inputs, overwrite=overwrite)
     check_files(*files, dictionary)
     encoder = text_encoder(encoder_json, vocab_bpe, wordpiece_vocab)  # a bad file is one error, before any work
     # every task is read and validated before any is written: a bad file in the last task leaves nothing half done

@@ -47,7 +47,6 @@ from rxf_repro.data.common import (
     add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
-    check_output,
     encode_to_file,
     fairseq_preprocess,
     gpt2_bpe,
@@ -56,7 +55,7 @@ from rxf_repro.data.common import (
     write_lines,
     write_summary,
 )
-from rxf_repro.outputs import output_folder
+from rxf_repro.outputs import check_destination, output_folder
 
 TOOL = "preprocess/summarization.sh"
 KIND = "summarization-binaries"
@@ -285,7 +284,7 @@ def prepare(
     overwrite: bool = False,
 ) -> Dict:
     inputs = (raw_dir, encoder_json, vocab_bpe, dictionary)
-    check_output(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
+    check_destination(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
     check_files(encoder_json, vocab_bpe, dictionary)
     if not os.path.isdir(raw_dir):
         raise UserError(f"missing folder: {raw_dir}")

@@ -35,8 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog, cli
 from rxf_repro.cli import UserError, positive_int
-from rxf_repro.data.common import add_overwrite_flag, check_output, log, read_text_lines, write_lines, write_summary
-from rxf_repro.outputs import output_folder
+from rxf_repro.data.common import add_overwrite_flag, log, read_text_lines, write_lines, write_summary
+from rxf_repro.outputs import check_destination, output_folder
 
 TOOL = "preprocess/wordnet.sh"
 KIND = "wordnet-tasks"
@@ -226,7 +226,7 @@ def prepare(
     """Read WordNet, build every task, write ``OUT/TASK/{train,dev}.tsv`` and ``OUT/summary.json``. Returns the
     summary: per task and split the examples, label counts and majority baseline."""
     inputs = [os.path.join(wordnet_dir, f"data.{name}") for name in FILES]
-    check_output(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
+    check_destination(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
     log(f"[wordnet] reading {wordnet_dir}/data.{{{','.join(FILES)}}}")
     synsets = read_wordnet(wordnet_dir)
     log(f"[wordnet] {len(synsets)} synsets; building {', '.join(TASKS)} (seed {seed})")

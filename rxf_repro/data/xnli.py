@@ -23,7 +23,6 @@ from rxf_repro.data.common import (
     add_dict_and_workers_flags,
     add_overwrite_flag,
     check_files,
-    check_output,
     encode_lines,
     fairseq_preprocess,
     log,
@@ -32,7 +31,7 @@ from rxf_repro.data.common import (
     write_summary,
 )
 from rxf_repro.data.glue import NLI_SENTENCES, TASKS, Layout, check_labels_seen_in_training, read_split
-from rxf_repro.outputs import output_folder
+from rxf_repro.outputs import check_destination, output_folder
 
 TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
@@ -61,7 +60,7 @@ def prepare(
     mnli_dir: str, xnli_dir: str, out: str, sp_model: str, dictionary: str, *, workers: int = 1, overwrite: bool = False
 ) -> Dict:
     sources = (mnli_dir, xnli_dir, sp_model, dictionary)
-    check_output(out, TOOL, KIND, inputs=sources, overwrite=overwrite)
+    check_destination(out, TOOL, KIND, inputs=sources, overwrite=overwrite)
     check_files(sp_model, dictionary)
     encoder = sentencepiece(sp_model)  # a bad model is one error, before any work
     splits: Dict[str, tuple] = {}

@@ -135,7 +135,7 @@ def test_every_pipeline_turns_sigterm_into_its_cleanup(tmp_path, monkeypatch, na
 
 
 def test_kill_between_the_two_renames_leaves_the_old_output_which_the_next_run_restores(tmp_path, inputs):
-    """The pipelines clean up a killed run's leftovers before any work (``common.check_output``), so even a failing
+    """The pipelines clean up a killed run's leftovers before any work (``outputs.check_destination``), so even a failing
     rerun puts the old output back and removes the dead run's half-built folder."""
     out = tmp_path / "out"
     assert inputs("glue", out).returncode == 0
