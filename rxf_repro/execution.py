@@ -72,12 +72,14 @@ def stream(
     resumed: bool = False,
     progress: Optional[Progress] = None,
     in_process: bool = False,
+    previous: Optional[List[attempts.Attempt]] = None,
 ) -> Tuple[int, attempts.Attempt]:
     """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output appended behind an attempt
     header, each line timed as it arrives and shown to ``progress``. With ``in_process`` the ``python -m MODULE ...``
     (every command rxf-run runs: a fairseq_cli tool or the probe fitter) runs in a fork of this interpreter
-    (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate."""
-    previous = attempts.read_log(log_path)
+    (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate. ``previous``: the log's
+    attempts, when the caller has read them."""
+    previous = attempts.read_log(log_path) if previous is None else previous
     current = attempts.Attempt(previous[-1].number + 1 if previous else 1, resumed, time.time())
     progress = progress or Progress(None, every=0)
     with open(log_path, "a", encoding="utf-8") as logf, process.children() as running:
@@ -293,11 +295,14 @@ class Executor:
         *,
         resumed: bool = False,
         progress: Optional[Progress] = None,
+        previous: Optional[List[attempts.Attempt]] = None,
     ) -> attempts.Attempt:
         """One attempt of ``command``, appended to ``run_dir/log_name``; a failure is one error with the log's tail."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
-        code, current = stream(command, log_path, resumed=resumed, progress=progress, in_process=self.in_process)
+        code, current = stream(
+            command, log_path, resumed=resumed, progress=progress, in_process=self.in_process, previous=previous
+        )
         if code != 0:
             tail = "\n".join(line for _, line in current.lines[-25:])
             raise UserError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")
@@ -323,10 +328,13 @@ class Executor:
                 command = resuming(command, last)
         metric = spec.cfg["checkpoint"].get("best_checkpoint_metric", "loss")
         maximize = bool(spec.cfg["checkpoint"].get("maximize_best_checkpoint_metric"))
-        found = attempts.read_log(log_path) if update is not None else []  # the attempts since the fresh start
+        previous = attempts.read_log(log_path)  # read once: for the new attempt's number and the record
+        found = list(previous) if update is not None else []  # the attempts since the fresh start
         if not finished:
             progress = Progress(max_update, metric, every=self.progress_every)
-            attempt = self.execute(command, spec.run_dir, "train.log", resumed=update is not None, progress=progress)
+            attempt = self.execute(
+                command, spec.run_dir, "train.log", resumed=update is not None, progress=progress, previous=previous
+            )
             found.append(attempt)
         saved = checkpoint_update(best) if os.path.exists(best) else None
         validation = attempts.best_validation(found, metric, maximize=maximize, where=log_path, checkpoint_update=saved)
