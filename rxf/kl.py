@@ -31,3 +31,11 @@ def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Optional[Tensor] = No
 def squared_prediction_change(pred_clean: Tensor, pred_noised: Tensor) -> Tensor:
     """The consistency term for regression heads, where a KL is undefined: sum of (y - y~)^2 in fp32."""
     return (pred_clean.float() - pred_noised.float()).pow(2).sum()
+
+
+def rdrop_term(logits_1: Tensor, logits_2: Tensor, mask: Optional[Tensor] = None, regression: bool = False) -> Tensor:
+    """R-Drop's consistency term (Liang et al., 2021) between two dropout passes: 1/2 (KL(P1||P2) + KL(P2||P1))
+    summed as ``symmetric_kl`` sums; for a regression head, where a KL is undefined, the squared difference."""
+    if regression:
+        return squared_prediction_change(logits_1, logits_2)
+    return 0.5 * symmetric_kl(logits_1, logits_2, mask)

@@ -37,6 +37,10 @@ METHOD_NAMES: Dict[str, str] = {
     "r3f": "R3F",
     "r4f": "R4F",
     "fast-r3f": "fast R3F",
+    # not in the paper: R-Drop (Liang et al., 2021) and R3F's two controls, which separate the noise from dropout
+    "rdrop": "R-Drop",
+    "r3f-no-noise": "R3F without noise",
+    "r3f-same-dropout": "R3F, same dropout masks",
 }
 METHOD_ORDER: Tuple[str, ...] = tuple(METHOD_NAMES)  # rows of every table, in this order
 PRETRAINED = "none"  # probes of the pretrained encoder itself (no fine-tuning): what collapse is measured from
