@@ -1,20 +1,22 @@
-"""What the R3F and SMART criteria share: ``ConsistencyCriterion`` (a stock fairseq criterion + lambda * a
-consistency term, the one ``forward`` of all three), ``R3FCriterion`` (the R3F options, their checks and the noised
-pass) and the metrics they add to fairseq's.
+"""What the R3F, SMART and R-Drop criteria share: ``ConsistencyCriterion`` (a stock fairseq criterion + lambda * a
+consistency term, the one ``forward`` of them all), ``R3FCriterion`` (the R3F options, their checks and the noised
+pass), ``RDropCriterion`` (R-Drop's option and its second dropout pass) and the metrics they add to fairseq's.
 
 Units: ``loss`` (as optimised) and ``task_loss`` in fairseq's bits per ``sample_size``; the consistency terms
-(``symm_kl``, ``noise_sq_err``, SMART's ``smart_*``) per sentence, unweighted, in nats, so
-``loss = task_loss + lambda * symm_kl / ln 2``.
+(``symm_kl``, ``noise_sq_err``, SMART's ``smart_*``, R-Drop's ``rdrop_kl``) per ``sample_size`` (a sentence for
+classification), unweighted, in nats, so ``loss = task_loss + lambda * symm_kl / ln 2`` (R-Drop's ``loss`` also holds
+the second pass's task loss).
 """
 
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
+from torch import Tensor
 
 from rxf.capture import captured_outputs
 from rxf.noise import NOISE_TYPES, DropoutReplay, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
@@ -23,7 +25,7 @@ from rxf_fairseq.model_parts import find_encoder_token_embedding
 
 logger = logging.getLogger(__name__)
 
-CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err", "smart_bregman")
+CONSISTENCY_KEYS = ("symm_kl", "noise_sq_err", "smart_symm_kl", "smart_sq_err", "smart_bregman", "rdrop_kl")
 
 
 @dataclass
@@ -156,11 +158,19 @@ def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
         metrics.log_scalar("noise_changed_pct", 100.0 * changed / elements, elements, round=2)
 
 
+class StockPass(NamedTuple):
+    """A second run of the stock criterion's ``forward`` (R-Drop's): its task loss; no noise, so nothing changed."""
+
+    loss: Tensor
+    changed: Optional[Tensor] = None
+
+
 class ConsistencyCriterion:
     """loss = a stock fairseq criterion's loss + lambda * a consistency term between the model's output on the clean
     input and on perturbed token embeddings. Mixed in before the stock criterion, whose ``forward`` runs unchanged
     (the task loss and its metrics are fairseq's) and whose clean output is captured, not recomputed. A criterion
-    sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines ``check_model``, ``perturbed_logits`` and
+    sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines ``check_model``, ``perturbed_logits`` (the
+    second pass's logits and its ``NoiseRecord``, or a ``StockPass`` whose task loss joins the total) and
     ``consistency_term``; ``further_terms`` adds terms of its own (SMART's proximal term)."""
 
     criterion_name: str
@@ -203,6 +213,8 @@ class ConsistencyCriterion:
             if record.changed is not None:  # fp16/bf16: how many embedding entries the noise changed
                 logging_output.update(noise_changed=record.changed, noise_elements=record.elements)
             term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
+            if isinstance(record, StockPass):  # R-Drop: CE(P1) + CE(P2) + alpha * term
+                loss = loss + record.loss
             loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
         for weight, term, key in self.further_terms(model, sample, clean_logits):
             loss = add_consistency_term(loss, logging_output, weight, term, key)
@@ -260,3 +272,36 @@ class R3FCriterion(ConsistencyCriterion):
             with noised_token_embeddings(embedding, scope, self.noise_eps, self.noise_type, generator) as record:
                 logits = self.logits(model, sample)
         return logits, record
+
+
+@dataclass
+class RDropConfig(FairseqDataclass):
+    rdrop_alpha: float = field(
+        default=1.0,
+        metadata={
+            "help": "alpha, weight of R-Drop's term between two dropout passes: 1/2 (KL(P1||P2) + KL(P2||P1)), or "
+            "the squared difference of the two predictions with --regression-target; 0 = standard fine-tuning (one "
+            "pass, the stock loss)"
+        },
+    )
+
+
+class RDropCriterion(ConsistencyCriterion):
+    """R-Drop (Liang et al., 2021): the stock criterion's ``forward`` run twice, each pass drawing its own dropout
+    masks, loss = CE(P1) + CE(P2) + alpha * term, with the sums, ``sample_size`` and metrics of the first pass (R-Drop's
+    fairseq code: the doubled batch's summed loss over the undoubled ``sample_size``). In evaluation, one stock pass."""
+
+    @classmethod
+    def check_options(cls, cfg: RDropConfig) -> None:
+        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
+        check_nonnegative_finite("--rdrop-alpha", cfg.rdrop_alpha, "0 = standard fine-tuning")
+
+    def set_rdrop_options(self, cfg: RDropConfig) -> None:
+        self.check_options(cfg)
+        self.consistency_weight = cfg.rdrop_alpha
+
+    def perturbed_logits(self, model, sample, logits_1):
+        """The second pass: the stock ``forward`` again (fairseq's task loss, label smoothing included), no noise."""
+        stock = super(ConsistencyCriterion, self).forward
+        loss, _, _, output = stock_forward(stock, model, sample, True, self.criterion_name)
+        return output[0], StockPass(loss)

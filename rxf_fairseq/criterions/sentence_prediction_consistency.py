@@ -1,4 +1,4 @@
-"""What the two sentence-prediction criteria (R3F and SMART) share: fairseq's sentence_prediction options with
+"""What the sentence-prediction criteria (R3F, SMART, R-Drop) share: fairseq's sentence_prediction options with
 the help text fairseq leaves out, the checks of the task and the model, the classifier's forward pass and the
 consistency term per sentence."""
 
