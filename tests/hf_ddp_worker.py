@@ -10,7 +10,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f  # noqa: E402
+from rxf.hf import R3FTrainer, RDropTrainer, SMARTTrainer, apply_r4f  # noqa: E402
 from tests.helpers import hf_training_args, tiny_bert  # noqa: E402
 
 
@@ -43,7 +43,8 @@ def main(method: str, out: str) -> None:
     if method == "r4f":
         apply_r4f(model)  # its power-iteration vectors are buffers too, updated by every training forward
     args = hf_training_args(out, max_steps=3, logging_steps=1, ddp_backend="gloo")
-    trainer = (SMARTTrainer if method == "smart" else R3FTrainer)(model=model, args=args, train_dataset=data)
+    trainer_class = {"smart": SMARTTrainer, "rdrop": RDropTrainer}.get(method, R3FTrainer)
+    trainer = trainer_class(model=model, args=args, train_dataset=data)
     trainer.train()
     state = dict(model.state_dict())
     if trainer.__class__ is SMARTTrainer:

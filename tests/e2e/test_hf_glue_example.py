@@ -123,7 +123,9 @@ def test_a_bad_row_is_one_line_naming_the_file_and_nothing_is_written(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith(f"hf_glue.py: {data / 'train.tsv'}:2: label '7'")
     assert not (tmp_path / "out").exists()
     proc = run_example(tmp_path, "--data_dir", str(data), "--method", "r5f")
-    assert proc.returncode == 1 and "--method 'r5f': expected one of std, r3f, r4f, fast-r3f, smart" in proc.stderr
+    assert (
+        proc.returncode == 1 and "--method 'r5f': expected one of std, r3f, r4f, fast-r3f, smart, rdrop" in proc.stderr
+    )
 
 
 # ------------------------------------------------------------------------------ a tiny BERT, run in this process
@@ -438,3 +440,29 @@ def test_the_small_things(tmp_path, tiny_model):
     assert predicted[0] == "index\tprediction" and len(predicted) == 3
     assert all(line.split("\t")[1] in ("0", "1") for line in predicted[1:])
     assert (tmp_path / "p" / "eval_results.json").exists()
+
+
+def test_rdrop_runs_with_its_alpha_from_the_command_line(tmp_path, tiny_model):
+    """--method rdrop --rdrop-alpha A: RDropTrainer, its term logged per update (> 0 with the model's dropout on,
+    exactly 0 without: the same pass twice); a bad alpha is one line naming rdrop_alpha, nothing written."""
+    import shutil
+
+    data = write_sst2(tmp_path / "SST-2", rows=4)
+    dropout = shutil.copytree(tiny_model, tmp_path / "dropout")
+    config = json.load(open(dropout / "config.json"))
+    config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    (dropout / "config.json").write_text(json.dumps(config))
+    rdrop = ["--data_dir", data, "--do_eval", "--logging_steps", "1", "--method", "rdrop", "--rdrop-alpha", "0.5"]
+    proc = hf_glue(tmp_path, dropout, *rdrop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logged = [e for e in history(tmp_path / "out") if "loss" in e]
+    assert len(logged) == 2 and all(e["rdrop_kl"] > 0 and e["rdrop_second_loss"] > 0 for e in logged)
+    assert "symm_kl" not in logged[0] and "eval_accuracy" in json.load(open(tmp_path / "out" / "eval_results.json"))
+    proc = hf_glue(tmp_path, tiny_model, *rdrop, out="plain")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(e["rdrop_kl"] == 0 for e in history(tmp_path / "plain") if "loss" in e)
+    one_line_error(
+        hf_glue(tmp_path, tiny_model, "--data_dir", data, "--method", "rdrop", "--rdrop_alpha", "-1", out="bad"),
+        "rdrop_alpha must be >= 0 and finite, got -1.0",
+        out=tmp_path / "bad",
+    )

@@ -8,7 +8,7 @@ import torch
 from tests.helpers import REPO
 
 
-@pytest.mark.parametrize("method", ["r3f", "r4f", "smart"])
+@pytest.mark.parametrize("method", ["r3f", "r4f", "smart", "rdrop"])
 def test_two_processes_under_ddp_stay_identical_and_log_the_mean_of_both(tmp_path, method):
     """transformers' DDP (torchrun, gloo on CPU): each process perturbs its own batches; the models (R4F's
     power-iteration vectors included, and SMART's teachers) stay identical, and the logged terms are the mean over
@@ -40,6 +40,6 @@ def test_two_processes_under_ddp_stay_identical_and_log_the_mean_of_both(tmp_pat
     assert state0.keys() == state1.keys() and any(k.startswith("teacher.") for k in state0) == (method == "smart")
     for name in state0:
         assert torch.equal(state0[name], state1[name]), name
-    key = "smart_symm_kl" if method == "smart" else "symm_kl"
+    key = {"smart": "smart_symm_kl", "rdrop": "rdrop_kl"}.get(method, "symm_kl")
     assert len(ranks[0]["logs"]) == 3 and all(entry[key] > 0 for entry in ranks[0]["logs"])
     assert ranks[0]["logs"] == ranks[1]["logs"]  # every logged value reduced over the two processes

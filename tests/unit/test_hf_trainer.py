@@ -1,6 +1,6 @@
-"""R3F and R4F for transformers' Trainer (``rxf.hf``): the noise reaches the model, eps 0 adds exactly 0, the term
-is the plugin's (parity with fairseq on the imported MiniLM), padding is masked, R4F's head stays 1-Lipschitz and
-reloads with the same outputs."""
+"""R3F, R4F, SMART and R-Drop for transformers' Trainer (``rxf.hf``): the noise reaches the model, eps 0 adds exactly
+0, the term is the plugin's (parity with fairseq on the imported MiniLM), padding is masked, R4F's head stays
+1-Lipschitz and reloads with the same outputs; R-Drop's objective from the two passes' logits."""
 
 import json
 import os
@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 
 from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertForSequenceClassification  # noqa: E402
 
-from rxf.hf import R3FTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
+from rxf.hf import R3FTrainer, RDropTrainer, SMARTTrainer, apply_r4f, input_embedding_and_scope, load_r4f  # noqa: E402
 from rxf.kl import symmetric_kl  # noqa: E402
 from rxf.noise import noised_token_embeddings  # noqa: E402
 from rxf.smart import SmartAscent, adversarial_forward  # noqa: E402
@@ -535,3 +535,117 @@ def test_same_dropout_replays_the_clean_passs_masks_so_only_the_noise_makes_the_
     assert term(eps=0.0, same_dropout=True) == 0.0
     assert 0 < term(eps=1e-3, same_dropout=True) < term(eps=1e-3) / 100
     assert term(eps=1e-3, same_dropout=True) == term(eps=1e-3, same_dropout=True)  # the noise drawn from the stream
+
+
+# ------------------------------------------------------------------------------------------------ R-Drop
+
+
+def half_symmetric_kl(logits_1, logits_2):
+    """1/2 (KL(P1||P2) + KL(P2||P1)) per position, from the definition, in float64."""
+    log_p, log_q = logits_1.double().log_softmax(-1), logits_2.double().log_softmax(-1)
+    return 0.5 * ((log_p.exp() * (log_p - log_q)).sum(-1) + (log_q.exp() * (log_q - log_p)).sum(-1))
+
+
+def stock_loss(model, tmp_path, inputs, seed=3):
+    """transformers' own Trainer's loss of ``inputs``, its dropout drawn as ``rdrop_step`` draws the first pass's."""
+    from transformers import Trainer
+
+    t = Trainer(model=model, args=training_args(tmp_path))
+    torch.manual_seed(seed)
+    return t.compute_loss(model, dict(inputs))
+
+
+def rdrop_step(model, tmp_path, inputs, alpha=1.0, smoothing=0.0, seed=3):
+    """RDropTrainer's loss and log of one step, and the logits of each forward pass (captured by a hook, None for a
+    pass in evaluation mode)."""
+    seen = []
+    handle = model.register_forward_hook(lambda module, args, out: seen.append(out.logits if module.training else None))
+    t = RDropTrainer(model=model, args=training_args(tmp_path, label_smoothing_factor=smoothing), rdrop_alpha=alpha)
+    torch.manual_seed(seed)
+    loss = t.compute_loss(model, dict(inputs))
+    handle.remove()
+    return loss, {k: float(v[0]) for k, v in t._terms_log.items()}, seen
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_rdrop_is_both_passes_task_losses_plus_alpha_times_the_half_symmetric_kl_per_sentence(tmp_path, smoothing):
+    """Classification: CE(P1) + CE(P2) (Trainer's label smoothing on both) + alpha * 1/2 (KL(P1||P2) + KL(P2||P1))
+    summed over the batch and divided by its sentences; both passes carry gradient."""
+    model = tiny_bert(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1).train()
+    inputs = batch()
+    loss, logged, (first, second) = rdrop_step(model, tmp_path, inputs, alpha=3.0, smoothing=smoothing)
+    assert first.grad_fn is not None and second.grad_fn is not None
+    ce = [
+        torch.nn.functional.cross_entropy(x, inputs["labels"], label_smoothing=smoothing).item()
+        for x in (first, second)
+    ]
+    kl = half_symmetric_kl(first, second).sum().item() / 4
+    assert kl > 0
+    assert logged["rdrop_kl"] == pytest.approx(kl, rel=1e-4)
+    assert logged["rdrop_second_loss"] == pytest.approx(ce[1], rel=1e-5)
+    assert loss.item() == pytest.approx(ce[0] + ce[1] + 3.0 * kl, rel=1e-5)
+
+
+def test_rdrop_regression_uses_the_squared_difference(tmp_path):
+    model = tiny_bert(num_labels=1, hidden_dropout_prob=0.1).train()
+    inputs = batch(num_labels=1)
+    loss, logged, (first, second) = rdrop_step(model, tmp_path, inputs, alpha=2.0)
+    mse = [torch.nn.functional.mse_loss(x.squeeze(-1), inputs["labels"]).item() for x in (first, second)]
+    squared = (first.double() - second.double()).pow(2).sum().item() / 4
+    assert squared > 0 and logged.keys() == {"rdrop_kl", "rdrop_second_loss"}
+    assert logged["rdrop_kl"] == pytest.approx(squared, rel=1e-4)
+    assert loss.item() == pytest.approx(mse[0] + mse[1] + 2.0 * squared, rel=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_rdrop_on_token_logits_masks_the_targets_padding(tmp_path, smoothing):
+    """Sequence-to-sequence: the task losses per target token (Trainer's label smoothing given the labels back for
+    the second pass), the term summed over the target positions with labels != -100, divided by the sentences."""
+    torch.manual_seed(0)
+    model = BartForConditionalGeneration(BartConfig(**dict(BART_SIZES, dropout=0.1))).train()
+    inputs = seq2seq_batch(start=2)
+    labels = inputs["labels"]
+    loss, logged, (first, second) = rdrop_step(model, tmp_path, inputs, alpha=0.5, smoothing=smoothing)
+    ce = [
+        torch.nn.functional.cross_entropy(x.flatten(0, 1), labels.flatten(), label_smoothing=smoothing).item()
+        for x in (first, second)
+    ]
+    per_position = half_symmetric_kl(first, second)
+    kl = per_position[labels.ne(-100)].sum().item() / 3
+    assert 0 < kl < per_position.sum().item() / 3  # the padded targets would have added to it
+    assert logged["rdrop_kl"] == pytest.approx(kl, rel=1e-4)
+    assert loss.item() == pytest.approx(ce[0] + ce[1] + 0.5 * kl, rel=1e-5)
+
+
+def test_rdrop_passes_draw_their_own_dropout_masks(tmp_path):
+    """Dropout on: the passes differ, so the term is > 0; dropout off: the same pass twice, a term of exactly 0 and
+    twice Trainer's loss."""
+    _, logged, (first, second) = rdrop_step(tiny_bert(hidden_dropout_prob=0.1).train(), tmp_path, batch())
+    assert not torch.equal(first, second) and logged["rdrop_kl"] > 0
+    model = tiny_bert().train()
+    stock = stock_loss(model, tmp_path, batch())
+    loss, logged, (first, second) = rdrop_step(model, tmp_path, batch())
+    assert torch.equal(first, second) and logged["rdrop_kl"] == 0.0
+    assert torch.equal(loss, 2 * stock)
+
+
+def test_rdrop_alpha_0_is_transformers_trainer_and_a_bad_alpha_is_refused(tmp_path):
+    model = tiny_bert(hidden_dropout_prob=0.1).train()
+    stock = stock_loss(model, tmp_path, batch())
+    loss, logged, passes = rdrop_step(model, tmp_path, batch(), alpha=0.0)
+    assert len(passes) == 1 and not logged and torch.equal(loss, stock)
+    multi = tiny_bert(num_labels=3, problem_type="multi_label_classification").train()
+    with pytest.raises(ValueError, match="^R-Drop: problem_type multi_label_classification"):
+        rdrop_step(multi, tmp_path, dict(batch(), labels=torch.zeros(4, 3)))
+    for alpha in (float("nan"), -1.0, float("inf"), "1"):
+        with pytest.raises(ValueError, match="^rdrop_alpha must be >= 0 and finite"):
+            RDropTrainer(model=tiny_bert(), args=training_args(tmp_path), rdrop_alpha=alpha)
+
+
+def test_rdrop_trains_and_logs_its_term(tmp_path):
+    t = RDropTrainer(
+        model=tiny_bert(hidden_dropout_prob=0.1), args=training_args(tmp_path, max_steps=4), train_dataset=examples()
+    )
+    t.train()
+    logged = [e for e in t.state.log_history if "loss" in e]
+    assert len(logged) == 2 and all(e["rdrop_kl"] > 0 and e["rdrop_second_loss"] > 0 for e in logged)
