@@ -9,6 +9,9 @@ relative to DIR). The report is built in a temporary folder beside DIR and renam
 (``.rxf-output.json``), so a failure, Ctrl-C or SIGTERM never leaves half a report; an existing DIR is replaced
 only if it is empty or an earlier rxf-report output (its marker says so), or with ``--overwrite``.
 
+Methods not in the paper (R-Drop, R3F's two controls, fast R3F) are rows of ours after the paper's, marked † where a
+table shows the paper's rows: the paper has none for them.
+
 Every number printed is checked first: each metric a table or figure shows must be present, and a finite number,
 in every record it counts; otherwise the report stops with one line naming the records and the metric.
 

@@ -54,7 +54,7 @@ def add_common(p: argparse.ArgumentParser, family: str, default_seeds: str, data
     add("--checkpoint", required=True, help=f"the pretrained model to fine-tune (e.g. {model}/model.pt)")
     add("--save-root", default="runs", help="run folders and records go under here (default: runs)")
     add("--seeds", type=seeds, default=default_seeds, help=f"e.g. 1-3 or 1,3 or 1-3,7 (default {default_seeds})")
-    add("--sweep", action="store_true", help="every setting of the method's grid (lambda x noise type)")
+    add("--sweep", action="store_true", help="every setting of the method's grid (R3F: lambda x noise type)")
     overrides = "Hydra override of the config, e.g. criterion.r3f_lambda=0.5 (repeatable; checked by fairseq's parser)"
     add("--set", action="append", metavar="KEY=VALUE", help=overrides)
     add("--num-gpus", type=positive_int, default=1, help="GPUs per run (fairseq's distributed training)")

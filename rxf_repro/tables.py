@@ -42,6 +42,7 @@ TABLE2_PAPER = (
     "authors; FreeLB, which the paper also lists, has no run script here)."
 )
 SIZE_FLAGS = ("--encoder-layers", "--encoder-embed-dim", "--decoder-layers", "--decoder-embed-dim")
+PAPERLESS = "†"  # marks a row of ours that the paper has no row for
 PROBE_FIGURE = {"generalisation": 3, "degradation": 4, "retention": 5}
 PROBE_TEXT = {
     "generalisation": "Fine-tune on the source, freeze the encoder, train a linear probe on each other task.",
@@ -66,6 +67,17 @@ def ours(value: Optional[float]) -> str:
 def published(value: Optional[float]) -> str:
     """The paper's number with the paper's digits (``paper_results.Published``: its 40.90 stays 40.90)."""
     return "-" if value is None else str(value)
+
+
+def ours_label(method: str, in_paper: bool) -> str:
+    """Our row's label, marked when the table shows the paper's rows and has none for this method."""
+    return f"{method_name(method)} (ours)" + ("" if in_paper else PAPERLESS)
+
+
+def paperless_note(methods: Sequence[str]) -> List[str]:
+    """The note under a table that names the marked methods (R-Drop, R3F's controls, fast R3F: not in the paper)."""
+    names = ", ".join(method_name(m) for m in ordered_methods(methods))
+    return ["", f"{PAPERLESS} Not in the paper, so no paper row: {names}."] if names else []
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -166,7 +178,7 @@ def table2_files(results: List[GlueEntry], *, tiny: bool, with_paper: bool, mode
     ):
         rows = []
         for method in methods:
-            row = [f"{method_name(method)} (ours)"]
+            row = [ours_label(method, method in table or not with_paper)]
             for task, metrics in columns:
                 entry = cells.get((method, task))
                 row.append("/".join(ours(getattr(entry, stat)[m]) for m in metrics) if entry else "-")
@@ -187,7 +199,8 @@ def table2_files(results: List[GlueEntry], *, tiny: bool, with_paper: bool, mode
     notes = [
         "-: not reported (ours: no record of the selected setting has that metric). Settings searched: the "
         "hyper-parameter settings each method's records hold per task, its search budget (the paper: "
-        '"equivalent fixed budgets per method"; configs/ gives every method 8 for GLUE).'
+        '"equivalent fixed budgets per method"; configs/ gives every method 8 for GLUE but the noise-free '
+        "control of R3F, 4: R3F's lambdas alone, docs/reproduction.md)."
     ]
     if "STS-B" in tasks:
         notes.append(
@@ -195,11 +208,9 @@ def table2_files(results: List[GlueEntry], *, tiny: bool, with_paper: bool, mode
             f"setting is chosen by {catalog.primary_metric('STS-B')}, the metric its config chooses the best "
             "checkpoint by (the mean of Pearson and Spearman r); the column shows Pearson r."
         )
-    missing = [method_name(m) for m in methods if m not in paper.TABLE2_MAX]
-    if missing and with_paper:
-        notes.append(f"{', '.join(missing)}: not in the paper, no paper row.")
     for note in notes:
         parts += ["", note]
+    parts += paperless_note([m for m in methods if m not in paper.TABLE2_MAX] if with_paper else [])
     rows = [
         {
             "statistic": stat,
@@ -225,7 +236,9 @@ def table3_files(results: List[XnliEntry], *, tiny: bool, with_paper: bool, mode
     for e in results:
         avg = ours(e.avg) + ("" if len(e.languages) == len(langs) else f" ({len(e.languages)} langs)")
         rows.append(
-            [f"{method_name(e.method)} (ours)", str(e.n)] + [ours(e.languages.get(lang)) for lang in langs] + [avg]
+            [ours_label(e.method, bool(e.paper) or not with_paper), str(e.n)]
+            + [ours(e.languages.get(lang)) for lang in langs]
+            + [avg]
         )
         if e.paper:
             rows.append([f"{e.paper_row} (paper)", "5"] + [published(e.paper[k]) for k in langs + ["avg"]])
@@ -242,6 +255,7 @@ def table3_files(results: List[XnliEntry], *, tiny: bool, with_paper: bool, mode
         md_table(["model", "runs"] + langs + ["avg"], rows),
         "",
     ] + selections_table(results, None)
+    parts += paperless_note([e.method for e in results if not e.paper] if with_paper else [])
     csv_rows = [
         {
             "method": e.method,
@@ -268,11 +282,11 @@ def table4_files(results: List[SummarizationEntry], *, tiny: bool, with_paper: b
     cells = {(e.method, e.task): e for e in results}
     rows = []
     for method in methods:
+        row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         rows.append(
-            [f"{method_name(method)} (ours)"]
+            [ours_label(method, bool(row_name) or not with_paper)]
             + [rouge_cell(cells[(method, d)].rouge, ours) if (method, d) in cells else "-" for d in datasets]
         )
-        row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
         if row_name:
             rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published) for d in datasets])
     data = data_of(tiny, with_paper, "summarisation test sets", "test sets", "datasets as named", models)
@@ -288,6 +302,7 @@ def table4_files(results: List[SummarizationEntry], *, tiny: bool, with_paper: b
         md_table(["model"] + [catalog.SUMMARIZATION[d] if with_paper and not tiny else d for d in datasets], rows),
         "",
     ] + selections_table(ordered, "dataset")
+    parts += paperless_note([m for m in methods if m not in paper.TABLE4_ROW_FOR_METHOD] if with_paper else [])
     csv_rows = [
         {
             "dataset": e.task,

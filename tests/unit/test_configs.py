@@ -41,7 +41,7 @@ def test_every_method_searches_as_many_settings_per_task(family):
     folder = "summarization" if family == "summarization" else "glue"
     sizes = {}
     for task in tasks:
-        for method in catalog.FAMILY_METHODS[family]:
+        for method in catalog.TABLE_METHODS[family]:
             _, grid = configs.compose(folder, task, method, over)
             sizes[(task, method)] = len(commands.settings(grid, sweep=True))
     assert set(sizes.values()) == {6 if family == "summarization" else 8}, sizes
@@ -53,18 +53,65 @@ def test_every_method_searches_as_many_settings_per_task(family):
         assert lr["optimization"]["lr"] == [2e-05]  # a setting of the grid, as rxf-run --sweep applies it
 
 
-def test_r4f_and_fast_r3f_are_r3f_plus_one_change():
+def test_r4f_fast_r3f_and_r3fs_controls_are_r3f_plus_one_change():
     over = ["++task.data=x", "++checkpoint.restore_file=y"]
     r3f, r3f_grid = configs.compose("glue", "rte", "r3f", over)
     for method, differs in (
         ("r4f", {("task", "_name"): "sentence_prediction_r4f"}),
         ("fast-r3f", {("criterion", "fast_r3f"): True}),
+        ("r3f-same-dropout", {("criterion", "r3f_same_dropout"): True}),
+        ("r3f-no-noise", {("criterion", "eps"): 0}),
     ):
         cfg, grid = configs.compose("glue", "rte", method, over)
-        assert grid == r3f_grid
         for (section, key), value in differs.items():
             assert cfg[section][key] == value
-        assert {k: v for k, v in cfg["criterion"].items() if k != "fast_r3f"} == r3f["criterion"]
+        changed = {key for section, key in differs if section == "criterion"}
+        assert {k: v for k, v in cfg["criterion"].items() if k not in changed} == {
+            k: v for k, v in r3f["criterion"].items() if k not in changed
+        }
+        if method == "r3f-no-noise":  # no noise, so no noise type to search: R3F's lambdas alone
+            assert grid == {**r3f_grid, "criterion.noise_type": ["uniform"]}
+        else:
+            assert grid == r3f_grid
+
+
+# R-Drop's published alphas (Liang et al., NeurIPS 2021, Section 4; from the paper's text, their scripts set none):
+# GLUE chosen among 0.1, 0.5, 1.0 per task; BART-large on CNN/DailyMail 0.7.
+RDROP_ALPHAS = {"glue": {0.1, 0.5, 1.0}, "summarization": {0.7}}
+
+
+@pytest.mark.parametrize("family,task", [("glue", "rte"), ("glue", "sts_b"), ("summarization", "cnn_dm")])
+def test_r_drops_grid_has_r3fs_size_and_every_published_alpha(family, task):
+    """Our rule (method/rdrop.yaml): as many settings per task as R3F's, every published alpha among them, the rest
+    within R3F's lambda range (GLUE) or around the published 0.7 (summarisation)."""
+    over = ["++task.data=x", "++checkpoint.restore_file=y"]
+    cfg, grid = configs.compose(family, task, "rdrop", over)
+    _, r3f = configs.compose(family, task, "r3f", over)
+    assert list(grid) == ["criterion.rdrop_alpha"]
+    alphas = [float(a) for a in grid["criterion.rdrop_alpha"]]
+    assert len(set(alphas)) == len(commands.settings(grid, sweep=True)) == len(commands.settings(r3f, sweep=True))
+    assert RDROP_ALPHAS[family] <= set(alphas)
+    low, high = (0.1, 5.0) if family == "glue" else (0.1, 2.0)
+    assert min(alphas) == low and max(alphas) == high
+    want = "sentence_prediction_rdrop" if family == "glue" else "label_smoothed_cross_entropy_rdrop"
+    assert cfg["criterion"]["_name"] == want and cfg["criterion"]["rdrop_alpha"] in RDROP_ALPHAS[family] | {1.0}
+    if family == "summarization":  # label smoothing on both cross-entropies, as every summarisation run has it
+        assert (
+            cfg["criterion"]["label_smoothing"]
+            == configs.compose(family, task, "std", over)[0]["criterion"]["label_smoothing"]
+            == 0.1
+        )
+
+
+def test_the_methods_not_in_the_paper_are_extra_to_its_tables():
+    """R-Drop and R3F's controls run by name only: no table's method set (what "every method" means) grows."""
+    for family, extra in catalog.EXTRA_METHODS.items():
+        assert catalog.FAMILY_METHODS[family] == catalog.TABLE_METHODS[family] + extra
+        assert not set(extra) & set(catalog.TABLE_METHODS[family]), family
+    assert catalog.TABLE_METHODS["glue"] == ("std", "std++", "r3f", "r4f", "fast-r3f", "smart")
+    assert catalog.TABLE_METHODS["summarization"] == ("std", "r3f") and catalog.EXTRA_METHODS["xnli"] == ()
+    assert {"rdrop", "r3f-no-noise", "r3f-same-dropout"} <= set(catalog.FAMILY_METHODS["probe"])
+    assert "rdrop" in catalog.FAMILY_METHODS["summarization"]
 
 
 def test_the_catalog_agrees_with_the_configs():

@@ -99,3 +99,15 @@ def test_method_none_probes_the_pretrained_model_itself():
     assert {(p[2], p[4]) for p in probes(plan)} == {("SST-2", "none")}
     chosen = protocols.plan("generalisation", "none", STEPS, "/m.pt", source="wn_pos", probes=["wn_lex"])
     assert [(s.task, s.probe["source"]) for s in chosen] == [("wn_lex", "WN-POS")]
+
+
+def test_r_drop_and_r3fs_controls_get_r3fs_plan_their_setting_on_the_fine_tunes_only():
+    """rxf-run probe PROTOCOL rdrop (or r3f-no-noise, r3f-same-dropout): the protocol's steps do not depend on the
+    method; its setting (R-Drop's alpha) goes to the fine-tunes, and no criterion.* of it to a probe."""
+    steps = protocols.Steps("/r", ["criterion.rdrop_alpha=0.5", "optimization.max_update=30"], ["++criterion.x=1"])
+    for method in ("rdrop", "r3f-no-noise", "r3f-same-dropout"):
+        plan = protocols.plan("retention", method, steps, "/m.pt", source="sst_2", chain=["sst_2", "rte"], cycles=2)
+        reference = protocols.plan("retention", "r3f", steps, "/m.pt", source="sst_2", chain=["sst_2", "rte"], cycles=2)
+        assert plan == reference
+        assert all("++criterion.x=1" in s.overrides for s in plan if s.action == "finetune")
+        assert all(s.overrides == ("optimization.max_update=30",) for s in plan if s.action == "probe")

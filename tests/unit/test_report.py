@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from rxf_repro import catalog, cli, figures, outputs, records, report, selection
+from rxf_repro import catalog, cli, figures, outputs, records, report, selection, tables
 from rxf_repro import paper_results as paper
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -425,6 +425,39 @@ def test_table4_summarization(full_report, tmp_path, capsys):
     assert run([tmp_path / "recs", "--out", tmp_path / "out"], capsys)[0] == 0
     cnn = entry(summary(tmp_path / "out")["table4"], task="cnn_dm", method="r3f")
     assert cnn["setting"] == {"r3f_lambda": 0.1} and cnn["rougeL"] == 42.5
+
+
+def test_r_drop_and_r3fs_controls_are_rows_after_the_papers_methods_when_their_records_exist(tmp_path, capsys):
+    """Methods not in the paper (R-Drop, R3F without noise or with the same dropout masks): a row of ours each, after
+    the paper's, marked as having no paper row, none invented; no records of them, no such row."""
+    put(tmp_path / "paper", "glue", "RTE", "r3f", 1, {"accuracy": 88.0}, {"r3f_lambda": 1.0})
+    put(tmp_path / "paper", "summarization", "cnn_dm", "r3f", 1, {"rouge1": 44.0, "rouge2": 21.0, "rougeL": 41.0})
+    assert run([tmp_path / "paper", "--out", tmp_path / "without"], capsys)[0] == 0
+    for name in ("table2", "table4"):
+        text = open(tmp_path / "without" / f"{name}.md").read()
+        assert "R-Drop" not in text and "R3F without noise" not in text and tables.PAPERLESS not in text, name
+    glue = {"rdrop": 89.0, "r3f-no-noise": 87.5, "r3f-same-dropout": 86.0}
+    for method, accuracy in glue.items():
+        setting = {"rdrop_alpha": 0.5} if method == "rdrop" else {"r3f_lambda": 1.0}
+        put(tmp_path / "extra", "glue", "RTE", method, 1, {"accuracy": accuracy}, setting)
+    rouge = {"rouge1": 44.5, "rouge2": 21.5, "rougeL": 41.5}
+    put(tmp_path / "extra", "summarization", "cnn_dm", "rdrop", 1, rouge, {"rdrop_alpha": 0.7}, valid_loss=3.0)
+    code, _, err = run([tmp_path / "paper", tmp_path / "extra", "--out", tmp_path / "with"], capsys)
+    assert code == 0, err
+    text = open(tmp_path / "with" / "table2.md").read()
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| R")]
+    mark = tables.PAPERLESS
+    ours = ["R3F (ours)", "R3F (paper)", f"R-Drop (ours){mark}", f"R3F without noise (ours){mark}"]
+    assert rows[:5] == ["| " + row for row in [*ours, f"R3F, same dropout masks (ours){mark}"]]  # the max table
+    assert "| R-Drop (ours)† | 89.00 | 1 |" in text and "R-Drop (paper)" not in text
+    assert "† Not in the paper, so no paper row: R-Drop, R3F without noise, R3F, same dropout masks." in text
+    rdrop = entry(summary(tmp_path / "with")["table2"], task="RTE", method="rdrop")
+    assert rdrop["setting"] == {"rdrop_alpha": 0.5} and rdrop["paper_max"] is None and rdrop["paper_median"] is None
+    assert {r["paper"] for r in read_csv(tmp_path / "with" / "table2.csv") if r["method"] == "rdrop"} == {""}
+    text = open(tmp_path / "with" / "table4.md").read()
+    assert "| R-Drop (ours)† | 44.50/21.50/41.50 |" in text and "| R3F (ours) |" in text
+    assert text.index("| R3F (ours) |") < text.index("| R-Drop (ours)† |") and "no paper row: R-Drop." in text
+    assert entry(summary(tmp_path / "with")["table4"], task="cnn_dm", method="rdrop")["paper"] is None
 
 
 def test_ties_go_to_the_first_setting(tmp_path, capsys):

@@ -94,6 +94,47 @@ def test_glue_methods_and_std_plus_plus_trains_twice_as_long():
     assert [flag(c, "--seed") for c in defaults] == [str(s) for s in range(1, 11)]  # 10 seeds
 
 
+def test_r_drop_and_r3fs_controls_make_their_criteria_and_grids():
+    """rxf-run glue TASK rdrop: R-Drop's criterion over its 8 alphas (method/rdrop.yaml); R3F without noise: R3F's
+    command with eps 0 over R3F's lambdas alone; R3F with the same dropout masks: R3F's commands plus the flag."""
+    rdrop = glue_dry("RTE", "rdrop", "--seeds", "1", "--sweep")
+    assert {flag(c, "--criterion") for c in rdrop} == {"sentence_prediction_rdrop"}
+    assert [float(flag(c, "--rdrop-alpha")) for c in rdrop] == [0.1, 0.2, 0.5, 0.7, 1.0, 2.0, 3.0, 5.0]
+    assert not {"--r3f-lambda", "--eps", "--noise-type"} & {a for c in rdrop for a in c}
+    assert flag(rdrop[0], "--save-dir") == "runs/glue/rte/rdrop/rdrop_alpha=0.1/seed1"
+    (sts,) = glue_dry("STS-B", "rdrop", "--seeds", "1")  # regression: the squared difference, as R3F's
+    assert "--regression-target" in sts and flag(sts, "--rdrop-alpha") == "1.0"
+    no_noise = glue_dry("RTE", "r3f-no-noise", "--seeds", "1", "--sweep")
+    assert {(flag(c, "--criterion"), float(flag(c, "--eps")), flag(c, "--noise-type")) for c in no_noise} == {
+        ("sentence_prediction_r3f", 0.0, "uniform")
+    }
+    assert sorted(float(flag(c, "--r3f-lambda")) for c in no_noise) == sorted(GLUE_LAMBDAS)
+    r3f = glue_dry("RTE", "r3f", "--seeds", "1", "--sweep")
+    same = glue_dry("RTE", "r3f-same-dropout", "--seeds", "1", "--sweep")
+    assert len(same) == len(r3f) == 8 and all("--r3f-same-dropout" in c for c in same)
+    for ours, theirs in zip(same, r3f, strict=True):  # the same commands but the flag (and the run folder)
+        ours = [a for a in ours if a != "--r3f-same-dropout"]
+        assert ours[: ours.index("--save-dir")] == theirs[: theirs.index("--save-dir")]
+    rdrop = [c for c in summ_dry("cnn_dm", "rdrop", "--sweep") if c[2] == "fairseq_cli.train"]
+    assert {(flag(c, "--criterion"), flag(c, "--label-smoothing")) for c in rdrop} == {
+        ("label_smoothed_cross_entropy_rdrop", "0.1")
+    }
+    assert [float(flag(c, "--rdrop-alpha")) for c in rdrop] == [0.1, 0.3, 0.5, 0.7, 1.0, 2.0]
+
+
+def test_dry_run_checks_r_drops_and_the_controls_options():
+    base = ["glue", "RTE", "--data", "/d", "--checkpoint", "/m.pt", "--seeds", "1", "--dry-run"]
+    for method, args, message in (
+        ("rdrop", ["--set", "criterion.rdrop_alpha=-1"], "--rdrop-alpha must be >= 0 and finite"),
+        ("rdrop", ["--set", "criterion.rdrop_alpha=nan"], "--rdrop-alpha must be >= 0 and finite"),
+        ("r3f-same-dropout", ["--", "--r3f-one-forward"], "--r3f-same-dropout replays the clean pass's masks"),
+    ):
+        code, err = rxf_run_error(*base[:2], method, *base[2:], *args)
+        assert code == 1 and message in err, err
+    code, err = rxf_run_error("xnli", "rdrop", "--data", "/d", "--checkpoint", "/m.pt", "--dry-run")
+    assert code == 2 and "invalid choice: 'rdrop'" in err  # XNLI: not among its methods
+
+
 def test_glue_environment_multi_gpu_and_overrides():
     (train,) = dry_run(
         "glue.sh",
@@ -236,8 +277,8 @@ def test_every_generated_command_parses_with_fairseqs_own_parser():
             (train,) = glue_dry(task, method, "--seeds", "1")
             args = options.parse_args_and_arch(options.get_training_parser(), train[3:])
             assert args.lr == [float(flag(train, "--lr"))]
-    for dataset in catalog.SUMMARIZATION:
-        train, generate, _ = summ_dry(dataset, "r3f")
+    for dataset, method in zip(catalog.SUMMARIZATION, catalog.FAMILY_METHODS["summarization"] * 2):
+        train, generate, _ = summ_dry(dataset, method)
         assert options.parse_args_and_arch(options.get_training_parser(), train[3:]).share_all_embeddings
         assert options.parse_args_and_arch(options.get_generation_parser(), generate[3:]).beam >= 4
 
