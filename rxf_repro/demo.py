@@ -2,7 +2,8 @@
 (docs/demo.md): all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT, not RoBERTa-large) fine-tuned on WN-POS and probed on
 WN-LEX, WN-DEF and WN-BSHIFT (tasks built from WordNet 3.0) by the paper's generalisation protocol, a regularised
 method's lambda chosen on dev on one seed by rxf-report's rule; then rxf-report and one table per claim of the paper,
-with 95% intervals over seeds and the verdict they allow (printed, and written to summary.md and summary.json).
+with 95% intervals over seeds and the verdict they allow (printed, and written to summary.md and summary.json); and
+one more: does R3F's noise matter (R3F against R3F without noise, paired by seed)?
 """
 
 import argparse
@@ -19,11 +20,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from rxf_repro import catalog, claims, cli, configs, execution, outputs, process, records, selection, tables
+from rxf_repro import attempts, catalog, claims, cli, configs, execution, outputs, process, records, selection, tables
 from rxf_repro.execution import log
 from rxf_repro.records import Record
 
 NAME = catalog.METHOD_NAMES
+PAIRED = "paired by seed [95% CI]"
+TERMS = {"train_symm_kl": 1.0, "train_rdrop_kl": 2.0}  # fairseq's train lines: the term, and its scale to symm_kl's
 
 
 def load_preset(name: str) -> Dict[str, Any]:
@@ -69,11 +72,17 @@ def tasks_of(preset: Dict) -> List[str]:
     return [preset["finetune_task"], *preset["probe_tasks"]]
 
 
+def protocols_of(preset: Dict, method: str) -> List[str]:
+    """A method the preset compares with R3F alone (``versus_r3f``) is fine-tuned only, not probed (``rxf-run glue``:
+    the generalisation protocol's fine-tuning, the same command but for the head's name)."""
+    return ["finetune"] if method in preset["versus_r3f"] else preset["protocols"]
+
+
 def schedule(preset: Dict, protocols: Sequence[str], method: str, seeds: Sequence[int]) -> List[Tuple[str, int]]:
-    """(protocol, seed) of each of a method's runs: the generalisation protocol for every method, the chain
-    protocols (degradation, retention) for the preset's ``chain_methods`` (default: every method)."""
+    """(protocol, seed) of each of a method's runs: the generalisation protocol (or fine-tuning alone) for every
+    method, the chain protocols (degradation, retention) for the preset's ``chain_methods`` (default: every method)."""
     chained = method in preset.get("chain_methods", [method])
-    return [(protocol, seed) for protocol in protocols if protocol == "generalisation" or chained for seed in seeds]
+    return [(p, seed) for p in protocols if p in ("generalisation", "finetune") or chained for seed in seeds]
 
 
 @dataclass
@@ -91,13 +100,14 @@ class Job:
         return f"{what} ({self.protocol}, seed {self.seed}{setting})"
 
     def argv(self, preset: Dict, glue_bin: str, checkpoint: str) -> List[str]:
-        command = ["probe", self.protocol, self.method, "--data", glue_bin, "--checkpoint", checkpoint]
-        command += ["--seeds", str(self.seed), "--save-root", "runs", "--cpu", "--tiny", "--probe-fit", "cached"]
+        family, first = ("glue", preset["finetune_task"]) if self.protocol == "finetune" else ("probe", self.protocol)
+        command = [family, first, self.method, "--data", glue_bin, "--checkpoint", checkpoint]
+        command += ["--seeds", str(self.seed), "--save-root", "runs", "--cpu", "--tiny"]
         if self.protocol == "generalisation":
             probes = tasks_of(preset) if self.method == catalog.PRETRAINED else preset["probe_tasks"]
-            command += ["--source-task", preset["finetune_task"], "--probe-tasks", *probes]
-        else:
-            command += ["--chain", *preset["chain"], "--cycles", str(preset["cycles"])]
+            command += ["--probe-fit", "cached", "--source-task", preset["finetune_task"], "--probe-tasks", *probes]
+        elif family == "probe":
+            command += ["--probe-fit", "cached", "--chain", *preset["chain"], "--cycles", str(preset["cycles"])]
         overrides = preset["overrides"] + preset["method_overrides"].get(self.method, [])
         overrides += [f"{key}={value}" for key, value in self.setting.items()]
         return command + [arg for override in overrides for arg in ("--set", override)]
@@ -106,31 +116,28 @@ class Job:
         """Rough relative cost, to start the longest first."""
         if self.method == catalog.PRETRAINED:
             return 0.2
-        return (1.0 if self.protocol == "generalisation" else 3.0) * (1.0 if self.method in ("std", "std++") else 2.0)
+        chained = self.protocol in ("degradation", "retention")
+        return (3.0 if chained else 1.0) * (1.0 if self.method in ("std", "std++") else 2.0)
 
 
-def plan(preset: Dict, methods: Sequence[str], seeds: Sequence[int], grids: Dict[str, Tuple[str, list]]) -> List[Job]:
-    """The first round of runs: the pretrained encoder's probes, each gridded method's grid (``grids``: method ->
-    (key, values)) on the selection seed, and every run of the methods without a grid."""
+def plan(preset: Dict, grids: Dict[str, Tuple[str, list]]) -> List[Job]:
+    """The first round of runs: the pretrained encoder's probes and each gridded method's grid (``grids``: method ->
+    (key, values)) on the selection seed."""
     seed = preset["selection"]["seed"]
-    jobs = [Job("generalisation", catalog.PRETRAINED, seed)]
+    jobs = [Job(protocols_of(preset, m)[0], m, seed, {key: v}) for m, (key, values) in grids.items() for v in values]
+    return [Job("generalisation", catalog.PRETRAINED, seed), *jobs]
+
+
+def plan_chosen(preset: Dict, methods: Sequence[str], seeds: Sequence[int], chosen: Dict[str, Dict]) -> List[Job]:
+    """The second round, every other run (Standard's too, filling the cores as the grids could not): a gridded
+    method's with its chosen value; a method compared with R3F without a grid of its own (R3F's controls) with R3F's."""
+    jobs = []
     for m in methods:
-        if m in grids:
-            key, candidates = grids[m]
-            jobs += [Job("generalisation", m, seed, {key: value}) for value in candidates]
-        else:
-            jobs += [Job(protocol, m, s) for protocol, s in schedule(preset, preset["protocols"], m, seeds)]
+        choice = chosen.get(m) or (m in preset["versus_r3f"] and chosen.get("r3f"))
+        setting, protocols = {choice["key"]: choice["value"]} if choice else {}, protocols_of(preset, m)
+        done = (protocols[0], preset["selection"]["seed"]) if m in chosen else None  # run by the grid
+        jobs += [Job(p, m, s, setting) for p, s in schedule(preset, protocols, m, seeds) if (p, s) != done]
     return jobs
-
-
-def plan_chosen(preset: Dict, seeds: Sequence[int], chosen: Dict[str, Dict[str, Any]]) -> List[Job]:
-    """The second round: each gridded method's other runs, with its chosen value."""
-    return [
-        Job(protocol, m, s, {choice["key"]: choice["value"]})
-        for m, choice in chosen.items()
-        for protocol, s in schedule(preset, preset["protocols"], m, seeds)
-        if (protocol, s) != ("generalisation", preset["selection"]["seed"])
-    ]
 
 
 def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out: str, parallel: int) -> None:
@@ -196,9 +203,20 @@ def stopped_improving(valid_curve: Optional[List[List[float]]]) -> Optional[bool
     return max(curve[:-1]) >= curve[-1] if len(curve) > 1 else None
 
 
+def training_term(record: Record) -> Optional[float]:
+    """The consistency term a run logged in training, unweighted, averaged over its epochs: KL(P||Q) + KL(Q||P) per
+    sentence, R3F's ``symm_kl`` (R-Drop's ``rdrop_kl`` is half that: doubled); None for a method without one. Records
+    keep no training metrics: read from the run's train.log."""
+    logged = attempts.read_log(os.path.join(os.path.dirname(record.path), "train.log"))
+    epochs = [r for attempt in logged for r in attempts.json_log(attempt.lines, "train")]
+    terms = [float(r[key]) * scale for r in epochs for key, scale in TERMS.items() if key in r]
+    return statistics.fmean(terms) if terms else None
+
+
 def collect(kept: List[Record], preset: Dict, methods: Sequence[str]) -> Dict[str, Dict]:
     """{method: {finetune_task: {seed: acc}, "probes": {task: {seed: acc}}, "train_wall_s": {seed: s}, ...}} from
-    the records of each method's chosen setting, and ``none``: the pretrained encoder's probes."""
+    the records of each method's chosen setting (no probes for those compared with R3F alone), and ``none``: the
+    pretrained encoder's probes."""
 
     def probes(method: str, tasks: Sequence[str]) -> Dict[str, Dict[int, float]]:
         found = [r for r in kept if r.kind == "probe" and r.method == method and r.probe.protocol == "generalisation"]
@@ -209,11 +227,12 @@ def collect(kept: List[Record], preset: Dict, methods: Sequence[str]) -> Dict[st
         tuned = [r for r in kept if r.kind == "glue" and r.method == method]
         numbers[method] = {
             preset["finetune_task"]: {r.seed: r.metrics["accuracy"] for r in tuned},
-            "probes": probes(method, preset["probe_tasks"]),
+            "probes": probes(method, [] if method in preset["versus_r3f"] else preset["probe_tasks"]),
             "train_wall_s": {r.seed: r.train_wall_s for r in tuned},
             "best_update": {r.seed: r.best_update for r in tuned},
             "max_update": {r.seed: execution.max_update_of(r.command) for r in tuned},
             "stopped_improving": {r.seed: stopped_improving(r.valid_curve) for r in tuned},
+            "train_term": {r.seed: term for r in tuned if (term := training_term(r)) is not None},
         }
     numbers[catalog.PRETRAINED] = {"probes": probes(catalog.PRETRAINED, tasks_of(preset))}
     return numbers
@@ -223,15 +242,16 @@ def values(by_seed: Dict[int, float]) -> List[float]:
     return [by_seed[s] for s in sorted(by_seed)]
 
 
+def mean(by_seed: Dict[int, float], digits: int = 1) -> str:
+    return claims.text(claims.mean_interval(values(by_seed)), digits, signed=False) if by_seed else "-"
+
+
 def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines: Dict[str, float]) -> Tuple[str, Dict]:
     """The four tables (Markdown) and the verdicts (JSON-able); the first method is the reference."""
     task, probes, reference = preset["finetune_task"], preset["probe_tasks"], methods[0]
-    ref, ref_name, paired = numbers[reference], NAME[reference], "paired by seed [95% CI]"
+    ref, ref_name, paired = numbers[reference], NAME[reference], PAIRED
     collapse: Dict[str, Dict] = {"standard_collapses": {}, "less_than_standard": {}}
     verdicts: Dict[str, Any] = {"accuracy": {}, "spread": {}, "collapse": collapse, "time": {}}
-
-    def mean(by_seed: Dict[int, float], digits: int = 1) -> str:
-        return claims.text(claims.mean_interval(values(by_seed)), digits, signed=False)
 
     def spread(by_seed: Dict[int, float]) -> str:
         return f"{statistics.stdev(values(by_seed)):.2f}" if len(by_seed) > 1 else "-"
@@ -289,6 +309,29 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
     return "\n\n".join(sections), verdicts
 
 
+def versus_r3f_table(numbers: Dict, task: str, others: Sequence[str]) -> Tuple[str, Dict]:
+    """Claim 5, not the paper's (docs/noise.md): R3F against methods with its consistency term but not its noise (R3F
+    with eps = 0; in the full preset also one dropout mask for both passes, and R-Drop), paired by seed; with the term
+    each logged in training and its ratio to R3F's, the share of the term the noise makes."""
+    r3f, found = numbers["r3f"], {}
+    rows = [[NAME["r3f"], mean(r3f[task]), "", "", mean(r3f["train_term"], 5), ""]]
+    for m in others:
+        mine = numbers[m]
+        difference = claims.paired(r3f[task], mine[task])
+        ratio = claims.paired(mine["train_term"], r3f["train_term"], operator.truediv)
+        found[m] = {"r3f_minus": claims.as_dict(difference), "verdict": claims.verdict(difference)}
+        found[m]["term_ratio_to_r3f"] = claims.as_dict(ratio)
+        cells = [claims.text(difference), found[m]["verdict"], mean(mine["train_term"], 5)]
+        rows.append([NAME[m], mean(mine[task]), *cells, claims.text(ratio, 2, signed=False)])
+    alpha = ", R-Drop at its own alpha" if "rdrop" in others else ""
+    heading = (
+        f"### Claim 5: the noise matters — R3F beats the same term without it ({task}, dev, %; fine-tuned at R3F's "
+        f"chosen lambda{alpha}, on the same seeds; not probed; the term is KL(P||Q) + KL(Q||P) per sentence)"
+    )
+    headers = [f"{task} accuracy [95% CI]", f"R3F minus it, {PAIRED}", "verdict", "term in training [95% CI]"]
+    return f"{heading}\n\n" + tables.md_table(["Method", *headers, f"term / R3F's, {PAIRED}"], rows), found
+
+
 def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequence[str]) -> List[str]:
     """One sentence per claim."""
     reference, task = NAME[methods[0]], preset["finetune_task"]
@@ -302,6 +345,12 @@ def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequ
     smart = "; ".join(f"{NAME[m]} cheaper than SMART: {verdict}" for m, verdict in cheaper.items())
     no_smart = "the paper's comparison is with adversarial methods (SMART, FreeLB): SMART runs in the full preset only"
     collapse = verdicts["collapse"]
+    versus = verdicts.get("versus_r3f", {})
+
+    def vs_r3f(m: str) -> str:
+        term = versus[m]["term_ratio_to_r3f"]
+        return f"R3F vs {NAME[m]}" + (f" (its term in training {term['value']:.2f}x R3F's)" if term else "")
+
     return [
         f"1. Accuracy on {task}: {listed(verdicts['accuracy'], lambda m: f'{NAME[m]} vs {reference}')}.",
         f"2. Lower variance over seeds: {listed(verdicts['spread'])} (with {len(numbers[methods[0]][task])} seeds an F "
@@ -309,6 +358,7 @@ def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequ
         f"3. {reference} fine-tuning lowers the probes (collapse): {listed(collapse['standard_collapses'], str)}. Less "
         f"collapse than {reference}: {listed(collapse['less_than_standard'])}.",
         f"4. Cost per run relative to {reference}: {ratios}; {smart or no_smart}.",
+        *([f"5. The noise matters, R3F more accurate on {task}: {listed(versus, vs_r3f)}."] if versus else []),
     ]
 
 
@@ -329,9 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=("default", "quick", "full"),
         default="default",
-        help="configs/demo.yaml's presets: default (Standard, R3F, R4F x 3 seeds, about 10 minutes on 2 cores), "
-        "full (every method x 5 seeds; degradation and retention: Standard++ and R4F x 5 seeds), quick (the "
-        "tests': tiny sizes, a few updates)",
+        help="configs/demo.yaml's presets: default (Standard, R3F, R4F x 3 seeds, and R3F without noise against R3F, "
+        "about 10 minutes on 2 cores), full (every method x 5 seeds; degradation and retention: Standard++ and R4F x "
+        "5 seeds; R-Drop and same-mask R3F against R3F too), quick (the tests': tiny sizes, a few updates)",
     )
     add("--quick", action="store_const", const="quick", dest="preset", help="the same as --preset quick")
     add("--seeds", type=cli.positive_int, help="seeds per method (default: the preset's)")
@@ -381,14 +431,18 @@ def run(args: argparse.Namespace, out: str) -> str:
     log(f"rxf-demo ({args.preset} preset): working in {out} (renamed to {os.path.abspath(args.out)} when done)")
     checkpoint, glue_bin, baselines, parity = prepare_inputs(out, preset, args.wordnet_dir, args.seed)
 
+    # compared with R3F on the fine-tuning task alone: only beside R3F, and never a method run in full already
+    versus = preset["versus_r3f"] = [m for m in preset["versus_r3f"] if "r3f" in methods and m not in methods]
     selection_seed, grid = preset["selection"]["seed"], preset["selection"]["grid"]
-    grids = {m: next(iter(grid[m].items())) for m in methods if m in grid}  # method -> (key, values)
+    grids = {m: next(iter(grid[m].items())) for m in [*methods, *versus] if m in grid}  # method -> (key, values)
     chain = [p for p in protocols if p != "generalisation"]
-    lambdas = ", ".join(f"{NAME[m]} from {candidates}" for m, (_, candidates) in grids.items()) or "-"
+    searched = ", ".join(f"{NAME[m]}'s {key.split('.')[-1]} from {values}" for m, (key, values) in grids.items())
+    only = f" (and {task} only, against R3F: {', '.join(NAME[m] for m in versus)})" if versus else ""
     log(
         f"[3/5] fine-tune {task} and probe {', '.join(preset['probe_tasks'])}"
-        f"{' (and ' + ', '.join(chain) + ')' if chain else ''}: {', '.join(NAME[m] for m in methods)} x "
-        f"{len(seeds)} seed(s); lambda of {lambdas} chosen on dev on seed {selection_seed}; {args.jobs} run(s) at a time"
+        f"{' (and ' + ', '.join(chain) + ')' if chain else ''}: {', '.join(NAME[m] for m in methods)}{only} x "
+        f"{len(seeds)} seed(s); {searched or 'no setting'} chosen on dev on seed {selection_seed}; {args.jobs} run(s) "
+        "at a time"
     )
     if chain:
         names = [NAME[m] for m in methods if m in preset.get("chain_methods", methods)]
@@ -396,24 +450,29 @@ def run(args: argparse.Namespace, out: str) -> str:
             f"    {' and '.join(chain)} on {' -> '.join(preset['chain'])}, {preset['cycles']} cycle(s): "
             f"{', '.join(names) or 'none of the methods'} x {len(seeds)} seed(s)"
         )
-    run_jobs(plan(preset, methods, seeds, grids), preset, glue_bin, checkpoint, out, args.jobs)
+    run_jobs(plan(preset, grids), preset, glue_bin, checkpoint, out, args.jobs)
     chosen = choose(out, grids, selection_seed)
-    run_jobs(plan_chosen(preset, seeds, chosen), preset, glue_bin, checkpoint, out, args.jobs)
+    run_jobs(plan_chosen(preset, [*methods, *versus], seeds, chosen), preset, glue_bin, checkpoint, out, args.jobs)
 
     log("[4/5] rxf-report: tables and figures")
     from rxf_repro import report
 
     found = records.read_records([os.path.join(out, "runs")])
-    setting = {m: selection.setting_key(report_setting(found, m).hparams) for m in methods}
+    setting = {m: selection.setting_key(report_setting(found, m).hparams) for m in [*methods, *versus]}
     kept = [r for r in found if r.method == catalog.PRETRAINED or selection.setting_key(r.hparams) == setting[r.method]]
-    # rxf-report averages probes over seeds, never over settings: it reads the chosen settings' folders
-    roots = sorted({os.path.join(out, *os.path.relpath(r.path, out).split(os.sep)[:5]) for r in kept})
+    # rxf-report averages probes over seeds, never over settings: it reads the chosen settings' folders (not claim 5's)
+    roots = sorted(
+        {os.path.join(out, *os.path.relpath(r.path, out).split(os.sep)[:5]) for r in kept if r.method not in versus}
+    )
     argv = [*roots, "--out", os.path.join(out, "report"), "--no-paper", "--figure1-task", task]
     run_tool("rxf-report", report.main, argv)
 
     log("[5/5] the claims")
-    numbers = collect(kept, preset, methods)
+    numbers = collect(kept, preset, [*methods, *versus])
     table, verdicts = claim_tables(numbers, preset, methods, baselines)
+    if versus:
+        noise_table, verdicts["versus_r3f"] = versus_r3f_table(numbers, task, versus)
+        table += "\n\n" + noise_table
     sentences = verdict_sentences(verdicts, numbers, preset, methods)
     runs_ = [(m, s) for m in methods for s in numbers[m]["best_update"]]
     early = [(m, s) for m, s in runs_ if numbers[m]["best_update"][s] < (numbers[m]["max_update"][s] or 0)]
@@ -465,7 +524,7 @@ def run(args: argparse.Namespace, out: str) -> str:
                 k: {t: values(v) for t, v in by.items()} if k == "probes" else values(by)
                 for k, by in numbers[m].items()
             }
-            for m in [*methods, catalog.PRETRAINED]
+            for m in [*methods, *versus, catalog.PRETRAINED]
         },
         "best_before_last_update": {"runs": len(early), "of": len(runs_)},
         "stopped_improving": {"runs": len(converged), "of": len(runs_)},

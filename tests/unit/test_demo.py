@@ -1,11 +1,11 @@
-"""make demo's logic, in this process: convergence, the claims' intervals and verdicts, the claim tables, the full preset's schedule, the choice of lambda by the report's rule, and a folder the demo did not write refused."""
+"""make demo's logic, in this process: convergence, the claims' intervals and verdicts, the claim tables, the full preset's schedule, the choice of lambda by the report's rule, the comparisons with R3F (claim 5), and a folder the demo did not write refused."""
 
 import operator
 import os
 
 import pytest
 
-from rxf_repro import claims, demo, records
+from rxf_repro import attempts, claims, demo, records
 from tests.helpers import REPO
 
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "wordnet")
@@ -97,13 +97,13 @@ def test_the_full_preset_chains_standard_plus_plus_and_r4f_and_generalises_every
 
 
 def test_lambda_is_chosen_by_the_reports_rule_and_the_other_seeds_run_with_it(tmp_path):
-    """First round: the pretrained encoder's probes, every run of a method without a grid, the grid on the selection
-    seed; rxf-report's rule chooses (the best dev accuracy, a tie to the first setting); the second round runs the
-    chosen value's other seeds, and the setting run with every seed is then the one reported."""
-    preset = demo.load_preset("default")
+    """First round: the pretrained encoder's probes and the grid on the selection seed; rxf-report's rule chooses (the
+    best dev accuracy, a tie to the first setting); the second round runs every other run, the chosen value's other
+    seeds among them, and the setting run with every seed is then the one reported."""
+    preset = dict(demo.load_preset("default"), versus_r3f=[])
     grids = {"r3f": ("criterion.r3f_lambda", [0.1, 1.0])}
-    first = [(j.protocol, j.method, j.seed, j.setting) for j in demo.plan(preset, ["std", "r3f"], [1, 2, 3], grids)]
-    assert first == [("generalisation", "none", 1, {})] + [("generalisation", "std", s, {}) for s in (1, 2, 3)] + [
+    first = [(j.protocol, j.method, j.seed, j.setting) for j in demo.plan(preset, grids)]
+    assert first == [("generalisation", "none", 1, {})] + [
         ("generalisation", "r3f", 1, {"criterion.r3f_lambda": v}) for v in (0.1, 1.0)
     ]
 
@@ -117,9 +117,91 @@ def test_lambda_is_chosen_by_the_reports_rule_and_the_other_seeds_run_with_it(tm
         records.write_record(str(tmp_path / "runs" / f"{r.hparams['r3f_lambda']}" / "record.json"), r.to_dict())
     chosen = demo.choose(str(tmp_path), grids, seed=1)
     assert chosen == {"r3f": {"key": "criterion.r3f_lambda", "value": 1.0, "scores": {0.1: 80.0, 1.0: 82.0}}}
-    second = demo.plan_chosen(preset, [1, 2, 3], chosen)
-    assert [(j.protocol, j.seed, j.setting) for j in second] == [
-        ("generalisation", s, {"criterion.r3f_lambda": 1.0}) for s in (2, 3)
-    ]
+    second = demo.plan_chosen(preset, ["std", "r3f"], [1, 2, 3], chosen)
+    assert [(j.protocol, j.method, j.seed, j.setting) for j in second] == [
+        ("generalisation", "std", s, {}) for s in (1, 2, 3)
+    ] + [("generalisation", "r3f", s, {"criterion.r3f_lambda": 1.0}) for s in (2, 3)]
     # a luckier grid point run on one seed is not what is reported
     assert demo.report_setting(grid + [run(2, 1.0, 70.0), run(3, 1.0, 71.0)], "r3f").seeds == [1, 2, 3]
+
+
+def test_the_controls_run_at_r3fs_chosen_lambda_on_every_seed_fine_tuned_only():
+    """versus_r3f: R3F's controls take R3F's choice, on every seed; R-Drop (full preset) has its own grid, on the
+    selection seed first; each is an rxf-run glue fine-tuning of WN-POS (the generalisation protocol's, unprobed)."""
+    preset = demo.load_preset("full")
+    grids = {m: next(iter(preset["selection"]["grid"][m].items())) for m in ("r3f", "rdrop")}
+    first = [(j.protocol, j.method, j.setting) for j in demo.plan(preset, grids)]
+    assert first[-2:] == [("finetune", "rdrop", {"criterion.rdrop_alpha": a}) for a in (0.1, 1.0)]
+    chosen = {
+        "r3f": {"key": "criterion.r3f_lambda", "value": 0.1},
+        "rdrop": {"key": "criterion.rdrop_alpha", "value": 1.0},
+    }
+    methods = ["std", "r3f", *preset["versus_r3f"]]
+    second = {
+        (j.protocol, j.method, j.seed, *j.setting.values()) for j in demo.plan_chosen(preset, methods, [1, 2], chosen)
+    }
+    assert {(p, m, s, *v) for p, m, s, *v in second if m != "std"} == {
+        ("generalisation", "r3f", 2, 0.1),
+        *(("finetune", m, s, 0.1) for m in ("r3f-no-noise", "r3f-same-dropout") for s in (1, 2)),
+        ("finetune", "rdrop", 2, 1.0),
+    }
+    job = demo.Job("finetune", "r3f-no-noise", 2, {"criterion.r3f_lambda": 0.1})
+    argv = job.argv(preset, "glue-bin", "model.pt")
+    assert argv[:3] == ["glue", "WN-POS", "r3f-no-noise"] and "--probe-fit" not in argv and "--probe-tasks" not in argv
+    assert argv[-2:] == ["--set", "criterion.r3f_lambda=0.1"] and argv[argv.index("--seeds") + 1] == "2"
+
+
+def test_claim_5_pairs_r3f_with_its_control_by_seed_and_reads_the_term_from_the_train_log(tmp_path):
+    """R3F minus R3F without noise, paired by seed, with the verdict of the other claims; the term each run logged in
+    training (fairseq's json train lines, averaged over epochs) and the control's term over R3F's, paired."""
+
+    def logged(folder, terms):
+        lines = [
+            f'2026-12-06 10:00:0{i} | INFO | train | {{"epoch": {i}, "train_symm_kl": "{t}"}}'
+            for i, t in enumerate(terms)
+        ]
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.log").write_text(
+            attempts.header(1, 0.0, "fairseq-train", resumed=False) + "\n".join(lines)
+        )
+        return records.Record(
+            "glue", "WN-POS", "r3f", 1, {}, {"accuracy": 90.0}, path=str(tmp_path / folder / "record.json")
+        )
+
+    assert demo.training_term(logged("r3f", ["0.002", "0.004"])) == pytest.approx(0.003)
+    assert demo.training_term(logged("std", [])) is None
+    rdrop = logged("rdrop", ["0.001", "0.002"])  # R-Drop logs half the symmetric KL: put on R3F's scale
+    (tmp_path / "rdrop" / "train.log").write_text(
+        (tmp_path / "rdrop" / "train.log").read_text().replace("symm", "rdrop")
+    )
+    assert demo.training_term(rdrop) == pytest.approx(0.003)
+    numbers = {
+        "r3f": {"WN-POS": {1: 90.0, 2: 91.0, 3: 89.0}, "train_term": {1: 0.0030, 2: 0.0020, 3: 0.0040}},
+        "r3f-no-noise": {"WN-POS": {1: 88.0, 2: 89.2, 3: 86.9}, "train_term": {1: 0.0030, 2: 0.0020, 3: 0.0040}},
+    }
+    table, found = demo.versus_r3f_table(numbers, "WN-POS", ["r3f-no-noise"])
+    mine = found["r3f-no-noise"]
+    assert mine["verdict"] == claims.SUPPORTED and mine["r3f_minus"]["value"] == pytest.approx(1.967, abs=1e-3)
+    assert mine["term_ratio_to_r3f"]["value"] == pytest.approx(1.0) and "| R3F without noise | 88.0 [" in table
+    verdicts = {"accuracy": {}, "spread": {}, "collapse": {"standard_collapses": {}, "less_than_standard": {}}}
+    verdicts.update(time={}, versus_r3f=found)
+    sentences = demo.verdict_sentences(verdicts, {"std": {"WN-POS": {1: 1.0}}}, demo.load_preset("default"), ["std"])
+    assert sentences[4] == (
+        "5. The noise matters, R3F more accurate on WN-POS: R3F vs R3F without noise (its term in training 1.00x "
+        "R3F's): supported."
+    )
+
+
+def test_fine_tuning_alone_is_the_generalisation_protocols_fine_tuning(capsys):
+    """Claim 5 pairs an unprobed run (rxf-run glue) with R3F's probed one: the same fairseq command but for the head's
+    name and folder (checked equal in training too: the quick demo's R3F, run both ways, logs the same numbers)."""
+    from rxf_repro import runs
+
+    preset = demo.load_preset("quick")
+    commands = []
+    for protocol in ("finetune", "generalisation"):
+        argv = demo.Job(protocol, "r3f", 1, {"criterion.r3f_lambda": 0.1}).argv(preset, "bin", "model.pt")
+        assert runs.main([*argv, "--dry-run"]) == 0
+        train = next(line for line in capsys.readouterr().out.splitlines() if "fairseq_cli.train" in line)
+        commands.append(train.split(" --save-dir ")[0].replace("wn_pos_head", "sentence_classification_head"))
+    assert commands[0] == commands[1] and "--r3f-lambda 0.1" in commands[0]
