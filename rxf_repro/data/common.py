@@ -1,6 +1,5 @@
-"""What every data-preparation pipeline shares: text read line by line, the three encoders (GPT-2 BPE, WordPiece,
-sentencepiece) loaded once and checked, encoding in threads, fairseq-preprocess, owned outputs
-(``rxf_repro.outputs``)."""
+"""What every data pipeline shares: text read line by line, the three encoders (GPT-2 BPE, WordPiece, sentencepiece)
+loaded once and checked, encoding in threads, fairseq-preprocess."""
 
 import collections
 import json
@@ -18,7 +17,6 @@ from rxf_repro.cli import UserError, positive_int
 
 
 def write_summary(folder: str, summary: dict) -> None:
-    """``summary.json`` (examples, tokens, label counts per split) next to the binaries."""
     with open(os.path.join(folder, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
 
@@ -28,7 +26,6 @@ def log(message: str) -> None:
 
 
 def add_dict_and_workers_flags(parser: Any, dict_help: str) -> None:
-    """The model's ``--dict`` (``prepare``'s ``dictionary``) and ``--workers``, which every pipeline has."""
     parser.add_argument("--dict", dest="dictionary", metavar="DICT", required=True, help=dict_help)
     parser.add_argument(
         "--workers", type=positive_int, default=1, help="threads for encoding, processes for binarizing"
@@ -36,7 +33,6 @@ def add_dict_and_workers_flags(parser: Any, dict_help: str) -> None:
 
 
 def add_overwrite_flag(parser: Any, scope: str = "") -> None:
-    """Every pipeline's ``--overwrite``: OUT is replaced only if a marker says this pipeline wrote it, or with it."""
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -45,10 +41,10 @@ def add_overwrite_flag(parser: Any, scope: str = "") -> None:
     )
 
 
-def check_files(*paths: str) -> None:
+def check_files(*paths: str, hint: str = "") -> None:
     for path in paths:
         if not os.path.isfile(path):
-            raise UserError(f"missing file: {path}")
+            raise UserError(f"missing file: {path} ({hint})" if hint else f"missing file: {path}")
 
 
 def _not_utf8(path: str, data: bytes, error: UnicodeDecodeError, line: Optional[int] = None) -> UserError:
@@ -83,13 +79,9 @@ def _read_utf8(path: str) -> str:
         raise _not_utf8(path, data, error) from None
 
 
-# ------------------------------------------------------------------------------------------ encoders
-
-
 @dataclass(frozen=True)
 class TextEncoder:
-    """How a pipeline turns text into the tokens fairseq-preprocess reads: ``encode`` maps a batch of lines to one
-    string of space-separated tokens each. Batches run in threads: the three libraries release the GIL."""
+    """``encode``: a batch of lines -> one string of space-separated tokens each, in threads (they release the GIL)."""
 
     name: str
     files: Tuple[str, ...]
@@ -165,11 +157,9 @@ def gpt2_bpe(encoder_json: str, vocab_bpe: str) -> TextEncoder:
 
 
 def wordpiece(vocab: str) -> TextEncoder:
-    """The source's own tokenizer: ``tokenizer.json`` beside ``vocab.txt`` when there is one (the exact pipeline
-    the model was trained with, lower-casing and accent stripping included), else a BERT WordPiece tokenizer on
-    ``vocab.txt`` with ``tokenizer_config.json``'s ``do_lower_case`` (default: lower-case, as uncased BERT). Tokens
-    are the strings (``play ##ing``: fairseq-preprocess maps them with the imported ``dict.txt``), without
-    ``[CLS]``/``[SEP]`` (fairseq's task adds ``<s>``/``</s>``)."""
+    """The checkpoint's ``tokenizer.json`` beside ``vocab.txt`` (the exact pipeline it was trained with), else BERT's
+    WordPiece on ``vocab.txt`` with ``tokenizer_config.json``'s ``do_lower_case`` (default True). Tokens are strings
+    (``play ##ing``, mapped by the imported ``dict.txt``), without ``[CLS]``/``[SEP]`` (fairseq's task adds them)."""
     from tokenizers import Tokenizer
     from tokenizers.implementations import BertWordPieceTokenizer
 
@@ -223,7 +213,6 @@ def sentencepiece(model: str) -> TextEncoder:
 
 
 def text_encoder(encoder_json: Optional[str], vocab_bpe: Optional[str], wordpiece_vocab: Optional[str]) -> TextEncoder:
-    """The one encoder the flags name (``--encoder-json`` with ``--vocab-bpe``, or ``--wordpiece-vocab``), loaded."""
     if wordpiece_vocab and (encoder_json or vocab_bpe):
         raise UserError("give either --wordpiece-vocab or --encoder-json/--vocab-bpe, not both")
     if wordpiece_vocab:
@@ -237,10 +226,9 @@ def text_encoder(encoder_json: Optional[str], vocab_bpe: Optional[str], wordpiec
 
 
 def encode_lines(encoder: TextEncoder, lines: Sequence[str], workers: int, label: str) -> List[str]:
-    """``encoder`` over ``lines`` (each stripped), in ``workers`` threads, order kept, with progress on stderr every
-    10 s: encoding a large corpus takes minutes. Batches are small and at most ``2 * workers`` are in flight, so
-    memory stays that of the output, and Ctrl-C or SIGTERM (raised in this thread) wait for a fraction of a second of
-    work before the cleanup. An encoder's error names the lines of its batch."""
+    """``encoder`` over the stripped ``lines`` in ``workers`` threads, in order, with progress every 10 s. At most
+    ``2 * workers`` small batches are in flight, so memory stays that of the output and Ctrl-C or SIGTERM wait for
+    a fraction of a second of work before the cleanup."""
     size = max(1, min(1000, len(lines) // (8 * workers)))
     started = last = time.monotonic()
     encoded: List[str] = []
@@ -278,25 +266,17 @@ def write_lines(path: str, lines: Sequence[str]) -> None:
 
 def encode_to_file(encoder: TextEncoder, lines: Sequence[str], dest: str, workers: int, label: str) -> int:
     """``lines`` encoded into ``dest``, one line per line; returns the number of tokens written."""
+    log(label)
     encoded = encode_lines(encoder, lines, workers, label)
     write_lines(dest, encoded)
     return sum(len(line.split()) for line in encoded)
 
 
-# ------------------------------------------------------------------------------------------ fairseq-preprocess
-
-
 def fairseq_preprocess(args: Sequence[str], cwd: Optional[str] = None, workers: Optional[int] = None) -> None:
-    """``fairseq-preprocess ARGS [--workers N]``, run in this process (importing fairseq once per pipeline, not once
-    per call) and, with ``cwd``, in that folder; an error naming the arguments if fairseq fails (a bad ``dict.txt``).
-
-    fairseq splits ``--validpref`` and ``--testpref`` on commas, so the pipelines give their prefixes relative
-    to ``cwd`` (the temporary output folder, whose own name we choose): a comma in the user's output path
-    then reaches fairseq only in ``--destdir``, which it does not split.
-
-    With ``--workers N`` fairseq forks a ``multiprocessing.Pool`` that it does not stop on an exception (Ctrl-C,
-    SIGTERM): its workers are stopped here, before the temporary folder they write into is removed, and leave Ctrl-C
-    to us."""
+    """``fairseq-preprocess ARGS [--workers N]`` in this process (fairseq imported once), in ``cwd`` if given. fairseq
+    splits ``--validpref``/``--testpref`` on commas: the pipelines' prefixes, relative to the temporary folder (a name
+    we choose), keep a comma of the user's path out of them. fairseq does not stop its ``--workers`` pool on an
+    exception (Ctrl-C, SIGTERM): we do, before the folder they write into is removed."""
     import logging
 
     from fairseq import options

@@ -25,6 +25,7 @@ import requests
 from tqdm import tqdm
 
 from rxf_repro import cli, outputs
+from rxf_repro.data.common import log
 
 MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "downloads.tsv")
 LOCAL_CHECKSUMS = "checksums.local.tsv"
@@ -102,13 +103,8 @@ def record_local_checksum(dest_dir: str, entry: Entry, digest: str) -> None:
     log(f"[{entry.name}] recorded SHA-256 {digest} in {path}")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 class _Progress(tqdm):
-    """A download's progress bar, updated with each chunk written. Once ``_STOP`` is set an update fails, so that a
-    download in another thread ends at its next chunk (and its partial file is deleted)."""
+    """Once ``_STOP`` is set an update fails, so that a download in another thread ends at its next chunk."""
 
     def update(self, n=1):
         if _STOP.is_set():

@@ -132,21 +132,17 @@ assert set(MINIATURE_TASKS) == set(wordnet.TASKS)
 
 
 def task_spec(task: str) -> Tuple[Optional[frozenset], Dict[str, Tuple[str, Layout]]]:
-    """(label set, {file stem: (split, layout)}) of a GLUE task or a miniature one."""
     return TASKS[task] if task in TASKS else MINIATURE_TASKS[task]
 
 
 class TSVSplit(NamedTuple):
-    """One validated TSV: the text of each input column, the labels, the file line of each kept row."""
-
-    inputs: List[List[str]]
+    inputs: List[List[str]]  # the text of each input column
     labels: List[str]
-    lines: List[int]
+    lines: List[int]  # the file line of each kept row
     skipped: int
 
 
-def is_score(text: str) -> bool:
-    """An STS-B similarity: a number from 0 to 5."""
+def is_score(text: str) -> bool:  # STS-B's similarity
     try:
         return 0.0 <= float(text) <= 5.0
     except ValueError:
@@ -215,8 +211,6 @@ def check_labels_seen_in_training(train_path: str, train: TSVSplit, path: str, s
 
 @dataclass
 class TaskData:
-    """A GLUE task read and validated, ready to be written."""
-
     task: str
     splits: Dict[str, Tuple[List[List[str]], List[str]]]  # (inputs, labels)
     summary: Dict
@@ -227,9 +221,7 @@ def read_task(glue_dir: str, task: str, *, skip_malformed: bool = False) -> Task
     labels, files = task_spec(task)
     source = os.path.join(glue_dir, task)
     present = {stem: spec for stem, spec in files.items() if os.path.isfile(os.path.join(source, f"{stem}.tsv"))}
-    missing = [
-        f"{stem}.tsv" for stem, (split, layout) in files.items() if stem not in present and layout.label is not None
-    ]
+    missing = [f"{stem}.tsv" for stem, (_, layout) in files.items() if stem not in present and layout.label is not None]
     if missing:
         raise UserError(f"{source}: missing {', '.join(missing)} (the official GLUE layout has them)")
     summary: Dict = {"task": task, "splits": {}}
@@ -267,7 +259,6 @@ def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: st
     for split, (inputs, split_labels) in splits.items():
         for k, values in enumerate(inputs):
             label = f"[{task}] {encoder.name}-encoding {split}.input{k}"
-            log(label)
             dest = os.path.join(raw, f"{split}.input{k}.bpe")
             summary["splits"][split][f"input{k}_bpe_tokens"] = encode_to_file(encoder, values, dest, workers, label)
         if split_labels:
@@ -296,9 +287,8 @@ def write_task(data: TaskData, folder: str, encoder: TextEncoder, dictionary: st
         os.makedirs(os.path.join(folder, "label"))
         for split, (_, split_labels) in splits.items():
             if split_labels:
-                write_lines(
-                    os.path.join(folder, "label", f"{split}.label"), [f"{float(v) / 5.0:.6g}" for v in split_labels]
-                )
+                scores = [f"{float(v) / 5.0:.6g}" for v in split_labels]
+                write_lines(os.path.join(folder, "label", f"{split}.label"), scores)
     shutil.rmtree(raw)
     write_summary(folder, summary)
     return summary
@@ -337,8 +327,7 @@ def prepare(
     skip_malformed: bool = False,
     overwrite: bool = False,
 ) -> List[Dict]:
-    """Check OUT, load the BPE (or WordPiece), read and validate every task, then build OUT (for ALL: every task in
-    one temporary folder, renamed into place as one). Returns each task's summary."""
+    """Each task's summary. For ALL every task is built in one temporary folder, renamed into place as one."""
     tasks = sorted(TASKS) if task == "ALL" else [task]
     files = [path for path in (encoder_json, vocab_bpe, wordpiece_vocab) if path]
     inputs = [os.path.join(glue_dir, t) for t in tasks] + [*files, dictionary]
@@ -394,8 +383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> None:
-        summaries = prepare(**vars(args))  # the flags are prepare's parameters
-        for summary in summaries:
+        for summary in prepare(**vars(args)):  # the flags are prepare's parameters
             task = summary["task"]
             for split, info in summary["splits"].items():
                 labels = f", labels {info['labels']}" if info["labels"] else ""

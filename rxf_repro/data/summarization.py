@@ -119,10 +119,6 @@ def find_files(raw_dir: str, dataset: str) -> Tuple[str, Dict[str, Tuple[str, st
     raise UserError(f"{raw_dir}: no {dataset} files found (expected {expected})")
 
 
-def one_line(text: str) -> str:
-    return text.replace("\r", " ").strip()
-
-
 def read_pair(source: str, target: str, skip_empty: bool) -> Tuple[List[str], List[str], int]:
     """Line-aligned sources and targets, validated; (sources, targets, examples skipped for being empty)."""
     sources, targets = read_text_lines(source), read_text_lines(target)
@@ -133,7 +129,7 @@ def read_pair(source: str, target: str, skip_empty: bool) -> Tuple[List[str], Li
         )
     kept_sources, kept_targets, skipped = [], [], 0
     for number, (src, tgt) in enumerate(zip(sources, targets), start=1):
-        src, tgt = one_line(src), one_line(tgt)
+        src, tgt = src.replace("\r", " ").strip(), tgt.replace("\r", " ").strip()
         if not src or not tgt:
             if skip_empty:
                 skipped += 1
@@ -170,9 +166,8 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
                         "id, selftext_without_tldr and tldr)"
                     )
                 if not isinstance(post[field], types):
-                    kind = type(post[field]).__name__
-                    raise UserError(f"{where}: field {field!r} is {kind}, expected a string")
-                check_encodable(post[field], where, field)
+                    raise UserError(f"{where}: field {field!r} is {type(post[field]).__name__}, expected a string")
+                check_encodable(post[field] or "", where, field)
             post_id = post["id"].strip()
             if not post_id:
                 raise UserError(f"{where}: empty id")
@@ -192,11 +187,9 @@ def read_tifu(path: str) -> Tuple[List[Tuple[str, str, str]], Counter]:
     return posts, left_out
 
 
-def check_encodable(text: Optional[str], where: str, field: str) -> None:
+def check_encodable(text: str, where: str, field: str) -> None:
     """JSON may escape half of a UTF-16 surrogate pair (``"\\ud800"``): Python reads it as a lone surrogate, which
     no UTF-8 file can hold, so it would fail when written."""
-    if text is None:
-        return
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
@@ -213,13 +206,9 @@ def hash_split(post_id: str) -> str:
 
 
 def read_pegasus_split(path: str) -> Dict[str, str]:
-    """{post id: fairseq split} from TFDS's ``reddit_tifu_long_splits.json``: {"train": [ids], "validation": [...],
-    "test": [...]}."""
-    if not os.path.isfile(path):
-        raise UserError(
-            f"missing file: {path} (PEGASUS's split, released by TFDS: preprocess/download.sh DEST "
-            "reddit_tifu fetches it; or pass --tifu-split hash)"
-        )
+    """{post id: fairseq split} from TFDS's split file: {"train": [ids], "validation": [ids], "test": [ids]}."""
+    fetch = "preprocess/download.sh DEST reddit_tifu fetches it; or pass --tifu-split hash"
+    check_files(path, hint=f"PEGASUS's split, released by TFDS: {fetch}")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -243,8 +232,7 @@ def read_pegasus_split(path: str) -> Dict[str, str]:
 def read_reddit_tifu(raw_dir: str, convention: str) -> Tuple[Dict[str, Tuple[List[str], List[str], List[str]]], Dict]:
     """({split: (ids, documents, tldrs)}, what to record in summary.json)."""
     path = os.path.join(raw_dir, TIFU_FILE)
-    if not os.path.isfile(path):
-        raise UserError(f"missing file: {path} (Kim et al. 2019's Reddit TIFU release)")
+    check_files(path, hint="Kim et al. 2019's Reddit TIFU release")
     split_of = read_pegasus_split(os.path.join(raw_dir, TIFU_SPLITS_FILE)) if convention == "pegasus" else None
     log(f"[reddit_tifu] reading {TIFU_FILE}")
     posts, left_out = read_tifu(path)
@@ -324,11 +312,9 @@ def prepare(
             for lang, lines in zip(LANGS, texts):
                 write_lines(os.path.join(raw, f"{split}.{lang}"), lines)
                 label = f"[{dataset}] BPE-encoding {split}.{lang}"
-                log(label)
                 dest = os.path.join(bpe, f"{split}.{lang}")
                 summary["splits"][split][f"{lang}_bpe_tokens"] = encode_to_file(encoder, lines, dest, workers, label)
-        # 3. fairseq-preprocess, as the recipe; prefixes relative to the temporary folder (fairseq splits them on
-        # commas, which the user's output path may contain)
+        # 3. fairseq-preprocess, as the recipe, with prefixes relative to the temporary folder
         log(f"[{dataset}] binarizing")
         pref = [arg for split in SPLITS for arg in (f"--{split}pref", os.path.join(".bpe", split))]
         langs = ["--source-lang", "source", "--target-lang", "target", "--srcdict", dictionary, "--tgtdict", dictionary]

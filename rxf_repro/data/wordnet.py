@@ -31,7 +31,7 @@ import random
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rxf_repro import catalog, cli
 from rxf_repro.cli import UserError, positive_int
@@ -87,8 +87,7 @@ def parse_data_line(line: str, where: str) -> Synset:
 
 
 def read_wordnet(folder: str) -> List[Synset]:
-    """Every synset of ``folder/data.{noun,verb,adj,adv}`` (the licence lines at the top, which start with two
-    spaces, skipped), in file order."""
+    """Every synset of ``folder/data.{noun,verb,adj,adv}``, in file order (the licence lines, indented, skipped)."""
     synsets = []
     for name in FILES:
         path = os.path.join(folder, f"data.{name}")
@@ -111,9 +110,12 @@ def split_of(synset: Synset, seed: int) -> str:
 Example = Tuple[Tuple[str, ...], str]  # (inputs, label)
 
 
-def balanced(by_label: Dict[str, List[Tuple[str, ...]]], size: int, rng: random.Random) -> List[Example]:
-    """``size`` examples, as many of each label as the rarest label allows (at most ``size // labels`` each),
-    shuffled."""
+def balanced(labelled: Iterable[Tuple[str, str]], size: int, rng: random.Random) -> List[Example]:
+    """``size`` (definition,) -> label examples from (label, definition) pairs, as many of each label as the rarest
+    label allows (at most ``size // labels`` each), shuffled."""
+    by_label: Dict[str, List[Tuple[str, ...]]] = defaultdict(list)
+    for label, definition in labelled:
+        by_label[label].append((definition,))
     per_label = min(size // len(by_label), *(len(v) for v in by_label.values()))
     chosen = [(inputs, label) for label in sorted(by_label) for inputs in rng.sample(by_label[label], per_label)]
     rng.shuffle(chosen)
@@ -121,19 +123,12 @@ def balanced(by_label: Dict[str, List[Tuple[str, ...]]], size: int, rng: random.
 
 
 def pos_task(synsets: Sequence[Synset], size: int, rng: random.Random) -> List[Example]:
-    by_label: Dict[str, List[Tuple[str, ...]]] = defaultdict(list)
-    for s in synsets:
-        if s.definition:
-            by_label[POS_NAMES[s.pos]].append((s.definition,))
-    return balanced(by_label, size, rng)
+    return balanced(((POS_NAMES[s.pos], s.definition) for s in synsets if s.definition), size, rng)
 
 
 def lex_task(synsets: Sequence[Synset], size: int, rng: random.Random) -> List[Example]:
-    by_label: Dict[str, List[Tuple[str, ...]]] = defaultdict(list)
-    for s in synsets:
-        if s.pos == "n" and s.lexicographer_file in LEXICOGRAPHER_FILES and s.definition:
-            by_label[LEXICOGRAPHER_FILES[s.lexicographer_file]].append((s.definition,))
-    return balanced(by_label, size, rng)
+    nouns = [s for s in synsets if s.pos == "n" and s.lexicographer_file in LEXICOGRAPHER_FILES and s.definition]
+    return balanced(((LEXICOGRAPHER_FILES[s.lexicographer_file], s.definition) for s in nouns), size, rng)
 
 
 def def_task(synsets: Sequence[Synset], size: int, rng: random.Random) -> List[Example]:
@@ -204,7 +199,7 @@ def build_tasks(
     }
 
 
-def tsv_lines(task: str, examples: Sequence[Example]) -> List[str]:
+def tsv_lines(examples: Sequence[Example]) -> List[str]:
     """GLUE's layout: SST-2's (``sentence label``) for one input, RTE's (``index sentence1 sentence2 label``) for
     pairs; WordNet's text has no tabs or newlines."""
     if len(examples[0][0]) == 1:
@@ -223,8 +218,7 @@ def majority_baseline(examples: Sequence[Example]) -> float:
 def prepare(
     wordnet_dir: str, out: str, sizes: Dict[str, int], seed: int = 1, *, overwrite: bool = False
 ) -> Dict[str, Dict]:
-    """Read WordNet, build every task, write ``OUT/TASK/{train,dev}.tsv`` and ``OUT/summary.json``. Returns the
-    summary: per task and split the examples, label counts and majority baseline."""
+    """``OUT/TASK/{train,dev}.tsv`` and ``OUT/summary.json`` (per task and split: examples, labels, majority)."""
     inputs = [os.path.join(wordnet_dir, f"data.{name}") for name in FILES]
     check_destination(out, TOOL, KIND, inputs=inputs, overwrite=overwrite)
     log(f"[wordnet] reading {wordnet_dir}/data.{{{','.join(FILES)}}}")
@@ -248,7 +242,7 @@ def prepare(
         for task, splits in built.items():
             os.makedirs(os.path.join(tmp, task))
             for split, examples in splits.items():
-                write_lines(os.path.join(tmp, task, SPLITS[split]), tsv_lines(task, examples))
+                write_lines(os.path.join(tmp, task, SPLITS[split]), tsv_lines(examples))
                 log(f"[{task}] {split}: {len(examples)} examples, majority {majority_baseline(examples):.1f}%")
         write_summary(tmp, summary)
     return summary

@@ -37,20 +37,9 @@ TOOL = "preprocess/xnli.sh"
 KIND = "xnli-binaries"
 
 XNLI_HEADER = (
-    "language",
-    "gold_label",
-    *NLI_SENTENCES,
-    "promptID",
-    "pairID",
-    "genre",
-    "label1",
-    "label2",
-    "label3",
-    "label4",
-    "label5",
-    "sentence1_tokenized",
-    "sentence2_tokenized",
-    "match",
+    ("language", "gold_label", *NLI_SENTENCES, "promptID", "pairID", "genre")
+    + tuple(f"label{i}" for i in range(1, 6))
+    + ("sentence1_tokenized", "sentence2_tokenized", "match")
 )
 XNLI = Layout(XNLI_HEADER, (6, 7), 1)
 NLI_LABELS = TASKS["MNLI"][0]
@@ -69,8 +58,7 @@ def prepare(
     train = None
     for stem, split in (("train", "train"), ("dev_matched", "valid")):
         path = os.path.join(mnli_dir, f"{stem}.tsv")
-        if not os.path.isfile(path):
-            raise UserError(f"missing file: {path} (English training data: GLUE's MNLI folder)")
+        check_files(path, hint="English training data: GLUE's MNLI folder")
         log(f"[XNLI] reading MNLI {stem}.tsv")
         rows = read_split(path, mnli[stem][1], NLI_LABELS)
         if train is None:
@@ -80,8 +68,7 @@ def prepare(
         splits[split] = (rows.inputs, rows.labels)
     for kind in ("dev", "test"):
         path = os.path.join(xnli_dir, f"xnli.{kind}.tsv")
-        if not os.path.isfile(path):
-            raise UserError(f"missing file: {path} (XNLI-1.0)")
+        check_files(path, hint="XNLI-1.0")
         log(f"[XNLI] reading xnli.{kind}.tsv")
         rows = read_split(path, XNLI, NLI_LABELS, keep=0, dataset="XNLI-1.0's")
         check_labels_seen_in_training(train_path, train, path, rows)
@@ -118,7 +105,6 @@ def prepare(
         extra = [s for s in splits if s not in ("train", "valid")]
         for dest in ("input0", "input1", "label"):
             log(f"[XNLI] binarizing {dest}")
-            # prefixes relative to the temporary folder: fairseq splits --testpref on commas
             test = ",".join(os.path.join(".raw", f"{s}.{dest}") for s in extra)
             pref = ["--trainpref", f".raw/train.{dest}", "--validpref", f".raw/valid.{dest}", "--testpref", test]
             dict_args = [] if dest == "label" else ["--srcdict", dictionary]
@@ -157,8 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run() -> None:
-        summary = prepare(**vars(args))  # the flags are prepare's parameters
-        for split, info in summary["splits"].items():
+        for split, info in prepare(**vars(args))["splits"].items():  # the flags are prepare's parameters
             log(
                 f"[XNLI] {split}: {info['examples']} examples, labels {info['labels']}, "
                 f"pieces {info['input0_pieces'] + info['input1_pieces']}"
