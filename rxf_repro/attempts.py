@@ -1,9 +1,7 @@
-"""A run's attempts, all in one log, and the record they add up to.
-
-A run interrupted and resumed is several fairseq-train processes, each appending to the run's log behind a header and,
-if it was not killed, a footer with its exit status. A record is computed from every attempt since the last fresh
-start: the best validation across them (fairseq carries its best value over a resume and overwrites
-``checkpoint_best.pt`` on ties), times summed over attempts (read from fairseq's one-second time stamps)."""
+"""A run's attempts, all in one log, and the record they add up to: a resumed run is several fairseq-train processes,
+each appending to the log behind a header and, unless killed, a footer with its exit status. The record adds up every
+attempt since the last fresh start: the best validation across them (fairseq carries its best value over a resume and
+overwrites ``checkpoint_best.pt`` on ties), times summed (read from fairseq's one-second time stamps)."""
 
 import json
 import os
@@ -54,9 +52,7 @@ def footer(number: int, exit_code: int, seconds: float) -> str:
 
 def _stamp_elapsed(text: str, started: float) -> Optional[float]:
     found = _STAMP_RE.match(text)
-    if not found:
-        return None
-    return max(0.0, time.mktime(time.strptime(found.group(1), STAMP)) - started)
+    return max(0.0, time.mktime(time.strptime(found.group(1), STAMP)) - started) if found else None
 
 
 def read_attempts(log_text: str) -> List[Attempt]:
@@ -82,8 +78,7 @@ def read_log(path: str) -> List[Attempt]:
 
 
 def json_record(line: str, tag: str) -> Optional[Dict[str, Any]]:
-    """The record of one line of fairseq's ``--log-format json`` output (``... | TAG | {...}``), or None: the one
-    parser of those lines."""
+    """The record of a fairseq ``--log-format json`` line (``... | TAG | {...}``), or None: the one parser of those."""
     marker = f"| {tag} | "
     if marker not in line:
         return None
@@ -155,10 +150,8 @@ def _training(attempt: Attempt) -> Tuple[Optional[float], Optional[float]]:
 
 
 def timings(attempts: Sequence[Attempt], best: Best) -> Dict[str, Any]:
-    """The record's times, summed over attempts: ``time_to_best_s`` (the paper's Figure 1, "the training time in
-    seconds to best checkpoint": every earlier attempt's training time, then the best's attempt's from its first
-    training step), ``startup_s`` (each attempt's start to its first training step), ``wall_time_s`` and
-    ``train_wall_s`` (None where no attempt trained)."""
+    """The record's times, summed over attempts. ``time_to_best_s`` is the paper's Figure 1 ("the training time in
+    seconds to best checkpoint"): every earlier attempt's training time, then the best attempt's from its first step."""
     elapsed = best.record.get("_elapsed")
     trained = [_training(a) for a in attempts]
     began = trained[best.attempt][0]

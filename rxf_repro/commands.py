@@ -1,7 +1,6 @@
 """A composed config (``configs/``, ``rxf_repro/configs.py``) as a fairseq command line, checked by fairseq's own
 parser before anything runs."""
 
-import argparse
 import contextlib
 import functools
 import importlib.util
@@ -106,8 +105,10 @@ def check_overrides(overrides: Sequence[str], flag: str) -> None:
 
 @functools.cache  # a sweep repeats each command line per seed
 def check_with_fairseq(argv: Tuple[str, ...], tool: str = "train") -> None:
-    """fairseq's parser and our criteria's start-up checks: a misspelt ``--set`` key fails now, not hours into a sweep."""
+    """fairseq's parser, then what fairseq-train would refuse when it builds our criterion (noise scale, lambda,
+    SMART's options): a misspelt ``--set`` key fails now, not hours into a sweep."""
     from fairseq import options
+    from fairseq.criterions import CRITERION_DATACLASS_REGISTRY, CRITERION_REGISTRY
 
     parser = options.get_training_parser() if tool == "train" else options.get_generation_parser()
     message = io.StringIO()
@@ -120,16 +121,8 @@ def check_with_fairseq(argv: Tuple[str, ...], tool: str = "train") -> None:
             f"fairseq-{tool} would refuse this command ({error[0]}); check --set and the arguments "
             f"after --: {shlex.join(argv)}"
         ) from None
-    if tool == "train":
-        check_criterion_options(parsed)
-
-
-def check_criterion_options(parsed: argparse.Namespace) -> None:
-    """What fairseq-train would refuse when it builds our criterion (noise scale, lambda, SMART's options)."""
-    from fairseq.criterions import CRITERION_DATACLASS_REGISTRY, CRITERION_REGISTRY
-
     name = getattr(parsed, "criterion", None)
-    check = getattr(CRITERION_REGISTRY.get(name), "check_options", None)
+    check = getattr(CRITERION_REGISTRY.get(name), "check_options", None) if tool == "train" else None
     if check is None:
         return
     config_class = CRITERION_DATACLASS_REGISTRY[name]
@@ -137,5 +130,5 @@ def check_criterion_options(parsed: argparse.Namespace) -> None:
     try:
         check(config)
     except ValueError as error:
-        message = getattr(error, "message", str(error))
-        raise UserError(f"--criterion {name}: {message} (check --set criterion.* and the arguments after --)") from None
+        why = getattr(error, "message", str(error))
+        raise UserError(f"--criterion {name}: {why} (check --set criterion.* and the arguments after --)") from None

@@ -25,8 +25,7 @@ def validation_metrics(executor: Executor, trained: Trained) -> Dict[str, Any]:
     return dict(metrics=metrics)
 
 
-def device_flags(args: Any) -> List[str]:
-    """The evaluation tools' device flags: ``--cpu``, or ``--fp16`` as the training."""
+def device_flags(args: Any) -> List[str]:  # as the training's
     return ["--cpu"] if args.cpu else ["--fp16"] if args.fp16 else []
 
 
@@ -104,7 +103,4 @@ def rouge_scores(command: List[str]) -> Dict[str, float]:
     with contextlib.redirect_stdout(report):
         rouge.command.score(rouge.build_parser().parse_args(command[1:]))
     scores = rouge.parse_report(report.getvalue())
-    return {
-        name: round(100 * scores[f"ROUGE-{n}"]["F"][0], 3)
-        for name, n in (("rouge1", 1), ("rouge2", 2), ("rougeL", "L"))
-    }
+    return {f"rouge{n}": round(100 * scores[f"ROUGE-{n}"]["F"][0], 3) for n in (1, 2, "L")}

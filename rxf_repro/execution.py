@@ -50,9 +50,8 @@ def preload(module: str) -> None:
 
 
 def fairseq_main(module: str, argv: Sequence[str]) -> int:
-    """In a forked child: ``python -m MODULE ARGV...`` in this already-started interpreter, fairseq's logging on stdout
-    at ``$LOGLEVEL`` (force: as a fresh interpreter's; rxf-demo sets the root logger) and ``$OMP_NUM_THREADS`` threads.
-    fairseq seeds every generator from ``--seed`` itself: the run is the same run."""
+    """In a forked child: ``python -m MODULE ARGV...`` with a fresh interpreter's logging (rxf-demo sets the root
+    logger) and threads. fairseq seeds every generator from ``--seed`` itself: the run is the same run."""
     level = os.environ.get("LOGLEVEL", "INFO").upper()
     logging.basicConfig(format=FAIRSEQ_LOG_FORMAT, datefmt=attempts.STAMP, level=level, stream=sys.stdout, force=True)
     threads = os.environ.get("OMP_NUM_THREADS")
@@ -74,10 +73,8 @@ def stream(
     in_process: bool = False,
     previous: Optional[List[attempts.Attempt]] = None,
 ) -> Tuple[int, attempts.Attempt]:
-    """Run ``command`` as a new attempt of the run whose log is ``log_path``: its output appended behind an attempt
-    header, each line timed as it arrives and shown to ``progress``. With ``in_process`` the ``python -m MODULE ...``
-    (every command rxf-run runs: a fairseq_cli tool or the probe fitter) runs in a fork of this interpreter
-    (``process.ForkedChild``). Ctrl-C or SIGTERM stop the child before they propagate. ``previous``: the log's
+    """Run ``command`` as a new attempt appended to the log ``log_path``, each line timed and shown to ``progress``;
+    with ``in_process`` its ``python -m MODULE ...`` runs in a fork of this interpreter. ``previous``: the log's
     attempts, when the caller has read them."""
     previous = attempts.read_log(log_path) if previous is None else previous
     current = attempts.Attempt(previous[-1].number + 1 if previous else 1, resumed, time.time())
@@ -146,10 +143,9 @@ class Trained:
 
 @dataclass
 class RunSpec:
-    """One run. ``fields`` are the record's fields known before it runs; ``evaluate(executor, trained)`` returns the
-    rest (``metrics``, ...), running any evaluation through ``executor.execute``; ``shown`` are the commands besides
-    training that ``--dry-run`` prints. A chain step (``keep_last=False``) drops its ``checkpoint_last.pt`` once
-    recorded: only its best checkpoint is used again."""
+    """One run: ``fields`` are its record's fields known before it runs, ``evaluate`` returns the rest (running any
+    evaluation through ``executor.execute``), ``shown`` the other commands ``--dry-run`` prints. A chain step
+    (``keep_last=False``) drops its ``checkpoint_last.pt`` once recorded: only its best checkpoint is used again."""
 
     label: str
     run_dir: str
@@ -177,9 +173,8 @@ class Planned:
 
 @dataclass
 class Executor:
-    """Runs ``RunSpec``s under rxf-run's options (``in_process``: fairseq's commands in a fork of this interpreter).
-    With a ``plan`` list it trains nothing and appends a ``Planned`` per run instead; with ``only`` (a unit's folder)
-    it runs that unit's runs and passes over the others without a word."""
+    """Runs ``RunSpec``s under rxf-run's options. With a ``plan`` list it trains nothing and appends a ``Planned`` per
+    run instead; with ``only`` (a unit's folder) it runs that unit's runs and passes over the others without a word."""
 
     dry_run: bool = False
     force: bool = False
@@ -287,22 +282,12 @@ class Executor:
             os.remove(last)
         return record
 
-    def execute(
-        self,
-        command: List[str],
-        run_dir: str,
-        log_name: str,
-        *,
-        resumed: bool = False,
-        progress: Optional[Progress] = None,
-        previous: Optional[List[attempts.Attempt]] = None,
-    ) -> attempts.Attempt:
-        """One attempt of ``command``, appended to ``run_dir/log_name``; a failure is one error with the log's tail."""
+    def execute(self, command: List[str], run_dir: str, log_name: str, **options: Any) -> attempts.Attempt:
+        """One attempt of ``command`` (``options``: ``stream``'s), appended to ``run_dir/log_name``; a failure is one
+        error with the log's tail."""
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, log_name)
-        code, current = stream(
-            command, log_path, resumed=resumed, progress=progress, in_process=self.in_process, previous=previous
-        )
+        code, current = stream(command, log_path, in_process=self.in_process, **options)
         if code != 0:
             tail = "\n".join(line for _, line in current.lines[-25:])
             raise UserError(f"{command[2]} failed (exit {code}); full log: {log_path}\n{tail}")

@@ -70,8 +70,7 @@ class Runner:
     def spec(
         self, label: str, cfg: Dict[str, Any], run_dir: str, fields: Dict[str, Any], evaluate, module=None, **more
     ):
-        """A run of ``cfg`` in ``run_dir`` with the seed of ``fields``, by fairseq-train (or by ``python -m MODULE``
-        with ``module``, a tool that takes fairseq-train's arguments)."""
+        """A run of ``cfg`` in ``run_dir`` by fairseq-train, or by ``python -m MODULE`` taking the same arguments."""
         a = self.args
         argv = train_command(cfg)
         check_with_fairseq(tuple(argv + a.fairseq_args))

@@ -79,10 +79,9 @@ def clean_leftovers(dest: str) -> None:
 def check_destination(
     dest: str, tool: str, kind: str, *, inputs: Sequence[str] = (), overwrite: bool = False, flag: str = "output folder"
 ) -> None:
-    """Put back, or remove, what killed runs left (an earlier output renamed aside is restored, so a failing rerun
-    still leaves it in place), then refuse, before any work, a destination that would destroy something or could not
-    be written. A mount point (a Docker bind mount) cannot be renamed over (``EBUSY``): ``output_folder`` writes
-    inside it, so it must be empty or an earlier output, ``--overwrite`` or not."""
+    """Restore or remove what killed runs left (a failing rerun still leaves the earlier output), then refuse, before
+    any work, a destination that would destroy something or could not be written. A mount point (a Docker bind mount)
+    cannot be renamed over (``EBUSY``), only written into: it must be empty or an earlier output, --overwrite or not."""
     where = f"{flag} {dest}"
     mount, base = os.path.ismount(dest), os.path.basename(os.path.abspath(dest))
     try:
@@ -178,16 +177,14 @@ def output_folder(
     flag: str = "output folder",
     info: Optional[Dict[str, Any]] = None,
 ) -> Iterator[str]:
-    """A temporary folder beside ``dest`` (inside it if ``dest`` is a mount point) that becomes ``dest`` (with the
-    marker) only if the block succeeds: an exception, Ctrl-C or SIGTERM (``rxf_repro.process``) leaves ``dest`` as it
-    was and no temporary folder."""
+    """A temporary folder beside ``dest`` (inside a mount point) that becomes ``dest``, marked, only if the block
+    succeeds: an exception, Ctrl-C or SIGTERM leaves ``dest`` as it was and no temporary folder."""
     check_destination(dest, tool, kind, inputs=inputs, overwrite=overwrite, flag=flag)
     dest = os.path.abspath(dest)
-    base = os.path.basename(dest)
     parent = dest if os.path.ismount(dest) else os.path.dirname(dest)
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{base}{_TMP}{os.getpid()}-", dir=parent)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}{_TMP}{os.getpid()}-", dir=parent)
     except OSError as error:
         raise UserError(f"{flag} {dest}: cannot create it ({error.strerror})") from None
     try:

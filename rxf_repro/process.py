@@ -1,9 +1,7 @@
 """Child processes that never outlive us: Ctrl-C and SIGTERM stop every child, and cleanup code runs.
 
-A tool's ``main`` calls ``exit_on_sigterm()`` once; SIGTERM then raises ``SystemExit(143)`` in the main thread,
-so ``finally`` blocks (temporary folders, children) run as they do for Ctrl-C. Children are started in their own
-process group (``start_child``) so that stopping one also stops what it started (fairseq's data-loader workers).
-
+A tool's ``main`` calls ``exit_on_sigterm()`` once, so that SIGTERM runs ``finally`` blocks as Ctrl-C does. Children
+get their own process group so that stopping one also stops what it started (fairseq's data-loader workers).
 Standard library only.
 """
 
@@ -39,13 +37,10 @@ def start_child(command: Sequence[str], **kwargs) -> subprocess.Popen:
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[list]:
-    """Ctrl-C and SIGTERM held back during the block, then delivered with the children it started stopped.
-
-    A signal that lands after the fork but before the caller holds the child (inside ``Popen``) would otherwise
-    raise there: the caller's ``finally`` never sees the child, which goes on running (rxf-rouge's ROUGE-1.5.5.pl
-    outlived a Ctrl-C so, once in CI). The block appends what it starts to the list it yields; a signal received
-    meanwhile stops those children, then reaches the handler that was in place. Outside the main thread (where no
-    handler can be set) the block runs unguarded."""
+    """Ctrl-C and SIGTERM held back during the block (which appends what it starts to the list it yields), then
+    delivered once those children are stopped. A signal landing inside ``Popen``, after the fork, would leave a child
+    the caller never holds, running on (rxf-rouge's ROUGE-1.5.5.pl outlived a Ctrl-C so, once in CI). Outside the
+    main thread (where no handler can be set) the block runs unguarded."""
     started: list = []
     if threading.current_thread() is not threading.main_thread():
         yield started
@@ -74,14 +69,11 @@ def interrupts_deferred() -> Iterator[list]:
 
 
 class ForkedChild:
-    """A child that runs ``target(*args)`` in a fork of this interpreter (a ``multiprocessing`` fork-context
-    process): what is imported here already (fairseq, torch, the plugin) costs it nothing, which is the point.
-    Its own process group, as ``start_child``'s; its stdout and stderr to ``output_fd``, or to a pipe read
-    through ``stdout`` when ``output_fd`` is None; ``os.chdir(cwd)`` and ``env`` applied in the child. The same
-    ``pid``, ``stdout``, ``poll``, ``wait`` and ``returncode`` as a ``subprocess.Popen``; its exit status is
-    ``target``'s return value (an int, 0 for None), a ``SystemExit``'s, or 1 after an uncaught exception (its
-    traceback in the output). On the way out multiprocessing stops what the target left running (fairseq's
-    data-loader workers) and removes its temporary folders, as a normal interpreter exit does."""
+    """``target(*args)`` in a fork of this interpreter (multiprocessing's fork context), in its own process group:
+    what is imported here already (fairseq, torch, the plugin) costs it nothing, which is the point. Its output goes to
+    ``output_fd``, or to a pipe read through ``stdout``. Used as a ``subprocess.Popen``; its exit status is ``target``'s
+    return value (0 for None), a ``SystemExit``'s, or 1 after an uncaught exception (its traceback in the output).
+    Its exit, as a normal interpreter's, stops what the target left running (fairseq's data-loader workers)."""
 
     def __init__(
         self,
@@ -166,17 +158,14 @@ def stop_child(proc: subprocess.Popen, grace: float = 10.0) -> None:
                 os.kill(proc.pid, sig)
             except ProcessLookupError:
                 return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=wait)
             return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @contextlib.contextmanager
 def children() -> Iterator[List[subprocess.Popen]]:
-    """A list to append started children to; any that still run when the block ends (an error, Ctrl-C,
-    SIGTERM, or a normal exit with a child left running) are stopped."""
+    """A list to append started children to; any still running when the block ends, however it ends, are stopped."""
     procs: List[subprocess.Popen] = []
     try:
         yield procs

@@ -1,9 +1,8 @@
 """One JSON record per run (``<run dir>/record.json``): what ``rxf-run`` writes and ``rxf-report`` reads, one schema.
 
-``Record`` lists the fields, ``METRICS_OF_KIND`` the metrics (x 100, as fairseq logs them, MNLI's mismatched one as
-``accuracy_mm``). A metric may be NaN or infinite: an evaluation that diverged is recorded as measured, and
-``rxf-report`` refuses to print it. ``Record.from_dict`` checks every field; the writer and the reader both go
-through it. None is not written: absent and null read the same.
+Metrics are x 100 as fairseq logs them; NaN or infinite (a diverged evaluation) is kept as measured, and
+``rxf-report`` refuses to print it. Writer and reader both check every field (``Record.from_dict``); None is not
+written: absent and null read the same.
 """
 
 import json
@@ -124,8 +123,7 @@ def only(kind: str) -> Any:
 
 @dataclass
 class Attempt:
-    """One fairseq-train process of a run (``attempts.summary`` writes them); its log is in train.log behind an
-    ``# rxf-run attempt N`` header."""
+    """One fairseq-train process of a run (``attempts.summary``), logged in train.log behind its own header."""
 
     attempt: int  # 1, 2, ... since the run's fresh start
     resumed: bool
@@ -195,13 +193,7 @@ class ProbeInfo:
 
 
 def probe_info(
-    protocol: str,
-    chain: Sequence[str],
-    step: int = 0,
-    cycle: int = 1,
-    *,
-    finetuned_on: str,
-    source: Optional[str] = None,
+    protocol: str, chain: Sequence[str], step: int = 0, cycle: int = 1, *, finetuned_on: str, source: str = ""
 ) -> Dict[str, Any]:
     """The ``probe`` field of a probe record, checked: ``source`` is the chain's first task unless given (the
     pretrained model's probes have no chain)."""
@@ -210,8 +202,7 @@ def probe_info(
 
 @dataclass
 class Record:
-    """One finished run. The numbers describe its best validation checkpoint (by the task's metric) over every
-    attempt; times are summed over the attempts."""
+    """One finished run: the numbers of its best validation checkpoint (by the task's metric) over every attempt."""
 
     kind: str  # KINDS
     task: str  # the paper's GLUE task name; "XNLI"; cnn_dm | gigaword | reddit_tifu; the probed task
@@ -269,13 +260,8 @@ class Record:
             kind = f.metadata.get("only")
             if kind and getattr(self, f.name) is not None and self.kind != kind:
                 raise UserError(f"{f.name} is a field of {kind} records, not of {self.kind} records")
-        if self.kind == "probe":
-            typed(
-                "probe",
-                self.probe,
-                isinstance(self.probe, ProbeInfo),
-                "an object (a probe record needs it: protocol, source, chain, step, cycle, finetuned_on)",
-            )
+        needs = "an object (a probe record needs it: protocol, source, chain, step, cycle, finetuned_on)"
+        typed("probe", self.probe, self.kind != "probe" or isinstance(self.probe, ProbeInfo), needs)
         typed("tiny", self.tiny, isinstance(self.tiny, bool), "true or false")
         if self.best_update is not None:
             count("best_update", self.best_update, 0)
@@ -325,8 +311,7 @@ def write_record(path: str, record: Dict[str, Any]) -> str:
 
 
 def read_records(roots: Iterable[str]) -> List[Record]:
-    """Every ``record.json`` under the folders ``roots`` (or the files themselves), checked, sorted by path, each
-    with the ``path`` it was read from."""
+    """Every ``record.json`` under ``roots`` (folders, or the files themselves), checked, sorted by path."""
     paths = []
     for root in roots:
         if os.path.isfile(root):

@@ -32,9 +32,7 @@ WAIT_S = 5.0  # how long a trainer waits for a lock: a status probe holds it for
 def slurm_job() -> Optional[str]:
     """This process's Slurm job (``123_4`` for an array task), or None outside Slurm."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 def owner_text(owner: Dict[str, Any]) -> str:
@@ -53,12 +51,10 @@ def _lock(folder: str, timeout: float = 0) -> filelock.FileLock:
 
 @contextlib.contextmanager
 def holding(folder: str) -> Iterator[bool]:
-    """The folder's lock for the block: True when this process holds it, False when another does (the block must
-    then leave the folder alone)."""
+    """The folder's lock for the block: True when this process holds it, False when another does (leave it alone)."""
     os.makedirs(folder, exist_ok=True)
-    lock = _lock(folder, WAIT_S)
     try:
-        acquired = lock.acquire()
+        acquired = _lock(folder, WAIT_S).acquire()
     except filelock.Timeout:
         yield False
         return

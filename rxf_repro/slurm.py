@@ -1,9 +1,8 @@
-"""``rxf-run ... --launcher slurm``: the runs go to Slurm through submitit, one job array, one array task per unit
-(``execution.Executor.unit``). The submitting ``rxf-run`` plans the units as a local call would and submits those not
-recorded, trained elsewhere or queued already; each task runs ``rxf-run`` again restricted to its unit, so Slurm's runs
+"""``rxf-run ... --launcher slurm``: one submitit job array, one array task per unit (``execution.Executor.unit``) not
+recorded, trained elsewhere or queued already. Each task runs ``rxf-run`` again restricted to its unit, so Slurm's runs
 are trained, resumed and recorded by the local code, under the same lock. A time-limit warning or a preemption requeues
-the job (``RunJob.checkpoint``), whose next execution resumes the run: ``--wait`` follows the jobs until they have
-ended for good, then looks for the records. docs/cluster.md tells the whole story."""
+the job (``RunJob.checkpoint``), which then resumes; ``--wait`` follows the jobs until they have ended for good.
+docs/cluster.md tells the whole story."""
 
 import argparse
 import datetime
@@ -42,9 +41,8 @@ def import_submitit() -> Any:
     try:
         import submitit
     finally:
-        if previous is None:
-            del os.environ["SUBMITIT_LOG_LEVEL"]
-        else:
+        os.environ.pop("SUBMITIT_LOG_LEVEL")
+        if previous is not None:
             os.environ["SUBMITIT_LOG_LEVEL"] = previous
     return submitit
 

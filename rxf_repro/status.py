@@ -26,6 +26,7 @@ SLURM_STATES = {
 }
 LOGS = ("train.log", "test.log", "generate.log")  # a run's logs, by the step that writes them
 STOPPED_EXITS = {130, 143, -2, -9, -15, 137}  # Ctrl-C, SIGTERM, SIGKILL: the attempt was stopped, not failed
+EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")  # a traceback's last line: "ValueError: ..."
 
 
 def job_of(unit: str) -> Optional[str]:
@@ -80,9 +81,6 @@ def _last_attempt(folder: str) -> Tuple[Optional[str], Optional[attempts.Attempt
     path = max(logs, key=os.path.getmtime)
     found = attempts.read_log(path)
     return path, (found[-1] if found else None)
-
-
-EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")  # a traceback's last line: "ValueError: ..."
 
 
 def _error_line(lines: Iterable[str]) -> str:
