@@ -8,8 +8,7 @@ from torch import nn
 
 @contextlib.contextmanager
 def captured_outputs(module: nn.Module) -> Iterator[List[Any]]:
-    """Every output ``module`` returns inside the block: the criteria run the stock ``forward`` (so the task loss and
-    its metrics are fairseq's) and take the clean pass's output from here instead of recomputing it."""
+    """Every output ``module`` returns inside the block."""
     outputs: List[Any] = []
     handle = module.register_forward_hook(lambda _module, _args, output: outputs.append(output))
     try:

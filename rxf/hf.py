@@ -1,7 +1,6 @@
 """R3F, R4F, SMART and R-Drop for Hugging Face transformers' ``Trainer`` on the core the fairseq plugin uses; the one
 module of ``rxf`` that imports transformers. ``R3FTrainer``, ``SMARTTrainer``, ``RDropTrainer`` (the plugin's flags as
-keyword options), ``apply_r4f`` and ``load_r4f``; what they compute and log: docs/transformers.md.
-"""
+keyword options), ``apply_r4f`` and ``load_r4f``; what they compute and log: docs/transformers.md."""
 
 import contextlib
 import dataclasses
@@ -105,9 +104,8 @@ def _documented_output(model_class: type) -> Optional[type]:
 
 
 def model_logits(model: nn.Module, outputs: Any) -> Tensor:
-    """The logits of ``model``'s outputs: a ``ModelOutput``'s (or a dict's) ``logits``, or, for the tuple of
-    ``return_dict=False``, the position its documented output class gives them after a loss at most (present only
-    when computed: transformers leaves None out of the tuple)."""
+    """A ``ModelOutput``'s (or a dict's) ``logits``, or, in the tuple of ``return_dict=False``, the position its
+    documented output class gives them, after a loss at most (transformers leaves None out of the tuple)."""
     name = type(unwrapped(model)).__name__
     if isinstance(outputs, Mapping):
         logits = outputs.get("logits")
@@ -136,10 +134,9 @@ def model_logits(model: nn.Module, outputs: Any) -> Tensor:
 
 @contextlib.contextmanager
 def _extra_passes_without_buffer_sync(model: nn.Module) -> Iterator[None]:
-    """The terms' forward passes without DDP's in-place buffer broadcast, which would bump the version of buffers the
-    clean pass's graph saved (BERT's ``position_ids``) and fail its backward on torch before 2.13. The buffers were
-    broadcast before the clean pass and are the same on every process; DDP's ``require_forward_param_sync`` (which a
-    no-grad pass would turn off) is restored."""
+    """The terms' passes without DDP's in-place buffer broadcast (done before the clean pass), which bumps the version
+    of buffers the clean pass's graph saved (BERT's ``position_ids``) and fails its backward on torch before 2.13. DDP's
+    ``require_forward_param_sync``, which a no-grad pass would turn off, is restored."""
     if not isinstance(model, nn.parallel.DistributedDataParallel):
         yield
         return
@@ -164,9 +161,8 @@ class ConsistencyTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.perturbs_embeddings:
             input_embedding_and_scope(self.model)  # refuse a model the noise cannot reach, before training
-        # transformers takes a forward with **kwargs for one that normalises its loss by num_items_in_batch and then
-        # does not divide it by the accumulation steps; BERT's, RoBERTa's and BART's losses ignore it (per-batch
-        # means), so the task loss would be too large against the terms. As a per-batch mean, all is divided alike.
+        # A forward with **kwargs would be taken to normalise by num_items_in_batch and not be divided by the
+        # accumulation steps; BERT's, RoBERTa's and BART's losses are per-batch means: divide all alike.
         self.model_accepts_loss_kwargs = False
         # detached tensors, read by the host only when logged (a float() per step would synchronise with a GPU)
         self._terms_log: Dict[str, List[Tensor]] = {}
@@ -187,9 +183,8 @@ class ConsistencyTrainer(Trainer):
     def further_task_loss(
         self, model: nn.Module, inputs: Dict[str, Any], labels: Optional[Tensor]
     ) -> Tuple[Tensor, Any]:
-        """Another forward pass of ``inputs`` and its task loss, computed as ``Trainer`` computes the first pass's
-        (label smoothing, ``compute_loss_func`` and this step's ``num_items_in_batch`` alike), which joins this step's
-        loss as it is: R-Drop's second cross-entropy."""
+        """Another forward pass of ``inputs`` and its task loss as ``Trainer`` computes the first pass's, which joins
+        this step's loss as it is: R-Drop's second cross-entropy."""
         if labels is not None and "labels" not in inputs:  # taken away for Trainer's label smoothing: given back
             inputs = {**inputs, "labels": labels}
         loss, outputs = super().compute_loss(
@@ -222,9 +217,8 @@ class ConsistencyTrainer(Trainer):
         self._num_items_in_batch, self._task_losses = num_items_in_batch, []
         # the same inputs as the clean pass: Trainer's label smoothing takes the labels away from the model
         further_inputs = {k: v for k, v in inputs.items() if not (k == "labels" and self.label_smoother is not None)}
-        self._replay = (
-            DropoutReplay(next(model.parameters()).device) if self.same_dropout else None
-        )  # before the clean pass draws its masks
+        # before the clean pass draws its masks
+        self._replay = DropoutReplay(next(model.parameters()).device) if self.same_dropout else None
         loss, outputs = super().compute_loss(
             model, dict(inputs), return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -236,8 +230,7 @@ class ConsistencyTrainer(Trainer):
         for weight, term, key in terms:
             loss = loss + weight * scale * term
             self._terms_log.setdefault(key, []).append(term.detach().double() / sentences)
-        for task_loss in self._task_losses:
-            loss = loss + task_loss
+        loss = loss + sum(self._task_losses)
         self._task_losses = []
         return (loss, outputs) if return_outputs else loss
 
@@ -479,8 +472,7 @@ def apply_r4f(model: nn.Module, layers: Optional[Sequence[str]] = None) -> List[
             continue
         if not isinstance(module, nn.Linear):
             raise ValueError(f"R4F: {name} is a {type(module).__name__}, not a linear layer")
-        normalised = spectrally_normalised(module)
-        bare.set_submodule(name, normalised)
+        bare.set_submodule(name, spectrally_normalised(module))
     if getattr(bare, "config", None) is not None:
         setattr(bare.config, R4F_CONFIG_KEY, names)
     return names

@@ -1,5 +1,6 @@
 """Symmetric KL divergence between the clean and the noised predictive distributions."""
 
+import functools
 from typing import Optional
 
 import torch
@@ -15,16 +16,12 @@ def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Optional[Tensor] = No
         raise ValueError(f"logit shapes differ: {tuple(logits_p.shape)} vs {tuple(logits_q.shape)}")
     log_p = F.log_softmax(logits_p, dim=-1, dtype=torch.float32)
     log_q = F.log_softmax(logits_q, dim=-1, dtype=torch.float32)
+    kl = functools.partial(F.kl_div, log_target=True)  # kl(log_a, log_b) = KL(B||A)
     if mask is None:
-        return F.kl_div(log_q, log_p, reduction="sum", log_target=True) + F.kl_div(
-            log_p, log_q, reduction="sum", log_target=True
-        )
+        return kl(log_q, log_p, reduction="sum") + kl(log_p, log_q, reduction="sum")
     if mask.shape != logits_p.shape[:-1]:
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match logits {tuple(logits_p.shape[:-1])}")
-    per_position = (
-        F.kl_div(log_q, log_p, reduction="none", log_target=True)
-        + F.kl_div(log_p, log_q, reduction="none", log_target=True)
-    ).sum(dim=-1)
+    per_position = (kl(log_q, log_p, reduction="none") + kl(log_p, log_q, reduction="none")).sum(dim=-1)
     return per_position.masked_fill(~mask, 0.0).sum()
 
 

@@ -2,8 +2,7 @@
 
 fairseq's examples/rxf passes ``token_embeddings=`` through ``model(...)``, which RoBERTa's encoder silently drops,
 so its noised pass sees clean embeddings. Here a forward hook on the token-embedding module itself adds the noise
-(no forward signature can bypass it) and counts its applications, so a model that never calls the layer fails loudly.
-"""
+(no forward signature can bypass it) and counts its applications, so a model that never calls the layer fails loudly."""
 
 import contextlib
 import math
@@ -51,9 +50,6 @@ class NoiseRecord:
     elements: int = 0
 
 
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
 @contextlib.contextmanager
 def perturbed_token_embeddings(
     embedding: nn.Module,
@@ -82,7 +78,7 @@ def perturbed_token_embeddings(
         if rows is not None:  # the other rows unchanged
             perturbed = torch.cat([output[: chosen.start], changed_part, output[chosen.stop :]], dim=0)
         record.applications += 1
-        if output.dtype in LOW_PRECISION:
+        if output.dtype in (torch.float16, torch.bfloat16):
             changed = (changed_part != original).sum()
             record.changed = changed if record.changed is None else record.changed + changed
             record.elements += original.numel()
@@ -117,9 +113,9 @@ def noised_token_embeddings(
 
 
 class DropoutReplay:
-    """The same dropout masks in a second forward pass: the CPU random state and that of the model's ``device``
-    (CUDA; no other GPU's), taken before the first pass, are restored before the second. The second pass's noise comes from a generator of its own, seeded from the
-    stream before the first pass, so that drawing it does not shift the masks (and a reseeded run draws it again)."""
+    """The same dropout masks in a second forward pass: the CPU and the CUDA ``device``'s random states, taken before
+    the first pass, restored before the second, whose noise comes from a generator of its own (seeded from the stream
+    before the first pass) so that drawing it does not shift the masks, and a reseeded run draws it again."""
 
     def __init__(self, device: torch.device) -> None:
         self.device, self.noise_seed = device, int(torch.randint(2**62, ()))
@@ -127,7 +123,6 @@ class DropoutReplay:
         self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
     def replay(self) -> torch.Generator:
-        """Restore the random states; the noise's generator on the device."""
         torch.set_rng_state(self.cpu)
         if self.cuda is not None:
             torch.cuda.set_rng_state(self.cuda, self.device)

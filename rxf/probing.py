@@ -47,12 +47,10 @@ def freeze_encoder(
         if isinstance(module, dropout_types):
             module.p = 0.0
             silenced.append(name)
-        if hasattr(module, "layerdrop") and isinstance(getattr(module, "layerdrop"), float):
+        if isinstance(getattr(module, "layerdrop", None), float):
             module.layerdrop = 0.0
     return silenced
 
-
-# ----------------------------------------------------------------------------- the probe on cached features
 
 L2_GRID: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -66,9 +64,8 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: 
     standard = (features - mean) / std
     generator = torch.Generator().manual_seed(1)
     weight = torch.randn(num_classes, features.shape[1], generator=generator, dtype=torch.float64) * 0.01
-    bias = torch.zeros(num_classes, dtype=torch.float64)
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
+    weight.requires_grad_()
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:

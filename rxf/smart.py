@@ -6,9 +6,7 @@
 2. Bregman proximal point: + mu * l_s(f(x; theta), f(x; theta~)), theta~ a momentum teacher (``MomentumTeacher``).
 
 namisan/mt-dnn's ``SmartPerturbation`` (direction per token, no projection) is ``style="mt-dnn"``, for comparison.
-delta_0 is drawn exactly as R3F's normal noise, so T_x~ = 0 is R3F with normal noise of scale sigma. Defaults and
-options: docs/plugin.md.
-"""
+delta_0 is drawn exactly as R3F's normal noise, so T_x~ = 0 is R3F with normal noise of scale sigma (docs/plugin.md)."""
 
 import math
 from contextlib import contextmanager

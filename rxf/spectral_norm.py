@@ -1,10 +1,8 @@
 """R4F's reparameterisation of the classification head g: every weight matrix W becomes W / sigma(W), so Lip(g) <= 1.
 
-fairseq's ``--spectral-norm-classification-head`` only wraps ``out_proj``, with ``torch.nn.utils.spectral_norm``,
-which renames the parameter to ``weight_orig``: fairseq cannot reload such a model (KeyError). ``SpectralNormLinear``
-keeps the raw parameter under ``weight`` and the power-iteration vectors as extra buffers, so checkpoints load in
-both directions.
-"""
+fairseq's ``--spectral-norm-classification-head`` wraps only ``out_proj`` with ``torch.nn.utils.spectral_norm``, which
+renames the parameter ``weight_orig``: fairseq cannot reload the model (KeyError). ``SpectralNormLinear`` keeps the raw
+parameter as ``weight`` and the power-iteration vectors as extra buffers, so checkpoints load in both directions."""
 
 from typing import Dict, List
 
@@ -40,12 +38,10 @@ class SpectralNormLinear(nn.Linear):
         self._warm = True
 
     def normalised_weight(self) -> Tensor:
-        # Copies: R3F's second forward pass updates the buffers in place while the first pass's
-        # graph still needs the values it used.
+        # Copies: R3F's second pass updates the buffers in place while the first pass's graph still needs them.
         u = self.sn_u.to(self.weight.dtype, copy=True)
         v = self.sn_v.to(self.weight.dtype, copy=True)
-        sigma = torch.dot(u, self.weight @ v)
-        return self.weight / sigma
+        return self.weight / torch.dot(u, self.weight @ v)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self._warm:
@@ -85,10 +81,9 @@ def spectrally_normalise_head(head: nn.Module) -> List[str]:
     layers (those converted before included) and raises if there are none."""
     names = []
     for name, module in list(head.named_modules()):
-        if isinstance(module, SpectralNormLinear):
-            names.append(name)
-        elif isinstance(module, nn.Linear):
-            head.set_submodule(name, spectrally_normalised(module))
+        if isinstance(module, nn.Linear):
+            if not isinstance(module, SpectralNormLinear):
+                head.set_submodule(name, spectrally_normalised(module))
             names.append(name)
     if not names:
         raise ValueError(f"{type(head).__name__} has no linear layer to spectrally normalise")

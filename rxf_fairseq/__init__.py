@@ -1,11 +1,7 @@
 """rxf-fairseq: R3F/R4F fine-tuning as a fairseq plugin (docs/plugin.md).
 
-``fairseq-train --user-dir rxf_fairseq`` registers the criteria ``sentence_prediction_r3f``,
-``label_smoothed_cross_entropy_r3f``, ``sentence_prediction_smart`` and the R-Drop baseline's
-``sentence_prediction_rdrop`` and ``label_smoothed_cross_entropy_rdrop``, the tasks ``sentence_prediction_r4f`` and
-``sentence_prediction_probe``, and ``--arch rxf_roberta``, and makes fairseq's checkpoint loading work on
-torch >= 2.6 without allowing code execution.
-"""
+``fairseq-train --user-dir rxf_fairseq`` registers the criteria, tasks and ``--arch`` imported below (each module is
+named after what it registers) and makes fairseq's checkpoint loading work on torch >= 2.6 without code execution."""
 
 from rxf_fairseq import checkpoint_compat
 from rxf_fairseq.criterions import (  # noqa: F401

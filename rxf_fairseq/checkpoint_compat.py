@@ -2,8 +2,7 @@
 
 fairseq's checkpoints hold more than tensors (``argparse.Namespace`` options, omegaconf containers, numpy scalars,
 fairseq's tensor placeholder): we allow-list exactly these plain-data classes, never switching ``weights_only`` off,
-so a checkpoint whose unpickling would call anything else is still refused before it runs, naming the file.
-"""
+so a checkpoint whose unpickling would call anything else is still refused before it runs, naming the file."""
 
 import argparse
 import collections
@@ -16,8 +15,6 @@ from omegaconf import DictConfig, ListConfig
 from omegaconf.base import ContainerMetadata, Metadata
 from omegaconf.nodes import AnyNode
 
-_INSTALLED = False
-
 
 def checkpoint_safe_globals() -> list:
     """Classes fairseq checkpoints legitimately contain; each only carries data, never code."""
@@ -26,12 +23,10 @@ def checkpoint_safe_globals() -> list:
 
     safe: list = [argparse.Namespace, collections.OrderedDict, collections.defaultdict, _TensorPlaceholder]
 
-    multiarray = getattr(np, "_core", None) or np.core
-    scalar = multiarray.multiarray.scalar
+    scalar = (getattr(np, "_core", None) or np.core).multiarray.scalar
     # numpy 1.x pickles name numpy.core, numpy 2.x numpy._core; accept both spellings.
     safe += [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
-    safe.append(np.dtype)
-    safe += [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "bool")]
+    safe += [np.dtype] + [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "bool")]
 
     # omegaconf containers, as pickled by fairseq versions that saved a DictConfig
     safe += [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, typing.Any, dict, list, int]
@@ -50,11 +45,9 @@ def allow_checkpoint_classes() -> None:
         add_safe_globals(checkpoint_safe_globals())
 
 
+@functools.cache  # once per process
 def install() -> None:
-    """Allow-list fairseq's checkpoint classes and give unsafe checkpoints a clear error. Idempotent."""
-    global _INSTALLED
-    if _INSTALLED:
-        return
+    """Allow-list fairseq's checkpoint classes and give unsafe checkpoints a clear error."""
     allow_checkpoint_classes()
 
     from fairseq import checkpoint_utils
@@ -80,4 +73,3 @@ def install() -> None:
         return state
 
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
-    _INSTALLED = True

@@ -38,8 +38,7 @@ def require_encoder_embedding(model: nn.Module, criterion_name: str) -> None:
 
 
 def missing_head(who: str, verb: str, head_name: str, lacking: str, fix: str = "") -> OptionError:
-    """The error for a classification head that is not there, whatever lacks it (a task, an --arch, a model):
-    ``WHO VERB the classification head --classification-head-name 'NAME', but LACKING[; FIX]``."""
+    """The one-line error for a classification head that a task, an --arch or a model lacks."""
     return OptionError(
         f"{who} {verb} the classification head --classification-head-name {head_name!r}, "
         f"but {lacking}{'; ' + fix if fix else ''}"

@@ -25,9 +25,8 @@ logger = logging.getLogger(TOOL)
 def features_of(model, task, split: str, batch_size: int, max_positions) -> tuple:
     """(features [N, dim], targets [N]) of every example of ``split``, in dataset order."""
     task.load_dataset(split, combine=False, epoch=1)
-    dataset = task.dataset(split)
     iterator = task.get_batch_iterator(
-        dataset=dataset, max_sentences=batch_size, max_positions=max_positions, seed=1, num_workers=0
+        dataset=task.dataset(split), max_sentences=batch_size, max_positions=max_positions, seed=1, num_workers=0
     ).next_epoch_itr(shuffle=False)
     ids, features, targets = [], [], []
     with torch.no_grad():

@@ -1,9 +1,6 @@
 """R-Drop (Liang et al., 2021) for sequence-to-sequence models: fairseq's ``label_smoothed_cross_entropy`` run twice,
-each pass with its own dropout masks, + alpha * R-Drop's term over the target positions.
-
-``rdrop_kl`` is logged per ``sample_size`` (per target token; per sentence with ``--sentence-avg``), unweighted:
-1/2 (KL(P1||P2) + KL(P2||P1)) in nats, summed over the non-padding target positions the cross-entropy counts.
-"""
+each pass with its own dropout masks, + alpha * R-Drop's term over the non-padding target positions, logged unweighted
+per ``sample_size`` (a target token; a sentence with ``--sentence-avg``) as ``rdrop_kl``, in nats."""
 
 from dataclasses import dataclass
 

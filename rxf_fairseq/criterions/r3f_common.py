@@ -4,9 +4,7 @@ pass), ``RDropCriterion`` (R-Drop's option and its second dropout pass) and the 
 
 Units: ``loss`` (as optimised) and ``task_loss`` in fairseq's bits per ``sample_size``; the consistency terms
 (``symm_kl``, ``noise_sq_err``, SMART's ``smart_*``, R-Drop's ``rdrop_kl``) per ``sample_size`` (a sentence for
-classification), unweighted, in nats, so ``loss = task_loss + lambda * symm_kl / ln 2`` (R-Drop's ``loss`` also holds
-the second pass's task loss).
-"""
+classification), unweighted, in nats, so ``loss = task_loss + lambda * symm_kl / ln 2`` (+ R-Drop's 2nd task loss)."""
 
 import logging
 import math
@@ -73,22 +71,6 @@ def check_nonnegative_finite(flag: str, value: float, hint: str = "") -> None:
     """Reject a negative, NaN or infinite option (``not value >= 0`` alone lets ``inf`` through)."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
         raise OptionError(f"{flag} must be >= 0 and finite, got {value!r}{'; ' + hint if hint else ''}")
-
-
-def check_r3f_args(cfg: R3FConfig) -> None:
-    """Start-up validation of the R3F options, naming the flag at fault."""
-    try:
-        check_noise_args(cfg.eps, str(cfg.noise_type))
-    except ValueError as error:
-        raise OptionError(str(error)) from None
-    check_nonnegative_finite("--r3f-lambda", cfg.r3f_lambda, "0 = standard fine-tuning, the paper searches 0.001-5")
-    if cfg.fast_r3f and cfg.r3f_one_forward:
-        raise OptionError(
-            "--r3f-one-forward runs the noised copy in the clean pass's graph, with gradient; --fast-r3f runs it "
-            "without: choose one"
-        )
-    if cfg.r3f_same_dropout and cfg.r3f_one_forward:
-        raise OptionError("--r3f-same-dropout replays the clean pass's masks; --r3f-one-forward draws each copy's own")
 
 
 def stock_forward(stock_forward_fn: Callable, model, sample, reduce: bool, criterion_name: str):
@@ -177,10 +159,7 @@ class ConsistencyCriterion:
     consistency_weight: float
     one_forward = False
     same_dropout, _replay = False, None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._checked_model = None
+    _checked_model = None
 
     def forward(self, model, sample, reduce=True):
         if self._checked_model is not model:
@@ -239,7 +218,20 @@ class R3FCriterion(ConsistencyCriterion):
     @classmethod
     def check_options(cls, cfg: R3FConfig) -> None:
         """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
-        check_r3f_args(cfg)
+        try:
+            check_noise_args(cfg.eps, str(cfg.noise_type))
+        except ValueError as error:
+            raise OptionError(str(error)) from None
+        check_nonnegative_finite("--r3f-lambda", cfg.r3f_lambda, "0 = standard fine-tuning, the paper searches 0.001-5")
+        if cfg.fast_r3f and cfg.r3f_one_forward:
+            raise OptionError(
+                "--r3f-one-forward runs the noised copy in the clean pass's graph, with gradient; --fast-r3f runs it "
+                "without: choose one"
+            )
+        if cfg.r3f_same_dropout and cfg.r3f_one_forward:
+            raise OptionError(
+                "--r3f-same-dropout replays the clean pass's masks; --r3f-one-forward draws each copy's own"
+            )
 
     def set_r3f_options(self, cfg: R3FConfig, paper_grids: Mapping[str, Tuple[str, Sequence[float]]]) -> None:
         """Check the options and keep them (``noise_eps``: label smoothing has ``eps``); warn once when lambda (not 0,
@@ -293,7 +285,6 @@ class RDropCriterion(ConsistencyCriterion):
 
     @classmethod
     def check_options(cls, cfg: RDropConfig) -> None:
-        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
         check_nonnegative_finite("--rdrop-alpha", cfg.rdrop_alpha, "0 = standard fine-tuning")
 
     def set_rdrop_options(self, cfg: RDropConfig) -> None:

@@ -15,8 +15,6 @@ from rxf_fairseq.model_parts import classification_head, require_classification_
 
 @dataclass
 class RXFSentencePredictionOptions(SentencePredictionConfig):
-    """fairseq's sentence_prediction options, unchanged, with the help text fairseq leaves out."""
-
     regression_target: bool = field(
         default=False,
         metadata={
@@ -57,10 +55,9 @@ class RXFSentencePredictionConsistency(ConsistencyCriterion, SentencePredictionC
         return net(**sample["net_input"], features_only=True, classification_head_name=self.classification_head_name)[0]
 
     def consistency(self, clean: Tensor, perturbed: Tensor) -> Tuple[Tensor, str]:
-        classification_key, regression_key = self.consistency_keys
         if self.regression_target:
-            return squared_prediction_change(clean, perturbed), regression_key
-        return symmetric_kl(clean, perturbed), classification_key
+            return squared_prediction_change(clean, perturbed), self.consistency_keys[1]
+        return symmetric_kl(clean, perturbed), self.consistency_keys[0]
 
     def consistency_term(self, model, sample, sample_size, clean_logits, perturbed_logits) -> Tuple[Tensor, str]:
         return self.consistency(clean_logits, perturbed_logits)

@@ -28,8 +28,7 @@ class RXFSentencePredictionR3FConfig(RXFSentencePredictionOptions, R3FConfig):
 class RXFSentencePredictionR3FCriterion(R3FCriterion, RXFSentencePredictionConsistency):
     """loss = fairseq's sentence_prediction loss + lambda * sum over sentences of KL_S(g.f(x) || g.f(x + z)), the
     trainer's division by the sentences making lambda weigh the mean per-sentence KL, as in the reference. Regression
-    heads (``--regression-target``) get lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``.
-    """
+    heads (``--regression-target``) get lambda * sum of (y(x) - y(x + z))^2, logged as ``noise_sq_err``."""
 
     criterion_name = "sentence_prediction_r3f"
     consistency_keys = ("symm_kl", "noise_sq_err")

@@ -1,10 +1,6 @@
 """R-Drop (Liang et al., 2021) for sentence classification and regression: fairseq's ``sentence_prediction`` run
-twice, each pass with its own dropout masks, + alpha * R-Drop's term (``rxf.kl.rdrop_term``).
-
-``rdrop_kl`` is logged per sentence (fairseq's ``sample_size``), unweighted: 1/2 (KL(P1||P2) + KL(P2||P1)) in nats;
-with ``--regression-target``, where a KL is undefined, the squared difference of the two predictions (label units
-squared), under the same key.
-"""
+twice, each pass with its own dropout masks, + alpha * R-Drop's term (``rxf.kl.rdrop_term``), logged unweighted per
+sentence as ``rdrop_kl`` (in nats; in label units squared with ``--regression-target``)."""
 
 from dataclasses import dataclass
 

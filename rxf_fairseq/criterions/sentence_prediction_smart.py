@@ -1,8 +1,5 @@
-"""SMART (Jiang et al., 2020) as published (``rxf/smart.py``), the baseline: fairseq's sentence_prediction loss
-+ lambda_s * KL_S(f(x) || f(x + delta)), delta the projected gradient ascent on an eps-ball around each example's
-token embeddings, + mu * KL_S(f(x; theta) || f(x; theta~)) against a momentum teacher theta~ (docs/plugin.md).
-The teacher lives in the criterion, so fairseq saves it in every checkpoint and restores it on resume.
-"""
+"""SMART (Jiang et al., 2020) as published (``rxf/smart.py``; options: docs/plugin.md), the paper's baseline.
+The teacher lives in the criterion, so fairseq saves it in every checkpoint and restores it on resume."""
 
 import logging
 from dataclasses import dataclass, field
@@ -135,7 +132,6 @@ class RXFSentencePredictionSMARTCriterion(RXFSentencePredictionConsistency):
 
     @classmethod
     def check_options(cls, cfg: RXFSentencePredictionSMARTConfig) -> None:
-        """The start-up checks of the options alone (no task, no model): ``rxf-run --dry-run`` runs them."""
         for flag, value in (
             ("--smart-lambda", cfg.smart_lambda),
             ("--smart-sigma", cfg.smart_sigma),

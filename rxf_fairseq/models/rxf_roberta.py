@@ -3,8 +3,7 @@
 Hugging Face BERT checkpoints use LayerNorm eps 1e-12 where fairseq's RoBERTa hard-codes 1e-5 (for all-MiniLM-L6-v2
 that alone moves the last hidden states by up to 2.7e-3). Sizes not given on the command line come from an
 ``rxf_roberta`` checkpoint in ``--restore-file``, so ``--arch rxf_roberta --restore-file IMPORTED/model.pt`` builds
-the model the checkpoint holds.
-"""
+the model the checkpoint holds."""
 
 import os
 from typing import Any, Optional

@@ -1,7 +1,6 @@
 """``--task sentence_prediction_probe``, the paper's linear probe (Section 4): the stock task on a fine-tuned
 checkpoint whose encoder is frozen and without dropout (Appendix A.2), its classification head replaced by one linear
-layer on the sentence representation (``rxf/probing.py``).
-"""
+layer on the sentence representation (``rxf/probing.py``)."""
 
 import logging
 

@@ -31,12 +31,11 @@ class RXFSentencePredictionTaskConfig(SentencePredictionConfig):
 def spectrally_normalise_classification_head(model, head_name: str) -> None:
     head = classification_head(model, head_name, "--task sentence_prediction_r4f", "spectrally normalises")
     layers = spectrally_normalise_head(head)
-    norms = effective_spectral_norms(head)
     logger.info(
         "R4F: spectrally normalised %s of head %r; largest singular values %s",
         ", ".join(layers),
         head_name,
-        {k: round(v, 4) for k, v in norms.items()},
+        {k: round(v, 4) for k, v in effective_spectral_norms(head).items()},
     )
 
 

@@ -1,5 +1,3 @@
-import sys
-
 from rxf_repro.rouge import main
 
-sys.exit(main())
+raise SystemExit(main())
