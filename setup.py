@@ -29,7 +29,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # hashlib.file_digest (rxf-import-hf)
     packages=find_packages(include=["rxf", "rxf.*", "rxf_fairseq", "rxf_fairseq.*", "rxf_repro", "rxf_repro.*"]),
     package_data={"rxf_repro.data": ["downloads.tsv"]},
     cmdclass={"build_py": BuildWithConfigs},

@@ -1,8 +1,6 @@
-"""The reproduction's vocabulary, written once: tasks, datasets, languages, methods, their names and metrics.
-
-What ``configs/`` holds is read from there (the methods of each family, each GLUE task's best-checkpoint metric);
-the rest is the paper's (which methods each table has, the XNLI languages in the paper's order, display names).
-Standard library and PyYAML only: ``rxf-report`` imports it without fairseq or torch.
+"""The reproduction's vocabulary, written once: tasks, datasets, languages, methods, their names and metrics (each GLUE
+task's best-checkpoint metric read from ``configs/``). Standard library and PyYAML only: ``rxf-report`` imports it
+without fairseq or torch.
 """
 
 import os
@@ -85,7 +83,6 @@ def glue_config(task: str) -> str:
 
 
 def primary_metric(task: str) -> str:
-    """A GLUE task's metric: the one its config chooses the best checkpoint by (``checkpoint.best_checkpoint_metric``
-    of configs/glue/TASK.yaml), e.g. ``accuracy``, ``mcc`` (CoLA), ``pearson_and_spearman`` (STS-B)."""
+    """A GLUE task's ``checkpoint.best_checkpoint_metric``: ``accuracy``, ``mcc`` (CoLA), ``pearson_and_spearman``..."""
     path = os.path.join(configs.folder("glue"), f"{glue_config(task)}.yaml")
     return configs.read_yaml(path)["checkpoint"]["best_checkpoint_metric"]

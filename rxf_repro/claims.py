@@ -1,10 +1,7 @@
-"""The paper's claims tested on a few seeds: intervals, paired comparisons and the verdict they allow.
-
-A claim is judged from a 95% interval, never from means alone: "supported" when the interval lies on the side the
-paper claims, "not supported" when it lies on the other side, "not distinguishable at this size" when it holds
-both. Differences are paired by seed (a method and Standard fine-tuned from the same seed share the data order and
-the head's initialisation), their interval Student's t; a ratio of variances gets the F interval. SciPy gives the
-quantiles, imported when first needed (``rxf-demo --help`` need not load it); nothing here imports fairseq or torch.
+"""The paper's claims tested on a few seeds, judged from a 95% interval, never from means alone: "supported" when the
+interval lies on the side the paper claims, "not supported" on the other side, "not distinguishable at this size" when
+it holds both. Differences are paired by seed (the same seed shares the data order and the head's initialisation),
+their interval Student's t; a ratio of variances gets the F interval. SciPy is imported only when first needed.
 """
 
 import dataclasses

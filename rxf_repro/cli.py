@@ -2,6 +2,7 @@
 and argparse's number types."""
 
 import argparse
+import functools
 import sys
 import threading
 from typing import Callable, Optional
@@ -14,11 +15,8 @@ class UserError(Exception):
 
 
 def tool_main(tool: str, body: Callable[[], Optional[int]], interrupted: str = "interrupted") -> int:
-    """The exit status of a tool's ``body()``, the one convention of every command line here.
-
-    SIGTERM raises ``SystemExit(143)`` (``process.exit_on_sigterm``), so ``finally`` blocks run as on Ctrl-C;
-    a ``UserError`` is one line on stderr and status 1; Ctrl-C is ``TOOL: INTERRUPTED`` and status 130.
-    ``body`` returns the status (None is 0)."""
+    """The exit status of ``body()`` (None is 0): a ``UserError`` is one line on stderr and 1, Ctrl-C 130; SIGTERM
+    raises ``SystemExit(143)`` (``process.exit_on_sigterm``), so ``finally`` blocks run as on Ctrl-C."""
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
         process.exit_on_sigterm()
     try:
@@ -41,11 +39,6 @@ def _whole_number(text: str, low: int) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts (workers, GPUs, seeds per method, cycles, batch sizes): a whole number >= 1."""
-    return _whole_number(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type for counts that may be 0 (GPUs per Slurm job): a whole number >= 0."""
-    return _whole_number(text, 0)
+# argparse types for counts: workers, GPUs, seeds per method, cycles, batch sizes; GPUs per Slurm job may be 0
+positive_int = functools.partial(_whole_number, low=1)
+non_negative_int = functools.partial(_whole_number, low=0)

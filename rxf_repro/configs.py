@@ -19,7 +19,6 @@ FOLDERS = {"glue": "glue", "xnli": "glue", "probe": "glue", "summarization": "su
 
 
 def config_root() -> str:
-    """The installed copy when there is one (``pip install .``), else the source checkout's ``configs/``."""
     return PACKAGED_CONFIGS if os.path.isdir(PACKAGED_CONFIGS) else SOURCE_CONFIGS
 
 
@@ -54,8 +53,7 @@ def parse_grid(params: Dict[str, Any]) -> Dict[str, List[str]]:
 def compose(
     family: str, name: str, method: str, overrides: Sequence[str] = (), root: Optional[str] = None
 ) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
-    """(config, search grid) of ``FOLDER/NAME.yaml`` with ``method=METHOD`` and Hydra overrides, composed as
-    fairseq-hydra-train composes them."""
+    """(config, search grid) of ``FOLDER/NAME.yaml``, ``method=METHOD`` and overrides, as fairseq-hydra-train does."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -18,8 +18,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
 from rxf_repro import attempts, catalog, claims, cli, configs, execution, outputs, process, records, selection, tables
 from rxf_repro.execution import log
 from rxf_repro.records import Record
@@ -31,8 +29,7 @@ TERMS = {"train_symm_kl": 1.0, "train_rdrop_kl": 2.0}  # fairseq's train lines: 
 
 def load_preset(name: str) -> Dict[str, Any]:
     """``configs/demo.yaml``'s ``default``, with the named preset's keys over it."""
-    with open(os.path.join(configs.config_root(), "demo.yaml")) as f:
-        data = yaml.safe_load(f)
+    data = configs.read_yaml(os.path.join(configs.config_root(), "demo.yaml"))
     return dict(data["default"], **data[name])
 
 
@@ -44,8 +41,7 @@ def run_tool(name: str, main: Callable[[List[str]], int], argv: List[str]) -> No
 
 
 def prepare_inputs(out: str, preset: Dict, wordnet_dir: str, seed: int) -> Tuple[str, str, Dict[str, float], float]:
-    """(the imported encoder's checkpoint, the binarized tasks' folder, the majority baseline of each task's dev set,
-    the import's largest difference from transformers) under ``out``."""
+    """(encoder checkpoint, binarized tasks' folder, dev majority baselines, the import's error vs transformers)."""
     from rxf_repro import hf_import
     from rxf_repro.data import glue, wordnet
 
@@ -73,14 +69,12 @@ def tasks_of(preset: Dict) -> List[str]:
 
 
 def protocols_of(preset: Dict, method: str) -> List[str]:
-    """A method the preset compares with R3F alone (``versus_r3f``) is fine-tuned only, not probed (``rxf-run glue``:
-    the generalisation protocol's fine-tuning, the same command but for the head's name)."""
+    """A method the preset compares with R3F alone (``versus_r3f``) is fine-tuned (``rxf-run glue``), not probed."""
     return ["finetune"] if method in preset["versus_r3f"] else preset["protocols"]
 
 
 def schedule(preset: Dict, protocols: Sequence[str], method: str, seeds: Sequence[int]) -> List[Tuple[str, int]]:
-    """(protocol, seed) of each of a method's runs: the generalisation protocol (or fine-tuning alone) for every
-    method, the chain protocols (degradation, retention) for the preset's ``chain_methods`` (default: every method)."""
+    """(protocol, seed) of a method's runs: chain protocols only for the preset's ``chain_methods`` (default: all)."""
     chained = method in preset.get("chain_methods", [method])
     return [(p, seed) for p in protocols if p in ("generalisation", "finetune") or chained for seed in seeds]
 
@@ -121,8 +115,7 @@ class Job:
 
 
 def plan(preset: Dict, grids: Dict[str, Tuple[str, list]]) -> List[Job]:
-    """The first round of runs: the pretrained encoder's probes and each gridded method's grid (``grids``: method ->
-    (key, values)) on the selection seed."""
+    """The first round, on the selection seed: the pretrained encoder's probes and each method's (key, values) grid."""
     seed = preset["selection"]["seed"]
     jobs = [Job(protocols_of(preset, m)[0], m, seed, {key: v}) for m, (key, values) in grids.items() for v in values]
     return [Job("generalisation", catalog.PRETRAINED, seed), *jobs]
@@ -177,15 +170,13 @@ def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out:
 
 
 def report_setting(found: List[Record], method: str) -> selection.Selection:
-    """The setting rxf-report's Table 2 shows for a method: on the grid run with the selection seed, the choice; once
-    the chosen setting has run with every seed, that setting."""
+    """The setting rxf-report's Table 2 shows for a method: the grid's choice, then that setting run on every seed."""
     (entry,) = selection.glue_results([r for r in found if r.kind == "glue" and r.method == method], with_paper=False)
     return entry.selection
 
 
 def choose(out: str, grids: Dict[str, Tuple[str, list]], seed: int) -> Dict[str, Dict[str, Any]]:
-    """Each gridded method's value, chosen from its runs with the selection seed by rxf-report's rule:
-    {method: {key, value, scores: {value: dev accuracy}}}."""
+    """{method: {key, value, scores: {value: dev accuracy}}}: each grid's choice on ``seed`` by rxf-report's rule."""
     found = [r for r in records.read_records([os.path.join(out, "runs")]) if r.seed == seed and r.kind == "glue"]
     chosen = {}
     for m, (key, _) in grids.items():
@@ -197,16 +188,15 @@ def choose(out: str, grids: Dict[str, Tuple[str, list]], seed: int) -> Dict[str,
 
 
 def stopped_improving(valid_curve: Optional[List[List[float]]]) -> Optional[bool]:
-    """Whether a fine-tuning run had converged: its last validation no higher than an earlier one (None without two).
-    fairseq's checkpoint_best.pt is the *last* validation reaching the best, so a tie puts it at the last update."""
+    """Whether a run had converged: its last validation no higher than an earlier one (a tie counts: fairseq's
+    checkpoint_best.pt is the *last* validation reaching the best); None without two validations."""
     curve = [value for _, value in valid_curve or []]
     return max(curve[:-1]) >= curve[-1] if len(curve) > 1 else None
 
 
 def training_term(record: Record) -> Optional[float]:
-    """The consistency term a run logged in training, unweighted, averaged over its epochs: KL(P||Q) + KL(Q||P) per
-    sentence, R3F's ``symm_kl`` (R-Drop's ``rdrop_kl`` is half that: doubled); None for a method without one. Records
-    keep no training metrics: read from the run's train.log."""
+    """The unweighted consistency term (R3F's ``symm_kl``; R-Drop's ``rdrop_kl``, half that, doubled) a run logged,
+    averaged over epochs, from its train.log (records keep no training metrics); None for a method without one."""
     logged = attempts.read_log(os.path.join(os.path.dirname(record.path), "train.log"))
     epochs = [r for attempt in logged for r in attempts.json_log(attempt.lines, "train")]
     terms = [float(r[key]) * scale for r in epochs for key, scale in TERMS.items() if key in r]
@@ -215,8 +205,7 @@ def training_term(record: Record) -> Optional[float]:
 
 def collect(kept: List[Record], preset: Dict, methods: Sequence[str]) -> Dict[str, Dict]:
     """{method: {finetune_task: {seed: acc}, "probes": {task: {seed: acc}}, "train_wall_s": {seed: s}, ...}} from
-    the records of each method's chosen setting (no probes for those compared with R3F alone), and ``none``: the
-    pretrained encoder's probes."""
+    the records of each method's chosen setting, and ``none``: the pretrained encoder's probes."""
 
     def probes(method: str, tasks: Sequence[str]) -> Dict[str, Dict[int, float]]:
         found = [r for r in kept if r.kind == "probe" and r.method == method and r.probe.protocol == "generalisation"]
@@ -310,9 +299,8 @@ def claim_tables(numbers: Dict, preset: Dict, methods: Sequence[str], baselines:
 
 
 def versus_r3f_table(numbers: Dict, task: str, others: Sequence[str]) -> Tuple[str, Dict]:
-    """Claim 5, not the paper's (docs/noise.md): R3F against methods with its consistency term but not its noise (R3F
-    with eps = 0; in the full preset also one dropout mask for both passes, and R-Drop), paired by seed; with the term
-    each logged in training and its ratio to R3F's, the share of the term the noise makes."""
+    """Claim 5, not the paper's (docs/noise.md): R3F against methods with its consistency term but not its noise,
+    paired by seed, with the term each logged in training and its ratio to R3F's (the share the noise makes)."""
     r3f, found = numbers["r3f"], {}
     rows = [[NAME["r3f"], mean(r3f[task]), "", "", mean(r3f["train_term"], 5), ""]]
     for m in others:
@@ -333,7 +321,6 @@ def versus_r3f_table(numbers: Dict, task: str, others: Sequence[str]) -> Tuple[s
 
 
 def verdict_sentences(verdicts: Dict, numbers: Dict, preset: Dict, methods: Sequence[str]) -> List[str]:
-    """One sentence per claim."""
     reference, task = NAME[methods[0]], preset["finetune_task"]
 
     def listed(found: Dict[str, Dict], label: Callable[[str], str] = NAME.get) -> str:

@@ -8,8 +8,7 @@ from rxf_repro.cli import UserError
 
 
 def model_folder(src: str) -> str:
-    """``src`` if it is a folder, else the folder with a ``config.json`` inside the installed package ``src``
-    (dashes read as underscores)."""
+    """``src`` if a folder, else the folder with a ``config.json`` in the installed package ``src`` (``-`` as ``_``)."""
     if os.path.isdir(src):
         return src
     if os.sep not in src and not src.startswith("."):

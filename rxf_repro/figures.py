@@ -1,10 +1,7 @@
 """The report's figures (PNG): Figure 1 (time to the best checkpoint), Figure 2 (the primary metric over seeds) and
-Figures 3-5 (probing), drawn with matplotlib's object API (no pyplot: no display, no global state).
-
-Each ``*_writer`` returns a function that draws the figure into a path, so that ``rxf-report`` renders only once
-every number has been checked. Each figure has a title (with the tiny label for tiny runs), a legend outside the
-panels, and a caption that says what its marks are; matplotlib's constrained layout and text wrapping place them.
-matplotlib is imported when a figure is drawn, never at import.
+Figures 3-5 (probing), drawn with matplotlib's object API (no pyplot: no display, no global state), imported only when
+a figure is drawn. Each ``*_writer`` returns a function that draws into a path: ``rxf-report`` renders only once every
+number has been checked.
 """
 
 import math
@@ -42,7 +39,7 @@ TITLE_SIZE, CAPTION_SIZE, LABEL_SIZE = 10, 8, 8
 
 def method_colour(method: str) -> str:
     palette = ("#7f7f7f", "#1f77b4", "#9467bd", "#d62728", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2")
-    order = list(catalog.METHOD_ORDER)
+    order = catalog.METHOD_ORDER
     return palette[order.index(method) % len(palette)] if method in order else palette[-1]
 
 
@@ -69,8 +66,7 @@ def set_x_ticks(ax: Any, ticks: Sequence[float], labels: Sequence[str]) -> None:
 def save(
     figure: Any, path: str, heading: str, caption: str, tiny: bool, legend: Optional[Tuple[List[Any], List[str]]] = None
 ) -> None:
-    """The title (the tiny label on a line of its own), a caption that explains the marks and a legend right of
-    the panels, laid out by matplotlib (both texts wrap to the figure's width); then the PNG."""
+    """Title (the tiny label on its own line), caption and legend right of the panels, as matplotlib lays them out."""
     figure.suptitle(heading + (f"\n{TINY_LABEL}" if tiny else ""), fontsize=TITLE_SIZE, wrap=True)
     figure.supxlabel(caption, fontsize=CAPTION_SIZE, multialignment="left", wrap=True)
     if legend:
@@ -188,8 +184,7 @@ def probe_figure_writer(protocol: str, entries: List[ProbeEntry], tiny: bool) ->
             ticks = sorted({getattr(e, x_field) for e in mine})
             names = {getattr(e, x_field): e.finetuned_on if x_field == "step" else "" for e in mine}
             set_x_ticks(ax, ticks, [f"{t}\n{names[t]}" if names[t] else str(t) for t in ticks])
-            xlabel = "step along the chain (fine-tuned on)" if x_field == "step" else "cycle"
-            ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
+            ax.set_xlabel("step along the chain (fine-tuned on)" if x_field == "step" else "cycle", fontsize=LABEL_SIZE)
             ax.set_ylabel("probe accuracy (%)", fontsize=LABEL_SIZE)
             ax.set_title(f"{task} probe (source {source})", fontsize=TITLE_SIZE - 1)
             ax.grid(alpha=0.3)

@@ -1,8 +1,6 @@
-"""The paper's published numbers (Tables 2-4), as data, so that ``rxf-report`` prints them next to ours.
-
-Typed in from Aghajanyan et al. 2020 ("Better Fine-Tuning by Reducing Representational Collapse") cell by cell as
-the paper prints them (``"40.90"``, ``"90.2/-"``; ``None`` is the paper's "-", not reported), in percent (CoLA: MCC
-x 100). Rows are keyed by our method names where the paper ran that method, plus ``"freelb"`` (Table 2 left only).
+"""The paper's published numbers (Tables 2-4), as data, so that ``rxf-report`` prints them next to ours: typed in from
+Aghajanyan et al. 2020 ("Better Fine-Tuning by Reducing Representational Collapse") cell by cell as the paper prints
+them (``"40.90"``, ``"90.2/-"``; ``None`` is the paper's "-", not reported), in percent (CoLA: MCC x 100).
 """
 
 from typing import Dict, Optional, Tuple
@@ -27,12 +25,6 @@ class Published(float):
 
 
 Number = Optional[float]
-
-
-def _number(cell: str) -> Number:
-    return None if cell == "-" else Published(cell)
-
-
 # Table 2's columns as the paper prints them: a cell "a/b" holds the two metrics of MNLI and QQP.
 TABLE2_COLUMNS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("MNLI", ("accuracy", "accuracy_mm")),
@@ -45,11 +37,28 @@ TABLE2_COLUMNS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
 )
 
 
+def _number(cell: str) -> Number:
+    return None if cell == "-" else Published(cell)
+
+
 def _glue_row(*cells: str) -> Dict[str, Dict[str, Number]]:
     """One row of Table 2, cell by cell as printed (MNLI m/mm, QQP acc/F1, RTE, QNLI, MRPC, CoLA, SST-2)."""
     return {
         task: dict(zip(metrics, map(_number, cell.split("/")), strict=True))
         for (task, metrics), cell in zip(TABLE2_COLUMNS, cells, strict=True)
+    }
+
+
+def _xnli_row(cells: str) -> Dict[str, Number]:
+    """One row of Table 3 as printed: the 15 languages in the paper's order, then the average."""
+    return dict(zip(catalog.XNLI_LANGUAGES + ("avg",), map(_number, cells.split()), strict=True))
+
+
+def _rouge_row(*cells: str) -> Dict[str, Optional[Dict[str, Number]]]:
+    """One row of Table 4: "R-1/R-2/R-L" per dataset in catalog.SUMMARIZATION's order, "-" for none."""
+    return {
+        dataset: None if cell == "-" else dict(zip(catalog.ROUGE, map(_number, cell.split("/")), strict=True))
+        for dataset, cell in zip(catalog.SUMMARIZATION, cells, strict=True)
     }
 
 
@@ -74,13 +83,6 @@ TABLE2_MEDIAN: Dict[str, Dict[str, Dict[str, Number]]] = {
 }
 
 # Table 3: XNLI test, zero-shot from English MNLI, XLM-R large (Base: the XLM-R paper), average of 5 runs.
-
-
-def _xnli_row(cells: str) -> Dict[str, Number]:
-    """One row of Table 3 as printed: the 15 languages in the paper's order, then the average."""
-    return dict(zip(catalog.XNLI_LANGUAGES + ("avg",), map(_number, cells.split()), strict=True))
-
-
 TABLE3: Dict[str, Dict[str, Number]] = {
     "XLM-R Base": _xnli_row("85.8 79.7 80.7 78.7 77.5 79.6 78.1 74.2 73.8 76.5 74.6 76.7 72.4 66.5 68.3 76.2"),
     "XLM-R Large": _xnli_row("89.1 84.1 85.1 83.9 82.9 84.0 81.2 79.6 79.8 80.8 78.1 80.2 76.9 73.9 73.8 80.9"),
@@ -91,16 +93,7 @@ TABLE3: Dict[str, Dict[str, Number]] = {
 # Our method -> the paper's row it reproduces (standard fine-tuning of XLM-R large is "XLM-R Large").
 TABLE3_ROW_FOR_METHOD: Dict[str, str] = {"std": "XLM-R Large", "r3f": "+ R3F", "r4f": "+ R4F"}
 
-# Table 4: summarisation test ROUGE F1 x 100, "R-1/R-2/R-L" per dataset (catalog.SUMMARIZATION's order); None: "-".
-
-
-def _rouge_row(*cells: str) -> Dict[str, Optional[Dict[str, Number]]]:
-    row = {}
-    for dataset, cell in zip(catalog.SUMMARIZATION, cells, strict=True):
-        row[dataset] = None if cell == "-" else dict(zip(catalog.ROUGE, map(_number, cell.split("/")), strict=True))
-    return row
-
-
+# Table 4: summarisation test ROUGE F1 x 100.
 TABLE4: Dict[str, Dict[str, Optional[Dict[str, Number]]]] = {
     "Random Transformer": _rouge_row("38.27/15.03/35.48", "35.70/16.75/32.83", "15.89/1.94/12.22"),
     "BART": _rouge_row("44.16/21.28/40.90", "39.29/20.09/35.65", "24.19/8.12/21.31"),

@@ -78,7 +78,7 @@ def relative_paths(value: Any, base: str) -> Any:
     """``value`` with every record path (the lists under "records") relative to ``base``."""
     if isinstance(value, dict):
         return {
-            k: [os.path.relpath(os.path.abspath(p), base) for p in v]
+            k: [os.path.relpath(p, base) for p in v]
             if k == "records" and isinstance(v, list)
             else relative_paths(v, base)
             for k, v in value.items()
@@ -102,7 +102,7 @@ def build(recs: List[Record], args: argparse.Namespace, notes: List[str]) -> Lis
         "note": TINY_LABEL if tiny else None,
         "records": len(recs),
         "paths": PATHS_NOTE,
-        "inputs": [os.path.relpath(os.path.abspath(p), base) for p in args.records],
+        "inputs": [os.path.relpath(p, base) for p in args.records],
         "selection_rule": SELECTION_RULE,
     }
     if not kinds["glue"] and (args.figure1_task or args.figure2_tasks):
@@ -141,32 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxf-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "records", nargs="+", metavar="RECORDS", help="run folders (searched for record.json) or record files"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("records", nargs="+", metavar="RECORDS", help="run folders (searched for record.json) or record files")
+    add(
         "--out",
         required=True,
         metavar="DIR",
         help="the report folder, built beside it and renamed into place; an existing DIR is "
         "replaced only if it is empty or an earlier rxf-report output (else see --overwrite)",
     )
-    parser.add_argument(
+    add(
         "--overwrite",
         action="store_true",
         help="replace DIR even if it is not an earlier rxf-report output: everything in it is "
         "deleted (a symbolic link, a file, or a folder holding RECORDS is still refused)",
     )
-    parser.add_argument(
-        "--figure1-task", metavar="TASK", help="GLUE task of Figure 1 (default: SST-2, or the only GLUE task present)"
-    )
-    parser.add_argument(
+    add("--figure1-task", metavar="TASK", help="GLUE task of Figure 1 (default: SST-2, or the only GLUE task present)")
+    add(
         "--figure2-tasks",
         nargs="+",
         metavar="TASK",
         help="GLUE tasks of Figure 2, one panel each (default: every GLUE task present)",
     )
-    parser.add_argument(
+    add(
         "--no-paper",
         dest="with_paper",
         action="store_false",

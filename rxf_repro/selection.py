@@ -1,14 +1,11 @@
-"""What the tables and figures show: the setting selected per (task, method), and the numbers over its seeds.
-
-The rule is written once, in ``rxf_repro/report.py``'s docstring (``rxf-report --help`` and every ``summary.json``);
-this module applies it to records and returns typed entries: ``GlueEntry`` (Table 2), ``XnliEntry`` (Table 3),
-``SummarizationEntry`` (Table 4), each holding its ``Selection``, and ``ProbeEntry`` (Figures 3-5: probes are only
-aggregated over seeds). Every number an entry holds is present, and finite, in every record it counts; otherwise a
-``UserError`` names the records.
+"""What the tables and figures show: the setting selected per (task, method) by the rule of ``rxf_repro/report.py``'s
+docstring, and the numbers over its seeds (probes: only aggregated over seeds). Every number an entry holds is present,
+and finite, in every record it counts; otherwise a ``UserError`` names the records.
 """
 
 import json
 import math
+import operator
 import statistics
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
@@ -150,26 +147,22 @@ def select_setting(
     maximize: bool,
     selected_by: str,
 ) -> Selection:
-    """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON), among
-    the settings run with the most seeds: a grid searched on a few seeds whose best setting was then run on 10
-    is reported with those 10 (the paper's procedure), never with a luckier 3-seed grid point."""
+    """The setting with the best ``aggregate`` of ``value`` over its seeds (ties: first canonical JSON) among those
+    run with the most seeds: the best setting rerun on 10 seeds, never a grid point luckier on 3 (the paper's way)."""
     groups = group_by(recs, lambda r: setting_key(r.hparams))
     most = max(len(group) for group in groups.values())
     scores = {key: aggregate([value(r) for r in group]) for key, group in groups.items() if len(group) == most}
     best = (max if maximize else min)(sorted(scores), key=scores.__getitem__)  # ties go to the first key
     runs = sorted(groups[best], key=lambda r: r.seed)
-    compared = len(scores)
-    return Selection(
-        recs[0].task, recs[0].method, runs[0].hparams, runs, selected_by, scores[best], compared, len(groups) - compared
-    )
+    fewer = len(groups) - len(scores)
+    return Selection(recs[0].task, recs[0].method, runs[0].hparams, runs, selected_by, scores[best], len(scores), fewer)
 
 
 def select_on_validation(
     recs: Sequence[Record], valid: str, *, maximize: bool, test: Callable[[Record], float], test_by: str
 ) -> Selection:
-    """The best mean over seeds of the validation number ``valid`` when every record has it, else the highest mean
-    of ``test(record)``: the test sets of Tables 3 and 4 choose only when they must. A validation number that is
-    there but not finite is an error, never a silent switch to the test score."""
+    """The best mean of the validation number ``valid`` when every record has it (one not finite is an error), else
+    the highest mean of ``test(record)``: the test sets of Tables 3 and 4 choose only when they must."""
     bad = [r for r in recs if getattr(r, valid) is not None and not is_finite_number(getattr(r, valid))]
     if bad:
         raise UserError(
@@ -178,9 +171,7 @@ def select_on_validation(
         )
     if all(getattr(r, valid) is not None for r in recs):
         by = f"{'mean' if maximize else 'lowest mean'} {valid} over seeds"
-        return select_setting(
-            recs, lambda r: float(getattr(r, valid)), statistics.fmean, maximize=maximize, selected_by=by
-        )
+        return select_setting(recs, operator.attrgetter(valid), statistics.fmean, maximize=maximize, selected_by=by)
     by = f"{test_by} (no {valid} in every record)"
     return select_setting(recs, test, statistics.fmean, maximize=True, selected_by=by)
 
@@ -226,12 +217,9 @@ def glue_results(recs: Sequence[Record], *, with_paper: bool = True) -> List[Glu
     for (task, method), group in by_task_method(recs):
         first = catalog.primary_metric(task)
         require_metrics(group, [first], f"{task} {method_name(method)}: its primary metric, which selects the setting")
+        by = f"median {first} over seeds"
         chosen = select_setting(
-            group,
-            lambda r: float(r.metrics[first]),
-            statistics.median,
-            maximize=True,
-            selected_by=f"median {first} over seeds",
+            group, lambda r: float(r.metrics[first]), statistics.median, maximize=True, selected_by=by
         )
         # a second metric (MNLI mismatched, QQP F1) that no seed has is the paper's "-"; one that only some seeds
         # have would be a max/median over fewer seeds than the n printed

@@ -1,8 +1,6 @@
-"""The report's tables, Markdown and CSV: Tables 2-4 beside the paper's numbers, and the three probing tables.
-
-Each writer takes the entries of ``rxf_repro/selection.py`` and returns ``{file name: text}``. Every heading names
-the data, the model and the metric with its unit; the paper's data and model only for full runs shown next to the
-paper's numbers. The paper's rows keep the paper's labels where they name the paper's models (``BART+R3F``).
+"""The report's tables, Markdown and CSV, as ``{file name: text}``: Tables 2-4 beside the paper's numbers, and the
+three probing tables. Every heading names the data, the model and the metric with its unit; the paper's data and model
+only for full runs shown next to the paper's numbers (whose rows keep the paper's labels, e.g. ``BART+R3F``).
 """
 
 import csv
@@ -75,7 +73,6 @@ def ours_label(method: str, in_paper: bool) -> str:
 
 
 def paperless_note(methods: Sequence[str]) -> List[str]:
-    """The note under a table that names the marked methods (R-Drop, R3F's controls, fast R3F: not in the paper)."""
     names = ", ".join(method_name(m) for m in ordered_methods(methods))
     return ["", f"{PAPERLESS} Not in the paper, so no paper row: {names}."] if names else []
 
@@ -116,8 +113,7 @@ def models_of(recs: Sequence[Record]) -> str:
 
 
 def data_of(tiny: bool, with_paper: bool, paper_data: str, sets: str, named: str, models: str) -> str:
-    """What a heading says its numbers come from: ``paper_data`` only for full runs next to the paper's numbers;
-    otherwise the runs' own ``sets``, with the tasks ``named`` as the records name them."""
+    """A heading's data: ``paper_data`` only for full runs next to the paper's numbers, else the runs' own ``sets``."""
     if with_paper and not tiny:
         return f"{paper_data}, {models}"
     other = "" if with_paper else "; not the paper's data: --no-paper"
@@ -184,12 +180,8 @@ def table2_files(results: List[GlueEntry], *, tiny: bool, with_paper: bool, mode
                 row.append("/".join(ours(getattr(entry, stat)[m]) for m in metrics) if entry else "-")
             rows.append(row + [budget([e for e in results if e.method == method])])
             if method in table:
-                row = [f"{method_name(method)} (paper)"]
-                row += [
-                    "/".join(published(table[method].get(task, {}).get(m)) for m in metrics)
-                    for task, metrics in columns
-                ]
-                rows.append(row + [""])
+                theirs = ["/".join(published(table[method].get(t, {}).get(m)) for m in names) for t, names in columns]
+                rows.append([f"{method_name(method)} (paper)", *theirs, ""])
         header = ["method"] + [TABLE2_HEADERS.get(task, task) for task, _ in columns] + ["settings searched"]
         parts += ["", f"## {title(f'Table 2 ({label}, %)', tiny)}", "", md_table(header, rows)]
     order = list(TABLE2_METRICS)
@@ -235,11 +227,8 @@ def table3_files(results: List[XnliEntry], *, tiny: bool, with_paper: bool, mode
     rows = []
     for e in results:
         avg = ours(e.avg) + ("" if len(e.languages) == len(langs) else f" ({len(e.languages)} langs)")
-        rows.append(
-            [ours_label(e.method, bool(e.paper) or not with_paper), str(e.n)]
-            + [ours(e.languages.get(lang)) for lang in langs]
-            + [avg]
-        )
+        row = [ours_label(e.method, bool(e.paper) or not with_paper), str(e.n)]
+        rows.append(row + [ours(e.languages.get(lang)) for lang in langs] + [avg])
         if e.paper:
             rows.append([f"{e.paper_row} (paper)", "5"] + [published(e.paper[k]) for k in langs + ["avg"]])
     paper_data = "XNLI test sets, zero-shot (trained on English MNLI)"
@@ -283,10 +272,8 @@ def table4_files(results: List[SummarizationEntry], *, tiny: bool, with_paper: b
     rows = []
     for method in methods:
         row_name = paper.TABLE4_ROW_FOR_METHOD.get(method) if with_paper else None
-        rows.append(
-            [ours_label(method, bool(row_name) or not with_paper)]
-            + [rouge_cell(cells[(method, d)].rouge, ours) if (method, d) in cells else "-" for d in datasets]
-        )
+        row = [ours_label(method, bool(row_name) or not with_paper)]
+        rows.append(row + [rouge_cell(cells[method, d].rouge, ours) if (method, d) in cells else "-" for d in datasets])
         if row_name:
             rows.append([f"{row_name} (paper)"] + [rouge_cell(paper.TABLE4[row_name][d], published) for d in datasets])
     data = data_of(tiny, with_paper, "summarisation test sets", "test sets", "datasets as named", models)
