@@ -36,8 +36,7 @@ setup(
     install_requires=[
         # Official fairseq 0.12.2 does not import on Python 3.11; fairseq-fixed is fairseq main
         # with the 3.11 fixes and installs the same ``fairseq`` package.
-        "fairseq==0.12.2; python_version < '3.11'",
-        "fairseq-fixed==0.12.3.1; python_version >= '3.11'",
+        "fairseq-fixed==0.12.3.1",
         # Any torch fairseq accepts; users on GPUs bring their own CUDA build.
         "torch",
         "sacremoses",

@@ -301,7 +301,7 @@ class R3FTrainer(ConsistencyTrainer):
 class RDropTrainer(ConsistencyTrainer):
     """``transformers.Trainer`` + R-Drop as published (Liang et al., 2021): a second forward pass of the same inputs in
     training mode (dropout masks of its own), its task loss as ``Trainer``'s, + alpha * ``rxf.kl.rdrop_term`` between
-    the two passes' logits, a mean per sentence (docs/transformers.md)."""
+    the two passes' logits, a mean per sentence (per target token for token logits; docs/transformers.md)."""
 
     perturbs_embeddings = False  # two dropout passes: any model with logits
 
@@ -316,8 +316,10 @@ class RDropTrainer(ConsistencyTrainer):
         second_loss, outputs = self.further_task_loss(model, inputs, labels)
         self._terms_log.setdefault("rdrop_second_loss", []).append(second_loss.detach().double())
         second = model_logits(model, outputs)
-        if clean.dim() == 3:  # token logits: target positions only, as consistency_term
-            term = rdrop_term(clean, second, _target_mask(clean, labels))
+        if clean.dim() == 3:  # token logits: a mean per target token, as the plugin's and R-Drop's own fairseq code
+            mask = _target_mask(clean, labels)
+            tokens = mask.sum() if mask is not None else clean.shape[0] * clean.shape[1]
+            term = rdrop_term(clean, second, mask) * clean.shape[0] / tokens
         else:
             term = rdrop_term(clean, second, regression=_is_regression(model, clean, "R-Drop"))
         return [(self.rdrop_alpha, term, "rdrop_kl")]

@@ -115,15 +115,16 @@ class Job:
 
 
 def plan(preset: Dict, grids: Dict[str, Tuple[str, list]]) -> List[Job]:
-    """The first round, on the selection seed: the pretrained encoder's probes and each method's (key, values) grid."""
+    """The runs that start at once, on the selection seed: the pretrained encoder's probes and each method's (key,
+    values) grid."""
     seed = preset["selection"]["seed"]
     jobs = [Job(protocols_of(preset, m)[0], m, seed, {key: v}) for m, (key, values) in grids.items() for v in values]
     return [Job("generalisation", catalog.PRETRAINED, seed), *jobs]
 
 
 def plan_chosen(preset: Dict, methods: Sequence[str], seeds: Sequence[int], chosen: Dict[str, Dict]) -> List[Job]:
-    """The second round, every other run (Standard's too, filling the cores as the grids could not): a gridded
-    method's with its chosen value; a method compared with R3F without a grid of its own (R3F's controls) with R3F's."""
+    """Every other run of ``methods``: a gridded method's with its chosen value (once chosen), a method compared with R3F
+    without a grid of its own (R3F's controls) with R3F's, a method without a grid (Standard) as it is."""
     jobs = []
     for m in methods:
         choice = chosen.get(m) or (m in preset["versus_r3f"] and chosen.get("r3f"))
@@ -133,7 +134,9 @@ def plan_chosen(preset: Dict, methods: Sequence[str], seeds: Sequence[int], chos
     return jobs
 
 
-def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out: str, parallel: int) -> None:
+def run_jobs(
+    jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out: str, parallel: int, then: Callable = list
+) -> None:
     """Every job as its own rxf-run (``rxf_repro.runs.main`` in a fork of this process, fairseq imported already),
     ``parallel`` at a time, one CPU thread each; the longest first."""
     from rxf_repro import runs
@@ -167,6 +170,9 @@ def run_jobs(jobs: List[Job], preset: Dict, glue_bin: str, checkpoint: str, out:
                     )
                 done = len(jobs) - len(pending) - len(running)
                 log(f"    {done}/{len(jobs)} {job.label()}: {time.time() - began:.0f} s")
+                more = then(job)  # the runs this one's end makes possible
+                jobs += more
+                pending = sorted(pending + more, key=Job.cost, reverse=True)
 
 
 def report_setting(found: List[Record], method: str) -> selection.Selection:
@@ -437,9 +443,24 @@ def run(args: argparse.Namespace, out: str) -> str:
             f"    {' and '.join(chain)} on {' -> '.join(preset['chain'])}, {preset['cycles']} cycle(s): "
             f"{', '.join(names) or 'none of the methods'} x {len(seeds)} seed(s)"
         )
-    run_jobs(plan(preset, grids), preset, glue_bin, checkpoint, out, args.jobs)
-    chosen = choose(out, grids, selection_seed)
-    run_jobs(plan_chosen(preset, [*methods, *versus], seeds, chosen), preset, glue_bin, checkpoint, out, args.jobs)
+    grid_left, chosen = {m: len(values) for m, (_, values) in grids.items()}, {}
+    at_r3fs = [m for m in versus if m not in grids and "r3f" in grids]  # R3F's controls, at R3F's chosen lambda
+
+    def then(job: Job) -> List[Job]:
+        """A method's other runs once its grid has ended and its value is chosen: no round waits for another grid."""
+        m = job.method
+        if m not in grid_left or m in chosen:
+            return []
+        grid_left[m] -= 1
+        if grid_left[m]:
+            return []
+        chosen.update(choose(out, {m: grids[m]}, selection_seed))
+        return plan_chosen(preset, [m, *(at_r3fs if m == "r3f" else [])], seeds, chosen)
+
+    ungridded = [m for m in [*methods, *versus] if m not in grids and m not in at_r3fs]
+    jobs = plan(preset, grids) + plan_chosen(preset, ungridded, seeds, {})
+    run_jobs(jobs, preset, glue_bin, checkpoint, out, args.jobs, then)
+    chosen = {m: chosen[m] for m in grids}
 
     log("[4/5] rxf-report: tables and figures")
     from rxf_repro import report

@@ -38,7 +38,18 @@ TITLE_SIZE, CAPTION_SIZE, LABEL_SIZE = 10, 8, 8
 
 
 def method_colour(method: str) -> str:
-    palette = ("#7f7f7f", "#1f77b4", "#9467bd", "#d62728", "#2ca02c", "#ff7f0e", "#8c564b", "#e377c2")
+    palette = (
+        "#7f7f7f",
+        "#1f77b4",
+        "#9467bd",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#8c564b",
+        "#e377c2",
+        "#bcbd22",
+        "#17becf",
+    )
     order = catalog.METHOD_ORDER
     return palette[order.index(method) % len(palette)] if method in order else palette[-1]
 

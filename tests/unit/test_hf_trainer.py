@@ -600,7 +600,7 @@ def test_rdrop_regression_uses_the_squared_difference(tmp_path):
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_rdrop_on_token_logits_masks_the_targets_padding(tmp_path, smoothing):
     """Sequence-to-sequence: the task losses per target token (Trainer's label smoothing given the labels back for
-    the second pass), the term summed over the target positions with labels != -100, divided by the sentences."""
+    the second pass), the term summed over the target positions with labels != -100, divided by their number."""
     torch.manual_seed(0)
     model = BartForConditionalGeneration(BartConfig(**dict(BART_SIZES, dropout=0.1))).train()
     inputs = seq2seq_batch(start=2)
@@ -610,9 +610,9 @@ def test_rdrop_on_token_logits_masks_the_targets_padding(tmp_path, smoothing):
         torch.nn.functional.cross_entropy(x.flatten(0, 1), labels.flatten(), label_smoothing=smoothing).item()
         for x in (first, second)
     ]
-    per_position = half_symmetric_kl(first, second)
-    kl = per_position[labels.ne(-100)].sum().item() / 3
-    assert 0 < kl < per_position.sum().item() / 3  # the padded targets would have added to it
+    per_position, targets = half_symmetric_kl(first, second), labels.ne(-100)
+    assert 0 < per_position[targets].sum() < per_position.sum()  # the padded targets would have added to it
+    kl = per_position[targets].sum().item() / targets.sum().item()  # per target token, as the plugin and R-Drop's code
     assert logged["rdrop_kl"] == pytest.approx(kl, rel=1e-4)
     assert loss.item() == pytest.approx(ce[0] + ce[1] + 0.5 * kl, rel=1e-5)
 
