@@ -9,12 +9,11 @@ classification), unweighted, in nats, so ``loss = task_loss + lambda * symm_kl /
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
-from torch import Tensor
 
 from rxf.capture import captured_outputs
 from rxf.noise import NOISE_TYPES, DropoutReplay, both_passes_in_one_forward, check_noise_args, noised_token_embeddings
@@ -140,20 +139,12 @@ def reduce_r3f_metrics(logging_outputs: List[Dict]) -> None:
         metrics.log_scalar("noise_changed_pct", 100.0 * changed / elements, elements, round=2)
 
 
-class StockPass(NamedTuple):
-    """A second run of the stock criterion's ``forward`` (R-Drop's): its task loss; no noise, so nothing changed."""
-
-    loss: Tensor
-    changed: Optional[Tensor] = None
-
-
 class ConsistencyCriterion:
     """loss = a stock fairseq criterion's loss + lambda * a consistency term between the model's output on the clean
     input and on perturbed token embeddings. Mixed in before the stock criterion, whose ``forward`` runs unchanged
     (the task loss and its metrics are fairseq's) and whose clean output is captured, not recomputed. A criterion
-    sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines ``check_model``, ``perturbed_logits`` (the
-    second pass's logits and its ``NoiseRecord``, or a ``StockPass`` whose task loss joins the total) and
-    ``consistency_term``; ``further_terms`` adds terms of its own (SMART's proximal term)."""
+    sets ``criterion_name`` and ``consistency_weight`` (lambda) and defines ``check_model``, ``perturbed_logits`` and
+    ``consistency_term``; ``further_terms`` adds terms of its own (SMART's proximal term, R-Drop's two)."""
 
     criterion_name: str
     consistency_weight: float
@@ -192,8 +183,6 @@ class ConsistencyCriterion:
             if record.changed is not None:  # fp16/bf16: how many embedding entries the noise changed
                 logging_output.update(noise_changed=record.changed, noise_elements=record.elements)
             term, key = self.consistency_term(model, sample, sample_size, clean_logits, perturbed_logits)
-            if isinstance(record, StockPass):  # R-Drop: CE(P1) + CE(P2) + alpha * term
-                loss = loss + record.loss
             loss = add_consistency_term(loss, logging_output, self.consistency_weight, term, key)
         for weight, term, key in self.further_terms(model, sample, clean_logits):
             loss = add_consistency_term(loss, logging_output, weight, term, key)
@@ -289,10 +278,16 @@ class RDropCriterion(ConsistencyCriterion):
 
     def set_rdrop_options(self, cfg: RDropConfig) -> None:
         self.check_options(cfg)
-        self.consistency_weight = cfg.rdrop_alpha
+        # both terms are further terms: no noised pass, and the second cross-entropy joins the loss unweighted
+        self.consistency_weight, self.rdrop_alpha = 0.0, cfg.rdrop_alpha
 
-    def perturbed_logits(self, model, sample, logits_1):
-        """The second pass: the stock ``forward`` again (fairseq's task loss, label smoothing included), no noise."""
+    def further_terms_due(self) -> bool:
+        return self.rdrop_alpha != 0
+
+    def further_terms(self, model, sample, logits_1):
+        """The second pass: the stock ``forward`` again (fairseq's task loss, label smoothing included), no noise; its
+        loss as it is, and alpha * the term between the two passes' logits."""
         stock = super(ConsistencyCriterion, self).forward
-        loss, _, _, output = stock_forward(stock, model, sample, True, self.criterion_name)
-        return output[0], StockPass(loss)
+        loss_2, sample_size, _, output = stock_forward(stock, model, sample, True, self.criterion_name)
+        term, key = self.consistency_term(model, sample, sample_size, logits_1, output[0])
+        return [(1.0, loss_2, "rdrop_second_loss"), (self.rdrop_alpha, term, key)]
